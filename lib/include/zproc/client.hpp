@@ -1,0 +1,96 @@
+// zproc/client.hpp - a connection to a zproc server, shared by the state handles made from it.
+#pragma once
+
+#include <zproc/detail/request.hpp>
+#include <zproc/error.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/deferred.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace zproc {
+
+/// The completion token used when none is given: `co_await c.async_connect(addr)` works in an
+/// asio::awaitable coroutine, and the operation composes with other deferred operations.
+using default_token = boost::asio::deferred_t;
+
+struct client_options {
+  /// Largest frame this client sends or accepts (the server's own limit applies too).
+  std::size_t max_frame_size = 8u * 1024u * 1024u;
+  /// Deadline of connect() / async_connect() (socket connect and hello).
+  std::chrono::milliseconds connect_timeout{10'000};
+  /// Deadline of each blocking call; zero waits without a deadline. Async operations have no
+  /// implicit deadline: cancel them (e.g. with a timer and cancellation slot) instead.
+  std::chrono::milliseconds request_timeout{30'000};
+};
+
+/// One connection to a server. Many requests may be in flight on it at once (pipelining):
+/// each carries an id and replies may come in any order. If the connection breaks, every
+/// pending request fails with client_errc::connection_closed; none waits forever.
+///
+/// Two modes:
+///  - `client(ex)`: an Asio I/O object; all its I/O runs on (a strand of) `ex`. Use the
+///    `async_*` operations; blocking calls are allowed only from threads that do not run `ex`.
+///  - `client()`: blocking mode. The client owns a private io_context that the calling thread
+///    runs inside each blocking call (no helper thread, no thread hop). Blocking calls from
+///    several threads are serialized.
+class client {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  explicit client(client_options options = {});
+  explicit client(executor_type ex, client_options options = {});
+  ~client();  ///< closes the connection once no state handle uses it any more
+  client(client&&) noexcept;
+  client& operator=(client&&) noexcept;
+
+  executor_type get_executor() const noexcept;
+
+  /// Connects to `address` (ipc://... or tcp://...) and performs the handshake.
+  /// Completion: void(error_code). Errors: client_errc::bad_address, server_unreachable,
+  /// version_mismatch, timeout, already_connected. Supports terminal cancellation.
+  template <class CompletionToken = default_token>
+  auto async_connect(std::string address, CompletionToken&& token = default_token{}) {
+    return boost::asio::async_initiate<CompletionToken, void(error_code)>(
+        [](auto h, const std::shared_ptr<detail::client_impl>& impl, std::string addr) {
+          start_connect(impl, std::move(addr),
+                        boost::asio::any_completion_handler<void(error_code)>(std::move(h)));
+        },
+        token, impl_, std::move(address));
+  }
+  /// Blocking connect; throws zproc::error.
+  void connect(const std::string& address);
+
+  /// Round trip to the server; completes with the server's pid.
+  template <class CompletionToken = default_token>
+  auto async_ping(CompletionToken&& token = default_token{}) {
+    return detail::async_request<std::int64_t>(impl_, detail::make_request("ping", {}),
+                                               std::forward<CompletionToken>(token));
+  }
+  std::int64_t ping();
+
+  /// Closes the connection: pending requests fail with client_errc::connection_closed.
+  void close();
+
+  /// After connect: the address connected to, the server's pid, and the id the server gave
+  /// this connection (what identifies its writes).
+  std::string address() const;
+  std::int64_t server_pid() const;
+  std::uint64_t id() const;
+
+  /// Internal: the shared connection (used by zproc::state).
+  const std::shared_ptr<detail::client_impl>& impl() const noexcept { return impl_; }
+
+ private:
+  static void start_connect(const std::shared_ptr<detail::client_impl>& c, std::string address,
+                            boost::asio::any_completion_handler<void(error_code)> h);
+
+  std::shared_ptr<detail::client_impl> impl_;
+};
+
+}  // namespace zproc

@@ -1,0 +1,49 @@
+// Private: the thin template front of every client operation. It hands the completion handler,
+// type-erased, to compiled code (lib/src/client), so that users' builds stay fast.
+#pragma once
+
+#include <zproc/error.hpp>
+#include <zproc/json.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/async_result.hpp>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace zproc::detail {
+
+class client_impl;
+
+template <class T>
+using handler = boost::asio::any_completion_handler<void(error_code, T)>;
+
+/// Sends `request`; completes with the reply's result converted to T, on the handler's
+/// associated executor. Explicitly instantiated for: json, bool, std::uint64_t, std::int64_t,
+/// std::vector<std::string>, std::vector<json>, std::vector<std::pair<std::string, json>>,
+/// std::pair<std::string, json>.
+template <class T>
+void start_request(const std::shared_ptr<client_impl>& c, json request, handler<T> h);
+
+/// Blocking: sends `request` and waits (client_options::request_timeout at most). Throws
+/// zproc::error carrying the server's diagnostics.
+template <class T>
+T call(const std::shared_ptr<client_impl>& c, json request);
+
+template <class T, class CompletionToken>
+auto async_request(const std::shared_ptr<client_impl>& c, json request, CompletionToken&& token) {
+  return boost::asio::async_initiate<CompletionToken, void(error_code, T)>(
+      [](auto h, const std::shared_ptr<client_impl>& impl, json req) {
+        start_request<T>(impl, std::move(req), handler<T>(std::move(h)));
+      },
+      token, c, std::move(request));
+}
+
+/// A request skeleton: {"o": op, "n": ns}.
+json make_request(const char* op, const std::string& ns);
+json make_request(const char* op, const std::string& ns, std::string key);
+
+}  // namespace zproc::detail

@@ -1,0 +1,96 @@
+// zproc/error.hpp - error codes of zproc, and the exception the blocking API throws.
+#pragma once
+
+#include <boost/system/error_code.hpp>
+#include <boost/system/system_error.hpp>
+
+#include <string>
+#include <string_view>
+#include <type_traits>
+
+namespace zproc {
+
+using boost::system::error_code;
+
+/// Errors detected by the client side of a connection (this process).
+enum class client_errc {
+  /// The address is not `ipc:///path` or `tcp://host:port`.
+  bad_address = 1,
+  /// Could not connect: no server listens at that address. Start one (`zproc server --listen
+  /// ADDR`) or check ZPROC_ADDRESS.
+  server_unreachable,
+  /// The server speaks another protocol version; use the same zproc release on both ends.
+  version_mismatch,
+  /// The operation needs a connected client; call connect() first.
+  not_connected,
+  /// The connection broke (the server stopped or the network failed) before the reply came.
+  connection_closed,
+  /// The server sent bytes that are not a valid zproc frame.
+  protocol_error,
+  /// A message is larger than the maximum frame size (client_options::max_frame_size).
+  frame_too_large,
+  /// The operation did not complete before its deadline (client_options::request_timeout).
+  timeout,
+  /// connect() was called on a client that is already connected or connecting.
+  already_connected,
+};
+
+/// Errors reported by the server; they travel over the wire as {category, code, message}.
+enum class server_errc {
+  /// The key is not in the namespace.
+  key_not_found = 1,
+  /// A value has the wrong JSON type for the operation (e.g. update() with a non-object).
+  wrong_type,
+  /// The request is malformed: a field is missing or has the wrong type.
+  bad_request,
+  /// The request names an operation this server does not know.
+  unknown_op,
+  /// A frame exceeded the server's maximum frame size; the connection is closed.
+  frame_too_large,
+  /// A frame's payload is not valid MessagePack.
+  malformed_frame,
+  /// The first message was not a valid hello; the connection is closed.
+  handshake_required,
+  /// The client's protocol version is not supported; the connection is closed.
+  version_mismatch,
+  /// popitem() on an empty namespace.
+  empty_namespace,
+  /// The reply would exceed the client's maximum frame size; read fewer keys at a time.
+  reply_too_large,
+  /// The server is shutting down.
+  shutting_down,
+  /// An unexpected failure inside the server (a bug: please report it).
+  internal,
+};
+
+const boost::system::error_category& client_category() noexcept;
+const boost::system::error_category& server_category() noexcept;
+
+inline error_code make_error_code(client_errc e) noexcept {
+  return {static_cast<int>(e), client_category()};
+}
+inline error_code make_error_code(server_errc e) noexcept {
+  return {static_cast<int>(e), server_category()};
+}
+
+/// What the blocking API throws: a system_error whose code is one of ours (or an OS/Asio code),
+/// plus the diagnostics text the server sent (e.g. "key 'cookies' not found in namespace 'x'").
+class error : public boost::system::system_error {
+ public:
+  error(error_code ec, std::string diagnostics)
+      : boost::system::system_error(ec, diagnostics), diagnostics_(std::move(diagnostics)) {}
+  explicit error(error_code ec) : boost::system::system_error(ec) {}
+
+  /// The server's (or client's) detailed message; may be empty.
+  const std::string& diagnostics() const noexcept { return diagnostics_; }
+
+ private:
+  std::string diagnostics_;
+};
+
+}  // namespace zproc
+
+template <>
+struct boost::system::is_error_code_enum<zproc::client_errc> : std::true_type {};
+template <>
+struct boost::system::is_error_code_enum<zproc::server_errc> : std::true_type {};

@@ -1,0 +1,88 @@
+// zproc/server.hpp - the state server: namespaces of JSON state, served over Unix and TCP sockets.
+#pragma once
+
+#include <zproc/error.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+
+#include <cstddef>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace zproc {
+
+struct server_config {
+  /// Addresses to listen on: `ipc:///path/to.sock` (created with mode 0600; a stale socket file
+  /// nobody listens on is replaced) and/or `tcp://host:port` (port 0 picks a free port).
+  std::vector<std::string> listen;
+  /// Largest frame (request or reply) in bytes. A bigger request closes that connection with
+  /// server_errc::frame_too_large; a bigger reply is replaced by server_errc::reply_too_large.
+  std::size_t max_frame_size = 8u * 1024u * 1024u;
+  /// Replies buffered for one connection that does not read them; past this the server stops
+  /// reading that connection's requests until it catches up (backpressure, bounded memory).
+  std::size_t max_pending_output = 64u * 1024u * 1024u;
+};
+
+namespace server_detail {
+class server_impl;
+}
+
+/// The state server, as an I/O object on an executor you give it (embedding in an Asio
+/// application). All its work runs on a strand of that executor; it never creates threads.
+///
+///   asio::io_context ioc;
+///   zproc::server srv(ioc.get_executor(), {.listen = {"ipc:///tmp/app.sock"}});
+///   srv.start();           // binds now; throws zproc::error if an address is unusable
+///   ioc.run();             // serves until srv.stop()
+class server {
+ public:
+  using executor_type = boost::asio::any_io_executor;
+
+  server(executor_type ex, server_config config);
+  ~server();  ///< stops (closes listeners and connections)
+  server(const server&) = delete;
+  server& operator=(const server&) = delete;
+
+  /// Binds every address of the config and starts accepting. Throws zproc::error (with the
+  /// address in the message) if one cannot be bound; nothing stays bound then.
+  void start();
+
+  /// The addresses really bound, in config order (a tcp port 0 replaced by the chosen port).
+  std::vector<std::string> addresses() const;
+
+  /// Stops accepting and closes every connection (their pending requests fail with
+  /// client_errc::connection_closed on the client side). Thread-safe; idempotent.
+  void stop();
+
+  executor_type get_executor() const noexcept;
+
+ private:
+  std::shared_ptr<server_detail::server_impl> impl_;
+};
+
+/// A server on its own thread with its own io_context: the "embedded server" of a program.
+///
+///   zproc::server_thread srv({.listen = {"tcp://127.0.0.1:0"}});
+///   zproc::client c;  c.connect(srv.address());
+class server_thread {
+ public:
+  /// Starts the server; throws zproc::error if an address cannot be bound. With an empty
+  /// `listen`, listens on a fresh Unix socket in the temporary directory.
+  explicit server_thread(server_config config = {});
+  ~server_thread();  ///< stop() and join
+  server_thread(const server_thread&) = delete;
+  server_thread& operator=(const server_thread&) = delete;
+
+  /// The first bound address (what clients connect to).
+  std::string address() const;
+  std::vector<std::string> addresses() const;
+  /// Stops the server and joins its thread. Idempotent.
+  void stop();
+
+ private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace zproc

@@ -1,0 +1,9 @@
+// zproc/zproc.hpp - everything: state server, client, state.
+#pragma once
+
+#include <zproc/address.hpp>
+#include <zproc/client.hpp>
+#include <zproc/error.hpp>
+#include <zproc/json.hpp>
+#include <zproc/server.hpp>
+#include <zproc/state.hpp>

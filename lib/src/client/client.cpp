@@ -1,0 +1,217 @@
+#include "client/client_core.hpp"
+#include "protocol/message.hpp"
+
+#include <zproc/client.hpp>
+
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+
+namespace zproc {
+namespace detail {
+
+namespace asio = boost::asio;
+
+namespace {
+
+/// Converts a reply's result to T; a result of the wrong shape is a protocol error.
+template <class T>
+error_code convert(json&& result, T& out, std::string& message) {
+  try {
+    if constexpr (std::is_same_v<T, json>) {
+      out = std::move(result);
+    } else {
+      out = std::move(result).template get<T>();
+    }
+    return {};
+  } catch (const json::exception& ex) {
+    message = std::string("unexpected reply from the server: ") + ex.what();
+    return client_errc::protocol_error;
+  }
+}
+
+/// A pending async operation: the user's handler, type-erased, plus work on its executor.
+template <class T>
+class handler_op final : public pending_op {
+ public:
+  handler_op(handler<T> h, const asio::any_io_executor& conn_ex)
+      : h_(std::move(h)),
+        conn_ex_(conn_ex),
+        work_(asio::prefer(asio::get_associated_executor(h_, conn_ex),
+                           asio::execution::outstanding_work.tracked)) {}
+
+  asio::cancellation_slot cancellation_slot() override {
+    return asio::get_associated_cancellation_slot(h_);
+  }
+
+  void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
+    auto slot = asio::get_associated_cancellation_slot(h_);
+    if (slot.is_connected()) slot.clear();
+    T value{};
+    if (!ec) ec = convert(std::move(result), value, message);
+    // post/dispatch through the connection's executor; Asio then runs the handler on its own
+    // associated executor. `work` keeps that executor busy until the handoff is queued.
+    auto work = std::move(work_);
+    auto bound = asio::append(std::move(h_), ec, std::move(value));
+    if (must_post) {
+      asio::post(conn_ex_, std::move(bound));
+    } else {
+      asio::dispatch(conn_ex_, std::move(bound));
+    }
+  }
+
+ private:
+  handler<T> h_;
+  asio::any_io_executor conn_ex_;
+  asio::any_completion_executor work_;
+};
+
+/// A pending blocking operation: hands its outcome to the waiting thread.
+class blocking_op final : public pending_op {
+ public:
+  explicit blocking_op(std::shared_ptr<blocking_result> r) : r_(std::move(r)) {}
+  void complete(error_code ec, json&& result, std::string&& message, bool) override {
+    r_->set(ec, std::move(result), std::move(message));
+  }
+
+ private:
+  std::shared_ptr<blocking_result> r_;
+};
+
+/// Runs one blocking request; returns the raw result or throws zproc::error.
+json call_raw(const std::shared_ptr<client_impl>& c, json request) {
+  auto result = std::make_shared<blocking_result>();
+  auto id = std::make_shared<std::uint64_t>(0);
+  const auto& conn = c->conn();
+  const bool in_time = c->run_blocking(
+      *result,
+      [&conn, &request, result, id] {
+        *id = conn->request(std::move(request), std::make_unique<blocking_op>(result));
+      },
+      c->options().request_timeout, [conn, id] { conn->cancel(*id); });
+  if (!in_time)
+    throw zproc::error(client_errc::timeout, "no reply within " +
+                                                 std::to_string(c->options().request_timeout.count()) +
+                                                 " ms (client_options::request_timeout)");
+  std::lock_guard lock(result->mutex);
+  if (!result->done)
+    throw zproc::error(client_errc::connection_closed, "the connection stopped making progress");
+  if (result->ec) throw zproc::error(result->ec, std::move(result->message));
+  return std::move(result->value);
+}
+
+}  // namespace
+
+template <class T>
+void start_request(const std::shared_ptr<client_impl>& c, json request, handler<T> h) {
+  auto op = std::make_unique<handler_op<T>>(std::move(h), c->get_executor());
+  asio::dispatch(c->get_executor(), [conn = c->conn(), request = std::move(request),
+                                     op = std::move(op)]() mutable {
+    conn->request(std::move(request), std::move(op));
+  });
+}
+
+template <class T>
+T call(const std::shared_ptr<client_impl>& c, json request) {
+  json raw = call_raw(c, std::move(request));
+  T value{};
+  std::string message;
+  if (auto ec = convert(std::move(raw), value, message)) throw zproc::error(ec, message);
+  return value;
+}
+
+#define ZPROC_INSTANTIATE(T)                                                         \
+  template void start_request<T>(const std::shared_ptr<client_impl>&, json, handler<T>); \
+  template T call<T>(const std::shared_ptr<client_impl>&, json);
+
+ZPROC_INSTANTIATE(json)
+ZPROC_INSTANTIATE(bool)
+ZPROC_INSTANTIATE(std::uint64_t)
+ZPROC_INSTANTIATE(std::int64_t)
+ZPROC_INSTANTIATE(std::vector<std::string>)
+ZPROC_INSTANTIATE(std::vector<json>)
+using item = std::pair<std::string, json>;
+ZPROC_INSTANTIATE(item)
+ZPROC_INSTANTIATE(std::vector<item>)
+#undef ZPROC_INSTANTIATE
+
+json make_request(const char* op, const std::string& ns) {
+  json r = json::object();
+  r[protocol::field::op] = op;
+  r[protocol::field::ns] = ns;
+  return r;
+}
+
+json make_request(const char* op, const std::string& ns, std::string key) {
+  json r = make_request(op, ns);
+  r[protocol::field::key] = std::move(key);
+  return r;
+}
+
+}  // namespace detail
+
+// --- client ------------------------------------------------------------------------------------
+
+client::client(client_options options)
+    : impl_(std::make_shared<detail::client_impl>(options)) {}
+client::client(executor_type ex, client_options options)
+    : impl_(std::make_shared<detail::client_impl>(std::move(ex), options)) {}
+client::~client() = default;
+client::client(client&&) noexcept = default;
+client& client::operator=(client&&) noexcept = default;
+
+client::executor_type client::get_executor() const noexcept { return impl_->get_executor(); }
+
+void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::string text,
+                           boost::asio::any_completion_handler<void(error_code)> h) {
+  namespace asio = boost::asio;
+  auto work = asio::prefer(asio::get_associated_executor(h, c->get_executor()),
+                           asio::execution::outstanding_work.tracked);
+  error_code parse_ec;
+  auto a = address::parse(text, parse_ec);
+  if (!a) {
+    asio::post(c->get_executor(), asio::append(std::move(h), parse_ec));
+    return;
+  }
+  asio::dispatch(c->get_executor(), [conn = c->conn(), ex = c->get_executor(), a = std::move(*a),
+                                     h = std::move(h), work = std::move(work)]() mutable {
+    auto shared_h = std::make_shared<decltype(h)>(std::move(h));
+    conn->connect(std::move(a), [shared_h, ex, work](error_code ec, std::string) {
+      asio::dispatch(ex, asio::append(std::move(*shared_h), ec));
+    });
+  });
+}
+
+void client::connect(const std::string& text) {
+  auto a = address::parse(text);
+  auto result = std::make_shared<detail::blocking_result>();
+  const auto& conn = impl_->conn();
+  impl_->run_blocking(
+      *result,
+      [&conn, &a, result] {
+        conn->connect(a, [result](error_code ec, std::string message) {
+          result->set(ec, {}, std::move(message));
+        });
+      },
+      {},  // connect has its own deadline (client_options::connect_timeout)
+      [] {});
+  std::lock_guard lock(result->mutex);
+  if (!result->done) throw zproc::error(client_errc::server_unreachable, "connect made no progress");
+  if (result->ec) throw zproc::error(result->ec, std::move(result->message));
+}
+
+std::int64_t client::ping() {
+  return detail::call<std::int64_t>(impl_, detail::make_request("ping", {}));
+}
+
+void client::close() { impl_->close(); }
+
+std::string client::address() const { return impl_->conn()->remote(); }
+std::int64_t client::server_pid() const { return impl_->conn()->server_pid(); }
+std::uint64_t client::id() const { return impl_->conn()->client_id(); }
+
+}  // namespace zproc

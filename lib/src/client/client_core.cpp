@@ -1,0 +1,337 @@
+#include "client/client_core.hpp"
+
+#include "protocol/message.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/connect.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+namespace zproc::detail {
+
+namespace asio = boost::asio;
+namespace field = protocol::field;
+using generic_protocol = asio::generic::stream_protocol;
+
+connection::connection(asio::any_io_executor ex, client_options options)
+    : ex_(std::move(ex)),
+      options_(options),
+      socket_(ex_),
+      decoder_(options.max_frame_size) {}
+
+void connection::connect(address a, std::function<void(error_code, std::string)> done) {
+  if (state_ != state::idle) {
+    auto ec = state_ == state::closed ? make_error_code(client_errc::connection_closed)
+                                      : make_error_code(client_errc::already_connected);
+    asio::post(ex_, [done = std::move(done), ec] { done(ec, {}); });
+    return;
+  }
+  state_ = state::connecting;
+  remote_ = a.to_string();
+  asio::co_spawn(ex_, do_connect(std::move(a), std::move(done)), asio::detached);
+}
+
+asio::awaitable<void> connection::do_connect(address a,
+                                             std::function<void(error_code, std::string)> done) {
+  auto self = shared_from_this();
+  // One deadline for the socket connect and the hello: on expiry the socket closes, which
+  // fails whatever step is in progress.
+  auto expired = std::make_shared<bool>(false);
+  asio::steady_timer deadline(ex_);
+  deadline.expires_after(options_.connect_timeout);
+  deadline.async_wait([this, self, expired](error_code ec) {
+    if (ec || state_ != state::connecting) return;
+    *expired = true;
+    error_code ignored;
+    socket_.close(ignored);
+  });
+  const bool& timed_out = *expired;
+
+  const auto fail = [&](error_code ec, std::string message) {
+    deadline.cancel();
+    if (timed_out) {
+      ec = client_errc::timeout;
+      message = "connecting to " + remote_ + " timed out";
+    }
+    close(ec, message);
+    done(ec, std::move(message));
+  };
+
+  error_code ec;
+  if (a.kind == address::transport::ipc) {
+    socket_.open(generic_protocol(AF_UNIX, 0), ec);
+    if (!ec)
+      std::tie(ec) = co_await socket_.async_connect(
+          generic_protocol::endpoint(asio::local::stream_protocol::endpoint(a.path)),
+          asio::as_tuple(asio::use_awaitable));
+  } else {
+    asio::ip::tcp::resolver resolver(ex_);
+    auto [rec, results] = co_await resolver.async_resolve(a.host, std::to_string(a.port),
+                                                          asio::as_tuple(asio::use_awaitable));
+    ec = rec;
+    if (!ec) {
+      ec = asio::error::host_not_found;
+      for (const auto& entry : results) {
+        error_code ignored;
+        socket_.close(ignored);
+        if (timed_out) break;
+        generic_protocol::endpoint ep(entry.endpoint());
+        socket_.open(ep.protocol(), ec);
+        if (ec) continue;
+        std::tie(ec) = co_await socket_.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+        if (!ec) break;
+      }
+      if (!ec) socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+    }
+  }
+  if (ec) {
+    fail(client_errc::server_unreachable, "cannot connect to " + remote_ + ": " + ec.message());
+    co_return;
+  }
+
+  // Hello, and wait for the answer (the only frame the server sends before it).
+  std::string hello;
+  protocol::append_frame(hello, protocol::make_hello(options_.max_frame_size));
+  std::tie(ec, std::ignore) =
+      co_await asio::async_write(socket_, asio::buffer(hello), asio::as_tuple(asio::use_awaitable));
+  std::optional<json> answer;
+  while (!ec && !answer) {
+    auto space = decoder_.prepare();
+    std::size_t n = 0;
+    std::tie(ec, n) = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                                                       asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+    decoder_.commit(n);
+    std::string_view payload;
+    switch (decoder_.next(payload)) {
+      case protocol::frame_decoder::status::need_more: break;
+      case protocol::frame_decoder::status::too_large: ec = client_errc::protocol_error; break;
+      case protocol::frame_decoder::status::frame: answer = protocol::decode_payload(payload);
+    }
+  }
+  if (ec) {
+    fail(ec == client_errc::protocol_error ? ec : make_error_code(client_errc::server_unreachable),
+         "no zproc hello from " + remote_ + ": " + ec.message());
+    co_return;
+  }
+  std::string why;
+  auto reply = protocol::parse_hello_reply(*answer, ec, why);
+  if (!reply) {
+    fail(ec, why);
+    co_return;
+  }
+  deadline.cancel();
+  server_pid_ = reply->server_pid;
+  client_id_ = reply->client_id;
+  server_max_frame_ = reply->max_frame_size;
+  state_ = state::connected;
+  asio::co_spawn(ex_, read_loop(), asio::detached);
+  done({}, {});
+}
+
+std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
+  if (state_ != state::connected) {
+    if (state_ == state::closed)
+      op->complete(closed_reason_, {}, std::string(closed_message_), true);
+    else
+      op->complete(client_errc::not_connected, {}, "not connected: call connect() first", true);
+    return 0;
+  }
+  auto slot = op->cancellation_slot();
+  const std::uint64_t id = pending_.add(std::move(op));
+  req[field::id] = id;
+  const std::size_t before = out_.size();
+  const std::size_t size = protocol::append_frame(out_, req);
+  if (size > server_max_frame_ || size > options_.max_frame_size) {
+    out_.resize(before);
+    auto failed = pending_.take(id);
+    (*failed)->complete(client_errc::frame_too_large, {},
+                        "the request has " + std::to_string(size) +
+                            " bytes, more than the maximum frame of " +
+                            std::to_string(std::min(server_max_frame_, options_.max_frame_size)),
+                        true);
+    return 0;
+  }
+  if (slot.is_connected()) {
+    slot.assign([weak = weak_from_this(), ex = ex_, id](asio::cancellation_type type) {
+      if (!(type & (asio::cancellation_type::terminal | asio::cancellation_type::partial))) return;
+      asio::dispatch(ex, [weak, id] {
+        if (auto self = weak.lock()) self->cancel(id);
+      });
+    });
+  }
+  flush();
+  return id;
+}
+
+void connection::cancel(std::uint64_t id) {
+  if (auto op = pending_.take(id))
+    (*op)->complete(asio::error::operation_aborted, {}, "cancelled", false);
+}
+
+void connection::close(error_code reason, const std::string& message) {
+  if (state_ == state::closed) return;
+  state_ = state::closed;
+  closed_reason_ = reason;
+  closed_message_ = message.empty() ? reason.message() : message;
+  error_code ignored;
+  socket_.shutdown(socket_type::shutdown_both, ignored);
+  socket_.close(ignored);
+  for (auto& op : pending_.take_all())
+    op->complete(reason, {}, std::string(closed_message_), false);
+}
+
+asio::awaitable<void> connection::read_loop() {
+  auto self = shared_from_this();
+  while (state_ == state::connected) {
+    auto space = decoder_.prepare();
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                                                     asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      close(client_errc::connection_closed,
+            "the connection to " + remote_ + " closed: " + ec.message());
+      co_return;
+    }
+    decoder_.commit(n);
+    std::string_view payload;
+    for (;;) {
+      const auto st = decoder_.next(payload);
+      if (st == protocol::frame_decoder::status::need_more) break;
+      if (st == protocol::frame_decoder::status::too_large) {
+        close(client_errc::frame_too_large,
+              "the server sent a frame of " + std::to_string(decoder_.announced_size()) +
+                  " bytes, more than this client's maximum of " +
+                  std::to_string(decoder_.max_frame_size()));
+        co_return;
+      }
+      on_frame(payload);
+      if (state_ != state::connected) co_return;
+    }
+  }
+}
+
+void connection::on_frame(std::string_view payload) {
+  json msg = protocol::decode_payload(payload);
+  if (msg.is_discarded() || !msg.is_object()) {
+    close(client_errc::protocol_error, "the server sent a frame that is not a zproc message");
+    return;
+  }
+  auto id_it = msg.find(field::id);
+  const std::uint64_t id =
+      id_it != msg.end() && id_it->is_number_unsigned() ? id_it->get<std::uint64_t>() : 0;
+  auto err_it = msg.find(field::error);
+  if (id == 0) {
+    // A message about the connection itself: the server is about to close it.
+    std::string message = "the server closed the connection";
+    error_code ec = client_errc::protocol_error;
+    if (err_it != msg.end()) ec = protocol::decode_error(*err_it, message);
+    close(ec, message);
+    return;
+  }
+  auto op = pending_.take(id);
+  if (!op) return;  // cancelled: its late reply is dropped
+  if (err_it != msg.end()) {
+    std::string message;
+    const error_code ec = protocol::decode_error(*err_it, message);
+    (*op)->complete(ec, {}, std::move(message), false);
+    return;
+  }
+  auto r = msg.find(field::result);
+  json result = r == msg.end() ? json() : std::move(*r);
+  (*op)->complete({}, std::move(result), {}, false);
+}
+
+void connection::flush() {
+  if (writing_ || out_.empty() || state_ != state::connected) return;
+  writing_ = true;
+  inflight_.swap(out_);
+  out_.clear();
+  asio::async_write(socket_, asio::buffer(inflight_),
+                    [self = shared_from_this()](error_code ec, std::size_t) {
+                      self->writing_ = false;
+                      self->inflight_.clear();
+                      if (ec) {
+                        self->close(client_errc::connection_closed,
+                                    "writing to " + self->remote_ + " failed: " + ec.message());
+                        return;
+                      }
+                      self->flush();
+                    });
+}
+
+// --- client_impl ------------------------------------------------------------------------------
+
+client_impl::client_impl(client_options options)
+    : own_ioc_(std::make_unique<asio::io_context>(1)),
+      ex_(own_ioc_->get_executor()),
+      options_(options),
+      conn_(std::make_shared<connection>(ex_, options)) {}
+
+client_impl::client_impl(asio::any_io_executor ex, client_options options)
+    : ex_(asio::make_strand(std::move(ex))),
+      options_(options),
+      conn_(std::make_shared<connection>(ex_, options)) {}
+
+client_impl::~client_impl() { close(); }
+
+void client_impl::close() {
+  if (own_ioc_) {
+    std::lock_guard lock(blocking_mutex_);
+    conn_->close(client_errc::connection_closed, "the client was closed");
+    // Let the reader see the closed socket; the io_context's destructor drops the rest.
+    own_ioc_->restart();
+    own_ioc_->poll();
+  } else {
+    asio::dispatch(ex_, [c = conn_] {
+      c->close(client_errc::connection_closed, "the client was closed");
+    });
+  }
+}
+
+bool client_impl::run_blocking(blocking_result& result, const std::function<void()>& start,
+                               std::chrono::milliseconds timeout,
+                               const std::function<void()>& on_timeout) {
+  const bool has_deadline = timeout.count() > 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool in_time = true;
+  if (own_ioc_) {
+    std::lock_guard lock(blocking_mutex_);
+    start();
+    while (!result.is_done()) {
+      if (own_ioc_->stopped()) own_ioc_->restart();
+      const std::size_t ran =
+          has_deadline && in_time ? own_ioc_->run_one_until(deadline) : own_ioc_->run_one();
+      if (ran != 0) continue;
+      if (has_deadline && in_time && std::chrono::steady_clock::now() >= deadline) {
+        in_time = false;
+        on_timeout();
+        continue;
+      }
+      if (own_ioc_->stopped()) break;  // no work left: the caller reports the missing result
+    }
+    return in_time;
+  }
+  asio::dispatch(ex_, start);
+  std::unique_lock lock(result.mutex);
+  if (has_deadline) {
+    if (!result.cv.wait_until(lock, deadline, [&] { return result.done; })) {
+      in_time = false;
+      asio::dispatch(ex_, on_timeout);
+      // The timeout handler completes the operation; do not wait forever if nobody runs the
+      // executor.
+      result.cv.wait_for(lock, std::chrono::seconds(5), [&] { return result.done; });
+    }
+  } else {
+    result.cv.wait(lock, [&] { return result.done; });
+  }
+  return in_time;
+}
+
+}  // namespace zproc::detail

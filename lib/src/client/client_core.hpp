@@ -1,0 +1,148 @@
+// The client's I/O driver (connection) and the object that owns it (client_impl).
+//
+// connection: one socket, a reader coroutine that matches replies to pending requests by id
+// (protocol::request_table), and a double-buffered writer. All of its members run on one
+// executor (a strand, or the blocking client's private io_context).
+//
+// client_impl: what zproc::client and zproc::state share. Owns the private io_context of a
+// blocking client and runs it on the calling thread inside blocking calls.
+#pragma once
+
+#include "protocol/frame.hpp"
+#include "protocol/request_table.hpp"
+
+#include <zproc/address.hpp>
+#include <zproc/client.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <condition_variable>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+namespace zproc::detail {
+
+/// A request waiting for its reply. complete() is called exactly once, on the connection's
+/// executor; `must_post` is set when the caller may be the initiating function.
+class pending_op {
+ public:
+  virtual ~pending_op() = default;
+  virtual void complete(error_code ec, json&& result, std::string&& message, bool must_post) = 0;
+  /// The slot through which the caller may cancel (possibly unconnected).
+  virtual boost::asio::cancellation_slot cancellation_slot() { return {}; }
+};
+
+class connection : public std::enable_shared_from_this<connection> {
+ public:
+  using socket_type = boost::asio::generic::stream_protocol::socket;
+
+  connection(boost::asio::any_io_executor ex, client_options options);
+
+  // Everything below must be called on the connection's executor.
+
+  /// Connects and says hello; `done(ec, message)` runs on the executor.
+  void connect(address a, std::function<void(error_code, std::string)> done);
+  /// Sends a request (adds the id) and registers `op`; returns the id (0 if it failed at once).
+  std::uint64_t request(json req, std::unique_ptr<pending_op> op);
+  /// Cancels a pending request: it completes with operation_aborted; a late reply is dropped.
+  void cancel(std::uint64_t id);
+  /// Closes the socket and fails every pending request with `reason`.
+  void close(error_code reason, const std::string& message = {});
+
+  const boost::asio::any_io_executor& get_executor() const noexcept { return ex_; }
+  bool is_connected() const noexcept { return state_ == state::connected; }
+  std::int64_t server_pid() const noexcept { return server_pid_; }
+  std::uint64_t client_id() const noexcept { return client_id_; }
+  const std::string& remote() const noexcept { return remote_; }
+
+ private:
+  enum class state { idle, connecting, connected, closed };
+
+  boost::asio::awaitable<void> do_connect(address a,
+                                          std::function<void(error_code, std::string)> done);
+  boost::asio::awaitable<void> read_loop();
+  void on_frame(std::string_view payload);
+  void flush();
+
+  boost::asio::any_io_executor ex_;
+  client_options options_;
+  socket_type socket_;
+  protocol::frame_decoder decoder_;
+  protocol::request_table<std::unique_ptr<pending_op>> pending_;
+  std::string out_;
+  std::string inflight_;
+  bool writing_ = false;
+  state state_ = state::idle;
+  error_code closed_reason_;
+  std::string closed_message_;
+  std::size_t server_max_frame_ = protocol::default_max_frame_size;
+  std::int64_t server_pid_ = 0;
+  std::uint64_t client_id_ = 0;
+  std::string remote_;
+};
+
+/// Where a blocking call's operation leaves its outcome (shared: a timed-out caller may leave).
+struct blocking_result {
+  std::mutex mutex;
+  std::condition_variable cv;
+  bool done = false;
+  error_code ec;
+  json value;
+  std::string message;
+
+  void set(error_code e, json&& v, std::string&& m) {
+    {
+      std::lock_guard lock(mutex);
+      ec = e;
+      value = std::move(v);
+      message = std::move(m);
+      done = true;
+    }
+    cv.notify_all();
+  }
+  bool is_done() {
+    std::lock_guard lock(mutex);
+    return done;
+  }
+};
+
+/// Shared by a client and its states. Closes the connection when the last of them goes.
+class client_impl {
+ public:
+  /// Blocking mode: owns an io_context.
+  explicit client_impl(client_options options);
+  /// Async mode: a strand of `ex`.
+  client_impl(boost::asio::any_io_executor ex, client_options options);
+  ~client_impl();
+
+  const boost::asio::any_io_executor& get_executor() const noexcept { return ex_; }
+  const client_options& options() const noexcept { return options_; }
+  const std::shared_ptr<connection>& conn() const noexcept { return conn_; }
+  bool blocking_mode() const noexcept { return own_ioc_ != nullptr; }
+  /// Closes the connection (thread-safe): pending requests fail with connection_closed.
+  void close();
+
+  /// Runs `start` (which initiates one operation on the connection, completing `result`) and
+  /// waits for the result, at most `timeout` (zero = no deadline). On expiry runs `on_timeout`
+  /// on the connection's executor (it must complete the operation soon) and returns false.
+  /// Blocking mode runs the private io_context on this thread; async mode waits for the
+  /// executor's own threads (never call it from one of them).
+  bool run_blocking(blocking_result& result, const std::function<void()>& start,
+                    std::chrono::milliseconds timeout, const std::function<void()>& on_timeout);
+
+ private:
+  std::unique_ptr<boost::asio::io_context> own_ioc_;  // destroyed last: its handlers own conn_
+  boost::asio::any_io_executor ex_;
+  client_options options_;
+  std::shared_ptr<connection> conn_;
+  std::mutex blocking_mutex_;
+};
+
+}  // namespace zproc::detail

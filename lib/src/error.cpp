@@ -1,0 +1,71 @@
+#include <zproc/error.hpp>
+
+#include <string>
+
+namespace zproc {
+
+namespace {
+
+class client_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "zproc.client"; }
+  std::string message(int ev) const override {
+    switch (static_cast<client_errc>(ev)) {
+      case client_errc::bad_address:
+        return "bad address: expected ipc:///path/to.sock or tcp://host:port";
+      case client_errc::server_unreachable:
+        return "no zproc server at that address: start one with 'zproc server --listen ADDR' "
+               "or check ZPROC_ADDRESS";
+      case client_errc::version_mismatch:
+        return "the server speaks another protocol version: use the same zproc release on "
+               "both ends";
+      case client_errc::not_connected: return "not connected: call connect() first";
+      case client_errc::connection_closed:
+        return "the connection to the server closed before the reply came";
+      case client_errc::protocol_error: return "the server sent something that is not zproc";
+      case client_errc::frame_too_large:
+        return "the message is larger than the maximum frame size";
+      case client_errc::timeout: return "the operation timed out";
+      case client_errc::already_connected: return "the client is already connected";
+    }
+    return "unknown zproc client error " + std::to_string(ev);
+  }
+};
+
+class server_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "zproc.server"; }
+  std::string message(int ev) const override {
+    switch (static_cast<server_errc>(ev)) {
+      case server_errc::key_not_found: return "key not found";
+      case server_errc::wrong_type: return "a value has the wrong type for this operation";
+      case server_errc::bad_request: return "malformed request";
+      case server_errc::unknown_op: return "unknown operation";
+      case server_errc::frame_too_large:
+        return "the frame exceeds the server's maximum frame size";
+      case server_errc::malformed_frame: return "the frame is not valid MessagePack";
+      case server_errc::handshake_required: return "the connection must start with a hello";
+      case server_errc::version_mismatch: return "unsupported protocol version";
+      case server_errc::empty_namespace: return "the namespace is empty";
+      case server_errc::reply_too_large:
+        return "the reply exceeds the client's maximum frame size; read fewer keys at a time";
+      case server_errc::shutting_down: return "the server is shutting down";
+      case server_errc::internal: return "internal server error";
+    }
+    return "unknown zproc server error " + std::to_string(ev);
+  }
+};
+
+}  // namespace
+
+const boost::system::error_category& client_category() noexcept {
+  static const client_category_impl instance;
+  return instance;
+}
+
+const boost::system::error_category& server_category() noexcept {
+  static const server_category_impl instance;
+  return instance;
+}
+
+}  // namespace zproc

@@ -1,0 +1,56 @@
+#include "protocol/frame.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+namespace zproc::protocol {
+
+std::size_t append_frame(std::string& out, const nlohmann::json& message) {
+  const std::size_t start = out.size();
+  out.append(frame_header_size, '\0');
+  nlohmann::json::to_msgpack(message, nlohmann::detail::output_adapter<char>(out));
+  const std::size_t size = out.size() - start - frame_header_size;
+  const auto n = static_cast<std::uint32_t>(size);
+  out[start + 0] = static_cast<char>((n >> 24) & 0xff);
+  out[start + 1] = static_cast<char>((n >> 16) & 0xff);
+  out[start + 2] = static_cast<char>((n >> 8) & 0xff);
+  out[start + 3] = static_cast<char>(n & 0xff);
+  return size;
+}
+
+std::span<char> frame_decoder::prepare(std::size_t min_bytes) {
+  // Move a partial frame to the front so that the buffer does not grow with the stream.
+  if (begin_ == end_) {
+    begin_ = end_ = 0;
+  } else if (begin_ > 0 && (buf_.size() - end_ < min_bytes)) {
+    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+  }
+  const std::size_t need = end_ + min_bytes;
+  if (buf_.size() < need) buf_.resize(std::max(need, buf_.size() * 2));
+  return {buf_.data() + end_, buf_.size() - end_};
+}
+
+frame_decoder::status frame_decoder::next(std::string_view& payload) {
+  const std::size_t avail = end_ - begin_;
+  if (avail < frame_header_size) return status::need_more;
+  const auto* p = reinterpret_cast<const unsigned char*>(buf_.data() + begin_);
+  const std::size_t size = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |
+                           (std::size_t{p[2]} << 8) | std::size_t{p[3]};
+  if (size > max_frame_size_) {
+    announced_ = size;
+    return status::too_large;
+  }
+  if (avail < frame_header_size + size) return status::need_more;
+  payload = std::string_view(buf_.data() + begin_ + frame_header_size, size);
+  begin_ += frame_header_size + size;
+  return status::frame;
+}
+
+nlohmann::json decode_payload(std::string_view payload) {
+  return nlohmann::json::from_msgpack(payload.begin(), payload.end(), /*strict=*/true,
+                                      /*allow_exceptions=*/false);
+}
+
+}  // namespace zproc::protocol

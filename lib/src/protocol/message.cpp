@@ -1,0 +1,124 @@
+#include "protocol/message.hpp"
+
+namespace zproc::protocol {
+
+namespace {
+constexpr std::string_view server_category_name = "zproc.server";
+constexpr std::string_view client_category_name = "zproc.client";
+}  // namespace
+
+json make_hello(std::size_t max_frame_size) {
+  return json{{field::hello, magic}, {field::version, version}, {field::max_frame, max_frame_size}};
+}
+
+json make_hello_reply(const hello_reply& r) {
+  return json{{field::hello, magic},
+              {field::version, version},
+              {field::pid, r.server_pid},
+              {field::client_id, r.client_id},
+              {field::max_frame, r.max_frame_size}};
+}
+
+std::optional<std::size_t> check_hello(const json& msg, error_code& ec, std::string& why) {
+  const auto fail = [&](server_errc e, std::string text) -> std::optional<std::size_t> {
+    ec = e;
+    why = std::move(text);
+    return std::nullopt;
+  };
+  if (!msg.is_object()) return fail(server_errc::handshake_required, "expected a hello message");
+  auto h = msg.find(field::hello);
+  if (h == msg.end() || !h->is_string() || h->get_ref<const std::string&>() != magic)
+    return fail(server_errc::handshake_required,
+                "the first message must be a zproc hello; is this a zproc client?");
+  auto v = msg.find(field::version);
+  if (v == msg.end() || !v->is_number_integer())
+    return fail(server_errc::handshake_required, "hello without a protocol version");
+  if (v->get<std::int64_t>() != version)
+    return fail(server_errc::version_mismatch,
+                "client speaks protocol version " + std::to_string(v->get<std::int64_t>()) +
+                    ", this server speaks version " + std::to_string(version) +
+                    ": use the same zproc release on both ends");
+  std::size_t max_frame = default_max_frame_size;
+  if (auto m = msg.find(field::max_frame); m != msg.end() && m->is_number_unsigned())
+    max_frame = m->get<std::size_t>();
+  return max_frame;
+}
+
+std::optional<hello_reply> parse_hello_reply(const json& msg, error_code& ec, std::string& why) {
+  if (msg.is_object()) {
+    if (auto e = msg.find(field::error); e != msg.end()) {
+      ec = decode_error(*e, why);
+      if (ec == server_errc::version_mismatch) ec = client_errc::version_mismatch;
+      return std::nullopt;
+    }
+    auto h = msg.find(field::hello);
+    auto v = msg.find(field::version);
+    if (h != msg.end() && *h == magic && v != msg.end() && v->is_number_integer()) {
+      if (v->get<std::int64_t>() != version) {
+        ec = client_errc::version_mismatch;
+        why = "server speaks protocol version " + std::to_string(v->get<std::int64_t>()) +
+              ", this client speaks version " + std::to_string(version);
+        return std::nullopt;
+      }
+      hello_reply r;
+      r.server_pid = msg.value(field::pid, std::int64_t{0});
+      r.client_id = msg.value(field::client_id, std::uint64_t{0});
+      r.max_frame_size = msg.value(field::max_frame, std::size_t{default_max_frame_size});
+      return r;
+    }
+  }
+  ec = client_errc::protocol_error;
+  why = "the server's answer to hello is not a zproc hello";
+  return std::nullopt;
+}
+
+json encode_error(error_code ec, std::string_view message) {
+  std::string_view cat;
+  int code = ec.value();
+  if (ec.category() == server_category()) {
+    cat = server_category_name;
+  } else if (ec.category() == client_category()) {
+    cat = client_category_name;
+  } else {
+    cat = server_category_name;
+    code = static_cast<int>(server_errc::internal);
+  }
+  std::string text(message.empty() ? ec.message() : std::string(message));
+  return json{{"c", cat}, {"n", code}, {"m", std::move(text)}};
+}
+
+error_code decode_error(const json& e, std::string& message) {
+  if (!e.is_object()) {
+    message = "malformed error in reply";
+    return client_errc::protocol_error;
+  }
+  message = e.value("m", std::string());
+  const std::string cat = e.value("c", std::string());
+  const int code = e.value("n", 0);
+  if (cat == server_category_name) return {code, server_category()};
+  if (cat == client_category_name) return {code, client_category()};
+  message = "unknown error category '" + cat + "': " + message;
+  return client_errc::protocol_error;
+}
+
+json make_reply(std::uint64_t id, json result) {
+  json r = json::object();
+  r[field::id] = id;
+  r[field::result] = std::move(result);
+  return r;
+}
+
+json make_reply(std::uint64_t id, json result, std::uint64_t revision) {
+  json r = make_reply(id, std::move(result));
+  r[field::revision] = revision;
+  return r;
+}
+
+json make_error_reply(std::uint64_t id, error_code ec, std::string_view message) {
+  json r = json::object();
+  r[field::id] = id;
+  r[field::error] = encode_error(ec, message);
+  return r;
+}
+
+}  // namespace zproc::protocol

@@ -1,0 +1,71 @@
+// The messages of the zproc wire protocol (see docs/protocol.md): field names, the hello
+// handshake, and how errors travel. Plain functions on nlohmann::json, no I/O.
+#pragma once
+
+#include "protocol/frame.hpp"
+
+#include <zproc/error.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace zproc::protocol {
+
+using nlohmann::json;
+
+/// Bumped on every incompatible change of the messages below.
+inline constexpr std::int64_t version = 1;
+inline constexpr std::string_view magic = "zproc";
+
+/// Field names (short: they are in every message).
+namespace field {
+inline constexpr const char* hello = "hello";      // handshake marker, value "zproc"
+inline constexpr const char* version = "version";  // handshake: protocol version
+inline constexpr const char* max_frame = "max_frame";
+inline constexpr const char* pid = "pid";
+inline constexpr const char* client_id = "client";
+inline constexpr const char* id = "i";        // request id; 0 = the connection itself
+inline constexpr const char* op = "o";        // operation name
+inline constexpr const char* ns = "n";        // namespace
+inline constexpr const char* key = "k";       // key
+inline constexpr const char* value = "v";     // value / object argument
+inline constexpr const char* fallback = "d";  // default value (get, pop, setdefault)
+inline constexpr const char* result = "r";    // reply: result
+inline constexpr const char* revision = "rv";  // reply: namespace revision after the op
+inline constexpr const char* error = "e";     // reply: {c: category, n: code, m: message}
+}  // namespace field
+
+/// The client's first message.
+json make_hello(std::size_t max_frame_size);
+
+/// What a server answers to a good hello.
+struct hello_reply {
+  std::int64_t server_pid = 0;
+  std::uint64_t client_id = 0;
+  std::size_t max_frame_size = 0;
+};
+json make_hello_reply(const hello_reply& r);
+
+/// Validates a hello (server side). Returns the client's max frame size, or an error with a
+/// message in `why`.
+std::optional<std::size_t> check_hello(const json& msg, error_code& ec, std::string& why);
+
+/// Reads a hello reply (client side): an error reply becomes `ec` + `why`.
+std::optional<hello_reply> parse_hello_reply(const json& msg, error_code& ec, std::string& why);
+
+/// {c, n, m}: an error as it travels. Only zproc's categories cross the wire by name; any other
+/// code travels as server_errc::internal with its message.
+json encode_error(error_code ec, std::string_view message);
+/// The inverse; an unknown category becomes client_errc::protocol_error.
+error_code decode_error(const json& e, std::string& message);
+
+/// A reply to request `id`.
+json make_reply(std::uint64_t id, json result);
+json make_reply(std::uint64_t id, json result, std::uint64_t revision);
+json make_error_reply(std::uint64_t id, error_code ec, std::string_view message);
+
+}  // namespace zproc::protocol

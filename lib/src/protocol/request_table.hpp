@@ -1,0 +1,52 @@
+// Client side request matching: gives each request an id and finds its pending operation when
+// the reply comes, in any order. A plain class, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <unordered_map>
+#include <utility>
+#include <vector>
+
+namespace zproc::protocol {
+
+template <class Pending>
+class request_table {
+ public:
+  /// Registers a pending request; returns its id (never 0: 0 addresses the connection).
+  std::uint64_t add(Pending p) {
+    const std::uint64_t id = next_id_++;
+    pending_.emplace(id, std::move(p));
+    return id;
+  }
+
+  /// Removes and returns the request with this id; nullopt if unknown (already completed,
+  /// cancelled, or never sent).
+  std::optional<Pending> take(std::uint64_t id) {
+    auto it = pending_.find(id);
+    if (it == pending_.end()) return std::nullopt;
+    std::optional<Pending> p(std::move(it->second));
+    pending_.erase(it);
+    return p;
+  }
+
+  /// Removes every pending request and returns them (to fail them all when the connection
+  /// breaks). The table is empty and reusable afterwards.
+  std::vector<Pending> take_all() {
+    std::vector<Pending> all;
+    all.reserve(pending_.size());
+    for (auto& [id, p] : pending_) all.push_back(std::move(p));
+    pending_.clear();
+    return all;
+  }
+
+  bool contains(std::uint64_t id) const { return pending_.count(id) != 0; }
+  std::size_t size() const noexcept { return pending_.size(); }
+  bool empty() const noexcept { return pending_.empty(); }
+
+ private:
+  std::uint64_t next_id_ = 1;
+  std::unordered_map<std::uint64_t, Pending> pending_;
+};
+
+}  // namespace zproc::protocol

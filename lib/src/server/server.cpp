@@ -1,0 +1,244 @@
+#include "server/session.hpp"
+#include "server/store.hpp"
+
+#include <zproc/address.hpp>
+#include <zproc/server.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/basic_socket_acceptor.hpp>
+#include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <cstdlib>
+#include <filesystem>
+#include <future>
+#include <thread>
+#include <unordered_map>
+
+namespace zproc {
+namespace server_detail {
+
+namespace asio = boost::asio;
+using generic_protocol = asio::generic::stream_protocol;
+
+namespace {
+
+[[noreturn]] void throw_bind_error(const address& a, std::string what) {
+  throw zproc::error(make_error_code(std::errc::address_not_available),
+                     "cannot listen at " + a.to_string() + ": " + what);
+}
+
+/// A Unix socket path is free if nothing is there, or if a socket is there that nobody listens
+/// on (left over by a server that crashed): that one is removed.
+void clear_stale_socket(const address& a) {
+  struct stat st {};
+  if (::lstat(a.path.c_str(), &st) != 0) return;
+  if (!S_ISSOCK(st.st_mode)) throw_bind_error(a, "the path exists and is not a socket");
+  asio::io_context probe_ctx;
+  asio::local::stream_protocol::socket probe(probe_ctx);
+  error_code ec;
+  probe.connect(asio::local::stream_protocol::endpoint(a.path), ec);
+  if (!ec) throw_bind_error(a, "another server is listening there");
+  ::unlink(a.path.c_str());
+}
+
+}  // namespace
+
+class server_impl : public std::enable_shared_from_this<server_impl> {
+ public:
+  server_impl(asio::any_io_executor ex, server_config config)
+      : strand_(asio::make_strand(ex)), config_(std::move(config)), store_(::getpid()) {}
+
+  void start() {
+    if (started_) throw zproc::error(make_error_code(std::errc::operation_in_progress),
+                                     "server::start() was called twice");
+    std::vector<std::unique_ptr<listener>> bound;
+    for (const auto& text : config_.listen) bound.push_back(bind(address::parse(text)));
+    started_ = true;
+    listeners_ = std::move(bound);
+    for (auto& l : listeners_) {
+      addresses_.push_back(l->addr.to_string());
+      asio::co_spawn(strand_, accept_loop(shared_from_this(), l.get()), asio::detached);
+    }
+  }
+
+  void stop() {
+    asio::dispatch(strand_, [self = shared_from_this()] { self->stop_now(); });
+  }
+
+  std::vector<std::string> addresses() const { return addresses_; }
+  asio::any_io_executor get_executor() const { return strand_; }
+
+ private:
+  struct listener {
+    asio::basic_socket_acceptor<generic_protocol> acceptor;
+    address addr;
+  };
+
+  std::unique_ptr<listener> bind(address a) {
+    auto l = std::make_unique<listener>(listener{asio::basic_socket_acceptor<generic_protocol>(strand_), a});
+    error_code ec;
+    generic_protocol::endpoint ep;
+    if (a.kind == address::transport::ipc) {
+      clear_stale_socket(a);
+      if (a.path.size() >= sizeof(sockaddr_un{}.sun_path))
+        throw_bind_error(a, "the socket path is longer than the system's limit of " +
+                                std::to_string(sizeof(sockaddr_un{}.sun_path) - 1) + " bytes");
+      ep = generic_protocol::endpoint(asio::local::stream_protocol::endpoint(a.path));
+    } else {
+      asio::io_context resolve_ctx;
+      asio::ip::tcp::resolver resolver(resolve_ctx);
+      auto results = resolver.resolve(a.host, std::to_string(a.port),
+                                      asio::ip::tcp::resolver::passive, ec);
+      if (ec || results.empty()) throw_bind_error(a, "cannot resolve host: " + ec.message());
+      ep = generic_protocol::endpoint(results.begin()->endpoint());
+    }
+    auto& acc = l->acceptor;
+    if (acc.open(ep.protocol(), ec); ec) throw_bind_error(a, ec.message());
+    if (a.kind == address::transport::tcp) acc.set_option(asio::socket_base::reuse_address(true));
+    if (acc.bind(ep, ec); ec) throw_bind_error(a, ec.message());
+    if (a.kind == address::transport::ipc) {
+      // Only this user may connect. Nobody can connect between bind() and listen().
+      if (::chmod(a.path.c_str(), S_IRUSR | S_IWUSR) != 0)
+        throw_bind_error(a, std::string("chmod: ") + std::strerror(errno));
+      unlink_on_stop_.push_back(a.path);
+    } else {
+      // Report the port the system chose for port 0.
+      const auto local = acc.local_endpoint();
+      asio::ip::tcp::endpoint tcp_ep;
+      std::memcpy(tcp_ep.data(), local.data(), local.size());
+      l->addr.port = tcp_ep.port();
+    }
+    if (acc.listen(asio::socket_base::max_listen_connections, ec); ec)
+      throw_bind_error(a, ec.message());
+    return l;
+  }
+
+  static asio::awaitable<void> accept_loop(std::shared_ptr<server_impl> self, listener* l) {
+    const bool tcp = l->addr.kind == address::transport::tcp;
+    asio::steady_timer backoff(self->strand_);
+    while (!self->stopped_) {
+      auto [ec, socket] = co_await l->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
+      if (self->stopped_) co_return;
+      if (ec) {
+        if (ec == asio::error::operation_aborted) co_return;
+        // Out of file descriptors and the like: back off instead of spinning.
+        backoff.expires_after(std::chrono::milliseconds(50));
+        co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
+        continue;
+      }
+      if (tcp) socket.set_option(asio::ip::tcp::no_delay(true), ec);
+      self->add_session(std::move(socket));
+    }
+  }
+
+  void add_session(session::socket_type socket) {
+    std::weak_ptr<server_impl> weak = weak_from_this();
+    session::environment env{store_, config_, ::getpid(), [weak](session* s) {
+                               if (auto self = weak.lock()) self->sessions_.erase(s);
+                             },
+                             shared_from_this()};
+    auto s = std::make_shared<session>(std::move(socket), std::move(env), ++last_client_id_);
+    sessions_.emplace(s.get(), s);
+    s->start();
+  }
+
+  void stop_now() {
+    if (stopped_) return;
+    stopped_ = true;
+    for (auto& l : listeners_) {
+      error_code ignored;
+      l->acceptor.close(ignored);
+    }
+    auto sessions = sessions_;
+    for (auto& [raw, weak] : sessions)
+      if (auto s = weak.lock()) s->close();
+    sessions_.clear();
+    for (const auto& path : unlink_on_stop_) ::unlink(path.c_str());
+  }
+
+  asio::any_io_executor strand_;
+  server_config config_;
+  store store_;
+  bool started_ = false;
+  bool stopped_ = false;
+  std::vector<std::unique_ptr<listener>> listeners_;
+  std::vector<std::string> addresses_;
+  std::vector<std::string> unlink_on_stop_;
+  std::unordered_map<session*, std::weak_ptr<session>> sessions_;
+  std::uint64_t last_client_id_ = 0;
+};
+
+}  // namespace server_detail
+
+// --- server -----------------------------------------------------------------------------------
+
+server::server(executor_type ex, server_config config)
+    : impl_(std::make_shared<server_detail::server_impl>(std::move(ex), std::move(config))) {}
+server::~server() { impl_->stop(); }
+void server::start() { impl_->start(); }
+std::vector<std::string> server::addresses() const { return impl_->addresses(); }
+void server::stop() { impl_->stop(); }
+server::executor_type server::get_executor() const noexcept { return impl_->get_executor(); }
+
+// --- server_thread ----------------------------------------------------------------------------
+
+namespace {
+std::string fresh_socket_address() {
+  static std::atomic<unsigned> counter{0};
+  const auto dir = std::filesystem::temp_directory_path();
+  return "ipc://" + (dir / ("zproc-" + std::to_string(::getpid()) + "-" +
+                            std::to_string(counter++) + ".sock"))
+                        .string();
+}
+}  // namespace
+
+struct server_thread::impl {
+  boost::asio::io_context ioc{1};
+  server srv;
+  std::thread thread;
+  std::promise<void> finished;
+  bool stopped = false;
+
+  explicit impl(server_config config) : srv(ioc.get_executor(), std::move(config)) {}
+};
+
+server_thread::server_thread(server_config config) {
+  if (config.listen.empty()) config.listen.push_back(fresh_socket_address());
+  impl_ = std::make_unique<impl>(std::move(config));
+  impl_->srv.start();
+  impl_->thread = std::thread([i = impl_.get()] {
+    i->ioc.run();
+    i->finished.set_value();
+  });
+}
+
+server_thread::~server_thread() { stop(); }
+
+std::string server_thread::address() const { return impl_->srv.addresses().front(); }
+std::vector<std::string> server_thread::addresses() const { return impl_->srv.addresses(); }
+
+void server_thread::stop() {
+  if (!impl_ || impl_->stopped) return;
+  impl_->stopped = true;
+  impl_->srv.stop();
+  // Closing everything ends the io_context's work; if a peer holds it up, stop it anyway.
+  if (impl_->finished.get_future().wait_for(std::chrono::seconds(5)) != std::future_status::ready)
+    impl_->ioc.stop();
+  impl_->thread.join();
+}
+
+}  // namespace zproc

@@ -1,0 +1,176 @@
+#include "server/session.hpp"
+
+#include "protocol/message.hpp"
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
+
+#include <chrono>
+
+namespace zproc::server_detail {
+
+namespace asio = boost::asio;
+using namespace std::chrono_literals;
+using protocol::field::id;
+
+namespace {
+constexpr auto hello_deadline = 10s;
+constexpr auto final_flush_deadline = 2s;
+}  // namespace
+
+session::session(socket_type socket, environment env, std::uint64_t client_id)
+    : socket_(std::move(socket)),
+      env_(std::move(env)),
+      ctx_{client_id},
+      decoder_(env_.config.max_frame_size),
+      hello_timer_(socket_.get_executor()),
+      drain_timer_(socket_.get_executor()) {}
+
+void session::start() {
+  asio::co_spawn(socket_.get_executor(), run(), asio::detached);
+}
+
+void session::close() {
+  if (closed_) return;
+  closed_ = true;
+  error_code ignored;
+  socket_.shutdown(socket_type::shutdown_both, ignored);
+  socket_.close(ignored);
+  hello_timer_.cancel();
+  drain_timer_.cancel();
+  if (env_.on_close) env_.on_close(this);
+}
+
+asio::awaitable<void> session::run() {
+  auto self = shared_from_this();
+  // A peer that connects and never says hello does not hold a connection forever.
+  hello_timer_.expires_after(hello_deadline);
+  hello_timer_.async_wait([self](error_code ec) {
+    if (!ec && !self->greeted_) self->close();
+  });
+
+  bool graceful_close = false;
+  while (!closed_) {
+    auto space = decoder_.prepare();
+    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                                                     asio::as_tuple(asio::use_awaitable));
+    if (ec) break;
+    decoder_.commit(n);
+
+    std::string_view payload;
+    for (;;) {
+      auto st = decoder_.next(payload);
+      if (st == protocol::frame_decoder::status::need_more) break;
+      if (st == protocol::frame_decoder::status::too_large) {
+        queue(protocol::make_error_reply(
+            0, server_errc::frame_too_large,
+            "a frame of " + std::to_string(decoder_.announced_size()) +
+                " bytes exceeds the server's maximum of " +
+                std::to_string(decoder_.max_frame_size()) + " bytes; closing the connection"));
+        graceful_close = true;
+        break;
+      }
+      if (!handle_frame(payload)) {
+        graceful_close = true;
+        break;
+      }
+    }
+    flush();
+    if (graceful_close) break;
+    // Backpressure: a client that does not read its replies stops being read.
+    if (pending_output() > env_.config.max_pending_output)
+      co_await drain_to(env_.config.max_pending_output / 2,
+                        asio::steady_timer::time_point::max());
+  }
+  if (graceful_close && !closed_)
+    co_await drain_to(0, asio::steady_timer::clock_type::now() + final_flush_deadline);
+  close();
+}
+
+bool session::handle_frame(std::string_view payload) {
+  nlohmann::json msg = protocol::decode_payload(payload);
+  if (msg.is_discarded()) {
+    queue(protocol::make_error_reply(0, server_errc::malformed_frame,
+                                     "a frame's payload is not valid MessagePack"));
+    return greeted_;  // before the hello, garbage means this is not a zproc client
+  }
+  if (!greeted_) {
+    error_code ec;
+    std::string why;
+    auto max_frame = protocol::check_hello(msg, ec, why);
+    if (!max_frame) {
+      queue(protocol::make_error_reply(0, ec, why));
+      return false;
+    }
+    greeted_ = true;
+    hello_timer_.cancel();
+    client_max_frame_ = *max_frame;
+    queue(protocol::make_hello_reply({env_.server_pid, ctx_.client_id, env_.config.max_frame_size}));
+    return true;
+  }
+
+  std::uint64_t request_id = 0;
+  if (msg.is_object()) {
+    auto it = msg.find(id);
+    if (it != msg.end() && it->is_number_unsigned()) request_id = it->get<std::uint64_t>();
+  }
+  if (request_id == 0) {
+    queue(protocol::make_error_reply(0, server_errc::bad_request,
+                                     "a request needs a positive integer id (field 'i')"));
+    return true;
+  }
+  outcome o = env_.data.execute(msg, ctx_);
+  if (o.error) {
+    queue_reply(protocol::make_error_reply(request_id, o.error, o.message));
+  } else if (o.has_revision) {
+    queue_reply(protocol::make_reply(request_id, std::move(o.result), o.revision));
+  } else {
+    queue_reply(protocol::make_reply(request_id, std::move(o.result)));
+  }
+  return true;
+}
+
+void session::queue(const nlohmann::json& message) { protocol::append_frame(out_, message); }
+
+void session::queue_reply(const nlohmann::json& reply) {
+  const std::size_t before = out_.size();
+  const std::size_t size = protocol::append_frame(out_, reply);
+  if (size <= client_max_frame_) return;
+  out_.resize(before);
+  queue(protocol::make_error_reply(
+      reply.value(id, std::uint64_t{0}), server_errc::reply_too_large,
+      "the reply has " + std::to_string(size) + " bytes, more than the client's maximum frame of " +
+          std::to_string(client_max_frame_) + " bytes; read fewer keys at a time"));
+}
+
+void session::flush() {
+  if (writing_ || out_.empty() || closed_) return;
+  writing_ = true;
+  inflight_.swap(out_);
+  out_.clear();
+  asio::async_write(socket_, asio::buffer(inflight_),
+                    [self = shared_from_this()](error_code ec, std::size_t) {
+                      self->writing_ = false;
+                      self->inflight_.clear();
+                      if (ec) {
+                        self->close();
+                        return;
+                      }
+                      if (!self->out_.empty()) self->flush();
+                      self->drain_timer_.cancel();  // a waiter in drain_to() re-checks
+                    });
+}
+
+asio::awaitable<void> session::drain_to(std::size_t limit,
+                                        asio::steady_timer::time_point deadline) {
+  while (!closed_ && pending_output() > limit &&
+         asio::steady_timer::clock_type::now() < deadline) {
+    drain_timer_.expires_at(deadline);
+    co_await drain_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+  }
+}
+
+}  // namespace zproc::server_detail

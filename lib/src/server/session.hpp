@@ -1,0 +1,65 @@
+// One client connection on the server: reads frames, runs each request against the store, and
+// writes the replies back, batched. A thin I/O driver around protocol/ and store.
+#pragma once
+
+#include "protocol/frame.hpp"
+#include "server/store.hpp"
+
+#include <zproc/server.hpp>
+
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/generic/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+namespace zproc::server_detail {
+
+class session : public std::enable_shared_from_this<session> {
+ public:
+  using socket_type = boost::asio::generic::stream_protocol::socket;
+
+  struct environment {
+    store& data;
+    const server_config& config;
+    std::int64_t server_pid;
+    std::function<void(session*)> on_close;  // runs once, on the server's strand
+    std::shared_ptr<void> owner;             // keeps `data` and `config` alive
+  };
+
+  session(socket_type socket, environment env, std::uint64_t client_id);
+
+  /// Starts serving on the socket's executor.
+  void start();
+  /// Closes the connection now (pending replies are dropped). Idempotent.
+  void close();
+
+ private:
+  boost::asio::awaitable<void> run();
+  /// Handles one frame; returns false when the connection must close after flushing.
+  bool handle_frame(std::string_view payload);
+  void queue(const nlohmann::json& message);
+  void queue_reply(const nlohmann::json& reply);
+  void flush();
+  std::size_t pending_output() const noexcept { return out_.size() + inflight_.size(); }
+  /// Waits until the output buffers drop to `limit` bytes, the socket closes, or `deadline`.
+  boost::asio::awaitable<void> drain_to(std::size_t limit,
+                                        boost::asio::steady_timer::time_point deadline);
+
+  socket_type socket_;
+  environment env_;
+  request_context ctx_;
+  protocol::frame_decoder decoder_;
+  std::string out_;       // replies waiting for the next write
+  std::string inflight_;  // replies being written
+  bool writing_ = false;
+  bool greeted_ = false;
+  bool closed_ = false;
+  std::size_t client_max_frame_ = protocol::default_max_frame_size;
+  boost::asio::steady_timer hello_timer_;
+  boost::asio::steady_timer drain_timer_;
+};
+
+}  // namespace zproc::server_detail
