@@ -1,1 +1,94 @@
-int main(){}
+// zproc: the state server and a client for it on the command line.
+#include "cli.hpp"
+
+#include <zproc/address.hpp>
+#include <zproc/error.hpp>
+
+#include <cstdio>
+#include <iostream>
+
+namespace zproc::cli {
+
+const char* const usage_text = R"(usage: zproc COMMAND [OPTIONS] [ARGS]
+
+commands:
+  server --listen ADDR...   run a state server (prints "listening at ADDR" per address;
+                            stops on SIGINT/SIGTERM)
+  ping                      print the server's pid
+  get KEY                   print the value of KEY as JSON
+  set KEY JSON              set KEY to a JSON value; prints the new revision
+  del KEY                   remove KEY; prints the new revision
+  keys                      print the keys, one JSON string per line
+  dump                      print the whole namespace as one JSON object
+
+options:
+  --address ADDR            server address (ipc:///path.sock or tcp://host:port);
+                            default: $ZPROC_ADDRESS
+  --namespace NS            namespace (default: "default")
+  --listen ADDR             (server) address to listen on; repeatable; port 0 = any free port
+  -h, --help                this text
+)";
+
+std::string arguments::require_address() const {
+  if (address) return *address;
+  if (auto env = address_from_env()) return *env;
+  throw usage_error{"no server address: pass --address ADDR or set ZPROC_ADDRESS"};
+}
+
+void arguments::expect(std::size_t n, const char* names) const {
+  if (positional.size() != n)
+    throw usage_error{"'" + command + "' takes " + names + " (got " +
+                      std::to_string(positional.size()) + " arguments)"};
+}
+
+arguments parse(int argc, char** argv) {
+  arguments a;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    auto value = [&](const char* name) -> std::string {
+      if (i + 1 >= argc) throw usage_error{std::string(name) + " needs a value"};
+      return argv[++i];
+    };
+    if (arg == "-h" || arg == "--help") {
+      a.help = true;
+    } else if (arg == "--address") {
+      a.address = value("--address");
+    } else if (arg == "--namespace") {
+      a.ns = value("--namespace");
+    } else if (arg == "--listen") {
+      a.listen.push_back(value("--listen"));
+    } else if (arg.starts_with("--") && arg.size() > 2) {
+      throw usage_error{"unknown option " + arg};
+    } else if (a.command.empty()) {
+      a.command = arg;
+    } else {
+      a.positional.push_back(arg);
+    }
+  }
+  return a;
+}
+
+}  // namespace zproc::cli
+
+int main(int argc, char** argv) {
+  using namespace zproc::cli;
+  try {
+    const arguments args = parse(argc, argv);
+    if (args.help || args.command.empty() || args.command == "help") {
+      std::fputs(usage_text, args.command.empty() && !args.help ? stderr : stdout);
+      return args.command.empty() && !args.help ? 2 : 0;
+    }
+    if (args.command == "server") return run_server(args);
+    return run_state_command(args);
+  } catch (const usage_error& e) {
+    std::cerr << "zproc: " << e.message << "\n(see 'zproc --help')\n";
+    return 2;
+  } catch (const zproc::error& e) {
+    std::cerr << "zproc: " << (e.diagnostics().empty() ? e.code().message() : e.diagnostics())
+              << "\n";
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "zproc: " << e.what() << "\n";
+    return 1;
+  }
+}

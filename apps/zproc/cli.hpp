@@ -1,0 +1,36 @@
+// Command-line parsing shared by the zproc subcommands: --address/--namespace and positionals.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace zproc::cli {
+
+/// Thrown for bad usage: main prints the message and the usage line, exit code 2.
+struct usage_error {
+  std::string message;
+};
+
+struct arguments {
+  std::string command;
+  std::optional<std::string> address;  // --address, else ZPROC_ADDRESS
+  std::string ns = "default";          // --namespace
+  std::vector<std::string> listen;     // server: --listen (repeatable)
+  bool help = false;
+  std::vector<std::string> positional;
+
+  /// The address to connect to; usage_error if neither --address nor ZPROC_ADDRESS is set.
+  std::string require_address() const;
+  /// Exactly `n` positionals, else usage_error naming them.
+  void expect(std::size_t n, const char* names) const;
+};
+
+arguments parse(int argc, char** argv);
+
+int run_server(const arguments& args);
+int run_state_command(const arguments& args);
+
+extern const char* const usage_text;
+
+}  // namespace zproc::cli

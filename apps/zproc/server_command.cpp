@@ -1,0 +1,39 @@
+// zproc server --listen ADDR...
+#include "cli.hpp"
+
+#include <zproc/address.hpp>
+#include <zproc/server.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+
+#include <csignal>
+#include <cstdio>
+
+namespace zproc::cli {
+
+int run_server(const arguments& args) {
+  if (!args.positional.empty()) throw usage_error{"'server' takes no arguments"};
+  server_config config;
+  config.listen = args.listen;
+  if (config.listen.empty()) {
+    if (auto env = address_from_env()) {
+      config.listen.push_back(*env);
+    } else {
+      throw usage_error{"'server' needs --listen ADDR (or ZPROC_ADDRESS)"};
+    }
+  }
+  boost::asio::io_context ioc(1);
+  server srv(ioc.get_executor(), config);
+  srv.start();
+  boost::asio::signal_set signals(ioc, SIGINT, SIGTERM);
+  signals.async_wait([&](error_code ec, int) {
+    if (!ec) srv.stop();
+  });
+  for (const auto& a : srv.addresses()) std::printf("listening at %s\n", a.c_str());
+  std::fflush(stdout);
+  ioc.run();
+  return 0;
+}
+
+}  // namespace zproc::cli

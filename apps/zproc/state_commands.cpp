@@ -1,0 +1,56 @@
+// zproc ping | get | set | del | keys | dump: one blocking client, one request.
+#include "cli.hpp"
+
+#include <zproc/client.hpp>
+#include <zproc/state.hpp>
+
+#include <iostream>
+
+namespace zproc::cli {
+
+namespace {
+
+json parse_json_argument(const std::string& text) {
+  json v = json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (v.is_discarded())
+    throw usage_error{"not valid JSON: " + text + " (strings need quotes: '\"text\"')"};
+  return v;
+}
+
+}  // namespace
+
+int run_state_command(const arguments& args) {
+  const std::string& cmd = args.command;
+  static const char* const known[] = {"ping", "get", "set", "del", "keys", "dump"};
+  if (std::find(std::begin(known), std::end(known), cmd) == std::end(known))
+    throw usage_error{"unknown command '" + cmd + "'"};
+
+  // Check the arguments before touching the network.
+  json value;
+  if (cmd == "ping" || cmd == "keys" || cmd == "dump") args.expect(0, "no arguments");
+  if (cmd == "get" || cmd == "del") args.expect(1, "one argument: KEY");
+  if (cmd == "set") {
+    args.expect(2, "two arguments: KEY JSON");
+    value = parse_json_argument(args.positional[1]);
+  }
+
+  client c;
+  c.connect(args.require_address());
+  state st(c, args.ns);
+  if (cmd == "ping") {
+    std::cout << c.ping() << "\n";
+  } else if (cmd == "get") {
+    std::cout << st.get(args.positional[0]).dump() << "\n";
+  } else if (cmd == "set") {
+    std::cout << st.set(args.positional[0], std::move(value)) << "\n";
+  } else if (cmd == "del") {
+    std::cout << st.erase(args.positional[0]) << "\n";
+  } else if (cmd == "keys") {
+    for (const auto& k : st.keys()) std::cout << json(k).dump() << "\n";
+  } else if (cmd == "dump") {
+    std::cout << st.copy().dump() << "\n";
+  }
+  return 0;
+}
+
+}  // namespace zproc::cli

@@ -1,0 +1,202 @@
+// The co_await API: coroutines on a user's io_context, pipelining, cancellation, deadlines, and
+// a connection that breaks under pending requests.
+#include "support/server_process.hpp"
+
+#include <zproc/zproc.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <doctest/doctest.h>
+
+#include <thread>
+
+using namespace zproc;
+namespace asio = boost::asio;
+using asio::awaitable;
+using test::run_with_deadline;
+using namespace std::chrono_literals;
+
+TEST_SUITE("async") {
+  TEST_CASE("co_await every kind of operation on an embedded server, one thread") {
+    asio::io_context ioc;
+    // The server and the client share the user's io_context: no extra thread anywhere.
+    server srv(ioc.get_executor(), {.listen = {test::fresh_ipc_address()}});
+    srv.start();
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      client c(ioc.get_executor());
+      co_await c.async_connect(srv.addresses().front());
+      state st(c, "async");
+      const auto pid = co_await c.async_ping();
+      CHECK(pid == ::getpid());
+      CHECK(co_await st.async_set("cookies", 1) == 1);
+      CHECK(co_await st.async_get("cookies") == 1);
+      json fallback = "none";
+      CHECK(co_await st.async_get("nope", fallback) == "none");
+      CHECK(co_await st.async_contains("cookies"));
+      CHECK(co_await st.async_size() == 1);
+      json obj = {{"a", 1}, {"b", 2}};
+      CHECK(co_await st.async_update(obj) == 2);
+      CHECK((co_await st.async_keys()).size() == 3);
+      CHECK((co_await st.async_values()).size() == 3);
+      CHECK((co_await st.async_items()).size() == 3);
+      CHECK((co_await st.async_copy())["b"] == 2);
+      CHECK(co_await st.async_pop("a") == 1);
+      CHECK((co_await st.async_popitem()).first == "cookies");
+      json seven = 7;
+      CHECK(co_await st.async_setdefault("s", seven) == 7);
+      co_await st.async_erase("s");
+      json only = {{"only", 1}};
+      co_await st.async_replace(only);
+      CHECK(co_await st.async_revision() == 7);
+      co_await st.async_clear();
+      CHECK(co_await st.async_size() == 0);
+
+      // Errors arrive as error codes with as_tuple, or as exceptions.
+      auto [ec, v] = co_await st.async_get("nope", asio::as_tuple(asio::deferred));
+      CHECK(ec == server_errc::key_not_found);
+      bool threw = false;
+      try {
+        co_await st.async_get("nope", asio::use_awaitable);
+      } catch (const boost::system::system_error& e) {
+        threw = e.code() == server_errc::key_not_found;
+      }
+      CHECK(threw);
+      srv.stop();
+    }());
+  }
+
+  TEST_CASE("pipelining: 1000 requests in flight on one connection") {
+    test::server_process sp;
+    asio::io_context ioc;
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      client c(ioc.get_executor());
+      co_await c.async_connect(sp.tcp());
+      state st(c, "pipe");
+      int completed = 0;
+      std::vector<std::uint64_t> revs;
+      for (int i = 0; i < 1000; ++i)
+        st.async_set("k" + std::to_string(i), i, [&](error_code ec, std::uint64_t rev) {
+          CHECK_FALSE(ec);
+          revs.push_back(rev);
+          ++completed;
+        });
+      while (completed < 1000) {
+        asio::steady_timer t(ioc, 1ms);
+        co_await t.async_wait(asio::deferred);
+      }
+      std::sort(revs.begin(), revs.end());
+      CHECK(revs.front() == 1);
+      CHECK(revs.back() == 1000);
+      CHECK(std::adjacent_find(revs.begin(), revs.end()) == revs.end());
+      CHECK(co_await st.async_size() == 1000);
+    }());
+  }
+
+  TEST_CASE("cancellation: the request completes with operation_aborted, the client stays usable") {
+    test::server_process sp;
+    asio::io_context ioc;
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      client c(ioc.get_executor());
+      co_await c.async_connect(sp.ipc());
+      state st(c, "cancel");
+      sp.stop_signal();  // the server stops answering
+      asio::cancellation_signal signal;
+      asio::steady_timer t(ioc, 100ms);
+      t.async_wait([&](error_code) { signal.emit(asio::cancellation_type::terminal); });
+      auto [ec, v] = co_await st.async_get(
+          "x", asio::as_tuple(asio::bind_cancellation_slot(signal.slot(), asio::use_awaitable)));
+      CHECK(ec == asio::error::operation_aborted);
+
+      // Or with a timeout composed from a timer (awaitable operators).
+      using namespace asio::experimental::awaitable_operators;
+      asio::steady_timer deadline(ioc, 100ms);
+      auto which = co_await (st.async_get("x", asio::use_awaitable) ||
+                             deadline.async_wait(asio::use_awaitable));
+      CHECK(which.index() == 1);  // the timer won
+
+      sp.continue_signal();
+      CHECK(co_await st.async_set("x", 1) > 0);  // usable; late replies were dropped
+      CHECK(co_await st.async_get("x") == 1);
+    }());
+  }
+
+  TEST_CASE("a server that dies fails every pending request, none hangs") {
+    test::server_process sp;
+    asio::io_context ioc;
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      client c(ioc.get_executor());
+      co_await c.async_connect(sp.tcp());
+      state st(c, "dies");
+      sp.stop_signal();
+      int failed = 0;
+      for (int i = 0; i < 100; ++i)
+        st.async_get("x", [&](error_code ec, json) {
+          if (ec == client_errc::connection_closed) ++failed;
+        });
+      asio::steady_timer t(ioc, 100ms);
+      co_await t.async_wait(asio::deferred);
+      sp.kill_now();
+      while (failed < 100) {
+        asio::steady_timer tick(ioc, 5ms);
+        co_await tick.async_wait(asio::deferred);
+      }
+      CHECK(failed == 100);
+      auto [ec, v] = co_await st.async_get("x", asio::as_tuple(asio::deferred));
+      CHECK(ec == client_errc::connection_closed);  // later requests fail at once
+    }());
+  }
+
+  TEST_CASE("blocking calls: request_timeout, then recovery") {
+    test::server_process sp;
+    client c({.request_timeout = 300ms});
+    c.connect(sp.ipc());
+    state st(c, "timeout");
+    sp.stop_signal();
+    try {
+      st.get("x");
+      FAIL("no exception");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == client_errc::timeout);
+    }
+    sp.continue_signal();
+    st.set("x", 2);
+    CHECK(st.get("x") == 2);
+  }
+
+  TEST_CASE("blocking twins on an async client whose io_context runs on another thread") {
+    test::server_process sp;
+    asio::io_context ioc;
+    auto guard = asio::make_work_guard(ioc);
+    std::thread runner([&] { ioc.run(); });
+    {
+      client c(ioc.get_executor(), {.request_timeout = 5s});
+      c.connect(sp.ipc());
+      state st(c, "mixed");
+      st.set("k", "v");
+      CHECK(st.get("k") == "v");
+      auto fut = st.async_size(asio::use_future);
+      CHECK(fut.get() == 1);
+    }
+    guard.reset();
+    ioc.stop();
+    runner.join();
+  }
+
+  TEST_CASE("server_thread: an embedded server on its own thread") {
+    server_thread srv;  // a fresh Unix socket in the temp directory
+    client c;
+    c.connect(srv.address());
+    CHECK(c.ping() == ::getpid());
+    state(c).set("x", 1);
+    srv.stop();
+    CHECK_THROWS_AS(state(c).get("x"), zproc::error);  // connection_closed
+  }
+}

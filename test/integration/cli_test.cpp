@@ -1,0 +1,84 @@
+// The zproc command: each subcommand against a real server, and its errors.
+#include "support/server_process.hpp"
+
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+
+using zproc::test::run_program;
+using namespace std::chrono_literals;
+
+namespace {
+zproc::test::run_result zproc_cmd(std::vector<std::string> args,
+                                  std::vector<std::string> env = {}) {
+  args.insert(args.begin(), ZPROC_EXE);
+  return run_program(args, 20s, env);
+}
+}  // namespace
+
+TEST_SUITE("cli") {
+  TEST_CASE("ping, set, get, keys, dump, del over --address and ZPROC_ADDRESS") {
+    zproc::test::server_process srv;
+    const std::string env = "ZPROC_ADDRESS=" + srv.ipc();
+
+    auto r = zproc_cmd({"ping", "--address", srv.tcp()});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == std::to_string(srv.pid()) + "\n");
+
+    CHECK(zproc_cmd({"set", "cookies", "5"}, {env}).out == "1\n");
+    CHECK(zproc_cmd({"set", "who", R"({"name":"bob","tags":[1,2]})"}, {env}).out == "2\n");
+    CHECK(zproc_cmd({"get", "cookies"}, {env}).out == "5\n");
+    CHECK(zproc_cmd({"get", "who", "--address", srv.tcp()}).out ==
+          R"({"name":"bob","tags":[1,2]})" "\n");
+    CHECK(zproc_cmd({"keys"}, {env}).out == "\"cookies\"\n\"who\"\n");
+    CHECK(zproc_cmd({"dump"}, {env}).out == R"({"cookies":5,"who":{"name":"bob","tags":[1,2]}})" "\n");
+    CHECK(zproc_cmd({"del", "cookies"}, {env}).out == "3\n");
+    CHECK(zproc_cmd({"dump"}, {env}).out == R"({"who":{"name":"bob","tags":[1,2]}})" "\n");
+
+    CHECK(zproc_cmd({"--namespace", "other", "set", "x", "true"}, {env}).exit_code == 0);
+    CHECK(zproc_cmd({"dump", "--namespace", "other"}, {env}).out == "{\"x\":true}\n");
+    CHECK(zproc_cmd({"keys", "--namespace", "empty"}, {env}).out == "");
+  }
+
+  TEST_CASE("errors: exit codes and one clear line") {
+    zproc::test::server_process srv;
+    const std::string env = "ZPROC_ADDRESS=" + srv.ipc();
+
+    auto missing = zproc_cmd({"get", "nope"}, {env});
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.err == "zproc: key 'nope' not found in namespace 'default'\n");
+
+    auto bad_json = zproc_cmd({"set", "k", "not json"}, {env});
+    CHECK(bad_json.exit_code == 2);
+    CHECK(bad_json.err.find("not valid JSON") != std::string::npos);
+
+    auto no_server = zproc_cmd({"ping", "--address", zproc::test::fresh_ipc_address()});
+    CHECK(no_server.exit_code == 1);
+    CHECK(no_server.err.find("cannot connect") != std::string::npos);
+
+    auto no_address = zproc_cmd({"ping"}, {"ZPROC_ADDRESS="});
+    CHECK(no_address.exit_code == 2);
+    CHECK(no_address.err.find("ZPROC_ADDRESS") != std::string::npos);
+
+    CHECK(zproc_cmd({"fly"}, {env}).exit_code == 2);
+    CHECK(zproc_cmd({"get"}, {env}).exit_code == 2);
+    CHECK(zproc_cmd({"get", "--bogus"}, {env}).exit_code == 2);
+    CHECK(zproc_cmd({"ping", "--address", "http://x"}).exit_code == 1);
+
+    auto help = zproc_cmd({"--help"});
+    CHECK(help.exit_code == 0);
+    CHECK(help.out.find("server --listen") != std::string::npos);
+  }
+
+  TEST_CASE("server: listening line, socket mode 0600, clean stop on SIGTERM, address in use") {
+    zproc::test::server_process srv;  // checks the "listening at" lines itself
+    const std::string path = srv.ipc().substr(6);
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0600);
+
+    auto clash = zproc_cmd({"server", "--listen", srv.ipc()});
+    CHECK(clash.exit_code == 1);
+    CHECK(clash.err.find("another server is listening") != std::string::npos);
+  }
+}

@@ -1,0 +1,198 @@
+// Every dict operation against a real `zproc server` process, over both transports.
+#include "support/server_process.hpp"
+
+#include <zproc/zproc.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+
+using namespace zproc;
+using zproc::test::server_process;
+
+namespace {
+server_process& shared_server() {
+  static server_process srv;
+  return srv;
+}
+
+template <class F>
+void on_both_transports(F&& f) {
+  for (const auto& addr : shared_server().addresses()) {
+    CAPTURE(addr);
+    client c;
+    c.connect(addr);
+    f(c, addr);
+  }
+}
+
+std::string fresh_ns() {
+  static std::atomic<int> n{0};
+  return "ns-" + std::to_string(n++);
+}
+}  // namespace
+
+TEST_SUITE("state") {
+  TEST_CASE("every dict operation, blocking, over ipc and tcp") {
+    on_both_transports([](client& c, const std::string&) {
+      state st(c, fresh_ns());
+      CHECK(c.ping() == shared_server().pid());
+      CHECK(st.revision() == 0);
+      CHECK(st.size() == 0);
+
+      CHECK(st.set("cookies", 0) == 1);
+      CHECK(st.set("name", "zproc") == 2);
+      CHECK(st.get("cookies") == 0);
+      CHECK(st.get("name") == "zproc");
+      CHECK(st.get("missing", json("fallback")) == "fallback");
+      CHECK(st.contains("cookies"));
+      CHECK_FALSE(st.contains("missing"));
+      CHECK(st.size() == 2);
+      CHECK(st.keys() == std::vector<std::string>{"cookies", "name"});
+      CHECK(st.values() == std::vector<json>{0, "zproc"});
+      CHECK(st.items() == std::vector<state::item>{{"cookies", 0}, {"name", "zproc"}});
+      CHECK(st.copy() == json({{"cookies", 0}, {"name", "zproc"}}));
+
+      CHECK(st.update({{"a", 1}, {"b", {1, 2, 3}}}) == 3);
+      CHECK(st.get("b") == json({1, 2, 3}));
+      CHECK(st.pop("a") == 1);
+      CHECK(st.pop("a", json(nullptr)) == nullptr);
+      CHECK(st.popitem() == state::item{"name", "zproc"});
+      CHECK(st.setdefault("s", 7) == 7);
+      CHECK(st.setdefault("s", 8) == 7);
+      CHECK(st.erase("s") > 0);
+      CHECK(st.replace({{"only", true}}) > 0);
+      CHECK(st.copy() == json({{"only", true}}));
+      const auto before = st.revision();
+      CHECK(st.clear() == before + 1);
+      CHECK(st.size() == 0);
+    });
+  }
+
+  TEST_CASE("errors carry a code and the server's message") {
+    on_both_transports([](client& c, const std::string&) {
+      state st(c, fresh_ns());
+      try {
+        st.get("nope");
+        FAIL("no exception");
+      } catch (const zproc::error& e) {
+        CHECK(e.code() == server_errc::key_not_found);
+        CHECK(e.diagnostics().find("'nope'") != std::string::npos);
+      }
+      CHECK_THROWS_AS(st.erase("nope"), zproc::error);
+      CHECK_THROWS_AS(st.popitem(), zproc::error);
+      try {
+        st.update(json::array({1}));
+        FAIL("no exception");
+      } catch (const zproc::error& e) {
+        CHECK(e.code() == server_errc::wrong_type);
+      }
+      CHECK(st.revision() == 0);  // nothing was written
+      CHECK(c.ping() > 0);        // the connection is still fine
+    });
+  }
+
+  TEST_CASE("namespaces are separate; fork shares the connection") {
+    client c;
+    c.connect(shared_server().ipc());
+    state a(c, fresh_ns());
+    state b = a.fork(fresh_ns());
+    a.set("k", "in a");
+    b.set("k", "in b");
+    CHECK(a.get("k") == "in a");
+    CHECK(b.get("k") == "in b");
+    CHECK(a.revision() == 1);
+    CHECK(b.revision() == 1);
+
+    client other;
+    other.connect(shared_server().tcp());
+    CHECK(state(other, a.name()).get("k") == "in a");  // the same namespace from elsewhere
+  }
+
+  TEST_CASE("concurrent clients: every write lands, revisions are unique") {
+    const std::string ns = fresh_ns();
+    constexpr int threads = 8;
+    constexpr int writes = 200;
+    std::vector<std::vector<std::uint64_t>> revs(threads);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        client c;
+        c.connect(t % 2 ? shared_server().ipc() : shared_server().tcp());
+        state st(c, ns);
+        for (int i = 0; i < writes; ++i)
+          revs[t].push_back(st.set("t" + std::to_string(t) + "-" + std::to_string(i), i));
+      });
+    }
+    for (auto& th : pool) th.join();
+    client c;
+    c.connect(shared_server().ipc());
+    state st(c, ns);
+    CHECK(st.size() == threads * writes);
+    CHECK(st.revision() == threads * writes);
+    std::vector<std::uint64_t> all;
+    for (auto& v : revs) all.insert(all.end(), v.begin(), v.end());
+    std::sort(all.begin(), all.end());
+    CHECK(std::adjacent_find(all.begin(), all.end()) == all.end());
+    CHECK(all.front() == 1);
+    CHECK(all.back() == threads * writes);
+    CHECK(st.get("t7-199") == 199);
+  }
+
+  TEST_CASE("one blocking client shared by several threads") {
+    client c;
+    c.connect(shared_server().ipc());
+    state st(c, fresh_ns());
+    std::vector<std::thread> pool;
+    for (int t = 0; t < 4; ++t)
+      pool.emplace_back([&, t] {
+        for (int i = 0; i < 100; ++i) st.set(std::to_string(t * 1000 + i), t);
+      });
+    for (auto& th : pool) th.join();
+    CHECK(st.size() == 400);
+  }
+
+  TEST_CASE("large values and a reply larger than the client accepts") {
+    client c({.max_frame_size = 64 * 1024});
+    c.connect(shared_server().ipc());
+    state st(c, fresh_ns());
+    const std::string big(40 * 1024, 'x');
+    st.set("a", big);
+    CHECK(st.get("a") == big);
+    st.set("b", big);
+    try {
+      st.copy();  // 80 KiB > 64 KiB
+      FAIL("no exception");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == server_errc::reply_too_large);
+    }
+    try {
+      st.set("c", std::string(70 * 1024, 'y'));  // the request itself is too large
+      FAIL("no exception");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == client_errc::frame_too_large);
+    }
+    CHECK(st.size() == 2);  // and the connection still works
+  }
+
+  TEST_CASE("connect errors: no server, bad address") {
+    client c({.connect_timeout = std::chrono::milliseconds(2000)});
+    try {
+      c.connect(zproc::test::fresh_ipc_address());
+      FAIL("no exception");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == client_errc::server_unreachable);
+    }
+    client d;
+    CHECK_THROWS_AS(d.connect("http://localhost"), zproc::error);
+    client e;
+    state st(e);
+    try {
+      st.get("x");  // never connected
+      FAIL("no exception");
+    } catch (const zproc::error& err) {
+      CHECK(err.code() == client_errc::not_connected);
+    }
+  }
+}

@@ -1,0 +1,70 @@
+// Test support: a real `zproc server` process on fresh addresses, and deadlines for tests.
+#pragma once
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <exception>
+#include <string>
+#include <vector>
+
+#include <sys/types.h>
+
+namespace zproc::test {
+
+/// A fresh Unix socket path under the temp directory.
+std::string fresh_ipc_address();
+
+/// Runs a program with arguments; captures stdout and stderr; kills it after `timeout`.
+struct run_result {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+run_result run_program(const std::vector<std::string>& argv, std::chrono::seconds timeout,
+                       const std::vector<std::string>& extra_env = {});
+
+/// `zproc server --listen <ipc> --listen tcp://127.0.0.1:0`, started and waited for (until it
+/// prints its addresses). SIGTERM + waitpid on destruction.
+class server_process {
+ public:
+  server_process();
+  ~server_process();
+  server_process(const server_process&) = delete;
+  server_process& operator=(const server_process&) = delete;
+
+  const std::string& ipc() const { return addresses_.at(0); }
+  const std::string& tcp() const { return addresses_.at(1); }
+  const std::vector<std::string>& addresses() const { return addresses_; }
+  pid_t pid() const { return pid_; }
+
+  void stop_signal();      ///< SIGSTOP: the server stops answering (alive, connections open)
+  void continue_signal();  ///< SIGCONT
+  void kill_now();         ///< SIGKILL + waitpid
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::vector<std::string> addresses_;
+};
+
+/// Runs `coro` on `ioc` until it finishes; fails the test with "did not finish" after
+/// `deadline` instead of hanging. Rethrows the coroutine's exception.
+template <class Awaitable>
+void run_with_deadline(boost::asio::io_context& ioc, Awaitable coro,
+                       std::chrono::milliseconds deadline = std::chrono::seconds(20)) {
+  bool done = false;
+  std::exception_ptr error;
+  boost::asio::co_spawn(ioc, std::move(coro), [&](std::exception_ptr e) {
+    done = true;
+    error = e;
+  });
+  ioc.run_for(deadline);
+  if (!done) FAIL("did not finish within " << deadline.count() << " ms");
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace zproc::test

@@ -1,0 +1,144 @@
+// The wire protocol without sockets: framing, request matching, hello, errors.
+#include "protocol/frame.hpp"
+#include "protocol/message.hpp"
+#include "protocol/request_table.hpp"
+
+#include <doctest/doctest.h>
+
+#include <cstring>
+
+using namespace zproc;
+using namespace zproc::protocol;
+using nlohmann::json;
+
+namespace {
+void feed(frame_decoder& d, std::string_view bytes) {
+  auto space = d.prepare(bytes.size());
+  std::memcpy(space.data(), bytes.data(), bytes.size());
+  d.commit(bytes.size());
+}
+}  // namespace
+
+TEST_SUITE("protocol") {
+  TEST_CASE("a frame round-trips, whole or byte by byte") {
+    const json msg = {{"i", 7}, {"o", "set"}, {"k", "cookies"}, {"v", {1, 2.5, "x", nullptr}}};
+    std::string wire;
+    const auto size = append_frame(wire, msg);
+    CHECK(wire.size() == size + frame_header_size);
+
+    frame_decoder whole;
+    feed(whole, wire);
+    std::string_view payload;
+    REQUIRE(whole.next(payload) == frame_decoder::status::frame);
+    CHECK(decode_payload(payload) == msg);
+    CHECK(whole.next(payload) == frame_decoder::status::need_more);
+
+    frame_decoder bytewise;
+    for (std::size_t i = 0; i + 1 < wire.size(); ++i) {
+      feed(bytewise, wire.substr(i, 1));
+      CHECK(bytewise.next(payload) == frame_decoder::status::need_more);
+    }
+    feed(bytewise, wire.substr(wire.size() - 1));
+    REQUIRE(bytewise.next(payload) == frame_decoder::status::frame);
+    CHECK(decode_payload(payload) == msg);
+  }
+
+  TEST_CASE("many frames in one read come out in order") {
+    std::string wire;
+    for (int i = 0; i < 1000; ++i) append_frame(wire, json{{"i", i}});
+    frame_decoder d;
+    feed(d, wire);
+    std::string_view payload;
+    for (int i = 0; i < 1000; ++i) {
+      REQUIRE(d.next(payload) == frame_decoder::status::frame);
+      CHECK(decode_payload(payload)["i"] == i);
+    }
+    CHECK(d.next(payload) == frame_decoder::status::need_more);
+    CHECK(d.buffered() == 0);
+  }
+
+  TEST_CASE("an oversized frame is reported from its header alone") {
+    frame_decoder d(1024);
+    const char header[4] = {0, 0, 0x04, 0x01};  // 1025 bytes announced
+    feed(d, std::string_view(header, 4));
+    std::string_view payload;
+    CHECK(d.next(payload) == frame_decoder::status::too_large);
+    CHECK(d.announced_size() == 1025);
+  }
+
+  TEST_CASE("a payload that is not MessagePack decodes as discarded") {
+    CHECK(decode_payload("\xc1garbage").is_discarded());
+    CHECK(decode_payload("").is_discarded());
+    CHECK(decode_payload("\x92\x01").is_discarded());  // array of 2 with 1 element: truncated
+  }
+
+  TEST_CASE("request ids are unique and replies match in any order") {
+    request_table<std::string> t;
+    const auto a = t.add("a");
+    const auto b = t.add("b");
+    const auto c = t.add("c");
+    CHECK(a != 0);
+    CHECK(a != b);
+    CHECK(b != c);
+    CHECK(t.take(c) == "c");
+    CHECK(t.take(a) == "a");
+    CHECK_FALSE(t.take(a).has_value());  // a late or duplicate reply finds nothing
+    CHECK_FALSE(t.take(999).has_value());
+    t.add("d");
+    auto rest = t.take_all();
+    CHECK(rest.size() == 2);
+    CHECK(t.empty());
+  }
+
+  TEST_CASE("hello: accepted, wrong magic, wrong version") {
+    error_code ec;
+    std::string why;
+    auto max = check_hello(make_hello(12345), ec, why);
+    REQUIRE(max.has_value());
+    CHECK(*max == 12345);
+
+    CHECK_FALSE(check_hello(json{{"hello", "redis"}, {"version", version}}, ec, why));
+    CHECK(ec == server_errc::handshake_required);
+    CHECK_FALSE(check_hello(json{{"o", "get"}}, ec, why));
+    CHECK(ec == server_errc::handshake_required);
+    CHECK_FALSE(check_hello(json{{"hello", "zproc"}, {"version", version + 1}}, ec, why));
+    CHECK(ec == server_errc::version_mismatch);
+    CHECK(why.find("version") != std::string::npos);
+  }
+
+  TEST_CASE("hello reply: accepted, error, other version") {
+    error_code ec;
+    std::string why;
+    auto r = parse_hello_reply(make_hello_reply({42, 7, 99}), ec, why);
+    REQUIRE(r.has_value());
+    CHECK(r->server_pid == 42);
+    CHECK(r->client_id == 7);
+    CHECK(r->max_frame_size == 99);
+
+    auto mismatch = make_error_reply(0, server_errc::version_mismatch, "old server");
+    CHECK_FALSE(parse_hello_reply(mismatch, ec, why));
+    CHECK(ec == client_errc::version_mismatch);
+    CHECK(why == "old server");
+
+    json newer = make_hello_reply({1, 1, 1});
+    newer["version"] = version + 1;
+    CHECK_FALSE(parse_hello_reply(newer, ec, why));
+    CHECK(ec == client_errc::version_mismatch);
+
+    CHECK_FALSE(parse_hello_reply(json{{"HTTP", 1}}, ec, why));
+    CHECK(ec == client_errc::protocol_error);
+  }
+
+  TEST_CASE("errors travel as {category, code, message}") {
+    std::string message;
+    CHECK(decode_error(encode_error(server_errc::key_not_found, "no 'x'"), message) ==
+          server_errc::key_not_found);
+    CHECK(message == "no 'x'");
+    CHECK(decode_error(encode_error(client_errc::timeout, ""), message) == client_errc::timeout);
+    // A local category (here: generic) does not cross the wire as a raw integer.
+    CHECK(decode_error(encode_error(make_error_code(std::errc::io_error), "disk"), message) ==
+          server_errc::internal);
+    CHECK(decode_error(json{{"c", "mysql"}, {"n", 1}, {"m", "?"}}, message) ==
+          client_errc::protocol_error);
+  }
+}

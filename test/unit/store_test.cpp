@@ -1,0 +1,114 @@
+// The server's state logic without sockets: every operation, revisions, and bad requests.
+#include "server/store.hpp"
+
+#include <doctest/doctest.h>
+
+using namespace zproc;
+using namespace zproc::server_detail;
+using nlohmann::json;
+
+namespace {
+
+struct fixture {
+  store s{4242};
+  request_context ctx{1};
+
+  outcome run(json req) {
+    if (!req.contains("n")) req["n"] = "ns";
+    return s.execute(req, ctx);
+  }
+  json ok(json req) {
+    auto o = run(std::move(req));
+    INFO(o.message);
+    REQUIRE_FALSE(o.error);
+    return o.result;
+  }
+  std::uint64_t rev() { return ok({{"o", "revision"}}).get<std::uint64_t>(); }
+};
+
+}  // namespace
+
+TEST_SUITE("store") {
+  TEST_CASE_FIXTURE(fixture, "set, get, contains, size, del") {
+    CHECK(rev() == 0);
+    CHECK(ok({{"o", "set"}, {"k", "a"}, {"v", 1}}) == 1);  // writes answer the new revision
+    CHECK(ok({{"o", "set"}, {"k", "b"}, {"v", {{"x", true}}}}) == 2);
+    CHECK(ok({{"o", "get"}, {"k", "a"}}) == 1);
+    CHECK(ok({{"o", "get"}, {"k", "b"}})["x"] == true);
+    CHECK(ok({{"o", "contains"}, {"k", "a"}}) == true);
+    CHECK(ok({{"o", "contains"}, {"k", "zz"}}) == false);
+    CHECK(ok({{"o", "size"}}) == 2);
+    CHECK(ok({{"o", "del"}, {"k", "a"}}) == 3);
+    CHECK(ok({{"o", "size"}}) == 1);
+    auto missing = run({{"o", "get"}, {"k", "a"}});
+    CHECK(missing.error == server_errc::key_not_found);
+    CHECK(missing.message.find("'a'") != std::string::npos);
+    CHECK(run({{"o", "del"}, {"k", "a"}}).error == server_errc::key_not_found);
+    CHECK(ok({{"o", "get"}, {"k", "a"}, {"d", "dflt"}}) == "dflt");
+    CHECK(rev() == 3);  // failed writes and reads change nothing
+  }
+
+  TEST_CASE_FIXTURE(fixture, "keys, values, items, copy in key order") {
+    ok({{"o", "update"}, {"v", {{"b", 2}, {"a", 1}, {"c", 3}}}});
+    CHECK(rev() == 1);  // update is one write
+    CHECK(ok({{"o", "keys"}}) == json({"a", "b", "c"}));
+    CHECK(ok({{"o", "values"}}) == json({1, 2, 3}));
+    CHECK(ok({{"o", "items"}}) ==
+          json::array({json::array({"a", 1}), json::array({"b", 2}), json::array({"c", 3})}));
+    CHECK(ok({{"o", "copy"}}) == json({{"a", 1}, {"b", 2}, {"c", 3}}));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "pop, popitem, setdefault, clear, replace") {
+    ok({{"o", "update"}, {"v", {{"a", 1}, {"b", 2}}}});
+    CHECK(ok({{"o", "pop"}, {"k", "a"}}) == 1);
+    CHECK(rev() == 2);
+    CHECK(run({{"o", "pop"}, {"k", "a"}}).error == server_errc::key_not_found);
+    CHECK(ok({{"o", "pop"}, {"k", "a"}, {"d", 0}}) == 0);
+    CHECK(rev() == 2);  // pop of an absent key with a default writes nothing
+    CHECK(ok({{"o", "setdefault"}, {"k", "s"}, {"d", "x"}}) == "x");
+    CHECK(ok({{"o", "setdefault"}, {"k", "s"}, {"d", "y"}}) == "x");
+    CHECK(rev() == 3);  // only the first setdefault wrote
+    CHECK(ok({{"o", "popitem"}}) == json({"s", "x"}));  // last key in order
+    CHECK(ok({{"o", "popitem"}}) == json({"b", 2}));
+    CHECK(run({{"o", "popitem"}}).error == server_errc::empty_namespace);
+    ok({{"o", "replace"}, {"v", {{"only", 1}}}});
+    CHECK(ok({{"o", "copy"}}) == json({{"only", 1}}));
+    const auto before = rev();
+    CHECK(ok({{"o", "clear"}}) == before + 1);
+    CHECK(ok({{"o", "size"}}) == 0);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "namespaces are separate; reads do not create them") {
+    ok({{"o", "set"}, {"n", "one"}, {"k", "k"}, {"v", 1}});
+    ok({{"o", "set"}, {"n", "two"}, {"k", "k"}, {"v", 2}});
+    CHECK(ok({{"o", "get"}, {"n", "one"}, {"k", "k"}}) == 1);
+    CHECK(ok({{"o", "get"}, {"n", "two"}, {"k", "k"}}) == 2);
+    CHECK(ok({{"o", "revision"}, {"n", "two"}}) == 1);
+    CHECK(s.namespace_count() == 2);
+    CHECK(ok({{"o", "size"}, {"n", "nobody"}}) == 0);
+    CHECK(run({{"o", "get"}, {"n", "nobody"}, {"k", "x"}}).error == server_errc::key_not_found);
+    CHECK(s.namespace_count() == 2);
+    CHECK(s.find("nobody") == nullptr);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "bad requests are errors and change nothing") {
+    ok({{"o", "set"}, {"k", "a"}, {"v", 1}});
+    const auto r = rev();
+    CHECK(run({{"o", "set"}, {"k", 5}, {"v", 1}}).error == server_errc::bad_request);
+    CHECK(run({{"o", "set"}, {"k", "b"}}).error == server_errc::bad_request);  // no value
+    CHECK(run({{"o", "get"}}).error == server_errc::bad_request);              // no key
+    CHECK(run({{"o", "update"}, {"v", {1, 2}}}).error == server_errc::wrong_type);
+    CHECK(run({{"o", "replace"}, {"v", "text"}}).error == server_errc::wrong_type);
+    CHECK(run({{"o", "fly"}}).error == server_errc::unknown_op);
+    CHECK(run({{"o", 3}}).error == server_errc::bad_request);
+    CHECK(s.execute(json::array({1, 2}), ctx).error == server_errc::bad_request);
+    CHECK(s.execute(json{{"o", "get"}, {"n", 1}, {"k", "a"}}, ctx).error ==
+          server_errc::bad_request);
+    CHECK(rev() == r);
+    CHECK(ok({{"o", "copy"}}) == json({{"a", 1}}));  // "b" was not half-written
+  }
+
+  TEST_CASE_FIXTURE(fixture, "ping answers the server's pid") {
+    CHECK(s.execute(json{{"o", "ping"}}, ctx).result == 4242);
+  }
+}
