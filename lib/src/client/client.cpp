@@ -190,17 +190,20 @@ void client::connect(const std::string& text) {
   auto a = address::parse(text);
   auto result = std::make_shared<detail::blocking_result>();
   const auto& conn = impl_->conn();
-  impl_->run_blocking(
+  const bool in_time = impl_->run_blocking(
       *result,
       [&conn, &a, result] {
         conn->connect(a, [result](error_code ec, std::string message) {
           result->set(ec, {}, std::move(message));
         });
       },
-      {},  // connect has its own deadline (client_options::connect_timeout)
-      [] {});
+      // connect has its own deadline; this one only guards against an executor nobody runs
+      impl_->options().connect_timeout + std::chrono::seconds(1),
+      [conn] { conn->close(client_errc::timeout, "connect timed out"); });
   std::lock_guard lock(result->mutex);
-  if (!result->done) throw zproc::error(client_errc::server_unreachable, "connect made no progress");
+  if (!in_time || !result->done)
+    throw zproc::error(client_errc::timeout,
+                       "connect did not complete: is the client's executor running?");
   if (result->ec) throw zproc::error(result->ec, std::move(result->message));
 }
 
