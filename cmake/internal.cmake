@@ -7,7 +7,8 @@ target_compile_options(zproc_internal INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wold-style-cast -Wcast-align
   -Wunused -Woverloaded-virtual -Wdouble-promotion -Wformat=2
   -Wimplicit-fallthrough
-  -Wno-mismatched-new-delete)  # g++ 12 false positive on Asio coroutine frames
+  -Wno-mismatched-new-delete  # g++ 12 false positive on Asio coroutine frames
+  -Wno-missing-field-initializers)  # designated initializers of *_options leave fields defaulted
 # Asio's non-template code is compiled once, in lib/src/asio_impl.cpp. Users of the installed
 # package are not affected: their header-only Asio links against the same definitions.
 target_compile_definitions(zproc_internal INTERFACE

@@ -61,6 +61,9 @@ enum class server_errc {
   shutting_down,
   /// An unexpected failure inside the server (a bug: please report it).
   internal,
+  /// The revision asked for is older than the retained history; the message names the oldest
+  /// revision still available (raise the retention limit, or start from there).
+  compacted,
 };
 
 const boost::system::error_category& client_category() noexcept;

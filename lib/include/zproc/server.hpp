@@ -22,6 +22,12 @@ struct server_config {
   /// Replies buffered for one connection that does not read them; past this the server stops
   /// reading that connection's requests until it catches up (backpressure, bounded memory).
   std::size_t max_pending_output = 64u * 1024u * 1024u;
+  /// History kept per namespace (for watchers, history() and at()): the newest records up to
+  /// both limits. Reading or watching from an older revision fails with server_errc::compacted.
+  struct history_limits {
+    std::size_t max_records = 100'000;
+    std::size_t max_bytes = 64u * 1024u * 1024u;
+  } history;
 };
 
 namespace server_detail {

@@ -4,6 +4,11 @@
 #include <zproc/client.hpp>
 #include <zproc/detail/request.hpp>
 #include <zproc/json.hpp>
+#include <zproc/update.hpp>
+#include <zproc/watcher.hpp>
+
+#include <functional>
+#include <optional>
 
 #include <cstdint>
 #include <memory>
@@ -29,8 +34,7 @@ class state {
 
   /// A handle on namespace `ns` through `c`'s connection. The connection stays open as long as a
   /// client or a state using it exists.
-  explicit state(const client& c, std::string ns = "default")
-      : impl_(c.impl()), ns_(std::move(ns)) {}
+  explicit state(const client& c, std::string ns = "default");
 
   /// The same connection, another namespace.
   state fork(std::string ns) const { return state(impl_, std::move(ns)); }
@@ -191,14 +195,95 @@ class state {
     return call<json>(with_fallback(req("setdefault", std::move(key)), std::move(fallback)));
   }
 
- private:
-  state(std::shared_ptr<detail::client_impl> impl, std::string ns)
-      : impl_(std::move(impl)), ns_(std::move(ns)) {}
+  // --- time machine ----------------------------------------------------------------------
 
-  json req(const char* op) const { return detail::make_request(op, ns_); }
-  json req(const char* op, std::string key) const {
-    return detail::make_request(op, ns_, std::move(key));
+  /// Update records with from <= revision <= to, oldest first, at most `max` (<= 10,000) of
+  /// them: continue from the last one's revision + 1. from = 0: the oldest kept. Fails with
+  /// server_errc::compacted if `from` is older than the history kept.
+  /// Completion: void(error_code, std::vector<zproc::update>)
+  template <class CompletionToken = default_token>
+  auto async_history(std::uint64_t from, std::optional<std::uint64_t> to = {},
+                     std::size_t max = 10'000, CompletionToken&& token = default_token{}) const {
+    return run<std::vector<zproc::update>>(history_request(from, to, max),
+                                    std::forward<CompletionToken>(token));
   }
+  std::vector<zproc::update> history(std::uint64_t from = 0, std::optional<std::uint64_t> to = {},
+                              std::size_t max = 10'000) const {
+    return call<std::vector<zproc::update>>(history_request(from, to, max));
+  }
+
+  /// The namespace as it was right after revision `rev` (0: empty, before the first write).
+  /// server_errc::compacted if the history no longer reaches back there.
+  template <class CompletionToken = default_token>
+  auto async_at(std::uint64_t rev, CompletionToken&& token = default_token{}) const {
+    return run<json>(at_request(rev), std::forward<CompletionToken>(token));
+  }
+  json at(std::uint64_t rev) const { return call<json>(at_request(rev)); }
+
+  // --- watchers ----------------------------------------------------------------------------
+  // A watcher starts watching when it is created (or at options.start): an update made after
+  // that is never missed, even before the first next(). By default it does not report the
+  // writes of this state handle (options.include_own).
+
+  /// Snapshots after each update that touches one of `keys` (none: any key; with
+  /// options.exclude: any key but these). ZProc's when_change.
+  watcher when_change(std::vector<std::string> keys = {}, watch_options options = {}) const;
+  /// Update records instead of snapshots. ZProc's when_change_raw.
+  raw_watcher when_change_raw(std::vector<std::string> keys = {},
+                              watch_options options = {}) const;
+  /// Snapshots after each update after which `pred(snapshot)` holds (tested in this process).
+  watcher when(std::function<bool(const json&)> pred, watch_options options = {}) const;
+  /// Snapshots after each update of `key` after which the condition holds (tested on the
+  /// server: updates of other keys cost this watcher nothing).
+  watcher when_equal(std::string key, json value, watch_options options = {}) const;
+  watcher when_not_equal(std::string key, json value, watch_options options = {}) const;
+  watcher when_truthy(std::string key, watch_options options = {}) const;
+  watcher when_falsy(std::string key, watch_options options = {}) const;
+  /// The key is absent or null (Python's `state.get(key) is None`).
+  watcher when_none(std::string key, watch_options options = {}) const;
+  watcher when_not_none(std::string key, watch_options options = {}) const;
+  /// The key exists.
+  watcher when_available(std::string key, watch_options options = {}) const;
+
+  /// One-shot forms: the snapshot once the condition holds. The predicate forms return at once
+  /// if it holds already; get_when_change waits for the next change.
+  json get_when_change(std::vector<std::string> keys = {}, watch_options options = {}) const;
+  json get_when(std::function<bool(const json&)> pred, watch_options options = {}) const;
+  json get_when_equal(std::string key, json value, watch_options options = {}) const;
+  json get_when_not_equal(std::string key, json value, watch_options options = {}) const;
+  json get_when_truthy(std::string key, watch_options options = {}) const;
+  json get_when_falsy(std::string key, watch_options options = {}) const;
+  json get_when_none(std::string key, watch_options options = {}) const;
+  json get_when_not_none(std::string key, watch_options options = {}) const;
+  json get_when_available(std::string key, watch_options options = {}) const;
+
+  /// Async one-shot: completes with the snapshot (void(error_code, std::optional<json>)).
+  /// `make` is one of the watcher factories above, e.g.
+  ///   co_await st.async_get_when([&] { return st.when_equal("ready", true); });
+  /// (The factory is called now, so the watch starts before this returns.)
+  template <class Factory, class CompletionToken = default_token>
+  auto async_get_when(Factory&& make, CompletionToken&& token = default_token{}) const {
+    auto core = one_shot(std::forward<Factory>(make)()).release();
+    return boost::asio::async_initiate<CompletionToken, void(error_code, std::optional<json>)>(
+        [](auto h, const std::shared_ptr<detail::watch_core>& c) {
+          detail::start_next_once(c, boost::asio::any_completion_handler<void(
+                                         error_code, std::optional<json>)>(std::move(h)));
+        },
+        token, std::move(core));
+  }
+
+ private:
+  state(std::shared_ptr<detail::client_impl> impl, std::string ns);
+
+  json req(const char* op) const;
+  json req(const char* op, std::string key) const;
+  json history_request(std::uint64_t from, std::optional<std::uint64_t> to, std::size_t max) const;
+  json at_request(std::uint64_t rev) const;
+  watcher make_watcher(json spec, watch_options options, bool now,
+                       std::function<bool(const json&)> filter = {}) const;
+  watcher predicate_watcher(const char* kind, std::string key, json value,
+                            watch_options options, bool now) const;
+  static watcher one_shot(watcher w);
   static json with_value(json r, json value);
   static json with_fallback(json r, json fallback);
 
@@ -214,6 +299,7 @@ class state {
 
   std::shared_ptr<detail::client_impl> impl_;
   std::string ns_;
+  std::uint64_t handle_ = 0;  // identifies this handle's writes (copies share it)
 };
 
 }  // namespace zproc

@@ -7,3 +7,5 @@
 #include <zproc/json.hpp>
 #include <zproc/server.hpp>
 #include <zproc/state.hpp>
+#include <zproc/update.hpp>
+#include <zproc/watcher.hpp>

@@ -2,6 +2,7 @@
 #include "protocol/message.hpp"
 
 #include <zproc/client.hpp>
+#include <zproc/update.hpp>
 
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/append.hpp>
@@ -137,6 +138,7 @@ ZPROC_INSTANTIATE(std::vector<json>)
 using item = std::pair<std::string, json>;
 ZPROC_INSTANTIATE(item)
 ZPROC_INSTANTIATE(std::vector<item>)
+ZPROC_INSTANTIATE(std::vector<update>)
 #undef ZPROC_INSTANTIATE
 
 json make_request(const char* op, const std::string& ns) {

@@ -295,6 +295,19 @@ void client_impl::close() {
   }
 }
 
+void client_impl::run_on_connection(std::function<void()> fn) {
+  if (own_ioc_) {
+    std::lock_guard lock(blocking_mutex_);
+    fn();
+    // Nobody else runs the private io_context: run what is ready now, so that what `fn` queued
+    // (e.g. a watcher's first request, queued behind a write still "in flight") is sent now.
+    if (own_ioc_->stopped()) own_ioc_->restart();
+    own_ioc_->poll();
+  } else {
+    asio::dispatch(ex_, std::move(fn));
+  }
+}
+
 bool client_impl::run_blocking(blocking_result& result, const std::function<void()>& start,
                                std::chrono::milliseconds timeout,
                                const std::function<void()>& on_timeout) {

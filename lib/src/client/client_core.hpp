@@ -20,6 +20,7 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <atomic>
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -128,6 +129,11 @@ class client_impl {
   bool blocking_mode() const noexcept { return own_ioc_ != nullptr; }
   /// Closes the connection (thread-safe): pending requests fail with connection_closed.
   void close();
+  /// Runs `fn` where the connection may be used: on this thread under the blocking lock
+  /// (blocking mode), or dispatched to the strand (async mode).
+  void run_on_connection(std::function<void()> fn);
+  /// A new id for a state handle (identifies its writes, so its watchers can hide them).
+  std::uint64_t new_handle_id() noexcept { return ++last_handle_; }
 
   /// Runs `start` (which initiates one operation on the connection, completing `result`) and
   /// waits for the result, at most `timeout` (zero = no deadline). On expiry runs `on_timeout`
@@ -143,6 +149,7 @@ class client_impl {
   client_options options_;
   std::shared_ptr<connection> conn_;
   std::mutex blocking_mutex_;
+  std::atomic<std::uint64_t> last_handle_{0};
 };
 
 }  // namespace zproc::detail

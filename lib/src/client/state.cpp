@@ -1,20 +1,163 @@
 #include "client/client_core.hpp"
+#include "client/watch_core.hpp"
 #include "protocol/message.hpp"
 
 #include <zproc/state.hpp>
 
 namespace zproc {
 
+namespace field = protocol::field;
+
+state::state(const client& c, std::string ns)
+    : impl_(c.impl()), ns_(std::move(ns)), handle_(impl_->new_handle_id()) {}
+
+state::state(std::shared_ptr<detail::client_impl> impl, std::string ns)
+    : impl_(std::move(impl)), ns_(std::move(ns)), handle_(impl_->new_handle_id()) {}
+
 state::executor_type state::get_executor() const noexcept { return impl_->get_executor(); }
 
+json state::req(const char* op) const {
+  json r = detail::make_request(op, ns_);
+  r[field::handle] = handle_;
+  return r;
+}
+
+json state::req(const char* op, std::string key) const {
+  json r = req(op);
+  r[field::key] = std::move(key);
+  return r;
+}
+
 json state::with_value(json r, json value) {
-  r[protocol::field::value] = std::move(value);
+  r[field::value] = std::move(value);
   return r;
 }
 
 json state::with_fallback(json r, json fallback) {
-  r[protocol::field::fallback] = std::move(fallback);
+  r[field::fallback] = std::move(fallback);
   return r;
+}
+
+json state::history_request(std::uint64_t from, std::optional<std::uint64_t> to,
+                            std::size_t max) const {
+  json r = req("history");
+  r["from"] = from;
+  if (to) r["to"] = *to;
+  r["max"] = max;
+  return r;
+}
+
+json state::at_request(std::uint64_t rev) const {
+  json r = req("at");
+  r["rev"] = rev;
+  return r;
+}
+
+// --- watchers ------------------------------------------------------------------------------
+
+watcher state::make_watcher(json spec, watch_options options, bool now,
+                            std::function<bool(const json&)> filter) const {
+  spec[field::op] = "watch";
+  spec[field::ns] = ns_;
+  spec[field::handle] = handle_;
+  if (now) spec["now"] = true;
+  return watcher(detail::make_watch(impl_, std::move(spec), options, true, std::move(filter)));
+}
+
+watcher state::predicate_watcher(const char* kind, std::string key, json value,
+                                 watch_options options, bool now) const {
+  json pred = {{"kind", kind}, {"k", std::move(key)}};
+  if (!value.is_discarded()) pred["v"] = std::move(value);
+  return make_watcher(json{{"pred", std::move(pred)}}, std::move(options), now);
+}
+
+namespace {
+json keys_spec(std::vector<std::string> keys) {
+  json spec = json::object();
+  if (!keys.empty()) spec["keys"] = std::move(keys);
+  return spec;
+}
+const json no_value(json::value_t::discarded);
+}  // namespace
+
+watcher state::one_shot(watcher w) { return w; }
+
+watcher state::when_change(std::vector<std::string> keys, watch_options options) const {
+  return make_watcher(keys_spec(std::move(keys)), std::move(options), false);
+}
+
+raw_watcher state::when_change_raw(std::vector<std::string> keys, watch_options options) const {
+  json spec = keys_spec(std::move(keys));
+  spec[field::op] = "watch";
+  spec[field::ns] = ns_;
+  spec[field::handle] = handle_;
+  return raw_watcher(detail::make_watch(impl_, std::move(spec), options, false, {}));
+}
+
+watcher state::when(std::function<bool(const json&)> pred, watch_options options) const {
+  return make_watcher(json::object(), std::move(options), false, std::move(pred));
+}
+
+watcher state::when_equal(std::string key, json value, watch_options options) const {
+  return predicate_watcher("equal", std::move(key), std::move(value), std::move(options), false);
+}
+watcher state::when_not_equal(std::string key, json value, watch_options options) const {
+  return predicate_watcher("not_equal", std::move(key), std::move(value), std::move(options), false);
+}
+watcher state::when_truthy(std::string key, watch_options options) const {
+  return predicate_watcher("truthy", std::move(key), no_value, std::move(options), false);
+}
+watcher state::when_falsy(std::string key, watch_options options) const {
+  return predicate_watcher("falsy", std::move(key), no_value, std::move(options), false);
+}
+watcher state::when_none(std::string key, watch_options options) const {
+  return predicate_watcher("none", std::move(key), no_value, std::move(options), false);
+}
+watcher state::when_not_none(std::string key, watch_options options) const {
+  return predicate_watcher("not_none", std::move(key), no_value, std::move(options), false);
+}
+watcher state::when_available(std::string key, watch_options options) const {
+  return predicate_watcher("available", std::move(key), no_value, std::move(options), false);
+}
+
+namespace {
+watch_options once(watch_options o) {
+  o.count = 1;
+  return o;
+}
+json first(watcher w) {
+  auto v = w.next();
+  if (!v) throw zproc::error(client_errc::protocol_error, "the watch ended without an update");
+  return std::move(*v);
+}
+}  // namespace
+
+json state::get_when_change(std::vector<std::string> keys, watch_options options) const {
+  return first(make_watcher(keys_spec(std::move(keys)), once(std::move(options)), false));
+}
+json state::get_when(std::function<bool(const json&)> pred, watch_options options) const {
+  return first(make_watcher(json::object(), once(std::move(options)), true, std::move(pred)));
+}
+json state::get_when_equal(std::string key, json value, watch_options options) const {
+  return first(predicate_watcher("equal", std::move(key), std::move(value), once(std::move(options)), true));
+}
+json state::get_when_not_equal(std::string key, json value, watch_options options) const {
+  return first(predicate_watcher("not_equal", std::move(key), std::move(value), once(std::move(options)), true));
+}
+json state::get_when_truthy(std::string key, watch_options options) const {
+  return first(predicate_watcher("truthy", std::move(key), no_value, once(std::move(options)), true));
+}
+json state::get_when_falsy(std::string key, watch_options options) const {
+  return first(predicate_watcher("falsy", std::move(key), no_value, once(std::move(options)), true));
+}
+json state::get_when_none(std::string key, watch_options options) const {
+  return first(predicate_watcher("none", std::move(key), no_value, once(std::move(options)), true));
+}
+json state::get_when_not_none(std::string key, watch_options options) const {
+  return first(predicate_watcher("not_none", std::move(key), no_value, once(std::move(options)), true));
+}
+json state::get_when_available(std::string key, watch_options options) const {
+  return first(predicate_watcher("available", std::move(key), no_value, once(std::move(options)), true));
 }
 
 }  // namespace zproc

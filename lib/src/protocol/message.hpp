@@ -37,6 +37,7 @@ inline constexpr const char* fallback = "d";  // default value (get, pop, setdef
 inline constexpr const char* result = "r";    // reply: result
 inline constexpr const char* revision = "rv";  // reply: namespace revision after the op
 inline constexpr const char* error = "e";     // reply: {c: category, n: code, m: message}
+inline constexpr const char* handle = "h";    // the writing state handle (records, watchers)
 }  // namespace field
 
 /// The client's first message.

@@ -1,5 +1,5 @@
 #include "server/session.hpp"
-#include "server/store.hpp"
+#include "server/engine.hpp"
 
 #include <zproc/address.hpp>
 #include <zproc/server.hpp>
@@ -60,7 +60,9 @@ void clear_stale_socket(const address& a) {
 class server_impl : public std::enable_shared_from_this<server_impl> {
  public:
   server_impl(asio::any_io_executor ex, server_config config)
-      : strand_(asio::make_strand(ex)), config_(std::move(config)), store_(::getpid()) {}
+      : strand_(asio::make_strand(ex)),
+        config_(std::move(config)),
+        engine_(::getpid(), config_.history) {}
 
   void start() {
     if (started_) throw zproc::error(make_error_code(std::errc::operation_in_progress),
@@ -147,12 +149,22 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
 
   void add_session(session::socket_type socket) {
     std::weak_ptr<server_impl> weak = weak_from_this();
-    session::environment env{store_, config_, ::getpid(), [weak](session* s) {
-                               if (auto self = weak.lock()) self->sessions_.erase(s);
-                             },
-                             shared_from_this()};
-    auto s = std::make_shared<session>(std::move(socket), std::move(env), ++last_client_id_);
-    sessions_.emplace(s.get(), s);
+    const std::uint64_t id = ++last_client_id_;
+    session::environment env{
+        engine_, config_, ::getpid(),
+        [weak, id](session*) {
+          if (auto self = weak.lock()) self->sessions_.erase(id);
+        },
+        [weak](std::uint64_t client, const nlohmann::json& reply) {
+          if (auto self = weak.lock()) {
+            auto it = self->sessions_.find(client);
+            if (it != self->sessions_.end())
+              if (auto s = it->second.lock()) s->deliver(reply);
+          }
+        },
+        shared_from_this()};
+    auto s = std::make_shared<session>(std::move(socket), std::move(env), id);
+    sessions_.emplace(id, s);
     s->start();
   }
 
@@ -172,13 +184,13 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
 
   asio::any_io_executor strand_;
   server_config config_;
-  store store_;
+  engine engine_;
   bool started_ = false;
   bool stopped_ = false;
   std::vector<std::unique_ptr<listener>> listeners_;
   std::vector<std::string> addresses_;
   std::vector<std::string> unlink_on_stop_;
-  std::unordered_map<session*, std::weak_ptr<session>> sessions_;
+  std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions_;  // by client id
   std::uint64_t last_client_id_ = 0;
 };
 

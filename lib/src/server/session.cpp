@@ -41,6 +41,7 @@ void session::close() {
   socket_.close(ignored);
   hello_timer_.cancel();
   drain_timer_.cancel();
+  env_.logic.client_gone(ctx_.client_id);
   if (env_.on_close) env_.on_close(this);
 }
 
@@ -122,15 +123,22 @@ bool session::handle_frame(std::string_view payload) {
                                      "a request needs a positive integer id (field 'i')"));
     return true;
   }
-  outcome o = env_.data.execute(msg, ctx_);
-  if (o.error) {
-    queue_reply(protocol::make_error_reply(request_id, o.error, o.message));
-  } else if (o.has_revision) {
-    queue_reply(protocol::make_reply(request_id, std::move(o.result), o.revision));
-  } else {
-    queue_reply(protocol::make_reply(request_id, std::move(o.result)));
+  deliveries_.clear();
+  env_.logic.handle(msg, request_id, ctx_, deliveries_);
+  for (auto& d : deliveries_) {
+    if (d.client_id == ctx_.client_id) {
+      queue_reply(d.reply);
+    } else {
+      env_.deliver(d.client_id, d.reply);
+    }
   }
   return true;
+}
+
+void session::deliver(const nlohmann::json& reply) {
+  if (closed_) return;
+  queue_reply(reply);
+  flush();
 }
 
 void session::queue(const nlohmann::json& message) { protocol::append_frame(out_, message); }

@@ -3,7 +3,7 @@
 #pragma once
 
 #include "protocol/frame.hpp"
-#include "server/store.hpp"
+#include "server/engine.hpp"
 
 #include <zproc/server.hpp>
 
@@ -22,11 +22,13 @@ class session : public std::enable_shared_from_this<session> {
   using socket_type = boost::asio::generic::stream_protocol::socket;
 
   struct environment {
-    store& data;
+    engine& logic;
     const server_config& config;
     std::int64_t server_pid;
     std::function<void(session*)> on_close;  // runs once, on the server's strand
-    std::shared_ptr<void> owner;             // keeps `data` and `config` alive
+    /// Hands a reply to another client's session (a watcher this client's write woke).
+    std::function<void(std::uint64_t client_id, const nlohmann::json& reply)> deliver;
+    std::shared_ptr<void> owner;             // keeps `logic` and `config` alive
   };
 
   session(socket_type socket, environment env, std::uint64_t client_id);
@@ -35,6 +37,9 @@ class session : public std::enable_shared_from_this<session> {
   void start();
   /// Closes the connection now (pending replies are dropped). Idempotent.
   void close();
+  /// Queues a reply produced by another session's request (a woken watcher) and sends it.
+  void deliver(const nlohmann::json& reply);
+  std::uint64_t client_id() const noexcept { return ctx_.client_id; }
 
  private:
   boost::asio::awaitable<void> run();
@@ -58,6 +63,7 @@ class session : public std::enable_shared_from_this<session> {
   bool greeted_ = false;
   bool closed_ = false;
   std::size_t client_max_frame_ = protocol::default_max_frame_size;
+  std::vector<delivery> deliveries_;  // scratch, reused per request
   boost::asio::steady_timer hello_timer_;
   boost::asio::steady_timer drain_timer_;
 };

@@ -2,6 +2,8 @@
 
 #include "protocol/message.hpp"
 
+#include <algorithm>
+#include <chrono>
 #include <unordered_map>
 
 namespace zproc::server_detail {
@@ -54,6 +56,7 @@ class args {
                                         v.type_name());
     return v;
   }
+  const json& raw() const { return req_; }
   const json* fallback() const {
     auto it = req_.find(field::fallback);
     return it == req_.end() ? nullptr : &*it;
@@ -69,7 +72,14 @@ struct op_env {
   const std::string& ns_name;
   const args& a;
   bool wrote = false;
+  std::vector<key_change> changes;
 
+  /// Records one key's change (an empty optional: absent). Every write goes through here or
+  /// through write() (a write that touched no key, e.g. update({})).
+  void changed(std::string key, std::optional<json> before, std::optional<json> after) {
+    wrote = true;
+    changes.push_back({std::move(key), std::move(before), std::move(after)});
+  }
   void write() { wrote = true; }
   [[noreturn]] void missing(const std::string& key) const {
     fail(server_errc::key_not_found,
@@ -78,6 +88,20 @@ struct op_env {
 };
 
 using op_fn = json (*)(op_env&);
+
+/// The current value of `key`, if present (a copy: it becomes the change's "before").
+std::optional<json> current(const json& data, const std::string& key) {
+  auto it = data.find(key);
+  if (it == data.end()) return std::nullopt;
+  return *it;
+}
+
+/// Sets `key` to `value`, recording the change.
+void put(op_env& e, const std::string& key, const json& value) {
+  auto before = current(e.ns.data, key);
+  e.ns.data[key] = value;
+  e.changed(key, std::move(before), value);
+}
 
 json op_get(op_env& e) {
   const auto& key = e.a.key();
@@ -91,8 +115,7 @@ json op_set(op_env& e) {
   // Check every argument before touching the namespace: a bad request changes nothing.
   const auto& key = e.a.key();
   const json& value = e.a.value();
-  e.ns.data[key] = value;
-  e.write();
+  put(e, key, value);
   return nullptr;
 }
 
@@ -100,8 +123,9 @@ json op_del(op_env& e) {
   const auto& key = e.a.key();
   auto it = e.ns.data.find(key);
   if (it == e.ns.data.end()) e.missing(key);
+  json before = std::move(*it);
   e.ns.data.erase(it);
-  e.write();
+  e.changed(key, std::move(before), std::nullopt);
   return nullptr;
 }
 
@@ -131,8 +155,8 @@ json op_items(op_env& e) {
 
 json op_update(op_env& e) {
   const json& v = e.a.object_value("update");
-  for (const auto& [k, val] : v.items()) e.ns.data[k] = val;
-  e.write();
+  e.write();  // update({}) is still a write (an identical one)
+  for (const auto& [k, val] : v.items()) put(e, k, val);
   return nullptr;
 }
 
@@ -145,7 +169,7 @@ json op_pop(op_env& e) {
   }
   json out = std::move(*it);
   e.ns.data.erase(it);
-  e.write();
+  e.changed(key, out, std::nullopt);
   return out;
 }
 
@@ -155,10 +179,11 @@ json op_popitem(op_env& e) {
     fail(server_errc::empty_namespace, "popitem(): namespace " + quote(e.ns_name) + " is empty");
   // The last key in key order: O(log n), like every other write.
   auto it = std::prev(obj.end());
-  json out = json::array({it->first, std::move(it->second)});
+  std::string key = it->first;
+  json value = std::move(it->second);
   obj.erase(it);
-  e.write();
-  return out;
+  e.changed(key, value, std::nullopt);
+  return json::array({std::move(key), std::move(value)});
 }
 
 json op_setdefault(op_env& e) {
@@ -167,26 +192,70 @@ json op_setdefault(op_env& e) {
   auto it = e.ns.data.find(key);
   if (it != e.ns.data.end()) return *it;
   json v = d ? *d : json(nullptr);
-  e.ns.data[key] = v;
-  e.write();
+  put(e, key, v);
   return v;
 }
 
 json op_clear(op_env& e) {
-  e.ns.data = json::object();
   e.write();
+  auto& obj = e.ns.data.get_ref<json::object_t&>();
+  for (auto& [k, v] : obj) e.changed(k, std::move(v), std::nullopt);
+  obj.clear();
   return nullptr;
 }
 
 json op_copy(op_env& e) { return e.ns.data; }
 
 json op_replace(op_env& e) {
-  e.ns.data = e.a.object_value("replace");
+  const json& next = e.a.object_value("replace");
   e.write();
+  auto& obj = e.ns.data.get_ref<json::object_t&>();
+  for (auto& [k, v] : obj)
+    if (!next.contains(k)) e.changed(k, std::move(v), std::nullopt);
+  for (const auto& [k, v] : next.items()) {
+    auto it = obj.find(k);
+    e.changed(k, it == obj.end() ? std::nullopt : std::optional<json>(std::move(it->second)), v);
+  }
+  e.ns.data = next;
   return nullptr;
 }
 
 json op_revision(op_env& e) { return e.ns.revision; }
+
+std::uint64_t revision_arg(const json& req, const char* name, std::uint64_t fallback) {
+  auto it = req.find(name);
+  if (it == req.end() || it->is_null()) return fallback;
+  if (!it->is_number_unsigned())
+    fail(server_errc::bad_request, std::string("'") + name + "' must be a revision (an unsigned integer)");
+  return it->get<std::uint64_t>();
+}
+
+/// at: {"rev": R} -> the namespace as it was at revision R.
+json op_at(op_env& e) {
+  const std::uint64_t rev = revision_arg(e.a.raw(), "rev", e.ns.revision);
+  if (rev > e.ns.revision)
+    fail(server_errc::bad_request, "revision " + std::to_string(rev) + " is in the future (now " +
+                                       std::to_string(e.ns.revision) + ")");
+  auto snapshot = e.ns.at(rev);
+  if (!snapshot) fail(server_errc::compacted, compacted_message(rev, e.ns.hist.oldest() - 1));
+  return std::move(*snapshot);
+}
+
+/// history: {"from": A, "to": B, "max": N} -> [records with A <= revision <= B].
+/// from = 0 means the oldest kept record. At most N (<= 10,000) records per reply.
+json op_history(op_env& e) {
+  const auto& h = e.ns.hist;
+  std::uint64_t from = revision_arg(e.a.raw(), "from", 0);
+  const std::uint64_t to = std::min(revision_arg(e.a.raw(), "to", h.newest()), h.newest());
+  const std::uint64_t max = std::clamp<std::uint64_t>(revision_arg(e.a.raw(), "max", 1000), 1, 10'000);
+  if (from == 0) from = h.oldest();
+  if (from < h.oldest() && from <= h.newest())
+    fail(server_errc::compacted, compacted_message(from, h.oldest()));
+  json records = json::array();
+  for (std::uint64_t r = from; r <= to && records.size() < max; ++r)
+    records.push_back(to_json(**h.find(r)));
+  return records;
+}
 
 struct op_info {
   op_fn fn;
@@ -212,6 +281,8 @@ const std::unordered_map<std::string_view, op_info>& op_table() {
       {"copy", {op_copy, false}},
       {"replace", {op_replace, true, true}},
       {"revision", {op_revision, false}},
+      {"at", {op_at, false}},
+      {"history", {op_history, false}},
   };
   return table;
 }
@@ -225,14 +296,45 @@ outcome error_outcome(server_errc code, std::string message) {
 
 }  // namespace
 
+std::string compacted_message(std::uint64_t asked, std::uint64_t oldest) {
+  return "revision " + std::to_string(asked) +
+         " is no longer in the history; the oldest available is " + std::to_string(oldest);
+}
+
+std::optional<json> namespace_state::at(std::uint64_t rev) const {
+  if (rev == revision) return data;
+  if (!hist.covers_after(rev)) return std::nullopt;
+  json snapshot = data;
+  for (std::uint64_t r = revision; r > rev; --r) {
+    const auto& rec = **hist.find(r);
+    for (auto c = rec.changes.rbegin(); c != rec.changes.rend(); ++c) {
+      if (c->before) {
+        snapshot[c->key] = *c->before;
+      } else {
+        snapshot.erase(c->key);
+      }
+    }
+  }
+  return snapshot;
+}
+
 const namespace_state* store::find(std::string_view ns) const {
   auto it = namespaces_.find(std::string(ns));
   return it == namespaces_.end() ? nullptr : &it->second;
 }
 
-namespace_state& store::get_or_create(const std::string& ns) { return namespaces_[ns]; }
+namespace_state* store::find(std::string_view ns) {
+  auto it = namespaces_.find(std::string(ns));
+  return it == namespaces_.end() ? nullptr : &it->second;
+}
 
-outcome store::execute(const json& request, const request_context& /*ctx*/) {
+namespace_state& store::get_or_create(const std::string& ns) {
+  auto it = namespaces_.find(ns);
+  if (it == namespaces_.end()) it = namespaces_.emplace(ns, namespace_state(limits_)).first;
+  return it->second;
+}
+
+outcome store::execute(const json& request, const request_context& ctx) {
   if (!request.is_object()) return error_outcome(server_errc::bad_request, "a request must be a map");
   auto op_it = request.find(field::op);
   if (op_it == request.end() || !op_it->is_string())
@@ -266,7 +368,7 @@ outcome store::execute(const json& request, const request_context& /*ctx*/) {
   }
 
   const args a(request);
-  op_env env{*ns, ns_name, a};
+  op_env env{*ns, ns_name, a, false, {}};
   outcome o;
   try {
     o.result = fn_it->second.fn(env);
@@ -275,7 +377,27 @@ outcome store::execute(const json& request, const request_context& /*ctx*/) {
   } catch (const std::exception& ex) {
     return error_outcome(server_errc::internal, ex.what());
   }
-  if (env.wrote) ++ns->revision;
+  if (env.wrote) {
+    auto rec = std::make_shared<update_record>();
+    rec->revision = ++ns->revision;
+    rec->time_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+    rec->client_id = ctx.client_id;
+    if (auto h = request.find(field::handle); h != request.end() && h->is_number_unsigned())
+      rec->handle = h->get<std::uint64_t>();
+    rec->identical = true;
+    rec->bytes = sizeof(update_record);
+    for (const auto& c : env.changes) {
+      if (c.before != c.after) rec->identical = false;
+      rec->bytes += 64 + c.key.size() + (c.before ? approx_size(*c.before) : 0) +
+                    (c.after ? approx_size(*c.after) : 0);
+    }
+    rec->changes = std::move(env.changes);
+    ns->hist.append(rec);
+    o.committed = std::move(rec);
+    o.ns = &namespaces_.find(ns_name)->first;
+  }
   if (fn_it->second.returns_revision) o.result = ns->revision;
   o.revision = ns->revision;
   o.has_revision = true;

@@ -3,6 +3,8 @@
 // requests and sends back what it returns.
 #pragma once
 
+#include "server/history.hpp"
+
 #include <zproc/error.hpp>
 
 #include <nlohmann/json.hpp>
@@ -10,6 +12,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <optional>
 #include <unordered_map>
 
 namespace zproc::server_detail {
@@ -22,12 +25,22 @@ using nlohmann::json;
 struct namespace_state {
   json data = json::object();
   std::uint64_t revision = 0;
+  history hist;
+
+  explicit namespace_state(retention limits = {}) : hist(limits) {}
+
+  /// The namespace as it was at `revision` (undoing the kept records after it), or nullopt if
+  /// records after `revision` were compacted away. Cost: a copy plus O(changes since).
+  std::optional<json> at(std::uint64_t revision) const;
 };
 
 /// Who sent a request, for records and (later) for watchers that hide a client's own writes.
 struct request_context {
   std::uint64_t client_id = 0;
 };
+
+/// The value of `compacted` errors: names the oldest revision still available.
+std::string compacted_message(std::uint64_t asked, std::uint64_t oldest);
 
 /// The result of one request: a result (and the namespace revision after it), or an error.
 struct outcome {
@@ -36,11 +49,15 @@ struct outcome {
   bool has_revision = false;
   error_code error;
   std::string message;
+  /// Set when the request wrote: the new record (watchers are notified of it).
+  record_ptr committed;
+  const std::string* ns = nullptr;  // the namespace written (valid while the store lives)
 };
 
 class store {
  public:
-  explicit store(std::int64_t server_pid) : server_pid_(server_pid) {}
+  explicit store(std::int64_t server_pid, retention limits = {})
+      : server_pid_(server_pid), limits_(limits) {}
 
   /// Executes one decoded request (the fields of protocol::field). Never throws for bad input:
   /// a malformed request is an outcome with server_errc::bad_request and a message.
@@ -48,12 +65,14 @@ class store {
 
   /// Namespace by name, or nullptr if nothing was ever written there.
   const namespace_state* find(std::string_view ns) const;
+  namespace_state* find(std::string_view ns);
   std::size_t namespace_count() const noexcept { return namespaces_.size(); }
 
  private:
   namespace_state& get_or_create(const std::string& ns);
 
   std::int64_t server_pid_;
+  retention limits_;
   std::unordered_map<std::string, namespace_state> namespaces_;
 };
 

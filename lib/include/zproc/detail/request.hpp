@@ -24,7 +24,7 @@ using handler = boost::asio::any_completion_handler<void(error_code, T)>;
 /// Sends `request`; completes with the reply's result converted to T, on the handler's
 /// associated executor. Explicitly instantiated for: json, bool, std::uint64_t, std::int64_t,
 /// std::vector<std::string>, std::vector<json>, std::vector<std::pair<std::string, json>>,
-/// std::pair<std::string, json>.
+/// std::pair<std::string, json>, std::vector<update>.
 template <class T>
 void start_request(const std::shared_ptr<client_impl>& c, json request, handler<T> h);
 

@@ -1,0 +1,93 @@
+// The client side of a watcher: its cursor (a revision), the replica of the namespace that
+// snapshot watchers keep, the updates received but not yet returned, and the one watch request
+// it keeps pending on the server. Runs on the connection's executor.
+#pragma once
+
+#include "client/client_core.hpp"
+
+#include <zproc/watcher.hpp>
+
+#include <boost/asio/steady_timer.hpp>
+
+#include <deque>
+#include <functional>
+#include <memory>
+#include <optional>
+
+namespace zproc::detail {
+
+/// A next() waiting for an update. complete() runs once, on the connection's executor.
+class next_op {
+ public:
+  virtual ~next_op() = default;
+  /// `item` is a snapshot (json object) or an update record (json), or empty at the end.
+  virtual void complete(error_code ec, std::optional<json> item, std::string message,
+                        bool must_post) = 0;
+  virtual boost::asio::cancellation_slot cancellation_slot() { return {}; }
+};
+
+class watch_core : public std::enable_shared_from_this<watch_core> {
+ public:
+  /// `spec`: the watch request without the cursor fields. `snapshot`: yield snapshots (else
+  /// update records). `filter`: a client-side predicate on snapshots (may be empty).
+  watch_core(std::shared_ptr<client_impl> client, json spec, watch_options options,
+             bool snapshot, std::function<bool(const json&)> filter);
+
+  /// Sends the first request (from any thread). Once the server answered it, no later update
+  /// is missed. Call arm() or arm_here() once, after construction.
+  void arm();
+  /// The same, on the connection's executor; `pinned` runs when the server answered.
+  void arm_here(std::function<void(error_code, std::string)> pinned);
+  /// The next item (on the connection's executor).
+  void next(std::unique_ptr<next_op> op, bool from_initiation);
+  /// Cancels the pending request on the server (the watcher is gone). From any thread.
+  void close();
+  /// The same, on the connection's executor.
+  void close_here();
+
+  const std::shared_ptr<client_impl>& client() const noexcept { return client_; }
+  std::uint64_t revision() const noexcept { return revision_; }
+  std::size_t returned() const noexcept { return returned_; }
+  /// Keeps the core alive until the pending next() completes (one-shot waits).
+  void keep_alive() { self_ = shared_from_this(); }
+
+ private:
+  void send();
+  void on_reply(error_code ec, json&& result, std::string&& message);
+  void deliver(bool from_initiation);
+  void finish_waiting(error_code ec, std::optional<json> item, std::string message,
+                      bool must_post);
+  void apply(const json& diff);
+  bool finished() const noexcept { return options_.count && returned_ >= *options_.count; }
+
+  std::shared_ptr<client_impl> client_;
+  json spec_;
+  watch_options options_;
+  bool snapshot_;
+  std::function<bool(const json&)> filter_;
+
+  std::optional<std::uint64_t> cursor_;  // empty until the server fixed the start
+  json replica_;                         // snapshot watchers: the namespace at cursor_
+  bool have_replica_ = false;
+  std::deque<json> ready_;               // received, not yet returned
+  std::deque<std::uint64_t> ready_revisions_;
+  std::uint64_t revision_ = 0;           // of the last item returned
+  std::size_t returned_ = 0;
+
+  std::uint64_t inflight_id_ = 0;        // the pending watch request, 0 if none
+  bool closed_ = false;
+  error_code failed_;                    // sticky: compacted, connection closed
+  std::string failed_message_;
+
+  std::unique_ptr<next_op> waiting_;
+  boost::asio::steady_timer timer_;
+  std::shared_ptr<watch_core> self_;
+  std::function<void(error_code, std::string)> pinned_;
+};
+
+/// Builds and arms a watch core. Used by zproc::state's watcher factories.
+std::shared_ptr<watch_core> make_watch(const std::shared_ptr<client_impl>& client, json spec,
+                                       const watch_options& options, bool snapshot,
+                                       std::function<bool(const json&)> filter);
+
+}  // namespace zproc::detail

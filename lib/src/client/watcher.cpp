@@ -1,0 +1,165 @@
+// zproc::watcher and raw_watcher: the type-erased front of watch_core.
+#include "client/watch_core.hpp"
+
+#include <zproc/watcher.hpp>
+
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+
+namespace zproc {
+namespace detail {
+
+namespace asio = boost::asio;
+
+namespace {
+
+update to_update(const json& r) {
+  update u;
+  from_json(r, u);
+  return u;
+}
+
+}  // namespace
+}  // namespace detail
+
+void from_json(const json& r, update& u) {
+  u = update{};
+  u.revision = r.at("rv").get<std::uint64_t>();
+  u.time = std::chrono::system_clock::time_point(std::chrono::microseconds(r.at("t").get<std::int64_t>()));
+  u.client_id = r.at("c").get<std::uint64_t>();
+  u.identical = r.at("id").get<bool>();
+  for (const auto& ch : r.at("ch")) {
+    key_change c;
+    c.key = ch.at("k").get<std::string>();
+    if (auto b = ch.find("b"); b != ch.end()) c.before = *b;
+    if (auto a = ch.find("a"); a != ch.end()) c.after = *a;
+    u.changes.push_back(std::move(c));
+  }
+}
+
+namespace detail {
+namespace {
+
+template <class T>
+std::optional<T> convert_item(std::optional<json>&& item) {
+  if (!item) return std::nullopt;
+  if constexpr (std::is_same_v<T, json>) {
+    return std::move(item);
+  } else {
+    return to_update(*item);
+  }
+}
+
+template <class T>
+class handler_next_op final : public next_op {
+ public:
+  using handler_type = asio::any_completion_handler<void(error_code, std::optional<T>)>;
+  handler_next_op(handler_type h, asio::any_io_executor conn_ex)
+      : h_(std::move(h)),
+        conn_ex_(std::move(conn_ex)),
+        work_(asio::prefer(asio::get_associated_executor(h_, conn_ex_),
+                           asio::execution::outstanding_work.tracked)) {}
+
+  asio::cancellation_slot cancellation_slot() override {
+    return asio::get_associated_cancellation_slot(h_);
+  }
+
+  void complete(error_code ec, std::optional<json> item, std::string, bool must_post) override {
+    std::optional<T> value;
+    if (!ec) {
+      try {
+        value = convert_item<T>(std::move(item));
+      } catch (const json::exception&) {
+        ec = client_errc::protocol_error;
+      }
+    }
+    auto work = std::move(work_);
+    auto bound = asio::append(std::move(h_), ec, std::move(value));
+    if (must_post) {
+      asio::post(conn_ex_, std::move(bound));
+    } else {
+      asio::dispatch(conn_ex_, std::move(bound));
+    }
+  }
+
+ private:
+  handler_type h_;
+  asio::any_io_executor conn_ex_;
+  asio::any_completion_executor work_;
+};
+
+class blocking_next_op final : public next_op {
+ public:
+  explicit blocking_next_op(std::shared_ptr<blocking_result> r) : r_(std::move(r)) {}
+  void complete(error_code ec, std::optional<json> item, std::string message, bool) override {
+    r_->set(ec, item ? std::move(*item) : json(json::value_t::discarded), std::move(message));
+  }
+
+ private:
+  std::shared_ptr<blocking_result> r_;
+};
+
+std::optional<json> next_blocking(const std::shared_ptr<watch_core>& core) {
+  auto r = std::make_shared<blocking_result>();
+  core->client()->run_blocking(
+      *r, [&core, r] { core->next(std::make_unique<blocking_next_op>(r), true); },
+      std::chrono::milliseconds(0),  // the watcher's own timeout applies (watch_options)
+      [] {});
+  std::lock_guard lock(r->mutex);
+  if (!r->done) throw zproc::error(client_errc::connection_closed, "the watcher stopped making progress");
+  if (r->ec) throw zproc::error(r->ec, std::move(r->message));
+  if (r->value.is_discarded()) return std::nullopt;
+  return std::move(r->value);
+}
+
+}  // namespace
+
+void start_next(const std::shared_ptr<watch_core>& core,
+                asio::any_completion_handler<void(error_code, std::optional<json>)> h) {
+  auto op = std::make_unique<handler_next_op<json>>(std::move(h), core->client()->get_executor());
+  asio::dispatch(core->client()->get_executor(),
+                 [core, op = std::move(op)]() mutable { core->next(std::move(op), true); });
+}
+
+void start_next(const std::shared_ptr<watch_core>& core,
+                asio::any_completion_handler<void(error_code, std::optional<update>)> h) {
+  auto op = std::make_unique<handler_next_op<update>>(std::move(h), core->client()->get_executor());
+  asio::dispatch(core->client()->get_executor(),
+                 [core, op = std::move(op)]() mutable { core->next(std::move(op), true); });
+}
+
+void start_next_once(const std::shared_ptr<watch_core>& core,
+                     asio::any_completion_handler<void(error_code, std::optional<json>)> h) {
+  auto op = std::make_unique<handler_next_op<json>>(std::move(h), core->client()->get_executor());
+  asio::dispatch(core->client()->get_executor(), [core, op = std::move(op)]() mutable {
+    core->keep_alive();
+    core->next(std::move(op), true);
+  });
+}
+
+std::optional<json> next_snapshot(const std::shared_ptr<watch_core>& core) {
+  return next_blocking(core);
+}
+
+std::optional<update> next_update(const std::shared_ptr<watch_core>& core) {
+  auto item = next_blocking(core);
+  if (!item) return std::nullopt;
+  return to_update(*item);
+}
+
+}  // namespace detail
+
+watcher_base::~watcher_base() {
+  if (core_) core_->close();
+}
+std::uint64_t watcher_base::revision() const { return core_->revision(); }
+std::size_t watcher_base::returned() const { return core_->returned(); }
+watcher_base::executor_type watcher_base::get_executor() const {
+  return core_->client()->get_executor();
+}
+
+}  // namespace zproc

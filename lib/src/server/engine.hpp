@@ -1,0 +1,33 @@
+// What the server does with one request, independent of sockets: the store's operations, the
+// watchers, and which replies go to which client. Sessions feed it decoded requests and route
+// the deliveries it returns.
+#pragma once
+
+#include "server/store.hpp"
+#include "server/watch.hpp"
+
+#include <vector>
+
+namespace zproc::server_detail {
+
+class engine {
+ public:
+  engine(std::int64_t server_pid, retention limits) : store_(server_pid, limits) {}
+
+  /// Handles request `request_id` of client `ctx.client_id`. Appends to `out` the reply to it
+  /// (unless it is a watch that waits) and the replies to watchers that its write woke.
+  void handle(const json& request, std::uint64_t request_id, const request_context& ctx,
+              std::vector<delivery>& out);
+
+  /// The client's connection closed: its pending watches go.
+  void client_gone(std::uint64_t client_id) { watches_.drop_client(client_id); }
+
+  store& data() noexcept { return store_; }
+  const watch_registry& watches() const noexcept { return watches_; }
+
+ private:
+  store store_;
+  watch_registry watches_;
+};
+
+}  // namespace zproc::server_detail

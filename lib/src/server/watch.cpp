@@ -1,0 +1,337 @@
+#include "server/watch.hpp"
+
+#include "protocol/message.hpp"
+
+#include <algorithm>
+#include <set>
+
+namespace zproc::server_detail {
+
+namespace field = protocol::field;
+
+namespace {
+
+constexpr std::size_t scan_limit = 10'000;  // records examined per request, at most
+
+[[noreturn]] void bad(std::string message) {
+  throw op_error{server_errc::bad_request, std::move(message)};
+}
+
+bool truthy(const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: return false;
+    case json::value_t::boolean: return v.get<bool>();
+    case json::value_t::number_integer: return v.get<std::int64_t>() != 0;
+    case json::value_t::number_unsigned: return v.get<std::uint64_t>() != 0;
+    case json::value_t::number_float: return v.get<double>() != 0.0;
+    case json::value_t::string: return !v.get_ref<const std::string&>().empty();
+    case json::value_t::array:
+    case json::value_t::object: return !v.empty();
+    default: return true;
+  }
+}
+
+predicate parse_predicate(const json& p) {
+  static const std::pair<const char*, predicate::kind> kinds[] = {
+      {"equal", predicate::kind::equal},       {"not_equal", predicate::kind::not_equal},
+      {"truthy", predicate::kind::truthy},     {"falsy", predicate::kind::falsy},
+      {"none", predicate::kind::none},         {"not_none", predicate::kind::not_none},
+      {"available", predicate::kind::available}};
+  if (!p.is_object()) bad("'pred' must be a map");
+  predicate out;
+  const auto kind = p.value("kind", std::string());
+  auto it = std::find_if(std::begin(kinds), std::end(kinds),
+                         [&](const auto& k) { return kind == k.first; });
+  if (it == std::end(kinds)) bad("unknown predicate kind '" + kind + "'");
+  out.what = it->second;
+  auto k = p.find("k");
+  if (k == p.end() || !k->is_string()) bad("a predicate needs a key (field 'k')");
+  out.key = k->get<std::string>();
+  if (auto v = p.find("v"); v != p.end()) out.value = *v;
+  return out;
+}
+
+/// The value a record leaves for `key` (its last change of that key), if it touches it.
+const key_change* last_change(const update_record& r, const std::string& key) {
+  const key_change* found = nullptr;
+  for (const auto& c : r.changes)
+    if (c.key == key) found = &c;
+  return found;
+}
+
+/// Merged changes over revisions (from, to]: each key's final value, or its deletion.
+json diff(const namespace_state& ns, std::uint64_t from, std::uint64_t to) {
+  std::map<std::string, const std::optional<json>*> merged;
+  for (std::uint64_t r = from + 1; r <= to; ++r)
+    for (const auto& c : (*ns.hist.find(r))->changes) merged[c.key] = &c.after;
+  json set = json::object();
+  json del = json::array();
+  for (const auto& [k, v] : merged) {
+    if (*v) {
+      set[k] = **v;
+    } else {
+      del.push_back(k);
+    }
+  }
+  return json{{"s", std::move(set)}, {"x", std::move(del)}};
+}
+
+std::uint64_t revision_field(const json& req, const char* name, std::uint64_t fallback) {
+  auto it = req.find(name);
+  if (it == req.end() || it->is_null()) return fallback;
+  if (!it->is_number_unsigned()) bad(std::string("'") + name + "' must be a revision");
+  return it->get<std::uint64_t>();
+}
+
+bool flag(const json& req, const char* name) {
+  auto it = req.find(name);
+  return it != req.end() && it->is_boolean() && it->get<bool>();
+}
+
+}  // namespace
+
+bool predicate::holds(const std::optional<json>& v) const {
+  switch (what) {
+    case kind::equal: return v && *v == value;
+    case kind::not_equal: return !v || *v != value;
+    case kind::truthy: return v && truthy(*v);
+    case kind::falsy: return !v || !truthy(*v);
+    case kind::none: return !v || v->is_null();  // like Python's state.get(key) is None
+    case kind::not_none: return v && !v->is_null();
+    case kind::available: return v.has_value();
+  }
+  return false;
+}
+
+bool watch_spec::matches(const update_record& r) const {
+  if (r.identical && !identical_okay) return false;
+  if (!include_own && r.client_id == client_id && r.handle == handle) return false;
+  if (!keys.empty()) {
+    const auto listed = [&](const std::string& k) {
+      return std::find(keys.begin(), keys.end(), k) != keys.end();
+    };
+    const bool hit = std::any_of(r.changes.begin(), r.changes.end(), [&](const key_change& c) {
+      return exclude ? !listed(c.key) : listed(c.key);
+    });
+    if (!hit) return false;
+  }
+  if (pred) {
+    const key_change* c = last_change(r, pred->key);
+    if (c == nullptr || !pred->holds(c->after)) return false;
+  }
+  return true;
+}
+
+std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64_t client_id) {
+  watch_spec spec;
+  spec.client_id = client_id;
+  spec.request_id = req.at(field::id).get<std::uint64_t>();
+  auto ns_it = req.find(field::ns);
+  if (ns_it == req.end() || !ns_it->is_string()) bad("missing namespace (field 'n')");
+  spec.ns = ns_it->get<std::string>();
+  if (auto h = req.find(field::handle); h != req.end() && h->is_number_unsigned())
+    spec.handle = h->get<std::uint64_t>();
+  if (auto k = req.find("keys"); k != req.end()) {
+    if (!k->is_array()) bad("'keys' must be an array of strings");
+    for (const auto& key : *k) {
+      if (!key.is_string()) bad("'keys' must be an array of strings");
+      spec.keys.push_back(key.get<std::string>());
+    }
+  }
+  spec.exclude = flag(req, "exclude");
+  if (auto p = req.find("pred"); p != req.end()) spec.pred = parse_predicate(*p);
+  spec.identical_okay = flag(req, "identical");
+  spec.include_own = flag(req, "own");
+  spec.live = flag(req, "live");
+  spec.snapshot = flag(req, "snap");
+  spec.max = static_cast<std::size_t>(std::clamp<std::uint64_t>(revision_field(req, "max", 256), 1, 10'000));
+  const bool want_base = flag(req, "base");
+  const bool check_now = flag(req, "now");
+
+  if (per_client_[client_id] >= max_per_client)
+    throw op_error{server_errc::bad_request,
+                   "too many pending watches on this connection (" +
+                       std::to_string(max_per_client) + ")"};
+
+  static const namespace_state empty_ns;
+  namespace_state* found = s.find(spec.ns);
+  const namespace_state& ns = found ? *found : empty_ns;
+  const std::uint64_t current = ns.revision;
+  // "oldest": from the oldest record kept (a watcher started at revision 0).
+  const std::uint64_t after =
+      flag(req, "oldest") ? ns.hist.oldest() - 1 : revision_field(req, "after", current);
+  if (after > current)
+    bad("revision " + std::to_string(after) + " is in the future (now " + std::to_string(current) + ")");
+
+  waiter w{spec, after, after, spec.live ? current : after};
+  json result = json::object();
+
+  // The client's replica must be able to follow from `after`; a live watcher may jump instead.
+  if (!ns.hist.covers_after(after) && after != current) {
+    if (!spec.live)
+      throw op_error{server_errc::compacted, compacted_message(after, ns.hist.oldest() - 1)};
+    w.cursor = w.replica = current;
+    if (spec.snapshot) {
+      result["base"] = ns.data;
+      result["base_rv"] = current;
+    }
+  } else if (spec.snapshot && want_base) {
+    result["base"] = *ns.at(after);
+    result["base_rv"] = after;
+  }
+
+  // One-shot waits: answer at once if the predicate holds already (no predicate: always; the
+  // client then tests its own predicate on the snapshot, and asks again if it fails).
+  if (check_now) {
+    bool holds = true;
+    if (spec.pred) {
+      auto it = ns.data.find(spec.pred->key);
+      holds = spec.pred->holds(it == ns.data.end() ? std::nullopt : std::optional<json>(*it));
+    }
+    if (holds) {
+      if (spec.snapshot && (!result.contains("base") || w.replica != current)) {
+        result["base"] = ns.data;
+        result["base_rv"] = current;
+      }
+      result["cursor"] = current;
+      result["updates"] = json::array();
+      result["now"] = true;
+      return result;
+    }
+  }
+
+  // The backlog: scan the history after the cursor.
+  std::vector<const update_record*> hits;
+  std::uint64_t scanned = w.cursor;
+  for (std::uint64_t r = w.cursor + 1; r <= current && hits.size() < spec.max; ++r) {
+    if (r - w.cursor > scan_limit) break;
+    const auto& rec = **ns.hist.find(r);
+    scanned = r;
+    if (r > w.eligible_after && spec.matches(rec)) hits.push_back(&rec);
+  }
+  if (!hits.empty() || scanned - w.cursor >= scan_limit) {
+    json a = answer(ns, w, hits, hits.empty() ? scanned : hits.back()->revision);
+    for (auto& [k, v] : result.items()) a[k] = v;
+    return a;
+  }
+  if (result.contains("base") || flag(req, "pin")) {
+    // A base snapshot, or a client that wants to know where it starts ("pin": a watcher being
+    // created), does not wait: answer now with no updates; the client asks again.
+    result["cursor"] = w.cursor;
+    result["updates"] = json::array();
+    return result;
+  }
+  w.cursor = current;
+  add(std::move(w));
+  return std::nullopt;
+}
+
+json watch_registry::answer(const namespace_state& ns, waiter& w,
+                            const std::vector<const update_record*>& hits,
+                            std::uint64_t cursor) const {
+  json updates = json::array();
+  json out = json::object();
+  for (const auto* rec : hits) {
+    json u = to_json(*rec);
+    if (w.spec.snapshot) {
+      if (!ns.hist.covers_after(w.replica)) {
+        // The records between are gone: resend the whole state as of this update.
+        out["base"] = *ns.at(rec->revision);
+        out["base_rv"] = rec->revision;
+        u["d"] = json{{"s", json::object()}, {"x", json::array()}};
+      } else {
+        u["d"] = diff(ns, w.replica, rec->revision);
+      }
+      w.replica = rec->revision;
+    }
+    updates.push_back(std::move(u));
+  }
+  if (w.spec.snapshot && cursor > w.replica) {
+    out["tail"] = diff(ns, w.replica, cursor);
+    w.replica = cursor;
+  }
+  out["cursor"] = cursor;
+  out["updates"] = std::move(updates);
+  return out;
+}
+
+void watch_registry::notify(store& s, const std::string& ns_name, const update_record& r,
+                            std::vector<delivery>& out) {
+  auto ns_it = by_ns_.find(ns_name);
+  if (ns_it == by_ns_.end()) return;
+  const namespace_state* ns = s.find(ns_name);
+  if (ns == nullptr) return;
+  // Candidates: waiters on a key this write touched, and waiters on every update.
+  std::set<waiter*> seen;
+  std::vector<waiter_list::iterator> hits;
+  auto consider = [&](const std::string& key) {
+    auto [b, e] = ns_it->second.equal_range(key);
+    for (auto it = b; it != e; ++it) {
+      waiter& w = *it->second;
+      if (!seen.insert(&w).second) continue;
+      if (r.revision > w.eligible_after && w.spec.matches(r)) hits.push_back(it->second);
+    }
+  };
+  consider(std::string());
+  for (const auto& c : r.changes) consider(c.key);
+  for (auto it : hits) {
+    json result = answer(*ns, *it, {&r}, r.revision);
+    out.push_back({it->spec.client_id, protocol::make_reply(it->spec.request_id, std::move(result))});
+    remove(it);
+  }
+}
+
+/// The keys a waiter is indexed under ("" = every update of its namespace).
+std::vector<std::string> watch_registry::index_keys(const watch_spec& spec) {
+  if (spec.pred) return {spec.pred->key};
+  if (!spec.keys.empty() && !spec.exclude) return spec.keys;
+  return {std::string()};
+}
+
+void watch_registry::add(waiter w) {
+  const auto key = key_type{w.spec.client_id, w.spec.request_id};
+  if (by_id_.count(key)) bad("a watch with this request id is already pending");
+  waiters_.push_back(std::move(w));
+  auto it = std::prev(waiters_.end());
+  by_id_.emplace(key, it);
+  ++per_client_[it->spec.client_id];
+  auto& index = by_ns_[it->spec.ns];
+  for (const auto& k : index_keys(it->spec)) index.emplace(k, it);
+}
+
+void watch_registry::remove(waiter_list::iterator it) {
+  auto ns_it = by_ns_.find(it->spec.ns);
+  if (ns_it != by_ns_.end()) {
+    auto& index = ns_it->second;
+    for (const auto& k : index_keys(it->spec)) {
+      auto [b, e] = index.equal_range(k);
+      for (auto x = b; x != e;) x = x->second == it ? index.erase(x) : std::next(x);
+    }
+    if (index.empty()) by_ns_.erase(ns_it);
+  }
+  by_id_.erase({it->spec.client_id, it->spec.request_id});
+  if (--per_client_[it->spec.client_id] == 0) per_client_.erase(it->spec.client_id);
+  waiters_.erase(it);
+}
+
+bool watch_registry::cancel(std::uint64_t client_id, std::uint64_t request_id) {
+  auto it = by_id_.find({client_id, request_id});
+  if (it == by_id_.end()) return false;
+  remove(it->second);
+  return true;
+}
+
+void watch_registry::drop_client(std::uint64_t client_id) {
+  auto it = by_id_.lower_bound({client_id, 0});
+  while (it != by_id_.end() && it->first.first == client_id) {
+    auto victim = (it++)->second;
+    remove(victim);
+  }
+}
+
+std::size_t watch_registry::pending_of(std::uint64_t client_id) const {
+  auto it = per_client_.find(client_id);
+  return it == per_client_.end() ? 0 : it->second;
+}
+
+}  // namespace zproc::server_detail

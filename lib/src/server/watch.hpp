@@ -1,0 +1,120 @@
+// Watchers on the server: a watch request is answered with the next matching updates after the
+// client's cursor (a revision), found in the history or, if none yet, when a write makes one.
+// Plain logic, no I/O: the engine calls it and returns the replies it produces.
+//
+// Request (fields besides i/o/n):
+//   after    revision the client has seen (absent: the current revision)
+//   live     only updates written after this request (skip the backlog)
+//   keys     [k...]: only updates touching one of these keys; with exclude: touching another key
+//   exclude  bool
+//   pred     {"kind": equal|not_equal|truthy|falsy|none|not_none|available, "k": key, "v": value}
+//            only updates of that key after which the predicate holds
+//   now      with pred: answer at once (with a snapshot) if the predicate holds already
+//   identical  also updates that changed nothing
+//   own      also the watcher's own handle's writes (h = that handle)
+//   snap     the client keeps a replica: send diffs; base=true asks for a full snapshot first
+//   max      at most this many updates per reply
+//   pin      answer at once, with the cursor (where the watch starts), even with no update
+// Reply "r": {"cursor": C, "updates": [record + {"d": diff}?], "base"?: {...}, "base_rv"?: R,
+//             "tail"?: diff, "now"?: true}
+#pragma once
+
+#include "server/history.hpp"
+#include "server/store.hpp"
+
+#include <cstdint>
+#include <list>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace zproc::server_detail {
+
+struct predicate {
+  enum class kind { equal, not_equal, truthy, falsy, none, not_none, available };
+  kind what = kind::available;
+  std::string key;
+  json value;
+
+  /// Whether the predicate holds for a key's value (empty optional: the key is absent).
+  bool holds(const std::optional<json>& v) const;
+};
+
+struct watch_spec {
+  std::uint64_t client_id = 0;
+  std::uint64_t request_id = 0;
+  std::uint64_t handle = 0;
+  std::string ns;
+  std::vector<std::string> keys;
+  bool exclude = false;
+  std::optional<predicate> pred;
+  bool identical_okay = false;
+  bool include_own = false;
+  bool live = false;
+  bool snapshot = false;  // send diffs so the client's replica follows
+  std::size_t max = 256;
+
+  bool matches(const update_record& r) const;
+};
+
+/// A reply for a client's request.
+struct delivery {
+  std::uint64_t client_id;
+  json reply;  // a complete reply message (with the request id)
+};
+
+class watch_registry {
+ public:
+  /// Handles a watch request: either answers at once (returns the reply's result, or throws
+  /// op_error) or registers it until a write matches.
+  std::optional<json> watch(store& s, const json& request, std::uint64_t client_id);
+
+  /// A write was committed to `ns`: answers the waiters it matches.
+  void notify(store& s, const std::string& ns, const update_record& r,
+              std::vector<delivery>& out);
+
+  /// Forgets a pending watch (the client cancelled it); true if it was pending.
+  bool cancel(std::uint64_t client_id, std::uint64_t request_id);
+  /// Forgets every pending watch of a client (its connection closed).
+  void drop_client(std::uint64_t client_id);
+
+  std::size_t pending() const noexcept { return by_id_.size(); }
+  std::size_t pending_of(std::uint64_t client_id) const;
+
+  /// Most pending watches one client may have.
+  static constexpr std::size_t max_per_client = 100'000;
+
+ private:
+  struct waiter {
+    watch_spec spec;
+    std::uint64_t cursor;   // history scanned up to here
+    std::uint64_t replica;  // the client's replica is at this revision (snapshot watchers)
+    std::uint64_t eligible_after;  // updates at or before this are not delivered (live)
+  };
+  using waiter_list = std::list<waiter>;
+  using key_type = std::pair<std::uint64_t, std::uint64_t>;  // client, request
+
+  static std::vector<std::string> index_keys(const watch_spec& spec);
+  void add(waiter w);
+  void remove(waiter_list::iterator it);
+  /// Builds the reply result for updates [first..] of history, from the waiter's position.
+  json answer(const namespace_state& ns, waiter& w, const std::vector<const update_record*>& hits,
+              std::uint64_t cursor) const;
+
+  waiter_list waiters_;
+  std::map<key_type, waiter_list::iterator> by_id_;
+  // Index: waiters by namespace, and within it by watched key ("" = every update).
+  std::unordered_map<std::string, std::unordered_multimap<std::string, waiter_list::iterator>>
+      by_ns_;
+  std::unordered_map<std::uint64_t, std::size_t> per_client_;
+};
+
+/// An error while handling a request: becomes an error reply.
+struct op_error {
+  server_errc code;
+  std::string message;
+};
+
+}  // namespace zproc::server_detail

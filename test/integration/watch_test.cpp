@@ -1,0 +1,301 @@
+// Watchers against a real server: never miss an update, in order, exactly once; count, timeout,
+// exclude, own writes, every predicate; fan-out.
+#include "support/server_process.hpp"
+
+#include <zproc/zproc.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+
+#include <doctest/doctest.h>
+
+#include <atomic>
+#include <thread>
+
+using namespace zproc;
+using namespace std::chrono_literals;
+namespace asio = boost::asio;
+
+namespace {
+test::server_process& srv() {
+  static test::server_process s;
+  return s;
+}
+std::string fresh_ns() {
+  static std::atomic<int> n{0};
+  return "watch-" + std::to_string(n++);
+}
+struct connected {
+  client c;
+  state st;
+  explicit connected(const std::string& ns, const std::string& address = srv().ipc())
+      : st((c.connect(address), c), ns) {}
+};
+}  // namespace
+
+TEST_SUITE("watch") {
+  TEST_CASE("10,000 rapid writes from another process: a watcher sees every revision once, in order") {
+    const std::string ns = fresh_ns();
+    connected w(ns);
+    raw_watcher raw = w.st.when_change_raw();  // watching starts here
+    watcher snaps = w.st.when_change({"n"});
+    auto writer = test::run_program({ZPROC_WRITER_EXE, srv().tcp(), ns, "10000"}, 60s);
+    REQUIRE(writer.exit_code == 0);
+    CHECK(writer.out == "10000\n");
+
+    std::uint64_t expected = 1;
+    for (int i = 0; i < 10000; ++i) {
+      auto u = raw.next();
+      REQUIRE(u.has_value());
+      CHECK(u->revision == expected);
+      REQUIRE(u->changes.size() == 1);
+      CHECK(u->changes[0].key == "n");
+      if (u->revision != expected) break;
+      ++expected;
+    }
+    // Snapshots: the value after each write (writes are pipelined, so they apply in order).
+    for (int i = 1; i <= 10000; ++i) {
+      auto s = snaps.next();
+      REQUIRE(s.has_value());
+      if ((*s)["n"] != i) {
+        CHECK((*s)["n"] == i);
+        break;
+      }
+    }
+    CHECK(snaps.revision() == 10000);
+  }
+
+  TEST_CASE("two writes in the same instant are both seen") {
+    connected w(fresh_ns());
+    connected writer(w.st.name());
+    auto raw = w.st.when_change_raw();
+    // One update() and one set() pipelined back to back on one connection: the server applies
+    // them in the same read, typically within the same microsecond.
+    asio::io_context ioc;
+    client ac(ioc.get_executor());
+    test::run_with_deadline(ioc, [&]() -> asio::awaitable<void> {
+      co_await ac.async_connect(srv().ipc());
+      state st(ac, w.st.name());
+      auto a = st.async_set("x", 1, asio::use_awaitable);
+      auto b = st.async_set("y", 2, asio::use_awaitable);
+      co_await std::move(a);
+      co_await std::move(b);
+      ac.close();
+    }());
+    auto first = raw.next();
+    auto second = raw.next();
+    REQUIRE(first);
+    REQUIRE(second);
+    CHECK(first->revision + 1 == second->revision);
+    CHECK(first->changes[0].key == "x");
+    CHECK(second->changes[0].key == "y");
+  }
+
+  TEST_CASE("count ends the watcher; timeout fails one next() without losing the update") {
+    connected w(fresh_ns());
+    connected other(w.st.name());
+    auto limited = w.st.when_change({}, {.count = 2});
+    other.st.set("a", 1);
+    other.st.set("a", 2);
+    other.st.set("a", 3);
+    CHECK(limited.next().value()["a"] == 1);
+    CHECK(limited.next().value()["a"] == 2);
+    CHECK_FALSE(limited.next().has_value());
+    int n = 0;
+    for (const auto& snap : w.st.when_change({}, {.start = 0, .count = 3})) {
+      CHECK(snap["a"] == ++n);  // range-for, from the oldest revision
+    }
+    CHECK(n == 3);
+
+    auto slow = w.st.when_change({"a"}, {.timeout = 150ms});
+    try {
+      slow.next();
+      FAIL("no timeout");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == client_errc::timeout);
+    }
+    other.st.set("a", 4);
+    CHECK(slow.next().value()["a"] == 4);  // still usable, nothing lost
+  }
+
+  TEST_CASE("keys, exclude, identical writes, and own writes") {
+    connected w(fresh_ns());
+    connected other(w.st.name());
+    auto only_a = w.st.when_change_raw({"a"});
+    auto not_a = w.st.when_change_raw({"a"}, {.exclude = true});
+    auto any = w.st.when_change_raw();
+    auto with_identical = w.st.when_change_raw({}, {.identical_okay = true});
+    auto with_own = w.st.when_change_raw({}, {.include_own = true});
+
+    other.st.set("b", 1);    // rev 1
+    other.st.set("a", 1);    // rev 2
+    other.st.set("a", 1);    // rev 3: identical
+    w.st.set("c", 1);        // rev 4: the watchers' own handle
+    state forked = w.st.fork(w.st.name());  // another handle on the same connection
+    forked.set("d", 1);      // rev 5
+    other.st.set("a", 2);    // rev 6
+
+    CHECK(only_a.next()->revision == 2);
+    CHECK(only_a.next()->revision == 6);
+    CHECK(not_a.next()->revision == 1);
+    CHECK(not_a.next()->revision == 5);
+    CHECK(any.next()->revision == 1);
+    CHECK(any.next()->revision == 2);
+    CHECK(any.next()->revision == 5);  // 3 is identical, 4 is our own
+    auto i1 = with_identical.next();
+    CHECK(i1->revision == 1);
+    CHECK(with_identical.next()->revision == 2);
+    auto i3 = with_identical.next();
+    CHECK(i3->revision == 3);
+    CHECK(i3->identical);
+    CHECK(with_identical.next()->revision == 5);
+    for (std::uint64_t r = 1; r <= 6; ++r) {
+      if (r == 3) continue;
+      auto u = with_own.next();
+      CHECK(u->revision == r);
+    }
+  }
+
+  TEST_CASE("every predicate watcher, and one-shot waits") {
+    connected w(fresh_ns());
+    connected other(w.st.name());
+    auto eq = w.st.when_equal("k", 3);
+    auto ne = w.st.when_not_equal("k", 3);
+    auto truthy = w.st.when_truthy("k");
+    auto falsy = w.st.when_falsy("k");
+    auto none = w.st.when_none("k");
+    auto not_none = w.st.when_not_none("k");
+    auto available = w.st.when_available("k");
+    auto custom = w.st.when([](const json& s) { return s.value("k", json()) == json("x"); });
+
+    other.st.set("unrelated", 1);  // rev 1: touches no watcher
+    other.st.set("k", 0);          // rev 2
+    other.st.set("k", 3);          // rev 3
+    other.st.set("k", nullptr);    // rev 4
+    other.st.set("k", "x");        // rev 5
+    other.st.erase("k");           // rev 6
+
+    CHECK(eq.next().value()["k"] == 3);
+    CHECK(eq.revision() == 3);
+    CHECK(ne.next().value()["k"] == 0);
+    CHECK(ne.next().value()["k"] == nullptr);
+    CHECK(ne.next().value()["k"] == "x");
+    CHECK(ne.revision() == 5);
+    CHECK(truthy.next().value()["k"] == 3);
+    CHECK(truthy.next().value()["k"] == "x");
+    CHECK(falsy.next().value()["k"] == 0);
+    CHECK(falsy.next().value()["k"] == nullptr);
+    CHECK_FALSE(falsy.next().value().contains("k"));  // deleted: falsy too
+    CHECK(none.next().value()["k"] == nullptr);
+    CHECK(none.revision() == 4);
+    CHECK_FALSE(none.next().value().contains("k"));  // absent counts as None
+    CHECK(not_none.next().value()["k"] == 0);
+    CHECK(not_none.next().value()["k"] == 3);
+    CHECK(not_none.next().value()["k"] == "x");
+    CHECK(available.next().value()["k"] == 0);
+    CHECK(available.revision() == 2);
+    CHECK(custom.next().value()["k"] == "x");
+    CHECK(custom.revision() == 5);
+
+    // One-shot: immediate when it holds already, else waits.
+    other.st.set("ready", true);
+    CHECK(w.st.get_when_equal("ready", true)["ready"] == true);
+    CHECK(w.st.get_when_available("ready").contains("ready"));
+    CHECK(w.st.get_when([](const json& s) { return s.contains("ready"); })["ready"] == true);
+    std::thread later([&] {
+      std::this_thread::sleep_for(50ms);
+      other.st.set("go", 1);
+    });
+    CHECK(w.st.get_when_available("go", {.timeout = 10s})["go"] == 1);
+    later.join();
+  }
+
+  TEST_CASE("a live watcher skips the backlog") {
+    connected w(fresh_ns());
+    connected other(w.st.name());
+    auto live = w.st.when_change({}, {.live = true});
+    other.st.set("n", 1);
+    other.st.set("n", 2);
+    std::this_thread::sleep_for(50ms);
+    // Both writes came before the next() below asked: a live watcher reports the newest...
+    auto first = live.next();
+    CHECK((*first)["n"] >= 1);
+    other.st.set("n", 3);
+    auto s = live.next();
+    CHECK((*s)["n"] == 3);  // ...and then only what comes after
+  }
+
+  TEST_CASE("snapshots stay exact while unrelated keys change") {
+    connected w(fresh_ns());
+    connected other(w.st.name());
+    auto watch_a = w.st.when_change({"a"});
+    for (int i = 0; i < 50; ++i) {
+      other.st.set("noise" + std::to_string(i % 7), i);
+      if (i % 10 == 0) other.st.set("a", i);
+      if (i % 13 == 0) other.st.erase("noise" + std::to_string(i % 7));
+    }
+    for (int i = 0; i < 5; ++i) {
+      auto snap = watch_a.next();
+      REQUIRE(snap);
+      CHECK(*snap == w.st.at(watch_a.revision()));
+    }
+  }
+
+  TEST_CASE("co_await: a watcher in a coroutine, cancellation, one-shot") {
+    asio::io_context ioc;
+    connected writer(fresh_ns());
+    test::run_with_deadline(ioc, [&]() -> asio::awaitable<void> {
+      client c(ioc.get_executor());
+      co_await c.async_connect(srv().tcp());
+      state st(c, writer.st.name());
+      auto w = st.when_change({"x"});
+      auto ready = st.async_get_when([&] { return st.when_equal("x", 2); });
+      std::thread t([&] {
+        writer.st.set("x", 1);
+        writer.st.set("x", 2);
+      });
+      auto s1 = co_await w.async_next();
+      CHECK((*s1)["x"] == 1);
+      auto s2 = co_await w.async_next();
+      CHECK((*s2)["x"] == 2);
+      auto r = co_await std::move(ready);
+      CHECK((*r)["x"] == 2);
+      t.join();
+
+      // Cancelled next(): operation_aborted, and the watcher still works afterwards.
+      using namespace asio::experimental::awaitable_operators;
+      asio::steady_timer timer(ioc, 50ms);
+      auto which = co_await (w.async_next(asio::use_awaitable) || timer.async_wait(asio::use_awaitable));
+      CHECK(which.index() == 1);
+      writer.st.set("x", 3);
+      auto s3 = co_await w.async_next();
+      CHECK((*s3)["x"] == 3);
+    }());
+  }
+
+  TEST_CASE("fan-out: one write wakes 1,000 watchers") {
+    connected w(fresh_ns());
+    connected other(w.st.name());
+    std::vector<watcher> watchers;
+    for (int i = 0; i < 1000; ++i) watchers.push_back(w.st.when_equal("go", true));
+    other.st.set("go", true);
+    int woken = 0;
+    for (auto& x : watchers) woken += x.next().value()["go"] == true;
+    CHECK(woken == 1000);
+  }
+
+  TEST_CASE("a watcher whose connection breaks fails instead of hanging") {
+    test::server_process own;
+    client c;
+    c.connect(own.ipc());
+    state st(c, "x");
+    auto w = st.when_change();
+    own.kill_now();
+    try {
+      w.next();
+      FAIL("no error");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == client_errc::connection_closed);
+    }
+  }
+}
