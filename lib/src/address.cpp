@@ -21,7 +21,9 @@ std::optional<address> address::parse(std::string_view text, error_code& ec) noe
   if (text.starts_with(ipc_scheme)) {
     a.kind = transport::ipc;
     a.path = std::string(text.substr(ipc_scheme.size()));
-    if (a.path.empty() || a.path.find('\0') != std::string::npos) return bad(ec);
+    // sockaddr_un holds 108 bytes including the terminating NUL.
+    if (a.path.empty() || a.path.size() > 107 || a.path.find('\0') != std::string::npos)
+      return bad(ec);
     return a;
   }
   if (!text.starts_with(tcp_scheme)) return bad(ec);
@@ -56,7 +58,8 @@ address address::parse(std::string_view text) {
   auto a = parse(text, ec);
   if (!a)
     throw zproc::error(ec, "bad address '" + std::string(text) +
-                               "': expected ipc:///path/to.sock or tcp://host:port");
+                               "': expected ipc:///path/to.sock (path up to 107 bytes) or "
+                               "tcp://host:port");
   return *a;
 }
 

@@ -27,6 +27,9 @@ class client_category_impl final : public boost::system::error_category {
         return "the message is larger than the maximum frame size";
       case client_errc::timeout: return "the operation timed out";
       case client_errc::already_connected: return "the client is already connected";
+      case client_errc::wrong_mode:
+        return "async operation on a blocking client: construct zproc::client with an executor "
+               "to use async operations";
     }
     return "unknown zproc client error " + std::to_string(ev);
   }

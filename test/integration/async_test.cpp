@@ -12,10 +12,12 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
 
 #include <doctest/doctest.h>
 
+#include <future>
 #include <thread>
 
 using namespace zproc;
@@ -188,6 +190,98 @@ TEST_SUITE("async") {
     guard.reset();
     ioc.stop();
     runner.join();
+  }
+
+  TEST_CASE("a cancel emitted right after the initiation is not lost") {
+    test::server_process sp;
+    asio::io_context ioc;
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      client c(ioc.get_executor());
+      co_await c.async_connect(sp.ipc());
+      state st(c, "early-cancel");
+      sp.stop_signal();  // no reply can come: only the cancel can complete the operation
+      asio::cancellation_signal signal;
+      error_code result;
+      bool done = false;
+      st.async_get("x", asio::bind_cancellation_slot(signal.slot(), [&](error_code ec, json) {
+        result = ec;
+        done = true;
+      }));
+      signal.emit(asio::cancellation_type::terminal);  // before the request reached the strand
+      while (!done) co_await asio::post(ioc, asio::deferred);
+      CHECK(result == asio::error::operation_aborted);
+      sp.continue_signal();
+      CHECK(co_await c.async_ping() == sp.pid());
+    }());
+  }
+
+  TEST_CASE("destroying a client while it connects completes the connect, ioc.run() returns") {
+    test::server_process sp;
+    asio::io_context ioc;
+    error_code result;
+    bool done = false;
+    {
+      client c(ioc.get_executor());
+      c.async_connect(sp.tcp(), [&](error_code ec) {
+        result = ec;
+        done = true;
+      });
+    }  // destroyed before the io_context ran at all
+    ioc.run_for(5s);
+    CHECK(done);
+    CHECK(result);  // an error, not a "successful" connect of a dead client
+    CHECK(ioc.stopped());
+  }
+
+  TEST_CASE("async_connect honours cancellation") {
+    test::server_process sp;
+    sp.stop_signal();  // accepts (kernel backlog) but never says hello
+    asio::io_context ioc;
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      client c(ioc.get_executor(), {.connect_timeout = 30s});
+      using namespace asio::experimental::awaitable_operators;
+      asio::steady_timer timer(ioc, 100ms);
+      auto which = co_await (c.async_connect(sp.ipc(), asio::use_awaitable) ||
+                             timer.async_wait(asio::use_awaitable));
+      CHECK(which.index() == 1);
+    }(), 5s);
+    sp.continue_signal();
+  }
+
+  TEST_CASE("async operations on a blocking client fail with wrong_mode instead of hanging") {
+    test::server_process sp;
+    client c;
+    c.connect(sp.ipc());
+    auto f = state(c).async_get("x", asio::use_future);
+    REQUIRE(f.wait_for(5s) == std::future_status::ready);
+    try {
+      f.get();
+      FAIL("no error");
+    } catch (const boost::system::system_error& e) {
+      CHECK(e.code() == client_errc::wrong_mode);
+    }
+  }
+
+  TEST_CASE("close() from another thread interrupts a blocking call") {
+    test::server_process sp;
+    client c({.request_timeout = 20s});
+    c.connect(sp.ipc());
+    state st(c, "close");
+    sp.stop_signal();
+    std::thread closer([&] {
+      std::this_thread::sleep_for(100ms);
+      c.close();
+    });
+    const auto t0 = std::chrono::steady_clock::now();
+    try {
+      st.get("x");
+      FAIL("no error");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == client_errc::connection_closed);
+    }
+    CHECK(std::chrono::steady_clock::now() - t0 < 5s);
+    closer.join();
+    sp.continue_signal();
   }
 
   TEST_CASE("server_thread: an embedded server on its own thread") {

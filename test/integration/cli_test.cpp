@@ -80,5 +80,8 @@ TEST_SUITE("cli") {
     auto clash = zproc_cmd({"server", "--listen", srv.ipc()});
     CHECK(clash.exit_code == 1);
     CHECK(clash.err.find("another server is listening") != std::string::npos);
+
+    CHECK(srv.terminate() == 0);  // SIGTERM: a clean exit...
+    CHECK(::stat(path.c_str(), &st) != 0);  // ...that removes its socket file
   }
 }

@@ -16,6 +16,7 @@
 #include <doctest/doctest.h>
 
 #include <random>
+#include <thread>
 
 using namespace zproc;
 using nlohmann::json;
@@ -201,13 +202,98 @@ TEST_SUITE("robustness") {
     server_still_answers();
   }
 
-  TEST_CASE("a client that sends but never reads does not stall the others") {
+  TEST_CASE("a client that sends but never reads is stopped being read (bounded memory)") {
+    // An in-process server with a small output limit, so that backpressure must engage.
+    server_config cfg;
+    cfg.max_pending_output = 256 * 1024;
+    server_thread small(cfg);
+    {
+      client c;
+      c.connect(small.address());
+      state(c, "bp").set("big", std::string(8 * 1024, 'x'));
+    }
+    asio::io_context ioc;
+    asio::local::stream_protocol::socket sock(ioc);
+    sock.connect(asio::local::stream_protocol::endpoint(address::parse(small.address()).path));
+    std::string hello;
+    protocol::append_frame(hello, protocol::make_hello(protocol::default_max_frame_size));
+    asio::write(sock, asio::buffer(hello));
+    sock.non_blocking(true);
+    // Each request asks for an 8 KiB reply that is never read. Without backpressure the server
+    // reads every request and buffers every reply (80,000 x 8 KiB = 640 MiB); with it, the
+    // server stops reading and our sends soon block (EAGAIN).
+    std::string one;
+    protocol::append_frame(one, json{{"i", 1}, {"o", "get"}, {"n", "bp"}, {"k", "big"}});
+    std::string batch;
+    for (int i = 0; i < 100; ++i) batch += one;
+    std::size_t sent_requests = 0;
+    bool blocked = false;
+    for (int attempt = 0; attempt < 800 && !blocked; ++attempt) {
+      std::size_t off = 0;
+      while (off < batch.size()) {
+        error_code ec;
+        const auto n = sock.write_some(asio::buffer(batch.data() + off, batch.size() - off), ec);
+        if (ec == asio::error::would_block) {
+          // Give the server time to catch up; if it still does not read, it is holding back.
+          std::this_thread::sleep_for(std::chrono::milliseconds(200));
+          const auto m = sock.write_some(asio::buffer(batch.data() + off, batch.size() - off), ec);
+          if (ec == asio::error::would_block) {
+            blocked = true;
+            break;
+          }
+          off += m;
+          continue;
+        }
+        REQUIRE_FALSE(ec);
+        off += n;
+      }
+      sent_requests += 100;
+    }
+    CHECK(blocked);
+    CHECK(sent_requests < 80'000);
+    // Meanwhile everyone else is served.
+    client other;
+    other.connect(small.address());
+    CHECK(state(other, "bp").get("big").get_ref<const std::string&>().size() == 8 * 1024);
+  }
+
+  TEST_CASE("fuzz: valid frame headers around random payloads and random requests") {
+    std::mt19937 rng(2024);
     raw_peer p;
     p.hello();
-    std::string burst;
-    for (int i = 1; i <= 20000; ++i)
-      protocol::append_frame(burst, json{{"i", i}, {"o", "copy"}, {"n", "robust"}});
-    p.send_bytes(burst);  // never reads the replies
+    for (int round = 0; round < 300; ++round) {
+      std::string wire;
+      if (round % 2 == 0) {
+        std::string payload(rng() % 64, '\0');
+        for (auto& ch : payload) ch = static_cast<char>(rng());
+        const auto n = static_cast<std::uint32_t>(payload.size());
+        wire = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
+                static_cast<char>(n)};
+        wire += payload;
+      } else {
+        static const char* ops[] = {"get", "set", "del", "update", "pop", "watch", "cancel",
+                                    "history", "at", "nope"};
+        json req = {{"o", ops[rng() % 10]}};
+        if (rng() % 4) req["i"] = static_cast<int>(rng() % 1000) - 10;
+        if (rng() % 3) req["n"] = rng() % 2 ? json("fuzz") : json(rng() % 5);
+        if (rng() % 3) req["k"] = rng() % 2 ? json("k") : json::array({1});
+        if (rng() % 3) req["v"] = rng() % 2 ? json::object({{"a", 1}}) : json(nullptr);
+        if (rng() % 5 == 0) req["after"] = rng() % 2 ? json(-1) : json("x");
+        if (rng() % 5 == 0) req["pred"] = json{{"kind", "equal"}};
+        protocol::append_frame(wire, req);
+      }
+      p.send_bytes(wire);
+    }
+    p.send(json{{"i", 999999}, {"o", "ping"}});
+    // Every reply so far is well-formed; the connection ends with the answer to the ping.
+    for (int i = 0; i < 2000; ++i) {
+      json r = p.receive();
+      REQUIRE_FALSE(r.is_discarded());
+      if (r.value("i", std::uint64_t{0}) == 999999) {
+        CHECK(r["r"] == srv().pid());
+        break;
+      }
+    }
     server_still_answers();
   }
 }

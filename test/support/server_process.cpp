@@ -151,6 +151,21 @@ server_process::~server_process() {
   if (out_fd_ >= 0) ::close(out_fd_);
 }
 
+int server_process::terminate() {
+  if (pid_ <= 0) return -1000;
+  ::kill(pid_, SIGTERM);
+  int status = 0;
+  for (int i = 0; i < 500; ++i) {
+    if (::waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = -1;
+      return decode_status(status);
+    }
+    ::usleep(10'000);
+  }
+  kill_now();
+  return -1000;
+}
+
 void server_process::stop_signal() { ::kill(pid_, SIGSTOP); }
 void server_process::continue_signal() { ::kill(pid_, SIGCONT); }
 

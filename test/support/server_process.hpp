@@ -44,6 +44,9 @@ class server_process {
   void stop_signal();      ///< SIGSTOP: the server stops answering (alive, connections open)
   void continue_signal();  ///< SIGCONT
   void kill_now();         ///< SIGKILL + waitpid
+  /// SIGTERM, then the exit code (negative signal number if killed); -1000 if still running
+  /// after 5 s (then SIGKILLed).
+  int terminate();
 
  private:
   pid_t pid_ = -1;

@@ -26,7 +26,8 @@ TEST_SUITE("address") {
   TEST_CASE("bad addresses are rejected with bad_address") {
     for (const char* bad : {"", "ipc://", "http://x:1", "tcp://host", "tcp://:80", "tcp://h:",
                             "tcp://h:99999", "tcp://h:12x", "tcp://::1:80", "tcp://[::1]80",
-                            "/tmp/sock"}) {
+                            "/tmp/sock", "ipc:///tmp/this-path-is-much-longer-than-the-one-"
+                            "hundred-and-seven-bytes-that-a-unix-socket-address-can-hold-really.sock"}) {
       CAPTURE(bad);
       zproc::error_code ec;
       CHECK_FALSE(address::parse(bad, ec).has_value());

@@ -33,6 +33,9 @@ enum class client_errc {
   timeout,
   /// connect() was called on a client that is already connected or connecting.
   already_connected,
+  /// An async operation on a blocking-mode client (`client()`), whose I/O only runs inside
+  /// blocking calls: construct the client with an executor to use async operations.
+  wrong_mode,
 };
 
 /// Errors reported by the server; they travel over the wire as {category, code, message}.

@@ -45,9 +45,7 @@ class handler_op final : public pending_op {
         work_(asio::prefer(asio::get_associated_executor(h_, conn_ex),
                            asio::execution::outstanding_work.tracked)) {}
 
-  asio::cancellation_slot cancellation_slot() override {
-    return asio::get_associated_cancellation_slot(h_);
-  }
+  asio::cancellation_slot slot() { return asio::get_associated_cancellation_slot(h_); }
 
   void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
     auto slot = asio::get_associated_cancellation_slot(h_);
@@ -87,11 +85,14 @@ class blocking_op final : public pending_op {
 json call_raw(const std::shared_ptr<client_impl>& c, json request) {
   auto result = std::make_shared<blocking_result>();
   auto id = std::make_shared<std::uint64_t>(0);
-  const auto& conn = c->conn();
+  auto conn = c->conn();
+  // Everything the lambdas use is captured by value: after a timeout in async mode they may run
+  // after this function returned.
+  auto req = std::make_shared<json>(std::move(request));
   const bool in_time = c->run_blocking(
       *result,
-      [&conn, &request, result, id] {
-        *id = conn->request(std::move(request), std::make_unique<blocking_op>(result));
+      [conn, req, result, id] {
+        *id = conn->request(std::move(*req), std::make_unique<blocking_op>(result));
       },
       c->options().request_timeout, [conn, id] { conn->cancel(*id); });
   if (!in_time)
@@ -107,9 +108,38 @@ json call_raw(const std::shared_ptr<client_impl>& c, json request) {
 
 }  // namespace
 
+std::shared_ptr<cancel_token> install_cancellation(asio::cancellation_slot slot,
+                                                   const std::shared_ptr<client_impl>& c) {
+  if (!slot.is_connected()) return nullptr;
+  auto token = std::make_shared<cancel_token>();
+  slot.assign([token, weak = std::weak_ptr<connection>(c->conn()),
+               ex = c->get_executor()](asio::cancellation_type type) {
+    if (!(type & (asio::cancellation_type::terminal | asio::cancellation_type::partial))) return;
+    token->cancelled = true;
+    // Posted, never run inside emit(): the completion clears the slot that runs this.
+    asio::post(ex, [token, weak] {
+      if (auto conn = weak.lock())
+        if (const auto id = token->id.load()) conn->cancel(id);
+    });
+  });
+  return token;
+}
+
+template <class T>
+bool reject_blocking_mode(const std::shared_ptr<client_impl>& c, handler<T>& h) {
+  if (!c->blocking_mode()) return false;
+  // Not to the connection: nobody runs a blocking client's io_context meanwhile. (Post
+  // hands the handler to its own associated executor from there.)
+  asio::post(asio::system_executor(),
+             asio::append(std::move(h), make_error_code(client_errc::wrong_mode), T{}));
+  return true;
+}
+
 template <class T>
 void start_request(const std::shared_ptr<client_impl>& c, json request, handler<T> h) {
+  if (reject_blocking_mode<T>(c, h)) return;
   auto op = std::make_unique<handler_op<T>>(std::move(h), c->get_executor());
+  op->token = install_cancellation(op->slot(), c);
   asio::dispatch(c->get_executor(), [conn = c->conn(), request = std::move(request),
                                      op = std::move(op)]() mutable {
     conn->request(std::move(request), std::move(op));
@@ -171,6 +201,20 @@ client::executor_type client::get_executor() const noexcept { return impl_->get_
 void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::string text,
                            boost::asio::any_completion_handler<void(error_code)> h) {
   namespace asio = boost::asio;
+  if (c->blocking_mode()) {
+    asio::post(asio::system_executor(),
+               asio::append(std::move(h), make_error_code(client_errc::wrong_mode)));
+    return;
+  }
+  if (auto slot = asio::get_associated_cancellation_slot(h); slot.is_connected()) {
+    slot.assign([weak = std::weak_ptr<detail::connection>(c->conn()),
+                 ex = c->get_executor()](asio::cancellation_type type) {
+      if (!(type & asio::cancellation_type::terminal)) return;
+      asio::post(ex, [weak] {
+        if (auto conn = weak.lock()) conn->abort_connect();
+      });
+    });
+  }
   auto work = asio::prefer(asio::get_associated_executor(h, c->get_executor()),
                            asio::execution::outstanding_work.tracked);
   error_code parse_ec;
@@ -183,6 +227,8 @@ void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::s
                                      h = std::move(h), work = std::move(work)]() mutable {
     auto shared_h = std::make_shared<decltype(h)>(std::move(h));
     conn->connect(std::move(a), [shared_h, ex, work](error_code ec, std::string) {
+      if (auto slot = asio::get_associated_cancellation_slot(*shared_h); slot.is_connected())
+        slot.clear();
       asio::dispatch(ex, asio::append(std::move(*shared_h), ec));
     });
   });
@@ -191,10 +237,10 @@ void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::s
 void client::connect(const std::string& text) {
   auto a = address::parse(text);
   auto result = std::make_shared<detail::blocking_result>();
-  const auto& conn = impl_->conn();
+  auto conn = impl_->conn();
   const bool in_time = impl_->run_blocking(
       *result,
-      [&conn, &a, result] {
+      [conn, a, result] {
         conn->connect(a, [result](error_code ec, std::string message) {
           result->set(ec, {}, std::move(message));
         });

@@ -35,7 +35,36 @@ void connection::connect(address a, std::function<void(error_code, std::string)>
   }
   state_ = state::connecting;
   remote_ = a.to_string();
-  asio::co_spawn(ex_, do_connect(std::move(a), std::move(done)), asio::detached);
+  // `done` runs exactly once: from do_connect, or here if the coroutine throws.
+  auto once = std::make_shared<std::function<void(error_code, std::string)>>(std::move(done));
+  auto call_once = [once](error_code ec, std::string message) {
+    if (auto f = std::move(*once)) {
+      *once = nullptr;
+      f(ec, std::move(message));
+    }
+  };
+  asio::co_spawn(ex_, do_connect(std::move(a), call_once),
+                 [self = shared_from_this(), call_once](std::exception_ptr e) {
+                   if (!e) return;
+                   self->on_coroutine_end(e);
+                   call_once(self->closed_reason_, self->closed_message_);
+                 });
+}
+
+void connection::on_coroutine_end(std::exception_ptr e) {
+  if (!e) return;
+  std::string what = "unknown exception";
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    what = ex.what();
+  } catch (...) {
+  }
+  close(client_errc::protocol_error, "the connection failed: " + what);
+}
+
+void connection::abort_connect() {
+  if (state_ == state::connecting) close(asio::error::operation_aborted, "connect cancelled");
 }
 
 asio::awaitable<void> connection::do_connect(address a,
@@ -56,6 +85,11 @@ asio::awaitable<void> connection::do_connect(address a,
 
   const auto fail = [&](error_code ec, std::string message) {
     deadline.cancel();
+    if (state_ == state::closed && !timed_out) {
+      // close() or a cancel came first: report that.
+      done(closed_reason_, closed_message_);
+      return;
+    }
     if (timed_out) {
       ec = client_errc::timeout;
       message = "connecting to " + remote_ + " timed out";
@@ -91,7 +125,7 @@ asio::awaitable<void> connection::do_connect(address a,
       if (!ec) socket_.set_option(asio::ip::tcp::no_delay(true), ec);
     }
   }
-  if (ec) {
+  if (ec || state_ != state::connecting) {
     fail(client_errc::server_unreachable, "cannot connect to " + remote_ + ": " + ec.message());
     co_return;
   }
@@ -127,12 +161,17 @@ asio::awaitable<void> connection::do_connect(address a,
     fail(ec, why);
     co_return;
   }
+  if (state_ != state::connecting) {  // closed or cancelled while the hello was on its way
+    fail(closed_reason_, closed_message_);
+    co_return;
+  }
   deadline.cancel();
   server_pid_ = reply->server_pid;
   client_id_ = reply->client_id;
   server_max_frame_ = reply->max_frame_size;
   state_ = state::connected;
-  asio::co_spawn(ex_, read_loop(), asio::detached);
+  asio::co_spawn(ex_, read_loop(),
+                 [self = shared_from_this()](std::exception_ptr e) { self->on_coroutine_end(e); });
   done({}, {});
 }
 
@@ -144,7 +183,7 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
       op->complete(client_errc::not_connected, {}, "not connected: call connect() first", true);
     return 0;
   }
-  auto slot = op->cancellation_slot();
+  auto token = op->token;
   const std::uint64_t id = pending_.add(std::move(op));
   req[field::id] = id;
   const std::size_t before = out_.size();
@@ -159,13 +198,14 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
                         true);
     return 0;
   }
-  if (slot.is_connected()) {
-    slot.assign([weak = weak_from_this(), ex = ex_, id](asio::cancellation_type type) {
-      if (!(type & (asio::cancellation_type::terminal | asio::cancellation_type::partial))) return;
-      asio::dispatch(ex, [weak, id] {
-        if (auto self = weak.lock()) self->cancel(id);
-      });
-    });
+  if (token) {
+    token->id = id;
+    if (token->cancelled) {  // cancelled before it could be sent
+      out_.resize(before);
+      if (auto op = pending_.take(id))
+        (*op)->complete(asio::error::operation_aborted, {}, "cancelled", true);
+      return 0;
+    }
   }
   flush();
   return id;
@@ -283,11 +323,16 @@ client_impl::~client_impl() { close(); }
 
 void client_impl::close() {
   if (own_ioc_) {
-    std::lock_guard lock(blocking_mutex_);
-    conn_->close(client_errc::connection_closed, "the client was closed");
-    // Let the reader see the closed socket; the io_context's destructor drops the rest.
-    own_ioc_->restart();
-    own_ioc_->poll();
+    // Another thread may be inside a blocking call, running the io_context: hand it the close
+    // (post is thread-safe); if nobody runs it, run it here.
+    asio::post(*own_ioc_, [c = conn_] {
+      c->close(client_errc::connection_closed, "the client was closed");
+    });
+    std::unique_lock lock(blocking_mutex_, std::try_to_lock);
+    if (lock.owns_lock()) {
+      own_ioc_->restart();
+      own_ioc_->poll();
+    }
   } else {
     asio::dispatch(ex_, [c = conn_] {
       c->close(client_errc::connection_closed, "the client was closed");

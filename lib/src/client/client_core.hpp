@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -30,14 +31,21 @@
 
 namespace zproc::detail {
 
+/// Shared by an async operation and the cancellation handler installed in its initiating
+/// function: a cancel before the request is sent stops it from being sent.
+struct cancel_token {
+  std::atomic<bool> cancelled{false};
+  std::atomic<std::uint64_t> id{0};
+};
+
 /// A request waiting for its reply. complete() is called exactly once, on the connection's
 /// executor; `must_post` is set when the caller may be the initiating function.
 class pending_op {
  public:
   virtual ~pending_op() = default;
   virtual void complete(error_code ec, json&& result, std::string&& message, bool must_post) = 0;
-  /// The slot through which the caller may cancel (possibly unconnected).
-  virtual boost::asio::cancellation_slot cancellation_slot() { return {}; }
+  /// Set if the caller can cancel the operation.
+  std::shared_ptr<cancel_token> token;
 };
 
 class connection : public std::enable_shared_from_this<connection> {
@@ -54,6 +62,8 @@ class connection : public std::enable_shared_from_this<connection> {
   std::uint64_t request(json req, std::unique_ptr<pending_op> op);
   /// Cancels a pending request: it completes with operation_aborted; a late reply is dropped.
   void cancel(std::uint64_t id);
+  /// Stops a connect in progress: it completes with operation_aborted.
+  void abort_connect();
   /// Closes the socket and fails every pending request with `reason`.
   void close(error_code reason, const std::string& message = {});
 
@@ -65,6 +75,10 @@ class connection : public std::enable_shared_from_this<connection> {
 
  private:
   enum class state { idle, connecting, connected, closed };
+
+  /// Completion of a coroutine: an exception escaping it is a bug or a malformed peer message;
+  /// it closes the connection so that nothing waits forever.
+  void on_coroutine_end(std::exception_ptr e);
 
   boost::asio::awaitable<void> do_connect(address a,
                                           std::function<void(error_code, std::string)> done);

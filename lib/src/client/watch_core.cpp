@@ -151,6 +151,10 @@ void watch_core::next(std::unique_ptr<next_op> op, bool from_initiation) {
                  "another next() on this watcher is still waiting", true);
     return;
   }
+  if (op->token && op->token->cancelled) {
+    op->complete(asio::error::operation_aborted, std::nullopt, "cancelled", true);
+    return;
+  }
   waiting_ = std::move(op);
   deliver(from_initiation);
   if (!waiting_) return;
@@ -165,16 +169,11 @@ void watch_core::next(std::unique_ptr<next_op> op, bool from_initiation) {
                            "no update within the watcher's timeout", false);
     });
   }
-  auto slot = waiting_->cancellation_slot();
-  if (slot.is_connected()) {
-    slot.assign([weak = weak_from_this(), ex = client_->get_executor()](asio::cancellation_type t) {
-      if (!(t & (asio::cancellation_type::terminal | asio::cancellation_type::partial))) return;
-      asio::dispatch(ex, [weak] {
-        if (auto self = weak.lock(); self && self->waiting_)
-          self->finish_waiting(asio::error::operation_aborted, std::nullopt, "cancelled", false);
-      });
-    });
-  }
+}
+
+void watch_core::cancel_next(const std::shared_ptr<cancel_token>& token) {
+  if (waiting_ && waiting_->token == token)
+    finish_waiting(asio::error::operation_aborted, std::nullopt, "cancelled", false);
 }
 
 void watch_core::deliver(bool from_initiation) {
@@ -201,8 +200,6 @@ void watch_core::finish_waiting(error_code ec, std::optional<json> item, std::st
                                 bool must_post) {
   auto op = std::move(waiting_);
   timer_.cancel();
-  auto slot = op->cancellation_slot();
-  if (slot.is_connected()) slot.clear();
   op->complete(ec, std::move(item), std::move(message), must_post);
   self_.reset();  // a one-shot wait is over (this may destroy *this: touch nothing after)
 }

@@ -23,7 +23,8 @@ class next_op {
   /// `item` is a snapshot (json object) or an update record (json), or empty at the end.
   virtual void complete(error_code ec, std::optional<json> item, std::string message,
                         bool must_post) = 0;
-  virtual boost::asio::cancellation_slot cancellation_slot() { return {}; }
+  /// Set if the caller can cancel this next().
+  std::shared_ptr<cancel_token> token;
 };
 
 class watch_core : public std::enable_shared_from_this<watch_core> {
@@ -40,6 +41,8 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
   void arm_here(std::function<void(error_code, std::string)> pinned);
   /// The next item (on the connection's executor).
   void next(std::unique_ptr<next_op> op, bool from_initiation);
+  /// Cancels the waiting next() if it is the one of `token` (completes with operation_aborted).
+  void cancel_next(const std::shared_ptr<cancel_token>& token);
   /// Cancels the pending request on the server (the watcher is gone). From any thread.
   void close();
   /// The same, on the connection's executor.

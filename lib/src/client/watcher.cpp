@@ -64,11 +64,10 @@ class handler_next_op final : public next_op {
         work_(asio::prefer(asio::get_associated_executor(h_, conn_ex_),
                            asio::execution::outstanding_work.tracked)) {}
 
-  asio::cancellation_slot cancellation_slot() override {
-    return asio::get_associated_cancellation_slot(h_);
-  }
+  asio::cancellation_slot slot() { return asio::get_associated_cancellation_slot(h_); }
 
   void complete(error_code ec, std::optional<json> item, std::string, bool must_post) override {
+    if (auto s = slot(); s.is_connected()) s.clear();
     std::optional<T> value;
     if (!ec) {
       try {
@@ -103,10 +102,57 @@ class blocking_next_op final : public next_op {
   std::shared_ptr<blocking_result> r_;
 };
 
+
+template <class T, class Handler>
+void start_next_impl(const std::shared_ptr<watch_core>& core, Handler h, bool once) {
+  const auto& client = core->client();
+  if (client->blocking_mode()) {
+    asio::post(asio::system_executor(),
+               asio::append(std::move(h), make_error_code(client_errc::wrong_mode),
+                            std::optional<T>()));
+    return;
+  }
+  auto op = std::make_unique<handler_next_op<T>>(std::move(h), client->get_executor());
+  if (auto slot = op->slot(); slot.is_connected()) {
+    auto token = std::make_shared<cancel_token>();
+    op->token = token;
+    slot.assign([token, weak = std::weak_ptr<watch_core>(core),
+                 ex = client->get_executor()](asio::cancellation_type type) {
+      if (!(type & (asio::cancellation_type::terminal | asio::cancellation_type::partial))) return;
+      token->cancelled = true;
+      asio::post(ex, [token, weak] {
+        if (auto c = weak.lock()) c->cancel_next(token);
+      });
+    });
+  }
+  asio::dispatch(client->get_executor(), [core, op = std::move(op), once]() mutable {
+    if (once) core->keep_alive();
+    core->next(std::move(op), true);
+  });
+}
+
+}  // namespace
+
+void start_next(const std::shared_ptr<watch_core>& core,
+                asio::any_completion_handler<void(error_code, std::optional<json>)> h) {
+  start_next_impl<json>(core, std::move(h), false);
+}
+
+void start_next(const std::shared_ptr<watch_core>& core,
+                asio::any_completion_handler<void(error_code, std::optional<update>)> h) {
+  start_next_impl<update>(core, std::move(h), false);
+}
+
+void start_next_once(const std::shared_ptr<watch_core>& core,
+                     asio::any_completion_handler<void(error_code, std::optional<json>)> h) {
+  start_next_impl<json>(core, std::move(h), true);
+}
+
+namespace {
 std::optional<json> next_blocking(const std::shared_ptr<watch_core>& core) {
   auto r = std::make_shared<blocking_result>();
   core->client()->run_blocking(
-      *r, [&core, r] { core->next(std::make_unique<blocking_next_op>(r), true); },
+      *r, [core, r] { core->next(std::make_unique<blocking_next_op>(r), true); },
       std::chrono::milliseconds(0),  // the watcher's own timeout applies (watch_options)
       [] {});
   std::lock_guard lock(r->mutex);
@@ -115,31 +161,7 @@ std::optional<json> next_blocking(const std::shared_ptr<watch_core>& core) {
   if (r->value.is_discarded()) return std::nullopt;
   return std::move(r->value);
 }
-
 }  // namespace
-
-void start_next(const std::shared_ptr<watch_core>& core,
-                asio::any_completion_handler<void(error_code, std::optional<json>)> h) {
-  auto op = std::make_unique<handler_next_op<json>>(std::move(h), core->client()->get_executor());
-  asio::dispatch(core->client()->get_executor(),
-                 [core, op = std::move(op)]() mutable { core->next(std::move(op), true); });
-}
-
-void start_next(const std::shared_ptr<watch_core>& core,
-                asio::any_completion_handler<void(error_code, std::optional<update>)> h) {
-  auto op = std::make_unique<handler_next_op<update>>(std::move(h), core->client()->get_executor());
-  asio::dispatch(core->client()->get_executor(),
-                 [core, op = std::move(op)]() mutable { core->next(std::move(op), true); });
-}
-
-void start_next_once(const std::shared_ptr<watch_core>& core,
-                     asio::any_completion_handler<void(error_code, std::optional<json>)> h) {
-  auto op = std::make_unique<handler_next_op<json>>(std::move(h), core->client()->get_executor());
-  asio::dispatch(core->client()->get_executor(), [core, op = std::move(op)]() mutable {
-    core->keep_alive();
-    core->next(std::move(op), true);
-  });
-}
 
 std::optional<json> next_snapshot(const std::shared_ptr<watch_core>& core) {
   return next_blocking(core);

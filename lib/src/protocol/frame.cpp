@@ -32,6 +32,12 @@ std::span<char> frame_decoder::prepare(std::size_t min_bytes) {
   return {buf_.data() + end_, buf_.size() - end_};
 }
 
+void frame_decoder::shrink_if_idle(std::size_t keep) {
+  if (begin_ != end_ || buf_.size() <= keep) return;
+  std::vector<char>().swap(buf_);
+  begin_ = end_ = 0;
+}
+
 frame_decoder::status frame_decoder::next(std::string_view& payload) {
   const std::size_t avail = end_ - begin_;
   if (avail < frame_header_size) return status::need_more;

@@ -43,6 +43,8 @@ class frame_decoder {
   /// Size announced by the frame header that next() reported too_large.
   std::size_t announced_size() const noexcept { return announced_; }
   std::size_t buffered() const noexcept { return end_ - begin_; }
+  /// Frees a large buffer once nothing is buffered (after a big frame went through).
+  void shrink_if_idle(std::size_t keep = 1024 * 1024);
   std::size_t max_frame_size() const noexcept { return max_frame_size_; }
 
  private:

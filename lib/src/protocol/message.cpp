@@ -4,6 +4,9 @@ namespace zproc::protocol {
 
 namespace {
 constexpr std::string_view server_category_name = "zproc.server";
+std::optional<hello_reply> parse_hello_reply_unchecked(const json& msg, error_code& ec,
+                                                       std::string& why);
+error_code decode_error_unchecked(const json& e, std::string& message);
 constexpr std::string_view client_category_name = "zproc.client";
 }  // namespace
 
@@ -45,6 +48,18 @@ std::optional<std::size_t> check_hello(const json& msg, error_code& ec, std::str
 }
 
 std::optional<hello_reply> parse_hello_reply(const json& msg, error_code& ec, std::string& why) {
+  try {
+    return parse_hello_reply_unchecked(msg, ec, why);
+  } catch (const json::exception& e) {
+    ec = client_errc::protocol_error;
+    why = std::string("malformed hello reply: ") + e.what();
+    return std::nullopt;
+  }
+}
+
+namespace {
+std::optional<hello_reply> parse_hello_reply_unchecked(const json& msg, error_code& ec,
+                                                       std::string& why) {
   if (msg.is_object()) {
     if (auto e = msg.find(field::error); e != msg.end()) {
       ec = decode_error(*e, why);
@@ -71,6 +86,7 @@ std::optional<hello_reply> parse_hello_reply(const json& msg, error_code& ec, st
   why = "the server's answer to hello is not a zproc hello";
   return std::nullopt;
 }
+}  // namespace
 
 json encode_error(error_code ec, std::string_view message) {
   std::string_view cat;
@@ -88,6 +104,16 @@ json encode_error(error_code ec, std::string_view message) {
 }
 
 error_code decode_error(const json& e, std::string& message) {
+  try {
+    return decode_error_unchecked(e, message);
+  } catch (const json::exception& ex) {
+    message = std::string("malformed error in reply: ") + ex.what();
+    return client_errc::protocol_error;
+  }
+}
+
+namespace {
+error_code decode_error_unchecked(const json& e, std::string& message) {
   if (!e.is_object()) {
     message = "malformed error in reply";
     return client_errc::protocol_error;
@@ -100,6 +126,7 @@ error_code decode_error(const json& e, std::string& message) {
   message = "unknown error category '" + cat + "': " + message;
   return client_errc::protocol_error;
 }
+}  // namespace
 
 json make_reply(std::uint64_t id, json result) {
   json r = json::object();

@@ -19,6 +19,8 @@ using protocol::field::id;
 namespace {
 constexpr auto hello_deadline = 10s;
 constexpr auto final_flush_deadline = 2s;
+constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t shrink_above = 1024 * 1024;  // idle buffers larger than this are freed
 }  // namespace
 
 session::session(socket_type socket, environment env, std::uint64_t client_id)
@@ -54,10 +56,13 @@ asio::awaitable<void> session::run() {
   });
 
   bool graceful_close = false;
+  const std::size_t limit = env_.config.max_pending_output;
   while (!closed_) {
-    auto space = decoder_.prepare();
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
-                                                     asio::as_tuple(asio::use_awaitable));
+    // Reads are capped so that one read cannot queue more than a bounded amount of work.
+    auto space = decoder_.prepare(read_chunk);
+    auto [ec, n] = co_await socket_.async_read_some(
+        asio::buffer(space.data(), std::min(space.size(), read_chunk)),
+        asio::as_tuple(asio::use_awaitable));
     if (ec) break;
     decoder_.commit(n);
 
@@ -78,13 +83,17 @@ asio::awaitable<void> session::run() {
         graceful_close = true;
         break;
       }
+      // Backpressure, per request: a client that does not read its replies stops being
+      // served until they drain (the decoder is not touched meanwhile: `payload` stays valid).
+      if (pending_output() > limit) {
+        flush();
+        co_await drain_to(limit / 2, asio::steady_timer::time_point::max());
+        if (closed_) break;
+      }
     }
     flush();
     if (graceful_close) break;
-    // Backpressure: a client that does not read its replies stops being read.
-    if (pending_output() > env_.config.max_pending_output)
-      co_await drain_to(env_.config.max_pending_output / 2,
-                        asio::steady_timer::time_point::max());
+    decoder_.shrink_if_idle();
   }
   if (graceful_close && !closed_)
     co_await drain_to(0, asio::steady_timer::clock_type::now() + final_flush_deadline);
@@ -116,7 +125,8 @@ bool session::handle_frame(std::string_view payload) {
   std::uint64_t request_id = 0;
   if (msg.is_object()) {
     auto it = msg.find(id);
-    if (it != msg.end() && it->is_number_unsigned()) request_id = it->get<std::uint64_t>();
+    // Any positive integer (MessagePack may encode it as signed or unsigned).
+    if (it != msg.end() && it->is_number_integer() && *it > 0) request_id = it->get<std::uint64_t>();
   }
   if (request_id == 0) {
     queue(protocol::make_error_reply(0, server_errc::bad_request,
@@ -146,12 +156,13 @@ void session::queue(const nlohmann::json& message) { protocol::append_frame(out_
 void session::queue_reply(const nlohmann::json& reply) {
   const std::size_t before = out_.size();
   const std::size_t size = protocol::append_frame(out_, reply);
-  if (size <= client_max_frame_) return;
+  const std::size_t max = std::min(client_max_frame_, env_.config.max_frame_size);
+  if (size <= max) return;
   out_.resize(before);
   queue(protocol::make_error_reply(
       reply.value(id, std::uint64_t{0}), server_errc::reply_too_large,
-      "the reply has " + std::to_string(size) + " bytes, more than the client's maximum frame of " +
-          std::to_string(client_max_frame_) + " bytes; read fewer keys at a time"));
+      "the reply has " + std::to_string(size) + " bytes, more than the maximum frame of " +
+          std::to_string(max) + " bytes; read fewer keys at a time"));
 }
 
 void session::flush() {
@@ -163,6 +174,7 @@ void session::flush() {
                     [self = shared_from_this()](error_code ec, std::size_t) {
                       self->writing_ = false;
                       self->inflight_.clear();
+                      if (self->inflight_.capacity() > shrink_above) self->inflight_.shrink_to_fit();
                       if (ec) {
                         self->close();
                         return;
