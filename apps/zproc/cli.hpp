@@ -1,6 +1,7 @@
 // Command-line parsing shared by the zproc subcommands: --address/--namespace and positionals.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -17,6 +18,10 @@ struct arguments {
   std::optional<std::string> address;  // --address, else ZPROC_ADDRESS
   std::string ns = "default";          // --namespace
   std::vector<std::string> listen;     // server: --listen (repeatable)
+  std::optional<std::uint64_t> from;   // watch/history: --from REV
+  std::optional<std::uint64_t> to;     // history: --to REV
+  bool live = false;                   // watch: --live
+  bool snapshots = false;              // watch: --snapshots
   bool help = false;
   std::vector<std::string> positional;
 
@@ -30,6 +35,8 @@ arguments parse(int argc, char** argv);
 
 int run_server(const arguments& args);
 int run_state_command(const arguments& args);
+int run_watch(const arguments& args);
+int run_history(const arguments& args);
 
 extern const char* const usage_text;
 

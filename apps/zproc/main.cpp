@@ -4,6 +4,7 @@
 #include <zproc/address.hpp>
 #include <zproc/error.hpp>
 
+#include <charconv>
 #include <cstdio>
 #include <iostream>
 
@@ -20,6 +21,11 @@ commands:
   del KEY                   remove KEY; prints the new revision
   keys                      print the keys, one JSON string per line
   dump                      print the whole namespace as one JSON object
+  watch [KEY...]            print each update (of these keys, or of any) as one JSON line,
+                            until interrupted; --snapshots prints the whole namespace instead;
+                            --from REV starts after revision REV (0: the oldest kept);
+                            --live skips updates that pile up while a line is printed
+  history                   print the kept updates as JSON lines (--from REV, --to REV)
 
 options:
   --address ADDR            server address (ipc:///path.sock or tcp://host:port);
@@ -57,6 +63,17 @@ arguments parse(int argc, char** argv) {
       a.ns = value("--namespace");
     } else if (arg == "--listen") {
       a.listen.push_back(value("--listen"));
+    } else if (arg == "--from" || arg == "--to") {
+      const std::string v = value(arg.c_str());
+      std::uint64_t rev = 0;
+      auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), rev);
+      if (err != std::errc() || end != v.data() + v.size())
+        throw usage_error{arg + " needs a revision (a number), not '" + v + "'"};
+      (arg == "--from" ? a.from : a.to) = rev;
+    } else if (arg == "--live") {
+      a.live = true;
+    } else if (arg == "--snapshots") {
+      a.snapshots = true;
     } else if (arg.starts_with("--") && arg.size() > 2) {
       throw usage_error{"unknown option " + arg};
     } else if (a.command.empty()) {
@@ -79,6 +96,8 @@ int main(int argc, char** argv) {
       return args.command.empty() && !args.help ? 2 : 0;
     }
     if (args.command == "server") return run_server(args);
+    if (args.command == "watch") return run_watch(args);
+    if (args.command == "history") return run_history(args);
     return run_state_command(args);
   } catch (const usage_error& e) {
     std::cerr << "zproc: " << e.message << "\n(see 'zproc --help')\n";

@@ -3,6 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <nlohmann/json.hpp>
+
+#include <sstream>
+
 #include <sys/stat.h>
 
 using zproc::test::run_program;
@@ -38,6 +42,31 @@ TEST_SUITE("cli") {
     CHECK(zproc_cmd({"--namespace", "other", "set", "x", "true"}, {env}).exit_code == 0);
     CHECK(zproc_cmd({"dump", "--namespace", "other"}, {env}).out == "{\"x\":true}\n");
     CHECK(zproc_cmd({"keys", "--namespace", "empty"}, {env}).out == "");
+  }
+
+  TEST_CASE("history and watch print JSON lines") {
+    zproc::test::server_process srv;
+    const std::string env = "ZPROC_ADDRESS=" + srv.ipc();
+    zproc_cmd({"set", "a", "1"}, {env});
+    zproc_cmd({"set", "b", "2"}, {env});
+    zproc_cmd({"del", "a"}, {env});
+    auto h = zproc_cmd({"history"}, {env});
+    CHECK(h.exit_code == 0);
+    std::vector<nlohmann::json> lines;
+    std::istringstream in(h.out);
+    for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+    REQUIRE(lines.size() == 3);
+    CHECK(lines[0]["revision"] == 1);
+    CHECK(lines[0]["changes"][0] == nlohmann::json({{"key", "a"}, {"after", 1}}));
+    CHECK(lines[2]["changes"][0] == nlohmann::json({{"key", "a"}, {"before", 1}}));
+    CHECK(zproc_cmd({"history", "--from", "2", "--to", "2"}, {env}).out.find("\"revision\":2") !=
+          std::string::npos);
+
+    // watch runs until interrupted: replay from revision 0, then stop it after a moment.
+    auto w = zproc::test::run_program({ZPROC_EXE, "watch", "b", "--from", "0"}, 2s, {env});
+    CHECK(w.out.find("\"key\":\"b\"") != std::string::npos);
+    CHECK(w.out.find("\"key\":\"a\"") == std::string::npos);  // filtered on the server
+    CHECK(zproc_cmd({"history", "--from", "x"}, {env}).exit_code == 2);
   }
 
   TEST_CASE("errors: exit codes and one clear line") {

@@ -1,0 +1,66 @@
+// zproc watch [KEY...] | zproc history: updates as JSON lines.
+#include "cli.hpp"
+
+#include <zproc/client.hpp>
+#include <zproc/state.hpp>
+
+#include <iostream>
+
+namespace zproc::cli {
+
+namespace {
+
+json to_json(const update& u) {
+  json changes = json::array();
+  for (const auto& c : u.changes) {
+    json ch = {{"key", c.key}};
+    if (c.before) ch["before"] = *c.before;
+    if (c.after) ch["after"] = *c.after;
+    changes.push_back(std::move(ch));
+  }
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(u.time.time_since_epoch()).count();
+  return json{{"revision", u.revision},
+              {"time", static_cast<double>(us) / 1e6},
+              {"client", u.client_id},
+              {"identical", u.identical},
+              {"changes", std::move(changes)}};
+}
+
+}  // namespace
+
+int run_watch(const arguments& args) {
+  client c;
+  c.connect(args.require_address());
+  state st(c, args.ns);
+  watch_options options;
+  options.live = args.live;
+  options.start = args.from;
+  options.identical_okay = true;  // a tool shows every write
+  if (args.snapshots) {
+    auto w = st.when_change(args.positional, options);
+    for (const auto& snapshot : w) std::cout << snapshot.dump() << std::endl;
+  } else {
+    auto w = st.when_change_raw(args.positional, options);
+    for (const auto& u : w) std::cout << to_json(u).dump() << std::endl;
+  }
+  return 0;
+}
+
+int run_history(const arguments& args) {
+  args.expect(0, "no arguments");
+  client c;
+  c.connect(args.require_address());
+  state st(c, args.ns);
+  std::uint64_t from = args.from.value_or(0);
+  for (;;) {
+    auto page = st.history(from, args.to);
+    for (const auto& u : page) std::cout << to_json(u).dump() << "\n";
+    if (page.size() < 10'000) break;
+    from = page.back().revision + 1;
+  }
+  std::cout.flush();
+  return 0;
+}
+
+}  // namespace zproc::cli
