@@ -22,6 +22,8 @@ struct arguments {
   std::optional<std::uint64_t> to;     // history: --to REV
   bool live = false;                   // watch: --live
   bool snapshots = false;              // watch: --snapshots
+  std::string data_dir;                // server: --data-dir
+  std::string fsync = "interval";      // server: --fsync always|interval|never
   bool help = false;
   std::vector<std::string> positional;
 

@@ -14,7 +14,9 @@ const char* const usage_text = R"(usage: zproc COMMAND [OPTIONS] [ARGS]
 
 commands:
   server --listen ADDR...   run a state server (prints "listening at ADDR" per address;
-                            stops on SIGINT/SIGTERM)
+                            stops on SIGINT/SIGTERM); --data-dir DIR keeps the state and its
+                            history on disk (a restart brings them back), with
+                            --fsync always|interval|never (default: interval, 100 ms)
   ping                      print the server's pid
   get KEY                   print the value of KEY as JSON
   set KEY JSON              set KEY to a JSON value; prints the new revision
@@ -70,6 +72,10 @@ arguments parse(int argc, char** argv) {
       if (err != std::errc() || end != v.data() + v.size())
         throw usage_error{arg + " needs a revision (a number), not '" + v + "'"};
       (arg == "--from" ? a.from : a.to) = rev;
+    } else if (arg == "--data-dir") {
+      a.data_dir = value("--data-dir");
+    } else if (arg == "--fsync") {
+      a.fsync = value("--fsync");
     } else if (arg == "--live") {
       a.live = true;
     } else if (arg == "--snapshots") {

@@ -23,6 +23,16 @@ int run_server(const arguments& args) {
       throw usage_error{"'server' needs --listen ADDR (or ZPROC_ADDRESS)"};
     }
   }
+  config.data_dir = args.data_dir;
+  if (args.fsync == "always") {
+    config.fsync = server_config::fsync_policy::always;
+  } else if (args.fsync == "interval") {
+    config.fsync = server_config::fsync_policy::interval;
+  } else if (args.fsync == "never") {
+    config.fsync = server_config::fsync_policy::never;
+  } else {
+    throw usage_error{"--fsync takes always, interval or never, not '" + args.fsync + "'"};
+  }
   boost::asio::io_context ioc(1);
   server srv(ioc.get_executor(), config);
   srv.start();

@@ -103,10 +103,13 @@ run_result run_program(const std::vector<std::string>& argv, std::chrono::second
   return r;
 }
 
-server_process::server_process() {
-  auto p = spawn({ZPROC_EXE, "server", "--listen", fresh_ipc_address(), "--listen",
-                  "tcp://127.0.0.1:0"},
-                 {});
+server_process::server_process() : server_process(std::vector<std::string>{}) {}
+
+server_process::server_process(std::vector<std::string> extra_args) {
+  std::vector<std::string> argv = {ZPROC_EXE, "server", "--listen", fresh_ipc_address(),
+                                   "--listen", "tcp://127.0.0.1:0"};
+  argv.insert(argv.end(), extra_args.begin(), extra_args.end());
+  auto p = spawn(argv, {});
   pid_ = p.pid;
   out_fd_ = p.out;
   ::close(p.err);

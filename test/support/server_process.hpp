@@ -32,6 +32,8 @@ run_result run_program(const std::vector<std::string>& argv, std::chrono::second
 class server_process {
  public:
   server_process();
+  /// With extra arguments for `zproc server` (e.g. --data-dir DIR).
+  explicit server_process(std::vector<std::string> extra_args);
   ~server_process();
   server_process(const server_process&) = delete;
   server_process& operator=(const server_process&) = delete;

@@ -6,11 +6,32 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <string>
 
+// zproc_test_writer ADDRESS NAMESPACE COUNT --acked: sequential blocking writes of keys k1..kN,
+// printing "REVISION I" after each acknowledgement (flushed), until COUNT or an error.
+int acked_storm(const std::string& address, const std::string& ns, int count) {
+  zproc::client c({.request_timeout = std::chrono::seconds(5)});
+  c.connect(address);
+  zproc::state st(c, ns);
+  for (int i = 1; i <= count; ++i) {
+    std::uint64_t rev = 0;
+    try {
+      rev = st.set("k" + std::to_string(i), i);
+    } catch (const std::exception&) {
+      return 1;
+    }
+    std::printf("%llu %d\n", static_cast<unsigned long long>(rev), i);
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 4) return 2;
+  if (argc > 4 && std::string(argv[4]) == "--acked") return acked_storm(argv[1], argv[2], std::stoi(argv[3]));
   const std::string address = argv[1];
   const std::string ns = argv[2];
   const int count = std::stoi(argv[3]);

@@ -5,6 +5,8 @@
 
 #include <boost/asio/any_io_executor.hpp>
 
+#include <chrono>
+
 #include <cstddef>
 #include <memory>
 #include <string>
@@ -28,6 +30,21 @@ struct server_config {
     std::size_t max_records = 100'000;
     std::size_t max_bytes = 64u * 1024u * 1024u;
   } history;
+
+  /// Durability (opt-in): with a data directory, every update is appended to a log there
+  /// before it is acknowledged, and a snapshot is written from time to time so that the log
+  /// stays short. On start, state, revisions and kept history come back; a torn last record
+  /// (a crash in the middle of a write) is detected by its checksum and dropped.
+  std::string data_dir;
+  enum class fsync_policy {
+    always,    ///< fsync before each acknowledgement: survives power loss
+    interval,  ///< fsync every `fsync_interval`: a crash of the machine loses at most that
+    never,     ///< leave it to the OS: survives a crash of the server, not of the machine
+  };
+  fsync_policy fsync = fsync_policy::interval;
+  std::chrono::milliseconds fsync_interval{100};
+  /// Write a snapshot (and restart the log) after this many logged updates.
+  std::size_t snapshot_every = 100'000;
 };
 
 namespace server_detail {

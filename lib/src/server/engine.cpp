@@ -4,6 +4,11 @@
 
 namespace zproc::server_detail {
 
+recovery_report engine::attach(std::unique_ptr<journal> j) {
+  journal_ = std::move(j);
+  return journal_->recover(store_);
+}
+
 void engine::handle(const json& request, std::uint64_t request_id, const request_context& ctx,
                     std::vector<delivery>& out) {
   const auto op = request.is_object() ? request.find(protocol::field::op) : request.end();
@@ -35,6 +40,21 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   }
 
   outcome o = store_.execute(request, ctx);
+  if (o.committed && journal_) {
+    // Durable before acknowledged: the reply is queued only after the log write (and fsync).
+    try {
+      journal_->append(*o.ns, *o.committed);
+      if (journal_->snapshot_due()) journal_->snapshot(store_);
+    } catch (const std::exception& e) {
+      out.push_back({ctx.client_id,
+                     protocol::make_error_reply(request_id, server_errc::internal,
+                                                std::string("the update is applied but could not "
+                                                            "be written to the data directory: ") +
+                                                    e.what())});
+      watches_.notify(store_, *o.ns, *o.committed, out);
+      return;
+    }
+  }
   if (o.error) {
     out.push_back({ctx.client_id, protocol::make_error_reply(request_id, o.error, o.message)});
   } else if (o.has_revision) {

@@ -3,9 +3,11 @@
 // the deliveries it returns.
 #pragma once
 
+#include "server/journal.hpp"
 #include "server/store.hpp"
 #include "server/watch.hpp"
 
+#include <memory>
 #include <vector>
 
 namespace zproc::server_detail {
@@ -13,6 +15,13 @@ namespace zproc::server_detail {
 class engine {
  public:
   engine(std::int64_t server_pid, retention limits) : store_(server_pid, limits) {}
+
+  /// Makes every write durable in `j` (recovering the state from it first).
+  recovery_report attach(std::unique_ptr<journal> j);
+  /// fsync the log if the policy asks for it now (timer of the interval policy).
+  void sync() {
+    if (journal_) journal_->sync();
+  }
 
   /// Handles request `request_id` of client `ctx.client_id`. Appends to `out` the reply to it
   /// (unless it is a watch that waits) and the replies to watchers that its write woke.
@@ -28,6 +37,7 @@ class engine {
  private:
   store store_;
   watch_registry watches_;
+  std::unique_ptr<journal> journal_;
 };
 
 }  // namespace zproc::server_detail

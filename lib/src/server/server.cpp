@@ -67,9 +67,16 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   void start() {
     if (started_) throw zproc::error(make_error_code(std::errc::operation_in_progress),
                                      "server::start() was called twice");
+    if (!config_.data_dir.empty() && !recovered_) {
+      engine_.attach(std::make_unique<journal>(config_.data_dir, config_.fsync,
+                                               config_.fsync_interval, config_.snapshot_every));
+      recovered_ = true;
+    }
     std::vector<std::unique_ptr<listener>> bound;
     for (const auto& text : config_.listen) bound.push_back(bind(address::parse(text)));
     started_ = true;
+    if (!config_.data_dir.empty() && config_.fsync == server_config::fsync_policy::interval)
+      asio::co_spawn(strand_, sync_loop(shared_from_this()), asio::detached);
     listeners_ = std::move(bound);
     for (auto& l : listeners_) {
       addresses_.push_back(l->addr.to_string());
@@ -129,6 +136,16 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     return l;
   }
 
+  /// The interval fsync policy: flush the log every fsync_interval while running.
+  static asio::awaitable<void> sync_loop(std::shared_ptr<server_impl> self) {
+    asio::steady_timer timer(self->strand_);
+    while (!self->stopped_) {
+      timer.expires_after(self->config_.fsync_interval);
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      self->engine_.sync();
+    }
+  }
+
   static asio::awaitable<void> accept_loop(std::shared_ptr<server_impl> self, listener* l) {
     const bool tcp = l->addr.kind == address::transport::tcp;
     asio::steady_timer backoff(self->strand_);
@@ -180,12 +197,14 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       if (auto s = weak.lock()) s->close();
     sessions_.clear();
     for (const auto& path : unlink_on_stop_) ::unlink(path.c_str());
+    engine_.sync();
   }
 
   asio::any_io_executor strand_;
   server_config config_;
   engine engine_;
   bool started_ = false;
+  bool recovered_ = false;
   bool stopped_ = false;
   std::vector<std::unique_ptr<listener>> listeners_;
   std::vector<std::string> addresses_;

@@ -68,6 +68,13 @@ class store {
   namespace_state* find(std::string_view ns);
   std::size_t namespace_count() const noexcept { return namespaces_.size(); }
 
+  /// The namespace `name`, created empty if new (recovery from a data directory).
+  namespace_state& restore(const std::string& name) { return get_or_create(name); }
+  template <class F>
+  void for_each(F&& f) const {
+    for (const auto& [name, ns] : namespaces_) f(name, ns);
+  }
+
  private:
   namespace_state& get_or_create(const std::string& ns);
 
