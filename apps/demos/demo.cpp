@@ -1,9 +1,9 @@
 // The first demo: a state shared by two processes through an embedded server.
 //
 // The parent starts a server on its own thread, then runs this same binary again as a child,
-// handing it the server's address. The child waits for the parent's "ready", reads the cookies
-// the parent baked and eats them; the parent waits until the jar is empty. (Once zproc can spawn
-// processes itself, the cookie_eater demo replaces this one.)
+// handing it the server's address. The child watches the cookie jar; the parent bakes five
+// cookies; the child eats each one as it appears (a watcher: no polling, none missed), then
+// says it is done. (Once zproc can spawn processes itself, the cookie_eater demo replaces this.)
 #include <zproc/zproc.hpp>
 
 #include <boost/process/v2/process.hpp>
@@ -13,33 +13,19 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
-#include <thread>
 
 namespace {
-
-using namespace std::chrono_literals;
-
-/// Polls until `pred` holds (watchers that co_await changes come with the next release).
-template <class Pred>
-bool poll_until(Pred pred, std::chrono::seconds limit = 10s) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!pred()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    std::this_thread::sleep_for(2ms);
-  }
-  return true;
-}
 
 int child(const std::string& address) {
   zproc::client c;
   c.connect(address);
   zproc::state st(c, "kitchen");
-  if (!poll_until([&] { return st.get("ready", false) == true; })) return 1;
-  std::printf("[child %d] the jar holds %s cookies\n", ::getpid(), st.get("cookies").dump().c_str());
-  while (st.get("cookies").get<int>() > 0) {
-    st.set("cookies", st.get("cookies").get<int>() - 1);  // only the child writes "cookies" now
-    std::printf("[child %d] nom nom nom\n", ::getpid());
-  }
+  // Watch first, then say "ready": no cookie baked after this can be missed.
+  auto baked = st.when_change({"cookies"}, {.timeout = std::chrono::seconds(10), .count = 5});
+  st.set("ready", true);
+  for (const auto& snapshot : baked)
+    std::printf("[child %d] nom nom nom (%s in the jar)\n", ::getpid(),
+                snapshot["cookies"].dump().c_str());
   st.set("done", true);
   return 0;
 }
@@ -52,24 +38,22 @@ int parent(const char* self) {
   c.connect(srv.address());
   zproc::state st(c, "kitchen");
   st.replace({{"cookies", 0}, {"ready", false}});
-  for (int i = 0; i < 5; ++i) {
-    st.set("cookies", st.get("cookies").get<int>() + 1);
-    std::printf("[parent %d] Here's a cookie!\n", ::getpid());
-  }
   std::fflush(stdout);
 
   boost::asio::io_context ioc;
   boost::process::v2::process proc(ioc, self, {"--child", srv.address()});
-  st.set("ready", true);
-  if (!poll_until([&] { return st.get("done", false) == true; })) {
-    std::fprintf(stderr, "the child did not finish\n");
-    return 1;
+  const zproc::watch_options within_10s{.timeout = std::chrono::seconds(10)};
+  st.get_when_equal("ready", true, within_10s);  // the child is watching
+  for (int i = 1; i <= 5; ++i) {
+    st.set("cookies", i);
+    std::printf("[parent %d] Here's a cookie!\n", ::getpid());
+    std::fflush(stdout);
   }
+  st.get_when_equal("done", true, within_10s);
   const int rc = proc.wait();
-  std::printf("[parent %d] child exited with %d; cookies left: %s; revision %llu\n", ::getpid(), rc,
-              st.get("cookies").dump().c_str(),
-              static_cast<unsigned long long>(st.revision()));
-  return rc == 0 && st.get("cookies") == 0 ? 0 : 1;
+  std::printf("[parent %d] the child saw every cookie and exited with %d (revision %llu)\n",
+              ::getpid(), rc, static_cast<unsigned long long>(st.revision()));
+  return rc;
 }
 
 }  // namespace
