@@ -18,6 +18,16 @@ std::size_t append_frame(std::string& out, const nlohmann::json& message) {
   return size;
 }
 
+std::size_t append_packed_frame(std::string& out, std::string_view payload) {
+  const auto n = static_cast<std::uint32_t>(payload.size());
+  out.push_back(static_cast<char>((n >> 24) & 0xff));
+  out.push_back(static_cast<char>((n >> 16) & 0xff));
+  out.push_back(static_cast<char>((n >> 8) & 0xff));
+  out.push_back(static_cast<char>(n & 0xff));
+  out.append(payload);
+  return payload.size();
+}
+
 std::span<char> frame_decoder::prepare(std::size_t min_bytes) {
   // Move a partial frame to the front so that the buffer does not grow with the stream.
   if (begin_ == end_) {

@@ -141,6 +141,26 @@ json make_reply(std::uint64_t id, json result, std::uint64_t revision) {
   return r;
 }
 
+std::string pack_watch_reply(std::uint64_t id, std::uint64_t cursor,
+                             const std::string& packed_update) {
+  std::string out;
+  out.reserve(packed_update.size() + 40);
+  auto put = [&out](const json& j) {
+    json::to_msgpack(j, nlohmann::detail::output_adapter<char>(out));
+  };
+  out.push_back(static_cast<char>(0x82));  // map of 2
+  put(field::id);
+  put(id);
+  put(field::result);
+  out.push_back(static_cast<char>(0x82));  // map of 2
+  put("cursor");
+  put(cursor);
+  put("updates");
+  out.push_back(static_cast<char>(0x91));  // array of 1
+  out += packed_update;
+  return out;
+}
+
 json make_error_reply(std::uint64_t id, error_code ec, std::string_view message) {
   json r = json::object();
   r[field::id] = id;

@@ -10,6 +10,31 @@ bool update_record::touches(const std::string& key) const {
   return false;
 }
 
+const std::string& update_record::packed(bool with_diff) const {
+  auto& slot = packed_[with_diff ? 1 : 0];
+  if (!slot) {
+    json j = to_json(*this);
+    if (with_diff) {
+      json set = json::object();
+      json del = json::array();
+      for (const auto& c : changes) {
+        if (c.after) {
+          set[c.key] = *c.after;
+          // a later change of the same key in this record wins (merged diff)
+        } else {
+          set.erase(c.key);
+          del.push_back(c.key);
+        }
+      }
+      j["d"] = json{{"s", std::move(set)}, {"x", std::move(del)}};
+    }
+    auto bytes = std::make_shared<std::string>();
+    json::to_msgpack(j, nlohmann::detail::output_adapter<char>(*bytes));
+    slot = std::move(bytes);
+  }
+  return *slot;
+}
+
 json to_json(const update_record& r) {
   json changes = json::array();
   for (const auto& c : r.changes) {

@@ -36,6 +36,14 @@ struct update_record {
   std::size_t bytes = 0;          // approximate memory held, for the retention limit
 
   bool touches(const std::string& key) const;
+
+  /// The record as MessagePack, encoded once on first use and shared by every reply that
+  /// carries it (fan-out to many watchers copies no values). `with_diff` adds "d", the diff
+  /// a snapshot watcher needs when this record directly follows its replica.
+  const std::string& packed(bool with_diff) const;
+
+ private:
+  mutable std::shared_ptr<const std::string> packed_[2];
 };
 
 using record_ptr = std::shared_ptr<const update_record>;

@@ -172,11 +172,11 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         [weak, id](session*) {
           if (auto self = weak.lock()) self->sessions_.erase(id);
         },
-        [weak](std::uint64_t client, const nlohmann::json& reply) {
+        [weak](const delivery& d) {
           if (auto self = weak.lock()) {
-            auto it = self->sessions_.find(client);
+            auto it = self->sessions_.find(d.client_id);
             if (it != self->sessions_.end())
-              if (auto s = it->second.lock()) s->deliver(reply);
+              if (auto s = it->second.lock()) s->deliver(d);
           }
         },
         shared_from_this()};

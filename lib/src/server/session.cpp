@@ -135,20 +135,36 @@ bool session::handle_frame(std::string_view payload) {
   }
   deliveries_.clear();
   env_.logic.handle(msg, request_id, ctx_, deliveries_);
-  for (auto& d : deliveries_) {
+  for (const auto& d : deliveries_) {
     if (d.client_id == ctx_.client_id) {
-      queue_reply(d.reply);
+      queue_delivery(d);
     } else {
-      env_.deliver(d.client_id, d.reply);
+      env_.deliver(d);
     }
   }
   return true;
 }
 
-void session::deliver(const nlohmann::json& reply) {
+void session::deliver(const delivery& d) {
   if (closed_) return;
-  queue_reply(reply);
+  queue_delivery(d);
   flush();
+}
+
+void session::queue_delivery(const delivery& d) {
+  if (!d.packed) {
+    queue_reply(d.reply);
+    return;
+  }
+  const std::size_t max = std::min(client_max_frame_, env_.config.max_frame_size);
+  if (d.packed->size() <= max) {
+    protocol::append_packed_frame(out_, *d.packed);
+    return;
+  }
+  queue(protocol::make_error_reply(
+      d.request_id, server_errc::reply_too_large,
+      "the update has " + std::to_string(d.packed->size()) +
+          " bytes, more than the maximum frame of " + std::to_string(max) + " bytes"));
 }
 
 void session::queue(const nlohmann::json& message) { protocol::append_frame(out_, message); }

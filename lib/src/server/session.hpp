@@ -27,7 +27,7 @@ class session : public std::enable_shared_from_this<session> {
     std::int64_t server_pid;
     std::function<void(session*)> on_close;  // runs once, on the server's strand
     /// Hands a reply to another client's session (a watcher this client's write woke).
-    std::function<void(std::uint64_t client_id, const nlohmann::json& reply)> deliver;
+    std::function<void(const delivery& d)> deliver;
     std::shared_ptr<void> owner;             // keeps `logic` and `config` alive
   };
 
@@ -38,7 +38,7 @@ class session : public std::enable_shared_from_this<session> {
   /// Closes the connection now (pending replies are dropped). Idempotent.
   void close();
   /// Queues a reply produced by another session's request (a woken watcher) and sends it.
-  void deliver(const nlohmann::json& reply);
+  void deliver(const delivery& d);
   std::uint64_t client_id() const noexcept { return ctx_.client_id; }
 
  private:
@@ -47,6 +47,7 @@ class session : public std::enable_shared_from_this<session> {
   bool handle_frame(std::string_view payload);
   void queue(const nlohmann::json& message);
   void queue_reply(const nlohmann::json& reply);
+  void queue_delivery(const delivery& d);
   void flush();
   std::size_t pending_output() const noexcept { return out_.size() + inflight_.size(); }
   /// Waits until the output buffers drop to `limit` bytes, the socket closes, or `deadline`.

@@ -275,8 +275,18 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
   consider(std::string());
   for (const auto& c : r.changes) consider(c.key);
   for (auto it : hits) {
-    json result = answer(*ns, *it, {&r}, r.revision);
-    out.push_back({it->spec.client_id, protocol::make_reply(it->spec.request_id, std::move(result))});
+    waiter& w = *it;
+    // The common case of a fan-out: the watcher was up to date, so its reply is exactly this
+    // record (with its own changes as the diff): splice the record's shared encoding.
+    if (!w.spec.snapshot || w.replica + 1 == r.revision) {
+      out.push_back({w.spec.client_id, json(), std::make_shared<const std::string>(
+          protocol::pack_watch_reply(w.spec.request_id, r.revision, r.packed(w.spec.snapshot))),
+          w.spec.request_id});
+    } else {
+      json result = answer(*ns, w, {&r}, r.revision);
+      out.push_back({w.spec.client_id, protocol::make_reply(w.spec.request_id, std::move(result)),
+                     nullptr, w.spec.request_id});
+    }
     remove(it);
   }
 }

@@ -62,7 +62,10 @@ struct watch_spec {
 /// A reply for a client's request.
 struct delivery {
   std::uint64_t client_id;
-  json reply;  // a complete reply message (with the request id)
+  json reply;  // a complete reply message (with the request id), unless `packed` is set
+  /// A reply already encoded as MessagePack (a woken watcher: the shared record is spliced in).
+  std::shared_ptr<const std::string> packed;
+  std::uint64_t request_id = 0;  // with `packed`: the request it answers
 };
 
 class watch_registry {
