@@ -1,4 +1,5 @@
 #include "client/client_core.hpp"
+#include "client/completion.hpp"
 #include "protocol/message.hpp"
 
 #include <zproc/client.hpp>
@@ -35,38 +36,22 @@ error_code convert(json&& result, T& out, std::string& message) {
   }
 }
 
-/// A pending async operation: the user's handler, type-erased, plus work on its executor.
+/// A pending async operation: the user's handler, converting the reply's result to T.
 template <class T>
 class handler_op final : public pending_op {
  public:
-  handler_op(handler<T> h, const asio::any_io_executor& conn_ex)
-      : h_(std::move(h)),
-        conn_ex_(conn_ex),
-        work_(asio::prefer(asio::get_associated_executor(h_, conn_ex),
-                           asio::execution::outstanding_work.tracked)) {}
+  handler_op(handler<T> h, const asio::any_io_executor& conn_ex) : h_(std::move(h), conn_ex) {}
 
-  asio::cancellation_slot slot() { return asio::get_associated_cancellation_slot(h_); }
+  asio::cancellation_slot slot() const { return h_.slot(); }
 
   void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
-    auto slot = asio::get_associated_cancellation_slot(h_);
-    if (slot.is_connected()) slot.clear();
     T value{};
     if (!ec) ec = convert(std::move(result), value, message);
-    // post/dispatch through the connection's executor; Asio then runs the handler on its own
-    // associated executor. `work` keeps that executor busy until the handoff is queued.
-    auto work = std::move(work_);
-    auto bound = asio::append(std::move(h_), ec, std::move(value));
-    if (must_post) {
-      asio::post(conn_ex_, std::move(bound));
-    } else {
-      asio::dispatch(conn_ex_, std::move(bound));
-    }
+    h_.complete(ec, std::move(value), must_post);
   }
 
  private:
-  handler<T> h_;
-  asio::any_io_executor conn_ex_;
-  asio::any_completion_executor work_;
+  held_handler<T> h_;
 };
 
 /// A pending blocking operation: hands its outcome to the waiting thread.

@@ -1,4 +1,5 @@
 // zproc::watcher and raw_watcher: the type-erased front of watch_core.
+#include "client/completion.hpp"
 #include "client/watch_core.hpp"
 
 #include <zproc/watcher.hpp>
@@ -59,15 +60,11 @@ class handler_next_op final : public next_op {
  public:
   using handler_type = asio::any_completion_handler<void(error_code, std::optional<T>)>;
   handler_next_op(handler_type h, asio::any_io_executor conn_ex)
-      : h_(std::move(h)),
-        conn_ex_(std::move(conn_ex)),
-        work_(asio::prefer(asio::get_associated_executor(h_, conn_ex_),
-                           asio::execution::outstanding_work.tracked)) {}
+      : h_(std::move(h), std::move(conn_ex)) {}
 
-  asio::cancellation_slot slot() { return asio::get_associated_cancellation_slot(h_); }
+  asio::cancellation_slot slot() const { return h_.slot(); }
 
   void complete(error_code ec, std::optional<json> item, std::string, bool must_post) override {
-    if (auto s = slot(); s.is_connected()) s.clear();
     std::optional<T> value;
     if (!ec) {
       try {
@@ -76,19 +73,11 @@ class handler_next_op final : public next_op {
         ec = client_errc::protocol_error;
       }
     }
-    auto work = std::move(work_);
-    auto bound = asio::append(std::move(h_), ec, std::move(value));
-    if (must_post) {
-      asio::post(conn_ex_, std::move(bound));
-    } else {
-      asio::dispatch(conn_ex_, std::move(bound));
-    }
+    h_.complete(ec, std::move(value), must_post);
   }
 
  private:
-  handler_type h_;
-  asio::any_io_executor conn_ex_;
-  asio::any_completion_executor work_;
+  held_handler<std::optional<T>> h_;
 };
 
 class blocking_next_op final : public next_op {

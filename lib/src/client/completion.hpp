@@ -1,0 +1,55 @@
+// A type-erased completion handler held by a pending operation: work on its executor while it
+// waits, its cancellation slot, and the hand-off that never runs it inside the initiation.
+#pragma once
+
+#include <zproc/error.hpp>
+
+#include <boost/asio/any_completion_executor.hpp>
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/dispatch.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+
+#include <utility>
+
+namespace zproc::detail {
+
+template <class T>
+class held_handler {
+ public:
+  using handler_type = boost::asio::any_completion_handler<void(error_code, T)>;
+
+  held_handler(handler_type h, boost::asio::any_io_executor conn_ex)
+      : h_(std::move(h)),
+        conn_ex_(std::move(conn_ex)),
+        work_(boost::asio::prefer(boost::asio::get_associated_executor(h_, conn_ex_),
+                                  boost::asio::execution::outstanding_work.tracked)) {}
+
+  boost::asio::cancellation_slot slot() const {
+    return boost::asio::get_associated_cancellation_slot(h_);
+  }
+
+  /// Completes the handler, once: through the connection's executor (posted if the caller may
+  /// be the initiating function), then on the handler's own associated executor.
+  void complete(error_code ec, T value, bool must_post) {
+    if (auto s = slot(); s.is_connected()) s.clear();
+    auto work = std::move(work_);  // released once the hand-off is queued (it holds its own)
+    auto bound = boost::asio::append(std::move(h_), ec, std::move(value));
+    if (must_post) {
+      boost::asio::post(conn_ex_, std::move(bound));
+    } else {
+      boost::asio::dispatch(conn_ex_, std::move(bound));
+    }
+  }
+
+ private:
+  handler_type h_;
+  boost::asio::any_io_executor conn_ex_;
+  boost::asio::any_completion_executor work_;
+};
+
+}  // namespace zproc::detail
