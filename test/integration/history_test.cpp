@@ -85,7 +85,7 @@ TEST_SUITE("time_machine") {
       FAIL("no error");
     } catch (const zproc::error& e) {
       CHECK(e.code() == server_errc::compacted);
-      CHECK(e.diagnostics().find("oldest available is 40") != std::string::npos);
+      CHECK(e.diagnostics().find("oldest revision to start from is 40") != std::string::npos);
     }
     CHECK_THROWS_AS(st.history(5), zproc::error);
     try {

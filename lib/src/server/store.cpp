@@ -250,7 +250,9 @@ json op_history(op_env& e) {
   const std::uint64_t max = std::clamp<std::uint64_t>(revision_arg(e.a.raw(), "max", 1000), 1, 10'000);
   if (from == 0) from = h.oldest();
   if (from < h.oldest() && from <= h.newest())
-    fail(server_errc::compacted, compacted_message(from, h.oldest()));
+    fail(server_errc::compacted, "revision " + std::to_string(from) +
+                                     " is no longer in the history; the oldest record kept is " +
+                                     std::to_string(h.oldest()));
   json records = json::array();
   for (std::uint64_t r = from; r <= to && records.size() < max; ++r)
     records.push_back(to_json(**h.find(r)));
@@ -298,7 +300,8 @@ outcome error_outcome(server_errc code, std::string message) {
 
 std::string compacted_message(std::uint64_t asked, std::uint64_t oldest) {
   return "revision " + std::to_string(asked) +
-         " is no longer in the history; the oldest available is " + std::to_string(oldest);
+         " is no longer in the history; the oldest revision to start from is " +
+         std::to_string(oldest);
 }
 
 std::optional<json> namespace_state::at(std::uint64_t rev) const {

@@ -3,7 +3,6 @@
 #include "protocol/message.hpp"
 
 #include <algorithm>
-#include <set>
 
 namespace zproc::server_detail {
 
@@ -262,14 +261,14 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
   const namespace_state* ns = s.find(ns_name);
   if (ns == nullptr) return;
   // Candidates: waiters on a key this write touched, and waiters on every update.
-  std::set<waiter*> seen;
   std::vector<waiter_list::iterator> hits;
   auto consider = [&](const std::string& key) {
-    auto [b, e] = ns_it->second.equal_range(key);
-    for (auto it = b; it != e; ++it) {
-      waiter& w = *it->second;
-      if (!seen.insert(&w).second) continue;
-      if (r.revision > w.eligible_after && w.spec.matches(r)) hits.push_back(it->second);
+    auto list = ns_it->second.find(key);
+    if (list == ns_it->second.end()) return;
+    for (auto it : list->second) {
+      if (it->seen == r.revision) continue;  // indexed under two keys this write touched
+      it->seen = r.revision;
+      if (r.revision > it->eligible_after && it->spec.matches(r)) hits.push_back(it);
     }
   };
   consider(std::string());
@@ -306,16 +305,20 @@ void watch_registry::add(waiter w) {
   by_id_.emplace(key, it);
   ++per_client_[it->spec.client_id];
   auto& index = by_ns_[it->spec.ns];
-  for (const auto& k : index_keys(it->spec)) index.emplace(k, it);
+  for (auto& k : index_keys(it->spec)) {
+    slot_list& list = index[k];
+    list.push_back(it);
+    it->slots.push_back({std::move(k), &list, std::prev(list.end())});
+  }
 }
 
 void watch_registry::remove(waiter_list::iterator it) {
   auto ns_it = by_ns_.find(it->spec.ns);
   if (ns_it != by_ns_.end()) {
     auto& index = ns_it->second;
-    for (const auto& k : index_keys(it->spec)) {
-      auto [b, e] = index.equal_range(k);
-      for (auto x = b; x != e;) x = x->second == it ? index.erase(x) : std::next(x);
+    for (auto& sl : it->slots) {
+      sl.list->erase(sl.pos);  // O(1)
+      if (sl.list->empty()) index.erase(sl.key);
     }
     if (index.empty()) by_ns_.erase(ns_it);
   }

@@ -90,13 +90,23 @@ class watch_registry {
   static constexpr std::size_t max_per_client = 100'000;
 
  private:
+  struct waiter;
+  using waiter_list = std::list<waiter>;
+  /// The waiters indexed under one key (list positions stay valid: removal is O(1)).
+  using slot_list = std::list<waiter_list::iterator>;
+  struct slot {
+    std::string key;
+    slot_list* list;
+    slot_list::iterator pos;
+  };
   struct waiter {
     watch_spec spec;
-    std::uint64_t cursor;   // history scanned up to here
-    std::uint64_t replica;  // the client's replica is at this revision (snapshot watchers)
+    std::uint64_t cursor;          // history scanned up to here
+    std::uint64_t replica;         // the client's replica is at this revision (snapshot watchers)
     std::uint64_t eligible_after;  // updates at or before this are not delivered (live)
+    std::vector<slot> slots{};     // where the index holds it
+    std::uint64_t seen = 0;        // the revision notify() last looked at it for
   };
-  using waiter_list = std::list<waiter>;
   using key_type = std::pair<std::uint64_t, std::uint64_t>;  // client, request
 
   static std::vector<std::string> index_keys(const watch_spec& spec);
@@ -109,8 +119,7 @@ class watch_registry {
   waiter_list waiters_;
   std::map<key_type, waiter_list::iterator> by_id_;
   // Index: waiters by namespace, and within it by watched key ("" = every update).
-  std::unordered_map<std::string, std::unordered_multimap<std::string, waiter_list::iterator>>
-      by_ns_;
+  std::unordered_map<std::string, std::unordered_map<std::string, slot_list>> by_ns_;
   std::unordered_map<std::uint64_t, std::size_t> per_client_;
 };
 
