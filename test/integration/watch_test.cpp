@@ -261,6 +261,11 @@ TEST_SUITE("watch") {
       auto r = co_await std::move(ready);
       CHECK((*r)["x"] == 2);
       t.join();
+      auto already = co_await st.async_get_when_available("x");  // holds now: at once
+      CHECK((*already)["x"] == 2);
+      json two = 2;
+      auto eq = co_await st.async_get_when_equal("x", two);
+      CHECK((*eq)["x"] == 2);
 
       // Cancelled next(): operation_aborted, and the watcher still works afterwards.
       using namespace asio::experimental::awaitable_operators;

@@ -263,7 +263,7 @@ class state {
   /// (The factory is called now, so the watch starts before this returns.)
   template <class Factory, class CompletionToken = default_token>
   auto async_get_when(Factory&& make, CompletionToken&& token = default_token{}) const {
-    auto core = one_shot(std::forward<Factory>(make)()).release();
+    auto core = std::forward<Factory>(make)().release();
     return boost::asio::async_initiate<CompletionToken, void(error_code, std::optional<json>)>(
         [](auto h, const std::shared_ptr<detail::watch_core>& c) {
           detail::start_next_once(c, boost::asio::any_completion_handler<void(
@@ -271,6 +271,40 @@ class state {
         },
         token, std::move(core));
   }
+
+  /// Named async one-shots, e.g. `co_await st.async_get_when_equal("ready", true)`.
+  /// Completion: void(error_code, std::optional<json>) (the snapshot).
+  template <class CompletionToken = default_token>
+  auto async_get_when_change(std::vector<std::string> keys = {}, watch_options options = {},
+                             CompletionToken&& token = default_token{}) const {
+    return async_get_when([&] { return when_change(std::move(keys), once(options)); },
+                          std::forward<CompletionToken>(token));
+  }
+  template <class CompletionToken = default_token>
+  auto async_get_when_equal(std::string key, json value, watch_options options = {},
+                            CompletionToken&& token = default_token{}) const {
+    return async_one_shot("equal", std::move(key), std::move(value), options,
+                          std::forward<CompletionToken>(token));
+  }
+  template <class CompletionToken = default_token>
+  auto async_get_when_not_equal(std::string key, json value, watch_options options = {},
+                                CompletionToken&& token = default_token{}) const {
+    return async_one_shot("not_equal", std::move(key), std::move(value), options,
+                          std::forward<CompletionToken>(token));
+  }
+#define ZPROC_ASYNC_ONE_SHOT(name, kind)                                                    \
+  template <class CompletionToken = default_token>                                          \
+  auto name(std::string key, watch_options options = {},                                    \
+            CompletionToken&& token = default_token{}) const {                              \
+    return async_one_shot(kind, std::move(key), json(json::value_t::discarded), options,    \
+                          std::forward<CompletionToken>(token));                            \
+  }
+  ZPROC_ASYNC_ONE_SHOT(async_get_when_truthy, "truthy")
+  ZPROC_ASYNC_ONE_SHOT(async_get_when_falsy, "falsy")
+  ZPROC_ASYNC_ONE_SHOT(async_get_when_none, "none")
+  ZPROC_ASYNC_ONE_SHOT(async_get_when_not_none, "not_none")
+  ZPROC_ASYNC_ONE_SHOT(async_get_when_available, "available")
+#undef ZPROC_ASYNC_ONE_SHOT
 
  private:
   state(std::shared_ptr<detail::client_impl> impl, std::string ns);
@@ -283,7 +317,19 @@ class state {
                        std::function<bool(const json&)> filter = {}) const;
   watcher predicate_watcher(const char* kind, std::string key, json value,
                             watch_options options, bool now) const;
-  static watcher one_shot(watcher w);
+  static watch_options once(watch_options o) {
+    o.count = 1;
+    return o;
+  }
+  template <class CompletionToken>
+  auto async_one_shot(const char* kind, std::string key, json value, watch_options options,
+                      CompletionToken&& token) const {
+    return async_get_when(
+        [&] {
+          return predicate_watcher(kind, std::move(key), std::move(value), once(options), true);
+        },
+        std::forward<CompletionToken>(token));
+  }
   static json with_value(json r, json value);
   static json with_fallback(json r, json fallback);
 

@@ -80,8 +80,6 @@ json keys_spec(std::vector<std::string> keys) {
 const json no_value(json::value_t::discarded);
 }  // namespace
 
-watcher state::one_shot(watcher w) { return w; }
-
 watcher state::when_change(std::vector<std::string> keys, watch_options options) const {
   return make_watcher(keys_spec(std::move(keys)), std::move(options), false);
 }
@@ -121,10 +119,6 @@ watcher state::when_available(std::string key, watch_options options) const {
 }
 
 namespace {
-watch_options once(watch_options o) {
-  o.count = 1;
-  return o;
-}
 json first(watcher w) {
   auto v = w.next();
   if (!v) throw zproc::error(client_errc::protocol_error, "the watch ended without an update");
