@@ -34,27 +34,16 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-extern char** environ;
+
+#include "support.hpp"
 
 namespace {
 
+using namespace zproc::bench;
 namespace asio = boost::asio;
 using clock_type = std::chrono::steady_clock;
 
 int iterations = 20000;
-
-struct stats {
-  double p50_us = 0;
-  double p99_us = 0;
-};
-
-stats summarize(std::vector<double>& samples_us) {
-  std::sort(samples_us.begin(), samples_us.end());
-  auto at = [&](double q) {
-    return samples_us[static_cast<std::size_t>(q * static_cast<double>(samples_us.size() - 1))];
-  };
-  return {at(0.50), at(0.99)};
-}
 
 /// Times `op` `n` times after a warm-up; per-call latency in microseconds.
 template <class Op>
@@ -68,59 +57,6 @@ stats measure(int n, Op&& op) {
     samples.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - t0).count());
   }
   return summarize(samples);
-}
-
-// --- processes --------------------------------------------------------------------------------
-
-struct child {
-  pid_t pid = -1;
-  int out = -1;
-  ~child() {
-    if (pid > 0) {
-      ::kill(pid, SIGTERM);
-      int status = 0;
-      ::waitpid(pid, &status, 0);
-    }
-    if (out >= 0) ::close(out);
-  }
-};
-
-/// Spawns argv with stdout to a pipe.
-void spawn(child& c, std::vector<std::string> argv) {
-  int fds[2];
-  if (::pipe(fds) != 0) throw std::runtime_error("pipe");
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_adddup2(&fa, fds[1], 1);
-  posix_spawn_file_actions_addclose(&fa, fds[0]);
-  std::vector<char*> args;
-  for (auto& a : argv) args.push_back(a.data());
-  args.push_back(nullptr);
-  if (::posix_spawn(&c.pid, args[0], &fa, nullptr, args.data(), environ) != 0)
-    throw std::runtime_error("spawn " + argv[0]);
-  posix_spawn_file_actions_destroy(&fa);
-  ::close(fds[1]);
-  c.out = fds[0];
-}
-
-/// Reads stdout lines of `c` until `count` lines starting with `prefix` came (10 s at most).
-std::vector<std::string> read_lines(child& c, const std::string& prefix, std::size_t count) {
-  std::vector<std::string> lines;
-  std::string text;
-  const auto deadline = clock_type::now() + std::chrono::seconds(10);
-  while (lines.size() < count && clock_type::now() < deadline) {
-    pollfd p{c.out, POLLIN, 0};
-    if (::poll(&p, 1, 100) <= 0) continue;
-    char buf[256];
-    const ssize_t n = ::read(c.out, buf, sizeof buf);
-    if (n <= 0) break;
-    text.append(buf, static_cast<std::size_t>(n));
-    for (std::size_t nl; (nl = text.find('\n')) != std::string::npos; text.erase(0, nl + 1))
-      if (text.compare(0, prefix.size(), prefix) == 0)
-        lines.push_back(text.substr(prefix.size(), nl - prefix.size()));
-  }
-  if (lines.size() < count) throw std::runtime_error("child did not report " + prefix);
-  return lines;
 }
 
 // --- the floor: a raw echo over a Unix socket ---------------------------------------------------
