@@ -23,6 +23,9 @@ commands:
   del KEY                   remove KEY; prints the new revision
   keys                      print the keys, one JSON string per line
   dump                      print the whole namespace as one JSON object
+  incr KEY [DELTA]          add DELTA (default 1) atomically; prints the new value
+  cas KEY EXPECTED DESIRED  set KEY to DESIRED if it holds EXPECTED (JSON, or the word
+                            'absent': create only); prints true/false, exit code 3 if false
   watch [KEY...]            print each update (of these keys, or of any) as one JSON line,
                             until interrupted; --snapshots prints the whole namespace instead;
                             --from REV starts after revision REV (0: the oldest kept);

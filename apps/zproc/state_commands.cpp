@@ -5,6 +5,7 @@
 #include <zproc/state.hpp>
 
 #include <iostream>
+#include <optional>
 
 namespace zproc::cli {
 
@@ -21,7 +22,7 @@ json parse_json_argument(const std::string& text) {
 
 int run_state_command(const arguments& args) {
   const std::string& cmd = args.command;
-  static const char* const known[] = {"ping", "get", "set", "del", "keys", "dump"};
+  static const char* const known[] = {"ping", "get", "set", "del", "keys", "dump", "incr", "cas"};
   if (std::find(std::begin(known), std::end(known), cmd) == std::end(known))
     throw usage_error{"unknown command '" + cmd + "'"};
 
@@ -32,6 +33,19 @@ int run_state_command(const arguments& args) {
   if (cmd == "set") {
     args.expect(2, "two arguments: KEY JSON");
     value = parse_json_argument(args.positional[1]);
+  }
+  json delta = 1;
+  if (cmd == "incr") {
+    if (args.positional.size() != 1 && args.positional.size() != 2)
+      throw usage_error{"'incr' takes KEY [DELTA]"};
+    if (args.positional.size() == 2) delta = parse_json_argument(args.positional[1]);
+    if (!delta.is_number()) throw usage_error{"DELTA must be a number"};
+  }
+  std::optional<json> expected;
+  if (cmd == "cas") {
+    args.expect(3, "three arguments: KEY EXPECTED DESIRED (EXPECTED 'absent': create only)");
+    if (args.positional[1] != "absent") expected = parse_json_argument(args.positional[1]);
+    value = parse_json_argument(args.positional[2]);
   }
 
   client c;
@@ -47,6 +61,12 @@ int run_state_command(const arguments& args) {
     std::cout << st.erase(args.positional[0]) << "\n";
   } else if (cmd == "keys") {
     for (const auto& k : st.keys()) std::cout << json(k).dump() << "\n";
+  } else if (cmd == "incr") {
+    std::cout << st.increment(args.positional[0], delta).dump() << "\n";
+  } else if (cmd == "cas") {
+    const bool done = st.compare_and_set(args.positional[0], expected, value);
+    std::cout << (done ? "true" : "false") << "\n";
+    return done ? 0 : 3;  // scripts can test it
   } else if (cmd == "dump") {
     std::cout << st.copy().dump() << "\n";
   }

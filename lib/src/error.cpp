@@ -54,6 +54,8 @@ class server_category_impl final : public boost::system::error_category {
         return "the reply exceeds the client's maximum frame size; read fewer keys at a time";
       case server_errc::shutting_down: return "the server is shutting down";
       case server_errc::internal: return "internal server error";
+      case server_errc::conflict:
+        return "the data an atomic operation read was changed meanwhile";
       case server_errc::compacted:
         return "that revision is no longer in the server's history (compacted)";
     }

@@ -154,6 +154,52 @@ server_process::~server_process() {
   if (out_fd_ >= 0) ::close(out_fd_);
 }
 
+child_process::child_process(const std::vector<std::string>& argv) {
+  auto p = spawn(argv, {});
+  pid_ = p.pid;
+  out_fd_ = p.out;
+  ::close(p.err);
+}
+
+child_process::~child_process() {
+  kill_and_wait();
+  if (out_fd_ >= 0) ::close(out_fd_);
+}
+
+bool child_process::wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    std::size_t nl;
+    while ((nl = buffered_.find('\n')) != std::string::npos) {
+      const std::string line = buffered_.substr(0, nl);
+      buffered_.erase(0, nl + 1);
+      if (line.rfind(prefix, 0) == 0) return true;
+    }
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+        deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return false;
+    pollfd fd{out_fd_, POLLIN, 0};
+    if (::poll(&fd, 1, static_cast<int>(left.count())) <= 0) continue;
+    char buf[512];
+    const ssize_t n = ::read(out_fd_, buf, sizeof buf);
+    if (n <= 0) return false;
+    buffered_.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+void child_process::signal(int sig) {
+  if (pid_ > 0) ::kill(pid_, sig);
+}
+
+int child_process::kill_and_wait() {
+  if (pid_ <= 0) return -1000;
+  ::kill(pid_, SIGKILL);
+  int status = 0;
+  ::waitpid(pid_, &status, 0);
+  pid_ = -1;
+  return decode_status(status);
+}
+
 int server_process::terminate() {
   if (pid_ <= 0) return -1000;
   ::kill(pid_, SIGTERM);

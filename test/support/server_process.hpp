@@ -56,6 +56,25 @@ class server_process {
   std::vector<std::string> addresses_;
 };
 
+/// A program running in the background whose stdout lines we can wait for.
+class child_process {
+ public:
+  explicit child_process(const std::vector<std::string>& argv);
+  ~child_process();  ///< SIGKILL + waitpid
+  child_process(const child_process&) = delete;
+  child_process& operator=(const child_process&) = delete;
+  /// Waits (at most `timeout`) for a line of stdout that starts with `prefix`.
+  bool wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout);
+  pid_t pid() const { return pid_; }
+  void signal(int sig);
+  int kill_and_wait();
+
+ private:
+  pid_t pid_ = -1;
+  int out_fd_ = -1;
+  std::string buffered_;
+};
+
 /// Runs `coro` on `ioc` until it finishes; fails the test with "did not finish" after
 /// `deadline` instead of hanging. Rethrows the coroutine's exception.
 template <class Awaitable>

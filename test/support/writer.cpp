@@ -9,6 +9,9 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <thread>
+
+#include <unistd.h>
 
 // zproc_test_writer ADDRESS NAMESPACE COUNT --acked: sequential blocking writes of keys k1..kN,
 // printing "REVISION I" after each acknowledgement (flushed), until COUNT or an error.
@@ -29,8 +32,51 @@ int acked_storm(const std::string& address, const std::string& ns, int count) {
   return 0;
 }
 
+// zproc_test_writer ADDRESS NAMESPACE COUNT --mode: contention workloads for atomic tests.
+//   --atomic-incr  COUNT atomic() increments of "n"
+//   --incr         COUNT increment("n")
+//   --transfer     COUNT atomic() moves of 1 between "a" and "b" (random direction)
+//   --hold-lock    takes the namespace lock in atomic() and sleeps (to be SIGKILLed);
+//                  prints "locked" when inside the body
+int contention(const std::string& address, const std::string& ns, int count,
+               const std::string& mode) {
+  zproc::client c({.request_timeout = std::chrono::seconds(60)});
+  c.connect(address);
+  zproc::state st(c, ns);
+  if (mode == "--atomic-incr") {
+    for (int i = 0; i < count; ++i)
+      st.atomic([](zproc::json& s) { s["n"] = s.value("n", 0) + 1; }, {"n"});
+  } else if (mode == "--incr") {
+    for (int i = 0; i < count; ++i) st.increment("n");
+  } else if (mode == "--transfer") {
+    unsigned seed = static_cast<unsigned>(::getpid());
+    for (int i = 0; i < count; ++i) {
+      seed = seed * 1103515245u + 12345u;
+      const bool a_to_b = (seed >> 16) & 1;
+      st.atomic([&](zproc::json& s) {
+        s[a_to_b ? "a" : "b"] = s.value(a_to_b ? "a" : "b", 0) - 1;
+        s[a_to_b ? "b" : "a"] = s.value(a_to_b ? "b" : "a", 0) + 1;
+      });
+    }
+  } else if (mode == "--hold-lock") {
+    st.atomic(
+        [](zproc::json& s) {
+          std::printf("locked\n");
+          std::fflush(stdout);
+          s["held"] = true;
+          std::this_thread::sleep_for(std::chrono::hours(1));
+        },
+        {}, {.optimistic_attempts = 0});
+  } else {
+    return 2;
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 4) return 2;
+  if (argc > 4 && std::string(argv[4]) != "--acked")
+    return contention(argv[1], argv[2], std::stoi(argv[3]), argv[4]);
   if (argc > 4 && std::string(argv[4]) == "--acked") return acked_storm(argv[1], argv[2], std::stoi(argv[3]));
   const std::string address = argv[1];
   const std::string ns = argv[2];

@@ -108,6 +108,67 @@ TEST_SUITE("store") {
     CHECK(ok({{"o", "copy"}}) == json({{"a", 1}}));  // "b" was not half-written
   }
 
+  TEST_CASE_FIXTURE(fixture, "increment, compare_and_set, append") {
+    CHECK(ok({{"o", "incr"}, {"k", "n"}}) == 1);
+    CHECK(ok({{"o", "incr"}, {"k", "n"}, {"v", 5}}) == 6);
+    CHECK(ok({{"o", "incr"}, {"k", "n"}, {"v", 0.5}}) == 6.5);
+    ok({{"o", "set"}, {"k", "s"}, {"v", "text"}});
+    CHECK(run({{"o", "incr"}, {"k", "s"}}).error == server_errc::wrong_type);
+    CHECK(run({{"o", "incr"}, {"k", "n"}, {"v", "x"}}).error == server_errc::wrong_type);
+    CHECK(ok({{"o", "cas"}, {"k", "c"}, {"absent", true}, {"v", 1}}) == true);
+    CHECK(ok({{"o", "cas"}, {"k", "c"}, {"absent", true}, {"v", 2}}) == false);
+    CHECK(ok({{"o", "cas"}, {"k", "c"}, {"e", 1}, {"v", 3}}) == true);
+    CHECK(ok({{"o", "cas"}, {"k", "c"}, {"e", 1}, {"v", 4}}) == false);
+    CHECK(ok({{"o", "get"}, {"k", "c"}}) == 3);
+    CHECK(ok({{"o", "append"}, {"k", "l"}, {"v", "a"}}) == 1);
+    CHECK(ok({{"o", "append"}, {"k", "l"}, {"v", "b"}}) == 2);
+    CHECK(ok({{"o", "get"}, {"k", "l"}}) == json({"a", "b"}));
+    CHECK(run({{"o", "append"}, {"k", "s"}, {"v", 1}}).error == server_errc::wrong_type);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "transactions: compares, one revision, all or nothing") {
+    ok({{"o", "set"}, {"k", "a"}, {"v", 1}});
+    const auto rev_a = rev();
+    json t = {{"o", "txn"},
+              {"if", {{{"k", "a"}, {"t", "eq"}, {"v", 1}}, {{"k", "b"}, {"t", "absent"}},
+                      {{"k", "a"}, {"t", "mod_eq"}, {"v", rev_a}}}},
+              {"then", {{{"o", "set"}, {"k", "b"}, {"v", 2}}, {{"o", "incr"}, {"k", "a"}}}},
+              {"else", {{{"o", "get"}, {"k", "a"}}}}};
+    auto r = ok(t);
+    CHECK(r["ok"] == true);
+    CHECK(r["results"] == json::array({nullptr, 2}));
+    CHECK(rev() == rev_a + 1);  // both writes, one revision
+    r = ok(t);  // now b exists: the else branch runs
+    CHECK(r["ok"] == false);
+    CHECK(r["results"] == json::array({2}));
+    CHECK(rev() == rev_a + 1);
+    // A failing operation undoes the ones before it.
+    json bad = {{"o", "txn"},
+                {"then", {{{"o", "set"}, {"k", "x"}, {"v", 1}}, {{"o", "del"}, {"k", "nope"}}}}};
+    CHECK(run(bad).error == server_errc::key_not_found);
+    CHECK(ok({{"o", "contains"}, {"k", "x"}}) == false);
+    CHECK(rev() == rev_a + 1);
+    CHECK(run({{"o", "txn"}, {"then", {{{"o", "txn"}}}}}).error == server_errc::bad_request);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "atomic read and commit: conflicts on the revision or the keys read") {
+    ok({{"o", "set"}, {"k", "a"}, {"v", 1}});
+    auto snap = ok({{"o", "read"}});
+    const auto base = snap["rev"].get<std::uint64_t>();
+    CHECK(ok({{"o", "commit"}, {"base", base}, {"set", {{"a", 2}}}, {"del", json::array()}}) ==
+          base + 1);
+    CHECK(run({{"o", "commit"}, {"base", base}, {"set", {{"a", 3}}}}).error ==
+          server_errc::conflict);
+    auto keyed = ok({{"o", "read"}, {"keys", {"a", "z"}}});
+    CHECK(keyed["data"] == json({{"a", 2}}));
+    CHECK(keyed["mods"]["z"] == 0);
+    ok({{"o", "set"}, {"k", "other"}, {"v", 1}});  // an unrelated key: no conflict
+    CHECK_FALSE(run({{"o", "commit"}, {"mods", keyed["mods"]}, {"set", {{"a", 5}}}}).error);
+    CHECK(run({{"o", "commit"}, {"mods", keyed["mods"]}, {"set", {{"a", 6}}}}).error ==
+          server_errc::conflict);  // a changed since
+    CHECK(ok({{"o", "get"}, {"k", "a"}}) == 5);
+  }
+
   TEST_CASE_FIXTURE(fixture, "ping answers the server's pid") {
     CHECK(s.execute(json{{"o", "ping"}}, ctx).result == 4242);
   }

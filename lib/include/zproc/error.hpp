@@ -67,6 +67,8 @@ enum class server_errc {
   /// The revision asked for is older than the retained history; the message names the oldest
   /// revision still available (raise the retention limit, or start from there).
   compacted,
+  /// An atomic commit found that what it read had changed (atomic() retries by itself).
+  conflict,
 };
 
 const boost::system::error_category& client_category() noexcept;

@@ -4,10 +4,12 @@
 #include <zproc/client.hpp>
 #include <zproc/detail/request.hpp>
 #include <zproc/json.hpp>
+#include <zproc/transaction.hpp>
 #include <zproc/update.hpp>
 #include <zproc/watcher.hpp>
 
 #include <functional>
+#include <type_traits>
 #include <optional>
 
 #include <cstdint>
@@ -195,6 +197,76 @@ class state {
     return call<json>(with_fallback(req("setdefault", std::move(key)), std::move(fallback)));
   }
 
+  // --- atomic operations ----------------------------------------------------------------
+  // Each is one step on the server: no other write can come between its read and its write.
+
+  /// Adds `delta` (a number; an absent key counts as 0) and returns the new value.
+  /// server_errc::wrong_type if the key holds something else. Completion: void(error_code, json)
+  template <class CompletionToken = default_token>
+  auto async_increment(std::string key, json delta = 1,
+                       CompletionToken&& token = default_token{}) const {
+    return run<json>(with_value(req("incr", std::move(key)), std::move(delta)),
+                     std::forward<CompletionToken>(token));
+  }
+  json increment(std::string key, json delta = 1) const {
+    return call<json>(with_value(req("incr", std::move(key)), std::move(delta)));
+  }
+
+  /// Sets `key` to `desired` if it holds `expected` (an empty optional: if it is absent, i.e.
+  /// "create only if absent"); returns whether it did. Completion: void(error_code, bool)
+  template <class CompletionToken = default_token>
+  auto async_compare_and_set(std::string key, std::optional<json> expected, json desired,
+                             CompletionToken&& token = default_token{}) const {
+    return run<bool>(cas_request(std::move(key), std::move(expected), std::move(desired)),
+                     std::forward<CompletionToken>(token));
+  }
+  bool compare_and_set(std::string key, std::optional<json> expected, json desired) const {
+    return call<bool>(cas_request(std::move(key), std::move(expected), std::move(desired)));
+  }
+
+  /// Appends to the array at `key` (an absent key becomes [value]); returns the new size.
+  template <class CompletionToken = default_token>
+  auto async_append(std::string key, json value, CompletionToken&& token = default_token{}) const {
+    return run<std::uint64_t>(with_value(req("append", std::move(key)), std::move(value)),
+                              std::forward<CompletionToken>(token));
+  }
+  std::uint64_t append(std::string key, json value) const {
+    return call<std::uint64_t>(with_value(req("append", std::move(key)), std::move(value)));
+  }
+
+  /// Runs a transaction (see zproc/transaction.hpp) as one revision: all of it or none.
+  template <class CompletionToken = default_token>
+  auto async_transaction(const txn& t, CompletionToken&& token = default_token{}) const {
+    return run<transaction_result>(txn_request(t), std::forward<CompletionToken>(token));
+  }
+  transaction_result transaction(const txn& t) const {
+    return call<transaction_result>(txn_request(t));
+  }
+
+  /// Read-modify-write of the namespace as one write: `fn` gets a snapshot (`json&`, an object)
+  /// to change, and may return a value (returned here). The changes are committed as one
+  /// revision only if nothing `fn` read was written meanwhile; otherwise `fn` runs again on fresh
+  /// data. With `keys`, `fn` sees (and depends on) only those keys; without, the whole namespace.
+  /// After a few conflicts it takes the namespace's lock, which the server gives back when the
+  /// holder commits, dies, or exceeds a 5 s lease: it makes progress under any contention.
+  /// An exception from `fn` propagates and nothing is written; a process killed inside `fn`
+  /// writes nothing either. Blocking; `fn` must not call this client itself.
+  template <class F>
+  auto atomic(F&& fn, std::vector<std::string> keys = {}, atomic_options options = {}) const {
+    using R = std::invoke_result_t<F&, json&>;
+    detail::atomic_run run(impl_, ns_, handle_, std::move(keys), options.optimistic_attempts);
+    for (;;) {
+      json snapshot = run.read();
+      if constexpr (std::is_void_v<R>) {
+        fn(snapshot);
+        if (run.commit(snapshot)) return;
+      } else {
+        R result = fn(snapshot);
+        if (run.commit(snapshot)) return result;
+      }
+    }
+  }
+
   // --- time machine ----------------------------------------------------------------------
 
   /// Update records with from <= revision <= to, oldest first, at most `max` (<= 10,000) of
@@ -312,6 +384,8 @@ class state {
   json req(const char* op) const;
   json req(const char* op, std::string key) const;
   json history_request(std::uint64_t from, std::optional<std::uint64_t> to, std::size_t max) const;
+  json cas_request(std::string key, std::optional<json> expected, json desired) const;
+  json txn_request(const txn& t) const;
   json at_request(std::uint64_t rev) const;
   watcher make_watcher(json spec, watch_options options, bool now,
                        std::function<bool(const json&)> filter = {}) const;

@@ -7,5 +7,6 @@
 #include <zproc/json.hpp>
 #include <zproc/server.hpp>
 #include <zproc/state.hpp>
+#include <zproc/transaction.hpp>
 #include <zproc/update.hpp>
 #include <zproc/watcher.hpp>

@@ -3,6 +3,7 @@
 #include "protocol/message.hpp"
 
 #include <zproc/client.hpp>
+#include <zproc/transaction.hpp>
 #include <zproc/update.hpp>
 
 #include <boost/asio/any_completion_executor.hpp>
@@ -154,6 +155,7 @@ using item = std::pair<std::string, json>;
 ZPROC_INSTANTIATE(item)
 ZPROC_INSTANTIATE(std::vector<item>)
 ZPROC_INSTANTIATE(std::vector<update>)
+ZPROC_INSTANTIATE(transaction_result)
 #undef ZPROC_INSTANTIATE
 
 json make_request(const char* op, const std::string& ns) {

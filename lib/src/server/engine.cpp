@@ -4,6 +4,55 @@
 
 namespace zproc::server_detail {
 
+void engine::lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
+                  std::vector<delivery>& out) {
+  namespace_state& st = store_.restore(ns);
+  ns_lock& l = locks_[ns];
+  if (st.locked_by == 0 || st.locked_by == client) {
+    st.locked_by = client;
+    l.lease_until = std::chrono::steady_clock::now() + lock_lease;
+    out.push_back({client, protocol::make_reply(request_id, lock_lease.count())});
+    return;
+  }
+  l.waiting.push_back({client, request_id});  // answered when granted
+}
+
+void engine::release(const std::string& ns, std::vector<delivery>& out) {
+  namespace_state& st = store_.restore(ns);
+  st.locked_by = 0;
+  auto it = locks_.find(ns);
+  if (it == locks_.end()) return;
+  if (it->second.waiting.empty()) {
+    locks_.erase(it);
+    return;
+  }
+  const lock_waiter next = it->second.waiting.front();
+  it->second.waiting.pop_front();
+  st.locked_by = next.client_id;
+  it->second.lease_until = std::chrono::steady_clock::now() + lock_lease;
+  out.push_back({next.client_id, protocol::make_reply(next.request_id, lock_lease.count())});
+}
+
+void engine::client_gone(std::uint64_t client_id, std::vector<delivery>& out) {
+  watches_.drop_client(client_id);
+  std::vector<std::string> held;
+  for (auto& [name, l] : locks_) {
+    std::erase_if(l.waiting, [&](const lock_waiter& w) { return w.client_id == client_id; });
+    if (const auto* st = store_.find(name); st && st->locked_by == client_id) held.push_back(name);
+  }
+  for (const auto& name : held) release(name, out);  // a killed holder blocks nobody
+}
+
+void engine::tick(std::vector<delivery>& out) {
+  const auto now = std::chrono::steady_clock::now();
+  std::vector<std::string> expired;
+  for (const auto& [name, l] : locks_) {
+    const auto* st = store_.find(name);
+    if (st && st->locked_by != 0 && now >= l.lease_until) expired.push_back(name);
+  }
+  for (const auto& name : expired) release(name, out);
+}
+
 recovery_report engine::attach(std::unique_ptr<journal> j) {
   journal_ = std::move(j);
   return journal_->recover(store_);
@@ -26,6 +75,23 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     }
     return;
   }
+  if (named && (*op == "lock" || *op == "unlock")) {
+    auto ns = request.find(protocol::field::ns);
+    if (ns == request.end() || !ns->is_string()) {
+      out.push_back({ctx.client_id, protocol::make_error_reply(request_id, server_errc::bad_request,
+                                                               "missing namespace (field 'n')")});
+      return;
+    }
+    const auto& name = ns->get_ref<const std::string&>();
+    if (*op == "lock") {
+      lock(name, ctx.client_id, request_id, out);
+    } else {
+      namespace_state& st = store_.restore(name);
+      if (st.locked_by == ctx.client_id) release(name, out);
+      out.push_back({ctx.client_id, protocol::make_reply(request_id, true)});
+    }
+    return;
+  }
   if (named && *op == "cancel") {
     auto target = request.find("target");
     if (target == request.end() || !target->is_number_unsigned()) {
@@ -34,12 +100,26 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
                                                 "cancel needs the request id to cancel ('target')")});
       return;
     }
-    const bool found = watches_.cancel(ctx.client_id, target->get<std::uint64_t>());
+    const auto target_id = target->get<std::uint64_t>();
+    bool found = watches_.cancel(ctx.client_id, target_id);
+    for (auto& [name, l] : locks_) {  // a lock request given up
+      const auto before = l.waiting.size();
+      std::erase_if(l.waiting, [&](const lock_waiter& w) {
+        return w.client_id == ctx.client_id && w.request_id == target_id;
+      });
+      found = found || l.waiting.size() != before;
+    }
     out.push_back({ctx.client_id, protocol::make_reply(request_id, found)});
     return;
   }
 
   outcome o = store_.execute(request, ctx);
+  if (named && *op == "commit" && !o.error) {
+    auto ns = request.find(protocol::field::ns);
+    if (const auto* st = store_.find(ns->get_ref<const std::string&>());
+        st && st->locked_by == ctx.client_id)
+      release(ns->get_ref<const std::string&>(), out);  // the atomic operation is done
+  }
   if (o.committed && journal_) {
     // Durable before acknowledged: the reply is queued only after the log write (and fsync).
     try {

@@ -7,7 +7,10 @@
 #include "server/store.hpp"
 #include "server/watch.hpp"
 
+#include <chrono>
+#include <deque>
 #include <memory>
+#include <unordered_map>
 #include <vector>
 
 namespace zproc::server_detail {
@@ -28,8 +31,14 @@ class engine {
   void handle(const json& request, std::uint64_t request_id, const request_context& ctx,
               std::vector<delivery>& out);
 
-  /// The client's connection closed: its pending watches go.
-  void client_gone(std::uint64_t client_id) { watches_.drop_client(client_id); }
+  /// The client's connection closed: its pending watches go, its atomic locks are released.
+  void client_gone(std::uint64_t client_id, std::vector<delivery>& out);
+
+  /// Releases atomic locks whose lease expired (their holder hangs); grants them to waiters.
+  void tick(std::vector<delivery>& out);
+
+  /// How long a client may hold a namespace's atomic lock without committing or unlocking.
+  static constexpr std::chrono::milliseconds lock_lease{5000};
 
   store& data() noexcept { return store_; }
   const watch_registry& watches() const noexcept { return watches_; }
@@ -38,6 +47,19 @@ class engine {
   store store_;
   watch_registry watches_;
   std::unique_ptr<journal> journal_;
+
+  struct lock_waiter {
+    std::uint64_t client_id;
+    std::uint64_t request_id;
+  };
+  struct ns_lock {
+    std::chrono::steady_clock::time_point lease_until;
+    std::deque<lock_waiter> waiting;
+  };
+  void lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
+            std::vector<delivery>& out);
+  void release(const std::string& ns, std::vector<delivery>& out);
+  std::unordered_map<std::string, ns_lock> locks_;
 };
 
 }  // namespace zproc::server_detail

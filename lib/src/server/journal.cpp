@@ -59,8 +59,10 @@ void apply(namespace_state& ns, const update_record& r) {
   for (const auto& c : r.changes) {
     if (c.after) {
       ns.data[c.key] = *c.after;
+      ns.modified[c.key] = r.revision;
     } else {
       ns.data.erase(c.key);
+      ns.modified.erase(c.key);
     }
   }
   ns.revision = r.revision;
@@ -102,6 +104,8 @@ recovery_report journal::recover(store& s) {
       namespace_state& ns = s.restore(name);
       ns.data = ns_json.at("data");
       ns.revision = ns_json.at("rev").get<std::uint64_t>();
+      if (auto mod = ns_json.find("mod"); mod != ns_json.end())
+        for (const auto& [k, v] : mod->items()) ns.modified[k] = v.get<std::uint64_t>();
       const auto& records = ns_json.at("history");
       const std::uint64_t first =
           records.empty() ? ns.revision + 1 : records.front().at("rv").get<std::uint64_t>();
@@ -196,7 +200,10 @@ void journal::snapshot(const store& s) {
     json records = json::array();
     for (std::uint64_t r = ns.hist.oldest(); r <= ns.hist.newest(); ++r)
       if (const record_ptr* rec = ns.hist.find(r)) records.push_back(to_json(**rec));
-    namespaces[name] = json{{"rev", ns.revision}, {"data", ns.data}, {"history", std::move(records)}};
+    namespaces[name] = json{{"rev", ns.revision},
+                            {"data", ns.data},
+                            {"mod", ns.modified},
+                            {"history", std::move(records)}};
   });
   std::string bytes;
   json::to_msgpack(json{{"format", 1}, {"namespaces", std::move(namespaces)}},

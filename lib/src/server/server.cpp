@@ -77,6 +77,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     started_ = true;
     if (!config_.data_dir.empty() && config_.fsync == server_config::fsync_policy::interval)
       asio::co_spawn(strand_, sync_loop(shared_from_this()), asio::detached);
+    asio::co_spawn(strand_, lease_loop(shared_from_this()), asio::detached);
     listeners_ = std::move(bound);
     for (auto& l : listeners_) {
       addresses_.push_back(l->addr.to_string());
@@ -146,6 +147,25 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     }
   }
 
+  /// Atomic locks whose holder hangs are taken back after their lease.
+  static asio::awaitable<void> lease_loop(std::shared_ptr<server_impl> self) {
+    asio::steady_timer timer(self->strand_);
+    std::vector<delivery> grants;
+    while (!self->stopped_) {
+      timer.expires_after(std::chrono::milliseconds(100));
+      co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      grants.clear();
+      self->engine_.tick(grants);
+      for (const auto& d : grants) self->deliver(d);
+    }
+  }
+
+  void deliver(const delivery& d) {
+    auto it = sessions_.find(d.client_id);
+    if (it != sessions_.end())
+      if (auto s = it->second.lock()) s->deliver(d);
+  }
+
   static asio::awaitable<void> accept_loop(std::shared_ptr<server_impl> self, listener* l) {
     const bool tcp = l->addr.kind == address::transport::tcp;
     asio::steady_timer backoff(self->strand_);
@@ -173,11 +193,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
           if (auto self = weak.lock()) self->sessions_.erase(id);
         },
         [weak](const delivery& d) {
-          if (auto self = weak.lock()) {
-            auto it = self->sessions_.find(d.client_id);
-            if (it != self->sessions_.end())
-              if (auto s = it->second.lock()) s->deliver(d);
-          }
+          if (auto self = weak.lock()) self->deliver(d);
         },
         shared_from_this()};
     auto s = std::make_shared<session>(std::move(socket), std::move(env), id);

@@ -43,7 +43,9 @@ void session::close() {
   socket_.close(ignored);
   hello_timer_.cancel();
   drain_timer_.cancel();
-  env_.logic.client_gone(ctx_.client_id);
+  std::vector<delivery> released;  // lock grants to other clients
+  env_.logic.client_gone(ctx_.client_id, released);
+  for (const auto& d : released) env_.deliver(d);
   if (env_.on_close) env_.on_close(this);
 }
 

@@ -71,6 +71,7 @@ struct op_env {
   namespace_state& ns;
   const std::string& ns_name;
   const args& a;
+  const request_context& ctx;
   bool wrote = false;
   std::vector<key_change> changes;
 
@@ -222,6 +223,183 @@ json op_replace(op_env& e) {
 
 json op_revision(op_env& e) { return e.ns.revision; }
 
+// --- atomic primitives ------------------------------------------------------------------------
+
+/// incr: {k, v: delta (default 1)} -> the new value. An absent key counts as 0.
+json op_incr(op_env& e) {
+  const auto& key = e.a.key();
+  const json* d = e.a.raw().contains(field::value) ? &e.a.value() : nullptr;
+  const json delta = d ? *d : json(1);
+  if (!delta.is_number())
+    fail(server_errc::wrong_type, std::string("increment needs a number, not ") + delta.type_name());
+  auto before = current(e.ns.data, key);
+  json next;
+  if (!before) {
+    next = delta;
+  } else if (!before->is_number()) {
+    fail(server_errc::wrong_type, "key " + quote(key) + " holds " + before->type_name() +
+                                      ", not a number: cannot increment it");
+  } else if (before->is_number_float() || delta.is_number_float()) {
+    next = before->get<double>() + delta.get<double>();
+  } else {
+    next = before->get<std::int64_t>() + delta.get<std::int64_t>();
+  }
+  e.ns.data[key] = next;
+  e.changed(key, std::move(before), next);
+  return next;
+}
+
+/// cas: {k, e: expected | absent: true, v: desired} -> whether it was set.
+json op_cas(op_env& e) {
+  const auto& key = e.a.key();
+  const json& desired = e.a.value();
+  auto now = current(e.ns.data, key);
+  const bool want_absent = e.a.raw().value("absent", false);
+  bool holds = false;
+  if (want_absent) {
+    holds = !now.has_value();
+  } else {
+    auto expected = e.a.raw().find("e");
+    if (expected == e.a.raw().end()) fail(server_errc::bad_request, "cas needs 'e' (expected) or 'absent'");
+    holds = now && *now == *expected;
+  }
+  if (!holds) return false;
+  put(e, key, desired);
+  return true;
+}
+
+/// append: {k, v} -> the array's new size. An absent key becomes [v].
+json op_append(op_env& e) {
+  const auto& key = e.a.key();
+  const json& value = e.a.value();
+  auto before = current(e.ns.data, key);
+  if (before && !before->is_array())
+    fail(server_errc::wrong_type, "key " + quote(key) + " holds " + before->type_name() +
+                                      ", not an array: cannot append to it");
+  json& slot = e.ns.data[key];
+  if (!before) slot = json::array();
+  slot.push_back(value);
+  e.changed(key, std::move(before), slot);
+  return slot.size();
+}
+
+/// One compare of a transaction: {k, t: eq|ne|exists|absent|mod_eq|mod_lt|mod_gt, v}.
+bool compare_holds(const op_env& e, const json& c) {
+  if (!c.is_object() || !c.contains("k") || !c["k"].is_string() || !c.contains("t"))
+    fail(server_errc::bad_request, "a compare needs 'k' (a key) and 't' (its test)");
+  const auto& key = c["k"].get_ref<const std::string&>();
+  const std::string t = c["t"].is_string() ? c["t"].get<std::string>() : "";
+  auto it = e.ns.data.find(key);
+  const bool present = it != e.ns.data.end();
+  const json v = c.value("v", json());
+  if (t == "eq") return present && *it == v;
+  if (t == "ne") return !present || *it != v;
+  if (t == "exists") return present;
+  if (t == "absent") return !present;
+  if (t == "mod_eq" || t == "mod_lt" || t == "mod_gt") {
+    if (!v.is_number_unsigned()) fail(server_errc::bad_request, "a revision compare needs a revision 'v'");
+    const auto mod = e.ns.modified_at(key);
+    const auto rev = v.get<std::uint64_t>();
+    return t == "mod_eq" ? mod == rev : t == "mod_lt" ? mod < rev : mod > rev;
+  }
+  fail(server_errc::bad_request, "unknown compare '" + t + "'");
+}
+
+json op_set(op_env& e);
+json op_del(op_env& e);
+json op_update(op_env& e);
+
+/// txn: {if: [compares], then: [ops], else: [ops]} -> {ok, results}: one revision, all or none.
+json op_txn(op_env& e) {
+  static const std::unordered_map<std::string_view, op_fn> sub_ops{
+      {"set", op_set},       {"del", op_del},   {"incr", op_incr}, {"append", op_append},
+      {"cas", op_cas},       {"get", op_get},   {"update", op_update}};
+  const json& req = e.a.raw();
+  const auto list = [&](const char* name) -> const json& {
+    static const json empty = json::array();
+    auto it = req.find(name);
+    if (it == req.end()) return empty;
+    if (!it->is_array()) fail(server_errc::bad_request, std::string("'") + name + "' must be an array");
+    return *it;
+  };
+  bool ok = true;
+  for (const auto& c : list("if")) ok = ok && compare_holds(e, c);
+  json results = json::array();
+  for (const auto& op : list(ok ? "then" : "else")) {
+    const auto name = op.is_object() ? op.value(field::op, std::string()) : std::string();
+    auto fn = sub_ops.find(name);
+    if (fn == sub_ops.end())
+      fail(server_errc::bad_request, "a transaction cannot run '" + name + "'");
+    const args sub_args(op);
+    op_env sub{e.ns, e.ns_name, sub_args, e.ctx, false, {}};
+    auto merge = [&] {
+      for (auto& c : sub.changes) e.changes.push_back(std::move(c));
+      e.wrote = e.wrote || sub.wrote;
+    };
+    try {
+      results.push_back(fn->second(sub));
+    } catch (...) {
+      merge();  // so that the whole transaction is rolled back
+      throw;
+    }
+    merge();
+  }
+  return json{{"ok", ok}, {"results", std::move(results)}};
+}
+
+/// read: {keys?: [...]} -> {rev, data, mods}: what an atomic() body starts from.
+json op_read(op_env& e) {
+  json data = json::object();
+  json mods = json::object();
+  auto keys = e.a.raw().find("keys");
+  if (keys != e.a.raw().end() && keys->is_array()) {
+    for (const auto& k : *keys) {
+      if (!k.is_string()) fail(server_errc::bad_request, "'keys' must be strings");
+      const auto& key = k.get_ref<const std::string&>();
+      if (auto it = e.ns.data.find(key); it != e.ns.data.end()) data[key] = *it;
+      mods[key] = e.ns.modified_at(key);
+    }
+  } else {
+    data = e.ns.data;
+  }
+  return json{{"rev", e.ns.revision}, {"data", std::move(data)}, {"mods", std::move(mods)}};
+}
+
+/// commit: {base: R | mods: {key: rev}, set: {...}, del: [...]} -> the new revision, or
+/// conflict if what the body read changed (the namespace since R, or any declared key), or if
+/// another client holds the namespace's atomic lock.
+json op_commit(op_env& e) {
+  const json& req = e.a.raw();
+  if (e.ns.locked_by != 0 && e.ns.locked_by != e.ctx.client_id)
+    fail(server_errc::conflict, "another client holds the atomic lock of " + quote(e.ns_name));
+  if (auto mods = req.find("mods"); mods != req.end() && mods->is_object()) {
+    for (const auto& [k, rev] : mods->items())
+      if (!rev.is_number_unsigned() || e.ns.modified_at(k) != rev.get<std::uint64_t>())
+        fail(server_errc::conflict, "key " + quote(k) + " changed since it was read");
+  } else {
+    auto base = req.find("base");
+    if (base == req.end() || !base->is_number_unsigned())
+      fail(server_errc::bad_request, "commit needs 'base' (a revision) or 'mods'");
+    if (base->get<std::uint64_t>() != e.ns.revision)
+      fail(server_errc::conflict, "namespace " + quote(e.ns_name) + " changed since it was read");
+  }
+  e.write();  // one revision even if the body changed nothing
+  if (auto del = req.find("del"); del != req.end() && del->is_array()) {
+    for (const auto& k : *del) {
+      if (!k.is_string()) fail(server_errc::bad_request, "'del' must be keys");
+      const auto& key = k.get_ref<const std::string&>();
+      if (auto it = e.ns.data.find(key); it != e.ns.data.end()) {
+        json before = std::move(*it);
+        e.ns.data.erase(it);
+        e.changed(key, std::move(before), std::nullopt);
+      }
+    }
+  }
+  if (auto set = req.find("set"); set != req.end() && set->is_object())
+    for (const auto& [k, v] : set->items()) put(e, k, v);
+  return nullptr;
+}
+
 std::uint64_t revision_arg(const json& req, const char* name, std::uint64_t fallback) {
   auto it = req.find(name);
   if (it == req.end() || it->is_null()) return fallback;
@@ -284,6 +462,12 @@ const std::unordered_map<std::string_view, op_info>& op_table() {
       {"replace", {op_replace, true, true}},
       {"revision", {op_revision, false}},
       {"at", {op_at, false}},
+      {"incr", {op_incr, true}},
+      {"cas", {op_cas, true}},
+      {"append", {op_append, true}},
+      {"txn", {op_txn, true}},
+      {"read", {op_read, false}},
+      {"commit", {op_commit, true, true}},
       {"history", {op_history, false}},
   };
   return table;
@@ -371,13 +555,25 @@ outcome store::execute(const json& request, const request_context& ctx) {
   }
 
   const args a(request);
-  op_env env{*ns, ns_name, a, false, {}};
+  op_env env{*ns, ns_name, a, ctx, false, {}};
   outcome o;
+  // A failed operation changes nothing: what it changed before failing is undone.
+  const auto rollback = [&] {
+    for (auto c = env.changes.rbegin(); c != env.changes.rend(); ++c) {
+      if (c->before) {
+        ns->data[c->key] = std::move(*c->before);
+      } else {
+        ns->data.erase(c->key);
+      }
+    }
+  };
   try {
     o.result = fn_it->second.fn(env);
   } catch (op_failure& f) {
+    rollback();
     return error_outcome(f.code, std::move(f.message));
   } catch (const std::exception& ex) {
+    rollback();
     return error_outcome(server_errc::internal, ex.what());
   }
   if (env.wrote) {
@@ -395,6 +591,13 @@ outcome store::execute(const json& request, const request_context& ctx) {
       if (c.before != c.after) rec->identical = false;
       rec->bytes += 64 + c.key.size() + (c.before ? approx_size(*c.before) : 0) +
                     (c.after ? approx_size(*c.after) : 0);
+    }
+    for (const auto& c : env.changes) {
+      if (c.after) {
+        ns->modified[c.key] = rec->revision;
+      } else {
+        ns->modified.erase(c.key);
+      }
     }
     rec->changes = std::move(env.changes);
     ns->hist.append(rec);

@@ -26,6 +26,15 @@ struct namespace_state {
   json data = json::object();
   std::uint64_t revision = 0;
   history hist;
+  /// Revision of each present key's last write (for transactions and atomic commits).
+  std::unordered_map<std::string, std::uint64_t> modified;
+  /// The client holding the namespace's atomic lock (0: none); commits of others conflict.
+  std::uint64_t locked_by = 0;
+
+  std::uint64_t modified_at(const std::string& key) const {
+    auto it = modified.find(key);
+    return it == modified.end() ? 0 : it->second;
+  }
 
   explicit namespace_state(retention limits = {}) : hist(limits) {}
 

@@ -42,6 +42,36 @@ auto async_request(const std::shared_ptr<client_impl>& c, json request, Completi
       token, c, std::move(request));
 }
 
+/// One atomic() call: reads, commits, counts conflicts, and takes the namespace's lock after a
+/// few of them. Releases the lock if it is destroyed holding it (an exception from the body).
+class atomic_run {
+ public:
+  atomic_run(std::shared_ptr<client_impl> c, std::string ns, std::uint64_t handle,
+             std::vector<std::string> keys, std::size_t optimistic_attempts);
+  ~atomic_run();
+  atomic_run(const atomic_run&) = delete;
+  atomic_run& operator=(const atomic_run&) = delete;
+
+  /// A fresh snapshot to run the body on.
+  json read();
+  /// Commits the body's changes to the snapshot; false on a conflict (run the body again).
+  bool commit(const json& changed);
+
+  std::size_t conflicts() const noexcept { return conflicts_; }
+
+ private:
+  std::shared_ptr<client_impl> c_;
+  std::string ns_;
+  std::uint64_t handle_;
+  std::vector<std::string> keys_;
+  json original_;
+  json mods_;
+  std::uint64_t base_ = 0;
+  std::size_t conflicts_ = 0;
+  std::size_t optimistic_attempts_;
+  bool locked_ = false;
+};
+
 /// A request skeleton: {"o": op, "n": ns}.
 json make_request(const char* op, const std::string& ns);
 json make_request(const char* op, const std::string& ns, std::string key);

@@ -1,0 +1,157 @@
+// Atomic operations with real contending processes: no lost update, ever.
+#include "support/server_process.hpp"
+
+#include <zproc/zproc.hpp>
+
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <thread>
+
+using namespace zproc;
+using namespace std::chrono_literals;
+
+namespace {
+/// Runs `n` writer processes with `mode` at once; returns their exit codes.
+std::vector<int> contend(const test::server_process& srv, const std::string& ns, int n,
+                         int count, const std::string& mode) {
+  std::vector<int> codes(static_cast<std::size_t>(n), -1);
+  std::vector<std::thread> pool;
+  for (int i = 0; i < n; ++i)
+    pool.emplace_back([&, i] {
+      codes[static_cast<std::size_t>(i)] =
+          test::run_program({ZPROC_WRITER_EXE, i % 2 ? srv.tcp() : srv.ipc(), ns,
+                             std::to_string(count), mode},
+                            120s)
+              .exit_code;
+    });
+  for (auto& t : pool) t.join();
+  return codes;
+}
+}  // namespace
+
+TEST_SUITE("atomic") {
+  TEST_CASE("8 processes x 1,000 atomic() increments of one key end at 8,000") {
+    test::server_process srv;
+    CHECK(contend(srv, "a8", 8, 1000, "--atomic-incr") == std::vector<int>(8, 0));
+    client c;
+    c.connect(srv.ipc());
+    CHECK(state(c, "a8").get("n") == 8000);
+    CHECK(state(c, "a8").revision() == 8000);  // one write per increment, none lost or doubled
+  }
+
+  TEST_CASE("8 processes x 1,000 increment() end at 8,000") {
+    test::server_process srv;
+    CHECK(contend(srv, "i8", 8, 1000, "--incr") == std::vector<int>(8, 0));
+    client c;
+    c.connect(srv.ipc());
+    CHECK(state(c, "i8").get("n") == 8000);
+  }
+
+  TEST_CASE("transfers in 4 processes keep the sum constant at every revision") {
+    test::server_process srv;
+    CHECK(contend(srv, "bank", 4, 300, "--transfer") == std::vector<int>(4, 0));
+    client c;
+    c.connect(srv.ipc());
+    state st(c, "bank");
+    CHECK(st.revision() == 1200);
+    json replica = json::object();
+    std::uint64_t checked = 0;
+    for (const auto& u : st.history(0)) {  // replay every revision
+      for (const auto& ch : u.changes) {
+        if (ch.after) replica[ch.key] = *ch.after; else replica.erase(ch.key);
+      }
+      CHECK(u.changes.size() == 2);  // one commit = one update with both keys
+      CHECK(replica.value("a", 0) + replica.value("b", 0) == 0);
+      ++checked;
+    }
+    CHECK(checked == 1200);
+  }
+
+  TEST_CASE("a throwing body leaves the state and the revision unchanged") {
+    test::server_process srv;
+    client c;
+    c.connect(srv.ipc());
+    state st(c, "throw");
+    st.set("n", 1);
+    const auto before = st.revision();
+    CHECK_THROWS_WITH_AS(st.atomic([](json& s) {
+                           s["n"] = 100;
+                           s["other"] = true;
+                           throw std::runtime_error("changed my mind");
+                         }),
+                         "changed my mind", std::runtime_error);
+    CHECK(st.revision() == before);
+    CHECK(st.copy() == json({{"n", 1}}));
+    // ...also when it holds the lock (it is given back: the next atomic() does not wait).
+    CHECK_THROWS(st.atomic([](json&) { throw 42; }, {}, {.optimistic_attempts = 0}));
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(st.atomic([](json& s) { return s["n"].get<int>(); }, {}, {.optimistic_attempts = 0}) == 1);
+    CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+  }
+
+  TEST_CASE("a process SIGKILLed inside atomic() while holding the lock changes nothing and "
+            "blocks the others for less than a second") {
+    test::server_process srv;
+    test::child_process holder({ZPROC_WRITER_EXE, srv.ipc(), "kill", "1", "--hold-lock"});
+    REQUIRE(holder.wait_for_line("locked", 10s));
+    std::thread killer([&] {
+      std::this_thread::sleep_for(200ms);
+      holder.kill_and_wait();
+    });
+    client c;
+    c.connect(srv.ipc());
+    state st(c, "kill");
+    const auto t0 = std::chrono::steady_clock::now();
+    st.atomic([](json& s) { s["mine"] = true; }, {}, {.optimistic_attempts = 0});  // waits for it
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    killer.join();
+    CHECK(waited < 1200ms);  // 200 ms until the kill, then at once
+    CHECK(st.copy() == json({{"mine", true}}));  // the killed body's "held" never landed
+  }
+
+  TEST_CASE("a holder that hangs (SIGSTOP) loses the lock after its 5 s lease") {
+    test::server_process srv;
+    test::child_process holder({ZPROC_WRITER_EXE, srv.ipc(), "hang", "1", "--hold-lock"});
+    REQUIRE(holder.wait_for_line("locked", 10s));
+    holder.signal(SIGSTOP);
+    client c;
+    c.connect(srv.ipc());
+    state st(c, "hang");
+    const auto t0 = std::chrono::steady_clock::now();
+    st.atomic([](json& s) { s["mine"] = true; }, {}, {.optimistic_attempts = 0});
+    const auto waited = std::chrono::steady_clock::now() - t0;
+    CHECK(waited < 6500ms);
+    CHECK(st.copy() == json({{"mine", true}}));
+    holder.signal(SIGCONT);
+  }
+
+  TEST_CASE("compare_and_set, append, transaction over the wire; watchers see one update") {
+    test::server_process srv;
+    client c;
+    c.connect(srv.tcp());
+    state st(c, "txn");
+    client other;
+    other.connect(srv.ipc());
+    auto raw = state(other, "txn").when_change_raw({}, {.timeout = 10s});
+    CHECK(st.compare_and_set("owner", std::nullopt, "me"));
+    CHECK_FALSE(st.compare_and_set("owner", std::nullopt, "you"));
+    CHECK(st.compare_and_set("owner", json("me"), "you"));
+    CHECK(st.append("log", "x") == 1);
+    CHECK(st.increment("n", 2.5) == 2.5);
+    auto r = st.transaction({.compare = {txn::equal("owner", "you"), txn::absent("lock")},
+                             .then = {txn::set("lock", true), txn::increment("n"),
+                                      txn::append("log", "y"), txn::erase("owner")},
+                             .otherwise = {txn::get("lock")}});
+    CHECK(r.succeeded);
+    CHECK(r.results.size() == 4);
+    CHECK(st.copy() == json({{"lock", true}, {"log", {"x", "y"}}, {"n", 3.5}}));
+    for (int i = 0; i < 4; ++i) raw.next();  // the four writes (a failed cas writes nothing)...
+    auto t = raw.next();                      // ...then the transaction, as one update
+    CHECK(t->changes.size() == 4);
+    auto again = st.transaction({.compare = {txn::absent("lock")}, .then = {txn::set("x", 1)},
+                                 .otherwise = {txn::get("lock")}});
+    CHECK_FALSE(again.succeeded);
+    CHECK(again.results == std::vector<json>{true});
+  }
+}
