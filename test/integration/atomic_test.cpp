@@ -5,6 +5,12 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
 #include <csignal>
 #include <thread>
 
@@ -124,6 +130,53 @@ TEST_SUITE("atomic") {
     CHECK(waited < 6500ms);
     CHECK(st.copy() == json({{"mine", true}}));
     holder.signal(SIGCONT);
+  }
+
+  TEST_CASE("co_await async_atomic: values, conflicts between coroutines, exceptions") {
+    test::server_process srv;
+    boost::asio::io_context ioc;
+    client c(ioc.get_executor());
+    int finished = 0;
+    test::run_with_deadline(ioc, [&]() -> boost::asio::awaitable<void> {
+      co_await c.async_connect(srv.ipc());
+      state st(c, "co");
+      // Four coroutines on two connections race on one key: every increment lands.
+      client c2(ioc.get_executor());
+      co_await c2.async_connect(srv.tcp());
+      auto worker = [&](state s) -> boost::asio::awaitable<void> {
+        for (int i = 0; i < 100; ++i)
+          co_await s.async_atomic([](json& snap) { snap["n"] = snap.value("n", 0) + 1; });
+        ++finished;
+      };
+      for (int w = 0; w < 4; ++w)
+        boost::asio::co_spawn(ioc, worker(w % 2 ? st : state(c2, "co")), boost::asio::detached);
+      while (finished < 4) {
+        boost::asio::steady_timer t(ioc, 5ms);
+        co_await t.async_wait(boost::asio::deferred);
+      }
+      CHECK(co_await st.async_get("n") == 400);
+      const int doubled = co_await st.async_atomic([](json& snap) {
+        snap["n"] = snap["n"].get<int>() * 2;
+        return snap["n"].get<int>();
+      });
+      CHECK(doubled == 800);
+      const auto rev = co_await st.async_revision();
+      bool threw = false;
+      try {
+        co_await st.async_atomic([](json& snap) {
+          snap["n"] = 0;
+          throw std::runtime_error("no");
+        }, {}, {.optimistic_attempts = 0});
+      } catch (const std::runtime_error&) {
+        threw = true;
+      }
+      CHECK(threw);
+      CHECK(co_await st.async_revision() == rev);
+      // The lock was given back: a pessimistic atomic() gets it at once.
+      co_await st.async_atomic([](json& snap) { snap["after"] = true; }, {}, {.optimistic_attempts = 0});
+      c.close();
+      c2.close();
+    }());
   }
 
   TEST_CASE("compare_and_set, append, transaction over the wire; watchers see one update") {

@@ -69,6 +69,24 @@ TEST_SUITE("cli") {
     CHECK(zproc_cmd({"history", "--from", "x"}, {env}).exit_code == 2);
   }
 
+  TEST_CASE("incr and cas") {
+    zproc::test::server_process srv;
+    const std::string env = "ZPROC_ADDRESS=" + srv.ipc();
+    CHECK(zproc_cmd({"incr", "n"}, {env}).out == "1\n");
+    CHECK(zproc_cmd({"incr", "n", "10"}, {env}).out == "11\n");
+    CHECK(zproc_cmd({"incr", "n", "x"}, {env}).exit_code == 2);
+    CHECK(zproc_cmd({"cas", "owner", "absent", "\"me\""}, {env}).out == "true\n");
+    auto lost = zproc_cmd({"cas", "owner", "absent", "\"you\""}, {env});
+    CHECK(lost.out == "false\n");
+    CHECK(lost.exit_code == 3);
+    CHECK(zproc_cmd({"cas", "owner", "\"me\"", "\"you\""}, {env}).exit_code == 0);
+    CHECK(zproc_cmd({"get", "owner"}, {env}).out == "\"you\"\n");
+    CHECK(zproc_cmd({"set", "s", "\"text\""}, {env}).exit_code == 0);
+    auto wrong = zproc_cmd({"incr", "s"}, {env});
+    CHECK(wrong.exit_code == 1);
+    CHECK(wrong.err.find("not a number") != std::string::npos);
+  }
+
   TEST_CASE("errors: exit codes and one clear line") {
     zproc::test::server_process srv;
     const std::string env = "ZPROC_ADDRESS=" + srv.ipc();

@@ -2,12 +2,17 @@
 #pragma once
 
 #include <zproc/client.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/awaitable.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <zproc/detail/request.hpp>
 #include <zproc/json.hpp>
 #include <zproc/transaction.hpp>
 #include <zproc/update.hpp>
 #include <zproc/watcher.hpp>
 
+#include <exception>
 #include <functional>
 #include <type_traits>
 #include <optional>
@@ -264,6 +269,57 @@ class state {
         R result = fn(snapshot);
         if (run.commit(snapshot)) return result;
       }
+    }
+  }
+
+  /// The coroutine form of atomic(): `auto r = co_await st.async_atomic(fn);` in an
+  /// asio::awaitable coroutine (the client must be in async mode). Same semantics; an exception
+  /// from `fn` propagates (after the lock, if taken, is given back).
+  template <class F>
+  boost::asio::awaitable<std::invoke_result_t<F&, json&>> async_atomic(
+      F fn, std::vector<std::string> keys = {}, atomic_options options = {}) const {
+    using R = std::invoke_result_t<F&, json&>;
+    const state self = *this;  // the coroutine may outlive the handle it was called on
+    namespace asio = boost::asio;
+    std::size_t conflicts = 0;
+    bool locked = false;
+    for (;;) {
+      if (conflicts >= options.optimistic_attempts && !locked) {
+        co_await self.run<std::int64_t>(detail::make_request("lock", self.ns_), asio::use_awaitable);
+        locked = true;
+      }
+      json read = co_await self.run<json>(detail::atomic_read_request(self.ns_, keys),
+                                          asio::use_awaitable);
+      json snapshot = read.at("data");
+      std::exception_ptr failure;
+      std::optional<std::conditional_t<std::is_void_v<R>, int, R>> result;
+      try {
+        if constexpr (std::is_void_v<R>) {
+          fn(snapshot);
+        } else {
+          result.emplace(fn(snapshot));
+        }
+      } catch (...) {
+        failure = std::current_exception();
+      }
+      if (failure) {
+        if (locked)
+          co_await self.run<bool>(detail::make_request("unlock", self.ns_),
+                                  asio::as_tuple(asio::use_awaitable));
+        std::rethrow_exception(failure);
+      }
+      auto [ec, rev] = co_await self.run<std::uint64_t>(
+          detail::atomic_commit_request(self.ns_, self.handle_, keys, read, snapshot),
+          asio::as_tuple(asio::use_awaitable));
+      if (!ec) {
+        if constexpr (std::is_void_v<R>) {
+          co_return;
+        } else {
+          co_return std::move(*result);
+        }
+      }
+      if (ec != server_errc::conflict) throw zproc::error(ec);
+      ++conflicts;
     }
   }
 

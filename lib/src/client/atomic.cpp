@@ -28,42 +28,50 @@ atomic_run::~atomic_run() {
   }
 }
 
+json atomic_read_request(const std::string& ns, const std::vector<std::string>& keys) {
+  json r = make_request("read", ns);
+  if (!keys.empty()) r["keys"] = keys;
+  return r;
+}
+
+json atomic_commit_request(const std::string& ns, std::uint64_t handle,
+                           const std::vector<std::string>& keys, const json& read_reply,
+                           const json& changed) {
+  if (!changed.is_object())
+    throw zproc::error(server_errc::wrong_type, "atomic(): the snapshot must stay a JSON object");
+  const json& original = read_reply.at("data");
+  json set = json::object();
+  json del = json::array();
+  for (const auto& [k, v] : changed.items()) {
+    auto it = original.find(k);
+    if (it == original.end() || *it != v) set[k] = v;
+  }
+  for (const auto& [k, v] : original.items())
+    if (!changed.contains(k)) del.push_back(k);
+  json r = make_request("commit", ns);
+  r[protocol::field::handle] = handle;
+  if (keys.empty()) {
+    r["base"] = read_reply.at("rev");  // the body saw the whole namespace
+  } else {
+    r["mods"] = read_reply.at("mods");  // the body saw these keys only
+  }
+  r["set"] = std::move(set);
+  r["del"] = std::move(del);
+  return r;
+}
+
 json atomic_run::read() {
   if (conflicts_ >= optimistic_attempts_ && !locked_) {
     call<std::int64_t>(c_, make_request("lock", ns_));  // waits for the holder (lease-bounded)
     locked_ = true;
   }
-  json r = make_request("read", ns_);
-  if (!keys_.empty()) r["keys"] = keys_;
-  json snap = call<json>(c_, std::move(r));
-  base_ = snap.at("rev").get<std::uint64_t>();
-  mods_ = std::move(snap.at("mods"));
-  original_ = std::move(snap.at("data"));
-  return original_;
+  read_reply_ = call<json>(c_, atomic_read_request(ns_, keys_));
+  return read_reply_.at("data");
 }
 
 bool atomic_run::commit(const json& changed) {
-  if (!changed.is_object())
-    throw zproc::error(server_errc::wrong_type, "atomic(): the snapshot must stay a JSON object");
-  json set = json::object();
-  json del = json::array();
-  for (const auto& [k, v] : changed.items()) {
-    auto it = original_.find(k);
-    if (it == original_.end() || *it != v) set[k] = v;
-  }
-  for (const auto& [k, v] : original_.items())
-    if (!changed.contains(k)) del.push_back(k);
-  json r = make_request("commit", ns_);
-  r[protocol::field::handle] = handle_;
-  if (keys_.empty()) {
-    r["base"] = base_;
-  } else {
-    r["mods"] = mods_;
-  }
-  r["set"] = std::move(set);
-  r["del"] = std::move(del);
   try {
-    call<std::uint64_t>(c_, std::move(r));
+    call<std::uint64_t>(c_, atomic_commit_request(ns_, handle_, keys_, read_reply_, changed));
   } catch (const zproc::error& e) {
     if (e.code() != server_errc::conflict) throw;
     ++conflicts_;

@@ -64,13 +64,18 @@ class atomic_run {
   std::string ns_;
   std::uint64_t handle_;
   std::vector<std::string> keys_;
-  json original_;
-  json mods_;
-  std::uint64_t base_ = 0;
+  json read_reply_;
   std::size_t conflicts_ = 0;
   std::size_t optimistic_attempts_;
   bool locked_ = false;
 };
+
+/// atomic()'s requests: read the namespace (or `keys`), and commit `changed` against what
+/// `read_reply` returned (the changes are the difference between the two).
+json atomic_read_request(const std::string& ns, const std::vector<std::string>& keys);
+json atomic_commit_request(const std::string& ns, std::uint64_t handle,
+                           const std::vector<std::string>& keys, const json& read_reply,
+                           const json& changed);
 
 /// A request skeleton: {"o": op, "n": ns}.
 json make_request(const char* op, const std::string& ns);
