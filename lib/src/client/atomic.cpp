@@ -16,7 +16,10 @@ atomic_run::atomic_run(std::shared_ptr<client_impl> c, std::string ns, std::uint
       ns_(std::move(ns)),
       handle_(handle),
       keys_(std::move(keys)),
-      optimistic_attempts_(optimistic_attempts) {}
+      optimistic_attempts_(optimistic_attempts) {
+  // Contended lately (on this connection): start with the lock rather than fail first.
+  if (optimistic_attempts_ > 0 && c_->lock_first(ns_)) optimistic_attempts_ = 0;
+}
 
 atomic_run::~atomic_run() {
   if (!locked_) return;
@@ -26,6 +29,14 @@ atomic_run::~atomic_run() {
   } catch (...) {
     // The connection is gone: the server released the lock when it noticed.
   }
+}
+
+bool atomic_lock_first(const std::shared_ptr<client_impl>& c, const std::string& ns) {
+  return c->lock_first(ns);
+}
+
+void atomic_done(const std::shared_ptr<client_impl>& c, const std::string& ns, bool needed_lock) {
+  c->atomic_done(ns, needed_lock);
 }
 
 json atomic_read_request(const std::string& ns, const std::vector<std::string>& keys) {
@@ -77,6 +88,7 @@ bool atomic_run::commit(const json& changed) {
     ++conflicts_;
     return false;
   }
+  c_->atomic_done(ns_, locked_);
   locked_ = false;  // a holder's commit releases the lock on the server
   return true;
 }

@@ -340,6 +340,24 @@ void client_impl::close() {
   }
 }
 
+namespace {
+constexpr unsigned lock_first_calls = 8;  // then try the optimistic path again
+}
+
+bool client_impl::lock_first(const std::string& ns) {
+  std::lock_guard lock(contention_mutex_);
+  auto it = lock_first_.find(ns);
+  if (it == lock_first_.end()) return false;
+  if (--it->second == 0) lock_first_.erase(it);
+  return true;
+}
+
+void client_impl::atomic_done(const std::string& ns, bool needed_lock) {
+  if (!needed_lock) return;
+  std::lock_guard lock(contention_mutex_);
+  lock_first_[ns] = lock_first_calls;
+}
+
 void client_impl::run_on_connection(std::function<void()> fn) {
   if (own_ioc_) {
     std::lock_guard lock(blocking_mutex_);

@@ -27,6 +27,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <string>
 
 namespace zproc::detail {
@@ -149,6 +150,11 @@ class client_impl {
   /// A new id for a state handle (identifies its writes, so its watchers can hide them).
   std::uint64_t new_handle_id() noexcept { return ++last_handle_; }
 
+  /// atomic() on a contended namespace: after a call that needed the lock, the next few calls
+  /// take it at once instead of failing optimistically first.
+  bool lock_first(const std::string& ns);
+  void atomic_done(const std::string& ns, bool needed_lock);
+
   /// Runs `start` (which initiates one operation on the connection, completing `result`) and
   /// waits for the result, at most `timeout` (zero = no deadline). On expiry runs `on_timeout`
   /// on the connection's executor (it must complete the operation soon) and returns false.
@@ -164,6 +170,8 @@ class client_impl {
   std::shared_ptr<connection> conn_;
   std::mutex blocking_mutex_;
   std::atomic<std::uint64_t> last_handle_{0};
+  std::mutex contention_mutex_;
+  std::unordered_map<std::string, unsigned> lock_first_;  // namespace -> calls left
 };
 
 }  // namespace zproc::detail

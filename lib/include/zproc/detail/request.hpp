@@ -77,6 +77,11 @@ json atomic_commit_request(const std::string& ns, std::uint64_t handle,
                            const std::vector<std::string>& keys, const json& read_reply,
                            const json& changed);
 
+/// The contention hint shared by atomic() and async_atomic() on one client: whether to take
+/// the lock at once (recently contended), and the outcome of a call.
+bool atomic_lock_first(const std::shared_ptr<client_impl>& c, const std::string& ns);
+void atomic_done(const std::shared_ptr<client_impl>& c, const std::string& ns, bool needed_lock);
+
 /// A request skeleton: {"o": op, "n": ns}.
 json make_request(const char* op, const std::string& ns);
 json make_request(const char* op, const std::string& ns, std::string key);
