@@ -38,6 +38,11 @@ struct update {
   }
 };
 
+/// The wire form of a change, {"k": key, "b"?: before, "a"?: after} (used by the server's
+/// records and by the client alike).
+void to_json(json& j, const key_change& c);
+void from_json(const json& j, key_change& c);
+
 /// Reads an update record as the server sends it (for json::get<update>()).
 void from_json(const json& j, update& u);
 

@@ -27,21 +27,6 @@ update to_update(const json& r) {
 }  // namespace
 }  // namespace detail
 
-void from_json(const json& r, update& u) {
-  u = update{};
-  u.revision = r.at("rv").get<std::uint64_t>();
-  u.time = std::chrono::system_clock::time_point(std::chrono::microseconds(r.at("t").get<std::int64_t>()));
-  u.client_id = r.at("c").get<std::uint64_t>();
-  u.identical = r.at("id").get<bool>();
-  for (const auto& ch : r.at("ch")) {
-    key_change c;
-    c.key = ch.at("k").get<std::string>();
-    if (auto b = ch.find("b"); b != ch.end()) c.before = *b;
-    if (auto a = ch.find("a"); a != ch.end()) c.after = *a;
-    u.changes.push_back(std::move(c));
-  }
-}
-
 namespace detail {
 namespace {
 

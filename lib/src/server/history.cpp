@@ -36,15 +36,8 @@ const std::string& update_record::packed(bool with_diff) const {
 }
 
 json to_json(const update_record& r) {
-  json changes = json::array();
-  for (const auto& c : r.changes) {
-    json ch = {{"k", c.key}};
-    if (c.before) ch["b"] = *c.before;
-    if (c.after) ch["a"] = *c.after;
-    changes.push_back(std::move(ch));
-  }
   return json{{"rv", r.revision}, {"t", r.time_us},        {"c", r.client_id},
-              {"h", r.handle},    {"id", r.identical}, {"ch", std::move(changes)}};
+              {"h", r.handle},    {"id", r.identical}, {"ch", r.changes}};
 }
 
 update_record record_from_json(const json& j) {
@@ -54,13 +47,7 @@ update_record record_from_json(const json& j) {
   r.client_id = j.at("c").get<std::uint64_t>();
   r.handle = j.at("h").get<std::uint64_t>();
   r.identical = j.at("id").get<bool>();
-  for (const auto& ch : j.at("ch")) {
-    key_change c;
-    c.key = ch.at("k").get<std::string>();
-    if (auto b = ch.find("b"); b != ch.end()) c.before = *b;
-    if (auto a = ch.find("a"); a != ch.end()) c.after = *a;
-    r.changes.push_back(std::move(c));
-  }
+  r.changes = j.at("ch").get<std::vector<key_change>>();
   return r;
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <zproc/server.hpp>
+#include <zproc/update.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -18,12 +19,8 @@ namespace zproc::server_detail {
 
 using nlohmann::json;
 
-/// One key changed by a write. An empty optional means "absent" (before: created; after: deleted).
-struct key_change {
-  std::string key;
-  std::optional<json> before;
-  std::optional<json> after;
-};
+/// One key changed by a write: the public type (an empty optional means "absent").
+using key_change = zproc::key_change;
 
 /// One write to a namespace.
 struct update_record {
