@@ -22,6 +22,22 @@ std::string fresh_dir() {
   fs::remove_all(d);
   return d.string();
 }
+
+server_config with_data_dir(const std::string& dir) {
+  server_config cfg;
+  cfg.data_dir = dir;
+  return cfg;
+}
+
+/// Runs a server on `dir`, lets `write` use namespace "t" on it, and stops the server.
+template <class F>
+void write_then_stop(const std::string& dir, F&& write) {
+  server_thread srv(with_data_dir(dir));
+  client c;
+  c.connect(srv.address());
+  state st(c, "t");
+  write(st);
+}
 }  // namespace
 
 TEST_SUITE("durability") {
@@ -96,20 +112,14 @@ TEST_SUITE("durability") {
 
   TEST_CASE("a torn last record is dropped, never applied half") {
     const auto dir = fresh_dir();
-    server_config cfg;
-    cfg.data_dir = dir;
-    {
-      server_thread srv(cfg);
-      client c;
-      c.connect(srv.address());
-      state st(c, "t");
+    write_then_stop(dir, [](state& st) {
       st.set("a", 1);
       st.set("b", std::string(1000, 'x'));
-    }
+    });
     // Cut the last record in the middle, as a crash in the middle of write() would.
     const auto size = fs::file_size(dir + "/log");
     fs::resize_file(dir + "/log", size - 500);
-    server_thread srv(cfg);
+    server_thread srv(with_data_dir(dir));
     client c;
     c.connect(srv.address());
     state st(c, "t");
@@ -120,22 +130,16 @@ TEST_SUITE("durability") {
 
   TEST_CASE("a corrupted record (bad checksum) ends the log there") {
     const auto dir = fresh_dir();
-    server_config cfg;
-    cfg.data_dir = dir;
-    {
-      server_thread srv(cfg);
-      client c;
-      c.connect(srv.address());
-      state st(c, "t");
+    write_then_stop(dir, [](state& st) {
       st.set("a", 1);
       st.set("b", 2);
-    }
+    });
     {
       std::fstream f(dir + "/log", std::ios::in | std::ios::out | std::ios::binary);
       f.seekp(-2, std::ios::end);
       f.put('\x7f');
     }
-    server_thread srv(cfg);
+    server_thread srv(with_data_dir(dir));
     client c;
     c.connect(srv.address());
     CHECK(state(c, "t").copy() == json({{"a", 1}}));

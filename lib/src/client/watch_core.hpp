@@ -9,6 +9,7 @@
 
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <deque>
 #include <functional>
 #include <memory>
@@ -74,8 +75,9 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
   bool have_replica_ = false;
   std::deque<json> ready_;               // received, not yet returned
   std::deque<std::uint64_t> ready_revisions_;
-  std::uint64_t revision_ = 0;           // of the last item returned
-  std::size_t returned_ = 0;
+  // Written on the connection's executor, read by the watcher's owner from its own thread.
+  std::atomic<std::uint64_t> revision_{0};  // of the last item returned
+  std::atomic<std::size_t> returned_{0};
 
   std::uint64_t inflight_id_ = 0;        // the pending watch request, 0 if none
   bool closed_ = false;
