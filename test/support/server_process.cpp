@@ -173,7 +173,10 @@ bool child_process::wait_for_line(const std::string& prefix, std::chrono::millis
     while ((nl = buffered_.find('\n')) != std::string::npos) {
       const std::string line = buffered_.substr(0, nl);
       buffered_.erase(0, nl + 1);
-      if (line.rfind(prefix, 0) == 0) return true;
+      if (line.rfind(prefix, 0) == 0) {
+        last_line_ = line;
+        return true;
+      }
     }
     const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
         deadline - std::chrono::steady_clock::now());

@@ -65,6 +65,8 @@ class child_process {
   child_process& operator=(const child_process&) = delete;
   /// Waits (at most `timeout`) for a line of stdout that starts with `prefix`.
   bool wait_for_line(const std::string& prefix, std::chrono::milliseconds timeout);
+  /// The line wait_for_line() found.
+  const std::string& last_line() const { return last_line_; }
   pid_t pid() const { return pid_; }
   void signal(int sig);
   int kill_and_wait();
@@ -73,6 +75,7 @@ class child_process {
   pid_t pid_ = -1;
   int out_fd_ = -1;
   std::string buffered_;
+  std::string last_line_;
 };
 
 /// Runs `coro` on `ioc` until it finishes; fails the test with "did not finish" after

@@ -3,10 +3,14 @@
 
 #include <zproc/address.hpp>
 #include <zproc/client.hpp>
+#include <zproc/context.hpp>
 #include <zproc/error.hpp>
 #include <zproc/json.hpp>
+#include <zproc/process.hpp>
+#include <zproc/process_error.hpp>
 #include <zproc/server.hpp>
 #include <zproc/state.hpp>
+#include <zproc/target.hpp>
 #include <zproc/transaction.hpp>
 #include <zproc/update.hpp>
 #include <zproc/watcher.hpp>

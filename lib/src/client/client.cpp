@@ -48,7 +48,7 @@ class handler_op final : public pending_op {
   void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
     T value{};
     if (!ec) ec = convert(std::move(result), value, message);
-    h_.complete(ec, std::move(value), must_post);
+    h_.complete(must_post, ec, std::move(value));
   }
 
  private:

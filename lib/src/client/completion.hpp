@@ -18,12 +18,12 @@
 
 namespace zproc::detail {
 
-template <class T>
-class held_handler {
+template <class... Args>
+class basic_held_handler {
  public:
-  using handler_type = boost::asio::any_completion_handler<void(error_code, T)>;
+  using handler_type = boost::asio::any_completion_handler<void(Args...)>;
 
-  held_handler(handler_type h, boost::asio::any_io_executor conn_ex)
+  basic_held_handler(handler_type h, boost::asio::any_io_executor conn_ex)
       : h_(std::move(h)),
         conn_ex_(std::move(conn_ex)),
         work_(boost::asio::prefer(boost::asio::get_associated_executor(h_, conn_ex_),
@@ -35,10 +35,10 @@ class held_handler {
 
   /// Completes the handler, once: through the connection's executor (posted if the caller may
   /// be the initiating function), then on the handler's own associated executor.
-  void complete(error_code ec, T value, bool must_post) {
+  void complete(bool must_post, Args... args) {
     if (auto s = slot(); s.is_connected()) s.clear();
     auto work = std::move(work_);  // released once the hand-off is queued (it holds its own)
-    auto bound = boost::asio::append(std::move(h_), ec, std::move(value));
+    auto bound = boost::asio::append(std::move(h_), std::move(args)...);
     if (must_post) {
       boost::asio::post(conn_ex_, std::move(bound));
     } else {
@@ -51,5 +51,9 @@ class held_handler {
   boost::asio::any_io_executor conn_ex_;
   boost::asio::any_completion_executor work_;
 };
+
+/// The client's operations complete with (error_code, T).
+template <class T>
+using held_handler = basic_held_handler<error_code, T>;
 
 }  // namespace zproc::detail

@@ -58,7 +58,7 @@ class handler_next_op final : public next_op {
         ec = client_errc::protocol_error;
       }
     }
-    h_.complete(ec, std::move(value), must_post);
+    h_.complete(must_post, ec, std::move(value));
   }
 
  private:

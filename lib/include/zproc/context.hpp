@@ -1,0 +1,122 @@
+// zproc/context.hpp - what a program starts with: a server (embedded, or one it connects to),
+// states on it, and the processes it spawns and supervises.
+#pragma once
+
+#include <zproc/client.hpp>
+#include <zproc/detail/target_traits.hpp>
+#include <zproc/json.hpp>
+#include <zproc/process.hpp>
+#include <zproc/server.hpp>
+#include <zproc/state.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <ranges>
+#include <stdexcept>
+#include <string>
+#include <type_traits>
+#include <vector>
+
+namespace zproc {
+
+/// Must be the first thing main() does. In a process spawned by zproc it runs the target and
+/// exits (never returns); in any other process it installs the cleanup of spawned processes at
+/// exit and on SIGINT/SIGTERM (only where the program left those signals at their default),
+/// and returns.
+void init(int argc, char** argv);
+
+/// True in a process spawned by zproc while its target runs.
+bool is_spawned_process() noexcept;
+
+struct context_options {
+  /// The server to use. Empty: in a spawned process the parent's; otherwise start an embedded
+  /// server (on its own thread, on a fresh Unix socket) that lives as long as this context.
+  std::string address;
+  /// The namespace of create_state() and of spawned processes' contexts.
+  std::string ns = "default";
+  /// The destructor waits for every process spawned through this context to end.
+  bool wait = false;
+  /// The destructor stops the processes still running (SIGTERM, then SIGKILL after their
+  /// stop_grace), printing "[zproc] Cleaning up 'target' (pid)..." for each. Off: they are left
+  /// running (and survive this process).
+  bool cleanup = true;
+  /// Configuration of the embedded server.
+  server_config server;
+};
+
+class context {
+ public:
+  explicit context(context_options options = {});
+  ~context();  ///< wait (option `wait`), then stop what still runs (option `cleanup`)
+  context(const context&) = delete;
+  context& operator=(const context&) = delete;
+
+  /// The server's address: give it to processes on other machines (tcp://) or to `zproc`.
+  std::string address() const;
+  const std::string& ns() const noexcept;
+  /// Round trip to the server; returns the server's pid.
+  std::int64_t ping();
+
+  /// A blocking client connected to the server (connected at first use).
+  zproc::client& client();
+  /// A state on namespace `ns` (default: the context's); when `initial` is not null, the
+  /// namespace is replaced by it.
+  zproc::state create_state(const json& initial = nullptr, std::string ns = {});
+
+  /// Spawns `target` (a function registered with ZPROC_TARGET) in a new process running this
+  /// same binary, with `args` (converted to its parameter types, then Boost.Serialization).
+  /// The target receives a zproc::context& connected to the same server and namespace (when its
+  /// first parameter is one), or a zproc::state, or only the arguments.
+  template <class F, class... A>
+    requires std::is_function_v<F>
+  process spawn(F& target, A&&... args) {
+    return spawn(spawn_options{}, target, std::forward<A>(args)...);
+  }
+  template <class F, class... A>
+    requires std::is_function_v<F>
+  process spawn(const spawn_options& options, F& target, A&&... args) {
+    using traits = detail::target_traits<F>;
+    typename traits::args* tag = nullptr;
+    return spawn_target(options, reinterpret_cast<const void*>(&target),
+                        detail::pack_as(tag, std::forward<A>(args)...),
+                        detail::type_names_of(tag), typeid(typename traits::value).name());
+  }
+  /// ZProc's `count=N`: N processes running the same target with the same arguments.
+  template <class F, class... A>
+  std::vector<process> spawn_many(std::size_t count, const spawn_options& options, F& target,
+                                  A&&... args) {
+    std::vector<process> out;
+    for (std::size_t i = 0; i < count; ++i) out.push_back(spawn(options, target, args...));
+    return out;
+  }
+  /// One process per element of `inputs`, the element as the target's argument.
+  template <class F, std::ranges::input_range R>
+  std::vector<process> spawn_map(F& target, R&& inputs, const spawn_options& options = {}) {
+    std::vector<process> out;
+    for (auto&& x : inputs) out.push_back(spawn(options, target, x));
+    return out;
+  }
+
+  /// Runs an external command under the same supervision (records, stop, cleanup, no orphans,
+  /// retries on signals); wait() returns nothing and throws process_wait_error on a non-zero exit.
+  process spawn_command(const std::string& path, const std::vector<std::string>& args,
+                        const spawn_options& options = {});
+
+  /// Every process spawned through this context, in spawn order.
+  std::vector<process> processes() const;
+  /// Waits for all of them (one deadline; zero: none). Their failures are not thrown: look at
+  /// each process.
+  void wait_all(std::chrono::milliseconds timeout = std::chrono::milliseconds::zero());
+  /// Stops all that still run.
+  void stop_all();
+
+ private:
+  process spawn_target(const spawn_options& options, const void* target, std::string args,
+                       std::vector<std::string> arg_types, const char* value_type);
+
+  struct impl;
+  std::unique_ptr<impl> impl_;
+};
+
+}  // namespace zproc

@@ -1,0 +1,197 @@
+// zproc/process.hpp - a supervised child process: its pid, its exit code, its return value.
+#pragma once
+
+#include <zproc/detail/archive.hpp>
+#include <zproc/process_error.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/deferred.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <typeinfo>
+#include <vector>
+
+namespace zproc {
+
+namespace detail {
+struct child;  // the supervisor's record of one spawned process (lib/src/process)
+
+/// Registers `match` as the test "is the exception in flight a T?" under T's type name, so a
+/// child (the same binary) can decide whether an exception is one to retry for.
+using exception_matcher = bool (*)(const std::exception_ptr&);
+int register_exception_matcher(const char* type_name, exception_matcher match);
+
+template <class E>
+bool matches(const std::exception_ptr& e) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const E&) {
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+template <class R>
+struct wait_signature {
+  using type = void(std::exception_ptr, R);
+};
+template <>
+struct wait_signature<void> {
+  using type = void(std::exception_ptr);
+};
+
+template <class E>
+struct exception_registration {
+  static inline const int id = register_exception_matcher(typeid(E).name(), &matches<E>);
+};
+}  // namespace detail
+
+/// When a failed attempt is tried again: an exception type (derived types match too) or a
+/// fatal signal. Make them with retry_on<E>() and retry_on_signal(sig).
+struct retry_condition {
+  std::string exception_type;  ///< mangled type name; empty for a signal condition
+  int signal = 0;
+};
+
+template <class E>
+retry_condition retry_on() {
+  (void)detail::exception_registration<E>::id;  // registered in every process of this binary
+  return {typeid(E).name(), 0};
+}
+inline retry_condition retry_on_signal(int sig) { return {{}, sig}; }
+
+/// Arguments for the retries of a spawn (spawn_options::retry_args); checked against the
+/// target's parameters at spawn.
+template <class... A>
+detail::packed_args args(const A&... a) {
+  return {detail::pack(a...), detail::type_names<A...>()};
+}
+
+struct spawn_options {
+  /// Try again (a fresh process) when an attempt fails this way. Empty: never.
+  std::vector<retry_condition> retry_for;
+  std::chrono::milliseconds retry_delay{5000};
+  /// None: retry forever (as ZProc did).
+  std::optional<std::size_t> max_retries;
+  /// The retries get these arguments instead of the first attempt's (zproc::args(...)).
+  detail::packed_args retry_args;
+  /// The namespace of the child's context; empty: the spawning context's.
+  std::string ns;
+  /// stop(): how long after SIGTERM before SIGKILL.
+  std::chrono::milliseconds stop_grace{3000};
+};
+
+/// A handle on a spawned process (copyable; all copies refer to the same process). The
+/// process stays supervised whether or not a handle exists.
+class process {
+ public:
+  process() = default;
+  explicit process(std::shared_ptr<detail::child> c) : c_(std::move(c)) {}
+
+  /// The pid of the current (or last) attempt: a retry runs in a new process.
+  std::int64_t pid() const;
+  bool is_alive() const;
+  /// Empty while running (or between retries); the exit code, or minus the signal number.
+  std::optional<int> exitcode() const;
+  /// The target's name as registered with ZPROC_TARGET (or the command's path).
+  const std::string& target() const;
+  /// 1 for the first attempt, N after N-1 retries.
+  std::size_t attempts() const;
+
+  /// Waits for the end (retries included) and returns the target's return value. Throws
+  /// remote_error (the target threw), process_wait_error (died, non-zero exit, stopped),
+  /// zproc::error with client_errc::timeout when `timeout` passes first (the process keeps
+  /// running), std::bad_cast when R is not what the target returns. Zero waits forever.
+  template <class R = void>
+  R wait(std::chrono::milliseconds timeout = std::chrono::milliseconds::zero()) const {
+    std::string bytes = wait_raw(timeout, typeid(R).name());
+    if constexpr (!std::is_void_v<R>) return detail::unpack_value<R>(bytes);
+  }
+
+  /// Asynchronous wait: completion `void(std::exception_ptr, R)` (`void(std::exception_ptr)` for
+  /// R = void), with the same errors as wait() as the exception_ptr. With co_await they are
+  /// thrown. Supports terminal cancellation (completes with operation_aborted; the process runs on).
+  template <class R = void, class CompletionToken = boost::asio::deferred_t>
+  auto async_wait(CompletionToken&& token = CompletionToken{}) const {
+    namespace asio = boost::asio;
+    using signature = typename detail::wait_signature<R>::type;
+    return asio::async_initiate<CompletionToken, signature>(
+        [](auto h, std::shared_ptr<detail::child> c) {
+          auto slot = asio::get_associated_cancellation_slot(h);
+          auto ex = asio::get_associated_executor(h);
+          start_wait(std::move(c), typeid(R).name(),
+                     raw_handler(asio::bind_cancellation_slot(
+                         slot, asio::bind_executor(ex, [h = std::move(h)](std::exception_ptr e,
+                                                                          std::string bytes) mutable {
+                       if constexpr (std::is_void_v<R>) {
+                         std::move(h)(e);
+                       } else {
+                         R value{};
+                         if (!e) {
+                           try {
+                             value = detail::unpack_value<R>(bytes);
+                           } catch (...) {
+                             e = std::current_exception();
+                           }
+                         }
+                         std::move(h)(e, std::move(value));
+                       }
+                     }))));
+        },
+        token, c_);
+  }
+
+  /// SIGTERM, then SIGKILL after spawn_options::stop_grace; returns once it is gone. No retry
+  /// follows. A no-op on a process that already ended.
+  void stop() const;
+
+  /// Sends `sig` to the current attempt (no-op when it is not running).
+  void signal(int sig) const;
+
+  explicit operator bool() const noexcept { return c_ != nullptr; }
+  /// Internal: the supervisor's record.
+  const std::shared_ptr<detail::child>& impl() const noexcept { return c_; }
+
+  /// Internal: how async_wait reaches the compiled code (the packed value).
+  using raw_handler = boost::asio::any_completion_handler<void(std::exception_ptr, std::string)>;
+
+ private:
+  std::string wait_raw(std::chrono::milliseconds timeout, const char* type) const;
+  static void start_wait(std::shared_ptr<detail::child> c, const char* type, raw_handler h);
+
+  std::shared_ptr<detail::child> c_;
+};
+
+/// Waits for every process in `procs` with one deadline for all, and returns their values in
+/// order. The first failure (in list order) is thrown at once.
+template <class R = void>
+auto wait_all(const std::vector<process>& procs,
+              std::chrono::milliseconds timeout = std::chrono::milliseconds::zero()) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  auto left = [&] {
+    if (timeout == std::chrono::milliseconds::zero()) return timeout;
+    auto l = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                   std::chrono::steady_clock::now());
+    return std::max(l, std::chrono::milliseconds(1));
+  };
+  if constexpr (std::is_void_v<R>) {
+    for (const auto& p : procs) p.wait<void>(left());
+  } else {
+    std::vector<R> values;
+    values.reserve(procs.size());
+    for (const auto& p : procs) values.push_back(p.wait<R>(left()));
+    return values;
+  }
+}
+
+}  // namespace zproc

@@ -1,0 +1,133 @@
+#include "process/child.hpp"
+
+#include "process/crash.hpp"
+#include "process/registry.hpp"
+#include "process/supervisor.hpp"
+#include "process/throw_capture.hpp"
+
+#include <zproc/context.hpp>
+
+#include <boost/core/demangle.hpp>
+
+#include <cxxabi.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+namespace zproc::process_detail {
+namespace {
+
+const ticket* current = nullptr;
+
+[[noreturn]] void die(const std::string& why) {
+  std::fprintf(stderr, "[zproc] spawned process %d: %s\n", ::getpid(), why.c_str());
+  std::fflush(stderr);
+  ::_exit(125);
+}
+
+ticket read_ticket() {
+  std::string bytes;
+  char buf[16 * 1024];
+  for (;;) {
+    if (auto t = decode_ticket(bytes)) return std::move(*t);
+    const ssize_t n = ::read(channel_fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) die("the parent closed the channel before sending what to run");
+    bytes.append(buf, static_cast<std::size_t>(n));
+  }
+}
+
+void send(const std::string& message) {
+  for (std::size_t done = 0; done < message.size();) {
+    const ssize_t n = ::write(channel_fd, message.data() + done, message.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // the parent is gone: nobody to tell
+    done += static_cast<std::size_t>(n);
+  }
+}
+
+exception_report describe_current_exception(const std::vector<std::string>& retry_types) {
+  exception_report r;
+  const std::exception_ptr e = std::current_exception();
+  if (const std::type_info* t = abi::__cxa_current_exception_type())
+    r.type = boost::core::demangle(t->name());
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    r.message = ex.what();
+  } catch (...) {
+  }
+  r.frames = resolve_frames(throw_frames(e));
+  r.retry = exception_matches(e, retry_types);
+  return r;
+}
+
+void on_termination_signal(int sig) {
+  supervisor::cleanup_all_signal_safe();
+  ::signal(sig, SIG_DFL);
+  ::raise(sig);
+}
+
+// SIGINT/SIGTERM stop the processes this one spawned first, unless the program handles them.
+void install_termination_handlers(bool only_if_default) {
+  for (int sig : {SIGINT, SIGTERM}) {
+    struct sigaction old{};
+    ::sigaction(sig, nullptr, &old);
+    if (only_if_default && old.sa_handler != SIG_DFL) continue;
+    struct sigaction sa{};
+    sa.sa_handler = &on_termination_signal;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(sig, &sa, nullptr);
+  }
+}
+
+}  // namespace
+
+const ticket* spawned_ticket() noexcept { return current; }
+
+void run_spawned(int, char**) {
+  static const ticket t = read_ticket();
+  ::fcntl(channel_fd, F_SETFD, FD_CLOEXEC);  // not inherited by what this process spawns
+  if (::getppid() != t.ppid) ::_exit(125);    // the parent died before we could see it
+  current = &t;
+  arm_throw_capture();
+  install_crash_handlers(channel_fd);
+  install_termination_handlers(false);
+
+  const detail::target_info* target = target_named(t.target);
+  if (!target) die("this binary has no target named '" + t.target + "' (ZPROC_TARGET)");
+
+  std::string message;
+  int code = 0;
+  {
+    context_options options;
+    options.address = t.address;
+    options.ns = t.ns;
+    context ctx(std::move(options));
+    try {
+      message = encode_value(target->invoke(ctx, t.args));
+    } catch (...) {
+      message = encode_exception(describe_current_exception(t.retry_types));
+      code = 1;
+    }
+  }  // the context stops what the target spawned and left running
+  send(message);
+  std::fflush(nullptr);
+  ::_exit(code);  // as Python's multiprocessing: no static destructors of a half-copied program
+}
+
+}  // namespace zproc::process_detail
+
+namespace zproc {
+
+void init(int argc, char** argv) {
+  if (argc >= 3 && argv[1] == process_detail::child_flag) process_detail::run_spawned(argc, argv);
+  process_detail::install_termination_handlers(true);
+}
+
+bool is_spawned_process() noexcept { return process_detail::spawned_ticket() != nullptr; }
+
+}  // namespace zproc

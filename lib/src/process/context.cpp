@@ -1,0 +1,163 @@
+#include "process/child.hpp"
+#include "process/registry.hpp"
+#include "process/supervisor.hpp"
+
+#include <zproc/context.hpp>
+
+#include <boost/core/demangle.hpp>
+
+#include <signal.h>
+
+#include <cstdio>
+#include <mutex>
+#include <optional>
+
+namespace zproc {
+
+struct context::impl {
+  context_options options;
+  std::unique_ptr<server_thread> embedded;
+  std::string address;
+  std::mutex m;
+  std::optional<zproc::client> conn;
+  std::vector<process> procs;
+};
+
+context::context(context_options options) : impl_(std::make_unique<impl>()) {
+  impl_->options = std::move(options);
+  if (!impl_->options.address.empty()) {
+    impl_->address = impl_->options.address;
+  } else if (const auto* t = process_detail::spawned_ticket()) {
+    impl_->address = t->address;
+  } else {
+    impl_->embedded = std::make_unique<server_thread>(impl_->options.server);
+    impl_->address = impl_->embedded->address();
+  }
+}
+
+context::~context() {
+  std::vector<process> procs;
+  {
+    std::lock_guard lock(impl_->m);
+    procs = impl_->procs;
+  }
+  if (impl_->options.wait) {
+    for (const auto& p : procs) {
+      try {
+        p.wait<void>();
+      } catch (...) {  // the failure was reported (crash report); the handle still has it
+      }
+    }
+  }
+  if (impl_->options.cleanup) {
+    std::vector<process> running;
+    for (const auto& p : procs)
+      if (p.is_alive()) running.push_back(p);
+    for (const auto& p : running) {
+      std::fprintf(stderr, "[zproc] Cleaning up '%s' (%lld)...\n", p.target().c_str(),
+                   static_cast<long long>(p.pid()));
+      process_detail::supervisor::get().stop(p.impl(), false);  // all at once, then wait
+    }
+    std::fflush(stderr);
+    for (const auto& p : running) p.stop();
+  }
+}
+
+std::string context::address() const { return impl_->address; }
+const std::string& context::ns() const noexcept { return impl_->options.ns; }
+std::int64_t context::ping() { return client().ping(); }
+
+zproc::client& context::client() {
+  std::lock_guard lock(impl_->m);
+  if (!impl_->conn) {
+    zproc::client c;
+    c.connect(impl_->address);
+    impl_->conn.emplace(std::move(c));
+  }
+  return *impl_->conn;
+}
+
+zproc::state context::create_state(const json& initial, std::string ns) {
+  zproc::state st(client(), ns.empty() ? impl_->options.ns : std::move(ns));
+  if (!initial.is_null()) st.replace(initial);
+  return st;
+}
+
+process context::spawn_target(const spawn_options& options, const void* target, std::string args,
+                              std::vector<std::string> arg_types, const char* value_type) {
+  const detail::target_info& info = process_detail::target_at(target);
+  auto c = std::make_shared<detail::child>();
+  c->target = info.name;
+  c->value_type = value_type;
+  c->options = options;
+  c->die_with_parent = impl_->options.cleanup;
+  if (!options.retry_args.empty()) {
+    if (options.retry_args.types != arg_types) {
+      std::string want;
+      for (const auto& t : arg_types) want += (want.empty() ? "" : ", ") + boost::core::demangle(t.c_str());
+      throw std::invalid_argument("zproc: retry_args do not match the parameters of target '" +
+                                  c->target + "' (" + want + ")");
+    }
+    c->retry_args = options.retry_args.bytes;
+    c->has_retry_args = true;
+  }
+  c->ticket.address = impl_->address;
+  c->ticket.ns = options.ns.empty() ? impl_->options.ns : options.ns;
+  c->ticket.target = c->target;
+  c->ticket.args = std::move(args);
+  for (const auto& r : options.retry_for)
+    if (!r.exception_type.empty()) c->ticket.retry_types.push_back(r.exception_type);
+  std::fflush(nullptr);  // what the parent printed comes before what the child prints
+  process_detail::supervisor::get().launch(c);
+  process p(c);
+  std::lock_guard lock(impl_->m);
+  impl_->procs.push_back(p);
+  return p;
+}
+
+process context::spawn_command(const std::string& path, const std::vector<std::string>& args,
+                               const spawn_options& options) {
+  auto c = std::make_shared<detail::child>();
+  c->target = path;
+  c->value_type = typeid(void).name();
+  c->command = true;
+  c->command_args = args;
+  c->options = options;
+  c->die_with_parent = impl_->options.cleanup;
+  c->ticket.address = impl_->address;
+  c->ticket.ns = options.ns.empty() ? impl_->options.ns : options.ns;
+  std::fflush(nullptr);
+  process_detail::supervisor::get().launch(c);
+  process p(c);
+  std::lock_guard lock(impl_->m);
+  impl_->procs.push_back(p);
+  return p;
+}
+
+std::vector<process> context::processes() const {
+  std::lock_guard lock(impl_->m);
+  return impl_->procs;
+}
+
+void context::wait_all(std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (const auto& p : processes()) {
+    auto left = std::chrono::milliseconds::zero();
+    if (timeout != left) {
+      left = std::max(std::chrono::milliseconds(1),
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                          deadline - std::chrono::steady_clock::now()));
+    }
+    try {
+      p.wait<void>(left);
+    } catch (const process_error&) {
+    } catch (const std::invalid_argument&) {
+    }
+  }
+}
+
+void context::stop_all() {
+  for (const auto& p : processes()) p.stop();
+}
+
+}  // namespace zproc

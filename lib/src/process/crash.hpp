@@ -1,0 +1,37 @@
+// Crash reports: stacktraces of throws and of fatal signals, resolved to function and
+// file:line, and the report the supervisor prints (MISSION.md's format).
+#pragma once
+
+#include "process/channel.hpp"
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace zproc::process_detail {
+
+/// In a spawned process: on SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT, write the raw frames
+/// and the loaded objects to `fd` (signal-safe), then die of the signal.
+void install_crash_handlers(int fd);
+
+/// Resolves frames of this process: "function at file:line" (or "function in object").
+/// Frames from zproc's own runner on are dropped.
+std::vector<std::string> resolve_frames(const std::vector<void*>& frames);
+
+/// Resolves a dump of another process running the same binary: each frame is moved from the
+/// child's mapping of its object to this process's mapping of the same object.
+std::vector<std::string> resolve_dump(const signal_dump& dump);
+
+/// "SIGSEGV (Segmentation fault)".
+std::string describe_signal(int signo);
+
+struct crash_info {
+  std::string target;
+  std::int64_t pid = 0;
+  std::int64_t ppid = 0;
+  std::string what;
+  std::vector<std::string> frames;
+};
+std::string format_crash_report(const crash_info& c);
+
+}  // namespace zproc::process_detail

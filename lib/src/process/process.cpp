@@ -1,0 +1,86 @@
+#include "process/supervisor.hpp"
+
+#include <zproc/error.hpp>
+#include <zproc/process.hpp>
+
+#include <boost/core/demangle.hpp>
+
+#include <signal.h>
+
+#include <stdexcept>
+
+namespace zproc {
+namespace {
+
+const detail::child& checked(const std::shared_ptr<detail::child>& c) {
+  if (!c) throw std::logic_error("zproc: empty zproc::process handle");
+  return *c;
+}
+
+}  // namespace
+
+std::int64_t process::pid() const {
+  const auto& c = checked(c_);
+  std::lock_guard lock(c.m);
+  return c.pid;
+}
+
+bool process::is_alive() const {
+  const auto& c = checked(c_);
+  std::lock_guard lock(c.m);
+  return c.running;
+}
+
+std::optional<int> process::exitcode() const {
+  const auto& c = checked(c_);
+  std::lock_guard lock(c.m);
+  if (c.running) return std::nullopt;
+  return c.exitcode;
+}
+
+const std::string& process::target() const { return checked(c_).target; }
+
+std::size_t process::attempts() const {
+  const auto& c = checked(c_);
+  std::lock_guard lock(c.m);
+  return c.attempts;
+}
+
+std::string process::wait_raw(std::chrono::milliseconds timeout, const char* type) const {
+  auto& c = const_cast<detail::child&>(checked(c_));
+  std::unique_lock lock(c.m);
+  auto done = [&] { return c.done; };
+  if (timeout == std::chrono::milliseconds::zero()) {
+    c.cv.wait(lock, done);
+  } else if (!c.cv.wait_for(lock, timeout, done)) {
+    throw error(client_errc::timeout, "process '" + c.target + "' (pid " + std::to_string(c.pid) +
+                                          ") still running after " +
+                                          std::to_string(timeout.count()) + " ms");
+  }
+  if (c.error) std::rethrow_exception(c.error);
+  if (auto e = process_detail::type_mismatch(c, type)) std::rethrow_exception(e);
+  return c.value;
+}
+
+void process::start_wait(std::shared_ptr<detail::child> c, const char* type, raw_handler h) {
+  checked(c);
+  std::uint64_t id;
+  {
+    std::lock_guard lock(c->m);
+    id = ++c->next_waiter;
+  }
+  process_detail::supervisor::get().add_waiter(c, {id, type, std::move(h)});
+}
+
+void process::stop() const {
+  checked(c_);
+  process_detail::supervisor::get().stop(c_);
+}
+
+void process::signal(int sig) const {
+  const auto& c = checked(c_);
+  std::lock_guard lock(c.m);
+  if (c.running && c.pid > 0) ::kill(static_cast<pid_t>(c.pid), sig);
+}
+
+}  // namespace zproc

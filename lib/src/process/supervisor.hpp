@@ -1,0 +1,107 @@
+// The supervisor: one thread per program that launches spawned processes (so the kernel's
+// parent-death signal is tied to a thread that lives as long as the program), reads what they
+// report, reaps them, retries them, prints crash reports, and records them on the server.
+#pragma once
+
+#include "process/channel.hpp"
+
+#include <zproc/process.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/local/stream_protocol.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace zproc::detail {
+
+/// One spawned process across its attempts: what `zproc::process` handles point to.
+struct child {
+  // Set at spawn, then constant.
+  std::string target;      ///< registered name, or the command's path
+  std::string value_type;  ///< mangled type of the target's value ("v" for void)
+  bool command = false;    ///< an external command (no channel, no value)
+  std::vector<std::string> command_args;
+  process_detail::ticket ticket;  ///< the first attempt's; retries may change args
+  std::string retry_args;
+  bool has_retry_args = false;
+  spawn_options options;
+  bool die_with_parent = true;  ///< the kernel kills it when the supervisor's thread ends
+
+  // Shared with the handles; guarded by m.
+  mutable std::mutex m;
+  std::condition_variable cv;
+  std::int64_t pid = 0;
+  std::size_t attempts = 0;
+  bool running = false;
+  bool done = false;      ///< no attempt will follow: the outcome below is final
+  bool stopping = false;  ///< stop() was asked: no retry
+  std::optional<int> exitcode;
+  std::string value;
+  std::exception_ptr error;
+  struct waiter {
+    std::uint64_t id;
+    const char* type;
+    process::raw_handler handler;
+  };
+  std::vector<waiter> waiters;
+  std::uint64_t next_waiter = 0;
+};
+
+}  // namespace zproc::detail
+
+namespace zproc::process_detail {
+
+class supervisor {
+ public:
+  /// The program's supervisor, started at first use; it lives until exit, when it stops the
+  /// processes still running.
+  static supervisor& get();
+
+  /// Launches the first attempt; returns once it runs (its pid is known). Throws
+  /// std::system_error when the process cannot be started.
+  void launch(const std::shared_ptr<detail::child>& c);
+  /// SIGTERM, SIGKILL after the grace period; with `wait`, returns once the process is gone.
+  void stop(const std::shared_ptr<detail::child>& c, bool wait = true);
+  /// Adds an async waiter; completes it at once (posted) if the process is done.
+  void add_waiter(const std::shared_ptr<detail::child>& c, detail::child::waiter w);
+  void cancel_waiter(const std::shared_ptr<detail::child>& c, std::uint64_t id);
+
+  /// At exit, and from the signal handlers: stops every process still running (signal-safe
+  /// variant: SIGTERM and a line on stderr for each, nothing else).
+  static void cleanup_all_signal_safe() noexcept;
+
+ private:
+  supervisor();
+  struct attempt;
+  void start_attempt(const std::shared_ptr<detail::child>& c);
+  void finish(const std::shared_ptr<attempt>& a);
+  void complete(const std::shared_ptr<detail::child>& c);
+  void record(const std::shared_ptr<detail::child>& c, json fields, bool start);
+
+  boost::asio::io_context io_;
+  std::map<const detail::child*, std::shared_ptr<attempt>> running_;  ///< supervisor thread only
+  std::thread thread_;
+  struct recorder;
+  std::unique_ptr<recorder> recorder_;
+};
+
+/// When a value of (mangled) `type` is asked of `c`, an error if the target returns another
+/// type (void asks for nothing and always fits).
+std::exception_ptr type_mismatch(const detail::child& c, const char* type);
+
+/// The outcome of a finished process as the exception wait() throws (nullptr: a value).
+std::exception_ptr make_error(const detail::child& c, const std::string& crash_report,
+                              const std::optional<exception_report>& exception, int exitcode,
+                              bool got_value);
+
+}  // namespace zproc::process_detail

@@ -1,0 +1,327 @@
+// Spawned processes: real children (this test binary run again by zproc::init), an embedded
+// server, return values, remote exceptions with the throw's stacktrace, crashes, retries,
+// nesting, stop, timeouts, and no orphans when the parent is SIGKILLed.
+#include "support/server_process.hpp"
+
+#include <zproc/zproc.hpp>
+
+#include <boost/asio/use_awaitable.hpp>
+
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <sys/types.h>
+
+#include <chrono>
+#include <csignal>
+#include <fstream>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+struct point {
+  int x = 0;
+  std::string label;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & x & label;
+  }
+  bool operator==(const point&) const = default;
+};
+
+int add(int a, int b) { return a + b; }
+ZPROC_TARGET(add);
+
+std::string greet(zproc::context& ctx, std::string name) {
+  ctx.create_state().set("greeted", name);
+  return "hello " + name;
+}
+ZPROC_TARGET(greet);
+
+point make_point(int x, std::string label) { return {x * 2, label + "!"}; }
+ZPROC_TARGET(make_point);
+
+std::vector<int> squares(int n) {
+  std::vector<int> out;
+  for (int i = 0; i < n; ++i) out.push_back(i * i);
+  return out;
+}
+ZPROC_TARGET(squares);
+
+std::int64_t my_pid(zproc::state& st) {
+  st.set("child_pid", static_cast<std::int64_t>(::getpid()));
+  return ::getpid();
+}
+ZPROC_TARGET(my_pid);
+
+[[gnu::noinline]] void throw_out_of_cookies(int n) {
+  if (n >= 0) throw std::runtime_error("out of cookies");
+}
+[[gnu::noinline]] void eat_cookies() { throw_out_of_cookies(3); }
+ZPROC_TARGET(eat_cookies);
+
+[[gnu::noinline]] void write_through_null(volatile int* p) { *p = 42; }
+[[gnu::noinline]] void segfault() { write_through_null(nullptr); }
+ZPROC_TARGET(segfault);
+
+// Fails until the namespace's "tries" counter reaches `succeed_at`, each attempt counting.
+int flaky(zproc::context& ctx, int succeed_at, bool by_signal) {
+  auto st = ctx.create_state();
+  const auto tries = st.increment("tries").get<int>();
+  if (tries < succeed_at) {
+    if (by_signal) write_through_null(nullptr);
+    throw std::runtime_error("try " + std::to_string(tries) + " failed");
+  }
+  return tries;
+}
+ZPROC_TARGET(flaky);
+
+int not_zero(int x) {
+  if (x == 0) throw std::invalid_argument("zero");
+  return x;
+}
+ZPROC_TARGET(not_zero);
+
+int nested(zproc::context& ctx, int depth) {
+  ctx.create_state().increment("visits");
+  if (depth == 3) return static_cast<int>(::getpid() > 0) * depth;
+  return ctx.spawn(nested, depth + 1).wait<int>(20s) + 100;
+}
+ZPROC_TARGET(nested);
+
+void sleeper(int seconds) { std::this_thread::sleep_for(std::chrono::seconds(seconds)); }
+ZPROC_TARGET(sleeper);
+
+void stubborn() {
+  std::signal(SIGTERM, SIG_IGN);
+  std::this_thread::sleep_for(60s);
+}
+ZPROC_TARGET(stubborn);
+
+boost::asio::awaitable<int> coroutine_target(int x) { co_return x * 3; }
+ZPROC_TARGET(coroutine_target);
+
+zproc::spawn_options quick_retries(std::vector<zproc::retry_condition> on) {
+  zproc::spawn_options o;
+  o.retry_for = std::move(on);
+  o.retry_delay = 10ms;
+  return o;
+}
+
+bool gone(pid_t pid) {
+  if (::kill(pid, 0) != 0) return true;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  std::getline(stat, line);
+  const auto close = line.rfind(')');
+  return close == std::string::npos || (close + 2 < line.size() && line[close + 2] == 'Z');
+}
+
+}  // namespace
+
+TEST_SUITE("process") {
+  TEST_CASE("a target's return value comes back deserialized, of any serializable type") {
+    zproc::context ctx;
+    CHECK(ctx.spawn(add, 2, 3).wait<int>(20s) == 5);
+    auto st = ctx.create_state({});
+    CHECK(ctx.spawn(greet, "ada").wait<std::string>(20s) == "hello ada");
+    CHECK(st.get("greeted") == "ada");  // the child's context shares the namespace
+    CHECK(ctx.spawn(make_point, 21, "p").wait<point>(20s) == point{42, "p!"});
+    CHECK(ctx.spawn(squares, 5).wait<std::vector<int>>(20s) == std::vector<int>{0, 1, 4, 9, 16});
+    auto p = ctx.spawn(my_pid);
+    const auto pid = p.wait<std::int64_t>(20s);
+    CHECK(pid == p.pid());
+    CHECK(st.get("child_pid") == pid);
+    CHECK(p.exitcode() == 0);
+    CHECK_FALSE(p.is_alive());
+    CHECK(ctx.spawn(coroutine_target, 5).wait<int>(20s) == 15);
+  }
+
+  TEST_CASE("asking for the wrong type is a clear error, void ignores the value") {
+    zproc::context ctx;
+    auto p = ctx.spawn(add, 1, 1);
+    CHECK_THROWS_AS(p.wait<std::string>(20s), std::invalid_argument);
+    CHECK_NOTHROW(p.wait(20s));
+  }
+
+  TEST_CASE("an exception in the child is a remote_error with the stacktrace of the throw") {
+    zproc::context ctx;
+    auto p = ctx.spawn(eat_cookies);
+    try {
+      p.wait(20s);
+      FAIL("no exception");
+    } catch (const zproc::remote_error& e) {
+      CHECK(e.type() == "std::runtime_error");
+      CHECK(e.message() == "out of cookies");
+      CHECK(e.pid() == p.pid());
+      CHECK(e.target() == "eat_cookies");
+      INFO(e.stacktrace());
+      // The first frame is the throwing function, not the catch site in zproc's runner.
+      CHECK(e.stacktrace().rfind("0# (anonymous namespace)::throw_out_of_cookies(int) at ", 0) == 0);
+      CHECK(e.stacktrace().find("eat_cookies") != std::string::npos);
+      CHECK(e.stacktrace().find("process_test.cpp") != std::string::npos);
+      CHECK(e.crash_report().find("what: std::runtime_error: out of cookies") != std::string::npos);
+    }
+    CHECK(p.exitcode() == 1);
+  }
+
+  TEST_CASE("a SIGSEGV is a process_wait_error with exit code -11 and a crash report") {
+    zproc::context ctx;
+    auto p = ctx.spawn(segfault);
+    try {
+      p.wait(20s);
+      FAIL("no exception");
+    } catch (const zproc::process_wait_error& e) {
+      CHECK(e.exitcode() == -11);
+      INFO(e.crash_report());
+      CHECK(e.crash_report().find("SIGSEGV") != std::string::npos);
+      CHECK(e.crash_report().find("write_through_null") != std::string::npos);
+      CHECK(e.crash_report().find("segfault") != std::string::npos);
+    }
+    CHECK(p.exitcode() == -11);
+  }
+
+  TEST_CASE("retries: for an exception type, for a signal, max_retries, retry_args") {
+    zproc::context ctx;
+    SUBCASE("exception") {
+      ctx.create_state({});
+      auto p = ctx.spawn(quick_retries({zproc::retry_on<std::exception>()}), flaky, 3, false);
+      CHECK(p.wait<int>(30s) == 3);
+      CHECK(p.attempts() == 3);
+    }
+    SUBCASE("signal") {
+      ctx.create_state({});
+      auto p = ctx.spawn(quick_retries({zproc::retry_on_signal(SIGSEGV)}), flaky, 2, true);
+      CHECK(p.wait<int>(30s) == 2);
+      CHECK(p.attempts() == 2);
+    }
+    SUBCASE("max_retries gives up with the last error") {
+      ctx.create_state({});
+      auto o = quick_retries({zproc::retry_on<std::runtime_error>()});
+      o.max_retries = 2;
+      auto p = ctx.spawn(o, flaky, 100, false);
+      CHECK_THROWS_WITH_AS(p.wait<int>(30s), doctest::Contains("try 3 failed"), zproc::remote_error);
+      CHECK(p.attempts() == 3);
+    }
+    SUBCASE("an exception not in retry_for is not retried") {
+      ctx.create_state({});
+      auto p = ctx.spawn(quick_retries({zproc::retry_on<std::logic_error>()}), flaky, 3, false);
+      CHECK_THROWS_AS(p.wait<int>(30s), zproc::remote_error);
+      CHECK(p.attempts() == 1);
+    }
+    SUBCASE("retry_args") {
+      auto o = quick_retries({zproc::retry_on<std::invalid_argument>()});
+      o.retry_args = zproc::args(7);
+      CHECK(ctx.spawn(o, not_zero, 0).wait<int>(30s) == 7);
+      o.retry_args = zproc::args(std::string("seven"));
+      CHECK_THROWS_AS(ctx.spawn(o, not_zero, 0), std::invalid_argument);
+    }
+  }
+
+  TEST_CASE("nested processes three levels deep share the state") {
+    zproc::context ctx;
+    auto st = ctx.create_state({{"visits", 0}});
+    CHECK(ctx.spawn(nested, 1).wait<int>(30s) == 203);
+    CHECK(st.get("visits") == 3);
+  }
+
+  TEST_CASE("stop: SIGTERM, and SIGKILL after the grace period") {
+    zproc::context ctx;
+    auto p = ctx.spawn(sleeper, 60);
+    CHECK(p.is_alive());
+    CHECK_FALSE(p.exitcode());
+    p.stop();
+    CHECK(p.exitcode() == -SIGTERM);
+    CHECK_THROWS_AS(p.wait(20s), zproc::process_wait_error);
+
+    zproc::spawn_options o;
+    o.stop_grace = 300ms;
+    auto s = ctx.spawn(o, stubborn);
+    std::this_thread::sleep_for(300ms);  // it has ignored SIGTERM by now
+    s.stop();
+    CHECK(s.exitcode() == -SIGKILL);
+  }
+
+  TEST_CASE("wait with a timeout throws and leaves the process running") {
+    zproc::context ctx;
+    auto p = ctx.spawn(sleeper, 60);
+    CHECK_THROWS_AS(p.wait(100ms), zproc::error);
+    CHECK(p.is_alive());
+    auto many = ctx.spawn_many(3, {}, sleeper, 60);
+    CHECK_THROWS_AS(zproc::wait_all(many, 200ms), zproc::error);
+  }
+
+  TEST_CASE("spawn_map, wait_all and async_wait") {
+    zproc::context ctx;
+    const std::vector<int> inputs{1, 2, 3, 4};
+    auto procs = ctx.spawn_map(squares, inputs);
+    auto values = zproc::wait_all<std::vector<int>>(procs, 30s);
+    REQUIRE(values.size() == 4);
+    CHECK(values[3] == std::vector<int>{0, 1, 4, 9});
+
+    auto p = ctx.spawn(add, 40, 2);
+    auto bad = ctx.spawn(eat_cookies);
+    boost::asio::io_context io;
+    int got = 0;
+    std::string error;
+    zproc::test::run_with_deadline(io, [&]() -> boost::asio::awaitable<void> {
+      got = co_await p.async_wait<int>(boost::asio::use_awaitable);
+      try {
+        co_await bad.async_wait(boost::asio::use_awaitable);
+      } catch (const zproc::remote_error& e) {
+        error = e.message();
+      }
+    }(), 30s);
+    CHECK(got == 42);
+    CHECK(error == "out of cookies");
+  }
+
+  TEST_CASE("external commands under the same supervision") {
+    zproc::context ctx;
+    CHECK_NOTHROW(ctx.spawn_command("/bin/sh", {"-c", "exit 0"}).wait(20s));
+    auto p = ctx.spawn_command("/bin/sh", {"-c", "exit 3"});
+    CHECK_THROWS_AS(p.wait(20s), zproc::process_wait_error);
+    CHECK(p.exitcode() == 3);
+    auto s = ctx.spawn_command("/bin/sleep", {"60"});
+    s.stop();
+    CHECK(s.exitcode() == -SIGTERM);
+    CHECK_THROWS_AS(ctx.spawn_command("/nonexistent/program", {}), std::exception);
+  }
+
+  TEST_CASE("the parent SIGKILLed: all its descendants are gone within 2 s") {
+    zproc::test::child_process tree({ZPROC_TREE_EXE});
+    std::string line;
+    REQUIRE(tree.wait_for_line("ready", 20s));
+    std::istringstream in(tree.last_line());
+    std::string word;
+    pid_t pids[3];
+    in >> word >> pids[0] >> pids[1] >> pids[2];
+    for (pid_t p : pids) REQUIRE_FALSE(gone(p));
+    tree.kill_and_wait();
+    const auto until = std::chrono::steady_clock::now() + 2s;
+    while (std::chrono::steady_clock::now() < until && !(gone(pids[0]) && gone(pids[1]) && gone(pids[2])))
+      std::this_thread::sleep_for(20ms);
+    for (pid_t p : pids) CHECK(gone(p));
+  }
+
+  TEST_CASE("a context that ends stops its tree and says so") {
+    auto r = zproc::test::run_program({ZPROC_TREE_EXE, "--exit"}, std::chrono::seconds(30));
+    CHECK(r.exit_code == 0);
+    INFO(r.err);
+    CHECK(r.err.find("[zproc] Cleaning up 'level'") != std::string::npos);
+    std::istringstream in(r.out);
+    std::string word;
+    pid_t pids[3];
+    in >> word >> pids[0] >> pids[1] >> pids[2];
+    const auto until = std::chrono::steady_clock::now() + 2s;
+    while (std::chrono::steady_clock::now() < until && !(gone(pids[0]) && gone(pids[1]) && gone(pids[2])))
+      std::this_thread::sleep_for(20ms);
+    for (pid_t p : pids) CHECK(gone(p));
+  }
+}
