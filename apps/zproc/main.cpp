@@ -37,6 +37,7 @@ options:
                             default: $ZPROC_ADDRESS
   --namespace NS            namespace (default: "default")
   --listen ADDR             (server) address to listen on; repeatable; port 0 = any free port
+  --max-process-records N   (server) finished process records to keep (default 10000)
   -h, --help                this text
 )";
 
@@ -75,6 +76,13 @@ arguments parse(int argc, char** argv) {
       if (err != std::errc() || end != v.data() + v.size())
         throw usage_error{arg + " needs a revision (a number), not '" + v + "'"};
       (arg == "--from" ? a.from : a.to) = rev;
+    } else if (arg == "--max-process-records") {
+      const std::string v = value("--max-process-records");
+      std::size_t n = 0;
+      auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (err != std::errc() || end != v.data() + v.size())
+        throw usage_error{"--max-process-records needs a number, not '" + v + "'"};
+      a.max_process_records = n;
     } else if (arg == "--data-dir") {
       a.data_dir = value("--data-dir");
     } else if (arg == "--fsync") {
