@@ -1,10 +1,11 @@
-// zproc/zproc.hpp - everything: state server, client, state.
+// zproc/zproc.hpp - everything: state server, client, state, process records.
 #pragma once
 
 #include <zproc/address.hpp>
 #include <zproc/client.hpp>
 #include <zproc/error.hpp>
 #include <zproc/json.hpp>
+#include <zproc/process_record.hpp>
 #include <zproc/server.hpp>
 #include <zproc/state.hpp>
 #include <zproc/transaction.hpp>
