@@ -24,6 +24,10 @@ struct arguments {
   bool snapshots = false;              // watch: --snapshots
   std::string data_dir;                // server: --data-dir
   std::string fsync = "interval";      // server: --fsync always|interval|never
+  std::optional<std::size_t> max_process_records;  // server: --max-process-records N
+  bool all = false;                    // ps: --all
+  bool running = false;                // ps: --running
+  bool json_lines = false;             // ps: --json
   bool help = false;
   std::vector<std::string> positional;
 
@@ -39,6 +43,7 @@ int run_server(const arguments& args);
 int run_state_command(const arguments& args);
 int run_watch(const arguments& args);
 int run_history(const arguments& args);
+int run_ps(const arguments& args);
 
 extern const char* const usage_text;
 

@@ -31,12 +31,16 @@ commands:
                             --from REV starts after revision REV (0: the oldest kept);
                             --live skips updates that pile up while a line is printed
   history                   print the kept updates as JSON lines (--from REV, --to REV)
+  ps [--all|--running]      list the processes spawned through the server: all the records it
+     [--json]               keeps (default) or only the running ones; a table with the first
+                            line of each crash report, or with --json one JSON object per line
 
 options:
   --address ADDR            server address (ipc:///path.sock or tcp://host:port);
                             default: $ZPROC_ADDRESS
   --namespace NS            namespace (default: "default")
   --listen ADDR             (server) address to listen on; repeatable; port 0 = any free port
+  --max-process-records N   (server) finished process records to keep (default 10000)
   -h, --help                this text
 )";
 
@@ -75,6 +79,19 @@ arguments parse(int argc, char** argv) {
       if (err != std::errc() || end != v.data() + v.size())
         throw usage_error{arg + " needs a revision (a number), not '" + v + "'"};
       (arg == "--from" ? a.from : a.to) = rev;
+    } else if (arg == "--max-process-records") {
+      const std::string v = value("--max-process-records");
+      std::size_t n = 0;
+      auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (err != std::errc() || end != v.data() + v.size())
+        throw usage_error{"--max-process-records needs a number, not '" + v + "'"};
+      a.max_process_records = n;
+    } else if (arg == "--all") {
+      a.all = true;
+    } else if (arg == "--running") {
+      a.running = true;
+    } else if (arg == "--json") {
+      a.json_lines = true;
     } else if (arg == "--data-dir") {
       a.data_dir = value("--data-dir");
     } else if (arg == "--fsync") {
@@ -107,6 +124,7 @@ int main(int argc, char** argv) {
     if (args.command == "server") return run_server(args);
     if (args.command == "watch") return run_watch(args);
     if (args.command == "history") return run_history(args);
+    if (args.command == "ps") return run_ps(args);
     return run_state_command(args);
   } catch (const usage_error& e) {
     std::cerr << "zproc: " << e.message << "\n(see 'zproc --help')\n";

@@ -24,6 +24,7 @@ int run_server(const arguments& args) {
     }
   }
   config.data_dir = args.data_dir;
+  if (args.max_process_records) config.max_process_records = *args.max_process_records;
   if (args.fsync == "always") {
     config.fsync = server_config::fsync_policy::always;
   } else if (args.fsync == "interval") {

@@ -1,10 +1,14 @@
 // The zproc command: each subcommand against a real server, and its errors.
 #include "support/server_process.hpp"
 
+#include <zproc/client.hpp>
+
 #include <doctest/doctest.h>
 
 #include <nlohmann/json.hpp>
 
+#include <regex>
+#include <thread>
 #include <sstream>
 
 #include <sys/stat.h>
@@ -17,6 +21,27 @@ zproc::test::run_result zproc_cmd(std::vector<std::string> args,
                                   std::vector<std::string> env = {}) {
   args.insert(args.begin(), ZPROC_EXE);
   return run_program(args, 20s, env);
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+/// What a supervisor sends to register a process (the CLI only reads records).
+std::uint64_t proc_start(const zproc::client& c, std::int64_t pid, const std::string& target) {
+  nlohmann::json req = {{"o", "proc_start"}};
+  req["record"] = {{"pid", pid},     {"ppid", 100},   {"target", target},
+                   {"n", "default"}, {"host", "box"}, {"kind", "target"},
+                   {"attempt", 1}};
+  return zproc::detail::call<std::uint64_t>(c.impl(), std::move(req));
+}
+void proc_update(const zproc::client& c, std::uint64_t id, nlohmann::json record) {
+  nlohmann::json req = {{"o", "proc_update"}, {"id", id}};
+  req["record"] = std::move(record);
+  zproc::detail::call<nlohmann::json>(c.impl(), std::move(req));
 }
 }  // namespace
 
@@ -115,6 +140,78 @@ TEST_SUITE("cli") {
     auto help = zproc_cmd({"--help"});
     CHECK(help.exit_code == 0);
     CHECK(help.out.find("server --listen") != std::string::npos);
+  }
+
+  TEST_CASE("ps: a table with crash reports, --running, --json lines") {
+    zproc::test::server_process srv;
+    const std::string env = "ZPROC_ADDRESS=" + srv.ipc();
+    const std::string header = "ID  PID  PPID  TARGET  NAMESPACE  STATE  EXIT  STARTED\n";
+    CHECK(zproc_cmd({"ps"}, {env}).out == header);  // no records yet
+
+    zproc::client supervisor({.request_timeout = 10s});
+    supervisor.connect(srv.ipc());
+    proc_start(supervisor, 4242, "worker");
+    const auto crashed = proc_start(supervisor, 4243, "parser");
+    const std::string report = "Segmentation fault (signal 11)\n#0 parse()";
+    proc_update(supervisor, crashed,
+                {{"state", "crashed"}, {"exitcode", -11}, {"crash_report", report}});
+    const auto exited = proc_start(supervisor, 4244, "job");
+    proc_update(supervisor, exited, {{"state", "exited"}, {"exitcode", 0}});
+
+    auto table = zproc_cmd({"ps"}, {env});
+    CHECK(table.exit_code == 0);
+    INFO(table.out);
+    const auto lines = lines_of(table.out);
+    REQUIRE(lines.size() == 6);  // header, 3 rows, a blank line, one crash report line
+    const auto matches = [](const std::string& line, const std::string& pattern) {
+      const std::string clock = "[0-2][0-9]:[0-5][0-9]:[0-5][0-9]";
+      return std::regex_match(line, std::regex(" *" + pattern + " +" + clock));
+    };
+    const std::regex columns("ID +PID +PPID +TARGET +NAMESPACE +STATE +EXIT +STARTED");
+    CHECK(std::regex_match(lines[0], columns));
+    CHECK(matches(lines[1], "1 +4242 +100 +worker +default +running +-"));
+    CHECK(matches(lines[2], "2 +4243 +100 +parser +default +crashed +-11"));
+    CHECK(matches(lines[3], "3 +4244 +100 +job +default +exited +0"));
+    CHECK(lines[4].empty());
+    CHECK(lines[5] == "2 parser crashed: Segmentation fault (signal 11)");  // the first line only
+    // Columns line up: every row has STATE where the header has it.
+    const auto state_column = lines[0].find("STATE");
+    for (int i = 1; i <= 3; ++i)
+      CHECK(lines[i].find_first_not_of(' ', state_column - 1) == state_column);
+
+    auto running = lines_of(zproc_cmd({"ps", "--running"}, {env}).out);
+    REQUIRE(running.size() == 2);
+    CHECK(running[1].find("worker") != std::string::npos);
+
+    auto json_lines = zproc_cmd({"ps", "--json", "--all"}, {env});
+    CHECK(json_lines.exit_code == 0);
+    const auto objects = lines_of(json_lines.out);
+    REQUIRE(objects.size() == 3);
+    const auto second = nlohmann::json::parse(objects[1]);
+    CHECK(second["id"] == 2);
+    CHECK(second["pid"] == 4243);
+    CHECK(second["target"] == "parser");
+    CHECK(second["n"] == "default");
+    CHECK(second["state"] == "crashed");
+    CHECK(second["exitcode"] == -11);
+    CHECK(second["crash_report"] == report);
+    CHECK(second["client"] == supervisor.id());
+    CHECK(second["ended"].get<std::int64_t>() >= second["started"].get<std::int64_t>());
+    CHECK(lines_of(zproc_cmd({"ps", "--json", "--running"}, {env}).out).size() == 1);
+
+    // The supervisor goes: its running process is lost.
+    supervisor.close();
+    std::string state;
+    for (int i = 0; i < 100 && state != "lost"; ++i) {
+      auto line = lines_of(zproc_cmd({"ps", "--json"}, {env}).out).at(0);
+      state = nlohmann::json::parse(line)["state"];
+      if (state != "lost") std::this_thread::sleep_for(20ms);
+    }
+    CHECK(state == "lost");
+
+    CHECK(zproc_cmd({"ps", "--all", "--running"}, {env}).exit_code == 2);
+    CHECK(zproc_cmd({"ps", "extra"}, {env}).exit_code == 2);
+    CHECK(zproc_cmd({"--help"}).out.find("ps [--all|--running]") != std::string::npos);
   }
 
   TEST_CASE("server: listening line, socket mode 0600, clean stop on SIGTERM, address in use") {

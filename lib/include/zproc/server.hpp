@@ -45,6 +45,12 @@ struct server_config {
   std::chrono::milliseconds fsync_interval{100};
   /// Write a snapshot (and restart the log) after this many logged updates.
   std::size_t snapshot_every = 100'000;
+
+  /// Process records (`zproc ps`, list_processes()): the server keeps every running process
+  /// registered with it and at most this many that finished, dropping those that finished
+  /// first. Records live in memory only (not in the data directory) and start again with ids
+  /// at 1 when the server restarts.
+  std::size_t max_process_records = 10'000;
 };
 
 namespace server_detail {

@@ -1,4 +1,4 @@
-// zproc/zproc.hpp - everything: state server, client, state.
+// zproc/zproc.hpp - everything: state server, client, state, process records.
 #pragma once
 
 #include <zproc/address.hpp>
@@ -8,6 +8,7 @@
 #include <zproc/json.hpp>
 #include <zproc/process.hpp>
 #include <zproc/process_error.hpp>
+#include <zproc/process_record.hpp>
 #include <zproc/server.hpp>
 #include <zproc/state.hpp>
 #include <zproc/target.hpp>

@@ -174,4 +174,10 @@ class client_impl {
   std::unordered_map<std::string, unsigned> lock_first_;  // namespace -> calls left
 };
 
+/// Connects the cancellation slot of an async operation (if it has one) to the returned token:
+/// a cancel then stops the request the token names (cancel_token::id), or the next one sent
+/// with it. Defined in client.cpp.
+std::shared_ptr<cancel_token> install_cancellation(boost::asio::cancellation_slot slot,
+                                                   const std::shared_ptr<client_impl>& c);
+
 }  // namespace zproc::detail

@@ -4,6 +4,14 @@
 
 namespace zproc::server_detail {
 
+namespace {
+std::int64_t wall_clock_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
 void engine::lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
                   std::vector<delivery>& out) {
   namespace_state& st = store_.restore(ns);
@@ -41,6 +49,20 @@ void engine::client_gone(std::uint64_t client_id, std::vector<delivery>& out) {
     if (const auto* st = store_.find(name); st && st->locked_by == client_id) held.push_back(name);
   }
   for (const auto& name : held) release(name, out);  // a killed holder blocks nobody
+  processes_.client_gone(client_id, wall_clock_ms());
+}
+
+void engine::handle_process_op(const json& request, std::uint64_t request_id,
+                               std::uint64_t client_id, std::vector<delivery>& out) {
+  try {
+    json result = processes_.execute(request, client_id, wall_clock_ms());
+    out.push_back({client_id, protocol::make_reply(request_id, std::move(result))});
+  } catch (const op_error& e) {
+    out.push_back({client_id, protocol::make_error_reply(request_id, e.code, e.message)});
+  } catch (const json::exception& e) {
+    out.push_back({client_id, protocol::make_error_reply(request_id, server_errc::bad_request,
+                                                         e.what())});
+  }
 }
 
 void engine::tick(std::vector<delivery>& out) {
@@ -63,6 +85,10 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   const auto op = request.is_object() ? request.find(protocol::field::op) : request.end();
   const bool named = request.is_object() && op != request.end() && op->is_string();
 
+  if (named && process_registry::handles(op->get_ref<const std::string&>())) {
+    handle_process_op(request, request_id, ctx.client_id, out);
+    return;
+  }
   if (named && *op == "watch") {
     try {
       if (auto now = watches_.watch(store_, request, ctx.client_id))

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "server/journal.hpp"
+#include "server/process_registry.hpp"
 #include "server/store.hpp"
 #include "server/watch.hpp"
 
@@ -17,7 +18,9 @@ namespace zproc::server_detail {
 
 class engine {
  public:
-  engine(std::int64_t server_pid, retention limits) : store_(server_pid, limits) {}
+  /// `max_process_records`: finished process records kept (server_config::max_process_records).
+  engine(std::int64_t server_pid, retention limits, std::size_t max_process_records = 10'000)
+      : store_(server_pid, limits), processes_(max_process_records) {}
 
   /// Makes every write durable in `j` (recovering the state from it first).
   recovery_report attach(std::unique_ptr<journal> j);
@@ -31,7 +34,8 @@ class engine {
   void handle(const json& request, std::uint64_t request_id, const request_context& ctx,
               std::vector<delivery>& out);
 
-  /// The client's connection closed: its pending watches go, its atomic locks are released.
+  /// The client's connection closed: its pending watches go, its atomic locks are released,
+  /// the processes it registered and that still run are "lost".
   void client_gone(std::uint64_t client_id, std::vector<delivery>& out);
 
   /// Releases atomic locks whose lease expired (their holder hangs); grants them to waiters.
@@ -42,10 +46,16 @@ class engine {
 
   store& data() noexcept { return store_; }
   const watch_registry& watches() const noexcept { return watches_; }
+  const process_registry& processes() const noexcept { return processes_; }
 
  private:
+  /// proc_start / proc_update / proc_list.
+  void handle_process_op(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+                         std::vector<delivery>& out);
+
   store store_;
   watch_registry watches_;
+  process_registry processes_;
   std::unique_ptr<journal> journal_;
 
   struct lock_waiter {

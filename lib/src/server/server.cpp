@@ -62,7 +62,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   server_impl(asio::any_io_executor ex, server_config config)
       : strand_(asio::make_strand(ex)),
         config_(std::move(config)),
-        engine_(::getpid(), config_.history) {}
+        engine_(::getpid(), config_.history, config_.max_process_records) {}
 
   void start() {
     if (started_) throw zproc::error(make_error_code(std::errc::operation_in_progress),

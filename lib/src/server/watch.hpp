@@ -20,6 +20,7 @@
 #pragma once
 
 #include "server/history.hpp"
+#include "server/op_error.hpp"
 #include "server/store.hpp"
 
 #include <cstdint>
@@ -121,12 +122,6 @@ class watch_registry {
   // Index: waiters by namespace, and within it by watched key ("" = every update).
   std::unordered_map<std::string, std::unordered_map<std::string, slot_list>> by_ns_;
   std::unordered_map<std::uint64_t, std::size_t> per_client_;
-};
-
-/// An error while handling a request: becomes an error reply.
-struct op_error {
-  server_errc code;
-  std::string message;
 };
 
 }  // namespace zproc::server_detail
