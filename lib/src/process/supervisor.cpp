@@ -144,6 +144,7 @@ struct supervisor::recorder {
     std::shared_ptr<child> c;
     json fields;
     bool start;
+    bool fields_final = false;  ///< the last record of this process
   };
   struct sink {
     explicit sink(asio::any_io_executor ex) : conn(ex), wake(ex) {}
@@ -179,16 +180,25 @@ struct supervisor::recorder {
         }
         entry e = std::move(s->queue.front());
         s->queue.pop_front();
-        json req = {{"o", e.start ? "proc_start" : "proc_update"}, {"record", std::move(e.fields)}};
-        if (e.start) {
-          json id = co_await detail::async_request<json>(s->conn.impl(), std::move(req),
-                                                         asio::use_awaitable);
-          ids[e.c.get()] = id.get<std::uint64_t>();
-        } else {
+        json req = json::object();
+        req["o"] = e.start ? "proc_start" : "proc_update";
+        req["record"] = std::move(e.fields);
+        if (!e.start) {
           auto it = ids.find(e.c.get());
-          if (it == ids.end()) continue;
+          if (it == ids.end()) continue;  // its start was refused
           req["id"] = it->second;
-          co_await detail::async_request<json>(s->conn.impl(), std::move(req), asio::use_awaitable);
+        }
+        auto [ec, reply] = co_await detail::async_request<json>(
+            s->conn.impl(), std::move(req), asio::as_tuple(asio::use_awaitable));
+        if (ec == client_errc::connection_closed || ec == client_errc::server_unreachable)
+          throw zproc::error(ec);
+        if (ec) {
+          std::fprintf(stderr, "[zproc] the server refused a process record: %s\n",
+                       ec.message().c_str());
+        } else if (e.start) {
+          ids[e.c.get()] = reply.get<std::uint64_t>();
+        } else if (e.fields_final) {
+          ids.erase(e.c.get());
         }
       }
     } catch (const std::exception& ex) {
@@ -413,7 +423,11 @@ void supervisor::finish(const std::shared_ptr<attempt>& a) {
       c->running = false;
       c->exitcode = code;
     }
-    record(c, {{"state", "retrying"}, {"exitcode", code}, {"crash_report", report}}, false);
+    json fields = json::object();
+    fields["state"] = reports.exception ? "failed" : "crashed";
+    fields["exitcode"] = code;
+    fields["crash_report"] = report;
+    record(c, std::move(fields), false);  // the next attempt sets it running again
     auto t = std::make_shared<asio::steady_timer>(io_, c->options.retry_delay);
     t->async_wait([this, c, t](error_code) {
       {
@@ -461,7 +475,7 @@ void supervisor::finish(const std::shared_ptr<attempt>& a) {
                                           : "exited";
   json fields = {{"state", state}, {"exitcode", code}};
   if (!report.empty()) fields["crash_report"] = report;
-  record(c, std::move(fields), false);
+  record(c, std::move(fields), false, true);
   complete(c);
 }
 
@@ -543,9 +557,9 @@ void supervisor::stop(const std::shared_ptr<child>& c, bool wait) {
   c->cv.wait(lock, [&] { return c->done; });
 }
 
-void supervisor::record(const std::shared_ptr<child>& c, json fields, bool start) {
+void supervisor::record(const std::shared_ptr<child>& c, json fields, bool start, bool final) {
   if (c->ticket.address.empty()) return;
-  recorder_->push(c->ticket.address, {c, std::move(fields), start});
+  recorder_->push(c->ticket.address, {c, std::move(fields), start, final});
 }
 
 std::exception_ptr type_mismatch(const child& c, const char* type) {

@@ -86,7 +86,7 @@ class supervisor {
   void start_attempt(const std::shared_ptr<detail::child>& c);
   void finish(const std::shared_ptr<attempt>& a);
   void complete(const std::shared_ptr<detail::child>& c);
-  void record(const std::shared_ptr<detail::child>& c, json fields, bool start);
+  void record(const std::shared_ptr<detail::child>& c, json fields, bool start, bool final = false);
 
   boost::asio::io_context io_;
   std::map<const detail::child*, std::shared_ptr<attempt>> running_;  ///< supervisor thread only
