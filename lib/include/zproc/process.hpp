@@ -172,6 +172,10 @@ class process {
   std::shared_ptr<detail::child> c_;
 };
 
+/// "Process - pid: 8959 target: 'cookie_eater' ppid: 8944 is_alive: true exitcode: none",
+/// as ZProc printed a process.
+std::string to_string(const process& p);
+
 /// Waits for every process in `procs` with one deadline for all, and returns their values in
 /// order. The first failure (in list order) is thrown at once.
 template <class R = void>

@@ -133,7 +133,7 @@ void list_run::on_page(error_code ec, json&& result, bool must_post) {
     }
   }
   if (ec) records_.clear();
-  h_.complete(ec, std::move(records_), must_post);
+  h_.complete(must_post, ec, std::move(records_));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <boost/core/demangle.hpp>
 
 #include <signal.h>
+#include <unistd.h>
 
 #include <stdexcept>
 
@@ -81,6 +82,13 @@ void process::signal(int sig) const {
   const auto& c = checked(c_);
   std::lock_guard lock(c.m);
   if (c.running && c.pid > 0) ::kill(static_cast<pid_t>(c.pid), sig);
+}
+
+std::string to_string(const process& p) {
+  const auto code = p.exitcode();
+  return "Process - pid: " + std::to_string(p.pid()) + " target: '" + p.target() +
+         "' ppid: " + std::to_string(::getpid()) + " is_alive: " + (p.is_alive() ? "true" : "false") +
+         " exitcode: " + (code ? std::to_string(*code) : std::string("none"));
 }
 
 }  // namespace zproc

@@ -1,0 +1,48 @@
+// The demos run to completion and print what they should (they are real programs: each starts
+// its own embedded server and real child processes).
+#include "support/server_process.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+namespace {
+
+std::size_t count(const std::string& text, const std::string& what) {
+  std::size_t n = 0;
+  for (auto at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_SUITE("demos") {
+  TEST_CASE("cookie_eater: the seed README's output, modulo pids") {
+    auto r = zproc::test::run_program({ZPROC_DEMO_DIR "/cookie_eater"}, std::chrono::seconds(60));
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.rfind("Process - pid: ", 0) == 0);
+    CHECK(r.out.find("target: 'cookie_eater' ppid: ") != std::string::npos);
+    CHECK(r.out.find("is_alive: true exitcode: none\n") != std::string::npos);
+    CHECK(count(r.out, "Here's a cookie!\n") == 5);
+    CHECK(count(r.out, "nom nom nom\n") == 5);
+    CHECK(r.err.empty());
+  }
+
+  TEST_CASE("remote_exceptions: the parent catches the child's exception with its stacktrace") {
+    auto r = zproc::test::run_program({ZPROC_DEMO_DIR "/remote_exceptions"},
+                                      std::chrono::seconds(60));
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("a full jar holds 4 cookies") != std::string::npos);
+    CHECK(r.out.find("caught zproc::remote_error from 'cookie_counter'") != std::string::npos);
+    CHECK(r.out.find("type: std::runtime_error") != std::string::npos);
+    CHECK(r.out.find("message: out of cookies") != std::string::npos);
+    CHECK(r.out.find("0# (anonymous namespace)::count_cookies(") != std::string::npos);
+    CHECK(r.out.find("remote_exceptions.cpp:") != std::string::npos);
+    CHECK(r.out.find("the child's exit code: 1") != std::string::npos);
+    // The supervisor printed the crash report on stderr.
+    CHECK(r.err.find("[zproc] Crash report:\n  target: 'cookie_counter'") != std::string::npos);
+    CHECK(r.err.find("  what: std::runtime_error: out of cookies") != std::string::npos);
+  }
+}
