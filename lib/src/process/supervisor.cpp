@@ -201,11 +201,11 @@ struct supervisor::recorder {
           ids.erase(e.c.get());
         }
       }
-    } catch (const std::exception& ex) {
+    } catch (const std::exception&) {
+      // The server is gone (an embedded one ends with its context) or was never reachable:
+      // the records had nowhere to go; the processes are supervised all the same.
       s->failed = true;
       s->queue.clear();
-      std::fprintf(stderr, "[zproc] process records are not kept on %s: %s\n", address.c_str(),
-                   ex.what());
     }
   }
 };
