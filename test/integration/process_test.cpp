@@ -15,6 +15,7 @@
 #include <chrono>
 #include <csignal>
 #include <fstream>
+#include <future>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -213,6 +214,20 @@ TEST_SUITE("process") {
       ctx.create_state({});
       auto p = ctx.spawn(quick_retries({zproc::retry_on<std::logic_error>()}), flaky, 3, false);
       CHECK_THROWS_AS(p.wait<int>(30s), zproc::remote_error);
+      CHECK(p.attempts() == 1);
+    }
+    SUBCASE("stop() during the delay before a retry ends it at once") {
+      ctx.create_state({});
+      auto o = quick_retries({zproc::retry_on<std::runtime_error>()});
+      o.retry_delay = 10min;
+      auto p = ctx.spawn(o, flaky, 100, false);
+      const auto until = std::chrono::steady_clock::now() + 20s;
+      while (!p.exitcode() && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(10ms);
+      REQUIRE(p.exitcode() == 1);  // the first attempt failed; the retry waits
+      auto stopped = std::async(std::launch::async, [&] { p.stop(); });
+      REQUIRE(stopped.wait_for(20s) == std::future_status::ready);
+      CHECK_THROWS_WITH_AS(p.wait(1s), doctest::Contains("was stopped"), zproc::process_wait_error);
       CHECK(p.attempts() == 1);
     }
     SUBCASE("retry_args") {

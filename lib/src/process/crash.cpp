@@ -18,18 +18,12 @@
 namespace zproc::process_detail {
 namespace {
 
-std::string self_exe() {
-  char buf[PATH_MAX];
-  const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf);
-  return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
-}
-
 std::vector<signal_dump::object> list_objects() {
   std::vector<signal_dump::object> out;
   struct ctx {
     std::vector<signal_dump::object>* out;
     std::string exe;
-  } c{&out, self_exe()};
+  } c{&out, executable_path()};
   dl_iterate_phdr(
       [](dl_phdr_info* info, std::size_t, void* p) {
         auto& cx = *static_cast<ctx*>(p);
@@ -99,6 +93,15 @@ bool is_runner(std::string_view frame) {
 }
 
 }  // namespace
+
+const std::string& executable_path() {
+  static const std::string path = [] {
+    char buf[PATH_MAX];
+    const ssize_t n = ::readlink("/proc/self/exe", buf, sizeof buf);
+    return n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : std::string();
+  }();
+  return path;
+}
 
 void install_crash_handlers(int fd) {
   report_fd = fd;

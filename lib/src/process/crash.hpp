@@ -10,6 +10,9 @@
 
 namespace zproc::process_detail {
 
+/// This program's file (/proc/self/exe), read once.
+const std::string& executable_path();
+
 /// In a spawned process: on SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT, write the raw frames
 /// and the loaded objects to `fd` (signal-safe), then die of the signal.
 void install_crash_handlers(int fd);

@@ -7,15 +7,14 @@
 #include <zproc/error.hpp>
 
 #include <boost/asio/append.hpp>
-#include <boost/core/demangle.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/read.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+#include <boost/core/demangle.hpp>
 #include <boost/process/v2/process.hpp>
 
 #include <sys/prctl.h>
@@ -25,7 +24,6 @@
 
 #include <array>
 #include <atomic>
-#include <filesystem>
 #include <cstdio>
 #include <future>
 #include <map>
@@ -106,15 +104,12 @@ struct channel_init {
   }
 };
 
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return "localhost";
-  return buf;
-}
-
-std::string self_exe() {
-  std::error_code ec;
-  return std::filesystem::read_symlink("/proc/self/exe", ec).string();
+const std::string& host_name() {
+  static const std::string name = [] {
+    char buf[256] = {};
+    return ::gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : std::string("localhost");
+  }();
+  return name;
 }
 
 int to_exitcode(int status) {
@@ -151,12 +146,11 @@ struct supervisor::recorder {
     zproc::client conn;
     asio::steady_timer wake;
     std::deque<entry> queue;
-    bool failed = false;
+    std::map<const child*, std::uint64_t> ids;  ///< record ids of the processes still running
   };
   explicit recorder(asio::io_context& ctx) : io(ctx) {}
   asio::io_context& io;
   std::map<std::string, std::shared_ptr<sink>> sinks;
-  std::map<const child*, std::uint64_t> ids;
 
   void push(const std::string& address, entry e) {
     auto& s = sinks[address];
@@ -165,7 +159,6 @@ struct supervisor::recorder {
       s->wake.expires_at(asio::steady_timer::time_point::max());
       asio::co_spawn(io, run(address, s), asio::detached);
     }
-    if (s->failed) return;
     s->queue.push_back(std::move(e));
     s->wake.cancel();
   }
@@ -184,8 +177,8 @@ struct supervisor::recorder {
         req["o"] = e.start ? "proc_start" : "proc_update";
         req["record"] = std::move(e.fields);
         if (!e.start) {
-          auto it = ids.find(e.c.get());
-          if (it == ids.end()) continue;  // its start was refused
+          auto it = s->ids.find(e.c.get());
+          if (it == s->ids.end()) continue;  // its start was refused
           req["id"] = it->second;
         }
         auto [ec, reply] = co_await detail::async_request<json>(
@@ -196,28 +189,30 @@ struct supervisor::recorder {
           std::fprintf(stderr, "[zproc] the server refused a process record: %s\n",
                        ec.message().c_str());
         } else if (e.start) {
-          ids[e.c.get()] = reply.get<std::uint64_t>();
+          s->ids[e.c.get()] = reply.get<std::uint64_t>();
         } else if (e.fields_final) {
-          ids.erase(e.c.get());
+          s->ids.erase(e.c.get());
         }
       }
     } catch (const std::exception&) {
       // The server is gone (an embedded one ends with its context) or was never reachable:
-      // the records had nowhere to go; the processes are supervised all the same.
-      s->failed = true;
-      s->queue.clear();
+      // the records have nowhere to go; the processes are supervised all the same. The sink
+      // goes too (a later record for this address tries a new connection).
     }
+    if (auto it = sinks.find(address); it != sinks.end() && it->second == s) sinks.erase(it);
   }
 };
 
 // --- one attempt: a running process, its channel, its exit -----------------------------------
 struct supervisor::attempt {
-  explicit attempt(asio::io_context& io) : channel(io), eof_timer(io), kill_timer(io) {}
+  explicit attempt(asio::io_context& io)
+      : channel(io), eof_timer(io), kill_timer(io), poll_timer(io) {}
   std::shared_ptr<child> c;
   std::optional<bp2::process> proc;
   asio::local::stream_protocol::socket channel;
   asio::steady_timer eof_timer;
   asio::steady_timer kill_timer;
+  asio::steady_timer poll_timer;  ///< reaping by waitpid() when the pidfd wait failed
   std::string ticket;
   std::string inbox;
   std::array<char, 16 * 1024> buf;
@@ -305,7 +300,7 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
     try {
       const std::vector<std::string> argv{std::string(child_flag), c->target};
       a->proc.emplace(
-          start_process(io_, self_exe(), argv, death, channel_init{sv[1]}));
+          start_process(io_, executable_path(), argv, death, channel_init{sv[1]}));
     } catch (...) {
       ::close(sv[0]);
       ::close(sv[1]);
@@ -342,34 +337,46 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
     record(c, std::move(fields), false);
   }
 
-  if (!c->command) {
-    asio::async_write(a->channel, asio::buffer(a->ticket), [](error_code, std::size_t) {});
-    auto read = std::make_shared<std::function<void()>>();
-    *read = [this, a, read] {
-      a->channel.async_read_some(asio::buffer(a->buf), [this, a, read](error_code ec, std::size_t n) {
-        a->inbox.append(a->buf.data(), n);
-        if (!ec) return (*read)();
-        a->eof = true;
-        a->eof_timer.cancel();
-        *read = nullptr;  // breaks the cycle
-        if (a->exited) finish(a);
-      });
-    };
-    (*read)();
+  if (c->command) {
+    a->eof = true;  // no channel
   } else {
-    a->eof = true;
+    // A failed write shows as the child's exit 125 ("closed before sending what to run").
+    asio::async_write(a->channel, asio::buffer(a->ticket), [](error_code, std::size_t) {});
+    read_channel(a);
   }
-  a->proc->async_wait([this, a](error_code, int) {
-    a->exited = true;
-    a->status = a->proc->native_exit_code();
-    release_slot(a->slot);
-    a->kill_timer.cancel();
-    if (a->eof) return finish(a);
-    // Normally the channel ends with the process; a grandchild holding it must not hold us.
-    a->eof_timer.expires_after(std::chrono::seconds(1));
-    a->eof_timer.async_wait([this, a](error_code ec) {
-      if (!ec && !a->eof) a->channel.close();
-    });
+  a->proc->async_wait([this, a](error_code ec, int) {
+    if (ec) return poll_exit(a);
+    exited(a, a->proc->native_exit_code());
+  });
+}
+
+void supervisor::read_channel(const std::shared_ptr<attempt>& a) {
+  a->channel.async_read_some(asio::buffer(a->buf), [this, a](error_code ec, std::size_t n) {
+    a->inbox.append(a->buf.data(), n);
+    if (!ec) return read_channel(a);
+    a->eof = true;
+    a->eof_timer.cancel();
+    if (a->exited) finish(a);
+  });
+}
+
+void supervisor::poll_exit(const std::shared_ptr<attempt>& a) {
+  int status = 0;
+  if (::waitpid(a->pid, &status, WNOHANG) == a->pid) return exited(a, status);
+  a->poll_timer.expires_after(std::chrono::milliseconds(20));
+  a->poll_timer.async_wait([this, a](error_code) { poll_exit(a); });
+}
+
+void supervisor::exited(const std::shared_ptr<attempt>& a, int status) {
+  a->exited = true;
+  a->status = status;
+  release_slot(a->slot);
+  a->kill_timer.cancel();
+  if (a->eof) return finish(a);
+  // Normally the channel ends with the process; a grandchild holding it must not hold us.
+  a->eof_timer.expires_after(std::chrono::seconds(1));
+  a->eof_timer.async_wait([a](error_code ec) {
+    if (!ec && !a->eof) a->channel.close();
   });
 }
 
@@ -429,51 +436,54 @@ void supervisor::finish(const std::shared_ptr<attempt>& a) {
     fields["crash_report"] = report;
     record(c, std::move(fields), false);  // the next attempt sets it running again
     auto t = std::make_shared<asio::steady_timer>(io_, c->options.retry_delay);
-    t->async_wait([this, c, t](error_code) {
+    retrying_[c.get()] = t;
+    t->async_wait([this, c, code](error_code) {  // stop() cancels it
+      retrying_.erase(c.get());
+      bool stop_asked;
       {
         std::lock_guard lock(c->m);
-        if (c->stopping) {
-          c->done = true;
-          c->error = std::make_exception_ptr(process_wait_error(
-              "process '" + c->target + "' was stopped before its retry", c->pid, c->target, {},
-              *c->exitcode));
-        }
+        stop_asked = c->stopping;
       }
-      if (c->done) return complete(c);
+      if (stop_asked) return settle(c, code, stopped_error(*c, code), {}, "stopped", {});
       try {
         start_attempt(c);
       } catch (const std::exception& e) {
-        std::lock_guard lock(c->m);
-        c->done = true;
-        c->error = std::make_exception_ptr(process_wait_error(
-            "process '" + c->target + "' could not be started again: " + e.what(), c->pid,
-            c->target, {}, *c->exitcode));
+        settle(c, code,
+               std::make_exception_ptr(process_wait_error(
+                   "process '" + c->target + "' could not be started again: " + e.what(), c->pid,
+                   c->target, {}, code)),
+               {}, "failed", {});
       }
-      if (c->done) complete(c);
     });
     return;
   }
 
   const bool got_value = reports.value.has_value();
-  std::exception_ptr error = make_error(*c, report, reports.exception, code, got_value || c->command);
-  if (stopping && !error)
-    error = std::make_exception_ptr(
-        process_wait_error("process '" + c->target + "' (pid " + std::to_string(a->pid) +
-                               ") was stopped",
-                           a->pid, c->target, {}, code));
+  const bool stopped = stopping && !got_value;  // a value sent before the stop still counts
+  std::exception_ptr error =
+      stopped ? stopped_error(*c, code)
+              : make_error(*c, report, reports.exception, code, got_value || c->command);
+  const char* state = stopped             ? "stopped"
+                      : reports.exception ? "failed"
+                      : code < 0          ? "crashed"
+                                          : "exited";
+  settle(c, code, std::move(error), std::move(reports.value), state, report);
+}
+
+void supervisor::settle(const std::shared_ptr<child>& c, int code, std::exception_ptr error,
+                        std::optional<std::string> value, const char* state,
+                        const std::string& report) {
   {
     std::lock_guard lock(c->m);
     c->running = false;
     c->done = true;
     c->exitcode = code;
-    c->error = error;
-    if (got_value) c->value = std::move(*reports.value);
+    c->error = std::move(error);
+    if (value) c->value = std::move(*value);
   }
-  const char* state = stopping ? "stopped"
-                      : reports.exception ? "failed"
-                      : code < 0          ? "crashed"
-                                          : "exited";
-  json fields = {{"state", state}, {"exitcode", code}};
+  json fields = json::object();
+  fields["state"] = state;
+  fields["exitcode"] = code;
   if (!report.empty()) fields["crash_report"] = report;
   record(c, std::move(fields), false, true);
   complete(c);
@@ -536,23 +546,31 @@ void supervisor::cancel_waiter(const std::shared_ptr<child>& c, std::uint64_t id
 }
 
 void supervisor::stop(const std::shared_ptr<child>& c, bool wait) {
+  bool first;
   {
     std::lock_guard lock(c->m);
     if (c->done) return;
+    first = !c->stopping;
     c->stopping = true;
   }
-  asio::post(io_, [this, c] {
-    auto it = running_.find(c.get());
-    if (it == running_.end()) return;  // between attempts: the retry timer sees `stopping`
-    auto a = it->second;
-    if (a->exited) return;
-    ::kill(a->pid, SIGTERM);
-    a->kill_timer.expires_after(c->options.stop_grace);
-    a->kill_timer.async_wait([a](error_code ec) {
-      if (!ec && !a->exited) ::kill(a->pid, SIGKILL);
+  if (first) {
+    asio::post(io_, [this, c] {
+      if (auto r = retrying_.find(c.get()); r != retrying_.end()) {
+        r->second->cancel();  // its handler sees `stopping` and settles at once
+        return;
+      }
+      auto it = running_.find(c.get());
+      if (it == running_.end() || it->second->exited) return;
+      auto a = it->second;
+      ::kill(a->pid, SIGTERM);
+      a->kill_timer.expires_after(c->options.stop_grace);
+      a->kill_timer.async_wait([a](error_code ec) {
+        if (!ec && !a->exited) ::kill(a->pid, SIGKILL);
+      });
     });
-  });
+  }
   if (!wait || std::this_thread::get_id() == supervisor_thread) return;  // not on ourselves
+  // Bounded: SIGKILL follows SIGTERM after stop_grace.
   std::unique_lock lock(c->m);
   c->cv.wait(lock, [&] { return c->done; });
 }
@@ -568,6 +586,12 @@ std::exception_ptr type_mismatch(const child& c, const char* type) {
   return std::make_exception_ptr(std::invalid_argument(
       "zproc: wait<" + boost::core::demangle(type) + ">() on target '" + c.target +
       "', which returns " + boost::core::demangle(c.value_type.c_str())));
+}
+
+std::exception_ptr stopped_error(const child& c, int exitcode) {
+  return std::make_exception_ptr(process_wait_error(
+      "process '" + c.target + "' (pid " + std::to_string(c.pid) + ") was stopped", c.pid,
+      c.target, {}, exitcode));
 }
 
 std::exception_ptr make_error(const child& c, const std::string& crash_report,

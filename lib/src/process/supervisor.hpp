@@ -84,12 +84,21 @@ class supervisor {
   supervisor();
   struct attempt;
   void start_attempt(const std::shared_ptr<detail::child>& c);
+  void read_channel(const std::shared_ptr<attempt>& a);
+  void poll_exit(const std::shared_ptr<attempt>& a);
+  void exited(const std::shared_ptr<attempt>& a, int status);
+  /// The attempt is over (exited and its channel read): retry, or settle.
   void finish(const std::shared_ptr<attempt>& a);
+  /// The outcome is final: record it, wake the waiters.
+  void settle(const std::shared_ptr<detail::child>& c, int code, std::exception_ptr error,
+              std::optional<std::string> value, const char* state, const std::string& report);
   void complete(const std::shared_ptr<detail::child>& c);
   void record(const std::shared_ptr<detail::child>& c, json fields, bool start, bool final = false);
 
   boost::asio::io_context io_;
-  std::map<const detail::child*, std::shared_ptr<attempt>> running_;  ///< supervisor thread only
+  // Supervisor thread only: the running attempt, or the timer of the retry to come.
+  std::map<const detail::child*, std::shared_ptr<attempt>> running_;
+  std::map<const detail::child*, std::shared_ptr<boost::asio::steady_timer>> retrying_;
   std::thread thread_;
   struct recorder;
   std::unique_ptr<recorder> recorder_;
@@ -98,6 +107,9 @@ class supervisor {
 /// When a value of (mangled) `type` is asked of `c`, an error if the target returns another
 /// type (void asks for nothing and always fits).
 std::exception_ptr type_mismatch(const detail::child& c, const char* type);
+
+/// What wait() throws for a process that was stopped.
+std::exception_ptr stopped_error(const detail::child& c, int exitcode);
 
 /// The outcome of a finished process as the exception wait() throws (nullptr: a value).
 std::exception_ptr make_error(const detail::child& c, const std::string& crash_report,
