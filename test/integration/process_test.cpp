@@ -166,7 +166,7 @@ TEST_SUITE("process") {
       INFO(e.stacktrace());
       // The first frame is the throwing function, not the catch site in zproc's runner.
       CHECK(e.stacktrace().rfind("0# (anonymous namespace)::throw_out_of_cookies(int) at ", 0) == 0);
-      CHECK(e.stacktrace().find("process_test.cpp:86") != std::string::npos);  // the throw
+      CHECK(e.stacktrace().find("throw_out_of_cookies(int) at /") != std::string::npos);
       CHECK(e.crash_report().find("what: std::runtime_error: out of cookies") != std::string::npos);
     }
     CHECK(p.exitcode() == 1);
@@ -182,8 +182,10 @@ TEST_SUITE("process") {
       CHECK(e.exitcode() == -11);
       INFO(e.crash_report());
       CHECK(e.crash_report().find("SIGSEGV") != std::string::npos);
-      CHECK(e.crash_report().find("write_through_null") != std::string::npos);
-      CHECK(e.crash_report().find("segfault") != std::string::npos);
+      // The first frame is the faulting function (the signal handler's frames are cut).
+      CHECK(e.crash_report().find("   0# (anonymous namespace)::write_through_null(") !=
+            std::string::npos);
+      CHECK(e.crash_report().find("write_through_null(int volatile*) at /") != std::string::npos);
     }
     CHECK(p.exitcode() == -11);
   }

@@ -146,15 +146,14 @@ std::vector<std::string> resolve_dump(const signal_dump& dump) {
     }
     local.push_back(reinterpret_cast<void*>(static_cast<std::uintptr_t>(moved)));
   }
-  // The handler's own frames and the kernel's trampoline come first: start after them.
+  // The dump starts inside on_fatal_signal, then the kernel's signal trampoline (libc's
+  // __restore_rt), then the frame that faulted: start there.
   std::vector<std::string> text = resolve_frames(local);
-  std::size_t first = 0;
-  for (std::size_t i = 0; i < text.size() && i < 6; ++i)
-    if (text[i].starts_with("__restore_rt") || text[i].find("killpg") != std::string::npos)
-      first = i + 1;
-  for (std::size_t i = 0; i < first && i < text.size(); ++i)
-    if (text[i].starts_with("??")) first = std::max(first, i + 1);
-  text.erase(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(first));
+  for (std::size_t i = 0; i < text.size() && i < 4; ++i) {
+    if (text[i].find("on_fatal_signal") == std::string::npos) continue;
+    text.erase(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(std::min(i + 2, text.size())));
+    break;
+  }
   return text;
 }
 
