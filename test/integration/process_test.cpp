@@ -145,6 +145,17 @@ TEST_SUITE("process") {
     CHECK(ctx.spawn(coroutine_target, 5).wait<int>(20s) == 15);
   }
 
+  TEST_CASE("a context forgets processes that ended and that no handle refers to") {
+    zproc::context ctx;
+    for (int i = 0; i < 5; ++i) CHECK(ctx.spawn(add, i, i).wait<int>(20s) == 2 * i);
+    auto kept = ctx.spawn(add, 1, 1);
+    CHECK(kept.wait<int>(20s) == 2);
+    CHECK(ctx.spawn(add, 2, 2).wait<int>(20s) == 4);
+    const auto procs = ctx.processes();
+    REQUIRE(procs.size() == 2);  // `kept`, and the last one (forgotten at the next spawn)
+    CHECK(procs[0].pid() == kept.pid());
+  }
+
   TEST_CASE("asking for the wrong type is a clear error, void ignores the value") {
     zproc::context ctx;
     auto p = ctx.spawn(add, 1, 1);

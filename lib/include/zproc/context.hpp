@@ -103,7 +103,8 @@ class context {
   process spawn_command(const std::string& path, const std::vector<std::string>& args,
                         const spawn_options& options = {});
 
-  /// Every process spawned through this context, in spawn order.
+  /// The processes spawned through this context, in spawn order: those still running, and
+  /// those that ended and that a handle still refers to (the others are forgotten).
   std::vector<process> processes() const;
   /// Waits for all of them (one deadline; zero: none). Their failures are not thrown: look at
   /// each process.
@@ -112,6 +113,8 @@ class context {
   void stop_all();
 
  private:
+  std::shared_ptr<detail::child> make_child(const spawn_options& options) const;
+  process launch(std::shared_ptr<detail::child> c);
   process spawn_target(const spawn_options& options, const void* target, std::string args,
                        std::vector<std::string> arg_types, const char* value_type);
 

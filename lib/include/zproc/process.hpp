@@ -12,6 +12,7 @@
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/deferred.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <exception>
@@ -41,6 +42,24 @@ bool matches(const std::exception_ptr& e) {
     return false;
   }
 }
+/// One deadline for several waits; zero means none (and left() stays zero).
+class deadline {
+ public:
+  explicit deadline(std::chrono::milliseconds timeout)
+      : timeout_(timeout), at_(std::chrono::steady_clock::now() + timeout) {}
+  /// What is left of it, at least 1 ms (so that zero keeps meaning "no deadline").
+  std::chrono::milliseconds left() const {
+    if (timeout_ == std::chrono::milliseconds::zero()) return timeout_;
+    return std::max(std::chrono::milliseconds(1),
+                    std::chrono::duration_cast<std::chrono::milliseconds>(
+                        at_ - std::chrono::steady_clock::now()));
+  }
+
+ private:
+  std::chrono::milliseconds timeout_;
+  std::chrono::steady_clock::time_point at_;
+};
+
 template <class R>
 struct wait_signature {
   using type = void(std::exception_ptr, R);
@@ -181,19 +200,13 @@ std::string to_string(const process& p);
 template <class R = void>
 auto wait_all(const std::vector<process>& procs,
               std::chrono::milliseconds timeout = std::chrono::milliseconds::zero()) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
-  auto left = [&] {
-    if (timeout == std::chrono::milliseconds::zero()) return timeout;
-    auto l = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
-                                                                   std::chrono::steady_clock::now());
-    return std::max(l, std::chrono::milliseconds(1));
-  };
+  const detail::deadline until(timeout);
   if constexpr (std::is_void_v<R>) {
-    for (const auto& p : procs) p.wait<void>(left());
+    for (const auto& p : procs) p.wait<void>(until.left());
   } else {
     std::vector<R> values;
     values.reserve(procs.size());
-    for (const auto& p : procs) values.push_back(p.wait<R>(left()));
+    for (const auto& p : procs) values.push_back(p.wait<R>(until.left()));
     return values;
   }
 }

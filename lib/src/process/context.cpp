@@ -83,14 +83,35 @@ zproc::state context::create_state(const json& initial, std::string ns) {
   return st;
 }
 
+std::shared_ptr<detail::child> context::make_child(const spawn_options& options) const {
+  auto c = std::make_shared<detail::child>();
+  c->options = options;
+  c->die_with_parent = impl_->options.cleanup;
+  c->ticket.address = impl_->address;
+  c->ticket.ns = options.ns.empty() ? impl_->options.ns : options.ns;
+  return c;
+}
+
+process context::launch(std::shared_ptr<detail::child> c) {
+  std::fflush(nullptr);  // what the parent printed comes before what the child prints
+  process_detail::supervisor::get().launch(c);
+  process p(std::move(c));
+  std::lock_guard lock(impl_->m);
+  // Forget the processes that ended and that no handle refers to any more: a context that
+  // spawns for days does not grow.
+  std::erase_if(impl_->procs, [](const process& q) {
+    return q.impl().use_count() == 1 && !q.is_alive() && q.exitcode().has_value();
+  });
+  impl_->procs.push_back(p);
+  return p;
+}
+
 process context::spawn_target(const spawn_options& options, const void* target, std::string args,
                               std::vector<std::string> arg_types, const char* value_type) {
   const detail::target_info& info = process_detail::target_at(target);
-  auto c = std::make_shared<detail::child>();
+  auto c = make_child(options);
   c->target = info.name;
   c->value_type = value_type;
-  c->options = options;
-  c->die_with_parent = impl_->options.cleanup;
   if (!options.retry_args.empty()) {
     if (options.retry_args.types != arg_types) {
       std::string want;
@@ -101,37 +122,21 @@ process context::spawn_target(const spawn_options& options, const void* target, 
     c->retry_args = options.retry_args.bytes;
     c->has_retry_args = true;
   }
-  c->ticket.address = impl_->address;
-  c->ticket.ns = options.ns.empty() ? impl_->options.ns : options.ns;
   c->ticket.target = c->target;
   c->ticket.args = std::move(args);
   for (const auto& r : options.retry_for)
     if (!r.exception_type.empty()) c->ticket.retry_types.push_back(r.exception_type);
-  std::fflush(nullptr);  // what the parent printed comes before what the child prints
-  process_detail::supervisor::get().launch(c);
-  process p(c);
-  std::lock_guard lock(impl_->m);
-  impl_->procs.push_back(p);
-  return p;
+  return launch(std::move(c));
 }
 
 process context::spawn_command(const std::string& path, const std::vector<std::string>& args,
                                const spawn_options& options) {
-  auto c = std::make_shared<detail::child>();
+  auto c = make_child(options);
   c->target = path;
   c->value_type = typeid(void).name();
   c->command = true;
   c->command_args = args;
-  c->options = options;
-  c->die_with_parent = impl_->options.cleanup;
-  c->ticket.address = impl_->address;
-  c->ticket.ns = options.ns.empty() ? impl_->options.ns : options.ns;
-  std::fflush(nullptr);
-  process_detail::supervisor::get().launch(c);
-  process p(c);
-  std::lock_guard lock(impl_->m);
-  impl_->procs.push_back(p);
-  return p;
+  return launch(std::move(c));
 }
 
 std::vector<process> context::processes() const {
@@ -140,18 +145,11 @@ std::vector<process> context::processes() const {
 }
 
 void context::wait_all(std::chrono::milliseconds timeout) {
-  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  const detail::deadline until(timeout);
   for (const auto& p : processes()) {
-    auto left = std::chrono::milliseconds::zero();
-    if (timeout != left) {
-      left = std::max(std::chrono::milliseconds(1),
-                      std::chrono::duration_cast<std::chrono::milliseconds>(
-                          deadline - std::chrono::steady_clock::now()));
-    }
     try {
-      p.wait<void>(left);
-    } catch (const process_error&) {
-    } catch (const std::invalid_argument&) {
+      p.wait<void>(until.left());
+    } catch (const process_error&) {  // its failure stays on its handle (and was reported)
     }
   }
 }
