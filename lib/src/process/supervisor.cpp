@@ -74,6 +74,14 @@ struct parent_death {
       return error_code(ESRCH, boost::system::system_category());
     return {};
   }
+  // When exec fails, Boost 1.81 reports errno to the parent, then calls exit(): in a copy of a
+  // multi-threaded program that runs its atexit handlers and static destructors (ours would
+  // signal the parent's children). Leave with _exit instead. (Variadic: 1.81 detects this hook
+  // with one argument list and calls it with another.)
+  template <class... A>
+  void on_exec_error(A&&...) const {
+    ::_exit(127);
+  }
 };
 
 // Boost.Process's launcher, with its error_code (its throwing form misbehaves in 1.81).
@@ -238,7 +246,9 @@ supervisor::supervisor() : recorder_(std::make_unique<recorder>(io_)) {
 supervisor& supervisor::get() {
   static supervisor* instance = [] {
     auto* sup = new supervisor();  // never destroyed: used until the very end of the program
+    static const pid_t owner = ::getpid();
     std::atexit([] {
+      if (::getpid() != owner) return;  // a fork() of this program exiting: not our children
       // What still runs gets SIGTERM; when the thread ends, the parent-death signal follows.
       cleanup_all_signal_safe();
       instance->io_.stop();
