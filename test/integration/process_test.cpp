@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <sys/types.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -127,6 +128,17 @@ bool gone(pid_t pid) {
   std::getline(stat, line);
   const auto close = line.rfind(')');
   return close == std::string::npos || (close + 2 < line.size() && line[close + 2] == 'Z');
+}
+
+// Polls until every pid in `pids` is gone (or a zombie), at most `limit`.
+bool all_gone_within(const pid_t (&pids)[3], std::chrono::milliseconds limit) {
+  const auto until = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    if (std::all_of(std::begin(pids), std::end(pids), [](pid_t p) { return gone(p); }))
+      return true;
+    if (std::chrono::steady_clock::now() > until) return false;
+    std::this_thread::sleep_for(20ms);
+  }
 }
 
 }  // namespace
@@ -327,9 +339,62 @@ TEST_SUITE("process") {
     CHECK_THROWS_AS(ctx.spawn_command("/nonexistent/program", {}), std::exception);
   }
 
+  TEST_CASE("the server keeps a record of every process spawned through it") {
+    zproc::test::server_process srv;
+    zproc::context ctx({.address = srv.ipc()});
+    ctx.create_state({});
+    auto ok = ctx.spawn(add, 1, 2);
+    auto threw = ctx.spawn(eat_cookies);
+    auto crashed = ctx.spawn(segfault);
+    auto retried = ctx.spawn(quick_retries({zproc::retry_on<std::exception>()}), flaky, 3, false);
+    auto stopped = ctx.spawn(sleeper, 60);
+    CHECK(ok.wait<int>(20s) == 3);
+    CHECK_THROWS(threw.wait(20s));
+    CHECK_THROWS(crashed.wait(20s));
+    CHECK(retried.wait<int>(30s) == 3);
+    stopped.stop();
+
+    // Records travel on the supervisor's own connection, after the fact: wait until all are final.
+    std::vector<zproc::process_record> records;
+    const auto until = std::chrono::steady_clock::now() + 20s;
+    for (;;) {
+      records = zproc::list_processes(ctx.client());
+      const bool all_final = records.size() == 5 &&
+                             std::none_of(records.begin(), records.end(), [](const auto& r) {
+                               return r.state == "running";
+                             });
+      if (all_final || std::chrono::steady_clock::now() > until) break;
+      std::this_thread::sleep_for(20ms);
+    }
+    REQUIRE(records.size() == 5);
+    auto of = [&](const zproc::process& p) -> const zproc::process_record& {
+      for (const auto& r : records)
+        if (r.pid == p.pid()) return r;
+      FAIL("no record of pid " << p.pid());
+      throw std::logic_error("unreachable");
+    };
+    for (const auto& r : records) {
+      CHECK(r.ppid == ::getpid());
+      CHECK(r.ns == "default");
+      CHECK(r.kind == "target");
+    }
+    CHECK(of(ok).target == "add");
+    CHECK(of(ok).state == "exited");
+    CHECK(of(ok).exitcode == 0);
+    CHECK(of(threw).state == "failed");
+    CHECK(of(threw).exitcode == 1);
+    CHECK(of(threw).crash_report.find("what: std::runtime_error: out of cookies") != std::string::npos);
+    CHECK(of(crashed).state == "crashed");
+    CHECK(of(crashed).exitcode == -SIGSEGV);
+    CHECK(of(crashed).crash_report.find("write_through_null") != std::string::npos);
+    CHECK(of(retried).state == "exited");
+    CHECK(of(retried).attempt == 3);  // one record across the attempts, the pid of the last one
+    CHECK(of(stopped).state == "stopped");
+    CHECK(of(stopped).exitcode == -SIGTERM);
+  }
+
   TEST_CASE("the parent SIGKILLed: all its descendants are gone within 2 s") {
     zproc::test::child_process tree({ZPROC_TREE_EXE});
-    std::string line;
     REQUIRE(tree.wait_for_line("ready", 20s));
     std::istringstream in(tree.last_line());
     std::string word;
@@ -337,10 +402,7 @@ TEST_SUITE("process") {
     in >> word >> pids[0] >> pids[1] >> pids[2];
     for (pid_t p : pids) REQUIRE_FALSE(gone(p));
     tree.kill_and_wait();
-    const auto until = std::chrono::steady_clock::now() + 2s;
-    while (std::chrono::steady_clock::now() < until && !(gone(pids[0]) && gone(pids[1]) && gone(pids[2])))
-      std::this_thread::sleep_for(20ms);
-    for (pid_t p : pids) CHECK(gone(p));
+    CHECK(all_gone_within(pids, 2s));
   }
 
   TEST_CASE("a context that ends stops its tree and says so") {
@@ -352,9 +414,6 @@ TEST_SUITE("process") {
     std::string word;
     pid_t pids[3];
     in >> word >> pids[0] >> pids[1] >> pids[2];
-    const auto until = std::chrono::steady_clock::now() + 2s;
-    while (std::chrono::steady_clock::now() < until && !(gone(pids[0]) && gone(pids[1]) && gone(pids[2])))
-      std::this_thread::sleep_for(20ms);
-    for (pid_t p : pids) CHECK(gone(p));
+    CHECK(all_gone_within(pids, 2s));
   }
 }
