@@ -8,6 +8,7 @@
 #include <zproc/process.hpp>
 #include <zproc/server.hpp>
 #include <zproc/state.hpp>
+#include <zproc/swarm.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -21,9 +22,12 @@
 namespace zproc {
 
 /// Must be the first thing main() does. In a process spawned by zproc it runs the target and
-/// exits (never returns); in any other process it installs the cleanup of spawned processes at
-/// exit and on SIGINT/SIGTERM (only where the program left those signals at their default),
-/// and returns.
+/// exits (never returns). Started as `program --zproc-worker ADDRESS [--zproc-swarm NAME]`
+/// (or with the environment variables ZPROC_WORKER=ADDRESS and ZPROC_SWARM=NAME), the
+/// program becomes a worker of that swarm (default name "default") on that server, and exits
+/// when the swarm retires it or the server goes away. In any other process it installs the
+/// cleanup of spawned processes at exit and on SIGINT/SIGTERM (only where the program left
+/// those signals at their default), and returns.
 void init(int argc, char** argv);
 
 /// True in a process spawned by zproc while its target runs.
@@ -97,6 +101,12 @@ class context {
     for (auto&& x : inputs) out.push_back(spawn(options, target, x));
     return out;
   }
+
+  /// A swarm of `count` worker processes on this context's server (default: one per core).
+  /// See zproc/swarm.hpp. The context must outlive it.
+  zproc::swarm create_swarm(std::size_t count = default_swarm_size(), swarm_options options = {});
+  /// The number of cores (std::thread::hardware_concurrency(), at least 1).
+  static std::size_t default_swarm_size() noexcept;
 
   /// Runs an external command under the same supervision (records, stop, cleanup, no orphans,
   /// retries on signals); wait() returns nothing and throws process_wait_error on a non-zero exit.

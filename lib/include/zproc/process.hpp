@@ -16,6 +16,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -108,6 +109,10 @@ struct spawn_options {
   std::string ns;
   /// stop(): how long after SIGTERM before SIGKILL.
   std::chrono::milliseconds stop_grace{3000};
+  /// Called on the supervisor's thread when an attempt starts (its pid), and when one
+  /// crashes (its pid and crash report, as printed), before any retry. Keep them short.
+  std::function<void(std::int64_t pid)> on_start;
+  std::function<void(std::int64_t pid, const std::string& crash_report)> on_crash;
 };
 
 /// A handle on a spawned process (copyable; all copies refer to the same process). The

@@ -1,6 +1,7 @@
 // zproc/process_error.hpp - what waiting for a spawned process can throw.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <stdexcept>
@@ -72,6 +73,27 @@ class remote_error : public process_error {
   std::string type_;
   std::string message_;
   std::string stacktrace_;
+};
+
+/// A swarm task that no worker could run to its end: each worker that took it died or
+/// disconnected (crash, SIGKILL, lost machine), swarm_options::max_attempts times. pid() is the
+/// last worker's; crash_report() is its crash report when this process supervised it.
+class task_lost_error : public process_error {
+ public:
+  task_lost_error(const std::string& what, std::int64_t pid, std::string target,
+                  std::string crash_report, std::string host, std::size_t attempts)
+      : process_error(what, pid, std::move(target), std::move(crash_report)),
+        host_(std::move(host)),
+        attempts_(attempts) {}
+
+  /// The host of the last worker that took the task.
+  const std::string& host() const noexcept { return host_; }
+  /// How many workers took it.
+  std::size_t attempts() const noexcept { return attempts_; }
+
+ private:
+  std::string host_;
+  std::size_t attempts_;
 };
 
 }  // namespace zproc

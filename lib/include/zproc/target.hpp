@@ -2,6 +2,7 @@
 #pragma once
 
 #include <zproc/context.hpp>
+#include <zproc/detail/chunk.hpp>
 #include <zproc/detail/target_traits.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -16,11 +17,16 @@ namespace zproc::detail {
 /// Runs the target on its context with packed arguments; returns its packed value. Throws what
 /// the target throws.
 using target_invoker = std::string (*)(context& ctx, const std::string& args);
+/// Runs `items` calls of the target (a swarm's chunk) on its context; never throws: a call
+/// that throws is a failure in `out`.
+using chunk_invoker = void (*)(context& ctx, std::string_view packed, std::size_t items,
+                               chunk_output& out);
 
 struct target_info {
   const char* name;
   target_invoker invoke;
   std::vector<std::string> arg_types;  ///< mangled, to check retry_args
+  chunk_invoker invoke_chunk = nullptr;
 };
 
 /// Registers `fn` (its address identifies it in spawn()) under `name`.
@@ -68,6 +74,46 @@ std::string invoke_target(context& ctx, const std::string& packed) {
   }
 }
 
+template <auto Fn>
+void invoke_chunk(context& ctx, std::string_view packed, std::size_t items, chunk_output& out) {
+  using traits = target_traits<decltype(Fn)>;
+  using args = typename traits::args;
+  using value = typename traits::value;
+  auto finish = [](auto&& result) -> value {
+    if constexpr (traits::coroutine) {
+      return run_coroutine(std::move(result));
+    } else {
+      return std::move(result);
+    }
+  };
+  if constexpr (traits::first == first_param::context) {
+    run_chunk<args, value>(packed, items, out, [&](auto&&... a) -> value {
+      if constexpr (std::is_void_v<value> && !traits::coroutine) {
+        Fn(ctx, std::move(a)...);
+      } else {
+        return finish(Fn(ctx, std::move(a)...));
+      }
+    });
+  } else if constexpr (traits::first == first_param::state) {
+    state st = ctx.create_state();
+    run_chunk<args, value>(packed, items, out, [&](auto&&... a) -> value {
+      if constexpr (std::is_void_v<value> && !traits::coroutine) {
+        Fn(st, std::move(a)...);
+      } else {
+        return finish(Fn(st, std::move(a)...));
+      }
+    });
+  } else {
+    run_chunk<args, value>(packed, items, out, [&](auto&&... a) -> value {
+      if constexpr (std::is_void_v<value> && !traits::coroutine) {
+        Fn(std::move(a)...);
+      } else {
+        return finish(Fn(std::move(a)...));
+      }
+    });
+  }
+}
+
 }  // namespace zproc::detail
 
 #define ZPROC_DETAIL_CONCAT2(a, b) a##b
@@ -82,4 +128,5 @@ std::string invoke_target(context& ctx, const std::string& packed) {
           {#fn, &::zproc::detail::invoke_target<&fn>,                                         \
            ::zproc::detail::type_names_of(                                                    \
                static_cast<typename ::zproc::detail::target_traits<decltype(&fn)>::args*>(    \
-                   nullptr))})
+                   nullptr)),                                                                 \
+           &::zproc::detail::invoke_chunk<&fn>})

@@ -1,4 +1,4 @@
-// zproc/zproc.hpp - everything: state server, client, state, process records.
+// zproc/zproc.hpp - everything: state server, client, state, process records, swarm.
 #pragma once
 
 #include <zproc/address.hpp>
@@ -6,12 +6,15 @@
 #include <zproc/context.hpp>
 #include <zproc/error.hpp>
 #include <zproc/json.hpp>
+#include <zproc/map_stream.hpp>
 #include <zproc/process.hpp>
 #include <zproc/process_error.hpp>
 #include <zproc/process_record.hpp>
 #include <zproc/server.hpp>
 #include <zproc/state.hpp>
+#include <zproc/swarm.hpp>
 #include <zproc/target.hpp>
+#include <zproc/task.hpp>
 #include <zproc/transaction.hpp>
 #include <zproc/update.hpp>
 #include <zproc/watcher.hpp>

@@ -4,6 +4,7 @@
 #include "process/registry.hpp"
 #include "process/supervisor.hpp"
 #include "process/throw_capture.hpp"
+#include "swarm/worker.hpp"
 
 #include <zproc/context.hpp>
 
@@ -15,6 +16,8 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <string_view>
 #include <string>
 
 namespace zproc::process_detail {
@@ -126,6 +129,15 @@ namespace zproc {
 void init(int argc, char** argv) {
   if (argc >= 3 && argv[1] == process_detail::child_flag) process_detail::run_spawned(argc, argv);
   process_detail::install_termination_handlers(true);
+  std::string worker_address, swarm_name = "default";
+  if (const char* a = std::getenv("ZPROC_WORKER"); a && *a) worker_address = a;
+  if (const char* n = std::getenv("ZPROC_SWARM"); n && *n) swarm_name = n;
+  for (int i = 1; i + 1 < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--zproc-worker") worker_address = argv[i + 1];
+    if (arg == "--zproc-swarm") swarm_name = argv[i + 1];
+  }
+  if (!worker_address.empty()) swarm_detail::run_external_worker(worker_address, swarm_name);
 }
 
 bool is_spawned_process() noexcept { return process_detail::spawned_ticket() != nullptr; }

@@ -11,6 +11,8 @@
 #include <cstdio>
 #include <mutex>
 #include <optional>
+#include <thread>
+#include <algorithm>
 
 namespace zproc {
 
@@ -137,6 +139,14 @@ process context::spawn_command(const std::string& path, const std::vector<std::s
   c->command = true;
   c->command_args = args;
   return launch(std::move(c));
+}
+
+zproc::swarm context::create_swarm(std::size_t count, swarm_options options) {
+  return zproc::swarm(*this, count, std::move(options));
+}
+
+std::size_t context::default_swarm_size() noexcept {
+  return std::max(1u, std::thread::hardware_concurrency());
 }
 
 std::vector<process> context::processes() const {

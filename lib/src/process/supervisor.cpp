@@ -329,6 +329,12 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
     c->exitcode.reset();
   }
   running_[c.get()] = a;
+  if (c->options.on_start) {
+    try {
+      c->options.on_start(a->pid);
+    } catch (...) {  // a hook's failure is not the process's
+    }
+  }
   if (number == 1) {
     json fields = json::object();
     fields["pid"] = a->pid;
@@ -432,6 +438,12 @@ void supervisor::finish(const std::shared_ptr<attempt>& a) {
     std::fflush(stdout);
     std::fwrite(printed.data(), 1, printed.size(), stderr);
     std::fflush(stderr);
+    if (c->options.on_crash) {
+      try {
+        c->options.on_crash(a->pid, report);
+      } catch (...) {  // a hook's failure is not the process's
+      }
+    }
   }
 
   if (may_retry) {

@@ -50,6 +50,19 @@ void engine::client_gone(std::uint64_t client_id, std::vector<delivery>& out) {
   }
   for (const auto& name : held) release(name, out);  // a killed holder blocks nobody
   processes_.client_gone(client_id, wall_clock_ms());
+  tasks_.client_gone(client_id, out);
+}
+
+void engine::handle_task_op(const json& request, std::uint64_t request_id,
+                            std::uint64_t client_id, std::vector<delivery>& out) {
+  try {
+    tasks_.execute(request, request_id, client_id, std::chrono::steady_clock::now(), out);
+  } catch (const op_error& e) {
+    out.push_back({client_id, protocol::make_error_reply(request_id, e.code, e.message)});
+  } catch (const json::exception& e) {
+    out.push_back({client_id, protocol::make_error_reply(request_id, server_errc::bad_request,
+                                                         e.what())});
+  }
 }
 
 void engine::handle_process_op(const json& request, std::uint64_t request_id,
@@ -73,6 +86,7 @@ void engine::tick(std::vector<delivery>& out) {
     if (st && st->locked_by != 0 && now >= l.lease_until) expired.push_back(name);
   }
   for (const auto& name : expired) release(name, out);
+  tasks_.tick(now, out);
 }
 
 recovery_report engine::attach(std::unique_ptr<journal> j) {
@@ -87,6 +101,10 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
 
   if (named && process_registry::handles(op->get_ref<const std::string&>())) {
     handle_process_op(request, request_id, ctx.client_id, out);
+    return;
+  }
+  if (named && task_queue::handles(op->get_ref<const std::string&>())) {
+    handle_task_op(request, request_id, ctx.client_id, out);
     return;
   }
   if (named && *op == "watch") {
@@ -128,6 +146,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     }
     const auto target_id = target->get<std::uint64_t>();
     bool found = watches_.cancel(ctx.client_id, target_id);
+    found = tasks_.cancel(ctx.client_id, target_id) || found;
     for (auto& [name, l] : locks_) {  // a lock request given up
       const auto before = l.waiting.size();
       std::erase_if(l.waiting, [&](const lock_waiter& w) {

@@ -6,6 +6,7 @@
 #include "server/journal.hpp"
 #include "server/process_registry.hpp"
 #include "server/store.hpp"
+#include "server/task_queue.hpp"
 #include "server/watch.hpp"
 
 #include <chrono>
@@ -35,10 +36,12 @@ class engine {
               std::vector<delivery>& out);
 
   /// The client's connection closed: its pending watches go, its atomic locks are released,
-  /// the processes it registered and that still run are "lost".
+  /// the processes it registered and that still run are "lost", the tasks its worker held are
+  /// queued again.
   void client_gone(std::uint64_t client_id, std::vector<delivery>& out);
 
-  /// Releases atomic locks whose lease expired (their holder hangs); grants them to waiters.
+  /// Releases atomic locks whose lease expired (their holder hangs); grants them to waiters;
+  /// answers task waits whose deadline passed.
   void tick(std::vector<delivery>& out);
 
   /// How long a client may hold a namespace's atomic lock without committing or unlocking.
@@ -47,15 +50,21 @@ class engine {
   store& data() noexcept { return store_; }
   const watch_registry& watches() const noexcept { return watches_; }
   const process_registry& processes() const noexcept { return processes_; }
+  const task_queue& tasks() const noexcept { return tasks_; }
 
  private:
   /// proc_start / proc_update / proc_list.
   void handle_process_op(const json& request, std::uint64_t request_id, std::uint64_t client_id,
                          std::vector<delivery>& out);
 
+  /// task_* (the swarm's queues).
+  void handle_task_op(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+                      std::vector<delivery>& out);
+
   store store_;
   watch_registry watches_;
   process_registry processes_;
+  task_queue tasks_;
   std::unique_ptr<journal> journal_;
 
   struct lock_waiter {

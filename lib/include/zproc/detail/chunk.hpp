@@ -1,0 +1,185 @@
+// Private: a chunk is the unit of work a swarm hands to a worker: the arguments of several
+// calls of one target packed one after the other into one Boost.Serialization archive, and the
+// values of those calls packed the same way (one archive per chunk, not per call: a chunk of
+// 10,000 ints costs one archive's set-up, not 10,000).
+#pragma once
+
+#include <zproc/detail/archive.hpp>
+
+#include <cstddef>
+#include <exception>
+#include <optional>
+#include <streambuf>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace zproc::detail {
+
+/// A streambuf appending to a std::string (an archive's output, without ostringstream's copy).
+class string_sink : public std::streambuf {
+ public:
+  explicit string_sink(std::string& out) : out_(out) {}
+
+ protected:
+  int_type overflow(int_type c) override {
+    if (c != traits_type::eof()) out_.push_back(static_cast<char>(c));
+    return c;
+  }
+  std::streamsize xsputn(const char* s, std::streamsize n) override {
+    out_.append(s, static_cast<std::size_t>(n));
+    return n;
+  }
+
+ private:
+  std::string& out_;
+};
+
+/// A streambuf reading a range of bytes in place.
+class memory_source : public std::streambuf {
+ public:
+  explicit memory_source(std::string_view bytes) {
+    char* p = const_cast<char*>(bytes.data());  // read only: the get area is never written
+    setg(p, p, p + bytes.size());
+  }
+};
+
+/// The packed arguments of some calls.
+struct packed_chunk {
+  std::string bytes;
+  std::size_t items = 0;
+};
+
+/// Writes the arguments of one call: `x` converted to the parameter types `P...` (a tuple or a
+/// pair for several parameters, or the value itself for one).
+template <class... P, class Archive, class X>
+void write_call(Archive& ar, std::tuple<P...>*, X&& x) {
+  if constexpr (sizeof...(P) == 1) {
+    using P0 = std::tuple_element_t<0, std::tuple<P...>>;
+    static_assert(std::is_constructible_v<P0, X&&>,
+                  "zproc: an input does not convert to the target's parameter type");
+    const P0 v(std::forward<X>(x));
+    ar << v;
+  } else {
+    static_assert(sizeof...(P) > 1 || sizeof...(P) == 0);
+    if constexpr (sizeof...(P) > 1) {
+      static_assert(std::tuple_size_v<std::decay_t<X>> == sizeof...(P),
+                    "zproc: a target with several parameters maps over tuples of as many values");
+      std::apply([&](auto&&... e) { (..., (ar << static_cast<const P&>(P(e)))); }, x);
+    }
+  }
+}
+
+/// Packs the inputs into chunks of `chunk_size` calls, or fewer when a chunk's arguments pass
+/// `max_bytes`.
+template <class Args, class Range>
+std::vector<packed_chunk> pack_chunks(Range&& inputs, std::size_t chunk_size, std::size_t max_bytes) {
+  std::vector<packed_chunk> chunks;
+  std::optional<string_sink> sink;
+  std::optional<boost::archive::binary_oarchive> ar;
+  for (auto&& x : inputs) {
+    if (!ar) {
+      chunks.emplace_back();
+      sink.emplace(chunks.back().bytes);
+      ar.emplace(*sink, archive_flags);
+    }
+    write_call(*ar, static_cast<Args*>(nullptr), x);
+    packed_chunk& c = chunks.back();
+    if (++c.items >= chunk_size || c.bytes.size() >= max_bytes) {
+      ar.reset();
+      sink.reset();
+    }
+  }
+  return chunks;
+}
+
+/// What a worker fills while it runs a chunk: the packed values of the calls that returned,
+/// and the index of each call that threw (with what it threw, described in compiled code).
+struct chunk_output {
+  std::string values;
+  struct failure {
+    std::size_t index;
+    std::string type, message;
+    std::vector<std::string> frames;  ///< the throw's stacktrace, resolved (the first few only)
+  };
+  std::vector<failure> failures;
+  /// Called in a catch block: records the exception in flight as the failure of call `index`.
+  void fail(std::size_t index);
+};
+
+/// Runs the calls of a chunk on `fn(args...)` (fn: the target, with its context or state
+/// bound by the caller).
+template <class Args, class Value, class Fn>
+void run_chunk(std::string_view packed, std::size_t items, chunk_output& out, Fn&& fn) {
+  memory_source src(packed);
+  std::optional<boost::archive::binary_iarchive> in;
+  string_sink sink(out.values);
+  std::optional<boost::archive::binary_oarchive> values;
+  std::size_t i = 0;
+  try {
+    in.emplace(src, archive_flags);
+    if constexpr (!std::is_void_v<Value>) values.emplace(sink, archive_flags);
+  } catch (...) {
+    for (; i < items; ++i) out.fail(i);
+    return;
+  }
+  for (; i < items; ++i) {
+    Args args;
+    try {
+      std::apply([&](auto&... a) { (..., (*in >> a)); }, args);
+    } catch (...) {  // the rest of the chunk cannot be read either
+      for (; i < items; ++i) out.fail(i);
+      return;
+    }
+    try {
+      if constexpr (std::is_void_v<Value>) {
+        std::apply(fn, std::move(args));
+      } else {
+        const Value v = std::apply(fn, std::move(args));
+        *values << v;
+      }
+    } catch (...) {
+      out.fail(i);
+    }
+  }
+}
+
+/// The values of a chunk's calls, in order, with an error in place of each call that threw.
+template <class R>
+struct chunk_values {
+  using value_type = std::conditional_t<std::is_void_v<R>, std::nullptr_t, R>;
+  std::vector<std::optional<value_type>> values;
+  std::vector<std::exception_ptr> errors;  // null where the call returned
+};
+
+/// Unpacks the values of a chunk of `items` calls; `failed[i]` is the error of call i (null:
+/// it returned, and its value is the next one in `packed`).
+template <class R>
+chunk_values<R> unpack_chunk(std::string_view packed, std::vector<std::exception_ptr> failed) {
+  chunk_values<R> out;
+  out.values.resize(failed.size());
+  if constexpr (!std::is_void_v<R>) {
+    std::optional<memory_source> src;
+    std::optional<boost::archive::binary_iarchive> ar;
+    for (std::size_t i = 0; i < failed.size(); ++i) {
+      if (failed[i]) continue;
+      if (!ar) {
+        src.emplace(packed);
+        ar.emplace(*src, archive_flags);
+      }
+      R v;
+      *ar >> v;
+      out.values[i].emplace(std::move(v));
+    }
+  } else {
+    for (std::size_t i = 0; i < failed.size(); ++i)
+      if (!failed[i]) out.values[i].emplace(nullptr);
+  }
+  out.errors = std::move(failed);
+  return out;
+}
+
+}  // namespace zproc::detail

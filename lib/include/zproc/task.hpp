@@ -1,0 +1,150 @@
+// zproc/task.hpp - a handle on the result of one task run by a swarm (swarm::run).
+#pragma once
+
+#include <zproc/client.hpp>
+#include <zproc/detail/chunk.hpp>
+#include <zproc/detail/task_collector.hpp>
+#include <zproc/process.hpp>
+
+#include <boost/asio/append.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <utility>
+
+namespace zproc {
+
+/// The result of swarm::run(): held by the server until a handle collects it (copies of a
+/// handle share it). R is what the target returns.
+template <class R>
+class task {
+ public:
+  task() = default;
+  explicit task(std::shared_ptr<detail::task_collector> c)
+      : s_(std::make_shared<shared>()) {
+    s_->collector = std::move(c);
+  }
+
+  /// The server's id of the task: give it to another process, which collects the result
+  /// with swarm::result<R>(id).
+  std::uint64_t id() const { return s_->collector->first(); }
+
+  /// Waits for the result (zero: without a deadline) and returns it; later calls return it
+  /// again. Throws remote_error (the target threw: type, message, stacktrace of the throw),
+  /// task_lost_error (every worker that took it died), zproc::error with client_errc::timeout
+  /// (the task goes on: call again).
+  R get(std::chrono::milliseconds timeout = std::chrono::milliseconds::zero()) const {
+    std::lock_guard lock(s_->m);
+    while (!s_->result) {
+      for (auto& o : s_->collector->next(timeout)) take(o);
+    }
+    return value();
+  }
+
+  /// Whether the result is here (one round trip to the server while it is not).
+  bool ready() const {
+    std::lock_guard lock(s_->m);
+    if (!s_->result)
+      for (auto& o : s_->collector->poll()) take(o);
+    return s_->result.has_value();
+  }
+
+  /// Asynchronous get(): completion `void(std::exception_ptr, R)` (`void(std::exception_ptr)`
+  /// for void), the same errors as get() as the exception_ptr (thrown by co_await). Needs a
+  /// swarm made with swarm_options::executor. Supports terminal cancellation: completes with
+  /// operation_aborted; the result stays on the server for a later call. The default token is
+  /// use_awaitable (Boost 1.81's deferred cannot resume a coroutine with an exception_ptr
+  /// signature).
+  template <class CompletionToken = boost::asio::use_awaitable_t<>>
+  auto async_get(CompletionToken&& token = CompletionToken{}) const {
+    namespace asio = boost::asio;
+    using signature = typename detail::wait_signature<R>::type;
+    return asio::async_initiate<CompletionToken, signature>(
+        [](auto h, std::shared_ptr<shared> s) {
+          auto ex = asio::get_associated_executor(h);
+          auto slot = asio::get_associated_cancellation_slot(h);
+          {
+            std::lock_guard lock(s->m);
+            if (s->result) {
+              asio::post(ex, [h = std::move(h), s]() mutable { finish(std::move(h), *s); });
+              return;
+            }
+          }
+          auto c = s->collector;
+          c->async_next(asio::bind_cancellation_slot(
+              slot, asio::bind_executor(ex, [h = std::move(h), s](
+                                                std::exception_ptr e,
+                                                std::vector<detail::task_outcome> got) mutable {
+                {
+                  std::lock_guard lock(s->m);
+                  for (auto& o : got) take_into(*s, o);
+                }
+                if (e) return complete_error(std::move(h), e);
+                if (!s->result) {  // nothing yet (the server's wait ended): wait again
+                  task<R> again;
+                  again.s_ = s;
+                  again.async_get(std::move(h));
+                  return;
+                }
+                finish(std::move(h), *s);
+              })));
+        },
+        token, s_);
+  }
+
+ private:
+  struct shared {
+    std::mutex m;
+    std::shared_ptr<detail::task_collector> collector;
+    std::optional<detail::chunk_values<R>> result;
+  };
+
+  static void take_into(shared& s, detail::task_outcome& o) {
+    if (!s.result) s.result.emplace(detail::unpack_chunk<R>(o.values, std::move(o.failed)));
+  }
+  void take(detail::task_outcome& o) const { take_into(*s_, o); }
+
+  R value() const {
+    if (s_->result->errors.at(0)) std::rethrow_exception(s_->result->errors[0]);
+    if constexpr (!std::is_void_v<R>) return *s_->result->values[0];
+  }
+
+  template <class H>
+  static void complete_error(H&& h, std::exception_ptr e) {
+    if constexpr (std::is_void_v<R>) {
+      std::move(h)(e);
+    } else {
+      std::move(h)(e, R{});
+    }
+  }
+  template <class H>
+  static void finish(H&& h, shared& s) {
+    std::exception_ptr e;
+    std::optional<typename detail::chunk_values<R>::value_type> v;
+    {
+      std::lock_guard lock(s.m);
+      e = s.result->errors.at(0);
+      if (!e) v = s.result->values[0];
+    }
+    if (e) return complete_error(std::move(h), e);
+    if constexpr (std::is_void_v<R>) {
+      std::move(h)(nullptr);
+    } else {
+      std::move(h)(nullptr, std::move(*v));
+    }
+  }
+
+  std::shared_ptr<shared> s_;
+};
+
+}  // namespace zproc

@@ -1,0 +1,526 @@
+#include "server/task_queue.hpp"
+
+#include "protocol/message.hpp"
+#include "protocol/tasks.hpp"
+
+#include <algorithm>
+#include <array>
+#include <limits>
+
+namespace zproc::server_detail {
+
+namespace wire = protocol::tasks;
+using json = nlohmann::json;
+
+namespace {
+
+[[noreturn]] void fail(std::string message) {
+  throw op_error{server_errc::bad_request, std::move(message)};
+}
+
+const json& field(const json& request, const char* name) {
+  auto it = request.find(name);
+  if (it == request.end()) fail(std::string("missing field '") + name + "'");
+  return *it;
+}
+
+/// A non-negative integer (MessagePack may encode it signed or unsigned).
+bool is_count(const json& v) {
+  return v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0);
+}
+
+std::uint64_t count_field(const json& request, const char* name) {
+  const json& v = field(request, name);
+  if (!is_count(v)) fail(std::string("field '") + name + "' must be a non-negative integer");
+  return v.get<std::uint64_t>();
+}
+
+std::uint64_t count_or(const json& request, const char* name, std::uint64_t fallback) {
+  return request.contains(name) ? count_field(request, name) : fallback;
+}
+
+const std::string& string_field(const json& request, const char* name) {
+  const json& v = field(request, name);
+  if (!v.is_string() || v.get_ref<const std::string&>().empty())
+    fail(std::string("field '") + name + "' must be a non-empty string");
+  return v.get_ref<const std::string&>();
+}
+
+std::size_t outcome_size(const json& outcome) {
+  std::size_t n = 32;
+  if (auto v = outcome.find(wire::values); v != outcome.end() && v->is_binary())
+    n += v->get_binary().size();
+  if (auto f = outcome.find(wire::failures); f != outcome.end() && f->is_array())
+    for (const auto& e : *f) {
+      n += 16;
+      if (e.is_array())
+        for (const auto& s : e)
+          if (s.is_string()) n += s.get_ref<const std::string&>().size();
+    }
+  if (auto x = outcome.find(wire::lost); x != outcome.end() && x->is_string())
+    n += x->get_ref<const std::string&>().size();
+  return n;
+}
+
+}  // namespace
+
+bool task_queue::handles(std::string_view op) noexcept {
+  static constexpr std::array<std::string_view, 7> ops = {
+      wire::submit_op, wire::take_op,   wire::done_op, wire::wait_op,
+      wire::cancel_op, wire::retire_op, wire::info_op};
+  return std::find(ops.begin(), ops.end(), op) != ops.end();
+}
+
+void task_queue::execute(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+                         clock::time_point now, std::vector<delivery>& out) {
+  const auto& op = request.at(protocol::field::op).get_ref<const std::string&>();
+  if (op == wire::submit_op) return submit(request, request_id, client_id, out);
+  if (op == wire::take_op) return take(request, request_id, client_id, out);
+  if (op == wire::done_op) return done(request, request_id, client_id, out);
+  if (op == wire::wait_op) return wait(request, request_id, client_id, now, out);
+  if (op == wire::cancel_op) return cancel_range(request, request_id, client_id, out);
+  if (op == wire::retire_op) return retire(request, request_id, client_id, out);
+  out.push_back({client_id, protocol::make_reply(request_id, info(request))});
+}
+
+std::size_t task_queue::queued(const std::string& queue) const {
+  auto it = queues_.find(queue);
+  return it == queues_.end() ? 0 : it->second.live;
+}
+
+std::size_t task_queue::workers(const std::string& queue) const {
+  auto it = queues_.find(queue);
+  return it == queues_.end() ? 0 : it->second.workers.size();
+}
+
+// --- submitting ------------------------------------------------------------------------
+
+void task_queue::submit(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+                        std::vector<delivery>& out) {
+  const std::string& queue = string_field(request, wire::queue);
+  auto target = std::make_shared<const std::string>(string_field(request, wire::target));
+  const json& list = field(request, wire::tasks);
+  if (!list.is_array() || list.empty()) fail("field 't' must be a non-empty array of tasks");
+  for (const auto& t : list) {
+    if (!t.is_array() || t.size() != 2 || !t[0].is_binary() || !is_count(t[1]) ||
+        t[1].get<std::uint64_t>() == 0)
+      fail("each task must be [packed arguments (binary), number of items (> 0)]");
+  }
+  const std::uint64_t max_attempts = count_or(request, wire::max_attempts, 3);
+  if (max_attempts == 0 || max_attempts > std::numeric_limits<std::uint32_t>::max())
+    fail("field 'ma' (max_attempts) must be at least 1");
+  bool bound = false;
+  if (auto b = request.find(wire::bound); b != request.end()) {
+    if (!b->is_boolean()) fail("field 'bound' must be a boolean");
+    bound = b->get<bool>();
+  }
+
+  const std::uint64_t first = last_id_ + 1;
+  queue_state& q = queues_[queue];
+  auto hint = tasks_.end();
+  for (const auto& t : list) {
+    task x;
+    x.queue = queue;
+    x.target = target;
+    x.args = t[0];
+    x.items = t[1].get<std::uint64_t>();
+    x.owner = client_id;
+    x.bound = bound;
+    x.max_attempts = static_cast<std::uint32_t>(max_attempts);
+    const std::uint64_t id = ++last_id_;
+    hint = tasks_.emplace_hint(hint, id, std::move(x));
+    q.pending.push_back(id);
+    ++q.live;
+  }
+  auto& ranges = owned_[client_id];
+  // Ranges whose tasks are all collected are forgotten: a submitter that runs for days does
+  // not grow this list.
+  while (!ranges.empty()) {
+    auto rest = tasks_.lower_bound(ranges.front().first);
+    if (rest != tasks_.end() && rest->first < ranges.front().second) break;
+    ranges.erase(ranges.begin());
+  }
+  if (!ranges.empty() && ranges.back().second == first) {
+    ranges.back().second = last_id_ + 1;  // consecutive submissions: one range
+  } else {
+    ranges.emplace_back(first, last_id_ + 1);
+  }
+  json result = json::object();
+  result[wire::first] = first;
+  out.push_back({client_id, protocol::make_reply(request_id, std::move(result))});
+  serve_takers(queue, out);
+}
+
+// --- workers ---------------------------------------------------------------------------
+
+void task_queue::take(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+                      std::vector<delivery>& out) {
+  const std::string& queue = string_field(request, wire::queue);
+  const std::uint64_t max = std::max<std::uint64_t>(1, count_or(request, wire::max, 1));
+  auto it = workers_.find(client_id);
+  if (it == workers_.end()) {
+    worker w;
+    w.queue = queue;
+    if (auto p = request.find(wire::pid); p != request.end() && p->is_number_integer())
+      w.pid = p->get<std::int64_t>();
+    if (auto h = request.find(wire::host); h != request.end() && h->is_string())
+      w.host = h->get<std::string>();
+    it = workers_.emplace(client_id, std::move(w)).first;
+    queues_[queue].workers.push_back(client_id);
+  } else if (it->second.queue != queue) {
+    fail("this connection is already a worker of swarm '" + it->second.queue + "'");
+  } else if (it->second.parked) {
+    fail("this worker already waits for tasks (one task_take at a time)");
+  }
+  worker& w = it->second;
+  if (w.retiring) {
+    json r = json::object();
+    r[wire::retire] = true;
+    out.push_back({client_id, protocol::make_reply(request_id, std::move(r))});
+    return;
+  }
+  if (auto tasks = assign(client_id, w, max)) {
+    out.push_back({client_id, protocol::make_reply(request_id, std::move(*tasks))});
+    return;
+  }
+  w.parked = parked_take{request_id, max};
+  queues_[queue].parked.push_back(client_id);
+}
+
+std::optional<json> task_queue::assign(std::uint64_t client_id, worker& w, std::size_t max) {
+  queue_state& q = queues_[w.queue];
+  if (q.live == 0) return std::nullopt;
+  // A fair share among the workers asking now (this one and those parked): with 8 tasks
+  // queued and 4 idle workers, each takes 2, not one worker all 8.
+  const std::size_t askers = q.parked.size() + 1;
+  const std::size_t share = (q.live + askers - 1) / askers;
+  const std::size_t n = std::min(max, share);
+  json list = json::array();
+  while (list.size() < n && !q.pending.empty()) {
+    const std::uint64_t id = q.pending.front();
+    q.pending.pop_front();
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || it->second.state != task_state::queued) continue;  // cancelled
+    task& t = it->second;
+    --q.live;
+    t.state = task_state::running;
+    t.worker = client_id;
+    ++t.attempts;
+    w.running.insert(id);
+    list.push_back(json::array({id, *t.target, t.args, t.items, t.attempts}));
+  }
+  if (list.empty()) return std::nullopt;
+  json r = json::object();
+  r[wire::tasks] = std::move(list);
+  return r;
+}
+
+void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& out) {
+  auto qit = queues_.find(queue);
+  if (qit == queues_.end()) return;
+  queue_state& q = qit->second;
+  while (q.live > 0 && !q.parked.empty()) {
+    const std::uint64_t client = q.parked.front();
+    q.parked.pop_front();
+    auto wit = workers_.find(client);
+    if (wit == workers_.end() || !wit->second.parked) continue;
+    worker& w = wit->second;
+    const parked_take p = *w.parked;
+    w.parked.reset();
+    if (auto tasks = assign(client, w, p.max)) {
+      out.push_back({client, protocol::make_reply(p.request_id, std::move(*tasks))});
+    } else {
+      w.parked = p;
+      q.parked.push_front(client);
+      break;
+    }
+  }
+}
+
+void task_queue::done(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+                      std::vector<delivery>& out) {
+  const json& list = field(request, wire::results);
+  if (!list.is_array()) fail("field 'r' must be an array of [id, outcome]");
+  for (const auto& r : list)
+    if (!r.is_array() || r.size() != 2 || !is_count(r[0]) || !r[1].is_object())
+      fail("each result must be [task id, outcome object]");
+  auto wit = workers_.find(client_id);
+  std::uint64_t accepted = 0;
+  std::vector<std::uint64_t> finished;
+  for (const auto& r : list) {
+    const auto id = r[0].get<std::uint64_t>();
+    auto it = tasks_.find(id);
+    // Only the worker that holds the task may finish it.
+    if (wit == workers_.end() || it == tasks_.end() || it->second.state != task_state::running ||
+        it->second.worker != client_id)
+      continue;
+    wit->second.running.erase(id);
+    ++wit->second.done;
+    ++accepted;
+    json outcome = r[1];
+    outcome[wire::worker_pid] = wit->second.pid;
+    outcome[wire::worker_host] = wit->second.host;
+    const std::size_t bytes = outcome_size(outcome);
+    finish(id, it->second, std::move(outcome), bytes);
+    finished.push_back(id);
+  }
+  out.push_back({client_id, protocol::make_reply(request_id, accepted)});
+  serve_waits(finished, out);
+}
+
+void task_queue::finish(std::uint64_t id, task& t, json outcome, std::size_t bytes) {
+  if (t.cancelled) {
+    erase(tasks_.find(id));
+    return;
+  }
+  t.state = task_state::done;
+  t.worker = 0;
+  t.args = json();  // not needed any more
+  t.outcome = std::move(outcome);
+  t.outcome_bytes = bytes;
+  done_.insert(id);
+  if (t.owner == 0) orphan(id);
+}
+
+void task_queue::orphan(std::uint64_t id) {
+  orphans_.push_back(id);
+  while (orphans_.size() > max_orphaned_) {
+    auto it = tasks_.find(orphans_.front());
+    orphans_.pop_front();
+    if (it != tasks_.end() && it->second.state == task_state::done) erase(it);
+  }
+}
+
+void task_queue::retire(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+                        std::vector<delivery>& out) {
+  const std::string& queue = string_field(request, wire::queue);
+  const json& pids = field(request, wire::pids);
+  if (!pids.is_array()) fail("field 'pids' must be an array of process ids");
+  for (const auto& p : pids)
+    if (!p.is_number_integer()) fail("field 'pids' must be an array of process ids");
+  std::uint64_t marked = 0;
+  auto qit = queues_.find(queue);
+  if (qit != queues_.end()) {
+    for (const std::uint64_t c : qit->second.workers) {
+      worker& w = workers_.at(c);
+      if (w.retiring || std::find(pids.begin(), pids.end(), json(w.pid)) == pids.end()) continue;
+      w.retiring = true;
+      ++marked;
+      if (w.parked) {  // it waits for work: tell it now
+        json r = json::object();
+        r[wire::retire] = true;
+        out.push_back({c, protocol::make_reply(w.parked->request_id, std::move(r))});
+        w.parked.reset();
+        std::erase(qit->second.parked, c);
+      }
+    }
+  }
+  out.push_back({client_id, protocol::make_reply(request_id, marked)});
+}
+
+// --- collecting ------------------------------------------------------------------------
+
+json task_queue::collect(std::uint64_t from, std::uint64_t to) const {
+  json list = json::array();
+  std::size_t bytes = 0;
+  for (auto it = done_.lower_bound(from); it != done_.end() && *it < to; ++it) {
+    const task& t = tasks_.at(*it);
+    if (!list.empty() && bytes + t.outcome_bytes > wire::max_wait_reply_bytes) break;
+    bytes += t.outcome_bytes;
+    list.push_back(json::array({*it, t.outcome}));
+  }
+  json r = json::object();
+  r[wire::results] = std::move(list);
+  auto first = tasks_.lower_bound(from);
+  r[wire::left] = first != tasks_.end() && first->first < to;
+  return r;
+}
+
+void task_queue::wait(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+                      clock::time_point now, std::vector<delivery>& out) {
+  const std::uint64_t from = count_field(request, wire::from);
+  const std::uint64_t to = count_field(request, wire::to);
+  if (to < from) fail("task_wait: 'to' must not be below 'from'");
+  const std::uint64_t ms = std::min<std::uint64_t>(count_or(request, wire::wait_ms, 0),
+                                                   wire::max_wait_ms);
+  if (auto ack = request.find(wire::ack); ack != request.end()) {
+    if (!ack->is_array()) fail("field 'ack' must be an array of task ids");
+    for (const auto& id : *ack)
+      if (!is_count(id)) fail("field 'ack' must be an array of task ids");
+    for (const auto& id : *ack) {
+      auto it = tasks_.find(id.get<std::uint64_t>());
+      if (it != tasks_.end() && it->second.state == task_state::done) erase(it);
+    }
+  }
+  json r = collect(from, to);
+  if (!r[wire::results].empty() || !r[wire::left].get<bool>() || ms == 0) {
+    out.push_back({client_id, protocol::make_reply(request_id, std::move(r))});
+    return;
+  }
+  waits_.push_back({client_id, request_id, from, to, now + std::chrono::milliseconds(ms)});
+}
+
+void task_queue::serve_waits(const std::vector<std::uint64_t>& finished,
+                             std::vector<delivery>& out) {
+  if (finished.empty() || waits_.empty()) return;
+  std::erase_if(waits_, [&](const parked_wait& w) {
+    const bool concerned = std::any_of(finished.begin(), finished.end(), [&](std::uint64_t id) {
+      return id >= w.from && id < w.to;
+    });
+    if (!concerned) return false;
+    json r = collect(w.from, w.to);
+    if (r[wire::results].empty()) return false;  // cancelled meanwhile
+    out.push_back({w.client_id, protocol::make_reply(w.request_id, std::move(r))});
+    return true;
+  });
+}
+
+void task_queue::tick(clock::time_point now, std::vector<delivery>& out) {
+  std::erase_if(waits_, [&](const parked_wait& w) {
+    if (now < w.deadline) return false;
+    out.push_back({w.client_id, protocol::make_reply(w.request_id, collect(w.from, w.to))});
+    return true;
+  });
+}
+
+bool task_queue::cancel(std::uint64_t client_id, std::uint64_t request_id) {
+  const auto before = waits_.size();
+  std::erase_if(waits_, [&](const parked_wait& w) {
+    return w.client_id == client_id && w.request_id == request_id;
+  });
+  if (waits_.size() != before) return true;
+  auto it = workers_.find(client_id);
+  if (it == workers_.end() || !it->second.parked || it->second.parked->request_id != request_id)
+    return false;
+  it->second.parked.reset();
+  std::erase(queues_[it->second.queue].parked, client_id);
+  return true;
+}
+
+void task_queue::cancel_range(const json& request, std::uint64_t request_id,
+                              std::uint64_t client_id, std::vector<delivery>& out) {
+  const std::uint64_t from = count_field(request, wire::from);
+  const std::uint64_t to = count_field(request, wire::to);
+  std::uint64_t n = 0;
+  for (auto it = tasks_.lower_bound(from); it != tasks_.end() && it->first < to;) {
+    auto next = std::next(it);
+    ++n;
+    if (it->second.state == task_state::running) {
+      it->second.cancelled = true;  // the worker finishes it; its outcome is dropped
+    } else {
+      erase(it);
+    }
+    it = next;
+  }
+  out.push_back({client_id, protocol::make_reply(request_id, n)});
+}
+
+void task_queue::erase(std::map<std::uint64_t, task>::iterator it) {
+  task& t = it->second;
+  if (t.state == task_state::queued) {
+    if (auto q = queues_.find(t.queue); q != queues_.end()) --q->second.live;
+  } else if (t.state == task_state::done) {
+    done_.erase(it->first);
+  } else if (auto w = workers_.find(t.worker); w != workers_.end()) {
+    w->second.running.erase(it->first);
+  }
+  tasks_.erase(it);
+}
+
+// --- connections that close ------------------------------------------------------------
+
+void task_queue::lost(std::uint64_t id, const worker& w, std::vector<std::uint64_t>& finished) {
+  auto it = tasks_.find(id);
+  if (it == tasks_.end()) return;
+  task& t = it->second;
+  if (t.cancelled) {
+    tasks_.erase(it);
+    return;
+  }
+  if (t.attempts < t.max_attempts) {  // to the front: it was taken first
+    t.state = task_state::queued;
+    t.worker = 0;
+    queue_state& q = queues_[t.queue];
+    q.pending.push_front(id);
+    ++q.live;
+    return;
+  }
+  json outcome = json::object();
+  outcome[wire::lost] = "the worker running it (pid " + std::to_string(w.pid) + " on " +
+                        (w.host.empty() ? std::string("an unknown host") : w.host) +
+                        ") died or disconnected; tried " + std::to_string(t.attempts) +
+                        " time(s) (max_attempts " + std::to_string(t.max_attempts) + ")";
+  outcome[wire::worker_pid] = w.pid;
+  outcome[wire::worker_host] = w.host;
+  outcome[wire::attempts] = t.attempts;
+  outcome[wire::items] = t.items;
+  outcome[wire::target_name] = *t.target;
+  const std::size_t bytes = outcome_size(outcome);
+  finish(id, t, std::move(outcome), bytes);
+  finished.push_back(id);
+}
+
+void task_queue::client_gone(std::uint64_t client_id, std::vector<delivery>& out) {
+  std::erase_if(waits_, [&](const parked_wait& w) { return w.client_id == client_id; });
+
+  if (auto wit = workers_.find(client_id); wit != workers_.end()) {
+    worker w = std::move(wit->second);
+    workers_.erase(wit);
+    queue_state& q = queues_[w.queue];
+    std::erase(q.workers, client_id);
+    std::erase(q.parked, client_id);
+    std::vector<std::uint64_t> running(w.running.begin(), w.running.end());
+    std::sort(running.rbegin(), running.rend());  // pushed to the front: lowest id first
+    std::vector<std::uint64_t> finished;
+    for (const std::uint64_t id : running) lost(id, w, finished);
+    serve_takers(w.queue, out);
+    serve_waits(finished, out);
+  }
+
+  if (auto oit = owned_.find(client_id); oit != owned_.end()) {
+    for (const auto& [from, to] : oit->second) {
+      for (auto it = tasks_.lower_bound(from); it != tasks_.end() && it->first < to;) {
+        auto next = std::next(it);
+        task& t = it->second;
+        if (t.owner == client_id) {
+          if (t.bound && t.state == task_state::running) {
+            t.cancelled = true;
+          } else if (t.bound) {
+            erase(it);
+          } else {
+            t.owner = 0;  // kept for whoever collects it, within the orphan bound
+            if (t.state == task_state::done) orphan(it->first);
+          }
+        }
+        it = next;
+      }
+    }
+    owned_.erase(oit);
+  }
+}
+
+json task_queue::info(const json& request) const {
+  const std::string& queue = string_field(request, wire::queue);
+  json r = json::object();
+  json list = json::array();
+  std::size_t running = 0;
+  auto qit = queues_.find(queue);
+  if (qit != queues_.end()) {
+    for (const std::uint64_t c : qit->second.workers) {
+      const worker& w = workers_.at(c);
+      running += w.running.size();
+      list.push_back({{"client", c},
+                      {"pid", w.pid},
+                      {"host", w.host},
+                      {"running", w.running.size()},
+                      {"done", w.done},
+                      {"retiring", w.retiring}});
+    }
+  }
+  r["workers"] = std::move(list);
+  r["queued"] = queued(queue);
+  r["running"] = running;
+  return r;
+}
+
+}  // namespace zproc::server_detail

@@ -1,0 +1,153 @@
+// The swarm's task queues on the server: submitters queue tasks, workers take them, the
+// outcomes are held until their submitter (or anyone who knows the id) collects them. Plain
+// logic, no I/O: the engine routes the requests here, gives the time, and says when a
+// connection closes.
+//
+// Nothing is lost: a task a worker holds when its connection closes (the worker crashed, was
+// killed, or its machine went away) goes back to the front of its queue, up to the task's
+// max_attempts; then it fails with an outcome that says which worker died. A wait parked on
+// the server is answered when an outcome arrives, or empty when its deadline passes.
+#pragma once
+
+#include "server/op_error.hpp"
+#include "server/watch.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+namespace zproc::server_detail {
+
+class task_queue {
+ public:
+  using json = nlohmann::json;
+  using clock = std::chrono::steady_clock;
+
+  /// Keeps at most `max_orphaned` outcomes whose submitter disconnected without collecting them
+  /// (the oldest go first); outcomes of connected submitters stay until collected.
+  explicit task_queue(std::size_t max_orphaned = 10'000) : max_orphaned_(max_orphaned) {}
+
+  /// Whether `op` is one of the queue's operations (task_submit, task_take, ...).
+  static bool handles(std::string_view op) noexcept;
+
+  /// Runs request `request_id` of connection `client_id`: appends its reply to `out` (unless
+  /// it parks: a take with nothing to take, a wait with nothing finished), and the replies to
+  /// parked requests that it answers. Bad input throws op_error (bad_request) and changes
+  /// nothing.
+  void execute(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+               clock::time_point now, std::vector<delivery>& out);
+
+  /// Forgets a parked take or wait that its client gave up; false if there is none.
+  bool cancel(std::uint64_t client_id, std::uint64_t request_id);
+
+  /// Connection `client_id` closed: the tasks its worker held are queued again (or fail), its
+  /// parked requests go, and the tasks it submitted with `bound` are cancelled.
+  void client_gone(std::uint64_t client_id, std::vector<delivery>& out);
+
+  /// Answers the parked waits whose deadline passed (with no outcome).
+  void tick(clock::time_point now, std::vector<delivery>& out);
+
+  /// Counts, for tests and task_info.
+  std::size_t size() const noexcept { return tasks_.size(); }
+  std::size_t finished() const noexcept { return done_.size(); }
+  std::size_t queued(const std::string& queue) const;
+  std::size_t workers(const std::string& queue) const;
+
+ private:
+  enum class task_state : std::uint8_t { queued, running, done };
+  struct task {
+    std::string queue;
+    std::shared_ptr<const std::string> target;
+    json args;  // binary
+    std::uint64_t items = 0;
+    std::uint64_t owner = 0;  // 0: its submitter is gone
+    bool bound = false;
+    bool cancelled = false;  // running: its outcome is dropped
+    task_state state = task_state::queued;
+    std::uint32_t attempts = 0;
+    std::uint32_t max_attempts = 3;
+    std::uint64_t worker = 0;  // running: the client running it
+    json outcome;
+    std::size_t outcome_bytes = 0;  // an estimate of its MessagePack size
+  };
+  struct parked_take {
+    std::uint64_t request_id;
+    std::size_t max;
+  };
+  struct worker {
+    std::string queue;
+    std::int64_t pid = 0;
+    std::string host;
+    std::unordered_set<std::uint64_t> running;
+    std::uint64_t done = 0;
+    bool retiring = false;
+    std::optional<parked_take> parked;
+  };
+  struct queue_state {
+    std::deque<std::uint64_t> pending;  // may hold ids of cancelled tasks (skipped)
+    std::size_t live = 0;               // queued tasks that are not cancelled
+    std::vector<std::uint64_t> workers;
+    std::deque<std::uint64_t> parked;  // workers with a parked take, oldest first
+  };
+  struct parked_wait {
+    std::uint64_t client_id;
+    std::uint64_t request_id;
+    std::uint64_t from, to;
+    clock::time_point deadline;
+  };
+
+  void submit(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+              std::vector<delivery>& out);
+  void take(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+            std::vector<delivery>& out);
+  void done(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+            std::vector<delivery>& out);
+  void wait(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+            clock::time_point now, std::vector<delivery>& out);
+  void cancel_range(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+                    std::vector<delivery>& out);
+  void retire(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+              std::vector<delivery>& out);
+  json info(const json& request) const;
+
+  /// Up to `max` tasks of the worker's queue (a fair share when others wait too), as the take
+  /// reply's result; nullopt when there is none.
+  std::optional<json> assign(std::uint64_t client_id, worker& w, std::size_t max);
+  /// Hands queued tasks to the parked takes of `queue`.
+  void serve_takers(const std::string& queue, std::vector<delivery>& out);
+  /// Answers the parked waits that `finished` (ids that just got an outcome) concern.
+  void serve_waits(const std::vector<std::uint64_t>& finished, std::vector<delivery>& out);
+  /// The outcomes held in [from, to), up to the reply limit, and whether tasks remain there.
+  json collect(std::uint64_t from, std::uint64_t to) const;
+  /// The task ends with `outcome`: held for collection (or dropped if cancelled).
+  void finish(std::uint64_t id, task& t, json outcome, std::size_t bytes);
+  /// Removes task `id` wherever it is.
+  void erase(std::map<std::uint64_t, task>::iterator it);
+  /// A worker's connection closed while it ran `id`.
+  void lost(std::uint64_t id, const worker& w, std::vector<std::uint64_t>& finished);
+  void orphan(std::uint64_t id);
+
+  std::map<std::uint64_t, task> tasks_;
+  std::set<std::uint64_t> done_;  // ids of tasks with an outcome, not yet collected
+  std::unordered_map<std::string, queue_state> queues_;
+  std::unordered_map<std::uint64_t, worker> workers_;
+  std::vector<parked_wait> waits_;
+  std::unordered_map<std::uint64_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> owned_;
+  std::deque<std::uint64_t> orphans_;  // finished tasks whose submitter is gone, oldest first
+  std::size_t max_orphaned_;
+  std::uint64_t last_id_ = 0;
+};
+
+}  // namespace zproc::server_detail

@@ -1,0 +1,169 @@
+// The swarm handle: its worker processes (spawned, supervised, respawned, retired), and
+// submitting tasks.
+#include "client/client_core.hpp"
+#include "process/registry.hpp"
+#include "protocol/message.hpp"
+#include "protocol/tasks.hpp"
+#include "swarm/swarm_core.hpp"
+#include "swarm/worker.hpp"
+
+#include <zproc/context.hpp>
+#include <zproc/detail/request.hpp>
+#include <zproc/swarm.hpp>
+
+#include <signal.h>
+
+#include <algorithm>
+
+namespace zproc {
+
+namespace wire = protocol::tasks;
+
+struct swarm::impl {
+  context* ctx;
+  swarm_options options;
+  std::shared_ptr<detail::swarm_core> core;
+  std::vector<process> procs;
+
+  process spawn_worker() {
+    spawn_options so;
+    for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGTERM})
+      so.retry_for.push_back(retry_on_signal(sig));
+    so.retry_delay = options.respawn_delay;  // max_retries: none, a swarm keeps its size
+    std::weak_ptr<detail::swarm_core> weak = core;
+    so.on_crash = [weak](std::int64_t pid, const std::string& report) {
+      if (auto c = weak.lock()) c->note_crash(pid, report);
+    };
+    so.on_start = [weak](std::int64_t pid) {
+      if (auto c = weak.lock()) c->note_worker(pid);
+    };
+    return ctx->spawn(so, swarm_detail::zproc_swarm_worker, options.name);
+  }
+};
+
+swarm::swarm(context& ctx, std::size_t count, swarm_options options)
+    : impl_(std::make_unique<impl>()) {
+  if (options.name.empty()) throw std::invalid_argument("zproc: a swarm needs a name");
+  if (options.max_attempts == 0) throw std::invalid_argument("zproc: max_attempts must be >= 1");
+  impl_->ctx = &ctx;
+  impl_->options = options;
+  zproc::client c;
+  c.connect(ctx.address());
+  impl_->core = std::make_shared<detail::swarm_core>(std::move(c), options.name,
+                                                     options.max_attempts, options.executor);
+  resize(count);
+}
+
+swarm::~swarm() {
+  if (!impl_) return;
+  try {
+    stop();
+  } catch (...) {  // the server is gone: the workers end with it (or with the context)
+  }
+}
+
+swarm::swarm(swarm&&) noexcept = default;
+swarm& swarm::operator=(swarm&&) noexcept = default;
+
+const std::string& swarm::name() const noexcept { return impl_->options.name; }
+std::size_t swarm::count() const { return impl_->procs.size(); }
+std::vector<process> swarm::processes() const { return impl_->procs; }
+
+void swarm::resize(std::size_t count) {
+  auto& procs = impl_->procs;
+  while (procs.size() < count) procs.push_back(impl_->spawn_worker());
+  if (procs.size() <= count) return;
+
+  std::vector<process> retiring(procs.begin() + static_cast<std::ptrdiff_t>(count), procs.end());
+  procs.resize(count);
+  json r = json::object();
+  r[protocol::field::op] = wire::retire_op;
+  r[wire::queue] = impl_->options.name;
+  json pids = json::array();
+  for (const auto& p : retiring) pids.push_back(p.pid());
+  r[wire::pids] = std::move(pids);
+  try {
+    detail::call<json>(impl_->core->client.impl(), std::move(r));
+  } catch (const zproc::error&) {  // no server: nothing to finish, stop them below
+  }
+  // A worker that has not taken anything yet is retired when it first asks; one that hangs
+  // in a task is stopped after the deadline (its task goes to another worker).
+  const detail::deadline until(std::chrono::seconds(10));
+  for (const auto& p : retiring) {
+    try {
+      p.wait<void>(until.left());
+    } catch (const zproc::error&) {  // timeout
+      p.stop();
+    } catch (const process_error&) {  // it failed: reported already
+    }
+  }
+}
+
+void swarm::stop() { resize(0); }
+
+std::vector<worker_info> swarm::workers() const {
+  json r = json::object();
+  r[protocol::field::op] = wire::info_op;
+  r[wire::queue] = impl_->options.name;
+  json reply = detail::call<json>(impl_->core->client.impl(), std::move(r));
+  std::vector<worker_info> out;
+  for (const auto& w : reply.at("workers")) {
+    worker_info i;
+    i.pid = w.at("pid").get<std::int64_t>();
+    i.host = w.at("host").get<std::string>();
+    i.running = w.at("running").get<std::size_t>();
+    i.done = w.at("done").get<std::size_t>();
+    i.retiring = w.at("retiring").get<bool>();
+    out.push_back(std::move(i));
+  }
+  return out;
+}
+
+std::size_t swarm::auto_chunk_size(std::size_t inputs) const {
+  if (inputs == 0) return 1024;  // unknown size
+  std::size_t workers = count();
+  if (workers == 0) workers = std::max<std::size_t>(1, this->workers().size());
+  return std::max<std::size_t>(1, (inputs + 4 * workers - 1) / (4 * workers));
+}
+
+std::vector<std::shared_ptr<detail::task_collector>> swarm::submit(
+    const void* target, std::vector<detail::packed_chunk> chunks, bool bound) {
+  const std::string& name = process_detail::target_at(target).name;
+  if (count() == 0 && workers().empty())
+    throw std::logic_error("zproc: swarm '" + impl_->options.name +
+                           "' has no workers (resize() it, or start workers with --zproc-worker)");
+  // One request per batch of tasks, well below the frame size; each batch's ids are
+  // consecutive (one collector each).
+  const std::size_t limit = impl_->core->client.impl()->options().max_frame_size / 2;
+  std::vector<std::shared_ptr<detail::task_collector>> out;
+  std::size_t i = 0;
+  while (i < chunks.size()) {
+    json list = json::array();
+    std::size_t bytes = 0;
+    while (i < chunks.size() && (list.empty() || bytes + chunks[i].bytes.size() + 16 <= limit)) {
+      auto& c = chunks[i++];
+      bytes += c.bytes.size() + 16;
+      list.push_back(json::array(
+          {json::binary(std::vector<std::uint8_t>(c.bytes.begin(), c.bytes.end())), c.items}));
+      std::string().swap(c.bytes);
+    }
+    const std::size_t n = list.size();
+    json r = json::object();
+    r[protocol::field::op] = wire::submit_op;
+    r[wire::queue] = impl_->options.name;
+    r[wire::target] = name;
+    r[wire::tasks] = std::move(list);
+    r[wire::bound] = bound;
+    r[wire::max_attempts] = impl_->options.max_attempts;
+    json reply = detail::call<json>(impl_->core->client.impl(), std::move(r));
+    out.push_back(std::make_shared<detail::task_collector>(
+        impl_->core, reply.at(wire::first).get<std::uint64_t>(), n));
+  }
+  return out;
+}
+
+std::shared_ptr<detail::task_collector> swarm::collector(std::uint64_t id) {
+  return std::make_shared<detail::task_collector>(impl_->core, id, 1);
+}
+
+}  // namespace zproc

@@ -1,0 +1,217 @@
+// A swarm's worker: takes tasks from the server, runs their calls, sends the outcomes back.
+// Spawned by a swarm (the target zproc_swarm_worker) or started by hand on any machine with
+// `--zproc-worker ADDRESS` (zproc::init).
+#include "client/client_core.hpp"
+#include "process/crash.hpp"
+#include "process/registry.hpp"
+#include "process/throw_capture.hpp"
+#include "protocol/message.hpp"
+#include "protocol/tasks.hpp"
+#include "swarm/worker.hpp"
+
+#include <zproc/context.hpp>
+#include <zproc/detail/request.hpp>
+#include <zproc/target.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/core/demangle.hpp>
+
+#include <cxxabi.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+
+namespace zproc {
+namespace detail {
+
+void chunk_output::fail(std::size_t index) {
+  // Resolving a stacktrace costs milliseconds: the first few failures of a chunk get one.
+  constexpr std::size_t resolved_per_chunk = 16;
+  failure f;
+  f.index = index;
+  const std::exception_ptr e = std::current_exception();
+  if (const std::type_info* t = abi::__cxa_current_exception_type())
+    f.type = boost::core::demangle(t->name());
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    f.message = ex.what();
+  } catch (...) {
+  }
+  if (failures.size() < resolved_per_chunk) {
+    f.frames = process_detail::resolve_frames(process_detail::throw_frames(e));
+  } else {
+    f.frames.push_back("(not resolved: more than " + std::to_string(resolved_per_chunk) +
+                       " calls of this chunk failed)");
+  }
+  failures.push_back(std::move(f));
+}
+
+}  // namespace detail
+
+namespace swarm_detail {
+
+namespace asio = boost::asio;
+namespace wire = protocol::tasks;
+using detail::chunk_output;
+
+namespace {
+
+std::string host_name() {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0) return {};
+  return buf;
+}
+
+/// Runs one task; returns its outcome.
+json run_task(context& ctx, const std::string& target, const json::binary_t& args,
+              std::size_t items) {
+  chunk_output out;
+  const detail::target_info* info = process_detail::target_named(target);
+  if (!info || !info->invoke_chunk) {
+    for (std::size_t i = 0; i < items; ++i) {
+      try {
+        throw std::invalid_argument("this worker's program (" +
+                                    process_detail::executable_path() +
+                                    ") has no target named '" + target + "' (ZPROC_TARGET)");
+      } catch (...) {
+        out.fail(i);
+      }
+    }
+  } else {
+    info->invoke_chunk(ctx,
+                       std::string_view(reinterpret_cast<const char*>(args.data()), args.size()),
+                       items, out);
+  }
+  json o = json::object();
+  o[wire::values] = json::binary(std::vector<std::uint8_t>(out.values.begin(), out.values.end()));
+  o[wire::items] = items;
+  o[wire::target_name] = target;
+  if (!out.failures.empty()) {
+    json list = json::array();
+    for (auto& f : out.failures) {
+      std::string trace;
+      for (std::size_t i = 0; i < f.frames.size(); ++i)
+        trace += std::to_string(i) + "# " + f.frames[i] + "\n";
+      const std::string report = process_detail::format_crash_report(
+          {target, ::getpid(), ::getppid(), f.type + ": " + f.message, f.frames});
+      list.push_back(json::array({f.index, f.type, f.message, trace, report}));
+    }
+    o[wire::failures] = std::move(list);
+  }
+  return o;
+}
+
+/// One request in flight on the worker's connection.
+struct pending {
+  bool done = false;
+  error_code ec;
+  json result;
+};
+
+}  // namespace
+
+void run_worker(context& ctx, const std::string& queue) {
+  asio::io_context io;
+  zproc::client c(io.get_executor());
+  bool connected = false;
+  error_code connect_ec;
+  c.async_connect(ctx.address(), [&](error_code ec) {
+    connect_ec = ec;
+    connected = true;
+  });
+  while (!connected && io.run_one() > 0) {
+  }
+  if (!connected || connect_ec)
+    throw zproc::error(connect_ec, "swarm worker: cannot connect to " + ctx.address());
+
+  auto send = [&](json request) {
+    auto p = std::make_shared<pending>();
+    detail::start_request<json>(c.impl(), std::move(request),
+                                detail::handler<json>([p](error_code ec, json r) {
+                                  p->done = true;
+                                  p->ec = ec;
+                                  p->result = std::move(r);
+                                }));
+    io.poll();  // written now, while this thread computes
+    return p;
+  };
+  auto wait = [&](const std::shared_ptr<pending>& p) {
+    while (!p->done && io.run_one() > 0) {
+    }
+    return p->done && !p->ec;
+  };
+  const std::string host = host_name();
+  auto take = [&](std::size_t max) {
+    json r = json::object();
+    r[protocol::field::op] = wire::take_op;
+    r[wire::queue] = queue;
+    r[wire::max] = max;
+    r[wire::pid] = static_cast<std::int64_t>(::getpid());
+    r[wire::host] = host;
+    return send(std::move(r));
+  };
+
+  // Tasks are taken so that a batch runs for about this long: tiny calls come many per round
+  // trip, long ones one at a time (and the others stay queued for other workers).
+  constexpr auto batch_time = std::chrono::milliseconds(5);
+  constexpr std::size_t max_batch = 1024;
+  std::size_t max = 1;
+  std::vector<std::shared_ptr<pending>> sent;  // task_done requests in flight
+  auto next = take(max);
+  for (;;) {
+    if (!wait(next)) break;  // the server is gone
+    json reply = std::move(next->result);
+    if (reply.contains(wire::retire)) break;
+    const json& tasks = reply.at(wire::tasks);
+    next = take(max);  // the next batch comes while this one runs
+    const auto start = std::chrono::steady_clock::now();
+    json results = json::array();
+    for (const auto& t : tasks) {
+      const auto id = t.at(0).get<std::uint64_t>();
+      const auto& target = t.at(1).get_ref<const std::string&>();
+      results.push_back(json::array(
+          {id, run_task(ctx, target, t.at(2).get_binary(), t.at(3).get<std::size_t>())}));
+    }
+    const auto took = std::chrono::steady_clock::now() - start;
+    json done = json::object();
+    done[protocol::field::op] = wire::done_op;
+    done[wire::results] = std::move(results);
+    std::erase_if(sent, [](const auto& p) { return p->done; });
+    sent.push_back(send(std::move(done)));
+    const auto per_task = std::max<std::chrono::nanoseconds>(
+        std::chrono::nanoseconds(100), took / std::max<std::size_t>(1, tasks.size()));
+    max = std::clamp<std::size_t>(static_cast<std::size_t>(batch_time / per_task), 1, max_batch);
+  }
+  for (const auto& p : sent) wait(p);  // the last outcomes reach the server before we exit
+}
+
+[[noreturn]] void run_external_worker(const std::string& address, const std::string& queue) {
+  int code = 0;
+  try {
+    context_options options;
+    options.address = address;
+    context ctx(std::move(options));
+    std::fprintf(stderr, "[zproc] worker %d joined swarm '%s' at %s\n", ::getpid(), queue.c_str(),
+                 address.c_str());
+    run_worker(ctx, queue);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "[zproc] worker %d: %s\n", ::getpid(), e.what());
+    code = 1;
+  }
+  std::fflush(nullptr);
+  std::exit(code);
+}
+
+}  // namespace swarm_detail
+
+namespace swarm_detail {
+void zproc_swarm_worker(context& ctx, std::string queue) { run_worker(ctx, queue); }
+ZPROC_TARGET(zproc_swarm_worker);
+}  // namespace swarm_detail
+
+}  // namespace zproc

@@ -1,0 +1,286 @@
+// The swarm, end to end: real worker processes (this test binary run again by zproc::init),
+// an embedded server, maps in order, errors per call, workers killed in the middle of a map,
+// poison tasks, workers that join over TCP, resize, and co_await.
+#include <zproc/zproc.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/use_future.hpp>
+
+#include <doctest/doctest.h>
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <numeric>
+#include <set>
+#include <stdexcept>
+#include <thread>
+#include <vector>
+
+namespace {
+
+using namespace std::chrono_literals;
+
+long long square(int x) { return static_cast<long long>(x) * x; }
+ZPROC_TARGET(square);
+
+int add_pair(int a, int b) { return a + b; }
+ZPROC_TARGET(add_pair);
+
+int unlucky(int x) {
+  if (x == 13) throw std::runtime_error("thirteen is unlucky");
+  return x;
+}
+ZPROC_TARGET(unlucky);
+
+int slow_square(int x) {
+  std::this_thread::sleep_for(5ms);
+  return x * x;
+}
+ZPROC_TARGET(slow_square);
+
+std::int64_t worker_pid(int) {
+  std::this_thread::sleep_for(2ms);
+  return ::getpid();
+}
+ZPROC_TARGET(worker_pid);
+
+[[gnu::noinline]] int crash_worker(int x) {
+  if (x >= 0) std::raise(SIGSEGV);
+  return x;
+}
+ZPROC_TARGET(crash_worker);
+
+std::string self_exe() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
+
+const zproc::map_options within_a_minute = [] {
+  zproc::map_options o;
+  o.timeout = 60s;
+  return o;
+}();
+
+}  // namespace
+
+TEST_SUITE("swarm") {
+  TEST_CASE("map of 10,000 items returns every result in input order") {
+    zproc::context ctx;
+    auto sw = ctx.create_swarm(2);
+    std::vector<int> in(10'000);
+    std::iota(in.begin(), in.end(), 0);
+    std::size_t last_progress = 0;
+    zproc::map_options o = within_a_minute;
+    o.progress = [&](std::size_t done, std::size_t total) {
+      CHECK(total == in.size());
+      CHECK(done >= last_progress);
+      last_progress = done;
+    };
+    const auto out = sw.map(square, in, o);
+    REQUIRE(out.size() == in.size());
+    for (int i = 0; i < 10'000; ++i) REQUIRE(out[static_cast<std::size_t>(i)] == 1LL * i * i);
+    CHECK(last_progress == in.size());
+
+    // Chunk size 1: one task per item.
+    o.chunk_size = 1;
+    o.progress = {};
+    std::vector<int> small(500);
+    std::iota(small.begin(), small.end(), 0);
+    const auto one_by_one = sw.map(square, small, o);
+    for (int i = 0; i < 500; ++i) REQUIRE(one_by_one[static_cast<std::size_t>(i)] == 1LL * i * i);
+  }
+
+  TEST_CASE("map with fewer items than workers, of nothing, and over tuples") {
+    zproc::context ctx;
+    auto sw = ctx.create_swarm(8);
+    CHECK(sw.count() == 8);
+    CHECK(sw.map(square, std::vector<int>{1, 2, 3}, within_a_minute) ==
+          std::vector<long long>{1, 4, 9});
+    CHECK(sw.map(square, std::vector<int>{}, within_a_minute).empty());
+    std::vector<std::tuple<int, int>> pairs{{1, 2}, {3, 4}};
+    CHECK(sw.map(add_pair, pairs, within_a_minute) == std::vector<int>{3, 7});
+  }
+
+  TEST_CASE("run returns a handle; the result can be collected by id from another handle") {
+    zproc::context ctx;
+    auto sw = ctx.create_swarm(1);
+    auto t = sw.run(add_pair, 20, 22);
+    CHECK(t.get(30s) == 42);
+    CHECK(t.get() == 42);  // kept by the handle
+    CHECK(t.ready());
+
+    auto u = sw.run(square, 9);
+    const std::uint64_t id = u.id();
+    auto other = ctx.create_swarm(0);  // a handle only, as another process would have
+    CHECK(other.result<long long>(id).get(30s) == 81);
+    // Collected: gone from the server.
+    CHECK_THROWS_AS(u.get(5s), zproc::error);
+  }
+
+  TEST_CASE("an exception in one call reaches the caller; map_lazy gives the others") {
+    zproc::context ctx;
+    auto sw = ctx.create_swarm(2);
+    std::vector<int> in(40);
+    std::iota(in.begin(), in.end(), 0);
+    try {
+      sw.map(unlucky, in, within_a_minute);
+      FAIL("map did not throw");
+    } catch (const zproc::remote_error& e) {
+      CHECK(e.type() == "std::runtime_error");
+      CHECK(e.message() == "thirteen is unlucky");
+      CHECK(e.target() == "unlucky");
+      CHECK(std::string(e.what()).find("call") != std::string::npos);
+      CHECK(e.stacktrace().find("unlucky") != std::string::npos);
+      CHECK(e.crash_report().find("[zproc] Crash report:") != std::string::npos);
+    }
+    zproc::map_options o = within_a_minute;
+    o.chunk_size = 7;
+    auto stream = sw.map_lazy(unlucky, in, o);
+    int errors = 0;
+    for (int i = 0; i < 40; ++i) {
+      try {
+        auto v = stream.next(30s);
+        REQUIRE(v);
+        CHECK(*v == i);
+      } catch (const zproc::remote_error& e) {
+        CHECK(i == 13);
+        ++errors;
+      }
+    }
+    CHECK(errors == 1);
+    CHECK(!stream.next(30s));
+  }
+
+  TEST_CASE("a worker SIGKILLed in the middle of a map: every result exactly once") {
+    zproc::context ctx;
+    auto sw = ctx.create_swarm(2);
+    std::vector<int> in(400);
+    std::iota(in.begin(), in.end(), 0);
+    zproc::map_options o = within_a_minute;
+    o.chunk_size = 1;
+    std::atomic<bool> killed{false};
+    const auto victim = sw.processes().at(0);
+    const auto victim_pid = victim.pid();
+    o.progress = [&](std::size_t done, std::size_t) {
+      if (done >= 50 && !killed.exchange(true)) victim.signal(SIGKILL);
+    };
+    const auto out = sw.map(slow_square, in, o);
+    CHECK(killed);
+    REQUIRE(out.size() == in.size());
+    for (int i = 0; i < 400; ++i) REQUIRE(out[static_cast<std::size_t>(i)] == i * i);
+    // The swarm started a new worker in its place.
+    for (int i = 0; i < 100 && victim.pid() == victim_pid; ++i) std::this_thread::sleep_for(50ms);
+    CHECK(victim.pid() != victim_pid);
+    CHECK(sw.map(square, std::vector<int>{5, 6}, within_a_minute) == std::vector<long long>{25, 36});
+  }
+
+  TEST_CASE("a task that kills every worker fails with the crash report, and nothing hangs") {
+    zproc::context ctx;
+    zproc::swarm_options so;
+    so.max_attempts = 2;
+    so.respawn_delay = 50ms;
+    auto sw = ctx.create_swarm(2, so);
+    auto t = sw.run(crash_worker, 1);
+    try {
+      t.get(60s);
+      FAIL("no error");
+    } catch (const zproc::task_lost_error& e) {
+      CHECK(e.attempts() == 2);
+      CHECK(e.target() == "crash_worker");
+      INFO(e.crash_report());
+      CHECK(e.crash_report().find("SIGSEGV") != std::string::npos);
+      CHECK(e.crash_report().find("crash_worker") != std::string::npos);
+    }
+    // The swarm still works.
+    CHECK(sw.run(square, 3).get(30s) == 9);
+  }
+
+  TEST_CASE("workers started by hand join over TCP and take part") {
+    zproc::context_options co;
+    co.server.listen = {"tcp://127.0.0.1:0"};
+    zproc::context ctx(co);
+    REQUIRE(ctx.address().rfind("tcp://", 0) == 0);
+    std::vector<zproc::process> remote;
+    for (int i = 0; i < 2; ++i)
+      remote.push_back(ctx.spawn_command(self_exe(), {"--zproc-worker", ctx.address(),
+                                                      "--zproc-swarm", "remote"}));
+    zproc::swarm_options so;
+    so.name = "remote";
+    auto sw = ctx.create_swarm(0, so);  // no workers of its own
+    for (int i = 0; i < 200 && sw.workers().size() < 2; ++i) std::this_thread::sleep_for(25ms);
+    REQUIRE(sw.workers().size() == 2);
+    std::set<std::int64_t> remote_pids;
+    for (const auto& p : remote) remote_pids.insert(p.pid());
+
+    zproc::map_options o = within_a_minute;
+    o.chunk_size = 1;
+    const auto pids = sw.map(worker_pid, std::vector<int>(200, 0), o);
+    const std::set<std::int64_t> seen(pids.begin(), pids.end());
+    CHECK(seen == remote_pids);  // both took part, and nobody else
+
+    // One disconnects (killed): the other finishes the map.
+    remote[0].signal(SIGKILL);
+    const auto after = sw.map(worker_pid, std::vector<int>(50, 0), o);
+    CHECK(std::set<std::int64_t>(after.begin(), after.end()) ==
+          std::set<std::int64_t>{remote[1].pid()});
+  }
+
+  TEST_CASE("resize starts and retires workers; retired ones finish what they hold") {
+    zproc::context ctx;
+    auto sw = ctx.create_swarm(1);
+    sw.resize(3);
+    CHECK(sw.count() == 3);
+    std::vector<int> in(300);
+    std::iota(in.begin(), in.end(), 0);
+    zproc::map_options o = within_a_minute;
+    o.chunk_size = 1;
+    auto stream = sw.map_lazy(slow_square, in, o);
+    CHECK(stream.next(30s) == 0);
+    const auto retired = sw.processes().at(2);
+    sw.resize(1);  // while the map runs
+    CHECK(sw.count() == 1);
+    CHECK(!retired.is_alive());
+    CHECK(retired.exitcode() == 0);  // it exited by itself, not killed
+    for (int i = 1; i < 300; ++i) REQUIRE(stream.next(30s) == i * i);
+    CHECK(!stream.next(30s));
+    for (int i = 0; i < 100 && sw.workers().size() != 1; ++i) std::this_thread::sleep_for(20ms);
+    CHECK(sw.workers().size() == 1);
+  }
+
+  TEST_CASE("co_await a task and a map stream") {
+    boost::asio::io_context io;
+    zproc::context ctx;
+    zproc::swarm_options so;
+    so.executor = io.get_executor();
+    auto sw = ctx.create_swarm(2, so);
+    auto t = sw.run(square, 12);
+    std::vector<int> in(100);
+    std::iota(in.begin(), in.end(), 0);
+    auto stream = sw.map_lazy(unlucky, in);
+    auto done = boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<int> {
+          CHECK(co_await t.async_get() == 144);
+          int sum = 0, errors = 0;
+          for (;;) {
+            try {
+              auto v = co_await stream.async_next();
+              if (!v) break;
+              sum += *v;
+            } catch (const zproc::remote_error&) {
+              ++errors;
+            }
+          }
+          CHECK(errors == 1);
+          co_return sum;
+        },
+        boost::asio::use_future);
+    io.run_for(60s);
+    REQUIRE(done.wait_for(0s) == std::future_status::ready);
+    CHECK(done.get() == 4950 - 13);
+  }
+}

@@ -1,0 +1,219 @@
+// The swarm's task queues without sockets: submitting, taking (fair shares, parking), outcomes
+// held until acknowledged, a worker that dies (its tasks queued again, then lost after
+// max_attempts), bound tasks cancelled with their submitter, retiring, and bad input.
+#include "protocol/tasks.hpp"
+#include "server/task_queue.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+
+using namespace zproc;
+using namespace zproc::server_detail;
+using nlohmann::json;
+namespace wire = zproc::protocol::tasks;
+
+namespace {
+
+constexpr std::uint64_t owner = 1, w1 = 2, w2 = 3, other = 4;
+
+struct fixture {
+  task_queue q;
+  std::vector<delivery> out;
+  std::uint64_t next_request = 100;
+  task_queue::clock::time_point now = task_queue::clock::now();
+
+  /// Runs a request; returns the replies it produced (and clears them).
+  std::vector<delivery> run(std::uint64_t client, json request) {
+    out.clear();
+    q.execute(request, ++next_request, client, now, out);
+    return std::move(out);
+  }
+  std::uint64_t submit(std::size_t n, std::uint64_t client = owner, bool bound = false,
+                       std::uint64_t max_attempts = 3) {
+    json tasks = json::array();
+    for (std::size_t i = 0; i < n; ++i)
+      tasks.push_back(json::array({json::binary({static_cast<std::uint8_t>(i)}), 1}));
+    auto r = run(client, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "square"}, {"t", tasks},
+                          {"bound", bound}, {"ma", max_attempts}});
+    REQUIRE(!r.empty());
+    return r.front().reply.at("r").at(wire::first).get<std::uint64_t>();
+  }
+  json take_request(std::size_t max, std::int64_t pid = 42) {
+    return {{"o", wire::take_op}, {"q", "s"}, {"max", max}, {"pid", pid}, {"host", "box"}};
+  }
+  /// The ids of a take reply.
+  static std::vector<std::uint64_t> ids(const json& reply) {
+    std::vector<std::uint64_t> v;
+    for (const auto& t : reply.at("r").at(wire::tasks)) v.push_back(t.at(0).get<std::uint64_t>());
+    return v;
+  }
+  void done(std::uint64_t worker, std::uint64_t id, json outcome = json::object()) {
+    if (outcome.empty()) outcome = {{"v", json::binary({7})}, {"n", 1}};
+    run(worker, {{"o", wire::done_op}, {"r", json::array({json::array({id, outcome})})}});
+  }
+  json wait(std::uint64_t from, std::uint64_t to, json ack = json::array(), std::uint64_t ms = 0) {
+    auto r = run(owner, {{"o", wire::wait_op}, {"from", from}, {"to", to}, {"ack", ack},
+                         {"ms", ms}});
+    return r.empty() ? json() : r.front().reply.at("r");
+  }
+};
+
+std::string failure(fixture& f, std::uint64_t client, const json& request) {
+  try {
+    f.run(client, request);
+  } catch (const op_error& e) {
+    CHECK(e.code == server_errc::bad_request);
+    return e.message;
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST_SUITE("task_queue") {
+  TEST_CASE("tasks go to a worker, outcomes wait until acknowledged") {
+    fixture f;
+    const auto first = f.submit(3);
+    CHECK(f.q.queued("s") == 3);
+    auto r = f.run(w1, f.take_request(10));
+    REQUIRE(r.size() == 1);
+    CHECK(f.ids(r[0].reply) == std::vector<std::uint64_t>{first, first + 1, first + 2});
+    CHECK(f.q.queued("s") == 0);
+
+    f.done(w1, first + 1);
+    json got = f.wait(first, first + 3);
+    REQUIRE(got.at("r").size() == 1);
+    CHECK(got["r"][0][0] == first + 1);
+    CHECK(got["r"][0][1]["w"] == 42);  // the server says which worker ran it
+    CHECK(got["left"] == true);
+    // Not acknowledged: sent again.
+    CHECK(f.wait(first, first + 3).at("r").size() == 1);
+    // Acknowledged: gone.
+    CHECK(f.wait(first, first + 3, json::array({first + 1})).at("r").empty());
+    CHECK(f.q.size() == 2);
+  }
+
+  TEST_CASE("a wait parks until an outcome arrives, or answers empty at its deadline") {
+    fixture f;
+    const auto first = f.submit(2);
+    f.run(w1, f.take_request(10));
+    CHECK(f.wait(first, first + 2, json::array(), 5000).is_null());  // parked
+    f.out.clear();
+    f.q.execute({{"o", wire::done_op},
+                 {"r", json::array({json::array({first, json{{"v", json::binary({1})}}})})}},
+                1, w1, f.now, f.out);
+    REQUIRE(f.out.size() == 2);  // the worker's reply and the parked wait's
+    CHECK(f.out[1].client_id == owner);
+    CHECK(f.out[1].reply["r"]["r"].size() == 1);
+
+    CHECK(f.wait(first, first + 2, json::array({first}), 100).is_null());
+    std::vector<delivery> expired;
+    f.q.tick(f.now + std::chrono::milliseconds(50), expired);
+    CHECK(expired.empty());
+    f.q.tick(f.now + std::chrono::milliseconds(150), expired);
+    REQUIRE(expired.size() == 1);
+    CHECK(expired[0].reply["r"]["r"].empty());
+  }
+
+  TEST_CASE("a take parks when nothing is queued and is served by the next submit") {
+    fixture f;
+    CHECK(f.run(w1, f.take_request(4)).empty());
+    CHECK(f.q.workers("s") == 1);
+    auto r = f.run(owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"},
+                           {"t", json::array({json::array({json::binary({1}), 1})})}});
+    REQUIRE(r.size() == 2);  // submit reply, then the parked take's
+    CHECK(r[1].client_id == w1);
+    CHECK(f.ids(r[1].reply).size() == 1);
+    CHECK(failure(f, w1, f.take_request(1)) == "");  // one take at a time is fine
+    CHECK(!failure(f, w1, f.take_request(1)).empty());  // a second one while parked is not
+  }
+
+  TEST_CASE("fair shares: two workers split a short queue") {
+    fixture f;
+    f.run(w1, f.take_request(100));  // parked
+    f.run(w2, f.take_request(100));  // parked
+    f.submit(8);
+    CHECK(f.q.queued("s") == 0);
+    // Each got a share, not one worker all 8.
+  }
+
+  TEST_CASE("a worker that dies gives its tasks back; after max_attempts they are lost") {
+    fixture f;
+    const auto first = f.submit(1, owner, false, 2);
+    f.run(w1, f.take_request(1, 501));
+    std::vector<delivery> out;
+    f.q.client_gone(w1, out);
+    CHECK(f.q.queued("s") == 1);  // attempt 1 failed: queued again
+    auto r = f.run(w2, f.take_request(1, 502));
+    REQUIRE(r.size() == 1);
+    CHECK(r[0].reply["r"]["t"][0][4] == 2);  // attempt 2
+    out.clear();
+    f.q.client_gone(w2, out);
+    json got = f.wait(first, first + 1);
+    REQUIRE(got.at("r").size() == 1);
+    const json& o = got["r"][0][1];
+    CHECK(o["a"] == 2);
+    CHECK(o["w"] == 502);
+    CHECK(o["x"].get<std::string>().find("pid 502") != std::string::npos);
+  }
+
+  TEST_CASE("bound tasks are cancelled when their submitter leaves; others are kept") {
+    fixture f;
+    const auto bound = f.submit(2, owner, true);
+    const auto kept = f.submit(1, owner, false);
+    std::vector<delivery> out;
+    f.q.client_gone(owner, out);
+    CHECK(f.q.queued("s") == 1);
+    auto r = f.run(w1, f.take_request(10));
+    CHECK(f.ids(r[0].reply) == std::vector<std::uint64_t>{kept});
+    f.done(w1, kept);
+    // Anyone may collect it by id.
+    auto got = f.run(other, {{"o", wire::wait_op}, {"from", kept}, {"to", kept + 1}});
+    CHECK(got[0].reply["r"]["r"].size() == 1);
+    (void)bound;
+  }
+
+  TEST_CASE("cancel drops queued tasks and the outcome of running ones") {
+    fixture f;
+    const auto first = f.submit(3);
+    auto r = f.run(w1, f.take_request(1));
+    CHECK(f.ids(r[0].reply) == std::vector<std::uint64_t>{first});
+    f.run(owner, {{"o", wire::cancel_op}, {"from", first}, {"to", first + 3}});
+    CHECK(f.q.queued("s") == 0);
+    f.done(w1, first);
+    CHECK(f.q.size() == 0);
+    CHECK(f.wait(first, first + 3).at("left") == false);
+  }
+
+  TEST_CASE("a retired worker finishes what it holds and is told to go") {
+    fixture f;
+    f.submit(1);
+    auto r = f.run(w1, f.take_request(1, 77));
+    auto ret = f.run(owner, {{"o", wire::retire_op}, {"q", "s"}, {"pids", json::array({77})}});
+    CHECK(ret[0].reply["r"] == 1);
+    f.done(w1, f.ids(r[0].reply)[0]);
+    auto bye = f.run(w1, f.take_request(1, 77));
+    CHECK(bye[0].reply["r"]["retire"] == true);
+  }
+
+  TEST_CASE("bad input is refused and changes nothing") {
+    fixture f;
+    CHECK(!failure(f, owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"}, {"t", json::array()}}).empty());
+    CHECK(!failure(f, owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"},
+                              {"t", json::array({json::array({"not binary", 1})})}}).empty());
+    CHECK(!failure(f, owner, {{"o", wire::submit_op}, {"q", ""}, {"tg", "t"},
+                              {"t", json::array({json::array({json::binary({1}), 1})})}}).empty());
+    CHECK(!failure(f, owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"}, {"ma", 0},
+                              {"t", json::array({json::array({json::binary({1}), 1})})}}).empty());
+    CHECK(!failure(f, owner, {{"o", wire::wait_op}, {"from", 5}, {"to", 1}}).empty());
+    CHECK(!failure(f, owner, {{"o", wire::done_op}, {"r", json::array({1})}}).empty());
+    CHECK(f.q.size() == 0);
+    // A result for a task this worker does not hold is ignored.
+    const auto first = f.submit(1);
+    auto r = f.run(w2, {{"o", wire::done_op},
+                        {"r", json::array({json::array({first, json::object()})})}});
+    CHECK(r[0].reply["r"] == 0);
+    CHECK(f.q.queued("s") == 1);
+  }
+}
