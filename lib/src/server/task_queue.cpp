@@ -165,8 +165,10 @@ void task_queue::take(const json& request, std::uint64_t request_id, std::uint64
       w.pid = p->get<std::int64_t>();
     if (auto h = request.find(wire::host); h != request.end() && h->is_string())
       w.host = h->get<std::string>();
+    queue_state& q = queues_[queue];
+    if (q.retire_pids.erase(w.pid) > 0) w.retiring = true;
     it = workers_.emplace(client_id, std::move(w)).first;
-    queues_[queue].workers.push_back(client_id);
+    q.workers.push_back(client_id);
   } else if (it->second.queue != queue) {
     fail("this connection is already a worker of swarm '" + it->second.queue + "'");
   } else if (it->second.parked) {
@@ -299,11 +301,15 @@ void task_queue::retire(const json& request, std::uint64_t request_id, std::uint
   for (const auto& p : pids)
     if (!p.is_number_integer()) fail("field 'pids' must be an array of process ids");
   std::uint64_t marked = 0;
-  auto qit = queues_.find(queue);
-  if (qit != queues_.end()) {
+  auto qit = queues_.try_emplace(queue).first;
+  // A pid no connected worker has yet is retired when it connects (a worker being respawned).
+  for (const auto& p : pids)
+    if (qit->second.retire_pids.size() < 1024) qit->second.retire_pids.insert(p.get<std::int64_t>());
+  {
     for (const std::uint64_t c : qit->second.workers) {
       worker& w = workers_.at(c);
       if (w.retiring || std::find(pids.begin(), pids.end(), json(w.pid)) == pids.end()) continue;
+      qit->second.retire_pids.erase(w.pid);
       w.retiring = true;
       ++marked;
       if (w.parked) {  // it waits for work: tell it now

@@ -100,6 +100,7 @@ class task_queue {
     std::size_t live = 0;               // queued tasks that are not cancelled
     std::vector<std::uint64_t> workers;
     std::deque<std::uint64_t> parked;  // workers with a parked take, oldest first
+    std::set<std::int64_t> retire_pids;  // retired before they connected (just respawned)
   };
   struct parked_wait {
     std::uint64_t client_id;
