@@ -45,4 +45,14 @@ TEST_SUITE("demos") {
     CHECK(r.err.find("[zproc] Crash report:\n  target: 'cookie_counter'") != std::string::npos);
     CHECK(r.err.find("  what: std::runtime_error: out of cookies") != std::string::npos);
   }
+
+  TEST_CASE("mapper: a swarm maps squares, checks them, and prints tasks per second") {
+    auto r = zproc::test::run_program({ZPROC_DEMO_DIR "/mapper", "200000", "2"},
+                                      std::chrono::seconds(120));
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("mapped 200000 squares on 2 workers: all correct\n") != std::string::npos);
+    CHECK(r.out.find(" tasks per second (") != std::string::npos);
+    CHECK(r.err.find("[") == std::string::npos);  // no progress bar when stderr is not a terminal
+  }
 }
