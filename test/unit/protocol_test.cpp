@@ -142,3 +142,88 @@ TEST_SUITE("protocol") {
           client_errc::protocol_error);
   }
 }
+
+// The fast MessagePack decoder gives what nlohmann's from_msgpack gives, for every width of
+// every type, and refuses what it refuses.
+#include "protocol/msgpack.hpp"
+
+#include <random>
+
+namespace {
+
+nlohmann::json random_value(std::mt19937& rng, int depth) {
+  using nlohmann::json;
+  std::uniform_int_distribution<int> kind(0, depth > 3 ? 7 : 9);
+  auto big = [&] { return std::uniform_int_distribution<std::size_t>(0, 70000)(rng); };
+  switch (kind(rng)) {
+    case 0: return nullptr;
+    case 1: return std::uniform_int_distribution<int>(0, 1)(rng) == 1;
+    case 2: {
+      const std::uint64_t shifts[] = {0, 7, 8, 15, 16, 31, 32, 63};
+      return static_cast<std::uint64_t>(rng()) >> shifts[rng() % 8];
+    }
+    case 3: {
+      const int shifts[] = {58, 57, 49, 33, 1};
+      return -(static_cast<std::int64_t>(static_cast<std::uint64_t>(rng()) >> shifts[rng() % 5])) - 1;
+    }
+    case 4: return std::uniform_real_distribution<double>(-1e9, 1e9)(rng);
+    case 5: {
+      const std::size_t sizes[] = {0, 5, 31, 32, 255, 256, 65535, 65536};
+      return std::string(rng() % 3 == 0 ? big() : sizes[rng() % 8], 'x');
+    }
+    case 6: {
+      const std::size_t sizes[] = {0, 1, 2, 4, 8, 16, 255, 256, 70000};
+      std::vector<std::uint8_t> b(sizes[rng() % 9], 7);
+      return rng() % 2 ? json::binary(b) : json::binary(b, static_cast<std::uint8_t>(rng() % 128));
+    }
+    case 7: return json::array();
+    case 8: {
+      json a = json::array();
+      const std::size_t n = rng() % 20 == 0 ? 70000 : rng() % 17;
+      for (std::size_t i = 0; i < n; ++i) a.push_back(n > 100 ? json(i) : random_value(rng, depth + 1));
+      return a;
+    }
+    default: {
+      json o = json::object();
+      const std::size_t n = rng() % 17;
+      for (std::size_t i = 0; i < n; ++i) o["k" + std::to_string(i)] = random_value(rng, depth + 1);
+      return o;
+    }
+  }
+}
+
+}  // namespace
+
+TEST_SUITE("protocol") {
+  TEST_CASE("decode_msgpack agrees with nlohmann's decoder") {
+    std::mt19937 rng(12345);
+    for (int i = 0; i < 300; ++i) {
+      const nlohmann::json v = random_value(rng, 0);
+      const auto bytes = nlohmann::json::to_msgpack(v);
+      const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      const auto ours = zproc::protocol::decode_msgpack(view);
+      const auto theirs = nlohmann::json::from_msgpack(bytes, true, false);
+      REQUIRE(!ours.is_discarded());
+      CHECK(ours == theirs);
+      CHECK(ours == v);
+      // Cut short, or with a byte too many: refused by both.
+      if (!bytes.empty()) {
+        const auto cut = view.substr(0, rng() % bytes.size());
+        CHECK(zproc::protocol::decode_msgpack(cut).is_discarded());
+        std::string longer(view);
+        longer.push_back('\0');
+        CHECK(zproc::protocol::decode_msgpack(longer).is_discarded());
+      }
+    }
+  }
+
+  TEST_CASE("decode_msgpack refuses malformed input") {
+    using zproc::protocol::decode_msgpack;
+    CHECK(decode_msgpack("").is_discarded());
+    CHECK(decode_msgpack("\xc1").is_discarded());                  // never used
+    CHECK(decode_msgpack("\x81\x01\x02").is_discarded());          // a key that is not a string
+    CHECK(decode_msgpack("\xdd\xff\xff\xff\xff").is_discarded());  // an array longer than the input
+    CHECK(decode_msgpack(std::string(100000, '\x91')).is_discarded());  // nested too deep
+    CHECK(decode_msgpack("\x92\x01\x02") == nlohmann::json::array({1, 2}));
+  }
+}

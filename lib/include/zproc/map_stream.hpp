@@ -68,6 +68,32 @@ class map_stream {
     }
   }
 
+  /// Appends all the results of the next task (a chunk of inputs) to `out`, in input order;
+  /// false after the last. Throws the chunk's first error. map() reads results this way (no
+  /// per-result overhead); do not mix it with next() on one stream.
+  bool next_chunk(std::vector<value_type>& out,
+                  std::chrono::milliseconds timeout = std::chrono::milliseconds::zero()) {
+    auto& s = *s_;
+    for (;;) {
+      if (s.at_end()) return false;
+      auto& slot = s.chunks[s.batch][s.chunk];
+      if (slot) {
+        for (std::size_t i = 0; i < slot->values.size(); ++i) {
+          if (slot->errors[i]) std::rethrow_exception(slot->errors[i]);
+          out.push_back(std::move(*slot->values[i]));
+        }
+        slot.reset();
+        if (++s.chunk == s.chunks[s.batch].size()) {
+          s.chunk = 0;
+          ++s.batch;
+        }
+        return true;
+      }
+      auto& b = *s.batches[s.batch];
+      for (auto& o : b.next(timeout)) s.store(s.batch, b, o);
+    }
+  }
+
   /// Asynchronous next(): completion `void(std::exception_ptr, std::optional<value_type>)`.
   /// Needs a swarm made with swarm_options::executor. Supports terminal cancellation
   /// (operation_aborted; nothing is lost). The default token is use_awaitable (see
@@ -117,7 +143,9 @@ class map_stream {
     void store(std::size_t b, const detail::task_collector& c, detail::task_outcome& o) {
       const std::size_t k = o.id - c.first();
       received += o.failed.size();
-      chunks[b][k].emplace(detail::unpack_chunk<R>(o.values, std::move(o.failed)));
+      chunks[b][k].emplace(detail::unpack_chunk<R>(
+          std::string_view(reinterpret_cast<const char*>(o.values.data()), o.values.size()),
+          std::move(o.failed)));
       if (progress) progress(received, total);
     }
     /// The next result if it is here (throws it if it is an error).

@@ -83,7 +83,8 @@ class swarm {
     using traits = detail::target_traits<F>;
     typename traits::args* tag = nullptr;
     std::vector<detail::packed_chunk> chunk(1);
-    chunk[0].bytes = detail::pack_as(tag, std::forward<A>(args)...);
+    const std::string packed = detail::pack_as(tag, std::forward<A>(args)...);
+    chunk[0].bytes.assign(packed.begin(), packed.end());
     chunk[0].items = 1;
     auto batches = submit(reinterpret_cast<const void*>(&target), std::move(chunk), false);
     return task<typename traits::value>(std::move(batches.at(0)));
@@ -105,7 +106,8 @@ class swarm {
     } else {
       std::vector<value> out;
       out.reserve(stream.size());
-      while (auto v = stream.next(until.left())) out.push_back(std::move(*v));
+      while (stream.next_chunk(out, until.left())) {
+      }
       return out;
     }
   }

@@ -110,7 +110,9 @@ class task {
   };
 
   static void take_into(shared& s, detail::task_outcome& o) {
-    if (!s.result) s.result.emplace(detail::unpack_chunk<R>(o.values, std::move(o.failed)));
+    if (!s.result) s.result.emplace(detail::unpack_chunk<R>(
+          std::string_view(reinterpret_cast<const char*>(o.values.data()), o.values.size()),
+          std::move(o.failed)));
   }
   void take(detail::task_outcome& o) const { take_into(*s_, o); }
 

@@ -1,5 +1,7 @@
 #include "protocol/frame.hpp"
 
+#include "protocol/msgpack.hpp"
+
 #include <algorithm>
 #include <cstring>
 
@@ -64,9 +66,6 @@ frame_decoder::status frame_decoder::next(std::string_view& payload) {
   return status::frame;
 }
 
-nlohmann::json decode_payload(std::string_view payload) {
-  return nlohmann::json::from_msgpack(payload.begin(), payload.end(), /*strict=*/true,
-                                      /*allow_exceptions=*/false);
-}
+nlohmann::json decode_payload(std::string_view payload) { return decode_msgpack(payload); }
 
 }  // namespace zproc::protocol

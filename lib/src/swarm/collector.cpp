@@ -155,10 +155,8 @@ struct task_collector::state {
       std::fill(out.failed.begin(), out.failed.end(), e);
       return out;
     }
-    if (auto v = o.find(wire::values); v != o.end() && v->is_binary()) {
-      const auto& b = v->get_binary();
-      out.values.assign(reinterpret_cast<const char*>(b.data()), b.size());
-    }
+    if (auto v = o.find(wire::values); v != o.end() && v->is_binary())
+      out.values = std::move(static_cast<std::vector<std::uint8_t>&>(v->get_binary()));
     if (auto f = o.find(wire::failures); f != o.end() && f->is_array()) {
       for (const auto& e : *f) {
         if (!e.is_array() || e.size() < 5 || !e[0].is_number_unsigned()) continue;

@@ -143,9 +143,7 @@ std::vector<std::shared_ptr<detail::task_collector>> swarm::submit(
     while (i < chunks.size() && (list.empty() || bytes + chunks[i].bytes.size() + 16 <= limit)) {
       auto& c = chunks[i++];
       bytes += c.bytes.size() + 16;
-      list.push_back(json::array(
-          {json::binary(std::vector<std::uint8_t>(c.bytes.begin(), c.bytes.end())), c.items}));
-      std::string().swap(c.bytes);
+      list.push_back(json::array({json::binary(std::move(c.bytes)), c.items}));
     }
     const std::size_t n = list.size();
     json r = json::object();

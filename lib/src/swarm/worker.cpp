@@ -88,7 +88,7 @@ json run_task(context& ctx, const std::string& target, const json::binary_t& arg
                        items, out);
   }
   json o = json::object();
-  o[wire::values] = json::binary(std::vector<std::uint8_t>(out.values.begin(), out.values.end()));
+  o[wire::values] = json::binary(std::move(out.values));
   o[wire::items] = items;
   o[wire::target_name] = target;
   if (!out.failures.empty()) {

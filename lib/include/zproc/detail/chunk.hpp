@@ -6,7 +6,10 @@
 
 #include <zproc/detail/archive.hpp>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <exception>
 #include <optional>
 #include <streambuf>
@@ -19,37 +22,70 @@
 
 namespace zproc::detail {
 
-/// A streambuf appending to a std::string (an archive's output, without ostringstream's copy).
-class string_sink : public std::streambuf {
+/// Packed bytes, as they go into a message (json::binary) without a copy.
+using bytes = std::vector<std::uint8_t>;
+
+/// A streambuf appending to `bytes` through a put area: an archive's primitive is a memcpy,
+/// not a container append. The bytes have their final size once the sink is destroyed.
+class byte_sink : public std::streambuf {
  public:
-  explicit string_sink(std::string& out) : out_(out) {}
+  explicit byte_sink(bytes& out) : out_(out), base_(out.size()) {
+    out_.resize(std::max<std::size_t>(out_.capacity(), base_ + 256));
+    reset_area(base_);
+  }
+  ~byte_sink() override { out_.resize(size()); }
+  byte_sink(const byte_sink&) = delete;
+  byte_sink& operator=(const byte_sink&) = delete;
+
+  /// Bytes in `out` so far (including what it held before).
+  std::size_t size() const noexcept {
+    return static_cast<std::size_t>(pptr() - reinterpret_cast<char*>(out_.data()));
+  }
 
  protected:
   int_type overflow(int_type c) override {
-    if (c != traits_type::eof()) out_.push_back(static_cast<char>(c));
+    if (c == traits_type::eof()) return c;
+    grow(1);
+    *pptr() = static_cast<char>(c);
+    pbump(1);
     return c;
   }
   std::streamsize xsputn(const char* s, std::streamsize n) override {
-    out_.append(s, static_cast<std::size_t>(n));
+    const auto len = static_cast<std::size_t>(n);
+    if (static_cast<std::size_t>(epptr() - pptr()) < len) grow(len);
+    std::memcpy(pptr(), s, len);
+    pbump(static_cast<int>(n));
     return n;
   }
 
  private:
-  std::string& out_;
+  void reset_area(std::size_t used) {
+    char* b = reinterpret_cast<char*>(out_.data());
+    setp(b, b + out_.size());
+    pbump(static_cast<int>(used));
+  }
+  void grow(std::size_t more) {
+    const std::size_t used = size();
+    out_.resize(std::max(out_.size() * 2, used + more));
+    reset_area(used);
+  }
+
+  bytes& out_;
+  std::size_t base_;
 };
 
 /// A streambuf reading a range of bytes in place.
 class memory_source : public std::streambuf {
  public:
-  explicit memory_source(std::string_view bytes) {
-    char* p = const_cast<char*>(bytes.data());  // read only: the get area is never written
-    setg(p, p, p + bytes.size());
+  explicit memory_source(std::string_view data) {
+    char* p = const_cast<char*>(data.data());  // read only: the get area is never written
+    setg(p, p, p + data.size());
   }
 };
 
 /// The packed arguments of some calls.
 struct packed_chunk {
-  std::string bytes;
+  detail::bytes bytes;
   std::size_t items = 0;
 };
 
@@ -78,7 +114,7 @@ void write_call(Archive& ar, std::tuple<P...>*, X&& x) {
 template <class Args, class Range>
 std::vector<packed_chunk> pack_chunks(Range&& inputs, std::size_t chunk_size, std::size_t max_bytes) {
   std::vector<packed_chunk> chunks;
-  std::optional<string_sink> sink;
+  std::optional<byte_sink> sink;
   std::optional<boost::archive::binary_oarchive> ar;
   for (auto&& x : inputs) {
     if (!ar) {
@@ -88,7 +124,7 @@ std::vector<packed_chunk> pack_chunks(Range&& inputs, std::size_t chunk_size, st
     }
     write_call(*ar, static_cast<Args*>(nullptr), x);
     packed_chunk& c = chunks.back();
-    if (++c.items >= chunk_size || c.bytes.size() >= max_bytes) {
+    if (++c.items >= chunk_size || sink->size() >= max_bytes) {
       ar.reset();
       sink.reset();
     }
@@ -99,7 +135,7 @@ std::vector<packed_chunk> pack_chunks(Range&& inputs, std::size_t chunk_size, st
 /// What a worker fills while it runs a chunk: the packed values of the calls that returned,
 /// and the index of each call that threw (with what it threw, described in compiled code).
 struct chunk_output {
-  std::string values;
+  detail::bytes values;
   struct failure {
     std::size_t index;
     std::string type, message;
@@ -116,7 +152,7 @@ template <class Args, class Value, class Fn>
 void run_chunk(std::string_view packed, std::size_t items, chunk_output& out, Fn&& fn) {
   memory_source src(packed);
   std::optional<boost::archive::binary_iarchive> in;
-  string_sink sink(out.values);
+  byte_sink sink(out.values);
   std::optional<boost::archive::binary_oarchive> values;
   std::size_t i = 0;
   try {

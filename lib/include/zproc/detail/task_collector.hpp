@@ -26,7 +26,7 @@ class client_impl;
 /// task_lost_error.
 struct task_outcome {
   std::uint64_t id = 0;
-  std::string values;
+  std::vector<std::uint8_t> values;
   std::vector<std::exception_ptr> failed;
 };
 

@@ -1,0 +1,171 @@
+#include "protocol/msgpack.hpp"
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+namespace zproc::protocol {
+
+namespace {
+
+using json = nlohmann::json;
+
+class reader {
+ public:
+  reader(const unsigned char* p, const unsigned char* end) : p_(p), end_(end) {}
+
+  bool value(json& out, std::size_t depth) {
+    if (depth > max_msgpack_depth || p_ == end_) return false;
+    const unsigned char b = *p_++;
+    if (b <= 0x7f) {
+      out = static_cast<std::uint64_t>(b);
+      return true;
+    }
+    if (b >= 0xe0) {
+      out = static_cast<std::int64_t>(static_cast<std::int8_t>(b));
+      return true;
+    }
+    if ((b & 0xf0) == 0x80) return object(b & 0x0f, out, depth);
+    if ((b & 0xf0) == 0x90) return array(b & 0x0f, out, depth);
+    if ((b & 0xe0) == 0xa0) return string(b & 0x1f, out);
+    switch (b) {
+      case 0xc0: out = nullptr; return true;
+      case 0xc2: out = false; return true;
+      case 0xc3: out = true; return true;
+      case 0xc4: return sized<std::uint8_t>([&](std::size_t n) { return binary(n, out); });
+      case 0xc5: return sized<std::uint16_t>([&](std::size_t n) { return binary(n, out); });
+      case 0xc6: return sized<std::uint32_t>([&](std::size_t n) { return binary(n, out); });
+      case 0xc7: return sized<std::uint8_t>([&](std::size_t n) { return ext(n, out); });
+      case 0xc8: return sized<std::uint16_t>([&](std::size_t n) { return ext(n, out); });
+      case 0xc9: return sized<std::uint32_t>([&](std::size_t n) { return ext(n, out); });
+      case 0xca: {
+        std::uint32_t u;
+        if (!number(u)) return false;
+        float f;
+        std::memcpy(&f, &u, sizeof f);
+        out = static_cast<double>(f);
+        return true;
+      }
+      case 0xcb: {
+        std::uint64_t u;
+        if (!number(u)) return false;
+        double d;
+        std::memcpy(&d, &u, sizeof d);
+        out = d;
+        return true;
+      }
+      case 0xcc: return unsigned_value<std::uint8_t>(out);
+      case 0xcd: return unsigned_value<std::uint16_t>(out);
+      case 0xce: return unsigned_value<std::uint32_t>(out);
+      case 0xcf: return unsigned_value<std::uint64_t>(out);
+      case 0xd0: return signed_value<std::uint8_t, std::int8_t>(out);
+      case 0xd1: return signed_value<std::uint16_t, std::int16_t>(out);
+      case 0xd2: return signed_value<std::uint32_t, std::int32_t>(out);
+      case 0xd3: return signed_value<std::uint64_t, std::int64_t>(out);
+      case 0xd4: return ext(1, out);
+      case 0xd5: return ext(2, out);
+      case 0xd6: return ext(4, out);
+      case 0xd7: return ext(8, out);
+      case 0xd8: return ext(16, out);
+      case 0xd9: return sized<std::uint8_t>([&](std::size_t n) { return string(n, out); });
+      case 0xda: return sized<std::uint16_t>([&](std::size_t n) { return string(n, out); });
+      case 0xdb: return sized<std::uint32_t>([&](std::size_t n) { return string(n, out); });
+      case 0xdc: return sized<std::uint16_t>([&](std::size_t n) { return array(n, out, depth); });
+      case 0xdd: return sized<std::uint32_t>([&](std::size_t n) { return array(n, out, depth); });
+      case 0xde: return sized<std::uint16_t>([&](std::size_t n) { return object(n, out, depth); });
+      case 0xdf: return sized<std::uint32_t>([&](std::size_t n) { return object(n, out, depth); });
+      default: return false;  // 0xc1 is never used
+    }
+  }
+
+  bool at_end() const noexcept { return p_ == end_; }
+
+ private:
+  std::size_t left() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+
+  /// A big-endian unsigned integer of type U.
+  template <class U>
+  bool number(U& out) {
+    if (left() < sizeof(U)) return false;
+    U v = 0;
+    for (std::size_t i = 0; i < sizeof(U); ++i) v = static_cast<U>((v << 8) | p_[i]);
+    p_ += sizeof(U);
+    out = v;
+    return true;
+  }
+  template <class U, class F>
+  bool sized(F&& then) {
+    U n;
+    return number(n) && then(static_cast<std::size_t>(n));
+  }
+  template <class U>
+  bool unsigned_value(json& out) {
+    U v;
+    if (!number(v)) return false;
+    out = static_cast<std::uint64_t>(v);
+    return true;
+  }
+  template <class U, class S>
+  bool signed_value(json& out) {
+    U v;
+    if (!number(v)) return false;
+    out = static_cast<std::int64_t>(static_cast<S>(v));
+    return true;
+  }
+
+  bool string(std::size_t n, json& out) {
+    if (left() < n) return false;
+    out = std::string(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
+    return true;
+  }
+  bool binary(std::size_t n, json& out) {
+    if (left() < n) return false;
+    out = json::binary(std::vector<std::uint8_t>(p_, p_ + n));
+    p_ += n;
+    return true;
+  }
+  bool ext(std::size_t n, json& out) {
+    if (left() < 1 + n) return false;
+    const auto subtype = static_cast<std::int8_t>(*p_++);
+    out = json::binary(std::vector<std::uint8_t>(p_, p_ + n), static_cast<std::uint8_t>(subtype));
+    p_ += n;
+    return true;
+  }
+  bool array(std::size_t n, json& out, std::size_t depth) {
+    if (left() < n) return false;  // every element takes at least one byte
+    out = json::array();
+    auto& a = out.get_ref<json::array_t&>();
+    a.resize(n);
+    for (auto& e : a)
+      if (!value(e, depth + 1)) return false;
+    return true;
+  }
+  bool object(std::size_t n, json& out, std::size_t depth) {
+    if (left() < 2 * n) return false;  // a key and a value: at least two bytes
+    out = json::object();
+    auto& o = out.get_ref<json::object_t&>();
+    for (std::size_t i = 0; i < n; ++i) {
+      json key;
+      if (!value(key, depth + 1) || !key.is_string()) return false;
+      if (!value(o[key.get_ref<const std::string&>()], depth + 1)) return false;
+    }
+    return true;
+  }
+
+  const unsigned char* p_;
+  const unsigned char* end_;
+};
+
+}  // namespace
+
+json decode_msgpack(std::string_view bytes) {
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  reader r(p, p + bytes.size());
+  json out;
+  if (!r.value(out, 0) || !r.at_end()) return json(json::value_t::discarded);
+  return out;
+}
+
+}  // namespace zproc::protocol
