@@ -1,6 +1,14 @@
-# Fails if the first ```cpp block of README is not contained verbatim in EXAMPLE.
+# Fails if the first ```cpp block of README (after the line AFTER, if given) is not contained
+# verbatim in EXAMPLE.
 file(READ ${README} readme)
 file(READ ${EXAMPLE} example)
+if(DEFINED AFTER)
+  string(FIND "${readme}" "${AFTER}" heading)
+  if(heading EQUAL -1)
+    message(FATAL_ERROR "no '${AFTER}' in ${README}")
+  endif()
+  string(SUBSTRING "${readme}" ${heading} -1 readme)
+endif()
 string(FIND "${readme}" "```cpp\n" start)
 if(start EQUAL -1)
   message(FATAL_ERROR "no C++ block in ${README}")
@@ -11,5 +19,5 @@ string(FIND "${rest}" "```" stop)
 string(SUBSTRING "${rest}" 0 ${stop} block)
 string(FIND "${example}" "${block}" found)
 if(found EQUAL -1)
-  message(FATAL_ERROR "README's C++ example differs from ${EXAMPLE}: update one from the other")
+  message(FATAL_ERROR "The C++ example of ${README} differs from ${EXAMPLE}: update one from the other")
 endif()
