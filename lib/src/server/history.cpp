@@ -28,9 +28,9 @@ const std::string& update_record::packed(bool with_diff) const {
       }
       j["d"] = json{{"s", std::move(set)}, {"x", std::move(del)}};
     }
-    auto bytes = std::make_shared<std::string>();
-    json::to_msgpack(j, nlohmann::detail::output_adapter<char>(*bytes));
-    slot = std::move(bytes);
+    auto encoded = std::make_shared<std::string>();
+    json::to_msgpack(j, nlohmann::detail::output_adapter<char>(*encoded));
+    slot = std::move(encoded);
   }
   return *slot;
 }
