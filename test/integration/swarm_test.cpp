@@ -17,6 +17,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <map>
 #include <numeric>
 #include <set>
 #include <stdexcept>
@@ -50,6 +51,12 @@ std::int64_t worker_pid(int) {
   return ::getpid();
 }
 ZPROC_TARGET(worker_pid);
+
+std::int64_t long_task(int) {
+  std::this_thread::sleep_for(300ms);
+  return ::getpid();
+}
+ZPROC_TARGET(long_task);
 
 [[gnu::noinline]] int crash_worker(int x) {
   if (x >= 0) std::raise(SIGSEGV);
@@ -249,6 +256,26 @@ TEST_SUITE("swarm") {
     CHECK(!stream.next(30s));
     for (int i = 0; i < 100 && sw.workers().size() != 1; ++i) std::this_thread::sleep_for(20ms);
     CHECK(sw.workers().size() == 1);
+  }
+
+  TEST_CASE("long tasks are shared out, not held ahead by one worker") {
+    zproc::context ctx;
+    auto sw = ctx.create_swarm(2);
+    for (int i = 0; i < 200 && sw.workers().size() < 2; ++i) std::this_thread::sleep_for(25ms);
+    REQUIRE(sw.workers().size() == 2);
+    zproc::map_options o = within_a_minute;
+    o.chunk_size = 1;
+    auto stream = sw.map_lazy(long_task, std::vector<int>(6, 0), o);
+    // While they run, no worker holds a second one (that would wait while the other may be idle).
+    std::size_t most = 0;
+    for (int i = 0; i < 20; ++i) {
+      for (const auto& w : sw.workers()) most = std::max(most, w.running);
+      std::this_thread::sleep_for(20ms);
+    }
+    CHECK(most == 1);
+    std::map<std::int64_t, int> per_worker;
+    while (auto pid = stream.next(30s)) ++per_worker[*pid];
+    CHECK(per_worker.size() == 2);
   }
 
   TEST_CASE("co_await a task and a map stream") {

@@ -160,7 +160,12 @@ void run_worker(context& ctx, const std::string& queue) {
   // trip, long ones one at a time (and the others stay queued for other workers).
   constexpr auto batch_time = std::chrono::milliseconds(5);
   constexpr std::size_t max_batch = 1024;
+  // While batches are short, the next one is asked for before this one runs (the round trip
+  // hides behind the work). Long ones are not: a task held ahead would wait for this one
+  // while another worker may be idle.
+  constexpr auto prefetch_below = std::chrono::milliseconds(20);
   std::size_t max = 1;
+  bool prefetch = false;
   std::vector<std::shared_ptr<pending>> sent;  // task_done requests in flight
   auto next = take(max);
   for (;;) {
@@ -168,7 +173,8 @@ void run_worker(context& ctx, const std::string& queue) {
     json reply = std::move(next->result);
     if (reply.contains(wire::retire)) break;
     const json& tasks = reply.at(wire::tasks);
-    next = take(max);  // the next batch comes while this one runs
+    std::shared_ptr<pending> ahead;
+    if (prefetch) ahead = take(max);
     const auto start = std::chrono::steady_clock::now();
     json results = json::array();
     for (const auto& t : tasks) {
@@ -186,6 +192,8 @@ void run_worker(context& ctx, const std::string& queue) {
     const auto per_task = std::max<std::chrono::nanoseconds>(
         std::chrono::nanoseconds(100), took / std::max<std::size_t>(1, tasks.size()));
     max = std::clamp<std::size_t>(static_cast<std::size_t>(batch_time / per_task), 1, max_batch);
+    prefetch = took < prefetch_below;
+    next = ahead ? std::move(ahead) : take(max);
   }
   for (const auto& p : sent) wait(p);  // the last outcomes reach the server before we exit
 }
