@@ -166,8 +166,15 @@ TEST_SUITE("process") {
     for (int i = 0; i < 5; ++i) CHECK(ctx.spawn(add, i, i).wait<int>(20s) == 2 * i);
     auto kept = ctx.spawn(add, 1, 1);
     CHECK(kept.wait<int>(20s) == 2);
-    CHECK(ctx.spawn(add, 2, 2).wait<int>(20s) == 4);
-    const auto procs = ctx.processes();
+    // The supervisor lets go of a process a moment after wait() returned: under load the one
+    // before may still be held at the next spawn, and forgotten at the one after.
+    std::vector<zproc::process> procs;
+    for (int i = 0; i < 50; ++i) {
+      CHECK(ctx.spawn(add, 2, 2).wait<int>(20s) == 4);
+      procs = ctx.processes();
+      if (procs.size() == 2) break;
+      std::this_thread::sleep_for(50ms);
+    }
     REQUIRE(procs.size() == 2);  // `kept`, and the last one (forgotten at the next spawn)
     CHECK(procs[0].pid() == kept.pid());
   }

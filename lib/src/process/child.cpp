@@ -8,9 +8,7 @@
 
 #include <zproc/context.hpp>
 
-#include <boost/core/demangle.hpp>
 
-#include <cxxabi.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <unistd.h>
@@ -52,19 +50,9 @@ void send(const std::string& message) {
   }
 }
 
-exception_report describe_current_exception(const std::vector<std::string>& retry_types) {
-  exception_report r;
-  const std::exception_ptr e = std::current_exception();
-  if (const std::type_info* t = abi::__cxa_current_exception_type())
-    r.type = boost::core::demangle(t->name());
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    r.message = ex.what();
-  } catch (...) {
-  }
-  r.frames = resolve_frames(throw_frames(e));
-  r.retry = exception_matches(e, retry_types);
+exception_report describe_with_retry(const std::vector<std::string>& retry_types) {
+  exception_report r = describe_current_exception(true);
+  r.retry = exception_matches(std::current_exception(), retry_types);
   return r;
 }
 
@@ -113,7 +101,7 @@ void run_spawned(int, char**) {
     try {
       message = encode_value(target->invoke(ctx, t.args));
     } catch (...) {
-      message = encode_exception(describe_current_exception(t.retry_types));
+      message = encode_exception(describe_with_retry(t.retry_types));
       code = 1;
     }
   }  // the context stops what the target spawned and left running

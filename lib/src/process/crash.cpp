@@ -1,10 +1,13 @@
 #define BOOST_STACKTRACE_LINK 1  // the implementation is libboost_stacktrace_backtrace
 #include "process/crash.hpp"
 
+#include "process/throw_capture.hpp"
+
 #include <boost/core/demangle.hpp>
 #include <boost/stacktrace/frame.hpp>
 #include <boost/stacktrace/safe_dump_to.hpp>
 
+#include <cxxabi.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <signal.h>
@@ -13,6 +16,8 @@
 #include <array>
 #include <climits>
 #include <cstring>
+#include <exception>
+#include <stdexcept>
 #include <string_view>
 
 namespace zproc::process_detail {
@@ -181,6 +186,21 @@ std::string format_crash_report(const crash_info& c) {
     out += "\n";
   }
   return out;
+}
+
+exception_report describe_current_exception(bool with_frames) {
+  exception_report r;
+  const std::exception_ptr e = std::current_exception();
+  if (const std::type_info* t = abi::__cxa_current_exception_type())
+    r.type = boost::core::demangle(t->name());
+  try {
+    std::rethrow_exception(e);
+  } catch (const std::exception& ex) {
+    r.message = ex.what();
+  } catch (...) {
+  }
+  if (with_frames) r.frames = resolve_frames(throw_frames(e));
+  return r;
 }
 
 }  // namespace zproc::process_detail

@@ -25,6 +25,10 @@ std::vector<std::string> resolve_frames(const std::vector<void*>& frames);
 /// child's mapping of its object to this process's mapping of the same object.
 std::vector<std::string> resolve_dump(const signal_dump& dump);
 
+/// In a catch block: the exception in flight (its demangled type, its what(), and with
+/// `with_frames` the stacktrace of its throw, resolved). `retry` is left false.
+exception_report describe_current_exception(bool with_frames);
+
 /// "SIGSEGV (Segmentation fault)".
 std::string describe_signal(int signo);
 

@@ -4,7 +4,6 @@
 #include "client/client_core.hpp"
 #include "process/crash.hpp"
 #include "process/registry.hpp"
-#include "process/throw_capture.hpp"
 #include "protocol/message.hpp"
 #include "protocol/tasks.hpp"
 #include "swarm/worker.hpp"
@@ -14,9 +13,7 @@
 #include <zproc/target.hpp>
 
 #include <boost/asio/io_context.hpp>
-#include <boost/core/demangle.hpp>
 
-#include <cxxabi.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -31,23 +28,12 @@ namespace detail {
 void chunk_output::fail(std::size_t index) {
   // Resolving a stacktrace costs milliseconds: the first few failures of a chunk get one.
   constexpr std::size_t resolved_per_chunk = 16;
-  failure f;
-  f.index = index;
-  const std::exception_ptr e = std::current_exception();
-  if (const std::type_info* t = abi::__cxa_current_exception_type())
-    f.type = boost::core::demangle(t->name());
-  try {
-    std::rethrow_exception(e);
-  } catch (const std::exception& ex) {
-    f.message = ex.what();
-  } catch (...) {
-  }
-  if (failures.size() < resolved_per_chunk) {
-    f.frames = process_detail::resolve_frames(process_detail::throw_frames(e));
-  } else {
+  const bool resolve = failures.size() < resolved_per_chunk;
+  process_detail::exception_report r = process_detail::describe_current_exception(resolve);
+  failure f{index, std::move(r.type), std::move(r.message), std::move(r.frames)};
+  if (!resolve)
     f.frames.push_back("(not resolved: more than " + std::to_string(resolved_per_chunk) +
                        " calls of this chunk failed)");
-  }
   failures.push_back(std::move(f));
 }
 
