@@ -1,5 +1,7 @@
 #include "client/client_core.hpp"
 
+#include "keepalive.hpp"
+
 #include "protocol/message.hpp"
 
 #include <boost/asio/as_tuple.hpp>
@@ -123,6 +125,7 @@ asio::awaitable<void> connection::do_connect(address a,
         if (!ec) break;
       }
       if (!ec) socket_.set_option(asio::ip::tcp::no_delay(true), ec);
+      if (!ec) enable_keepalive(socket_.native_handle());
     }
   }
   if (ec || state_ != state::connecting) {
@@ -202,8 +205,8 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
     token->id = id;
     if (token->cancelled) {  // cancelled before it could be sent
       out_.resize(before);
-      if (auto op = pending_.take(id))
-        (*op)->complete(asio::error::operation_aborted, {}, "cancelled", true);
+      if (auto taken = pending_.take(id))
+        (*taken)->complete(asio::error::operation_aborted, {}, "cancelled", true);
       return 0;
     }
   }

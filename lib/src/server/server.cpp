@@ -1,4 +1,6 @@
 #include "server/session.hpp"
+
+#include "keepalive.hpp"
 #include "server/engine.hpp"
 
 #include <zproc/address.hpp>
@@ -179,7 +181,10 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
         continue;
       }
-      if (tcp) socket.set_option(asio::ip::tcp::no_delay(true), ec);
+      if (tcp) {
+        socket.set_option(asio::ip::tcp::no_delay(true), ec);
+        detail::enable_keepalive(socket.native_handle());
+      }
       self->add_session(std::move(socket));
     }
   }
