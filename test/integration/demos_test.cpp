@@ -55,4 +55,22 @@ TEST_SUITE("demos") {
     CHECK(r.out.find(" tasks per second (") != std::string::npos);
     CHECK(r.err.find("[") == std::string::npos);  // no progress bar when stderr is not a terminal
   }
+
+  TEST_CASE("atomicity: get + set loses updates under contention, atomic() loses none") {
+    auto r = zproc::test::run_program({ZPROC_DEMO_DIR "/atomicity"}, std::chrono::seconds(120));
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("get + set:  ") != std::string::npos);
+    CHECK(r.out.find("atomic():   2000 of 2000\n") != std::string::npos);
+  }
+
+  TEST_CASE("chain_reaction: each process lights the next through the state") {
+    auto r = zproc::test::run_program({ZPROC_DEMO_DIR "/chain_reaction"}, std::chrono::seconds(60));
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 0);
+    for (int n = 0; n < 8; ++n) CHECK(r.out.find("link " + std::to_string(n) + " lit\n") != std::string::npos);
+    // In order: each one waited for the one before.
+    CHECK(r.out.find("link 0 lit") < r.out.find("link 7 lit"));
+    CHECK(r.out.find("the chain of 8 processes went off in ") != std::string::npos);
+  }
 }
