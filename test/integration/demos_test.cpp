@@ -73,4 +73,40 @@ TEST_SUITE("demos") {
     CHECK(r.out.find("link 0 lit") < r.out.find("link 7 lit"));
     CHECK(r.out.find("the chain of 8 processes went off in ") != std::string::npos);
   }
+
+  TEST_CASE("luck_test: one winner, however close the race") {
+    auto r = zproc::test::run_program({ZPROC_DEMO_DIR "/luck_test"}, std::chrono::seconds(120));
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(count(r.out, " WON after ") == 1);
+    CHECK(r.out.find("winners: 1\n") != std::string::npos);
+  }
+
+  TEST_CASE("peanut_processor: every peanut shelled once") {
+    auto r = zproc::test::run_program({ZPROC_DEMO_DIR "/peanut_processor"},
+                                      std::chrono::seconds(120));
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(count(r.out, "shelled ") == 4);
+    CHECK(r.out.find("shelled 200 of 200 peanuts (counter says 200)\n") != std::string::npos);
+  }
+
+  TEST_CASE("nested_procs: a tree of processes, and nothing left when its root stops") {
+    auto r = zproc::test::run_program({ZPROC_DEMO_DIR "/nested_procs"}, std::chrono::seconds(60));
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("level 1 (pid ") == 0);
+    CHECK(r.out.find(" -> level 3 (pid ") != std::string::npos);
+    CHECK(r.out.find("after stopping the root: 0 left\n") != std::string::npos);
+  }
+
+  TEST_CASE("state_watchers: blocking and co_await watchers miss no write") {
+    auto r = zproc::test::run_program({ZPROC_DEMO_DIR "/state_watchers"},
+                                      std::chrono::seconds(60));
+    INFO(r.out, r.err);
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("reader: temp 100\nreader: temp 180\nreader: temp 220\n") !=
+          std::string::npos);
+    CHECK(r.out.find("the alarm went off at 220 degrees\n") != std::string::npos);
+  }
 }
