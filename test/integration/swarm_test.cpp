@@ -52,6 +52,12 @@ std::int64_t worker_pid(int) {
 }
 ZPROC_TARGET(worker_pid);
 
+int nap(int seconds) {
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  return seconds;
+}
+ZPROC_TARGET(nap);
+
 std::int64_t long_task(int) {
   std::this_thread::sleep_for(300ms);
   return ::getpid();
@@ -276,6 +282,21 @@ TEST_SUITE("swarm") {
     std::map<std::int64_t, int> per_worker;
     while (auto pid = stream.next(30s)) ++per_worker[*pid];
     CHECK(per_worker.size() == 2);
+  }
+
+  TEST_CASE("threads waiting on one swarm do not wait for each other") {
+    zproc::context ctx;
+    auto sw = ctx.create_swarm(2);
+    auto slow = sw.run(nap, 5);
+    std::atomic<bool> slow_done{false};
+    std::thread waiter([&] {
+      CHECK(slow.get(60s) == 5);
+      slow_done = true;
+    });
+    std::this_thread::sleep_for(200ms);  // the waiter is parked on the server by now
+    CHECK(sw.run(square, 7).get(60s) == 49);
+    CHECK(!slow_done);  // answered while the other wait still parks
+    waiter.join();
   }
 
   TEST_CASE("co_await a task and a map stream") {

@@ -224,6 +224,11 @@ TEST_SUITE("protocol") {
     CHECK(decode_msgpack("\x81\x01\x02").is_discarded());          // a key that is not a string
     CHECK(decode_msgpack("\xdd\xff\xff\xff\xff").is_discarded());  // an array longer than the input
     CHECK(decode_msgpack(std::string(100000, '\x91')).is_discarded());  // nested too deep
+    // Nested arrays each announcing the rest of the frame: refused without allocating it.
+    std::string greedy;
+    for (int i = 0; i < 500; ++i) greedy += std::string("\xdd\x00\x7f\xff\xff", 5);
+    greedy.resize(8 * 1024 * 1024, '\xc0');
+    CHECK(decode_msgpack(greedy).is_discarded());
     CHECK(decode_msgpack("\x92\x01\x02") == nlohmann::json::array({1, 2}));
   }
 }

@@ -190,11 +190,54 @@ TEST_SUITE("task_queue") {
     fixture f;
     f.submit(1);
     auto r = f.run(w1, f.take_request(1, 77));
-    auto ret = f.run(owner, {{"o", wire::retire_op}, {"q", "s"}, {"pids", json::array({77})}});
+    // Another host's worker with the same pid is not this one.
+    auto other_host = f.run(owner, {{"o", wire::retire_op}, {"q", "s"}, {"host", "elsewhere"},
+                                    {"pids", json::array({77})}});
+    CHECK(other_host[0].reply["r"] == 0);
+    auto ret = f.run(owner, {{"o", wire::retire_op}, {"q", "s"}, {"host", "box"},
+                             {"pids", json::array({77})}});
     CHECK(ret[0].reply["r"] == 1);
     f.done(w1, f.ids(r[0].reply)[0]);
     auto bye = f.run(w1, f.take_request(1, 77));
     CHECK(bye[0].reply["r"]["retire"] == true);
+  }
+
+  TEST_CASE("a worker retired before it connected is retired when it does") {
+    fixture f;
+    f.run(owner, {{"o", wire::retire_op}, {"q", "s"}, {"host", "box"}, {"pids", json::array({88})}});
+    f.submit(1);
+    auto r = f.run(w1, f.take_request(1, 88));
+    CHECK(r[0].reply["r"]["retire"] == true);
+    CHECK(f.q.queued("s") == 1);  // the task waits for another worker
+  }
+
+  TEST_CASE("outcomes of gone submitters are bounded; collected ones do not count") {
+    task_queue q(2);
+    std::vector<delivery> out;
+    auto run = [&](std::uint64_t client, const json& request) {
+      out.clear();
+      q.execute(request, 1, client, task_queue::clock::now(), out);
+      return out;
+    };
+    auto tasks = json::array();
+    for (int i = 0; i < 4; ++i) tasks.push_back(json::array({json::binary({1}), 1}));
+    const auto first = run(owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"}, {"t", tasks}})[0]
+                           .reply["r"]["first"].get<std::uint64_t>();
+    std::vector<delivery> ignored;
+    q.client_gone(owner, ignored);  // unbound: kept
+    run(w1, {{"o", wire::take_op}, {"q", "s"}, {"max", 10}, {"pid", 1}, {"host", "box"}});
+    json results = json::array();
+    for (std::uint64_t id = first; id < first + 4; ++id)
+      results.push_back(json::array({id, json{{"v", json::binary({2})}}}));
+    run(w1, {{"o", wire::done_op}, {"r", results}});
+    CHECK(q.finished() == 2);  // the two oldest went
+    auto got = run(other, {{"o", wire::wait_op}, {"from", first}, {"to", first + 4}});
+    REQUIRE(got[0].reply["r"]["r"].size() == 2);
+    CHECK(got[0].reply["r"]["r"][0][0] == first + 2);
+    // Collected: no longer held, nor counted.
+    run(other, {{"o", wire::wait_op}, {"from", first}, {"to", first + 4},
+                {"ack", json::array({first + 2, first + 3})}});
+    CHECK(q.size() == 0);
   }
 
   TEST_CASE("bad input is refused and changes nothing") {

@@ -45,11 +45,14 @@ class map_stream {
     for (const auto& b : s_->batches) s_->chunks.emplace_back(b->count());
   }
   map_stream(map_stream&&) noexcept = default;
-  map_stream& operator=(map_stream&&) noexcept = default;
-  ~map_stream() {
-    if (s_)
-      for (const auto& b : s_->batches) b->cancel_rest();
+  map_stream& operator=(map_stream&& o) noexcept {
+    if (this != &o) {
+      cancel();
+      s_ = std::move(o.s_);
+    }
+    return *this;
   }
+  ~map_stream() { cancel(); }
 
   /// The number of inputs.
   std::size_t size() const noexcept { return s_->total; }
@@ -78,14 +81,15 @@ class map_stream {
       if (s.at_end()) return false;
       auto& slot = s.chunks[s.batch][s.chunk];
       if (slot) {
-        for (std::size_t i = 0; i < slot->values.size(); ++i) {
-          if (slot->errors[i]) std::rethrow_exception(slot->errors[i]);
-          out.push_back(std::move(*slot->values[i]));
-        }
+        auto chunk = std::move(*slot);
         slot.reset();
         if (++s.chunk == s.chunks[s.batch].size()) {
           s.chunk = 0;
           ++s.batch;
+        }
+        for (std::size_t i = 0; i < chunk.values.size(); ++i) {
+          if (chunk.errors[i]) std::rethrow_exception(chunk.errors[i]);
+          out.push_back(std::move(*chunk.values[i]));
         }
         return true;
       }
@@ -132,6 +136,11 @@ class map_stream {
   iterator end() { return iterator(); }
 
  private:
+  void cancel() noexcept {
+    if (s_)
+      for (const auto& b : s_->batches) b->cancel_rest();
+  }
+
   struct shared {
     std::vector<std::shared_ptr<detail::task_collector>> batches;
     std::vector<std::vector<std::optional<detail::chunk_values<R>>>> chunks;  // [batch][task]

@@ -51,9 +51,11 @@ class task {
     return value();
   }
 
-  /// Whether the result is here (one round trip to the server while it is not).
+  /// Whether the result is here (one round trip to the server while it is not; false at once
+  /// while another thread waits in get()).
   bool ready() const {
-    std::lock_guard lock(s_->m);
+    std::unique_lock lock(s_->m, std::try_to_lock);
+    if (!lock) return false;
     if (!s_->result)
       for (auto& o : s_->collector->poll()) take(o);
     return s_->result.has_value();

@@ -1,5 +1,6 @@
 #include "protocol/msgpack.hpp"
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <string>
@@ -127,7 +128,7 @@ class reader {
     return true;
   }
   bool ext(std::size_t n, json& out) {
-    if (left() < 1 + n) return false;
+    if (left() < 1 || left() - 1 < n) return false;
     const auto subtype = static_cast<std::int8_t>(*p_++);
     out = json::binary(std::vector<std::uint8_t>(p_, p_ + n), static_cast<std::uint8_t>(subtype));
     p_ += n;
@@ -137,13 +138,14 @@ class reader {
     if (left() < n) return false;  // every element takes at least one byte
     out = json::array();
     auto& a = out.get_ref<json::array_t&>();
-    a.resize(n);
-    for (auto& e : a)
-      if (!value(e, depth + 1)) return false;
+    // Not n at once: nested arrays each announcing the rest of the frame would multiply it.
+    a.reserve(std::min<std::size_t>(n, 1024));
+    for (std::size_t i = 0; i < n; ++i)
+      if (!value(a.emplace_back(), depth + 1)) return false;
     return true;
   }
   bool object(std::size_t n, json& out, std::size_t depth) {
-    if (left() < 2 * n) return false;  // a key and a value: at least two bytes
+    if (left() / 2 < n) return false;  // a key and a value: at least two bytes
     out = json::object();
     auto& o = out.get_ref<json::object_t&>();
     for (std::size_t i = 0; i < n; ++i) {

@@ -79,7 +79,7 @@ void task_queue::execute(const json& request, std::uint64_t request_id, std::uin
   if (op == wire::done_op) return done(request, request_id, client_id, out);
   if (op == wire::wait_op) return wait(request, request_id, client_id, now, out);
   if (op == wire::cancel_op) return cancel_range(request, request_id, client_id, out);
-  if (op == wire::retire_op) return retire(request, request_id, client_id, out);
+  if (op == wire::retire_op) return retire(request, request_id, client_id, now, out);
   out.push_back({client_id, protocol::make_reply(request_id, info(request))});
 }
 
@@ -166,7 +166,7 @@ void task_queue::take(const json& request, std::uint64_t request_id, std::uint64
     if (auto h = request.find(wire::host); h != request.end() && h->is_string())
       w.host = h->get<std::string>();
     queue_state& q = queues_[queue];
-    if (q.retire_pids.erase(w.pid) > 0) w.retiring = true;
+    if (q.retire_pending.erase({w.host, w.pid}) > 0) w.retiring = true;
     it = workers_.emplace(client_id, std::move(w)).first;
     q.workers.push_back(client_id);
   } else if (it->second.queue != queue) {
@@ -285,40 +285,50 @@ void task_queue::finish(std::uint64_t id, task& t, json outcome, std::size_t byt
 }
 
 void task_queue::orphan(std::uint64_t id) {
-  orphans_.push_back(id);
-  while (orphans_.size() > max_orphaned_) {
-    auto it = tasks_.find(orphans_.front());
-    orphans_.pop_front();
-    if (it != tasks_.end() && it->second.state == task_state::done) erase(it);
+  orphans_.insert(id);
+  while (orphans_.size() > max_orphaned_) {  // the oldest go
+    auto it = tasks_.find(*orphans_.begin());
+    if (it == tasks_.end()) {
+      orphans_.erase(orphans_.begin());
+    } else {
+      erase(it);
+    }
   }
 }
 
 void task_queue::retire(const json& request, std::uint64_t request_id, std::uint64_t client_id,
-                        std::vector<delivery>& out) {
+                        clock::time_point now, std::vector<delivery>& out) {
   const std::string& queue = string_field(request, wire::queue);
   const json& pids = field(request, wire::pids);
   if (!pids.is_array()) fail("field 'pids' must be an array of process ids");
   for (const auto& p : pids)
     if (!p.is_number_integer()) fail("field 'pids' must be an array of process ids");
-  std::uint64_t marked = 0;
-  auto qit = queues_.try_emplace(queue).first;
-  // A pid no connected worker has yet is retired when it connects (a worker being respawned).
+  std::string host;
+  if (auto h = request.find(wire::host); h != request.end()) {
+    if (!h->is_string()) fail("field 'host' must be a string");
+    host = h->get<std::string>();
+  }
+  queue_state& q = queues_[queue];
+  // A worker being respawned has not connected yet: it is retired when it does (if within a
+  // minute: a pid seen much later is another process).
+  std::erase_if(q.retire_pending, [&](const auto& e) { return now - e.second > std::chrono::minutes(1); });
   for (const auto& p : pids)
-    if (qit->second.retire_pids.size() < 1024) qit->second.retire_pids.insert(p.get<std::int64_t>());
-  {
-    for (const std::uint64_t c : qit->second.workers) {
-      worker& w = workers_.at(c);
-      if (w.retiring || std::find(pids.begin(), pids.end(), json(w.pid)) == pids.end()) continue;
-      qit->second.retire_pids.erase(w.pid);
-      w.retiring = true;
-      ++marked;
-      if (w.parked) {  // it waits for work: tell it now
-        json r = json::object();
-        r[wire::retire] = true;
-        out.push_back({c, protocol::make_reply(w.parked->request_id, std::move(r))});
-        w.parked.reset();
-        std::erase(qit->second.parked, c);
-      }
+    if (q.retire_pending.size() < 4096) q.retire_pending[{host, p.get<std::int64_t>()}] = now;
+  std::uint64_t marked = 0;
+  for (const std::uint64_t c : q.workers) {
+    worker& w = workers_.at(c);
+    if (w.retiring || w.host != host ||
+        std::find(pids.begin(), pids.end(), json(w.pid)) == pids.end())
+      continue;
+    q.retire_pending.erase({w.host, w.pid});
+    w.retiring = true;
+    ++marked;
+    if (w.parked) {  // it waits for work: tell it now
+      json r = json::object();
+      r[wire::retire] = true;
+      out.push_back({c, protocol::make_reply(w.parked->request_id, std::move(r))});
+      w.parked.reset();
+      std::erase(q.parked, c);
     }
   }
   out.push_back({client_id, protocol::make_reply(request_id, marked)});
@@ -427,6 +437,7 @@ void task_queue::erase(std::map<std::uint64_t, task>::iterator it) {
     if (auto q = queues_.find(t.queue); q != queues_.end()) --q->second.live;
   } else if (t.state == task_state::done) {
     done_.erase(it->first);
+    orphans_.erase(it->first);
   } else if (auto w = workers_.find(t.worker); w != workers_.end()) {
     w->second.running.erase(it->first);
   }
@@ -484,6 +495,7 @@ void task_queue::client_gone(std::uint64_t client_id, std::vector<delivery>& out
   }
 
   if (auto oit = owned_.find(client_id); oit != owned_.end()) {
+    std::vector<std::uint64_t> orphaned;  // after the walk: orphan() may erase other tasks
     for (const auto& [from, to] : oit->second) {
       for (auto it = tasks_.lower_bound(from); it != tasks_.end() && it->first < to;) {
         auto next = std::next(it);
@@ -495,13 +507,14 @@ void task_queue::client_gone(std::uint64_t client_id, std::vector<delivery>& out
             erase(it);
           } else {
             t.owner = 0;  // kept for whoever collects it, within the orphan bound
-            if (t.state == task_state::done) orphan(it->first);
+            if (t.state == task_state::done) orphaned.push_back(it->first);
           }
         }
         it = next;
       }
     }
     owned_.erase(oit);
+    for (const std::uint64_t id : orphaned) orphan(id);
   }
 }
 

@@ -100,7 +100,8 @@ class task_queue {
     std::size_t live = 0;               // queued tasks that are not cancelled
     std::vector<std::uint64_t> workers;
     std::deque<std::uint64_t> parked;  // workers with a parked take, oldest first
-    std::set<std::int64_t> retire_pids;  // retired before they connected (just respawned)
+    /// Workers retired before they connected (being respawned): (host, pid) -> when.
+    std::map<std::pair<std::string, std::int64_t>, clock::time_point> retire_pending;
   };
   struct parked_wait {
     std::uint64_t client_id;
@@ -120,7 +121,7 @@ class task_queue {
   void cancel_range(const json& request, std::uint64_t request_id, std::uint64_t client_id,
                     std::vector<delivery>& out);
   void retire(const json& request, std::uint64_t request_id, std::uint64_t client_id,
-              std::vector<delivery>& out);
+              clock::time_point now, std::vector<delivery>& out);
   json info(const json& request) const;
 
   /// Up to `max` tasks of the worker's queue (a fair share when others wait too), as the take
@@ -146,7 +147,7 @@ class task_queue {
   std::unordered_map<std::uint64_t, worker> workers_;
   std::vector<parked_wait> waits_;
   std::unordered_map<std::uint64_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> owned_;
-  std::deque<std::uint64_t> orphans_;  // finished tasks whose submitter is gone, oldest first
+  std::set<std::uint64_t> orphans_;  // finished tasks whose submitter is gone, oldest first
   std::size_t max_orphaned_;
   std::uint64_t last_id_ = 0;
 };

@@ -52,6 +52,25 @@ std::string swarm_core::crash_report(std::int64_t pid, std::chrono::milliseconds
   return it == crashes_.end() ? std::string() : it->second;
 }
 
+swarm_core::wait_lease::wait_lease(swarm_core& core) : core_(core) {
+  {
+    std::lock_guard lock(core_.pool_m_);
+    if (!core_.idle_waiters_.empty()) {
+      c_ = std::move(core_.idle_waiters_.back());
+      core_.idle_waiters_.pop_back();
+      return;
+    }
+  }
+  c_ = std::make_unique<zproc::client>();
+  c_->connect(core_.client.address());
+}
+
+swarm_core::wait_lease::~wait_lease() {
+  if (broken_) return;
+  std::lock_guard lock(core_.pool_m_);
+  if (core_.idle_waiters_.size() < 4) core_.idle_waiters_.push_back(std::move(c_));
+}
+
 void swarm_core::send_and_forget(json request) {
   try {
     call<json>(client.impl(), std::move(request));
@@ -71,7 +90,7 @@ void swarm_core::with_async_client(
     auto impl = async_error_ ? nullptr : async_->impl();
     const auto ec = async_error_;
     lock.unlock();
-    then(ec, impl);
+    then(ec, impl);  // starts a request, or (on an error) posts the completion
     return;
   }
   async_waiting_.push_back(std::move(then));
@@ -182,7 +201,19 @@ struct task_collector::state {
         got[id - first] = true;
         --remaining;
         ack.push_back(id);
-        out.push_back(parse(id, r.at(1), may_wait));
+        try {
+          out.push_back(parse(id, r.at(1), may_wait));
+        } catch (const std::exception& e) {  // a malformed outcome: its calls fail, not all
+          task_outcome bad;
+          bad.id = id;
+          const auto n = r.at(1).is_object() ? number(r.at(1), wire::items) : 0;
+          bad.failed.assign(static_cast<std::size_t>(std::max<std::int64_t>(1, n)),
+                            std::make_exception_ptr(zproc::error(
+                                client_errc::protocol_error,
+                                "swarm '" + core->name + "' task " + std::to_string(id) +
+                                    ": malformed outcome: " + e.what())));
+          out.push_back(std::move(bad));
+        }
       }
       if (out.empty() && remaining > 0 && !reply.at(wire::left).get<bool>())
         throw zproc::error(server_errc::bad_request,
@@ -232,8 +263,18 @@ task_collector::~task_collector() {
 
 bool task_collector::done() const noexcept { return s_->remaining == 0; }
 
+namespace {
+zproc::error all_received(const swarm_core& core) {
+  return zproc::error(client_errc::protocol_error,
+                      "swarm '" + core.name + "': every result of these tasks was received "
+                      "already (one could not be read)");
+}
+}  // namespace
+
 std::vector<task_outcome> task_collector::next(std::chrono::milliseconds timeout) {
   busy_guard guard(s_->busy);
+  if (s_->remaining == 0) throw all_received(*core_);
+  swarm_core::wait_lease conn(*core_);
   const auto until = std::chrono::steady_clock::now() + timeout;
   for (;;) {
     std::uint64_t ms = 0;
@@ -248,8 +289,9 @@ std::vector<task_outcome> task_collector::next(std::chrono::milliseconds timeout
     std::vector<std::uint64_t> sent;
     json reply;
     try {
-      reply = call<json>(core_->client.impl(), s_->request(ms, sent));
+      reply = call<json>(conn.impl(), s_->request(ms, sent));
     } catch (...) {
+      conn.broken();
       s_->restore(sent);
       throw;
     }
@@ -267,7 +309,7 @@ std::vector<task_outcome> task_collector::poll() {
   std::vector<std::uint64_t> sent;
   json reply;
   try {
-    reply = call<json>(core_->client.impl(), s_->request(0, sent));
+    reply = call<json>(core_->client.impl(), s_->request(0, sent));  // no wait: not leased
   } catch (...) {
     s_->restore(sent);
     throw;
@@ -277,26 +319,37 @@ std::vector<task_outcome> task_collector::poll() {
 
 void task_collector::async_next(handler_type h) {
   auto s = s_;
-  if (s->busy.exchange(true)) {
+  auto fail_soon = [](handler_type& handler, std::exception_ptr e) {  // never inline
     asio::post(asio::system_executor(),
-               asio::append(std::move(h),
-                            std::make_exception_ptr(std::logic_error(
-                                "zproc: a task or map stream is already being waited for")),
-                            std::vector<task_outcome>{}));
+               asio::append(std::move(handler), e, std::vector<task_outcome>{}));
+  };
+  if (s->busy.exchange(true)) {
+    fail_soon(h, std::make_exception_ptr(
+                     std::logic_error("zproc: a task or map stream is already being waited for")));
     return;
   }
+  if (s->remaining == 0) {
+    s->busy = false;
+    fail_soon(h, std::make_exception_ptr(all_received(*core_)));
+    return;
+  }
+  // A cancel while the async connection is still being made: remembered, acted on after.
+  auto cancelled = std::make_shared<std::atomic<bool>>(false);
   auto slot = asio::get_associated_cancellation_slot(h);
+  if (slot.is_connected())
+    slot.assign([cancelled](asio::cancellation_type) { *cancelled = true; });
   auto held = std::make_shared<handler_type>(std::move(h));  // std::function copies
-  core_->with_async_client([s, held, slot](error_code ec, std::shared_ptr<client_impl> impl) {
+  core_->with_async_client([s, held, slot, cancelled, fail_soon](
+                               error_code ec, std::shared_ptr<client_impl> impl) mutable {
     handler_type handler = std::move(*held);
-    if (ec) {
+    if (ec || *cancelled) {
       s->busy = false;
-      asio::dispatch(asio::system_executor(),
-                     asio::append(std::move(handler),
-                                  std::make_exception_ptr(zproc::error(
-                                      ec, "the swarm's async operations need "
-                                          "swarm_options::executor (and a server to connect to)")),
-                                  std::vector<task_outcome>{}));
+      if (slot.is_connected()) slot.clear();
+      fail_soon(handler,
+                std::make_exception_ptr(
+                    *cancelled ? zproc::error(asio::error::operation_aborted, "cancelled")
+                               : zproc::error(ec, "the swarm's async operations need "
+                                                  "swarm_options::executor (and a server)")));
       return;
     }
     wait_async(s, std::move(impl), std::move(handler), slot);

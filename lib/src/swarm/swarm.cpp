@@ -29,6 +29,7 @@ struct swarm::impl {
     spawn_options so;
     for (int sig : {SIGSEGV, SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGKILL, SIGTERM})
       so.retry_for.push_back(retry_on_signal(sig));
+    so.retry_for.push_back(retry_on<std::exception>());  // the worker loop failed: start again
     so.retry_delay = options.respawn_delay;  // max_retries: none, a swarm keeps its size
     std::weak_ptr<detail::swarm_core> weak = core;
     so.on_crash = [weak](std::int64_t pid, const std::string& report) {
@@ -82,6 +83,7 @@ void swarm::resize(std::size_t count) {
   json pids = json::array();
   for (const auto& p : retiring) pids.push_back(p.pid());
   r[wire::pids] = std::move(pids);
+  r[wire::host] = swarm_detail::host_name();  // the workers this swarm spawned run here
   try {
     detail::call<json>(impl_->core->client.impl(), std::move(r));
   } catch (const zproc::error&) {  // no server: nothing to finish, stop them below

@@ -13,6 +13,7 @@
 #include <deque>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -44,6 +45,24 @@ struct swarm_core {
   /// swarm's workers whose crash has not been reported yet; empty if there is none.
   std::string crash_report(std::int64_t pid, std::chrono::milliseconds wait);
 
+  /// A blocking connection of its own for a wait that may park on the server (seconds): waits
+  /// from several threads do not queue behind each other, nor submits behind waits. Returned
+  /// to a small pool when the lease ends (dropped if the call failed).
+  class wait_lease {
+   public:
+    explicit wait_lease(swarm_core& core);
+    ~wait_lease();
+    wait_lease(const wait_lease&) = delete;
+    wait_lease& operator=(const wait_lease&) = delete;
+    const std::shared_ptr<client_impl>& impl() const { return c_->impl(); }
+    void broken() noexcept { broken_ = true; }
+
+   private:
+    swarm_core& core_;
+    std::unique_ptr<zproc::client> c_;
+    bool broken_ = false;
+  };
+
   /// Sends `request` and ignores the reply (acknowledgements, cancels from destructors):
   /// never blocks a thread that runs the client's executor.
   void send_and_forget(json request);
@@ -54,6 +73,9 @@ struct swarm_core {
   std::map<std::int64_t, std::string> crashes_;
   std::deque<std::int64_t> order_;  // bounded: the newest reports only
   std::set<std::int64_t> live_;     // worker pids that have not crashed
+
+  std::mutex pool_m_;
+  std::vector<std::unique_ptr<zproc::client>> idle_waiters_;
 
   std::optional<boost::asio::any_io_executor> executor_;
   std::optional<zproc::client> async_;  // guarded by m_

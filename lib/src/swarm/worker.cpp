@@ -45,13 +45,13 @@ namespace asio = boost::asio;
 namespace wire = protocol::tasks;
 using detail::chunk_output;
 
-namespace {
-
 std::string host_name() {
   char buf[256] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0) return {};
   return buf;
 }
+
+namespace {
 
 /// Runs one task; returns its outcome.
 json run_task(context& ctx, const std::string& target, const json::binary_t& args,
@@ -69,9 +69,14 @@ json run_task(context& ctx, const std::string& target, const json::binary_t& arg
       }
     }
   } else {
-    info->invoke_chunk(ctx,
-                       std::string_view(reinterpret_cast<const char*>(args.data()), args.size()),
-                       items, out);
+    try {
+      info->invoke_chunk(ctx,
+                         std::string_view(reinterpret_cast<const char*>(args.data()), args.size()),
+                         items, out);
+    } catch (...) {  // outside the calls (making the target's state): all of them fail
+      out = chunk_output{};
+      for (std::size_t i = 0; i < items; ++i) out.fail(i);
+    }
   }
   json o = json::object();
   o[wire::values] = json::binary(std::move(out.values));

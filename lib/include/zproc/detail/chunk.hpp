@@ -7,11 +7,13 @@
 #include <zproc/detail/archive.hpp>
 
 #include <algorithm>
+#include <climits>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <exception>
 #include <optional>
+#include <stdexcept>
 #include <streambuf>
 #include <string>
 #include <string_view>
@@ -41,6 +43,10 @@ class byte_sink : public std::streambuf {
   std::size_t size() const noexcept {
     return static_cast<std::size_t>(pptr() - reinterpret_cast<char*>(out_.data()));
   }
+  /// Drops what was written after the first `n` bytes.
+  void truncate(std::size_t n) {
+    if (n < size()) reset_area(n);
+  }
 
  protected:
   int_type overflow(int_type c) override {
@@ -66,7 +72,10 @@ class byte_sink : public std::streambuf {
   }
   void grow(std::size_t more) {
     const std::size_t used = size();
-    out_.resize(std::max(out_.size() * 2, used + more));
+    // The put area is indexed by int (pbump): a chunk stays far below that anyway (frames).
+    if (more > static_cast<std::size_t>(INT_MAX) - used)
+      throw std::length_error("zproc: a chunk's packed data would exceed 2 GiB");
+    out_.resize(std::min<std::size_t>(std::max(out_.size() * 2, used + more), INT_MAX));
     reset_area(used);
   }
 
@@ -170,15 +179,28 @@ void run_chunk(std::string_view packed, std::size_t items, chunk_output& out, Fn
       for (; i < items; ++i) out.fail(i);
       return;
     }
-    try {
-      if constexpr (std::is_void_v<Value>) {
+    if constexpr (std::is_void_v<Value>) {
+      try {
         std::apply(fn, std::move(args));
-      } else {
-        const Value v = std::apply(fn, std::move(args));
-        *values << v;
+      } catch (...) {
+        out.fail(i);
       }
-    } catch (...) {
-      out.fail(i);
+    } else {
+      std::optional<Value> v;
+      try {
+        v.emplace(std::apply(fn, std::move(args)));
+      } catch (...) {
+        out.fail(i);
+        continue;
+      }
+      const std::size_t before = sink.size();
+      try {
+        *values << *v;
+      } catch (...) {  // half a value written: drop it; the archive may be off, stop here
+        sink.truncate(before);
+        for (; i < items; ++i) out.fail(i);
+        return;
+      }
     }
   }
 }
@@ -202,13 +224,19 @@ chunk_values<R> unpack_chunk(std::string_view packed, std::vector<std::exception
     std::optional<boost::archive::binary_iarchive> ar;
     for (std::size_t i = 0; i < failed.size(); ++i) {
       if (failed[i]) continue;
-      if (!ar) {
-        src.emplace(packed);
-        ar.emplace(*src, archive_flags);
+      try {
+        if (!ar) {
+          src.emplace(packed);
+          ar.emplace(*src, archive_flags);
+        }
+        R v;
+        *ar >> v;
+        out.values[i].emplace(std::move(v));
+      } catch (...) {  // not an R (another type asked for), or cut short: the rest is lost too
+        const std::exception_ptr e = std::current_exception();
+        for (; i < failed.size(); ++i)
+          if (!failed[i]) failed[i] = e;
       }
-      R v;
-      *ar >> v;
-      out.values[i].emplace(std::move(v));
     }
   } else {
     for (std::size_t i = 0; i < failed.size(); ++i)
