@@ -27,7 +27,7 @@ struct arguments {
   std::optional<std::size_t> max_process_records;  // server: --max-process-records N
   bool all = false;                    // ps: --all
   bool running = false;                // ps: --running
-  bool json_lines = false;             // ps: --json
+  bool json_lines = false;             // ps, workers: --json
   bool help = false;
   std::vector<std::string> positional;
 
@@ -44,6 +44,7 @@ int run_state_command(const arguments& args);
 int run_watch(const arguments& args);
 int run_history(const arguments& args);
 int run_ps(const arguments& args);
+int run_workers(const arguments& args);
 
 extern const char* const usage_text;
 

@@ -34,6 +34,8 @@ commands:
   ps [--all|--running]      list the processes spawned through the server: all the records it
      [--json]               keeps (default) or only the running ones; a table with the first
                             line of each crash report, or with --json one JSON object per line
+  workers [NAME] [--json]   the workers of swarm NAME (default "default"): pid, host, tasks
+                            held and done, and the tasks queued; --json: one JSON object
 
 options:
   --address ADDR            server address (ipc:///path.sock or tcp://host:port);
@@ -125,6 +127,7 @@ int main(int argc, char** argv) {
     if (args.command == "watch") return run_watch(args);
     if (args.command == "history") return run_history(args);
     if (args.command == "ps") return run_ps(args);
+    if (args.command == "workers") return run_workers(args);
     return run_state_command(args);
   } catch (const usage_error& e) {
     std::cerr << "zproc: " << e.message << "\n(see 'zproc --help')\n";

@@ -1,6 +1,8 @@
 // The swarm, end to end: real worker processes (this test binary run again by zproc::init),
 // an embedded server, maps in order, errors per call, workers killed in the middle of a map,
 // poison tasks, workers that join over TCP, resize, and co_await.
+#include "support/server_process.hpp"
+
 #include <zproc/zproc.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -297,6 +299,31 @@ TEST_SUITE("swarm") {
     CHECK(sw.run(square, 7).get(60s) == 49);
     CHECK(!slow_done);  // answered while the other wait still parks
     waiter.join();
+  }
+
+  TEST_CASE("zproc workers shows the swarm's workers and queue") {
+    zproc::context ctx;
+    zproc::swarm_options so;
+    so.name = "shown";
+    auto sw = ctx.create_swarm(2, so);
+    for (int i = 0; i < 200 && sw.workers().size() < 2; ++i) std::this_thread::sleep_for(25ms);
+    sw.map(square, std::vector<int>{1, 2, 3, 4});
+    auto table = zproc::test::run_program(
+        {ZPROC_EXE, "workers", "shown", "--address", ctx.address()}, 20s);
+    INFO(table.out, table.err);
+    CHECK(table.exit_code == 0);
+    CHECK(table.out.find("swarm 'shown': 2 worker(s), 0 task(s) queued, 0 running\n") == 0);
+    for (const auto& p : sw.processes())
+      CHECK(table.out.find(std::to_string(p.pid())) != std::string::npos);
+    auto js = zproc::test::run_program(
+        {ZPROC_EXE, "workers", "shown", "--json", "--address", ctx.address()}, 20s);
+    const auto j = zproc::json::parse(js.out);
+    CHECK(j["workers"].size() == 2);
+    std::size_t done = 0;
+    for (const auto& w : j["workers"]) done += w["done"].get<std::size_t>();
+    CHECK(done >= 1);
+    CHECK(zproc::test::run_program({ZPROC_EXE, "workers", "a", "b", "--address", ctx.address()},
+                                   20s).exit_code == 2);
   }
 
   TEST_CASE("co_await a task and a map stream") {

@@ -63,6 +63,17 @@ struct worker_info {
   bool retiring = false;    ///< it finishes what it holds, then exits (resize, stop)
 };
 
+/// A swarm as the server sees it (what `zproc workers` prints).
+struct swarm_status {
+  std::vector<worker_info> workers;
+  std::size_t queued = 0;   ///< tasks waiting for a worker
+  std::size_t running = 0;  ///< tasks workers hold
+};
+
+/// The status of swarm `name` on the server `c` is connected to (a blocking client). Throws
+/// zproc::error.
+swarm_status get_swarm_status(const client& c, const std::string& name = "default");
+
 class swarm {
  public:
   /// Starts `count` worker processes (this binary, through zproc::init) on the context's

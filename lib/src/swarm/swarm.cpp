@@ -103,22 +103,32 @@ void swarm::resize(std::size_t count) {
 
 void swarm::stop() { resize(0); }
 
-std::vector<worker_info> swarm::workers() const {
+swarm_status get_swarm_status(const client& c, const std::string& name) {
   json r = json::object();
   r[protocol::field::op] = wire::info_op;
-  r[wire::queue] = impl_->options.name;
-  json reply = detail::call<json>(impl_->core->client.impl(), std::move(r));
-  std::vector<worker_info> out;
-  for (const auto& w : reply.at("workers")) {
-    worker_info i;
-    i.pid = w.at("pid").get<std::int64_t>();
-    i.host = w.at("host").get<std::string>();
-    i.running = w.at("running").get<std::size_t>();
-    i.done = w.at("done").get<std::size_t>();
-    i.retiring = w.at("retiring").get<bool>();
-    out.push_back(std::move(i));
+  r[wire::queue] = name;
+  json reply = detail::call<json>(c.impl(), std::move(r));
+  swarm_status out;
+  try {
+    for (const auto& w : reply.at("workers")) {
+      worker_info i;
+      i.pid = w.at("pid").get<std::int64_t>();
+      i.host = w.at("host").get<std::string>();
+      i.running = w.at("running").get<std::size_t>();
+      i.done = w.at("done").get<std::size_t>();
+      i.retiring = w.at("retiring").get<bool>();
+      out.workers.push_back(std::move(i));
+    }
+    out.queued = reply.at("queued").get<std::size_t>();
+    out.running = reply.at("running").get<std::size_t>();
+  } catch (const json::exception& e) {
+    throw zproc::error(client_errc::protocol_error, std::string("unexpected task_info reply: ") + e.what());
   }
   return out;
+}
+
+std::vector<worker_info> swarm::workers() const {
+  return get_swarm_status(impl_->core->client, impl_->options.name).workers;
 }
 
 std::size_t swarm::auto_chunk_size(std::size_t inputs) const {
