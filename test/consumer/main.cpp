@@ -1,13 +1,22 @@
-// Uses the installed zproc: an embedded server, a coroutine client, a blocking client.
+// Uses the installed zproc: an embedded server, a coroutine client, a blocking client, a spawned
+// process and a swarm of worker processes (targets registered in this program).
 #include <zproc/zproc.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 
+#include <chrono>
 #include <iostream>
+#include <vector>
 
-int main() {
+namespace {
+int twice(int x) { return 2 * x; }
+ZPROC_TARGET(twice);
+}  // namespace
+
+int main(int argc, char** argv) {
+  zproc::init(argc, argv);  // spawned processes and swarm workers run from here
   zproc::server_thread srv;
   boost::asio::io_context ioc;
   int result = 1;
@@ -25,6 +34,14 @@ int main() {
   zproc::client blocking;
   blocking.connect(srv.address());
   if (zproc::state(blocking, "consumer").get("answer") != 42) result = 1;
+
+  zproc::context ctx({.address = srv.address()});
+  if (ctx.spawn(twice, 21).wait<int>(std::chrono::seconds(60)) != 42) result = 1;
+  auto swarm = ctx.create_swarm(2);
+  zproc::map_options options;
+  options.timeout = std::chrono::seconds(60);
+  if (swarm.map(twice, std::vector<int>{1, 2, 3}, options) != std::vector<int>{2, 4, 6}) result = 1;
+
   std::cout << (result == 0 ? "consumer ok" : "consumer FAILED") << "\n";
   return result;
 }
