@@ -43,8 +43,24 @@ options:
   --namespace NS            namespace (default: "default")
   --listen ADDR             (server) address to listen on; repeatable; port 0 = any free port
   --max-process-records N   (server) finished process records to keep (default 10000)
-  -h, --help                this text
+  -h, --help                this text; 'zproc COMMAND --help': that command only
 )";
+
+/// The lines of usage_text about `command` (its entry under "commands:"), then the options;
+/// empty if there is no such command.
+std::string command_help(const std::string& command) {
+  const std::string text = usage_text;
+  const std::string head = "\n  " + command;
+  std::size_t at = text.find(head + " ");
+  if (at == std::string::npos) at = text.find(head + "\n");
+  const std::size_t options = text.find("\noptions:");
+  if (at == std::string::npos || at > options) return {};
+  std::size_t end = at + 1;
+  do {  // the entry's first line, then the lines indented deeper than a command name
+    end = text.find('\n', end) + 1;
+  } while (end < options && text.compare(end, 3, "   ") == 0);
+  return "usage: zproc " + text.substr(at + 3, end - at - 3) + text.substr(options);
+}
 
 std::string arguments::require_address() const {
   if (address) return *address;
@@ -119,6 +135,16 @@ int main(int argc, char** argv) {
   using namespace zproc::cli;
   try {
     const arguments args = parse(argc, argv);
+    // zproc CMD --help, zproc help CMD: that command's entry and the options.
+    const std::string topic = args.command == "help" && !args.positional.empty()
+                                  ? args.positional[0]
+                                  : (args.help ? args.command : std::string());
+    if (!topic.empty()) {
+      const std::string help = command_help(topic);
+      if (help.empty()) throw usage_error{"no command '" + topic + "'"};
+      std::fputs(help.c_str(), stdout);
+      return 0;
+    }
     if (args.help || args.command.empty() || args.command == "help") {
       std::fputs(usage_text, args.command.empty() && !args.help ? stderr : stdout);
       return args.command.empty() && !args.help ? 2 : 0;
@@ -135,6 +161,9 @@ int main(int argc, char** argv) {
   } catch (const zproc::error& e) {
     std::cerr << "zproc: " << (e.diagnostics().empty() ? e.code().message() : e.diagnostics())
               << "\n";
+    if (e.code() == zproc::client_errc::server_unreachable)
+      std::cerr << "(is a server running there? start one with 'zproc server --listen ADDR', "
+                   "or pass --address / set ZPROC_ADDRESS)\n";
     return 1;
   } catch (const std::exception& e) {
     std::cerr << "zproc: " << e.what() << "\n";

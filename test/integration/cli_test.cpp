@@ -46,6 +46,30 @@ void proc_update(const zproc::client& c, std::uint64_t id, nlohmann::json record
 }  // namespace
 
 TEST_SUITE("cli") {
+  TEST_CASE("help: the whole text, one command's, and an unknown one") {
+    auto all = zproc_cmd({"--help"});
+    CHECK(all.exit_code == 0);
+    for (const char* cmd : {"server", "ping", "get", "set", "del", "keys", "dump", "incr", "cas",
+                            "watch", "history", "ps", "workers"}) {
+      INFO(cmd);
+      CHECK(all.out.find("\n  " + std::string(cmd) + " ") != std::string::npos);
+      auto one = zproc_cmd({cmd, "--help"});
+      CHECK(one.exit_code == 0);
+      CHECK(one.out.rfind("usage: zproc " + std::string(cmd), 0) == 0);
+      CHECK(one.out.find("\noptions:\n") != std::string::npos);
+      CHECK(zproc_cmd({"help", cmd}).out == one.out);
+    }
+    CHECK(zproc_cmd({"help", "nope"}).exit_code == 2);
+    CHECK(run_program({ZPROC_EXE}, 20s).exit_code == 2);  // no command: the text on stderr
+  }
+
+  TEST_CASE("an unreachable server: exit code 1 and what to do") {
+    auto r = zproc_cmd({"get", "x", "--address", "ipc:///tmp/zproc-nobody-listens.sock"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("cannot connect to ipc:///tmp/zproc-nobody-listens.sock") != std::string::npos);
+    CHECK(r.err.find("zproc server --listen ADDR") != std::string::npos);
+  }
+
   TEST_CASE("ping, set, get, keys, dump, del over --address and ZPROC_ADDRESS") {
     zproc::test::server_process srv;
     const std::string env = "ZPROC_ADDRESS=" + srv.ipc();
