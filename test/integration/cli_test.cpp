@@ -19,8 +19,9 @@ using namespace std::chrono_literals;
 namespace {
 zproc::test::run_result zproc_cmd(std::vector<std::string> args,
                                   std::vector<std::string> env = {}) {
-  args.insert(args.begin(), ZPROC_EXE);
-  return run_program(args, 20s, env);
+  std::vector<std::string> argv{ZPROC_EXE};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_program(argv, 20s, env);
 }
 
 std::vector<std::string> lines_of(const std::string& text) {
