@@ -1,3 +1,4 @@
+cmake_minimum_required(VERSION 3.25)
 # Fails if the first ```cpp block of README (after the line AFTER, if given) is not contained
 # verbatim in EXAMPLE.
 file(READ ${README} readme)

@@ -1,3 +1,4 @@
+cmake_minimum_required(VERSION 3.25)
 # Fails if a ```cpp block of DOC is not, line for line (leading spaces aside), part of one of
 # the SOURCES (a ;-list of files that are compiled and run by the tests).
 file(READ ${DOC} doc)
