@@ -1,5 +1,5 @@
 // Embedding: an existing Asio application (here a timer-driven "ticker" service) runs the zproc
-// server and a client on its own io_context, on one thread, with no extra threads.
+// server, a client and a watcher on its own io_context, on one thread, with no extra threads.
 #include <zproc/zproc.hpp>
 
 #include <boost/asio/co_spawn.hpp>
@@ -31,14 +31,32 @@ int main() {
   server.start();  // binds now; serves while ioc runs
   // [embed-server]
 
+  int seen = 0;     // ticks the watcher saw
+  int running = 2;  // the watcher and the ticker: the last one to finish stops the server
+  auto finished = [&] {
+    if (--running == 0) server.stop();  // closes listeners and connections: ioc.run() returns
+  };
+
+  // A watcher on the same io_context: it sleeps until a tick is written, and misses none.
+  asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+    zproc::client c(ioc.get_executor());
+    co_await c.async_connect(server.addresses().front());
+    zproc::state st(c, "app");
+    zproc::watcher w = st.when_change({"ticks"}, {.start = 0, .count = 5});
+    while (auto snapshot = co_await w.async_next())
+      std::cout << "watcher saw tick " << (*snapshot)["ticks"] << "\n", ++seen;
+    finished();
+  }, asio::detached);
+
   asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
     zproc::client c(ioc.get_executor());
     co_await c.async_connect(server.addresses().front());
     zproc::state st(c, "app");
     co_await ticker(st, 5);
     std::cout << "ticks: " << co_await st.async_get("ticks") << "\n";
-    server.stop();  // closes listeners and connections: ioc.run() returns
+    finished();
   }, asio::detached);
 
   ioc.run();
+  return seen == 5 ? 0 : 1;
 }
