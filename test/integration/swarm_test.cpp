@@ -66,6 +66,14 @@ std::int64_t long_task(int) {
 }
 ZPROC_TARGET(long_task);
 
+[[gnu::noinline]] int stuck_call(int x) {
+  volatile bool forever = true;
+  while (forever) {
+  }
+  return x;
+}
+ZPROC_TARGET(stuck_call);
+
 [[gnu::noinline]] int crash_worker(int x) {
   if (x >= 0) std::raise(SIGSEGV);
   return x;
@@ -212,6 +220,27 @@ TEST_SUITE("swarm") {
     }
     // The swarm still works.
     CHECK(sw.run(square, 3).get(30s) == 9);
+  }
+
+  TEST_CASE("a call stuck past call_timeout is aborted where it hangs; the swarm goes on") {
+    zproc::context ctx;
+    zproc::swarm_options so;
+    so.max_attempts = 2;
+    so.respawn_delay = 50ms;
+    so.call_timeout = 300ms;
+    auto sw = ctx.create_swarm(2, so);
+    try {
+      sw.run(stuck_call, 1).get(60s);
+      FAIL("no error");
+    } catch (const zproc::task_lost_error& e) {
+      CHECK(e.attempts() == 2);
+      INFO(e.crash_report());
+      CHECK(e.crash_report().find("SIGABRT") != std::string::npos);
+      CHECK(e.crash_report().find("stuck_call") != std::string::npos);  // where it hung
+    }
+    // Calls that finish in time are not affected, and the workers were replaced.
+    CHECK(sw.map(slow_square, std::vector<int>{1, 2, 3}, within_a_minute) ==
+          std::vector<int>{1, 4, 9});
   }
 
   TEST_CASE("workers started by hand join over TCP and take part") {

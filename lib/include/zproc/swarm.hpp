@@ -39,6 +39,10 @@ struct swarm_options {
   /// A worker process that dies is started again after this delay (it is supervised like any
   /// spawned process: its crash report is printed, and kept for task_lost_error).
   std::chrono::milliseconds respawn_delay{200};
+  /// A call that runs longer than this is stopped: its worker aborts (SIGABRT, so the crash
+  /// report shows where the call was stuck), a new worker replaces it, and the task counts
+  /// one attempt. Empty: calls may run for ever (a hung call holds its task and its worker).
+  std::optional<std::chrono::milliseconds> call_timeout;
   /// With an executor, the swarm's connection runs on it and the async_ operations of its
   /// tasks and map streams work (co_await). Without one, only the blocking calls do.
   std::optional<boost::asio::any_io_executor> executor;

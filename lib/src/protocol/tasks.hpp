@@ -26,9 +26,11 @@ inline constexpr const char* info_op = "task_info";
 /// Request and reply fields (besides i and o).
 inline constexpr const char* queue = "q";          // the swarm's name
 inline constexpr const char* target = "tg";        // submit: the target's name
-inline constexpr const char* tasks = "t";          // submit: [[args, items], ...]; take reply
+inline constexpr const char* tasks = "t";          // submit: [[args, items], ...]; take reply:
+                                                   // [[id, target, args, items, attempt, ct]]
 inline constexpr const char* bound = "bound";      // submit: cancelled when the submitter leaves
 inline constexpr const char* max_attempts = "ma";  // submit: attempts before a task fails
+inline constexpr const char* call_timeout = "ct";  // submit: ms a call may run (0: no limit)
 inline constexpr const char* first = "first";      // submit reply: id of the first task
 inline constexpr const char* max = "max";          // take: at most this many tasks
 inline constexpr const char* pid = "pid";          // take: the worker's pid; outcome "w"

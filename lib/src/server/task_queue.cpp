@@ -109,6 +109,7 @@ void task_queue::submit(const json& request, std::uint64_t request_id, std::uint
   const std::uint64_t max_attempts = count_or(request, wire::max_attempts, 3);
   if (max_attempts == 0 || max_attempts > std::numeric_limits<std::uint32_t>::max())
     fail("field 'ma' (max_attempts) must be at least 1");
+  const std::uint64_t call_timeout = count_or(request, wire::call_timeout, 0);
   bool bound = false;
   if (auto b = request.find(wire::bound); b != request.end()) {
     if (!b->is_boolean()) fail("field 'bound' must be a boolean");
@@ -127,6 +128,7 @@ void task_queue::submit(const json& request, std::uint64_t request_id, std::uint
     x.owner = client_id;
     x.bound = bound;
     x.max_attempts = static_cast<std::uint32_t>(max_attempts);
+    x.call_timeout_ms = call_timeout;
     const std::uint64_t id = ++last_id_;
     hint = tasks_.emplace_hint(hint, id, std::move(x));
     q.pending.push_back(id);
@@ -209,7 +211,7 @@ std::optional<json> task_queue::assign(std::uint64_t client_id, worker& w, std::
     t.worker = client_id;
     ++t.attempts;
     w.running.insert(id);
-    list.push_back(json::array({id, *t.target, t.args, t.items, t.attempts}));
+    list.push_back(json::array({id, *t.target, t.args, t.items, t.attempts, t.call_timeout_ms}));
   }
   if (list.empty()) return std::nullopt;
   json r = json::object();

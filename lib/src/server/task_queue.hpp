@@ -78,6 +78,7 @@ class task_queue {
     task_state state = task_state::queued;
     std::uint32_t attempts = 0;
     std::uint32_t max_attempts = 3;
+    std::uint64_t call_timeout_ms = 0;  // for the worker's watchdog; 0: none
     std::uint64_t worker = 0;  // running: the client running it
     json outcome;
     std::size_t outcome_bytes = 0;  // an estimate of its MessagePack size

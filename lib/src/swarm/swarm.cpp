@@ -165,6 +165,8 @@ std::vector<std::shared_ptr<detail::task_collector>> swarm::submit(
     r[wire::tasks] = std::move(list);
     r[wire::bound] = bound;
     r[wire::max_attempts] = impl_->options.max_attempts;
+    if (impl_->options.call_timeout)
+      r[wire::call_timeout] = static_cast<std::uint64_t>(impl_->options.call_timeout->count());
     json reply = detail::call<json>(impl_->core->client.impl(), std::move(r));
     out.push_back(std::make_shared<detail::task_collector>(
         impl_->core, reply.at(wire::first).get<std::uint64_t>(), n));

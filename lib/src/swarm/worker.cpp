@@ -14,13 +14,19 @@
 
 #include <boost/asio/io_context.hpp>
 
+#include <pthread.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <thread>
 
 namespace zproc {
 namespace detail {
@@ -53,10 +59,77 @@ std::string host_name() {
 
 namespace {
 
+std::int64_t now_ns() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+/// swarm_options::call_timeout: a thread that aborts the worker thread when a call runs too
+/// long. SIGABRT goes to the worker thread itself, so the crash report (written by zproc's
+/// handler in spawned workers) shows where the call was stuck; the supervisor starts a new
+/// worker and the server gives the task to another one.
+class watchdog {
+ public:
+  watchdog() : worker_(::pthread_self()) {}
+  ~watchdog() {
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard lock(m_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  /// Arms it for the calls of one task (timeout 0: none); `what` names the task.
+  void arm(std::int64_t timeout_ms, std::string what, chunk_output& out) {
+    started.store(0, std::memory_order_relaxed);
+    if (timeout_ms <= 0) return;
+    {
+      std::lock_guard lock(m_);
+      timeout_ns_ = timeout_ms * 1'000'000;
+      what_ = std::move(what);
+    }
+    out.call_started = &started;
+    if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
+  }
+  void disarm() { started.store(0, std::memory_order_relaxed); }
+
+  std::atomic<std::int64_t> started{0};
+
+ private:
+  void run() {
+    std::unique_lock lock(m_);
+    while (!stop_) {
+      cv_.wait_for(lock, std::chrono::milliseconds(10));
+      const std::int64_t t = started.load(std::memory_order_relaxed);
+      if (t == 0 || now_ns() - t <= timeout_ns_) continue;
+      std::fprintf(stderr,
+                   "[zproc] worker %d: a call of %s ran longer than call_timeout (%lld ms): "
+                   "aborting it\n",
+                   ::getpid(), what_.c_str(), static_cast<long long>(timeout_ns_ / 1'000'000));
+      std::fflush(stderr);
+      ::pthread_kill(worker_, SIGABRT);
+      return;
+    }
+  }
+
+  pthread_t worker_;
+  std::thread thread_;
+  std::mutex m_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::int64_t timeout_ns_ = 0;
+  std::string what_;
+};
+
 /// Runs one task; returns its outcome.
 json run_task(context& ctx, const std::string& target, const json::binary_t& args,
-              std::size_t items) {
+              std::size_t items, watchdog& dog, std::int64_t call_timeout_ms,
+              std::uint64_t id) {
   chunk_output out;
+  dog.arm(call_timeout_ms, "'" + target + "' (task " + std::to_string(id) + ")", out);
   const detail::target_info* info = process_detail::target_named(target);
   if (!info || !info->invoke_chunk) {
     for (std::size_t i = 0; i < items; ++i) {
@@ -78,6 +151,7 @@ json run_task(context& ctx, const std::string& target, const json::binary_t& arg
       for (std::size_t i = 0; i < items; ++i) out.fail(i);
     }
   }
+  dog.disarm();
   json o = json::object();
   o[wire::values] = json::binary(std::move(out.values));
   o[wire::items] = items;
@@ -158,6 +232,7 @@ void run_worker(context& ctx, const std::string& queue) {
   std::size_t max = 1;
   bool prefetch = false;
   std::vector<std::shared_ptr<pending>> sent;  // task_done requests in flight
+  watchdog dog;
   auto next = take(max);
   for (;;) {
     if (!wait(next)) break;  // the server is gone
@@ -171,8 +246,10 @@ void run_worker(context& ctx, const std::string& queue) {
     for (const auto& t : tasks) {
       const auto id = t.at(0).get<std::uint64_t>();
       const auto& target = t.at(1).get_ref<const std::string&>();
-      results.push_back(json::array(
-          {id, run_task(ctx, target, t.at(2).get_binary(), t.at(3).get<std::size_t>())}));
+      const std::int64_t call_timeout = t.size() > 5 ? t.at(5).get<std::int64_t>() : 0;
+      results.push_back(json::array({id, run_task(ctx, target, t.at(2).get_binary(),
+                                                  t.at(3).get<std::size_t>(), dog, call_timeout,
+                                                  id)}));
     }
     const auto took = std::chrono::steady_clock::now() - start;
     json done = json::object();

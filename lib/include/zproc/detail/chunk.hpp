@@ -7,6 +7,8 @@
 #include <zproc/detail/archive.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <climits>
 #include <cstddef>
 #include <cstdint>
@@ -151,6 +153,8 @@ struct chunk_output {
     std::vector<std::string> frames;  ///< the throw's stacktrace, resolved (the first few only)
   };
   std::vector<failure> failures;
+  /// When set, each call stores its start time here (steady clock, ns) for a watchdog.
+  std::atomic<std::int64_t>* call_started = nullptr;
   /// Called in a catch block: records the exception in flight as the failure of call `index`.
   void fail(std::size_t index);
 };
@@ -172,6 +176,11 @@ void run_chunk(std::string_view packed, std::size_t items, chunk_output& out, Fn
     return;
   }
   for (; i < items; ++i) {
+    if (out.call_started)
+      out.call_started->store(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                  std::chrono::steady_clock::now().time_since_epoch())
+                                  .count(),
+                              std::memory_order_relaxed);
     Args args;
     try {
       std::apply([&](auto&... a) { (..., (*in >> a)); }, args);
