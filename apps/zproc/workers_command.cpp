@@ -30,7 +30,7 @@ int run_workers(const arguments& args) {
   if (s.workers.empty()) return 0;
   std::size_t host_width = 4;
   for (const auto& w : s.workers) host_width = std::max(host_width, w.host.size());
-  auto pad = [](std::string text, std::size_t width, bool right) {
+  auto pad = [](const std::string& text, std::size_t width, bool right) {
     const std::string spaces(width > text.size() ? width - text.size() : 0, ' ');
     return right ? spaces + text : text + spaces;
   };

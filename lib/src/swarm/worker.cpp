@@ -286,6 +286,7 @@ void run_worker(context& ctx, const std::string& queue) {
 }  // namespace swarm_detail
 
 namespace swarm_detail {
+// By value: a target's parameters are what its arguments are unpacked into.
 void zproc_swarm_worker(context& ctx, std::string queue) { run_worker(ctx, queue); }
 ZPROC_TARGET(zproc_swarm_worker);
 }  // namespace swarm_detail
