@@ -99,6 +99,14 @@ bool is_runner(std::string_view frame) {
 
 }  // namespace
 
+const std::string& host_name() {
+  static const std::string name = [] {
+    char buf[256] = {};
+    return ::gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : std::string("localhost");
+  }();
+  return name;
+}
+
 const std::string& executable_path() {
   static const std::string path = [] {
     char buf[PATH_MAX];
@@ -186,6 +194,13 @@ std::string format_crash_report(const crash_info& c) {
     out += "\n";
   }
   return out;
+}
+
+std::string format_stacktrace(const std::vector<std::string>& frames) {
+  std::string trace;
+  for (std::size_t i = 0; i < frames.size(); ++i)
+    trace += std::to_string(i) + "# " + frames[i] + "\n";
+  return trace;
 }
 
 exception_report describe_current_exception(bool with_frames) {

@@ -12,6 +12,8 @@ namespace zproc::process_detail {
 
 /// This program's file (/proc/self/exe), read once.
 const std::string& executable_path();
+/// This machine's name (gethostname, "localhost" if it fails), read once.
+const std::string& host_name();
 
 /// In a spawned process: on SIGSEGV, SIGBUS, SIGFPE, SIGILL or SIGABRT, write the raw frames
 /// and the loaded objects to `fd` (signal-safe), then die of the signal.
@@ -40,5 +42,8 @@ struct crash_info {
   std::vector<std::string> frames;
 };
 std::string format_crash_report(const crash_info& c);
+
+/// "0# frame\n1# frame\n...": a stacktrace as remote_error::stacktrace() gives it.
+std::string format_stacktrace(const std::vector<std::string>& frames);
 
 }  // namespace zproc::process_detail

@@ -112,14 +112,6 @@ struct channel_init {
   }
 };
 
-const std::string& host_name() {
-  static const std::string name = [] {
-    char buf[256] = {};
-    return ::gethostname(buf, sizeof buf - 1) == 0 ? std::string(buf) : std::string("localhost");
-  }();
-  return name;
-}
-
 int to_exitcode(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return -WTERMSIG(status);
@@ -621,12 +613,10 @@ std::exception_ptr make_error(const child& c, const std::string& crash_report,
                               bool got_value) {
   const std::string who = "process '" + c.target + "' (pid " + std::to_string(c.pid) + ")";
   if (exception) {
-    std::string trace;
-    for (std::size_t i = 0; i < exception->frames.size(); ++i)
-      trace += std::to_string(i) + "# " + exception->frames[i] + "\n";
     return std::make_exception_ptr(remote_error(
         exception->type + ": " + exception->message + " (in " + who + ")", c.pid, c.target,
-        crash_report, exception->type, exception->message, std::move(trace)));
+        crash_report, exception->type, exception->message,
+        format_stacktrace(exception->frames)));
   }
   if (exitcode < 0)
     return std::make_exception_ptr(process_wait_error(

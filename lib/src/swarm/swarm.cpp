@@ -1,6 +1,7 @@
 // The swarm handle: its worker processes (spawned, supervised, respawned, retired), and
 // submitting tasks.
 #include "client/client_core.hpp"
+#include "process/crash.hpp"
 #include "process/registry.hpp"
 #include "protocol/message.hpp"
 #include "protocol/tasks.hpp"
@@ -83,7 +84,7 @@ void swarm::resize(std::size_t count) {
   json pids = json::array();
   for (const auto& p : retiring) pids.push_back(p.pid());
   r[wire::pids] = std::move(pids);
-  r[wire::host] = swarm_detail::host_name();  // the workers this swarm spawned run here
+  r[wire::host] = process_detail::host_name();  // the workers this swarm spawned run here
   try {
     detail::call<json>(impl_->core->client.impl(), std::move(r));
   } catch (const zproc::error&) {  // no server: nothing to finish, stop them below

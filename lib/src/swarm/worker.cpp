@@ -51,12 +51,6 @@ namespace asio = boost::asio;
 namespace wire = protocol::tasks;
 using detail::chunk_output;
 
-std::string host_name() {
-  char buf[256] = {};
-  if (::gethostname(buf, sizeof buf - 1) != 0) return {};
-  return buf;
-}
-
 namespace {
 
 std::int64_t now_ns() {
@@ -159,12 +153,10 @@ json run_task(context& ctx, const std::string& target, const json::binary_t& arg
   if (!out.failures.empty()) {
     json list = json::array();
     for (auto& f : out.failures) {
-      std::string trace;
-      for (std::size_t i = 0; i < f.frames.size(); ++i)
-        trace += std::to_string(i) + "# " + f.frames[i] + "\n";
       const std::string report = process_detail::format_crash_report(
           {target, ::getpid(), ::getppid(), f.type + ": " + f.message, f.frames});
-      list.push_back(json::array({f.index, f.type, f.message, trace, report}));
+      list.push_back(json::array(
+          {f.index, f.type, f.message, process_detail::format_stacktrace(f.frames), report}));
     }
     o[wire::failures] = std::move(list);
   }
@@ -210,7 +202,7 @@ void run_worker(context& ctx, const std::string& queue) {
     }
     return p->done && !p->ec;
   };
-  const std::string host = host_name();
+  const std::string& host = process_detail::host_name();
   auto take = [&](std::size_t max) {
     json r = json::object();
     r[protocol::field::op] = wire::take_op;

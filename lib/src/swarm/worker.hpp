@@ -16,9 +16,6 @@ void run_worker(context& ctx, const std::string& queue);
 /// `--zproc-worker ADDRESS [--zproc-swarm NAME]`: joins the swarm and exits when done.
 [[noreturn]] void run_external_worker(const std::string& address, const std::string& queue);
 
-/// This machine's name, as workers report it (gethostname).
-std::string host_name();
-
 /// The registered target that spawned workers run: run_worker on the swarm `queue`.
 void zproc_swarm_worker(context& ctx, std::string queue);
 
