@@ -10,6 +10,21 @@ std::int64_t wall_clock_ms() {
              std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
+/// Runs `fn` (the plain logic of a watch, process or task request): a bad request it refuses
+/// (op_error, or a JSON field of the wrong type) becomes the error reply to `request_id`.
+template <class F>
+void guarded(std::vector<delivery>& out, std::uint64_t client_id, std::uint64_t request_id,
+             F&& fn) {
+  try {
+    fn();
+  } catch (const op_error& e) {
+    out.push_back({client_id, protocol::make_error_reply(request_id, e.code, e.message)});
+  } catch (const json::exception& e) {
+    out.push_back(
+        {client_id, protocol::make_error_reply(request_id, server_errc::bad_request, e.what())});
+  }
+}
+
 }  // namespace
 
 void engine::lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
@@ -53,31 +68,6 @@ void engine::client_gone(std::uint64_t client_id, std::vector<delivery>& out) {
   tasks_.client_gone(client_id, out);
 }
 
-void engine::handle_task_op(const json& request, std::uint64_t request_id,
-                            std::uint64_t client_id, std::vector<delivery>& out) {
-  try {
-    tasks_.execute(request, request_id, client_id, std::chrono::steady_clock::now(), out);
-  } catch (const op_error& e) {
-    out.push_back({client_id, protocol::make_error_reply(request_id, e.code, e.message)});
-  } catch (const json::exception& e) {
-    out.push_back({client_id, protocol::make_error_reply(request_id, server_errc::bad_request,
-                                                         e.what())});
-  }
-}
-
-void engine::handle_process_op(const json& request, std::uint64_t request_id,
-                               std::uint64_t client_id, std::vector<delivery>& out) {
-  try {
-    json result = processes_.execute(request, client_id, wall_clock_ms());
-    out.push_back({client_id, protocol::make_reply(request_id, std::move(result))});
-  } catch (const op_error& e) {
-    out.push_back({client_id, protocol::make_error_reply(request_id, e.code, e.message)});
-  } catch (const json::exception& e) {
-    out.push_back({client_id, protocol::make_error_reply(request_id, server_errc::bad_request,
-                                                         e.what())});
-  }
-}
-
 void engine::tick(std::vector<delivery>& out) {
   const auto now = std::chrono::steady_clock::now();
   std::vector<std::string> expired;
@@ -100,23 +90,23 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   const bool named = request.is_object() && op != request.end() && op->is_string();
 
   if (named && process_registry::handles(op->get_ref<const std::string&>())) {
-    handle_process_op(request, request_id, ctx.client_id, out);
+    guarded(out, ctx.client_id, request_id, [&] {
+      json result = processes_.execute(request, ctx.client_id, wall_clock_ms());
+      out.push_back({ctx.client_id, protocol::make_reply(request_id, std::move(result))});
+    });
     return;
   }
   if (named && task_queue::handles(op->get_ref<const std::string&>())) {
-    handle_task_op(request, request_id, ctx.client_id, out);
+    guarded(out, ctx.client_id, request_id, [&] {
+      tasks_.execute(request, request_id, ctx.client_id, std::chrono::steady_clock::now(), out);
+    });
     return;
   }
   if (named && *op == "watch") {
-    try {
+    guarded(out, ctx.client_id, request_id, [&] {
       if (auto now = watches_.watch(store_, request, ctx.client_id))
         out.push_back({ctx.client_id, protocol::make_reply(request_id, std::move(*now))});
-    } catch (const op_error& e) {
-      out.push_back({ctx.client_id, protocol::make_error_reply(request_id, e.code, e.message)});
-    } catch (const json::exception& e) {
-      out.push_back({ctx.client_id, protocol::make_error_reply(request_id, server_errc::bad_request,
-                                                               e.what())});
-    }
+    });
     return;
   }
   if (named && (*op == "lock" || *op == "unlock")) {

@@ -53,14 +53,6 @@ class engine {
   const task_queue& tasks() const noexcept { return tasks_; }
 
  private:
-  /// proc_start / proc_update / proc_list.
-  void handle_process_op(const json& request, std::uint64_t request_id, std::uint64_t client_id,
-                         std::vector<delivery>& out);
-
-  /// task_* (the swarm's queues).
-  void handle_task_op(const json& request, std::uint64_t request_id, std::uint64_t client_id,
-                      std::vector<delivery>& out);
-
   store store_;
   watch_registry watches_;
   process_registry processes_;

@@ -26,34 +26,11 @@ constexpr std::string_view required_text = "pid, ppid, target, n, host, kind, at
 /// Written by the server only.
 constexpr std::array<std::string_view, 4> server_owned = {"id", "client", "started", "ended"};
 
-[[noreturn]] void fail(std::string message) {
-  throw op_error{server_errc::bad_request, std::move(message)};
-}
-
 template <std::size_t N>
 bool one_of(std::string_view s, const std::array<std::string_view, N>& list) {
   for (auto x : list)
     if (x == s) return true;
   return false;
-}
-
-/// An integer that fits `std::int64_t` (MessagePack may encode it signed or unsigned).
-std::optional<std::int64_t> as_int64(const json& v) {
-  if (v.is_number_unsigned()) {
-    const auto u = v.get<std::uint64_t>();
-    if (u > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) return {};
-    return static_cast<std::int64_t>(u);
-  }
-  if (v.is_number_integer()) return v.get<std::int64_t>();
-  return {};
-}
-
-/// A non-negative integer.
-std::optional<std::uint64_t> as_count(const json& v) {
-  if (v.is_number_unsigned()) return v.get<std::uint64_t>();
-  if (v.is_number_integer() && v.get<std::int64_t>() >= 0)
-    return static_cast<std::uint64_t>(v.get<std::int64_t>());
-  return {};
 }
 
 bool continuation_byte(char c) { return (static_cast<unsigned char>(c) & 0xC0) == 0x80; }
@@ -77,7 +54,7 @@ std::string quote(std::string_view s) { return "'" + std::string(s) + "'"; }
 void check_size(const json& record, std::string_view what) {
   const auto size = json::to_msgpack(record).size();
   if (size > wire::max_record_bytes)
-    fail(std::string(what) + " would hold " + std::to_string(size) +
+    bad_request(std::string(what) + " would hold " + std::to_string(size) +
          " bytes, more than the limit of " + std::to_string(wire::max_record_bytes) +
          " bytes per process record: send shorter fields");
 }
@@ -95,22 +72,22 @@ bool process_registry::handles(std::string_view op) noexcept {
 bool process_registry::is_state(std::string_view s) noexcept { return one_of(s, states); }
 
 json process_registry::checked(const json& fields, const json* current) {
-  if (!fields.is_object()) fail("the process record must be a JSON object ('record')");
+  if (!fields.is_object()) bad_request("the process record must be a JSON object ('record')");
   json out = json::object();
   for (auto it = fields.begin(); it != fields.end(); ++it) {
     const std::string& key = it.key();
     const json& value = it.value();
     const auto must = [&](bool ok, std::string_view what) {
-      if (!ok) fail("field " + quote(key) + " of a process record must be " + std::string(what) +
+      if (!ok) bad_request("field " + quote(key) + " of a process record must be " + std::string(what) +
                     ", not " + value.dump(-1, ' ', false, json::error_handler_t::replace));
     };
     if (one_of(key, server_owned))
-      fail("field " + quote(key) + " of a process record is set by the server and cannot be "
+      bad_request("field " + quote(key) + " of a process record is set by the server and cannot be "
            "written");
     if (value.is_null()) {
       if (!current) continue;  // nothing to remove in a new record
       if (one_of(key, required) || key == wire::state)
-        fail("field " + quote(key) + " of a process record cannot be removed");
+        bad_request("field " + quote(key) + " of a process record cannot be removed");
       out[key] = nullptr;  // merge: removes it
       continue;
     }
@@ -140,7 +117,7 @@ json process_registry::checked(const json& fields, const json* current) {
       must(value.is_string() && is_state(value.get_ref<const std::string&>()),
            std::string("one of ") + std::string(states_text));
       if (!current && value != running_state)
-        fail("a new process record is \"running\"; report how it ended with proc_update");
+        bad_request("a new process record is \"running\"; report how it ended with proc_update");
       out[key] = value;
     } else if (key == "crash_report") {
       must(value.is_string(), "a string");
@@ -152,7 +129,7 @@ json process_registry::checked(const json& fields, const json* current) {
   if (!current)
     for (auto key : required)
       if (!out.contains(key))
-        fail("the process record misses field " + quote(key) + " (a new record needs " +
+        bad_request("the process record misses field " + quote(key) + " (a new record needs " +
              std::string(required_text) + ")");
   return out;
 }
@@ -176,9 +153,9 @@ void process_registry::update(std::uint64_t id, const json& fields, std::int64_t
   auto it = records_.find(id);
   if (it == records_.end()) {
     if (id == 0 || id > last_id_)
-      fail("no process record " + std::to_string(id) + " (the last one registered is " +
+      bad_request("no process record " + std::to_string(id) + " (the last one registered is " +
            std::to_string(last_id_) + ")");
-    fail("process record " + std::to_string(id) +
+    bad_request("process record " + std::to_string(id) +
          " is gone: the server keeps only the newest finished records "
          "(server_config::max_process_records)");
   }
@@ -269,16 +246,16 @@ json process_registry::execute(const json& request, std::uint64_t client_id,
   if (op == wire::start_op) {
     const json* record = field(wire::record);
     if (!record || !record->is_object())
-      fail("proc_start needs the process's fields as an object ('record')");
+      bad_request("proc_start needs the process's fields as an object ('record')");
     return start(*record, client_id, now_ms);
   }
   if (op == wire::update_op) {
     const json* id = field(wire::id);
     const auto value = id ? as_count(*id) : std::nullopt;
-    if (!value || *value == 0) fail("proc_update needs the record's id ('id', a positive integer)");
+    if (!value || *value == 0) bad_request("proc_update needs the record's id ('id', a positive integer)");
     const json* record = field(wire::record);
     if (!record || !record->is_object())
-      fail("proc_update needs the fields to change as an object ('record')");
+      bad_request("proc_update needs the fields to change as an object ('record')");
     update(*value, *record, now_ms);
     return true;
   }
@@ -286,24 +263,24 @@ json process_registry::execute(const json& request, std::uint64_t client_id,
     std::optional<std::string_view> state;
     if (const json* s = field(wire::state)) {
       if (!s->is_string() || !is_state(s->get_ref<const std::string&>()))
-        fail("proc_list's 'state' must be one of " + std::string(states_text));
+        bad_request("proc_list's 'state' must be one of " + std::string(states_text));
       state = s->get_ref<const std::string&>();
     }
     std::uint64_t after = 0;
     if (const json* a = field(wire::after)) {
       const auto v = as_count(*a);
-      if (!v) fail("proc_list's 'after' must be a record id (a non-negative integer)");
+      if (!v) bad_request("proc_list's 'after' must be a record id (a non-negative integer)");
       after = *v;
     }
     std::size_t max = static_cast<std::size_t>(-1);
     if (const json* m = field(wire::max)) {
       const auto v = as_count(*m);
-      if (!v || *v == 0) fail("proc_list's 'max' must be a positive integer");
+      if (!v || *v == 0) bad_request("proc_list's 'max' must be a positive integer");
       max = static_cast<std::size_t>(*v);
     }
     return list(state, after, max);
   }
-  fail("unknown process operation " + quote(op));
+  bad_request("unknown process operation " + quote(op));
 }
 
 }  // namespace zproc::server_detail

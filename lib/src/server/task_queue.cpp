@@ -14,25 +14,16 @@ using json = nlohmann::json;
 
 namespace {
 
-[[noreturn]] void fail(std::string message) {
-  throw op_error{server_errc::bad_request, std::move(message)};
-}
-
 const json& field(const json& request, const char* name) {
   auto it = request.find(name);
-  if (it == request.end()) fail(std::string("missing field '") + name + "'");
+  if (it == request.end()) bad_request(std::string("missing field '") + name + "'");
   return *it;
 }
 
-/// A non-negative integer (MessagePack may encode it signed or unsigned).
-bool is_count(const json& v) {
-  return v.is_number_unsigned() || (v.is_number_integer() && v.get<std::int64_t>() >= 0);
-}
-
 std::uint64_t count_field(const json& request, const char* name) {
-  const json& v = field(request, name);
-  if (!is_count(v)) fail(std::string("field '") + name + "' must be a non-negative integer");
-  return v.get<std::uint64_t>();
+  const auto v = as_count(field(request, name));
+  if (!v) bad_request(std::string("field '") + name + "' must be a non-negative integer");
+  return *v;
 }
 
 std::uint64_t count_or(const json& request, const char* name, std::uint64_t fallback) {
@@ -42,7 +33,7 @@ std::uint64_t count_or(const json& request, const char* name, std::uint64_t fall
 const std::string& string_field(const json& request, const char* name) {
   const json& v = field(request, name);
   if (!v.is_string() || v.get_ref<const std::string&>().empty())
-    fail(std::string("field '") + name + "' must be a non-empty string");
+    bad_request(std::string("field '") + name + "' must be a non-empty string");
   return v.get_ref<const std::string&>();
 }
 
@@ -100,19 +91,19 @@ void task_queue::submit(const json& request, std::uint64_t request_id, std::uint
   const std::string& queue = string_field(request, wire::queue);
   auto target = std::make_shared<const std::string>(string_field(request, wire::target));
   const json& list = field(request, wire::tasks);
-  if (!list.is_array() || list.empty()) fail("field 't' must be a non-empty array of tasks");
+  if (!list.is_array() || list.empty()) bad_request("field 't' must be a non-empty array of tasks");
   for (const auto& t : list) {
-    if (!t.is_array() || t.size() != 2 || !t[0].is_binary() || !is_count(t[1]) ||
+    if (!t.is_array() || t.size() != 2 || !t[0].is_binary() || !as_count(t[1]) ||
         t[1].get<std::uint64_t>() == 0)
-      fail("each task must be [packed arguments (binary), number of items (> 0)]");
+      bad_request("each task must be [packed arguments (binary), number of items (> 0)]");
   }
   const std::uint64_t max_attempts = count_or(request, wire::max_attempts, 3);
   if (max_attempts == 0 || max_attempts > std::numeric_limits<std::uint32_t>::max())
-    fail("field 'ma' (max_attempts) must be at least 1");
+    bad_request("field 'ma' (max_attempts) must be at least 1");
   const std::uint64_t call_timeout = count_or(request, wire::call_timeout, 0);
   bool bound = false;
   if (auto b = request.find(wire::bound); b != request.end()) {
-    if (!b->is_boolean()) fail("field 'bound' must be a boolean");
+    if (!b->is_boolean()) bad_request("field 'bound' must be a boolean");
     bound = b->get<bool>();
   }
 
@@ -163,8 +154,8 @@ void task_queue::take(const json& request, std::uint64_t request_id, std::uint64
   if (it == workers_.end()) {
     worker w;
     w.queue = queue;
-    if (auto p = request.find(wire::pid); p != request.end() && p->is_number_integer())
-      w.pid = p->get<std::int64_t>();
+    if (auto p = request.find(wire::pid); p != request.end())
+      w.pid = as_int64(*p).value_or(0);
     if (auto h = request.find(wire::host); h != request.end() && h->is_string())
       w.host = h->get<std::string>();
     queue_state& q = queues_[queue];
@@ -172,9 +163,9 @@ void task_queue::take(const json& request, std::uint64_t request_id, std::uint64
     it = workers_.emplace(client_id, std::move(w)).first;
     q.workers.push_back(client_id);
   } else if (it->second.queue != queue) {
-    fail("this connection is already a worker of swarm '" + it->second.queue + "'");
+    bad_request("this connection is already a worker of swarm '" + it->second.queue + "'");
   } else if (it->second.parked) {
-    fail("this worker already waits for tasks (one task_take at a time)");
+    bad_request("this worker already waits for tasks (one task_take at a time)");
   }
   worker& w = it->second;
   if (w.retiring) {
@@ -244,10 +235,10 @@ void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& o
 void task_queue::done(const json& request, std::uint64_t request_id, std::uint64_t client_id,
                       std::vector<delivery>& out) {
   const json& list = field(request, wire::results);
-  if (!list.is_array()) fail("field 'r' must be an array of [id, outcome]");
+  if (!list.is_array()) bad_request("field 'r' must be an array of [id, outcome]");
   for (const auto& r : list)
-    if (!r.is_array() || r.size() != 2 || !is_count(r[0]) || !r[1].is_object())
-      fail("each result must be [task id, outcome object]");
+    if (!r.is_array() || r.size() != 2 || !as_count(r[0]) || !r[1].is_object())
+      bad_request("each result must be [task id, outcome object]");
   auto wit = workers_.find(client_id);
   std::uint64_t accepted = 0;
   std::vector<std::uint64_t> finished;
@@ -302,12 +293,12 @@ void task_queue::retire(const json& request, std::uint64_t request_id, std::uint
                         clock::time_point now, std::vector<delivery>& out) {
   const std::string& queue = string_field(request, wire::queue);
   const json& pids = field(request, wire::pids);
-  if (!pids.is_array()) fail("field 'pids' must be an array of process ids");
+  if (!pids.is_array()) bad_request("field 'pids' must be an array of process ids");
   for (const auto& p : pids)
-    if (!p.is_number_integer()) fail("field 'pids' must be an array of process ids");
+    if (!p.is_number_integer()) bad_request("field 'pids' must be an array of process ids");
   std::string host;
   if (auto h = request.find(wire::host); h != request.end()) {
-    if (!h->is_string()) fail("field 'host' must be a string");
+    if (!h->is_string()) bad_request("field 'host' must be a string");
     host = h->get<std::string>();
   }
   queue_state& q = queues_[queue];
@@ -358,13 +349,13 @@ void task_queue::wait(const json& request, std::uint64_t request_id, std::uint64
                       clock::time_point now, std::vector<delivery>& out) {
   const std::uint64_t from = count_field(request, wire::from);
   const std::uint64_t to = count_field(request, wire::to);
-  if (to < from) fail("task_wait: 'to' must not be below 'from'");
+  if (to < from) bad_request("task_wait: 'to' must not be below 'from'");
   const std::uint64_t ms = std::min<std::uint64_t>(count_or(request, wire::wait_ms, 0),
                                                    wire::max_wait_ms);
   if (auto ack = request.find(wire::ack); ack != request.end()) {
-    if (!ack->is_array()) fail("field 'ack' must be an array of task ids");
+    if (!ack->is_array()) bad_request("field 'ack' must be an array of task ids");
     for (const auto& id : *ack)
-      if (!is_count(id)) fail("field 'ack' must be an array of task ids");
+      if (!as_count(id)) bad_request("field 'ack' must be an array of task ids");
     for (const auto& id : *ack) {
       auto it = tasks_.find(id.get<std::uint64_t>());
       if (it != tasks_.end() && it->second.state == task_state::done) erase(it);

@@ -12,10 +12,6 @@ namespace {
 
 constexpr std::size_t scan_limit = 10'000;  // records examined per request, at most
 
-[[noreturn]] void bad(std::string message) {
-  throw op_error{server_errc::bad_request, std::move(message)};
-}
-
 bool truthy(const json& v) {
   switch (v.type()) {
     case json::value_t::null: return false;
@@ -36,15 +32,15 @@ predicate parse_predicate(const json& p) {
       {"truthy", predicate::kind::truthy},     {"falsy", predicate::kind::falsy},
       {"none", predicate::kind::none},         {"not_none", predicate::kind::not_none},
       {"available", predicate::kind::available}};
-  if (!p.is_object()) bad("'pred' must be a map");
+  if (!p.is_object()) bad_request("'pred' must be a map");
   predicate out;
   const auto kind = p.value("kind", std::string());
   auto it = std::find_if(std::begin(kinds), std::end(kinds),
                          [&](const auto& k) { return kind == k.first; });
-  if (it == std::end(kinds)) bad("unknown predicate kind '" + kind + "'");
+  if (it == std::end(kinds)) bad_request("unknown predicate kind '" + kind + "'");
   out.what = it->second;
   auto k = p.find("k");
-  if (k == p.end() || !k->is_string()) bad("a predicate needs a key (field 'k')");
+  if (k == p.end() || !k->is_string()) bad_request("a predicate needs a key (field 'k')");
   out.key = k->get<std::string>();
   if (auto v = p.find("v"); v != p.end()) out.value = *v;
   return out;
@@ -78,7 +74,7 @@ json diff(const namespace_state& ns, std::uint64_t from, std::uint64_t to) {
 std::uint64_t revision_field(const json& req, const char* name, std::uint64_t fallback) {
   auto it = req.find(name);
   if (it == req.end() || it->is_null()) return fallback;
-  if (!it->is_number_unsigned()) bad(std::string("'") + name + "' must be a revision");
+  if (!it->is_number_unsigned()) bad_request(std::string("'") + name + "' must be a revision");
   return it->get<std::uint64_t>();
 }
 
@@ -126,14 +122,14 @@ std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64
   spec.client_id = client_id;
   spec.request_id = req.at(field::id).get<std::uint64_t>();
   auto ns_it = req.find(field::ns);
-  if (ns_it == req.end() || !ns_it->is_string()) bad("missing namespace (field 'n')");
+  if (ns_it == req.end() || !ns_it->is_string()) bad_request("missing namespace (field 'n')");
   spec.ns = ns_it->get<std::string>();
   if (auto h = req.find(field::handle); h != req.end() && h->is_number_unsigned())
     spec.handle = h->get<std::uint64_t>();
   if (auto k = req.find("keys"); k != req.end()) {
-    if (!k->is_array()) bad("'keys' must be an array of strings");
+    if (!k->is_array()) bad_request("'keys' must be an array of strings");
     for (const auto& key : *k) {
-      if (!key.is_string()) bad("'keys' must be an array of strings");
+      if (!key.is_string()) bad_request("'keys' must be an array of strings");
       spec.keys.push_back(key.get<std::string>());
     }
   }
@@ -160,7 +156,7 @@ std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64
   const std::uint64_t after =
       flag(req, "oldest") ? ns.hist.oldest() - 1 : revision_field(req, "after", current);
   if (after > current)
-    bad("revision " + std::to_string(after) + " is in the future (now " + std::to_string(current) + ")");
+    bad_request("revision " + std::to_string(after) + " is in the future (now " + std::to_string(current) + ")");
 
   waiter w{spec, after, after, spec.live ? current : after};
   json result = json::object();
@@ -299,7 +295,7 @@ std::vector<std::string> watch_registry::index_keys(const watch_spec& spec) {
 
 void watch_registry::add(waiter w) {
   const auto key = key_type{w.spec.client_id, w.spec.request_id};
-  if (by_id_.count(key)) bad("a watch with this request id is already pending");
+  if (by_id_.count(key)) bad_request("a watch with this request id is already pending");
   waiters_.push_back(std::move(w));
   auto it = std::prev(waiters_.end());
   by_id_.emplace(key, it);
