@@ -133,9 +133,16 @@ TEST_SUITE("task_queue") {
     fixture f;
     f.run(w1, f.take_request(100));  // parked
     f.run(w2, f.take_request(100));  // parked
-    f.submit(8);
+    json tasks = json::array();
+    for (int i = 0; i < 8; ++i) tasks.push_back(json::array({json::binary({1}), 1}));
+    auto r = f.run(owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"}, {"t", tasks}});
+    REQUIRE(r.size() == 3);  // the submit's reply, then both parked takes
     CHECK(f.q.queued("s") == 0);
     // Each got a share, not one worker all 8.
+    CHECK(r[1].client_id == w1);
+    CHECK(f.ids(r[1].reply).size() == 4);
+    CHECK(r[2].client_id == w2);
+    CHECK(f.ids(r[2].reply).size() == 4);
   }
 
   TEST_CASE("a worker that dies gives its tasks back; after max_attempts they are lost") {

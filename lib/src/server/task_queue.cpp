@@ -53,6 +53,13 @@ std::size_t outcome_size(const json& outcome) {
   return n;
 }
 
+/// What a take gets when its worker is to exit.
+json retire_reply() {
+  json r = json::object();
+  r[wire::retire] = true;
+  return r;
+}
+
 }  // namespace
 
 bool task_queue::handles(std::string_view op) noexcept {
@@ -169,9 +176,7 @@ void task_queue::take(const json& request, std::uint64_t request_id, std::uint64
   }
   worker& w = it->second;
   if (w.retiring) {
-    json r = json::object();
-    r[wire::retire] = true;
-    out.push_back({client_id, protocol::make_reply(request_id, std::move(r))});
+    out.push_back({client_id, protocol::make_reply(request_id, retire_reply())});
     return;
   }
   if (auto tasks = assign(client_id, w, max)) {
@@ -255,15 +260,14 @@ void task_queue::done(const json& request, std::uint64_t request_id, std::uint64
     json outcome = r[1];
     outcome[wire::worker_pid] = wit->second.pid;
     outcome[wire::worker_host] = wit->second.host;
-    const std::size_t bytes = outcome_size(outcome);
-    finish(id, it->second, std::move(outcome), bytes);
+    finish(id, it->second, std::move(outcome));
     finished.push_back(id);
   }
   out.push_back({client_id, protocol::make_reply(request_id, accepted)});
   serve_waits(finished, out);
 }
 
-void task_queue::finish(std::uint64_t id, task& t, json outcome, std::size_t bytes) {
+void task_queue::finish(std::uint64_t id, task& t, json outcome) {
   if (t.cancelled) {
     erase(tasks_.find(id));
     return;
@@ -271,8 +275,8 @@ void task_queue::finish(std::uint64_t id, task& t, json outcome, std::size_t byt
   t.state = task_state::done;
   t.worker = 0;
   t.args = json();  // not needed any more
+  t.outcome_bytes = outcome_size(outcome);
   t.outcome = std::move(outcome);
-  t.outcome_bytes = bytes;
   done_.insert(id);
   if (t.owner == 0) orphan(id);
 }
@@ -317,9 +321,7 @@ void task_queue::retire(const json& request, std::uint64_t request_id, std::uint
     w.retiring = true;
     ++marked;
     if (w.parked) {  // it waits for work: tell it now
-      json r = json::object();
-      r[wire::retire] = true;
-      out.push_back({c, protocol::make_reply(w.parked->request_id, std::move(r))});
+      out.push_back({c, protocol::make_reply(w.parked->request_id, retire_reply())});
       w.parked.reset();
       std::erase(q.parked, c);
     }
@@ -411,20 +413,22 @@ void task_queue::cancel_range(const json& request, std::uint64_t request_id,
   const std::uint64_t from = count_field(request, wire::from);
   const std::uint64_t to = count_field(request, wire::to);
   std::uint64_t n = 0;
-  for (auto it = tasks_.lower_bound(from); it != tasks_.end() && it->first < to;) {
-    auto next = std::next(it);
-    ++n;
-    if (it->second.state == task_state::running) {
-      it->second.cancelled = true;  // the worker finishes it; its outcome is dropped
-    } else {
-      erase(it);
-    }
-    it = next;
-  }
+  for (auto it = tasks_.lower_bound(from); it != tasks_.end() && it->first < to; ++n)
+    it = drop(it);
   out.push_back({client_id, protocol::make_reply(request_id, n)});
 }
 
-void task_queue::erase(std::map<std::uint64_t, task>::iterator it) {
+task_queue::task_map::iterator task_queue::drop(task_map::iterator it) {
+  if (it->second.state == task_state::running) {
+    it->second.cancelled = true;  // the worker finishes it; its outcome is dropped
+    return std::next(it);
+  }
+  auto next = std::next(it);
+  erase(it);
+  return next;
+}
+
+void task_queue::erase(task_map::iterator it) {
   task& t = it->second;
   if (t.state == task_state::queued) {
     if (auto q = queues_.find(t.queue); q != queues_.end()) --q->second.live;
@@ -465,8 +469,7 @@ void task_queue::lost(std::uint64_t id, const worker& w, std::vector<std::uint64
   outcome[wire::attempts] = t.attempts;
   outcome[wire::items] = t.items;
   outcome[wire::target_name] = *t.target;
-  const std::size_t bytes = outcome_size(outcome);
-  finish(id, t, std::move(outcome), bytes);
+  finish(id, t, std::move(outcome));
   finished.push_back(id);
 }
 
@@ -491,19 +494,16 @@ void task_queue::client_gone(std::uint64_t client_id, std::vector<delivery>& out
     std::vector<std::uint64_t> orphaned;  // after the walk: orphan() may erase other tasks
     for (const auto& [from, to] : oit->second) {
       for (auto it = tasks_.lower_bound(from); it != tasks_.end() && it->first < to;) {
-        auto next = std::next(it);
         task& t = it->second;
-        if (t.owner == client_id) {
-          if (t.bound && t.state == task_state::running) {
-            t.cancelled = true;
-          } else if (t.bound) {
-            erase(it);
-          } else {
-            t.owner = 0;  // kept for whoever collects it, within the orphan bound
-            if (t.state == task_state::done) orphaned.push_back(it->first);
-          }
+        if (t.owner != client_id) {
+          ++it;
+        } else if (t.bound) {
+          it = drop(it);
+        } else {
+          t.owner = 0;  // kept for whoever collects it, within the orphan bound
+          if (t.state == task_state::done) orphaned.push_back(it->first);
+          ++it;
         }
-        it = next;
       }
     }
     owned_.erase(oit);

@@ -134,15 +134,19 @@ class task_queue {
   void serve_waits(const std::vector<std::uint64_t>& finished, std::vector<delivery>& out);
   /// The outcomes held in [from, to), up to the reply limit, and whether tasks remain there.
   json collect(std::uint64_t from, std::uint64_t to) const;
+  using task_map = std::map<std::uint64_t, task>;
   /// The task ends with `outcome`: held for collection (or dropped if cancelled).
-  void finish(std::uint64_t id, task& t, json outcome, std::size_t bytes);
-  /// Removes task `id` wherever it is.
-  void erase(std::map<std::uint64_t, task>::iterator it);
+  void finish(std::uint64_t id, task& t, json outcome);
+  /// Cancels a task: removed, or, while a worker runs it, its outcome dropped when it comes.
+  /// Returns the next task.
+  task_map::iterator drop(task_map::iterator it);
+  /// Removes a task wherever it is.
+  void erase(task_map::iterator it);
   /// A worker's connection closed while it ran `id`.
   void lost(std::uint64_t id, const worker& w, std::vector<std::uint64_t>& finished);
   void orphan(std::uint64_t id);
 
-  std::map<std::uint64_t, task> tasks_;
+  task_map tasks_;
   std::set<std::uint64_t> done_;  // ids of tasks with an outcome, not yet collected
   std::unordered_map<std::string, queue_state> queues_;
   std::unordered_map<std::uint64_t, worker> workers_;
