@@ -26,91 +26,6 @@ namespace zproc::detail {
 namespace asio = boost::asio;
 namespace wire = protocol::tasks;
 
-void swarm_core::note_crash(std::int64_t pid, const std::string& report) {
-  {
-    std::lock_guard lock(m_);
-    live_.erase(pid);
-    crashes_[pid] = report;
-    order_.push_back(pid);
-    while (order_.size() > 256) {
-      crashes_.erase(order_.front());
-      order_.pop_front();
-    }
-  }
-  cv_.notify_all();
-}
-
-void swarm_core::note_worker(std::int64_t pid) {
-  std::lock_guard lock(m_);
-  live_.insert(pid);
-}
-
-std::string swarm_core::crash_report(std::int64_t pid, std::chrono::milliseconds wait) {
-  std::unique_lock lock(m_);
-  cv_.wait_for(lock, wait, [&] { return crashes_.count(pid) || !live_.count(pid); });
-  auto it = crashes_.find(pid);
-  return it == crashes_.end() ? std::string() : it->second;
-}
-
-swarm_core::wait_lease::wait_lease(swarm_core& core) : core_(core) {
-  {
-    std::lock_guard lock(core_.pool_m_);
-    if (!core_.idle_waiters_.empty()) {
-      c_ = std::move(core_.idle_waiters_.back());
-      core_.idle_waiters_.pop_back();
-      return;
-    }
-  }
-  c_ = std::make_unique<zproc::client>();
-  c_->connect(core_.client.address());
-}
-
-swarm_core::wait_lease::~wait_lease() {
-  if (broken_) return;
-  std::lock_guard lock(core_.pool_m_);
-  if (core_.idle_waiters_.size() < 4) core_.idle_waiters_.push_back(std::move(c_));
-}
-
-void swarm_core::send_and_forget(json request) {
-  try {
-    call<json>(client.impl(), std::move(request));
-  } catch (...) {  // best effort: the server may be gone
-  }
-}
-
-void swarm_core::with_async_client(
-    std::function<void(error_code, std::shared_ptr<client_impl>)> then) {
-  std::unique_lock lock(m_);
-  if (!executor_) {
-    lock.unlock();
-    then(make_error_code(client_errc::wrong_mode), nullptr);
-    return;
-  }
-  if (async_ready_) {
-    auto impl = async_error_ ? nullptr : async_->impl();
-    const auto ec = async_error_;
-    lock.unlock();
-    then(ec, impl);  // starts a request, or (on an error) posts the completion
-    return;
-  }
-  async_waiting_.push_back(std::move(then));
-  if (async_) return;  // connecting
-  async_.emplace(*executor_);
-  const std::string address = client.address();
-  async_->async_connect(address, [this](error_code ec) {
-    std::vector<std::function<void(error_code, std::shared_ptr<client_impl>)>> waiting;
-    std::shared_ptr<client_impl> impl;
-    {
-      std::lock_guard guard(m_);
-      async_ready_ = true;
-      async_error_ = ec;
-      waiting.swap(async_waiting_);
-      if (!ec) impl = async_->impl();
-    }
-    for (auto& w : waiting) w(ec, impl);
-  });
-}
-
 namespace {
 
 std::string text(const json& o, const char* name) {
@@ -152,6 +67,20 @@ struct task_collector::state {
   /// A request failed: what it acknowledged is acknowledged again by the next one.
   void restore(std::vector<std::uint64_t>& sent) {
     ack.insert(ack.end(), sent.begin(), sent.end());
+  }
+
+  /// One blocking task_wait on `conn` (parking up to `ms` on the server); the outcomes it
+  /// brought. Throws what the call throws (the acknowledgements stay for the next one).
+  std::vector<task_outcome> round_trip(const std::shared_ptr<client_impl>& conn, std::uint64_t ms) {
+    std::vector<std::uint64_t> sent;
+    json reply;
+    try {
+      reply = call<json>(conn, request(ms, sent));
+    } catch (...) {
+      restore(sent);
+      throw;
+    }
+    return absorb(reply, true);
   }
 
   task_outcome parse(std::uint64_t id, json& o, bool may_wait) {
@@ -231,12 +160,15 @@ struct task_collector::state {
 
 namespace {
 
+std::logic_error already_waiting() {
+  return std::logic_error("zproc: a task or map stream is already being waited for");
+}
+
 /// One wait or next() at a time per collector.
 class busy_guard {
  public:
   explicit busy_guard(std::atomic<bool>& b) : b_(b) {
-    if (b_.exchange(true))
-      throw std::logic_error("zproc: a task or map stream is already being waited for");
+    if (b_.exchange(true)) throw already_waiting();
   }
   ~busy_guard() { b_ = false; }
 
@@ -250,18 +182,18 @@ constexpr std::uint64_t server_wait_ms = 10'000;
 
 task_collector::task_collector(std::shared_ptr<swarm_core> core, std::uint64_t first,
                                std::size_t count)
-    : core_(std::move(core)), first_(first), count_(count),
-      s_(std::make_shared<state>(core_, first, count)) {}
+    : s_(std::make_shared<state>(std::move(core), first, count)) {}
 
 task_collector::~task_collector() {
   if (!s_->ack.empty()) {
     std::vector<std::uint64_t> sent;
-    json r = s_->request(0, sent);
-    core_->send_and_forget(std::move(r));
+    s_->core->send_and_forget(s_->request(0, sent));
   }
 }
 
 bool task_collector::done() const noexcept { return s_->remaining == 0; }
+std::uint64_t task_collector::first() const noexcept { return s_->first; }
+std::size_t task_collector::count() const noexcept { return s_->count; }
 
 namespace {
 zproc::error all_received(const swarm_core& core) {
@@ -273,32 +205,27 @@ zproc::error all_received(const swarm_core& core) {
 
 std::vector<task_outcome> task_collector::next(std::chrono::milliseconds timeout) {
   busy_guard guard(s_->busy);
-  if (s_->remaining == 0) throw all_received(*core_);
-  swarm_core::wait_lease conn(*core_);
+  swarm_core& core = *s_->core;
+  if (s_->remaining == 0) throw all_received(core);
+  swarm_core::wait_lease conn(core);
   const auto until = std::chrono::steady_clock::now() + timeout;
   for (;;) {
-    std::uint64_t ms = 0;
-    if (s_->remaining > 0) {
-      ms = server_wait_ms;
-      if (timeout.count() > 0) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-            until - std::chrono::steady_clock::now());
-        ms = static_cast<std::uint64_t>(std::clamp<std::int64_t>(left.count(), 0, server_wait_ms));
-      }
+    std::uint64_t ms = server_wait_ms;
+    if (timeout.count() > 0) {
+      const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+          until - std::chrono::steady_clock::now());
+      ms = static_cast<std::uint64_t>(std::clamp<std::int64_t>(left.count(), 0, server_wait_ms));
     }
-    std::vector<std::uint64_t> sent;
-    json reply;
+    std::vector<task_outcome> got;
     try {
-      reply = call<json>(conn.impl(), s_->request(ms, sent));
-    } catch (...) {
-      conn.broken();
-      s_->restore(sent);
+      got = s_->round_trip(conn.impl(), ms);
+    } catch (const zproc::error&) {
+      conn.broken();  // not back to the pool: the connection may be what failed
       throw;
     }
-    auto got = s_->absorb(reply, true);
     if (!got.empty() || s_->remaining == 0) return got;
     if (timeout.count() > 0 && std::chrono::steady_clock::now() >= until)
-      throw zproc::error(client_errc::timeout, "swarm '" + core_->name + "': no result within " +
+      throw zproc::error(client_errc::timeout, "swarm '" + core.name + "': no result within " +
                                                    std::to_string(timeout.count()) + " ms");
   }
 }
@@ -306,15 +233,7 @@ std::vector<task_outcome> task_collector::next(std::chrono::milliseconds timeout
 std::vector<task_outcome> task_collector::poll() {
   busy_guard guard(s_->busy);
   if (s_->remaining == 0) return {};
-  std::vector<std::uint64_t> sent;
-  json reply;
-  try {
-    reply = call<json>(core_->client.impl(), s_->request(0, sent));  // no wait: not leased
-  } catch (...) {
-    s_->restore(sent);
-    throw;
-  }
-  return s_->absorb(reply, true);
+  return s_->round_trip(s_->core->client.impl(), 0);  // no wait: not leased
 }
 
 void task_collector::async_next(handler_type h) {
@@ -324,13 +243,12 @@ void task_collector::async_next(handler_type h) {
                asio::append(std::move(handler), e, std::vector<task_outcome>{}));
   };
   if (s->busy.exchange(true)) {
-    fail_soon(h, std::make_exception_ptr(
-                     std::logic_error("zproc: a task or map stream is already being waited for")));
+    fail_soon(h, std::make_exception_ptr(already_waiting()));
     return;
   }
   if (s->remaining == 0) {
     s->busy = false;
-    fail_soon(h, std::make_exception_ptr(all_received(*core_)));
+    fail_soon(h, std::make_exception_ptr(all_received(*s->core)));
     return;
   }
   // A cancel while the async connection is still being made: remembered, acted on after.
@@ -339,7 +257,7 @@ void task_collector::async_next(handler_type h) {
   if (slot.is_connected())
     slot.assign([cancelled](asio::cancellation_type) { *cancelled = true; });
   auto held = std::make_shared<handler_type>(std::move(h));  // std::function copies
-  core_->with_async_client([s, held, slot, cancelled, fail_soon](
+  s->core->with_async_client([s, held, slot, cancelled, fail_soon](
                                error_code ec, std::shared_ptr<client_impl> impl) mutable {
     handler_type handler = std::move(*held);
     if (ec || *cancelled) {
@@ -386,10 +304,11 @@ void task_collector::cancel_rest() noexcept {
   if (s_->remaining == 0) return;
   json r = json::object();
   r[protocol::field::op] = wire::cancel_op;
-  r[wire::from] = first_;
-  r[wire::to] = first_ + count_;
-  core_->send_and_forget(std::move(r));
+  r[wire::from] = s_->first;
+  r[wire::to] = s_->first + s_->count;
+  s_->core->send_and_forget(std::move(r));
   s_->remaining = 0;
+  s_->ack.clear();  // the cancel removed those outcomes too: nothing left to acknowledge
 }
 
 }  // namespace zproc::detail

@@ -51,8 +51,7 @@ swarm::swarm(context& ctx, std::size_t count, swarm_options options)
   impl_->options = options;
   zproc::client c;
   c.connect(ctx.address());
-  impl_->core = std::make_shared<detail::swarm_core>(std::move(c), options.name,
-                                                     options.max_attempts, options.executor);
+  impl_->core = std::make_shared<detail::swarm_core>(std::move(c), options.name, options.executor);
   resize(count);
 }
 

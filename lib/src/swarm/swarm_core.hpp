@@ -27,11 +27,9 @@ struct swarm_core {
   /// runs the executor below: it runs its own io_context).
   zproc::client client;
   std::string name;
-  std::size_t max_attempts = 3;
 
-  swarm_core(zproc::client c, std::string n, std::size_t attempts,
-             std::optional<boost::asio::any_io_executor> ex)
-      : client(std::move(c)), name(std::move(n)), max_attempts(attempts), executor_(std::move(ex)) {}
+  swarm_core(zproc::client c, std::string n, std::optional<boost::asio::any_io_executor> ex)
+      : client(std::move(c)), name(std::move(n)), executor_(std::move(ex)) {}
 
   /// Runs `then` with the connection of the async operations (on the executor given in
   /// swarm_options), connecting it first if needed; an error_code if there is none.

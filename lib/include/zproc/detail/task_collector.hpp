@@ -55,8 +55,8 @@ class task_collector {
 
   /// Every outcome has been received.
   bool done() const noexcept;
-  std::uint64_t first() const noexcept { return first_; }
-  std::size_t count() const noexcept { return count_; }
+  std::uint64_t first() const noexcept;
+  std::size_t count() const noexcept;
   /// Cancels the tasks not received yet (queued ones never run; running ones are dropped).
   void cancel_rest() noexcept;
 
@@ -64,9 +64,6 @@ class task_collector {
   struct state;
   static void wait_async(std::shared_ptr<state> s, std::shared_ptr<client_impl> impl,
                          handler_type h, boost::asio::cancellation_slot slot);
-  std::shared_ptr<swarm_core> core_;
-  std::uint64_t first_;
-  std::size_t count_;
   std::shared_ptr<state> s_;
 };
 

@@ -1,0 +1,96 @@
+// The state a swarm handle shares with its collectors: crash reports of its workers, the pool
+// of connections for blocking waits, and the connection of the async operations.
+#include "swarm/swarm_core.hpp"
+
+#include "client/client_core.hpp"
+
+#include <zproc/detail/request.hpp>
+
+namespace zproc::detail {
+
+void swarm_core::note_crash(std::int64_t pid, const std::string& report) {
+  {
+    std::lock_guard lock(m_);
+    live_.erase(pid);
+    crashes_[pid] = report;
+    order_.push_back(pid);
+    while (order_.size() > 256) {
+      crashes_.erase(order_.front());
+      order_.pop_front();
+    }
+  }
+  cv_.notify_all();
+}
+
+void swarm_core::note_worker(std::int64_t pid) {
+  std::lock_guard lock(m_);
+  live_.insert(pid);
+}
+
+std::string swarm_core::crash_report(std::int64_t pid, std::chrono::milliseconds wait) {
+  std::unique_lock lock(m_);
+  cv_.wait_for(lock, wait, [&] { return crashes_.count(pid) || !live_.count(pid); });
+  auto it = crashes_.find(pid);
+  return it == crashes_.end() ? std::string() : it->second;
+}
+
+swarm_core::wait_lease::wait_lease(swarm_core& core) : core_(core) {
+  {
+    std::lock_guard lock(core_.pool_m_);
+    if (!core_.idle_waiters_.empty()) {
+      c_ = std::move(core_.idle_waiters_.back());
+      core_.idle_waiters_.pop_back();
+      return;
+    }
+  }
+  c_ = std::make_unique<zproc::client>();
+  c_->connect(core_.client.address());
+}
+
+swarm_core::wait_lease::~wait_lease() {
+  if (broken_) return;
+  std::lock_guard lock(core_.pool_m_);
+  if (core_.idle_waiters_.size() < 4) core_.idle_waiters_.push_back(std::move(c_));
+}
+
+void swarm_core::send_and_forget(json request) {
+  try {
+    call<json>(client.impl(), std::move(request));
+  } catch (...) {  // best effort: the server may be gone
+  }
+}
+
+void swarm_core::with_async_client(
+    std::function<void(error_code, std::shared_ptr<client_impl>)> then) {
+  std::unique_lock lock(m_);
+  if (!executor_) {
+    lock.unlock();
+    then(make_error_code(client_errc::wrong_mode), nullptr);
+    return;
+  }
+  if (async_ready_) {
+    auto impl = async_error_ ? nullptr : async_->impl();
+    const auto ec = async_error_;
+    lock.unlock();
+    then(ec, impl);  // starts a request, or (on an error) posts the completion
+    return;
+  }
+  async_waiting_.push_back(std::move(then));
+  if (async_) return;  // connecting
+  async_.emplace(*executor_);
+  const std::string address = client.address();
+  async_->async_connect(address, [this](error_code ec) {
+    std::vector<std::function<void(error_code, std::shared_ptr<client_impl>)>> waiting;
+    std::shared_ptr<client_impl> impl;
+    {
+      std::lock_guard guard(m_);
+      async_ready_ = true;
+      async_error_ = ec;
+      waiting.swap(async_waiting_);
+      if (!ec) impl = async_->impl();
+    }
+    for (auto& w : waiting) w(ec, impl);
+  });
+}
+
+}  // namespace zproc::detail
