@@ -66,8 +66,7 @@ class map_stream {
     for (;;) {
       if (auto r = s_->pop()) return r;
       if (s_->at_end()) return std::nullopt;
-      auto& b = *s_->batches[s_->batch];
-      for (auto& o : b.next(timeout)) s_->store(s_->batch, b, o);
+      s_->fetch(timeout);
     }
   }
 
@@ -93,8 +92,7 @@ class map_stream {
         }
         return true;
       }
-      auto& b = *s.batches[s.batch];
-      for (auto& o : b.next(timeout)) s.store(s.batch, b, o);
+      s.fetch(timeout);
     }
   }
 
@@ -149,6 +147,11 @@ class map_stream {
     progress_fn progress;
 
     bool at_end() const { return batch >= batches.size(); }
+    /// Waits for more outcomes of the current batch.
+    void fetch(std::chrono::milliseconds timeout) {
+      auto& b = *batches[batch];
+      for (auto& o : b.next(timeout)) store(batch, b, o);
+    }
     void store(std::size_t b, const detail::task_collector& c, detail::task_outcome& o) {
       const std::size_t k = o.id - c.first();
       received += o.failed.size();

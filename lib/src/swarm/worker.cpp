@@ -53,12 +53,6 @@ using detail::chunk_output;
 
 namespace {
 
-std::int64_t now_ns() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 /// swarm_options::call_timeout: a thread that aborts the worker thread when a call runs too
 /// long. SIGABRT goes to the worker thread itself, so the crash report (written by zproc's
 /// handler in spawned workers) shows where the call was stuck; the supervisor starts a new
@@ -98,7 +92,7 @@ class watchdog {
     while (!stop_) {
       cv_.wait_for(lock, std::chrono::milliseconds(10));
       const std::int64_t t = started.load(std::memory_order_relaxed);
-      if (t == 0 || now_ns() - t <= timeout_ns_) continue;
+      if (t == 0 || detail::steady_now_ns() - t <= timeout_ns_) continue;
       std::fprintf(stderr,
                    "[zproc] worker %d: a call of %s ran longer than call_timeout (%lld ms): "
                    "aborting it\n",

@@ -26,6 +26,13 @@
 
 namespace zproc::detail {
 
+/// The steady clock in nanoseconds (what a call's start is noted in, for the watchdog).
+inline std::int64_t steady_now_ns() noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
 /// Packed bytes, as they go into a message (json::binary) without a copy.
 using bytes = std::vector<std::uint8_t>;
 
@@ -176,11 +183,7 @@ void run_chunk(std::string_view packed, std::size_t items, chunk_output& out, Fn
     return;
   }
   for (; i < items; ++i) {
-    if (out.call_started)
-      out.call_started->store(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                  std::chrono::steady_clock::now().time_since_epoch())
-                                  .count(),
-                              std::memory_order_relaxed);
+    if (out.call_started) out.call_started->store(steady_now_ns(), std::memory_order_relaxed);
     Args args;
     try {
       std::apply([&](auto&... a) { (..., (*in >> a)); }, args);
