@@ -191,10 +191,14 @@ void run_worker(context& ctx, const std::string& queue) {
     io.poll();  // written now, while this thread computes
     return p;
   };
+  // False once the server is gone (the worker's end); a refused request is an error.
   auto wait = [&](const std::shared_ptr<pending>& p) {
     while (!p->done && io.run_one() > 0) {
     }
-    return p->done && !p->ec;
+    if (!p->done || p->ec == client_errc::connection_closed) return false;
+    if (p->ec) throw zproc::error(p->ec, "swarm worker: the server refused a request of swarm '" +
+                                             queue + "'");
+    return true;
   };
   const std::string& host = process_detail::host_name();
   auto take = [&](std::size_t max) {
@@ -273,7 +277,14 @@ void run_worker(context& ctx, const std::string& queue) {
 
 namespace swarm_detail {
 // By value: a target's parameters are what its arguments are unpacked into.
-void zproc_swarm_worker(context& ctx, std::string queue) { run_worker(ctx, queue); }
+void zproc_swarm_worker(context& ctx, std::string queue) {
+  try {
+    run_worker(ctx, queue);
+  } catch (const zproc::error& e) {
+    // No server to work for: the end, not a crash to respawn after (it would fail again).
+    if (e.code() != client_errc::server_unreachable) throw;
+  }
+}
 ZPROC_TARGET(zproc_swarm_worker);
 }  // namespace swarm_detail
 
