@@ -257,6 +257,9 @@ void run_worker(context& ctx, const std::string& queue) {
 }
 
 [[noreturn]] void run_external_worker(const std::string& address, const std::string& queue) {
+  // Programs this worker's calls start must not become workers too.
+  ::unsetenv("ZPROC_WORKER");
+  ::unsetenv("ZPROC_SWARM");
   int code = 0;
   try {
     context_options options;
