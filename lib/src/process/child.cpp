@@ -14,8 +14,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
-#include <string_view>
 #include <string>
 
 namespace zproc::process_detail {
@@ -117,15 +115,7 @@ namespace zproc {
 void init(int argc, char** argv) {
   if (argc >= 3 && argv[1] == process_detail::child_flag) process_detail::run_spawned(argc, argv);
   process_detail::install_termination_handlers(true);
-  std::string worker_address, swarm_name = "default";
-  if (const char* a = std::getenv("ZPROC_WORKER"); a && *a) worker_address = a;
-  if (const char* n = std::getenv("ZPROC_SWARM"); n && *n) swarm_name = n;
-  for (int i = 1; i + 1 < argc; ++i) {
-    const std::string_view arg = argv[i];
-    if (arg == "--zproc-worker") worker_address = argv[i + 1];
-    if (arg == "--zproc-swarm") swarm_name = argv[i + 1];
-  }
-  if (!worker_address.empty()) swarm_detail::run_external_worker(worker_address, swarm_name);
+  swarm_detail::work_if_asked(argc, argv);
 }
 
 bool is_spawned_process() noexcept { return process_detail::spawned_ticket() != nullptr; }

@@ -25,6 +25,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <string_view>
 #include <mutex>
 #include <thread>
 
@@ -256,10 +257,21 @@ void run_worker(context& ctx, const std::string& queue) {
   for (const auto& p : sent) wait(p);  // the last outcomes reach the server before we exit
 }
 
-[[noreturn]] void run_external_worker(const std::string& address, const std::string& queue) {
+void work_if_asked(int argc, char** argv) {
+  constexpr const char* address_env = "ZPROC_WORKER";
+  constexpr const char* swarm_env = "ZPROC_SWARM";
+  std::string address, queue = "default";
+  if (const char* a = std::getenv(address_env); a && *a) address = a;
+  if (const char* n = std::getenv(swarm_env); n && *n) queue = n;
+  for (int i = 1; i + 1 < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (arg == "--zproc-worker") address = argv[i + 1];
+    if (arg == "--zproc-swarm") queue = argv[i + 1];
+  }
+  if (address.empty()) return;
   // Programs this worker's calls start must not become workers too.
-  ::unsetenv("ZPROC_WORKER");
-  ::unsetenv("ZPROC_SWARM");
+  ::unsetenv(address_env);
+  ::unsetenv(swarm_env);
   int code = 0;
   try {
     context_options options;

@@ -13,8 +13,9 @@ namespace zproc::swarm_detail {
 /// this worker or goes away.
 void run_worker(context& ctx, const std::string& queue);
 
-/// `--zproc-worker ADDRESS [--zproc-swarm NAME]`: joins the swarm and exits when done.
-[[noreturn]] void run_external_worker(const std::string& address, const std::string& queue);
+/// zproc::init: started as `--zproc-worker ADDRESS [--zproc-swarm NAME]` (or with
+/// ZPROC_WORKER / ZPROC_SWARM set), joins the swarm and exits when done; else returns.
+void work_if_asked(int argc, char** argv);
 
 /// The registered target that spawned workers run: run_worker on the swarm `queue`.
 void zproc_swarm_worker(context& ctx, std::string queue);
