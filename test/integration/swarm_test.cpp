@@ -336,7 +336,7 @@ TEST_SUITE("swarm") {
     so.name = "shown";
     auto sw = ctx.create_swarm(2, so);
     for (int i = 0; i < 200 && sw.workers().size() < 2; ++i) std::this_thread::sleep_for(25ms);
-    sw.map(square, std::vector<int>{1, 2, 3, 4});
+    sw.map(square, std::vector<int>{1, 2, 3, 4}, within_a_minute);
     auto table = zproc::test::run_program(
         {ZPROC_EXE, "workers", "shown", "--address", ctx.address()}, 20s);
     INFO(table.out, table.err);
