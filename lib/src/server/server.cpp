@@ -63,6 +63,8 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
  public:
   server_impl(asio::any_io_executor ex, server_config config)
       : strand_(asio::make_strand(ex)),
+        sync_timer_(strand_),
+        lease_timer_(strand_),
         config_(std::move(config)),
         engine_(::getpid(), config_.history, config_.max_process_records) {}
 
@@ -141,7 +143,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
 
   /// The interval fsync policy: flush the log every fsync_interval while running.
   static asio::awaitable<void> sync_loop(std::shared_ptr<server_impl> self) {
-    asio::steady_timer timer(self->strand_);
+    auto& timer = self->sync_timer_;  // stop() cancels it
     while (!self->stopped_) {
       timer.expires_after(self->config_.fsync_interval);
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -151,11 +153,12 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
 
   /// Atomic locks whose holder hangs are taken back after their lease.
   static asio::awaitable<void> lease_loop(std::shared_ptr<server_impl> self) {
-    asio::steady_timer timer(self->strand_);
+    auto& timer = self->lease_timer_;  // stop() cancels it: shutting down does not wait a tick
     std::vector<delivery> grants;
     while (!self->stopped_) {
       timer.expires_after(std::chrono::milliseconds(100));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (self->stopped_) break;
       grants.clear();
       self->engine_.tick(grants);
       for (const auto& d : grants) self->deliver(d);
@@ -213,6 +216,8 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       error_code ignored;
       l->acceptor.close(ignored);
     }
+    sync_timer_.cancel();
+    lease_timer_.cancel();
     auto sessions = sessions_;
     for (auto& [raw, weak] : sessions)
       if (auto s = weak.lock()) s->close();
@@ -222,6 +227,8 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   }
 
   asio::any_io_executor strand_;
+  asio::steady_timer sync_timer_;   // the interval fsync policy's
+  asio::steady_timer lease_timer_;  // takes back the locks of hung holders
   server_config config_;
   engine engine_;
   bool started_ = false;
