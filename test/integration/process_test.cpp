@@ -321,6 +321,23 @@ constexpr bool stop_test_known_flaky = false;
     CHECK_THROWS_AS(zproc::wait_all(many, 200ms), zproc::error);
   }
 
+  TEST_CASE("ctx.wait_all() waits for every process, then throws the first failure") {
+    zproc::context ctx;
+    auto bad = ctx.spawn(not_zero, 0);      // fails at once
+    auto slow = ctx.spawn(sleeper, 1);      // still running when the failure is known
+    auto worse = ctx.spawn(eat_cookies);    // a later failure: stays on its handle
+    try {
+      ctx.wait_all(30s);
+      FAIL("ctx.wait_all() dropped the failures");
+    } catch (const zproc::remote_error& e) {
+      CHECK(e.type().find("invalid_argument") != std::string::npos);
+      CHECK(e.message() == "zero");
+    }
+    CHECK_FALSE(slow.is_alive());  // waited for before throwing
+    CHECK(slow.exitcode() == 0);
+    CHECK_THROWS_AS(worse.wait(1s), zproc::remote_error);
+  }
+
   TEST_CASE("spawn_map, wait_all and async_wait") {
     zproc::context ctx;
     const std::vector<int> inputs{1, 2, 3, 4};

@@ -116,8 +116,10 @@ class context {
   /// The processes spawned through this context, in spawn order: those still running, and
   /// those that ended and that a handle still refers to (the others are forgotten).
   std::vector<process> processes() const;
-  /// Waits for all of them (one deadline; zero: none). Their failures are not thrown: look at
-  /// each process.
+  /// Waits for all of them (one deadline; zero: none), then throws the first failure in spawn
+  /// order (remote_error, process_wait_error), as ZProc's ctx.wait() raised; the other failures
+  /// stay on their handles. A deadline that passes throws zproc::error (client_errc::timeout) at
+  /// once.
   void wait_all(std::chrono::milliseconds timeout = std::chrono::milliseconds::zero());
   /// Stops all that still run.
   void stop_all();

@@ -156,12 +156,15 @@ std::vector<process> context::processes() const {
 
 void context::wait_all(std::chrono::milliseconds timeout) {
   const detail::deadline until(timeout);
+  std::exception_ptr first_failure;
   for (const auto& p : processes()) {
     try {
       p.wait<void>(until.left());
-    } catch (const process_error&) {  // its failure stays on its handle (and was reported)
+    } catch (const process_error&) {  // waits for the others first (ZProc's ctx.wait() raises)
+      if (!first_failure) first_failure = std::current_exception();
     }
   }
+  if (first_failure) std::rethrow_exception(first_failure);
 }
 
 void context::stop_all() {

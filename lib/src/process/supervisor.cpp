@@ -146,11 +146,19 @@ struct supervisor::recorder {
     zproc::client conn;
     asio::steady_timer wake;
     std::deque<entry> queue;
+    bool sending = false;  ///< a record is on its way to the server
     std::map<const child*, std::uint64_t> ids;  ///< record ids of the processes still running
   };
   explicit recorder(asio::io_context& ctx) : io(ctx) {}
   asio::io_context& io;
   std::map<std::string, std::shared_ptr<sink>> sinks;
+
+  /// Every record pushed so far was answered (or its server is gone).
+  bool idle() const {
+    for (const auto& [address, s] : sinks)
+      if (s->sending || !s->queue.empty()) return false;
+    return true;
+  }
 
   void push(const std::string& address, entry e) {
     auto& s = sinks[address];
@@ -181,8 +189,10 @@ struct supervisor::recorder {
           if (it == s->ids.end()) continue;  // its start was refused
           req["id"] = it->second;
         }
+        s->sending = true;
         auto [ec, reply] = co_await detail::async_request<json>(
             s->conn.impl(), std::move(req), asio::as_tuple(asio::use_awaitable));
+        s->sending = false;
         if (ec == client_errc::connection_closed || ec == client_errc::server_unreachable)
           throw zproc::error(ec);
         if (ec) {
@@ -241,6 +251,8 @@ supervisor& supervisor::get() {
     static const pid_t owner = ::getpid();
     std::atexit([] {
       if (::getpid() != owner) return;  // a fork() of this program exiting: not our children
+      // The records of processes that ended reach the server first (else it marks them lost).
+      instance->flush_records(std::chrono::seconds(2));
       // What still runs gets SIGTERM; when the thread ends, the parent-death signal follows.
       cleanup_all_signal_safe();
       instance->io_.stop();
@@ -249,6 +261,19 @@ supervisor& supervisor::get() {
     return sup;
   }();
   return *instance;
+}
+
+void supervisor::flush_records(std::chrono::milliseconds limit) {
+  if (std::this_thread::get_id() == supervisor_thread) return;
+  const auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    auto idle = std::make_shared<std::promise<bool>>();
+    auto answer = idle->get_future();
+    asio::post(io_, [this, idle] { idle->set_value(recorder_->idle()); });
+    if (answer.wait_until(deadline) != std::future_status::ready || answer.get()) return;
+    if (std::chrono::steady_clock::now() >= deadline) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 void supervisor::cleanup_all_signal_safe() noexcept {

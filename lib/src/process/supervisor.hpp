@@ -11,6 +11,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -79,6 +80,11 @@ class supervisor {
   /// At exit, and from the signal handlers: stops every process still running (signal-safe
   /// variant: SIGTERM and a line on stderr for each, nothing else).
   static void cleanup_all_signal_safe() noexcept;
+
+  /// Waits (at most `limit`) until the process records queued so far reached the server: at
+  /// the program's end, so that the last records (processes that ended) are not lost with the
+  /// record connections. Not on the supervisor's thread.
+  void flush_records(std::chrono::milliseconds limit);
 
  private:
   supervisor();
