@@ -17,6 +17,7 @@
 
 #include <doctest/doctest.h>
 
+#include <filesystem>
 #include <future>
 #include <thread>
 
@@ -173,6 +174,39 @@ TEST_SUITE("async") {
     CHECK(st.get("x") == 2);
   }
 
+  TEST_CASE("zero means no deadline, for connect_timeout as for request_timeout") {
+    test::server_process sp;
+    client c({.connect_timeout = 0ms, .request_timeout = 0ms});
+    c.connect(sp.ipc());
+    CHECK(c.ping() == sp.pid());
+    asio::io_context ioc;
+    client ac(ioc.get_executor(), {.connect_timeout = 0ms});
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      co_await ac.async_connect(sp.tcp());
+      CHECK(co_await ac.async_ping() == sp.pid());
+      ac.close();
+    }());
+  }
+
+  TEST_CASE("an embedded server's stop() leaves no timer behind: its io_context runs out at once") {
+    // (A pending 100 ms lease timer, or the fsync timer, used to hold every program's exit.)
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("zproc-stop-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    for (const bool durable : {false, true}) {
+      asio::io_context ioc;
+      server_config config{.listen = {test::fresh_ipc_address()}};
+      if (durable) config.data_dir = dir.string();
+      server srv(ioc.get_executor(), config);
+      srv.start();
+      ioc.poll();
+      srv.stop();
+      for (int i = 0; i < 100 && !ioc.stopped(); ++i) ioc.poll();  // never blocks
+      CHECK_MESSAGE(ioc.stopped(), "work left after stop(), durable: " << durable);
+    }
+    std::filesystem::remove_all(dir);
+  }
+
   TEST_CASE("blocking twins on an async client whose io_context runs on another thread") {
     test::server_process sp;
     asio::io_context ioc;
@@ -260,6 +294,106 @@ TEST_SUITE("async") {
     } catch (const boost::system::system_error& e) {
       CHECK(e.code() == client_errc::wrong_mode);
     }
+  }
+
+  TEST_CASE("async failures carry the server's message: co_await, use_future, use_awaitable") {
+    test::server_process sp;
+    asio::io_context ioc;
+    client c(ioc.get_executor());
+    auto expect_message = [](std::exception_ptr e, server_errc code, const std::string& part) {
+      REQUIRE(e);
+      try {
+        std::rethrow_exception(e);
+      } catch (const zproc::error& err) {
+        CHECK(err.code() == code);
+        CHECK_MESSAGE(std::string(err.what()).find(part) != std::string::npos, err.what());
+        CHECK(err.diagnostics().find(part) != std::string::npos);
+      } catch (const std::exception& other) {
+        FAIL("not a zproc::error: " << other.what());
+      }
+    };
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      co_await c.async_connect(sp.ipc());
+      state st(c, "kitchen");
+      co_await st.async_set("text", "abc");
+      std::exception_ptr e;
+      try {
+        co_await st.async_get("cookies");  // default token
+      } catch (...) {
+        e = std::current_exception();
+      }
+      expect_message(e, server_errc::key_not_found, "key 'cookies' not found in namespace 'kitchen'");
+      e = nullptr;
+      try {
+        co_await st.async_increment("text", 1, asio::use_awaitable);
+      } catch (...) {
+        e = std::current_exception();
+      }
+      expect_message(e, server_errc::wrong_type, "holds");
+      // with_diagnostics(as_tuple(...)): the error as a value, with its message.
+      auto [ep, v] = co_await st.async_get("cookies", with_diagnostics(asio::as_tuple(asio::deferred)));
+      expect_message(ep, server_errc::key_not_found, "not found in namespace 'kitchen'");
+      // Watchers too: a start older than the history is "compacted", with the oldest revision.
+      auto w = st.when_change({}, {.start = 1'000'000});
+      e = nullptr;
+      try {
+        co_await w.async_next();
+      } catch (...) {
+        e = std::current_exception();
+      }
+      REQUIRE(e);
+      CHECK_THROWS_AS(std::rethrow_exception(e), zproc::error);
+    }());
+    // use_future from another thread, while this one runs the io_context.
+    auto guard = asio::make_work_guard(ioc);
+    ioc.restart();
+    std::thread runner([&] { ioc.run(); });
+    state st(c, "kitchen");
+    auto f = st.async_get("cookies", asio::use_future);
+    REQUIRE(f.wait_for(10s) == std::future_status::ready);
+    std::exception_ptr e;
+    try {
+      f.get();
+    } catch (...) {
+      e = std::current_exception();
+    }
+    expect_message(e, server_errc::key_not_found, "key 'cookies' not found in namespace 'kitchen'");
+    c.close();
+    guard.reset();
+    runner.join();
+  }
+
+  TEST_CASE("a blocking call on the thread that runs the client's executor fails with wrong_mode") {
+    test::server_process sp;
+    asio::io_context ioc;
+    client c(ioc.get_executor(), {.request_timeout = 60s});
+    bool checked = false;
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      co_await c.async_connect(sp.ipc());
+      state st(c, "same-thread");
+      co_await st.async_set("k", 1);
+      // Each of these would wait for a reply that only this thread could read.
+      auto expect_wrong_mode = [](auto&& call) {
+        try {
+          call();
+          FAIL("no error");
+        } catch (const zproc::error& e) {
+          CHECK(e.code() == client_errc::wrong_mode);
+          CHECK(std::string(e.what()).find("thread") != std::string::npos);
+        }
+      };
+      expect_wrong_mode([&] { st.get("k"); });
+      expect_wrong_mode([&] { st.set("k", 2); });
+      expect_wrong_mode([&] { st.atomic([](json& s) { s["k"] = 3; }); });
+      expect_wrong_mode([&] { c.ping(); });
+      auto w = st.when_change();
+      expect_wrong_mode([&] { w.next(); });
+      // The client is still usable asynchronously.
+      CHECK(co_await st.async_get("k") == 1);
+      checked = true;
+      c.close();
+    }(), 20s);
+    CHECK(checked);
   }
 
   TEST_CASE("close() from another thread interrupts a blocking call") {

@@ -6,6 +6,8 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/deferred.hpp>
 
 #include <doctest/doctest.h>
 
@@ -156,6 +158,52 @@ TEST_SUITE("watch") {
     }
   }
 
+  TEST_CASE("own writes are those of the handle object: a copy's writes are seen") {
+    connected w(fresh_ns());
+    auto watch = w.st.when_change_raw({}, {.timeout = 2s});
+    w.st.set("mine", 1);  // rev 1: this handle's own write, hidden
+    state copy = w.st;    // another writer on the same connection
+    copy.set("copy", 2);  // rev 2
+    auto u = watch.next();
+    REQUIRE(u);
+    CHECK(u->revision == 2);
+    state moved = std::move(copy);  // a move keeps the writer identity...
+    moved.set("moved", 3);          // ...of a handle that is not the watcher's: seen
+    CHECK(watch.next()->revision == 3);
+
+    // The case that surprised a user: producer and consumer coroutines get the state by value.
+    asio::io_context ioc;
+    client c(ioc.get_executor());
+    std::vector<int> seen;
+    test::run_with_deadline(ioc, [&]() -> asio::awaitable<void> {
+      co_await c.async_connect(srv().ipc());
+      state st(c, fresh_ns());
+      bool watching = false;
+      auto consumer = [&seen, &watching](state s) -> asio::awaitable<void> {
+        auto changes = s.when_change({"n"});
+        watching = true;
+        for (int i = 0; i < 3; ++i) seen.push_back((*co_await changes.async_next())["n"].get<int>());
+      };
+      auto producer = [](state s) -> asio::awaitable<void> {
+        for (int i = 1; i <= 3; ++i) co_await s.async_set("n", i);
+      };
+      bool consumed = false;
+      asio::co_spawn(ioc, consumer(st), [&](std::exception_ptr) { consumed = true; });
+      asio::steady_timer poll(ioc);
+      for (int i = 0; i < 400 && !watching; ++i) {
+        poll.expires_after(5ms);
+        co_await poll.async_wait(asio::deferred);
+      }
+      co_await producer(st);
+      for (int i = 0; i < 400 && !consumed; ++i) {
+        poll.expires_after(5ms);
+        co_await poll.async_wait(asio::deferred);
+      }
+      c.close();
+    }());
+    CHECK(seen == std::vector<int>{1, 2, 3});
+  }
+
   TEST_CASE("every predicate watcher, and one-shot waits") {
     connected w(fresh_ns());
     connected other(w.st.name());
@@ -210,19 +258,37 @@ TEST_SUITE("watch") {
     later.join();
   }
 
-  TEST_CASE("a live watcher skips the backlog") {
+  TEST_CASE("a live watcher: each next() waits for an update made after it was asked") {
     connected w(fresh_ns());
     connected other(w.st.name());
-    auto live = w.st.when_change({}, {.live = true});
+    auto live = w.st.when_change({}, {.live = true, .timeout = 300ms});
+    auto raw = w.st.when_change_raw({}, {.live = true, .timeout = 300ms});
     other.st.set("n", 1);
     other.st.set("n", 2);
     std::this_thread::sleep_for(50ms);
-    // Both writes came before the next() below asked: a live watcher reports the newest...
-    auto first = live.next();
-    CHECK((*first)["n"] >= 1);
-    other.st.set("n", 3);
-    auto s = live.next();
-    CHECK((*s)["n"] == 3);  // ...and then only what comes after
+    // Both writes came before next() asked: neither is returned (ZProc resets the cut-off at
+    // every next()); with nothing written after it, next() times out.
+    CHECK_THROWS_AS(live.next(), zproc::error);
+    CHECK_THROWS_AS(raw.next(), zproc::error);
+    auto write_later = [&](int v) {
+      return std::thread([&other, v] {
+        std::this_thread::sleep_for(100ms);
+        other.st.set("n", v);
+      });
+    };
+    auto t3 = write_later(3);
+    auto s = live.next();  // waits for the write made after it asked
+    t3.join();
+    REQUIRE(s);
+    CHECK((*s)["n"] == 3);
+    // Write 3 came before this next() asked: not returned either.
+    CHECK_THROWS_AS(raw.next(), zproc::error);
+    auto t4 = write_later(4);
+    auto u = raw.next();
+    t4.join();
+    REQUIRE(u);
+    REQUIRE(u->changes.size() == 1);
+    CHECK(u->changes[0].after == 4);
   }
 
   TEST_CASE("snapshots stay exact while unrelated keys change") {

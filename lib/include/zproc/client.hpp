@@ -3,6 +3,7 @@
 
 #include <zproc/detail/request.hpp>
 #include <zproc/error.hpp>
+#include <zproc/with_diagnostics.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/deferred.hpp>
@@ -15,17 +16,15 @@
 
 namespace zproc {
 
-/// The completion token used when none is given: `co_await c.async_connect(addr)` works in an
-/// asio::awaitable coroutine, and the operation composes with other deferred operations.
-using default_token = boost::asio::deferred_t;
-
 struct client_options {
   /// Largest frame this client sends or accepts (the server's own limit applies too).
   std::size_t max_frame_size = 8u * 1024u * 1024u;
-  /// Deadline of connect() / async_connect() (socket connect and hello).
+  // Deadlines: zero means "no deadline" for each of them.
+
+  /// Deadline of connect() / async_connect() (socket connect and hello); zero: none.
   std::chrono::milliseconds connect_timeout{10'000};
-  /// Deadline of each blocking call; zero waits without a deadline. Async operations have no
-  /// implicit deadline: cancel them (e.g. with a timer and cancellation slot) instead.
+  /// Deadline of each blocking call; zero: none. Async operations have no implicit deadline:
+  /// cancel them (e.g. with a timer and cancellation slot) instead.
   std::chrono::milliseconds request_timeout{30'000};
 };
 
@@ -56,10 +55,12 @@ class client {
   /// version_mismatch, timeout, already_connected. Supports terminal cancellation.
   template <class CompletionToken = default_token>
   auto async_connect(std::string address, CompletionToken&& token = default_token{}) {
-    return boost::asio::async_initiate<CompletionToken, void(error_code)>(
+    return detail::initiate<void(error_code)>(
         [](auto h, const std::shared_ptr<detail::client_impl>& impl, std::string addr) {
+          auto diagnostics = detail::diagnostics_of(h);
           start_connect(impl, std::move(addr),
-                        boost::asio::any_completion_handler<void(error_code)>(std::move(h)));
+                        boost::asio::any_completion_handler<void(error_code)>(std::move(h)),
+                        std::move(diagnostics));
         },
         token, impl_, std::move(address));
   }
@@ -88,7 +89,8 @@ class client {
 
  private:
   static void start_connect(const std::shared_ptr<detail::client_impl>& c, std::string address,
-                            boost::asio::any_completion_handler<void(error_code)> h);
+                            boost::asio::any_completion_handler<void(error_code)> h,
+                            detail::diagnostics_ptr diagnostics);
 
   std::shared_ptr<detail::client_impl> impl_;
 };

@@ -53,7 +53,7 @@ void from_json(const json& j, process_record& r);
 namespace detail {
 /// Lists the records, a page at a time (replies stay below the frame size), in compiled code.
 void start_list_processes(const std::shared_ptr<client_impl>& c,
-                          handler<std::vector<process_record>> h);
+                          handler<std::vector<process_record>> h, diagnostics_ptr diagnostics);
 }  // namespace detail
 
 /// Every process record the server keeps, ordered by id (running and finished ones).
@@ -63,11 +63,12 @@ void start_list_processes(const std::shared_ptr<client_impl>& c,
 /// asio::error::operation_aborted; the client stays usable.
 template <class CompletionToken = default_token>
 auto async_list_processes(const client& c, CompletionToken&& token = default_token{}) {
-  return boost::asio::async_initiate<CompletionToken,
-                                     void(error_code, std::vector<process_record>)>(
+  return detail::initiate<void(error_code, std::vector<process_record>)>(
       [](auto h, const std::shared_ptr<detail::client_impl>& impl) {
+        auto diagnostics = detail::diagnostics_of(h);
         detail::start_list_processes(
-            impl, detail::handler<std::vector<process_record>>(std::move(h)));
+            impl, detail::handler<std::vector<process_record>>(std::move(h)),
+            std::move(diagnostics));
       },
       token, c.impl());
 }

@@ -6,6 +6,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <zproc/detail/atomic.hpp>
 #include <zproc/detail/request.hpp>
 #include <zproc/json.hpp>
 #include <zproc/transaction.hpp>
@@ -35,6 +36,11 @@ namespace zproc {
 /// already sent may still take effect on the server.
 ///
 /// A state is a cheap handle (it shares its client's connection); copies share it too.
+///
+/// Own writes: a watcher hides the writes of the handle *object* that made it (unless
+/// watch_options::include_own). A copy is another writer: pass `st` by value to a producer and a
+/// consumer, and the consumer's watcher sees every write of the producer's copy. A moved-to
+/// handle keeps the writer identity of the handle it was moved from.
 class state {
  public:
   using executor_type = client::executor_type;
@@ -42,6 +48,13 @@ class state {
   /// A handle on namespace `ns` through `c`'s connection. The connection stays open as long as a
   /// client or a state using it exists.
   explicit state(const client& c, std::string ns = "default");
+
+  /// The same connection and namespace; a writer of its own (see "Own writes" above).
+  state(const state& other);
+  state& operator=(const state& other);
+  state(state&&) noexcept = default;
+  state& operator=(state&&) noexcept = default;
+  ~state() = default;
 
   /// The same connection, another namespace.
   state fork(std::string ns) const { return state(impl_, std::move(ns)); }
@@ -261,70 +274,67 @@ class state {
   template <class F>
   auto atomic(F&& fn, std::vector<std::string> keys = {}, atomic_options options = {}) const {
     using R = std::invoke_result_t<F&, json&>;
-    detail::atomic_run run(impl_, ns_, handle_, std::move(keys), options.optimistic_attempts);
-    for (;;) {
-      json snapshot = run.read();
-      if constexpr (std::is_void_v<R>) {
-        fn(snapshot);
-        if (run.commit(snapshot)) return;
-      } else {
-        R result = fn(snapshot);
-        if (run.commit(snapshot)) return result;
-      }
+    if constexpr (std::is_void_v<R>) {
+      detail::run_atomic(impl_, ns_, handle_, std::move(keys), options,
+                         [&fn](json& snapshot) { fn(snapshot); });
+    } else {
+      std::optional<R> result;
+      detail::run_atomic(impl_, ns_, handle_, std::move(keys), options,
+                         [&](json& snapshot) { result.emplace(fn(snapshot)); });
+      return std::move(*result);
     }
   }
 
   /// The coroutine form of atomic(): `auto r = co_await st.async_atomic(fn);` in an
-  /// asio::awaitable coroutine (the client must be in async mode). Same semantics; an exception
-  /// from `fn` propagates (after the lock, if taken, is given back).
+  /// asio::awaitable coroutine (the client must be in async mode). Same semantics, same
+  /// algorithm; an exception from `fn` propagates (after the lock, if taken, is given back), a
+  /// refused commit throws zproc::error with the server's message (the lock given back too).
   template <class F>
   boost::asio::awaitable<std::invoke_result_t<F&, json&>> async_atomic(
       F fn, std::vector<std::string> keys = {}, atomic_options options = {}) const {
     using R = std::invoke_result_t<F&, json&>;
+    using step = detail::atomic_algorithm::step;
     const state self = *this;  // the coroutine may outlive the handle it was called on
-    namespace asio = boost::asio;
-    std::size_t conflicts = 0;
-    bool locked = false;
-    if (options.optimistic_attempts > 0 && detail::atomic_lock_first(self.impl_, self.ns_))
-      options.optimistic_attempts = 0;  // contended lately: start with the lock
-    for (;;) {
-      if (conflicts >= options.optimistic_attempts && !locked) {
-        co_await self.run<std::int64_t>(detail::make_request("lock", self.ns_), asio::use_awaitable);
-        locked = true;
-      }
-      json read = co_await self.run<json>(detail::atomic_read_request(self.ns_, keys),
-                                          asio::use_awaitable);
-      json snapshot = read.at("data");
-      std::exception_ptr failure;
-      std::optional<std::conditional_t<std::is_void_v<R>, int, R>> result;
-      try {
-        if constexpr (std::is_void_v<R>) {
-          fn(snapshot);
-        } else {
-          result.emplace(fn(snapshot));
+    // ...but its writes are this handle's (the copy is another writer).
+    detail::atomic_algorithm algo(
+        self.ns_, handle_, std::move(keys), options.optimistic_attempts,
+        options.optimistic_attempts > 0 && detail::atomic_lock_first(self.impl_, self.ns_));
+    std::optional<std::conditional_t<std::is_void_v<R>, int, R>> result;
+    std::exception_ptr body_failure;
+    for (step s = algo.start();;) {
+      switch (s.what) {
+        case step::kind::send: {
+          auto message = std::make_shared<std::string>();
+          auto [ec, reply] = co_await detail::async_request<json>(
+              self.impl_, std::move(s.payload),
+              boost::asio::as_tuple(boost::asio::use_awaitable), message);
+          s = algo.on_reply(ec, std::move(reply), std::move(*message));
+          break;
         }
-      } catch (...) {
-        failure = std::current_exception();
+        case step::kind::run_body:
+          try {
+            if constexpr (std::is_void_v<R>) {
+              fn(s.payload);
+            } else {
+              result.emplace(fn(s.payload));
+            }
+            s = algo.on_body_done(s.payload);
+          } catch (...) {
+            body_failure = std::current_exception();
+            s = algo.on_body_failed();
+          }
+          break;
+        case step::kind::done:
+          detail::atomic_done(self.impl_, self.ns_, algo.needed_lock());
+          if constexpr (std::is_void_v<R>) {
+            co_return;
+          } else {
+            co_return std::move(*result);
+          }
+        case step::kind::failed:
+          if (!s.ec && body_failure) std::rethrow_exception(body_failure);
+          throw zproc::error(s.ec, std::move(s.message));
       }
-      if (failure) {
-        if (locked)
-          co_await self.run<bool>(detail::make_request("unlock", self.ns_),
-                                  asio::as_tuple(asio::use_awaitable));
-        std::rethrow_exception(failure);
-      }
-      auto [ec, rev] = co_await self.run<std::uint64_t>(
-          detail::atomic_commit_request(self.ns_, self.handle_, keys, read, snapshot),
-          asio::as_tuple(asio::use_awaitable));
-      if (!ec) {
-        detail::atomic_done(self.impl_, self.ns_, locked);
-        if constexpr (std::is_void_v<R>) {
-          co_return;
-        } else {
-          co_return std::move(*result);
-        }
-      }
-      if (ec != server_errc::conflict) throw zproc::error(ec);
-      ++conflicts;
     }
   }
 
@@ -397,10 +407,13 @@ class state {
   template <class Factory, class CompletionToken = default_token>
   auto async_get_when(Factory&& make, CompletionToken&& token = default_token{}) const {
     auto core = std::forward<Factory>(make)().release();
-    return boost::asio::async_initiate<CompletionToken, void(error_code, std::optional<json>)>(
+    return detail::initiate<void(error_code, std::optional<json>)>(
         [](auto h, const std::shared_ptr<detail::watch_core>& c) {
-          detail::start_next_once(c, boost::asio::any_completion_handler<void(
-                                         error_code, std::optional<json>)>(std::move(h)));
+          auto diagnostics = detail::diagnostics_of(h);
+          detail::start_next_once(c,
+                                  boost::asio::any_completion_handler<void(
+                                      error_code, std::optional<json>)>(std::move(h)),
+                                  std::move(diagnostics));
         },
         token, std::move(core));
   }
@@ -480,7 +493,7 @@ class state {
 
   std::shared_ptr<detail::client_impl> impl_;
   std::string ns_;
-  std::uint64_t handle_ = 0;  // identifies this handle's writes (copies share it)
+  std::uint64_t handle_ = 0;  // identifies this handle object's writes (a copy gets its own)
 };
 
 }  // namespace zproc

@@ -37,7 +37,8 @@ struct watch_options {
   std::optional<std::size_t> count;
   /// With keys: watch every key *except* these.
   bool exclude = false;
-  /// Also report the writes of the state handle that created the watcher (hidden by default).
+  /// Also report the writes of the state handle object that created the watcher (hidden by
+  /// default, as in ZProc). Copies of that handle are other writers: their writes are reported.
   bool include_own = false;
 };
 
@@ -71,12 +72,15 @@ class watcher_base {
 
 namespace detail {
 void start_next(const std::shared_ptr<watch_core>& core,
-                boost::asio::any_completion_handler<void(error_code, std::optional<json>)> h);
+                boost::asio::any_completion_handler<void(error_code, std::optional<json>)> h,
+                diagnostics_ptr diagnostics);
 void start_next(const std::shared_ptr<watch_core>& core,
-                boost::asio::any_completion_handler<void(error_code, std::optional<update>)> h);
+                boost::asio::any_completion_handler<void(error_code, std::optional<update>)> h,
+                diagnostics_ptr diagnostics);
 /// next() of a watcher nobody else holds: the watch lives until it completes.
 void start_next_once(const std::shared_ptr<watch_core>& core,
-                     boost::asio::any_completion_handler<void(error_code, std::optional<json>)> h);
+                     boost::asio::any_completion_handler<void(error_code, std::optional<json>)> h,
+                     diagnostics_ptr diagnostics);
 std::optional<json> next_snapshot(const std::shared_ptr<watch_core>& core);
 std::optional<update> next_update(const std::shared_ptr<watch_core>& core);
 
@@ -121,10 +125,13 @@ class watcher : public watcher_base {
   /// One next() at a time: an overlapping call fails with asio::error::in_progress.
   template <class CompletionToken = default_token>
   auto async_next(CompletionToken&& token = default_token{}) {
-    return boost::asio::async_initiate<CompletionToken, void(error_code, std::optional<json>)>(
+    return detail::initiate<void(error_code, std::optional<json>)>(
         [](auto h, const std::shared_ptr<detail::watch_core>& core) {
-          detail::start_next(core, boost::asio::any_completion_handler<void(
-                                       error_code, std::optional<json>)>(std::move(h)));
+          auto diagnostics = detail::diagnostics_of(h);
+          detail::start_next(core,
+                             boost::asio::any_completion_handler<void(
+                                 error_code, std::optional<json>)>(std::move(h)),
+                             std::move(diagnostics));
         },
         token, core_);
   }
@@ -146,10 +153,13 @@ class raw_watcher : public watcher_base {
   /// std::optional<update>).
   template <class CompletionToken = default_token>
   auto async_next(CompletionToken&& token = default_token{}) {
-    return boost::asio::async_initiate<CompletionToken, void(error_code, std::optional<update>)>(
+    return detail::initiate<void(error_code, std::optional<update>)>(
         [](auto h, const std::shared_ptr<detail::watch_core>& core) {
-          detail::start_next(core, boost::asio::any_completion_handler<void(
-                                       error_code, std::optional<update>)>(std::move(h)));
+          auto diagnostics = detail::diagnostics_of(h);
+          detail::start_next(core,
+                             boost::asio::any_completion_handler<void(
+                                 error_code, std::optional<update>)>(std::move(h)),
+                             std::move(diagnostics));
         },
         token, core_);
   }

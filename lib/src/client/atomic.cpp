@@ -2,6 +2,7 @@
 #include "client/client_core.hpp"
 #include "protocol/message.hpp"
 
+#include <zproc/detail/atomic.hpp>
 #include <zproc/detail/request.hpp>
 #include <zproc/state.hpp>
 #include <zproc/transaction.hpp>
@@ -10,34 +11,7 @@ namespace zproc {
 
 namespace detail {
 
-atomic_run::atomic_run(std::shared_ptr<client_impl> c, std::string ns, std::uint64_t handle,
-                       std::vector<std::string> keys, std::size_t optimistic_attempts)
-    : c_(std::move(c)),
-      ns_(std::move(ns)),
-      handle_(handle),
-      keys_(std::move(keys)),
-      optimistic_attempts_(optimistic_attempts) {
-  // Contended lately (on this connection): start with the lock rather than fail first.
-  if (optimistic_attempts_ > 0 && c_->lock_first(ns_)) optimistic_attempts_ = 0;
-}
-
-atomic_run::~atomic_run() {
-  if (!locked_) return;
-  try {  // the body threw while we held the lock: give it back now
-    json r = make_request("unlock", ns_);
-    call<bool>(c_, std::move(r));
-  } catch (...) {
-    // The connection is gone: the server released the lock when it noticed.
-  }
-}
-
-bool atomic_lock_first(const std::shared_ptr<client_impl>& c, const std::string& ns) {
-  return c->lock_first(ns);
-}
-
-void atomic_done(const std::shared_ptr<client_impl>& c, const std::string& ns, bool needed_lock) {
-  c->atomic_done(ns, needed_lock);
-}
+namespace {
 
 json atomic_read_request(const std::string& ns, const std::vector<std::string>& keys) {
   json r = make_request("read", ns);
@@ -45,6 +19,7 @@ json atomic_read_request(const std::string& ns, const std::vector<std::string>& 
   return r;
 }
 
+/// The commit of `changed` against what `read_reply` returned (the changes are the difference).
 json atomic_commit_request(const std::string& ns, std::uint64_t handle,
                            const std::vector<std::string>& keys, const json& read_reply,
                            const json& changed) {
@@ -71,26 +46,137 @@ json atomic_commit_request(const std::string& ns, std::uint64_t handle,
   return r;
 }
 
-json atomic_run::read() {
-  if (conflicts_ >= optimistic_attempts_ && !locked_) {
-    call<std::int64_t>(c_, make_request("lock", ns_));  // waits for the holder (lease-bounded)
-    locked_ = true;
-  }
-  read_reply_ = call<json>(c_, atomic_read_request(ns_, keys_));
-  return read_reply_.at("data");
+using step = atomic_algorithm::step;
+
+}  // namespace
+
+atomic_algorithm::atomic_algorithm(std::string ns, std::uint64_t handle,
+                                   std::vector<std::string> keys,
+                                   std::size_t optimistic_attempts, bool lock_first)
+    : ns_(std::move(ns)),
+      handle_(handle),
+      keys_(std::move(keys)),
+      optimistic_attempts_(lock_first ? 0 : optimistic_attempts) {}
+
+step atomic_algorithm::start() { return read_or_lock(); }
+
+step atomic_algorithm::read_or_lock() {
+  if (!locked_ && conflicts_ >= optimistic_attempts_)
+    return send(make_request("lock", ns_), phase::locking);  // waits for the holder (leased)
+  return send(atomic_read_request(ns_, keys_), phase::reading);
 }
 
-bool atomic_run::commit(const json& changed) {
-  try {
-    call<std::uint64_t>(c_, atomic_commit_request(ns_, handle_, keys_, read_reply_, changed));
-  } catch (const zproc::error& e) {
-    if (e.code() != server_errc::conflict) throw;
-    ++conflicts_;
-    return false;
+step atomic_algorithm::send(json request, phase next) {
+  phase_ = next;
+  return {step::kind::send, std::move(request)};
+}
+
+step atomic_algorithm::fail(error_code ec, std::string message) {
+  if (locked_) {
+    // Give the lock back first: others would wait out its whole lease otherwise.
+    locked_ = false;
+    failure_ = ec;
+    failure_message_ = std::move(message);
+    return send(make_request("unlock", ns_), phase::unlocking);
   }
-  c_->atomic_done(ns_, locked_);
-  locked_ = false;  // a holder's commit releases the lock on the server
-  return true;
+  phase_ = phase::over;
+  return {step::kind::failed, nullptr, ec, std::move(message)};
+}
+
+step atomic_algorithm::on_reply(error_code ec, json result, std::string message) {
+  switch (phase_) {
+    case phase::locking:
+      if (ec) return fail(ec, std::move(message));
+      locked_ = true;
+      needed_lock_ = true;
+      return send(atomic_read_request(ns_, keys_), phase::reading);
+    case phase::reading:
+      if (ec) return fail(ec, std::move(message));
+      if (!result.is_object() || !result.contains("data") || !result["data"].is_object())
+        return fail(client_errc::protocol_error, "atomic(): malformed read reply");
+      read_reply_ = std::move(result);
+      phase_ = phase::body;
+      return {step::kind::run_body, read_reply_["data"]};
+    case phase::committing:
+      if (!ec) {
+        locked_ = false;  // a holder's commit releases the lock on the server
+        phase_ = phase::over;
+        return {step::kind::done};
+      }
+      if (ec == server_errc::conflict) {
+        ++conflicts_;
+        return read_or_lock();
+      }
+      return fail(ec, std::move(message));  // refused: the lock (if held) is given back
+    case phase::unlocking:
+      // Whatever the unlock's outcome (a closed connection releases the lock on the server).
+      phase_ = phase::over;
+      return {step::kind::failed, nullptr, failure_, std::move(failure_message_)};
+    default:
+      return {step::kind::failed, nullptr, make_error_code(client_errc::protocol_error),
+              "atomic(): a reply came when none was expected"};
+  }
+}
+
+step atomic_algorithm::on_body_done(const json& changed) {
+  try {
+    return send(atomic_commit_request(ns_, handle_, keys_, read_reply_, changed),
+                phase::committing);
+  } catch (const zproc::error& e) {
+    return fail(e.code(), e.diagnostics());
+  } catch (const json::exception& e) {
+    return fail(client_errc::protocol_error, std::string("atomic(): malformed read reply: ") + e.what());
+  }
+}
+
+step atomic_algorithm::on_body_failed() { return fail({}, {}); }
+
+void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
+                std::uint64_t handle, std::vector<std::string> keys, atomic_options options,
+                const std::function<void(json&)>& body) {
+  atomic_algorithm algo(ns, handle, std::move(keys), options.optimistic_attempts,
+                        options.optimistic_attempts > 0 && c->lock_first(ns));
+  std::exception_ptr body_failure;
+  for (auto s = algo.start();;) {
+    switch (s.what) {
+      case step::kind::send: {
+        error_code ec;
+        std::string message;
+        json result;
+        try {
+          result = call<json>(c, std::move(s.payload));
+        } catch (const zproc::error& e) {
+          ec = e.code();
+          message = e.diagnostics().empty() ? e.what() : e.diagnostics();
+        }
+        s = algo.on_reply(ec, std::move(result), std::move(message));
+        break;
+      }
+      case step::kind::run_body:
+        try {
+          body(s.payload);
+          s = algo.on_body_done(s.payload);
+        } catch (...) {
+          body_failure = std::current_exception();
+          s = algo.on_body_failed();
+        }
+        break;
+      case step::kind::done:
+        c->atomic_done(ns, algo.needed_lock());
+        return;
+      case step::kind::failed:
+        if (!s.ec && body_failure) std::rethrow_exception(body_failure);
+        throw zproc::error(s.ec, std::move(s.message));
+    }
+  }
+}
+
+bool atomic_lock_first(const std::shared_ptr<client_impl>& c, const std::string& ns) {
+  return c->lock_first(ns);
+}
+
+void atomic_done(const std::shared_ptr<client_impl>& c, const std::string& ns, bool needed_lock) {
+  c->atomic_done(ns, needed_lock);
 }
 
 }  // namespace detail

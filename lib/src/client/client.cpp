@@ -41,13 +41,15 @@ error_code convert(json&& result, T& out, std::string& message) {
 template <class T>
 class handler_op final : public pending_op {
  public:
-  handler_op(handler<T> h, const asio::any_io_executor& conn_ex) : h_(std::move(h), conn_ex) {}
+  handler_op(handler<T> h, const asio::any_io_executor& conn_ex, diagnostics_ptr diagnostics)
+      : h_(std::move(h), conn_ex, std::move(diagnostics)) {}
 
   asio::cancellation_slot slot() const { return h_.slot(); }
 
   void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
     T value{};
     if (!ec) ec = convert(std::move(result), value, message);
+    if (ec) h_.set_message(std::move(message));
     h_.complete(must_post, ec, std::move(value));
   }
 
@@ -112,19 +114,11 @@ std::shared_ptr<cancel_token> install_cancellation(asio::cancellation_slot slot,
 }
 
 template <class T>
-bool reject_blocking_mode(const std::shared_ptr<client_impl>& c, handler<T>& h) {
-  if (!c->blocking_mode()) return false;
-  // Not to the connection: nobody runs a blocking client's io_context meanwhile. (Post
-  // hands the handler to its own associated executor from there.)
-  asio::post(asio::system_executor(),
-             asio::append(std::move(h), make_error_code(client_errc::wrong_mode), T{}));
-  return true;
-}
-
-template <class T>
-void start_request(const std::shared_ptr<client_impl>& c, json request, handler<T> h) {
-  if (reject_blocking_mode<T>(c, h)) return;
-  auto op = std::make_unique<handler_op<T>>(std::move(h), c->get_executor());
+void start_request(const std::shared_ptr<client_impl>& c, json request, handler<T> h,
+                   diagnostics_ptr diagnostics) {
+  if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
+  auto op = std::make_unique<handler_op<T>>(std::move(h), c->get_executor(),
+                                            std::move(diagnostics));
   op->token = install_cancellation(op->slot(), c);
   asio::dispatch(c->get_executor(), [conn = c->conn(), request = std::move(request),
                                      op = std::move(op)]() mutable {
@@ -142,7 +136,8 @@ T call(const std::shared_ptr<client_impl>& c, json request) {
 }
 
 #define ZPROC_INSTANTIATE(T)                                                         \
-  template void start_request<T>(const std::shared_ptr<client_impl>&, json, handler<T>); \
+  template void start_request<T>(const std::shared_ptr<client_impl>&, json, handler<T>,  \
+                                 diagnostics_ptr);                                       \
   template T call<T>(const std::shared_ptr<client_impl>&, json);
 
 ZPROC_INSTANTIATE(json)
@@ -186,13 +181,10 @@ client& client::operator=(client&&) noexcept = default;
 client::executor_type client::get_executor() const noexcept { return impl_->get_executor(); }
 
 void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::string text,
-                           boost::asio::any_completion_handler<void(error_code)> h) {
+                           boost::asio::any_completion_handler<void(error_code)> h,
+                           detail::diagnostics_ptr diagnostics) {
   namespace asio = boost::asio;
-  if (c->blocking_mode()) {
-    asio::post(asio::system_executor(),
-               asio::append(std::move(h), make_error_code(client_errc::wrong_mode)));
-    return;
-  }
+  if (c->blocking_mode()) return detail::reject_wrong_mode(std::move(h), diagnostics);
   if (auto slot = asio::get_associated_cancellation_slot(h); slot.is_connected()) {
     slot.assign([weak = std::weak_ptr<detail::connection>(c->conn()),
                  ex = c->get_executor()](asio::cancellation_type type) {
@@ -207,13 +199,17 @@ void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::s
   error_code parse_ec;
   auto a = address::parse(text, parse_ec);
   if (!a) {
+    if (diagnostics) *diagnostics = "not a zproc address: '" + text + "' (ipc:///path or tcp://host:port)";
     asio::post(c->get_executor(), asio::append(std::move(h), parse_ec));
     return;
   }
   asio::dispatch(c->get_executor(), [conn = c->conn(), ex = c->get_executor(), a = std::move(*a),
-                                     h = std::move(h), work = std::move(work)]() mutable {
+                                     h = std::move(h), work = std::move(work),
+                                     diagnostics = std::move(diagnostics)]() mutable {
     auto shared_h = std::make_shared<decltype(h)>(std::move(h));
-    conn->connect(std::move(a), [shared_h, ex, work](error_code ec, std::string) {
+    conn->connect(std::move(a), [shared_h, ex, work, diagnostics](error_code ec,
+                                                                  std::string message) {
+      if (ec && diagnostics) *diagnostics = std::move(message);
       if (auto slot = asio::get_associated_cancellation_slot(*shared_h); slot.is_connected())
         slot.clear();
       asio::dispatch(ex, asio::append(std::move(*shared_h), ec));
@@ -233,7 +229,9 @@ void client::connect(const std::string& text) {
         });
       },
       // connect has its own deadline; this one only guards against an executor nobody runs
-      impl_->options().connect_timeout + std::chrono::seconds(1),
+      impl_->options().connect_timeout.count() > 0
+          ? impl_->options().connect_timeout + std::chrono::seconds(1)
+          : std::chrono::milliseconds(0),
       [conn] { conn->close(client_errc::timeout, "connect timed out"); });
   std::lock_guard lock(result->mutex);
   if (!in_time || !result->done)

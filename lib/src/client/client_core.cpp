@@ -13,6 +13,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -76,7 +77,9 @@ asio::awaitable<void> connection::do_connect(address a,
   // fails whatever step is in progress.
   auto expired = std::make_shared<bool>(false);
   asio::steady_timer deadline(ex_);
-  deadline.expires_after(options_.connect_timeout);
+  // Zero: no deadline (the same rule as request_timeout).
+  deadline.expires_after(options_.connect_timeout.count() > 0 ? options_.connect_timeout
+                                                              : asio::steady_timer::duration::max());
   deadline.async_wait([this, self, expired](error_code ec) {
     if (ec || state_ != state::connecting) return;
     *expired = true;
@@ -318,7 +321,8 @@ client_impl::client_impl(client_options options)
       conn_(std::make_shared<connection>(ex_, options)) {}
 
 client_impl::client_impl(asio::any_io_executor ex, client_options options)
-    : ex_(asio::make_strand(std::move(ex))),
+    : inner_ex_(ex),
+      ex_(asio::make_strand(std::move(ex))),
       options_(options),
       conn_(std::make_shared<connection>(ex_, options)) {}
 
@@ -374,9 +378,41 @@ void client_impl::run_on_connection(std::function<void()> fn) {
   }
 }
 
+namespace {
+
+/// Whether the calling thread runs `ex` (for the executor types Asio can tell; others: false).
+bool runs_here(const asio::any_io_executor& ex) {
+  using ioc_ex = asio::io_context::executor_type;
+  using ioc_tracked = decltype(asio::prefer(std::declval<ioc_ex>(),
+                                            asio::execution::outstanding_work.tracked));
+  using pool_ex = asio::thread_pool::executor_type;
+  using pool_tracked = decltype(asio::prefer(std::declval<pool_ex>(),
+                                             asio::execution::outstanding_work.tracked));
+  if (const auto* e = ex.target<ioc_ex>()) return e->running_in_this_thread();
+  if (const auto* e = ex.target<ioc_tracked>()) return e->running_in_this_thread();
+  if (const auto* e = ex.target<pool_ex>()) return e->running_in_this_thread();
+  if (const auto* e = ex.target<pool_tracked>()) return e->running_in_this_thread();
+  if (const auto* s = ex.target<asio::strand<asio::any_io_executor>>())
+    return s->running_in_this_thread() || runs_here(s->get_inner_executor());
+  if (const auto* s = ex.target<asio::strand<ioc_ex>>())
+    return s->running_in_this_thread() || s->get_inner_executor().running_in_this_thread();
+  return false;
+}
+
+}  // namespace
+
+bool client_impl::runs_on_this_thread() const {
+  return !own_ioc_ && (runs_here(ex_) || runs_here(inner_ex_));
+}
+
 bool client_impl::run_blocking(blocking_result& result, const std::function<void()>& start,
                                std::chrono::milliseconds timeout,
                                const std::function<void()>& on_timeout) {
+  if (runs_on_this_thread())
+    throw zproc::error(client_errc::wrong_mode,
+                       "a blocking call on a thread that runs the client's executor would wait "
+                       "for a reply only this thread can read: co_await the async_ form, or call "
+                       "it from another thread");
   const bool has_deadline = timeout.count() > 0;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool in_time = true;
@@ -403,9 +439,9 @@ bool client_impl::run_blocking(blocking_result& result, const std::function<void
     if (!result.cv.wait_until(lock, deadline, [&] { return result.done; })) {
       in_time = false;
       asio::dispatch(ex_, on_timeout);
-      // The timeout handler completes the operation; do not wait forever if nobody runs the
-      // executor.
-      result.cv.wait_for(lock, std::chrono::seconds(5), [&] { return result.done; });
+      // The timeout handler completes the operation (its late reply is dropped); give it a
+      // moment, but the deadline holds even if nobody runs the executor.
+      result.cv.wait_for(lock, std::chrono::milliseconds(100), [&] { return result.done; });
     }
   } else {
     result.cv.wait(lock, [&] { return result.done; });

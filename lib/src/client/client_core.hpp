@@ -160,11 +160,17 @@ class client_impl {
   /// on the connection's executor (it must complete the operation soon) and returns false.
   /// Blocking mode runs the private io_context on this thread; async mode waits for the
   /// executor's own threads (never call it from one of them).
+  /// Throws zproc::error(wrong_mode) on a thread that runs the client's executor (the call
+  /// would wait for itself).
   bool run_blocking(blocking_result& result, const std::function<void()>& start,
                     std::chrono::milliseconds timeout, const std::function<void()>& on_timeout);
+  /// Async mode: whether the calling thread runs the client's executor (as far as Asio can
+  /// tell: io_context, thread_pool and strands of them).
+  bool runs_on_this_thread() const;
 
  private:
   std::unique_ptr<boost::asio::io_context> own_ioc_;  // destroyed last: its handlers own conn_
+  boost::asio::any_io_executor inner_ex_;  // async mode: the executor given (ex_ is a strand of it)
   boost::asio::any_io_executor ex_;
   client_options options_;
   std::shared_ptr<connection> conn_;

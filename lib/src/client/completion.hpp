@@ -3,6 +3,7 @@
 #pragma once
 
 #include <zproc/error.hpp>
+#include <zproc/with_diagnostics.hpp>
 
 #include <boost/asio/any_completion_executor.hpp>
 #include <boost/asio/any_completion_handler.hpp>
@@ -23,14 +24,22 @@ class basic_held_handler {
  public:
   using handler_type = boost::asio::any_completion_handler<void(Args...)>;
 
-  basic_held_handler(handler_type h, boost::asio::any_io_executor conn_ex)
+  basic_held_handler(handler_type h, boost::asio::any_io_executor conn_ex,
+                     diagnostics_ptr diagnostics = nullptr)
       : h_(std::move(h)),
         conn_ex_(std::move(conn_ex)),
+        diagnostics_(std::move(diagnostics)),
         work_(boost::asio::prefer(boost::asio::get_associated_executor(h_, conn_ex_),
                                   boost::asio::execution::outstanding_work.tracked)) {}
 
   boost::asio::cancellation_slot slot() const {
     return boost::asio::get_associated_cancellation_slot(h_);
+  }
+
+  /// The message of a failure, for a handler that asked for it (zproc::with_diagnostics).
+  /// Call before complete().
+  void set_message(std::string message) {
+    if (diagnostics_) *diagnostics_ = std::move(message);
   }
 
   /// Completes the handler, once: through the connection's executor (posted if the caller may
@@ -49,11 +58,28 @@ class basic_held_handler {
  private:
   handler_type h_;
   boost::asio::any_io_executor conn_ex_;
+  diagnostics_ptr diagnostics_;
   boost::asio::any_completion_executor work_;
 };
 
 /// The client's operations complete with (error_code, T).
 template <class T>
 using held_handler = basic_held_handler<error_code, T>;
+
+/// The message of client_errc::wrong_mode.
+inline constexpr const char* wrong_mode_message =
+    "an async operation on a blocking-mode client: construct the client with an executor";
+
+/// Completes `h` with client_errc::wrong_mode (an async operation on a blocking-mode client).
+/// Posted to the system executor, not the connection's: nobody runs a blocking client's
+/// io_context meanwhile (post hands the handler to its own associated executor from there).
+template <class... Values>
+void reject_wrong_mode(boost::asio::any_completion_handler<void(error_code, Values...)> h,
+                       const diagnostics_ptr& diagnostics) {
+  if (diagnostics) *diagnostics = wrong_mode_message;
+  boost::asio::post(boost::asio::system_executor(),
+                    boost::asio::append(std::move(h), make_error_code(client_errc::wrong_mode),
+                                        Values{}...));
+}
 
 }  // namespace zproc::detail

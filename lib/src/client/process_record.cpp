@@ -88,15 +88,15 @@ std::string unexpected_reply(const json::exception& e) {
 class list_run : public std::enable_shared_from_this<list_run> {
  public:
   list_run(std::shared_ptr<connection> conn, handler<std::vector<process_record>> h,
-           const asio::any_io_executor& ex, std::size_t page)
-      : conn_(std::move(conn)), h_(std::move(h), ex), page_(page) {}
+           const asio::any_io_executor& ex, std::size_t page, diagnostics_ptr diagnostics)
+      : conn_(std::move(conn)), h_(std::move(h), ex, std::move(diagnostics)), page_(page) {}
 
   asio::cancellation_slot slot() const { return h_.slot(); }
   std::shared_ptr<cancel_token> token;
 
   /// Sends the next page's request (on the connection's executor).
   void next();
-  void on_page(error_code ec, json&& result, bool must_post);
+  void on_page(error_code ec, json&& result, std::string&& message, bool must_post);
 
  private:
   std::shared_ptr<connection> conn_;
@@ -108,8 +108,8 @@ class list_run : public std::enable_shared_from_this<list_run> {
 class page_op final : public pending_op {
  public:
   explicit page_op(std::shared_ptr<list_run> run) : run_(std::move(run)) { token = run_->token; }
-  void complete(error_code ec, json&& result, std::string&&, bool must_post) override {
-    run_->on_page(ec, std::move(result), must_post);
+  void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
+    run_->on_page(ec, std::move(result), std::move(message), must_post);
   }
 
  private:
@@ -121,32 +121,32 @@ void list_run::next() {
   conn_->request(list_request(after, page_), std::make_unique<page_op>(shared_from_this()));
 }
 
-void list_run::on_page(error_code ec, json&& result, bool must_post) {
+void list_run::on_page(error_code ec, json&& result, std::string&& message, bool must_post) {
   if (!ec) {
     try {
       if (append_page(std::move(result), page_, records_)) {
         next();
         return;
       }
-    } catch (const json::exception&) {
+    } catch (const json::exception& e) {
       ec = client_errc::protocol_error;
+      message = unexpected_reply(e);
     }
   }
-  if (ec) records_.clear();
+  if (ec) {
+    records_.clear();
+    h_.set_message(std::move(message));
+  }
   h_.complete(must_post, ec, std::move(records_));
 }
 
 }  // namespace
 
 void start_list_processes(const std::shared_ptr<client_impl>& c,
-                          handler<std::vector<process_record>> h) {
-  if (c->blocking_mode()) {  // nobody runs a blocking client's io_context meanwhile
-    asio::post(asio::system_executor(),
-               asio::append(std::move(h), make_error_code(client_errc::wrong_mode),
-                            std::vector<process_record>{}));
-    return;
-  }
-  auto run = std::make_shared<list_run>(c->conn(), std::move(h), c->get_executor(), page_size(*c));
+                          handler<std::vector<process_record>> h, diagnostics_ptr diagnostics) {
+  if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
+  auto run = std::make_shared<list_run>(c->conn(), std::move(h), c->get_executor(),
+                                        page_size(*c), std::move(diagnostics));
   run->token = install_cancellation(run->slot(), c);
   asio::dispatch(c->get_executor(), [run] { run->next(); });
 }

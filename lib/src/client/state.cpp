@@ -14,6 +14,18 @@ state::state(const client& c, std::string ns)
 state::state(std::shared_ptr<detail::client_impl> impl, std::string ns)
     : impl_(std::move(impl)), ns_(std::move(ns)), handle_(impl_->new_handle_id()) {}
 
+state::state(const state& other)
+    : impl_(other.impl_), ns_(other.ns_), handle_(impl_ ? impl_->new_handle_id() : 0) {}
+
+state& state::operator=(const state& other) {
+  if (this != &other) {
+    impl_ = other.impl_;
+    ns_ = other.ns_;
+    handle_ = impl_ ? impl_->new_handle_id() : 0;
+  }
+  return *this;
+}
+
 state::executor_type state::get_executor() const noexcept { return impl_->get_executor(); }
 
 json state::req(const char* op) const {

@@ -116,23 +116,16 @@ void watch_core::on_reply(error_code ec, json&& result, std::string&& message) {
       const auto rev = u.at("rv").get<std::uint64_t>();
       if (snapshot_) {
         if (auto d = u.find("d"); d != u.end()) apply(*d);
-        if (!filter_ || filter_(replica_)) {
-          ready_.push_back(replica_);
-          ready_revisions_.push_back(rev);
-        }
+        if (!filter_ || filter_(replica_)) ready_.push_back({replica_, rev, false});
       } else {
-        ready_.push_back(std::move(u));
-        ready_revisions_.push_back(rev);
+        ready_.push_back({std::move(u), rev, false});
       }
     }
     if (auto tail = result.find("tail"); tail != result.end()) apply(*tail);
     cursor_ = result.at("cursor").get<std::uint64_t>();
     if (result.value("now", false) && snapshot_) {
       spec_.erase("now");  // only the first request asks for the current state
-      if (!filter_ || filter_(replica_)) {
-        ready_.push_back(replica_);
-        ready_revisions_.push_back(*cursor_);
-      }
+      if (!filter_ || filter_(replica_)) ready_.push_back({replica_, *cursor_, true});
     }
   } catch (const json::exception& e) {
     failed_ = client_errc::protocol_error;
@@ -142,7 +135,9 @@ void watch_core::on_reply(error_code ec, json&& result, std::string&& message) {
   }
   if (auto pinned = std::move(pinned_)) pinned({}, {});
   if (waiting_) deliver(false);
-  if (ready_.empty()) send();  // nothing for us yet: stay armed
+  // Nothing for us yet: stay armed. (A live watcher asks again only for a waiting next(): an
+  // update that arrives before the next call would be dropped by it anyway.)
+  if (ready_.empty() && (!options_.live || waiting_)) send();
 }
 
 void watch_core::next(std::unique_ptr<next_op> op, bool from_initiation) {
@@ -154,6 +149,13 @@ void watch_core::next(std::unique_ptr<next_op> op, bool from_initiation) {
   if (op->token && op->token->cancelled) {
     op->complete(asio::error::operation_aborted, std::nullopt, "cancelled", true);
     return;
+  }
+  if (options_.live) {
+    // Only updates made after this call count: forget those received before it, and a request
+    // the server may have answered with them. (The state the watcher found at its start, for a
+    // predicate that held already, is not an update: it stays.)
+    std::erase_if(ready_, [](const ready_item& r) { return !r.now; });
+    if (inflight_id_ != 0 && cursor_) drop_inflight();
   }
   waiting_ = std::move(op);
   deliver(from_initiation);
@@ -183,14 +185,14 @@ void watch_core::deliver(bool from_initiation) {
     return;
   }
   if (!ready_.empty()) {
-    json item = std::move(ready_.front());
+    json item = std::move(ready_.front().item);
+    revision_ = ready_.front().revision;
     ready_.pop_front();
-    revision_ = ready_revisions_.front();
-    ready_revisions_.pop_front();
     ++returned_;
     finish_waiting({}, std::move(item), {}, from_initiation);
-    // Fetch the next batch while the caller works on this one.
-    if (ready_.empty() && !finished()) send();
+    // Fetch the next batch while the caller works on this one (not live: a live watcher's next
+    // call asks for updates after it).
+    if (ready_.empty() && !finished() && !options_.live) send();
     return;
   }
   if (failed_) finish_waiting(failed_, std::nullopt, failed_message_, from_initiation);
@@ -211,6 +213,10 @@ void watch_core::close() {
 void watch_core::close_here() {
   closed_ = true;
   timer_.cancel();
+  drop_inflight();
+}
+
+void watch_core::drop_inflight() {
   if (inflight_id_ == 0) return;
   json cancel = json{{protocol::field::op, "cancel"}, {"target", inflight_id_}};
   const auto id = inflight_id_;

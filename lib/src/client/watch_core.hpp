@@ -40,7 +40,8 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
   void arm();
   /// The same, on the connection's executor; `pinned` runs when the server answered.
   void arm_here(std::function<void(error_code, std::string)> pinned);
-  /// The next item (on the connection's executor).
+  /// The next item (on the connection's executor). A live watcher first forgets what arrived
+  /// before this call: it returns only an update made after it was asked.
   void next(std::unique_ptr<next_op> op, bool from_initiation);
   /// Cancels the waiting next() if it is the one of `token` (completes with operation_aborted).
   void cancel_next(const std::shared_ptr<cancel_token>& token);
@@ -62,6 +63,8 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
   void finish_waiting(error_code ec, std::optional<json> item, std::string message,
                       bool must_post);
   void apply(const json& diff);
+  /// Forgets the pending watch request, here and on the server (its reply is dropped).
+  void drop_inflight();
   bool finished() const noexcept { return options_.count && returned_ >= *options_.count; }
 
   std::shared_ptr<client_impl> client_;
@@ -73,8 +76,12 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
   std::optional<std::uint64_t> cursor_;  // empty until the server fixed the start
   json replica_;                         // snapshot watchers: the namespace at cursor_
   bool have_replica_ = false;
-  std::deque<json> ready_;               // received, not yet returned
-  std::deque<std::uint64_t> ready_revisions_;
+  struct ready_item {
+    json item;
+    std::uint64_t revision;
+    bool now;  // the state when the watcher started (a predicate that held already)
+  };
+  std::deque<ready_item> ready_;         // received, not yet returned
   // Written on the connection's executor, read by the watcher's owner from its own thread.
   std::atomic<std::uint64_t> revision_{0};  // of the last item returned
   std::atomic<std::size_t> returned_{0};

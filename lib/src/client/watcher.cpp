@@ -44,20 +44,23 @@ template <class T>
 class handler_next_op final : public next_op {
  public:
   using handler_type = asio::any_completion_handler<void(error_code, std::optional<T>)>;
-  handler_next_op(handler_type h, asio::any_io_executor conn_ex)
-      : h_(std::move(h), std::move(conn_ex)) {}
+  handler_next_op(handler_type h, asio::any_io_executor conn_ex, diagnostics_ptr diagnostics)
+      : h_(std::move(h), std::move(conn_ex), std::move(diagnostics)) {}
 
   asio::cancellation_slot slot() const { return h_.slot(); }
 
-  void complete(error_code ec, std::optional<json> item, std::string, bool must_post) override {
+  void complete(error_code ec, std::optional<json> item, std::string message,
+                bool must_post) override {
     std::optional<T> value;
     if (!ec) {
       try {
         value = convert_item<T>(std::move(item));
-      } catch (const json::exception&) {
+      } catch (const json::exception& e) {
         ec = client_errc::protocol_error;
+        message = std::string("malformed update record: ") + e.what();
       }
     }
+    if (ec) h_.set_message(std::move(message));
     h_.complete(must_post, ec, std::move(value));
   }
 
@@ -78,15 +81,12 @@ class blocking_next_op final : public next_op {
 
 
 template <class T, class Handler>
-void start_next_impl(const std::shared_ptr<watch_core>& core, Handler h, bool once) {
+void start_next_impl(const std::shared_ptr<watch_core>& core, Handler h, bool once,
+                     diagnostics_ptr diagnostics) {
   const auto& client = core->client();
-  if (client->blocking_mode()) {
-    asio::post(asio::system_executor(),
-               asio::append(std::move(h), make_error_code(client_errc::wrong_mode),
-                            std::optional<T>()));
-    return;
-  }
-  auto op = std::make_unique<handler_next_op<T>>(std::move(h), client->get_executor());
+  if (client->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
+  auto op = std::make_unique<handler_next_op<T>>(std::move(h), client->get_executor(),
+                                                 std::move(diagnostics));
   if (auto slot = op->slot(); slot.is_connected()) {
     auto token = std::make_shared<cancel_token>();
     op->token = token;
@@ -108,18 +108,21 @@ void start_next_impl(const std::shared_ptr<watch_core>& core, Handler h, bool on
 }  // namespace
 
 void start_next(const std::shared_ptr<watch_core>& core,
-                asio::any_completion_handler<void(error_code, std::optional<json>)> h) {
-  start_next_impl<json>(core, std::move(h), false);
+                asio::any_completion_handler<void(error_code, std::optional<json>)> h,
+                diagnostics_ptr diagnostics) {
+  start_next_impl<json>(core, std::move(h), false, std::move(diagnostics));
 }
 
 void start_next(const std::shared_ptr<watch_core>& core,
-                asio::any_completion_handler<void(error_code, std::optional<update>)> h) {
-  start_next_impl<update>(core, std::move(h), false);
+                asio::any_completion_handler<void(error_code, std::optional<update>)> h,
+                diagnostics_ptr diagnostics) {
+  start_next_impl<update>(core, std::move(h), false, std::move(diagnostics));
 }
 
 void start_next_once(const std::shared_ptr<watch_core>& core,
-                     asio::any_completion_handler<void(error_code, std::optional<json>)> h) {
-  start_next_impl<json>(core, std::move(h), true);
+                     asio::any_completion_handler<void(error_code, std::optional<json>)> h,
+                     diagnostics_ptr diagnostics) {
+  start_next_impl<json>(core, std::move(h), true, std::move(diagnostics));
 }
 
 namespace {

@@ -1,0 +1,84 @@
+// Private: state::atomic() as one algorithm without I/O, driven by the blocking atomic() and by
+// the coroutine async_atomic(). It says what to do next (send a request, run the body, done,
+// failed) and is told what happened; it gives the namespace's lock back on every failure path.
+#pragma once
+
+#include <zproc/error.hpp>
+#include <zproc/json.hpp>
+#include <zproc/transaction.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace zproc::detail {
+
+class client_impl;
+
+class atomic_algorithm {
+ public:
+  struct step {
+    enum class kind {
+      send,      ///< send `payload` (a request) and pass its outcome to on_reply()
+      run_body,  ///< run the body on `payload` (the snapshot); then on_body_done/failed()
+      done,      ///< committed
+      failed,    ///< `ec` + `message`; an empty `ec`: the body's own exception
+    };
+    kind what;
+    json payload{};
+    error_code ec{};
+    std::string message{};
+  };
+
+  /// `keys`: what the body reads (empty: the whole namespace). After `optimistic_attempts`
+  /// conflicts it takes the namespace's lock; `lock_first`: at once (contended lately).
+  atomic_algorithm(std::string ns, std::uint64_t handle, std::vector<std::string> keys,
+                   std::size_t optimistic_attempts, bool lock_first);
+
+  step start();
+  /// The outcome of the request of the last `send` step.
+  step on_reply(error_code ec, json result, std::string message);
+  /// The body changed the snapshot to `changed`: commit it.
+  step on_body_done(const json& changed);
+  /// The body threw: give the lock back (if held), then `failed` with an empty code.
+  step on_body_failed();
+
+  /// Whether this call needed the lock (the contention hint for the next calls).
+  bool needed_lock() const noexcept { return needed_lock_; }
+  std::size_t conflicts() const noexcept { return conflicts_; }
+
+ private:
+  enum class phase { idle, locking, reading, body, committing, unlocking, over };
+
+  step read_or_lock();
+  step send(json request, phase next);
+  step fail(error_code ec, std::string message);
+
+  std::string ns_;
+  std::uint64_t handle_;
+  std::vector<std::string> keys_;
+  std::size_t optimistic_attempts_;
+  phase phase_ = phase::idle;
+  bool locked_ = false;  // this call holds the namespace's lock on the server
+  bool needed_lock_ = false;
+  std::size_t conflicts_ = 0;
+  json read_reply_;
+  error_code failure_;  // while unlocking: the failure to report afterwards
+  std::string failure_message_;
+};
+
+/// The blocking atomic(): drives the algorithm with blocking requests. Rethrows the body's
+/// exception; throws zproc::error with the server's message on any other failure.
+void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
+                std::uint64_t handle, std::vector<std::string> keys, atomic_options options,
+                const std::function<void(json&)>& body);
+
+/// The contention hint shared by atomic() and async_atomic() on one client: whether to take
+/// the lock at once (recently contended), and the outcome of a call.
+bool atomic_lock_first(const std::shared_ptr<client_impl>& c, const std::string& ns);
+void atomic_done(const std::shared_ptr<client_impl>& c, const std::string& ns, bool needed_lock);
+
+}  // namespace zproc::detail
