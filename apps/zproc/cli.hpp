@@ -24,6 +24,7 @@ struct arguments {
   bool snapshots = false;              // watch: --snapshots
   std::string data_dir;                // server: --data-dir
   std::string fsync = "interval";      // server: --fsync always|interval|never
+  bool repair = false;                 // server: --repair
   std::optional<std::size_t> max_process_records;  // server: --max-process-records N
   bool all = false;                    // ps: --all
   bool running = false;                // ps: --running

@@ -16,7 +16,9 @@ commands:
   server --listen ADDR...   run a state server (prints "listening at ADDR" per address;
                             stops on SIGINT/SIGTERM); --data-dir DIR keeps the state and its
                             history on disk (a restart brings them back), with
-                            --fsync always|interval|never (default: interval, 100 ms)
+                            --fsync always|interval|never (default: interval, 100 ms);
+                            a damaged data directory stops it (the message says where);
+                            --repair keeps the good part, moves the rest aside, starts
   ping                      print the server's pid
   get KEY                   print the value of KEY as JSON
   set KEY JSON              set KEY to a JSON value; prints the new revision
@@ -114,6 +116,8 @@ arguments parse(int argc, char** argv) {
       a.data_dir = value("--data-dir");
     } else if (arg == "--fsync") {
       a.fsync = value("--fsync");
+    } else if (arg == "--repair") {
+      a.repair = true;
     } else if (arg == "--live") {
       a.live = true;
     } else if (arg == "--snapshots") {

@@ -24,6 +24,8 @@ int run_server(const arguments& args) {
     }
   }
   config.data_dir = args.data_dir;
+  if (args.repair && args.data_dir.empty()) throw usage_error{"--repair needs --data-dir DIR"};
+  config.repair = args.repair;
   if (args.max_process_records) config.max_process_records = *args.max_process_records;
   if (args.fsync == "always") {
     config.fsync = server_config::fsync_policy::always;

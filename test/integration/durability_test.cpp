@@ -1,12 +1,16 @@
-// Durability: a server with a data directory comes back after a stop, a SIGKILL, a torn log.
+// Durability: a server with a data directory comes back after a stop, a SIGKILL, a torn log;
+// any other damage to the log or the snapshot stops it (file, offset, last good revision) until
+// `zproc server --repair` moves the damaged part aside.
 #include "support/server_process.hpp"
 
 #include <zproc/zproc.hpp>
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <thread>
 
@@ -38,6 +42,111 @@ void write_then_stop(const std::string& dir, F&& write) {
   state st(c, "t");
   write(st);
 }
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+/// Every file of `dir` by name, with its bytes.
+std::map<std::string, std::string> files_of(const std::string& dir) {
+  std::map<std::string, std::string> files;
+  for (const auto& e : fs::directory_iterator(dir))
+    files[e.path().filename().string()] = read_bytes(e.path().string());
+  return files;
+}
+
+/// The one file of `dir` whose name starts with `prefix` ("" if none or several).
+std::string only_file_starting(const std::string& dir, const std::string& prefix) {
+  std::string found;
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().filename().string().rfind(prefix, 0) == 0) {
+      found = e.path().string();
+      ++n;
+    }
+  return n == 1 ? found : std::string();
+}
+
+/// Where each record of a log starts (by the records' length fields).
+std::vector<std::size_t> record_offsets(const std::string& log) {
+  std::vector<std::size_t> at;
+  for (std::size_t p = 0; p + 8 <= log.size();) {
+    at.push_back(p);
+    const auto* u = reinterpret_cast<const unsigned char*>(log.data() + p);
+    p += 8 + ((std::size_t{u[0]} << 24) | (std::size_t{u[1]} << 16) | (std::size_t{u[2]} << 8) | u[3]);
+  }
+  return at;
+}
+
+/// A data directory whose log holds `n` records of namespace "t": revision i sets "k<i>" to i.
+std::string dir_with_log(int n) {
+  const auto dir = fresh_dir();
+  write_then_stop(dir, [n](state& st) {
+    for (int i = 1; i <= n; ++i) st.set("k" + std::to_string(i), i);
+  });
+  REQUIRE(record_offsets(read_bytes(dir + "/log")).size() == static_cast<std::size_t>(n));
+  return dir;
+}
+
+/// {"k1": 1, ..., "k<n>": n}
+json keys_up_to(int n) {
+  json j = json::object();
+  for (int i = 1; i <= n; ++i) j["k" + std::to_string(i)] = i;
+  return j;
+}
+
+bool contains(const std::string& text, const std::string& part) {
+  return text.find(part) != std::string::npos;
+}
+
+/// `zproc server --data-dir dir` must refuse to start: exit code 1 within 10 s, a message on
+/// stderr with each of `says`, and every file of `dir` exactly as it was.
+void check_refuses(const std::string& dir, const std::vector<std::string>& says) {
+  const auto before = files_of(dir);
+  const auto r = test::run_program(
+      {ZPROC_EXE, "server", "--listen", test::fresh_ipc_address(), "--data-dir", dir}, 10s);
+  INFO("stderr: " << r.err);
+  CHECK(r.exit_code == 1);
+  for (const auto& s : says) CHECK_MESSAGE(contains(r.err, s), "missing: " << s);
+  CHECK(contains(r.err, "--repair"));
+  CHECK(files_of(dir) == before);  // nothing changed, nothing truncated, nothing created
+}
+
+/// The message of a damaged log: the file, the offset, the last good revision.
+std::vector<std::string> log_damage(const std::string& dir, std::size_t offset, int last_good) {
+  return {dir + "/log", "byte offset " + std::to_string(offset) + " ",
+          "last good revision: " + std::to_string(last_good) + " (namespace 't')"};
+}
+
+/// `zproc server --data-dir dir [extra...]`, its stderr merged into its stdout so that the
+/// lines it prints before "listening at" can be read.
+struct server_on_dir {
+  std::string ipc = test::fresh_ipc_address();
+  test::child_process proc;
+  std::vector<std::string> lines;  // the lines before "listening at"
+
+  server_on_dir(const std::string& dir, const std::string& extra)
+      : proc({"/bin/sh", "-c",
+              std::string("exec '") + ZPROC_EXE + "' server --listen " + ipc + " --data-dir '" +
+                  dir + "' " + extra + " 2>&1"}) {
+    while (proc.wait_for_line("", 10s)) {
+      if (proc.last_line().rfind("listening at", 0) == 0) return;
+      lines.push_back(proc.last_line());
+    }
+    FAIL("zproc server did not start; it said: " << joined());
+  }
+  std::string joined() const {
+    std::string all;
+    for (const auto& l : lines) all += l + "\n";
+    return all;
+  }
+};
 }  // namespace
 
 TEST_SUITE("durability") {
@@ -128,7 +237,7 @@ TEST_SUITE("durability") {
     CHECK(st.set("c", 3) == 2);
   }
 
-  TEST_CASE("a corrupted record (bad checksum) ends the log there") {
+  TEST_CASE("a last record that fails its checksum is a torn write: dropped") {
     const auto dir = fresh_dir();
     write_then_stop(dir, [](state& st) {
       st.set("a", 1);
@@ -143,5 +252,180 @@ TEST_SUITE("durability") {
     client c;
     c.connect(srv.address());
     CHECK(state(c, "t").copy() == json({{"a", 1}}));
+  }
+
+  TEST_CASE("a torn last write (cut short, zeros after it) is dropped with a line; the rest stays") {
+    // What a crash in the middle of the last write() leaves: a partial record; blocks that the
+    // file system allocated but never wrote (zeros) after whole or partial records.
+    const auto dir = dir_with_log(40);
+    const std::string log = read_bytes(dir + "/log");
+    const auto at = record_offsets(log);
+    struct tail {
+      const char* what;
+      std::string bytes;
+      int kept;
+    };
+    const std::vector<tail> tails = {
+        {"cut in the last record", log.substr(0, at[39] + 11), 39},
+        {"cut in the last header", log.substr(0, at[39] + 5), 39},
+        {"zeros after the last record", log + std::string(4096, '\0'), 40},
+        {"the last record half zeros, then zeros",
+         log.substr(0, at[39] + 12) + std::string(5000, '\0'), 39},
+    };
+    for (const auto& t : tails) {
+      INFO(t.what);
+      write_bytes(dir + "/log", t.bytes);
+      {
+        server_on_dir srv(dir, "");
+        INFO("it said: " << srv.joined());
+        CHECK(contains(srv.joined(), "dropped a torn last write"));
+        CHECK(contains(srv.joined(), "byte offset " + std::to_string(t.kept == 40 ? log.size() : at[39])));
+        client c;
+        c.connect(srv.ipc);
+        state st(c, "t");
+        CHECK(st.copy() == keys_up_to(t.kept));
+        CHECK(st.revision() == static_cast<std::uint64_t>(t.kept));
+      }
+      CHECK(read_bytes(dir + "/log") == log.substr(0, t.kept == 40 ? log.size() : at[39]));
+    }
+  }
+
+  TEST_CASE("a byte flipped in the middle of the log stops the server: file, offset, last good revision") {
+    const auto dir = dir_with_log(300);
+    const std::string log = read_bytes(dir + "/log");
+    const auto at = record_offsets(log);
+    // Record 150 (revision 151): its length field, its checksum, its payload.
+    for (const std::size_t flip : {at[150] + 1, at[150] + 3, at[150] + 5, at[150] + 8 + 10}) {
+      INFO("flipped byte " << flip);
+      std::string bad = log;
+      bad[flip] = static_cast<char>(bad[flip] ^ 0xff);
+      write_bytes(dir + "/log", bad);
+      check_refuses(dir, log_damage(dir, at[150], 150));
+    }
+  }
+
+  TEST_CASE("a page of zeros in the middle of the log stops the server") {
+    const auto dir = dir_with_log(1000);
+    std::string log = read_bytes(dir + "/log");
+    const auto at = record_offsets(log);
+    REQUIRE(log.size() > at[200] + 3 + 4096 + 1000);
+    std::fill_n(log.begin() + static_cast<std::ptrdiff_t>(at[200] + 3), 4096, '\0');
+    write_bytes(dir + "/log", log);
+    check_refuses(dir, log_damage(dir, at[200], 200));
+    // The library says the same: server::start() (here through server_thread) throws.
+    try {
+      server_thread srv(with_data_dir(dir));
+      FAIL("the server started on a damaged log");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == std::errc::illegal_byte_sequence);
+      for (const auto& s : log_damage(dir, at[200], 200)) CHECK(contains(e.diagnostics(), s));
+    }
+    CHECK(read_bytes(dir + "/log") == log);
+  }
+
+  TEST_CASE("a log cut in the middle (bytes gone from a record that is not the last) stops the server") {
+    const auto dir = dir_with_log(300);
+    std::string log = read_bytes(dir + "/log");
+    const auto at = record_offsets(log);
+    log.erase(at[100] + 20, 1000);
+    write_bytes(dir + "/log", log);
+    check_refuses(dir, log_damage(dir, at[100], 100));
+  }
+
+  TEST_CASE("revisions in the log that go back or skip stop the server") {
+    const auto dir = dir_with_log(20);
+    const std::string log = read_bytes(dir + "/log");
+    const auto at = record_offsets(log);
+    SUBCASE("back: the log twice over") {
+      write_bytes(dir + "/log", log + log);
+      auto says = log_damage(dir, log.size(), 20);
+      says.push_back("goes back from 20 to 1");
+      check_refuses(dir, says);
+    }
+    SUBCASE("a gap: record 10 cut out whole") {
+      write_bytes(dir + "/log", log.substr(0, at[9]) + log.substr(at[10]));
+      auto says = log_damage(dir, at[9], 9);
+      says.push_back("skips from 9 to 11");
+      check_refuses(dir, says);
+    }
+  }
+
+  TEST_CASE("--repair keeps the log's good prefix, moves the rest aside, and revisions continue") {
+    const auto dir = dir_with_log(300);
+    std::string log = read_bytes(dir + "/log");
+    const auto at = record_offsets(log);
+    log[at[150] + 20] = static_cast<char>(log[at[150] + 20] ^ 0xff);
+    write_bytes(dir + "/log", log);
+    {
+      server_on_dir srv(dir, "--repair");
+      INFO("it said: " << srv.joined());
+      CHECK(contains(srv.joined(), "repaired"));
+      for (const auto& s : log_damage(dir, at[150], 150)) CHECK(contains(srv.joined(), s));
+      const std::string aside = only_file_starting(dir, "log.corrupt-");
+      REQUIRE(!aside.empty());
+      CHECK(contains(srv.joined(), aside));
+      CHECK(read_bytes(aside) == log.substr(at[150]));  // the damaged rest, byte for byte
+      CHECK(read_bytes(dir + "/log") == log.substr(0, at[150]));
+      client c;
+      c.connect(srv.ipc);
+      state st(c, "t");
+      CHECK(st.revision() == 150);
+      CHECK(st.copy() == keys_up_to(150));
+      CHECK(st.set("after", true) == 151);
+    }
+    // Repaired for good: a plain start finds everything, the write after the repair too.
+    server_on_dir again(dir, "");
+    CHECK(again.lines.empty());
+    client c;
+    c.connect(again.ipc);
+    state st(c, "t");
+    CHECK(st.revision() == 151);
+    CHECK(st.get("after") == true);
+  }
+
+  TEST_CASE("a snapshot with any byte flipped stops the server; --repair moves it aside") {
+    const auto dir = fresh_dir();
+    server_config cfg = with_data_dir(dir);
+    cfg.snapshot_every = 30;
+    {
+      server_thread srv(cfg);
+      client c;
+      c.connect(srv.address());
+      state st(c, "t");
+      for (int i = 1; i <= 30; ++i) st.set("k" + std::to_string(i), std::string(i, 'v'));
+    }
+    const std::string snap = read_bytes(dir + "/snapshot");
+    REQUIRE(snap.size() > 200);
+    REQUIRE(fs::file_size(dir + "/log") == 0);
+    // Header: magic [0,8), format [8,12), checksum [12,16), length [16,24); payload after.
+    std::vector<std::size_t> flips = {0, 5, 9, 13, 17, 23, 24, 25};
+    for (std::size_t k = 1; k <= 8; ++k) flips.push_back(24 + (snap.size() - 25) * k / 8);
+    for (const std::size_t flip : flips) {
+      INFO("flipped byte " << flip);
+      std::string bad = snap;
+      bad[flip] = static_cast<char>(bad[flip] ^ 0xff);
+      write_bytes(dir + "/snapshot", bad);
+      const std::size_t at = flip < 8 ? 0 : flip < 12 ? 8 : flip < 16 ? 24 : flip < 24 ? 16 : 24;
+      check_refuses(dir, {dir + "/snapshot", "byte offset " + std::to_string(at) + " ",
+                          "no last good revision"});
+    }
+    // The way out: the damaged snapshot (and the log after it) moved aside, an empty start.
+    std::string bad = snap;
+    bad[100] = static_cast<char>(bad[100] ^ 0x01);
+    write_bytes(dir + "/snapshot", bad);
+    server_on_dir srv(dir, "--repair");
+    INFO("it said: " << srv.joined());
+    CHECK(contains(srv.joined(), "repaired"));
+    const std::string aside = only_file_starting(dir, "snapshot.corrupt-");
+    REQUIRE(!aside.empty());
+    CHECK(read_bytes(aside) == bad);
+    CHECK(!only_file_starting(dir, "log.corrupt-").empty());
+    CHECK(!fs::exists(dir + "/snapshot"));
+    client c;
+    c.connect(srv.ipc);
+    state st(c, "t");
+    CHECK(st.revision() == 0);
+    CHECK(st.copy() == json::object());
+    CHECK(st.set("k", 1) == 1);
   }
 }

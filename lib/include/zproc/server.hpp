@@ -34,8 +34,17 @@ struct server_config {
   /// Durability (opt-in): with a data directory, every update is appended to a log there
   /// before it is acknowledged, and a snapshot is written from time to time so that the log
   /// stays short. On start, state, revisions and kept history come back; a torn last record
-  /// (a crash in the middle of a write) is detected by its checksum and dropped.
+  /// (a crash in the middle of a write) is dropped, with a line on stderr. Any other damage (a
+  /// bad record with valid ones after it, revisions that go back or skip, a snapshot failing
+  /// its checksum) makes start() throw zproc::error (std::errc::illegal_byte_sequence) naming
+  /// the file, the byte offset and the last good revision; nothing on disk is changed.
   std::string data_dir;
+  /// Start from a damaged data directory anyway (`zproc server --repair`): keep the log up to
+  /// the damage and move the rest to DIR/log.corrupt-<time>; a damaged snapshot (and the log
+  /// that continues it) goes to DIR/snapshot.corrupt-<time> (DIR/log.corrupt-<time>) and the
+  /// state starts empty. Each namespace continues from its last good revision + 1, so revisions
+  /// after it that clients saw before the damage are given again. Says what it did on stderr.
+  bool repair = false;
   enum class fsync_policy {
     always,    ///< fsync before each acknowledgement: survives power loss
     interval,  ///< fsync every `fsync_interval`: a crash of the machine loses at most that
@@ -73,8 +82,10 @@ class server {
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
-  /// Binds every address of the config and starts accepting. Throws zproc::error (with the
-  /// address in the message) if one cannot be bound; nothing stays bound then.
+  /// Recovers the data directory (if any), binds every address of the config and starts
+  /// accepting. Throws zproc::error (with the address in the message) if one cannot be bound,
+  /// or if the data directory is damaged (see `server_config::data_dir`); nothing stays bound
+  /// then.
   void start();
 
   /// The addresses really bound, in config order (a tcp port 0 replaced by the chosen port).
@@ -96,7 +107,8 @@ class server {
 ///   zproc::client c;  c.connect(srv.address());
 class server_thread {
  public:
-  /// Starts the server; throws zproc::error if an address cannot be bound. With an empty
+  /// Starts the server; throws zproc::error if an address cannot be bound or the data
+  /// directory is damaged (as server::start()). With an empty
   /// `listen`, listens on a fresh Unix socket in the temporary directory.
   explicit server_thread(server_config config = {});
   ~server_thread();  ///< stop() and join

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
 #include <cstdlib>
 #include <filesystem>
@@ -72,9 +73,14 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     if (started_) throw zproc::error(make_error_code(std::errc::operation_in_progress),
                                      "server::start() was called twice");
     if (!config_.data_dir.empty() && !recovered_) {
-      engine_.attach(std::make_unique<journal>(config_.data_dir, config_.fsync,
-                                               config_.fsync_interval, config_.snapshot_every));
+      const recovery_report report = engine_.attach(
+          std::make_unique<journal>(config_.data_dir, config_.fsync, config_.fsync_interval,
+                                    config_.snapshot_every, config_.repair));
       recovered_ = true;
+      // A torn last write dropped, a repair: the operator hears of it (stderr, like the rest
+      // of the library's reports).
+      for (const auto& note : report.notes) std::fprintf(stderr, "[zproc] server: %s\n", note.c_str());
+      if (!report.notes.empty()) std::fflush(stderr);
     }
     std::vector<std::unique_ptr<listener>> bound;
     for (const auto& text : config_.listen) bound.push_back(bind(address::parse(text)));
