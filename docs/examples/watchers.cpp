@@ -37,4 +37,14 @@ int main() {
     std::cout << "revision " << u.revision << ": " << u.changes.size() << " key(s) changed\n";
   std::cout << "at revision 3: " << eater.at(3).dump() << "\n";
   // [time-machine]
+
+  // [own-writes] A watcher hides the writes of the handle object that made it, not those of
+  // its copies: a copy is another writer.
+  zproc::watcher mine = eater.when_change({"note"}, {.timeout = std::chrono::seconds(5)});
+  eater.set("note", "written through the watcher's own handle");  // not reported
+  zproc::state copy = eater;                                        // another writer
+  copy.set("note", "written through a copy");                       // reported
+  std::cout << "saw: " << (*mine.next())["note"] << "\n";
+  // [own-writes]
+  if (mine.revision() != eater.revision()) return 1;
 }

@@ -75,7 +75,15 @@ struct scope {
   int depth;         // brace depth inside it
   bool is_private;
   bool skipped;      // a detail namespace
+  bool is_enum = false;  // its lines are enumerators, one per line
 };
+
+/// Whether a declaration gathered line by line is complete: it reached a ';' or an opening
+/// brace (a default argument's "{}" does not count).
+bool complete(std::string decl) {
+  for (auto p = decl.find("{}"); p != std::string::npos; p = decl.find("{}")) decl.erase(p, 2);
+  return decl.find('{') != std::string::npos || decl.find(';') != std::string::npos;
+}
 
 std::string document(const fs::path& header) {
   std::ifstream in(header);
@@ -119,12 +127,15 @@ std::string document(const fs::path& header) {
       }
     }
 
+    const bool in_enum = !stack.empty() && stack.back().is_enum;
     if (!comment.empty() && !hidden() && !detail_ns && !t.empty() && !starts_with(t, "//")) {
       std::string decl = t;
       std::size_t j = i;
-      while (j + 1 < lines.size() && decl.find('{') == std::string::npos &&
-             decl.find(';') == std::string::npos && !starts_with(decl, "#define")) {
-        decl += " " + trim(lines[++j]);
+      if (in_enum) {  // one enumerator per line: "name = value," or "name,"
+        if (!decl.empty() && decl.back() == ',') decl.pop_back();
+      } else {
+        while (j + 1 < lines.size() && !complete(decl) && !starts_with(decl, "#define"))
+          decl += " " + trim(lines[++j]);
       }
       std::string text;
       for (const auto& c : comment) text += (text.empty() ? "" : " ") + c;
@@ -147,7 +158,8 @@ std::string document(const fs::path& header) {
       for (int k = 0; k < delta; ++k) {
         const bool first = k == 0;
         stack.push_back({first ? klass : std::string(), depth + k + 1,
-                         first && starts_with(t, "class "), first && detail_ns});
+                         first && starts_with(t, "class "), first && detail_ns,
+                         first && starts_with(t, "enum ")});
       }
       if (!klass.empty()) out << "\n";
     } else {

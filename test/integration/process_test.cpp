@@ -7,6 +7,10 @@
 
 #include <boost/asio/use_awaitable.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/post.hpp>
 #include <doctest/doctest.h>
 
 #include <signal.h>
@@ -336,6 +340,39 @@ constexpr bool stop_test_known_flaky = false;
     CHECK_FALSE(slow.is_alive());  // waited for before throwing
     CHECK(slow.exitcode() == 0);
     CHECK_THROWS_AS(worse.wait(1s), zproc::remote_error);
+  }
+
+  TEST_CASE("async_wait keeps its io_context busy, and honours cancellation") {
+    zproc::context ctx;
+    auto p = ctx.spawn(sleeper, 1);
+    boost::asio::io_context io;
+    bool done = false;
+    std::exception_ptr error;
+    p.async_wait(boost::asio::bind_executor(io, [&](std::exception_ptr e) {
+      done = true;
+      error = e;
+    }));
+    io.run();  // must not return before the wait completes (the only work of this io_context)
+    CHECK(done);
+    CHECK_FALSE(error);
+
+    auto q = ctx.spawn(sleeper, 60);
+    boost::asio::cancellation_signal cancel;
+    bool aborted = false;
+    io.restart();
+    q.async_wait(boost::asio::bind_cancellation_slot(
+        cancel.slot(), boost::asio::bind_executor(io, [&](std::exception_ptr e) {
+          try {
+            if (e) std::rethrow_exception(e);
+          } catch (const boost::system::system_error& err) {
+            aborted = err.code() == boost::asio::error::operation_aborted;
+          }
+        })));
+    boost::asio::post(io, [&] { cancel.emit(boost::asio::cancellation_type::terminal); });
+    io.run_for(10s);
+    CHECK(aborted);
+    CHECK(q.is_alive());  // the process runs on
+    q.stop();
   }
 
   TEST_CASE("spawn_map, wait_all and async_wait") {

@@ -34,7 +34,9 @@ enum class client_errc {
   /// connect() was called on a client that is already connected or connecting.
   already_connected,
   /// An async operation on a blocking-mode client (`client()`), whose I/O only runs inside
-  /// blocking calls: construct the client with an executor to use async operations.
+  /// blocking calls: construct the client with an executor to use async operations. Or a
+  /// blocking call on a thread that runs the async client's executor (it would wait for a reply
+  /// only that thread can read): co_await the async_ form, or call it from another thread.
   wrong_mode,
 };
 

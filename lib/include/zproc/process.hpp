@@ -100,6 +100,8 @@ detail::packed_args args(const A&... a) {
 struct spawn_options {
   /// Try again (a fresh process) when an attempt fails this way. Empty: never.
   std::vector<retry_condition> retry_for;
+  /// How long to wait before each retry (ZProc's retry_delay); stop() during it ends the process
+  /// at once.
   std::chrono::milliseconds retry_delay{5000};
   /// None: retry forever (as ZProc did).
   std::optional<std::size_t> max_retries;
@@ -109,9 +111,10 @@ struct spawn_options {
   std::string ns;
   /// stop(): how long after SIGTERM before SIGKILL.
   std::chrono::milliseconds stop_grace{3000};
-  /// Called on the supervisor's thread when an attempt starts (its pid), and when one
-  /// crashes (its pid and crash report, as printed), before any retry. Keep them short.
+  /// Called on the supervisor's thread when an attempt starts (its pid). Keep it short.
   std::function<void(std::int64_t pid)> on_start;
+  /// Called on the supervisor's thread when an attempt crashes or throws (its pid and the crash
+  /// report, as printed), before any retry. Keep it short.
   std::function<void(std::int64_t pid, const std::string& crash_report)> on_crash;
 };
 
@@ -124,6 +127,7 @@ class process {
 
   /// The pid of the current (or last) attempt: a retry runs in a new process.
   std::int64_t pid() const;
+  /// Whether an attempt is running now (false between retries and once it ended).
   bool is_alive() const;
   /// Empty while running (or between retries); the exit code, or minus the signal number.
   std::optional<int> exitcode() const;
@@ -135,7 +139,8 @@ class process {
   /// Waits for the end (retries included) and returns the target's return value. Throws
   /// remote_error (the target threw), process_wait_error (died, non-zero exit, stopped),
   /// zproc::error with client_errc::timeout when `timeout` passes first (the process keeps
-  /// running), std::bad_cast when R is not what the target returns. Zero waits forever.
+  /// running), std::invalid_argument when R is not what the target returns. Zero waits
+  /// forever.
   template <class R = void>
   R wait(std::chrono::milliseconds timeout = std::chrono::milliseconds::zero()) const {
     std::string bytes = wait_raw(timeout, typeid(R).name());

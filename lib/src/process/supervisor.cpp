@@ -550,14 +550,7 @@ void supervisor::add_waiter(const std::shared_ptr<child>& c, child::waiter w) {
     {
       std::lock_guard lock(c->m);
       c->waiters.push_back(std::move(w));
-      if (!c->done) {
-        auto& added = c->waiters.back();
-        if (auto slot = asio::get_associated_cancellation_slot(added.handler); slot.is_connected()) {
-          const auto id = added.id;
-          slot.assign([this, c, id](asio::cancellation_type) { cancel_waiter(c, id); });
-        }
-        return;
-      }
+      if (!c->done) return;  // (its cancellation slot was installed by the initiating function)
     }
     complete(c);
   });
@@ -575,9 +568,7 @@ void supervisor::cancel_waiter(const std::shared_ptr<child>& c, std::uint64_t id
           break;
         }
     }
-    if (!w) return;
-    if (auto slot = asio::get_associated_cancellation_slot(w->handler); slot.is_connected())
-      slot.clear();
+    if (!w) return;  // completed already
     auto e = std::make_exception_ptr(
         boost::system::system_error(asio::error::operation_aborted, "zproc: async_wait"));
     asio::post(io_, asio::append(std::move(w->handler), e, std::string()));
