@@ -68,6 +68,12 @@ ZPROC_TARGET(my_pid);
 [[gnu::noinline]] void eat_cookies() { throw_out_of_cookies(3); }
 ZPROC_TARGET(eat_cookies);
 
+// A target that the optimizer would inline into zproc's runner (invoke_target<>) if it could
+// (always_inline; at -O2 small targets were): the crash report must still name it, with its
+// file:line (it gave "stacktrace: (none)").
+[[gnu::always_inline]] inline void throw_inlined() { throw std::runtime_error("inlined"); }
+ZPROC_TARGET(throw_inlined);
+
 // A real fault even under the sanitizers (UBSan would stop at the null store first).
 [[gnu::noinline]] __attribute__((no_sanitize("address", "undefined"))) void write_through_null(
     volatile int* p) {
@@ -204,6 +210,23 @@ TEST_SUITE("process") {
       CHECK(e.crash_report().find("what: std::runtime_error: out of cookies") != std::string::npos);
     }
     CHECK(p.exitcode() == 1);
+  }
+
+  TEST_CASE("a target inlined into zproc's runner keeps its frame in the crash report") {
+    zproc::context ctx;
+    auto p = ctx.spawn(throw_inlined);
+    try {
+      p.wait(20s);
+      FAIL("no exception");
+    } catch (const zproc::remote_error& e) {
+      INFO(e.crash_report());
+      CHECK(e.message() == "inlined");
+      CHECK(e.crash_report().find("stacktrace:\n   (none)") == std::string::npos);
+      const std::string first = e.stacktrace().substr(0, e.stacktrace().find('\n'));
+      // Named as written (not zproc's runner into which it was inlined), with its file:line.
+      CHECK(first.rfind("0# (anonymous namespace)::throw_inlined() at /", 0) == 0);
+      CHECK(first.find("process_test.cpp:") != std::string::npos);
+    }
   }
 
   TEST_CASE("a SIGSEGV is a process_wait_error with exit code -11 and a crash report") {

@@ -393,6 +393,9 @@ void supervisor::finish(const std::shared_ptr<attempt>& a) {
   running_.erase(c.get());
   const int code = to_exitcode(a->status);
   child_reports reports = decode_reports(a->inbox);
+  if (reports.exception && reports.exception->frames.empty())
+    reports.exception->frames =
+        resolve_remote(reports.exception->raw_frames, reports.exception->objects);
   bool stopping;
   std::size_t number;
   {
