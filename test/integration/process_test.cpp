@@ -9,10 +9,13 @@
 
 #include <doctest/doctest.h>
 
+#include <dirent.h>
 #include <signal.h>
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -134,6 +137,22 @@ bool gone(pid_t pid) {
   std::getline(stat, line);
   const auto close = line.rfind(')');
   return close == std::string::npos || (close + 2 < line.size() && line[close + 2] == 'Z');
+}
+
+// The live (not zombie) processes whose command line contains `marker`.
+std::vector<pid_t> processes_with(const std::string& marker) {
+  std::vector<pid_t> out;
+  DIR* proc = ::opendir("/proc");
+  if (!proc) return out;
+  while (const dirent* e = ::readdir(proc)) {
+    const pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
+    if (pid <= 0 || pid == ::getpid()) continue;
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find(marker) != std::string::npos && !gone(pid)) out.push_back(pid);
+  }
+  ::closedir(proc);
+  return out;
 }
 
 // Polls until every pid in `pids` is gone (or a zombie), at most `limit`.
@@ -305,19 +324,7 @@ TEST_SUITE("process") {
     CHECK(st.get("visits") == 3);
   }
 
-// Known issue, under ASan only: with other suites running beside it, the stubborn child below
-// sometimes outlives its SIGKILL deadline and runs its full 60 s (exit 0); reproduced with
-// `zproc_tests --test-suite=atomic & zproc_tests --test-suite=process -tc="stop: SIG*"` in the
-// sanitizer build, 2 runs in 3. Cause not found yet (see the closing note of issue 6): it still
-// runs and reports there, without failing the sanitizer run; the normal build checks it fully.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool stop_test_known_flaky = true;
-#else
-constexpr bool stop_test_known_flaky = false;
-#endif
-
-  TEST_CASE("stop: SIGTERM, and SIGKILL after the grace period" *
-            doctest::may_fail(stop_test_known_flaky)) {
+  TEST_CASE("stop: SIGTERM, and SIGKILL after the grace period") {
     zproc::context ctx;
     auto p = ctx.spawn(sleeper, 60);
     CHECK(p.is_alive());
@@ -333,6 +340,51 @@ constexpr bool stop_test_known_flaky = false;
     st.get_when_available("ignoring", {.timeout = 20s});
     s.stop();
     CHECK(s.exitcode().value_or(0) == -SIGKILL);  // value_or: doctest prints an int
+  }
+
+  // Issue 12, item 14: a pidfd event left queued for an attempt that ended completed the wait of
+  // the next process started in its reactor slot, and Boost 1.81 then blocked the supervisor's
+  // only thread in waitpid() on a live child: stop() sent nothing until the child ended by
+  // itself. Here processes end and start all the time while others are stopped: every stop
+  // must come within its grace period (and a 4 s sleeper must not run to its end).
+  TEST_CASE("stop under churn: no stop waits for a process that ended or started beside it") {
+    zproc::context ctx;
+    std::atomic<bool> done{false};
+    std::atomic<int> churn_errors{0};
+    std::thread churn([&] {
+      while (!done) {
+        try {
+          ctx.spawn(add, 1, 2).wait<int>(20s);
+        } catch (const std::exception&) {
+          ++churn_errors;
+        }
+      }
+    });
+    zproc::spawn_options o;
+    o.stop_grace = 500ms;
+    auto slowest = std::chrono::steady_clock::duration::zero();
+    int rounds = 0, not_terminated = 0;
+    const auto until = std::chrono::steady_clock::now() + 6s;
+    while (std::chrono::steady_clock::now() < until && rounds < 400) {
+      auto a = ctx.spawn(o, sleeper, 4);
+      auto b = ctx.spawn(o, sleeper, 4);
+      const auto t0 = std::chrono::steady_clock::now();
+      a.stop();
+      b.stop();
+      slowest = std::max(slowest, std::chrono::steady_clock::now() - t0);
+      if (a.exitcode() != -SIGTERM) ++not_terminated;
+      if (b.exitcode() != -SIGTERM) ++not_terminated;
+      ++rounds;
+    }
+    done = true;
+    churn.join();
+    INFO("rounds: " << rounds << ", slowest stop: "
+                    << std::chrono::duration_cast<std::chrono::milliseconds>(slowest).count()
+                    << " ms");
+    CHECK(rounds >= 20);
+    CHECK(slowest < 2s);  // the grace is 0.5 s; a stalled supervisor took the sleeper's 4 s
+    CHECK(not_terminated == 0);
+    CHECK(churn_errors == 0);
   }
 
   TEST_CASE("wait with a timeout throws and leaves the process running") {
@@ -445,6 +497,27 @@ constexpr bool stop_test_known_flaky = false;
     for (pid_t p : pids) REQUIRE_FALSE(gone(p));
     tree.kill_and_wait();
     CHECK(all_gone_within(pids, 2s));
+  }
+
+  TEST_CASE("the parent SIGKILLed: what a spawned command's shell started is gone within 2 s") {
+    const std::string marker = std::to_string(::getpid()) + "7" + std::to_string(std::rand() % 1000);
+    zproc::test::child_process tree({ZPROC_TREE_EXE, "--command", marker});
+    REQUIRE(tree.wait_for_line("ready", 20s));
+    // sh and its two sleeps
+    std::vector<pid_t> before;
+    for (auto until = std::chrono::steady_clock::now() + 10s;
+         before.size() < 3 && std::chrono::steady_clock::now() < until;
+         std::this_thread::sleep_for(20ms))
+      before = processes_with("60." + marker);
+    REQUIRE(before.size() == 3);
+    tree.kill_and_wait();
+    std::vector<pid_t> left;
+    for (auto until = std::chrono::steady_clock::now() + 2s;; std::this_thread::sleep_for(20ms)) {
+      left = processes_with("60." + marker);
+      if (left.empty() || std::chrono::steady_clock::now() > until) break;
+    }
+    CHECK(left.empty());
+    for (pid_t p : left) ::kill(p, SIGKILL);  // leave nothing behind for the next test
   }
 
   TEST_CASE("a context that ends stops its tree and says so") {
