@@ -10,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <dirent.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/types.h>
 #include <unistd.h>
@@ -130,11 +131,21 @@ zproc::spawn_options quick_retries(std::vector<zproc::retry_condition> on) {
   return o;
 }
 
+// The whole of a /proc file ("" if the process is gone). read(), not a stream: a process that
+// ends while it is read fails the read (ESRCH), and libstdc++'s filebuf throws then.
+std::string read_proc(pid_t pid, const char* name) {
+  const int fd = ::open(("/proc/" + std::to_string(pid) + "/" + name).c_str(), O_RDONLY);
+  if (fd < 0) return {};
+  std::string text;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) text.append(buf, static_cast<std::size_t>(n));
+  ::close(fd);
+  return text;
+}
+
 bool gone(pid_t pid) {
   if (::kill(pid, 0) != 0) return true;
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string line;
-  std::getline(stat, line);
+  const std::string line = read_proc(pid, "stat");
   const auto close = line.rfind(')');
   return close == std::string::npos || (close + 2 < line.size() && line[close + 2] == 'Z');
 }
@@ -147,8 +158,7 @@ std::vector<pid_t> processes_with(const std::string& marker) {
   while (const dirent* e = ::readdir(proc)) {
     const pid_t pid = static_cast<pid_t>(std::atoi(e->d_name));
     if (pid <= 0 || pid == ::getpid()) continue;
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    const std::string cmdline = read_proc(pid, "cmdline");
     if (cmdline.find(marker) != std::string::npos && !gone(pid)) out.push_back(pid);
   }
   ::closedir(proc);
