@@ -10,6 +10,7 @@
 #include <ctime>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace zproc::cli {
@@ -42,6 +43,19 @@ std::string first_line(const std::string& s) {
   return line;
 }
 
+/// Why a process crashed or failed: the "what:" line of its crash report (the first line of
+/// a report in another format).
+std::string reason(const std::string& report) {
+  constexpr std::string_view what = "  what: ";
+  for (std::size_t at = 0; at < report.size();) {
+    const auto end = std::min(report.find('\n', at), report.size());
+    if (report.compare(at, what.size(), what) == 0)
+      return first_line(report.substr(at + what.size(), end - at - what.size()));
+    at = end + 1;
+  }
+  return first_line(report);
+}
+
 using row = std::array<std::string, 8>;
 constexpr std::array<bool, 8> right_aligned = {true, true, true, false, false, false, true, false};
 
@@ -72,7 +86,7 @@ void print_table(const std::vector<process_record>& records, std::ostream& out) 
     if (!heading) out << "\n";
     heading = true;
     out << r.id << " " << fit(r.target, max_target_width) << " " << r.state << ": "
-        << first_line(r.crash_report) << "\n";
+        << reason(r.crash_report) << "\n";
   }
 }
 

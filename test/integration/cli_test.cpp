@@ -239,6 +239,24 @@ TEST_SUITE("cli") {
     CHECK(zproc_cmd({"--help"}).out.find("ps [--all|--running]") != std::string::npos);
   }
 
+  // Issue 12, item 11: the reason of a crash is the report's "what:" line, not its heading.
+  TEST_CASE("ps: the reason of a crashed or failed process is what happened") {
+    zproc::test::server_process srv;
+    const std::string env = "ZPROC_ADDRESS=" + srv.ipc();
+    zproc::client supervisor({.request_timeout = 10s});
+    supervisor.connect(srv.ipc());
+    const auto failed = proc_start(supervisor, 4245, "cookie_eater");
+    const std::string report =
+        "[zproc] Crash report:\n  target: 'cookie_eater'\n  pid: 4245\n  ppid: 100\n"
+        "  what: std::runtime_error: out of cookies\n  stacktrace:\n   0# eat() at a.cpp:3\n";
+    proc_update(supervisor, failed,
+                {{"state", "failed"}, {"exitcode", 1}, {"crash_report", report}});
+    const auto lines = lines_of(zproc_cmd({"ps"}, {env}).out);
+    INFO(zproc_cmd({"ps"}, {env}).out);
+    REQUIRE(lines.size() == 4);
+    CHECK(lines[3] == "1 cookie_eater failed: std::runtime_error: out of cookies");
+  }
+
   TEST_CASE("server: listening line, socket mode 0600, clean stop on SIGTERM, address in use") {
     zproc::test::server_process srv;  // checks the "listening at" lines itself
     const std::string path = srv.ipc().substr(6);

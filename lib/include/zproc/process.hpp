@@ -180,11 +180,13 @@ class process {
         token, c_);
   }
 
-  /// SIGTERM, then SIGKILL after spawn_options::stop_grace; returns once it is gone. No retry
-  /// follows. A no-op on a process that already ended.
+  /// SIGTERM, then SIGKILL after spawn_options::stop_grace (a command: to its process group);
+  /// both are sent without waiting for the supervisor's thread. Returns once it is gone. No
+  /// retry follows. A no-op on a process that already ended.
   void stop() const;
 
-  /// Sends `sig` to the current attempt (no-op when it is not running).
+  /// Sends `sig` to the current attempt (a command: to its process group); a no-op when it is
+  /// not running (never sent to a pid reaped since).
   void signal(int sig) const;
 
   explicit operator bool() const noexcept { return c_ != nullptr; }

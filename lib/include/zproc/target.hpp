@@ -45,16 +45,19 @@ std::string invoke_target(context& ctx, const std::string& packed) {
   using traits = target_traits<decltype(Fn)>;
   typename traits::args args;
   unpack(packed, args);
+  // Called through a pointer the optimizer cannot follow: the target keeps a frame of its own,
+  // which crash reports show (inlined into this runner, it was cut with the runner's frames).
+  decltype(Fn) volatile fn = Fn;
   auto call = [&] {
     return std::apply(
         [&](auto&... a) {
           if constexpr (traits::first == first_param::context) {
-            return Fn(ctx, std::move(a)...);
+            return fn(ctx, std::move(a)...);
           } else if constexpr (traits::first == first_param::state) {
             state st = ctx.create_state();
-            return Fn(st, std::move(a)...);
+            return fn(st, std::move(a)...);
           } else {
-            return Fn(std::move(a)...);
+            return fn(std::move(a)...);
           }
         },
         args);

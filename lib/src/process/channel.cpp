@@ -77,8 +77,11 @@ std::optional<ticket> decode_ticket(std::string_view bytes) {
 std::string encode_value(const std::string& packed) { return message(report_kind::value, packed); }
 
 std::string encode_exception(const exception_report& e) {
-  const json j = {{"type", e.type}, {"message", e.message}, {"frames", e.frames}, {"retry", e.retry}};
-  return message(report_kind::exception, j.dump());
+  json objects = json::array();
+  for (const auto& o : e.objects) objects.push_back(json::array({o.begin, o.end, o.bias, o.path}));
+  const json j = {{"type", e.type},   {"message", e.message},     {"frames", e.frames},
+                  {"retry", e.retry}, {"raw", e.raw_frames}, {"objects", std::move(objects)}};
+  return message(report_kind::exception, j.dump(-1, ' ', false, json::error_handler_t::replace));
 }
 
 std::size_t encode_signal(int signo, const std::uint64_t* frames, std::size_t nframes,
@@ -131,12 +134,19 @@ child_reports decode_reports(std::string_view stream) {
       case report_kind::exception: {
         const json j = json::parse(payload, nullptr, false);
         if (j.is_discarded() || !j.is_object()) break;
-        exception_report e;
-        e.type = j.value("type", "");
-        e.message = j.value("message", "");
-        e.frames = j.value("frames", std::vector<std::string>{});
-        e.retry = j.value("retry", false);
-        r.exception = std::move(e);
+        try {  // a malformed report is no report (the exit code still tells)
+          exception_report e;
+          e.type = j.value("type", "");
+          e.message = j.value("message", "");
+          e.frames = j.value("frames", std::vector<std::string>{});
+          e.retry = j.value("retry", false);
+          e.raw_frames = j.value("raw", std::vector<std::uint64_t>{});
+          for (const auto& o : j.value("objects", json::array()))
+            e.objects.push_back({o.at(0).get<std::uint64_t>(), o.at(1).get<std::uint64_t>(),
+                                 o.at(2).get<std::uint64_t>(), o.at(3).get<std::string>()});
+          r.exception = std::move(e);
+        } catch (const json::exception&) {
+        }
         break;
       }
       case report_kind::signal: {

@@ -32,13 +32,6 @@ std::string encode_ticket(const ticket& t);
 /// Reads a whole ticket from `bytes`; nullopt if incomplete. Throws std::runtime_error if bad.
 std::optional<ticket> decode_ticket(std::string_view bytes);
 
-struct exception_report {
-  std::string type;
-  std::string message;
-  std::vector<std::string> frames;  ///< resolved in the child: "function at file:line"
-  bool retry = false;               ///< one of the ticket's retry types
-};
-
 /// A fatal signal as the handler dumped it: raw frames in the child's address space, and the
 /// child's loaded objects, to resolve them in another process (each maps them elsewhere).
 struct signal_dump {
@@ -49,6 +42,18 @@ struct signal_dump {
     std::string path;
   };
   std::vector<object> objects;
+};
+
+/// An exception that escaped a target. The child sends the throw's raw frames and its loaded
+/// objects (symbolising in a process that is about to exit would read the binary's debug info
+/// for each one); the parent resolves them (resolve_remote), with its cached debug info.
+struct exception_report {
+  std::string type;
+  std::string message;
+  std::vector<std::string> frames;  ///< resolved: "function at file:line" (filled by the parent)
+  bool retry = false;               ///< one of the ticket's retry types
+  std::vector<std::uint64_t> raw_frames;      ///< the throw's frames, child's address space
+  std::vector<signal_dump::object> objects;  ///< the child's loaded objects
 };
 
 /// Child → parent messages: one byte of kind, 4 bytes of length (big-endian), the payload.

@@ -49,7 +49,7 @@ void send(const std::string& message) {
 }
 
 exception_report describe_with_retry(const std::vector<std::string>& retry_types) {
-  exception_report r = describe_current_exception(true);
+  exception_report r = capture_current_exception();  // resolved by the parent
   r.retry = exception_matches(std::current_exception(), retry_types);
   return r;
 }

@@ -7,18 +7,24 @@
 #include <boost/stacktrace/frame.hpp>
 #include <boost/stacktrace/safe_dump_to.hpp>
 
+// libbacktrace's own API (GCC's header; the library comes with Boost::stacktrace_backtrace):
+// Boost.Stacktrace reports one function per address, the outermost of the functions inlined
+// there, which hides a target inlined into zproc's runner.
+#include <backtrace.h>
 #include <cxxabi.h>
 #include <dlfcn.h>
 #include <link.h>
 #include <signal.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <climits>
 #include <cstring>
 #include <exception>
 #include <stdexcept>
 #include <string_view>
+#include <unordered_map>
 
 namespace zproc::process_detail {
 namespace {
@@ -49,6 +55,138 @@ std::vector<signal_dump::object> list_objects() {
   return out;
 }
 
+// --- symbolising, with libbacktrace directly -----------------------------------------------
+// One state per thread, as Boost.Stacktrace keeps it (a state shared between threads crashed
+// in a shared library: https://gcc.gnu.org/bugzilla/show_bug.cgi?id=87653). It reads each
+// object's debug info once, at the first address asked of it: in the parent, a retried failure
+// costs a lookup, where the child paid the whole read each time.
+backtrace_state* symboliser() {
+  thread_local backtrace_state* state =
+      ::backtrace_create_state(nullptr, 0, [](void*, const char*, int) {}, nullptr);
+  return state;
+}
+
+struct location {
+  std::string function;
+  std::string file;
+  int line = 0;
+};
+
+std::string clean_name(std::string name) {
+  if (name.empty()) return "??";
+  name = boost::core::demangle(name.c_str());
+  // "f(int) [clone .constprop.0] [clone .cold]" is f, for whoever reads the report.
+  for (auto at = name.find(" [clone "); at != std::string::npos; at = name.find(" [clone ")) {
+    const auto end = name.find(']', at);
+    name.erase(at, end == std::string::npos ? std::string::npos : end - at + 1);
+  }
+  return name;
+}
+
+bool is_runner(std::string_view frame);
+
+// What one address says: the functions there, innermost first (several where calls were
+// inlined), as text, and whether the function that holds it is zproc's runner.
+struct described {
+  std::vector<std::string> lines;
+  bool runner = false;
+};
+
+described describe_pc(std::uintptr_t pc) {
+  thread_local std::unordered_map<std::uintptr_t, described> cache;
+  if (auto it = cache.find(pc); it != cache.end()) return it->second;
+
+  backtrace_state* state = symboliser();
+  std::vector<location> found;
+  std::string symbol;  // of the function that holds pc: qualified, with its parameters
+  if (state && pc != 0) {
+    ::backtrace_pcinfo(
+        state, pc,
+        [](void* data, std::uintptr_t, const char* file, int line, const char* function) {
+          static_cast<std::vector<location>*>(data)->push_back(
+              {function ? function : "", file ? file : "", file ? line : 0});
+          return 0;
+        },
+        [](void*, const char*, int) {}, &found);
+    ::backtrace_syminfo(
+        state, pc,
+        [](void* data, std::uintptr_t, const char* symname, std::uintptr_t, std::uintptr_t) {
+          if (symname) *static_cast<std::string*>(data) = symname;
+        },
+        [](void*, const char*, int) {}, &symbol);
+  }
+  std::erase_if(found, [](const location& l) { return l.function.empty() && l.line <= 0; });
+  Dl_info info{};
+  const bool known = pc != 0 && ::dladdr(reinterpret_cast<void*>(pc), &info) != 0;
+  if (symbol.empty() && known && info.dli_sname) symbol = info.dli_sname;
+  const std::string object = known && info.dli_fname ? info.dli_fname : "";
+  if (found.empty()) found.push_back({});
+  // The debug info names an inlined function as written ("flaky"); the symbol table names the
+  // function that holds the address in full ("(anonymous namespace)::flaky(int)").
+  if (!symbol.empty()) found.back().function = symbol;
+
+  described out;
+  for (const auto& l : found) {
+    std::string name = clean_name(l.function);
+    if (!l.file.empty() && l.line > 0)
+      out.lines.push_back(name + " at " + l.file + ":" + std::to_string(l.line));
+    else
+      out.lines.push_back(object.empty() ? name : name + " in " + object);
+  }
+  out.runner = is_runner(out.lines.back());
+  cache.emplace(pc, out);
+  return out;
+}
+
+// Frames of zproc's runner and below (main, libc) say nothing about the crash.
+bool is_runner(std::string_view frame) {
+  return frame.find("zproc::detail::invoke_target") != std::string_view::npos ||
+         frame.find("zproc::detail::run_coroutine") != std::string_view::npos ||
+         frame.find("zproc::process_detail::run_spawned") != std::string_view::npos;
+}
+
+bool has_location(std::string_view frame) {
+  const auto at = frame.rfind(" at ");
+  return at != std::string_view::npos && frame.find(':', at) != std::string_view::npos;
+}
+
+// `pcs` are return addresses (the instruction after each call: pc - 1 is inside the call, and
+// on the call's line), except the first when `exact_first` (a faulting instruction).
+std::vector<std::string> resolve_pcs(const std::vector<std::uintptr_t>& pcs, bool exact_first) {
+  std::vector<std::string> out;
+  for (std::size_t i = 0; i < pcs.size(); ++i) {
+    const std::uintptr_t pc = pcs[i] == 0 ? 0 : (exact_first && i == 0 ? pcs[i] : pcs[i] - 1);
+    described d = describe_pc(pc);
+    if (d.runner) {
+      // An unnamed frame without a location just before the runner was the runner's own.
+      if (!out.empty() && out.back().starts_with("??") && !has_location(out.back()))
+        out.pop_back();
+      break;
+    }
+    for (auto& line : d.lines) out.push_back(std::move(line));
+  }
+  return out;
+}
+
+// Moves each frame from the other process's mapping of its object to ours (0 if we do not
+// have that object loaded).
+std::vector<std::uintptr_t> to_local(const std::vector<std::uint64_t>& frames,
+                                     const std::vector<signal_dump::object>& objects) {
+  const auto mine = list_objects();
+  std::vector<std::uintptr_t> local;
+  for (std::uint64_t addr : frames) {
+    std::uint64_t moved = 0;
+    for (const auto& o : objects) {
+      if (addr < o.begin || addr >= o.end) continue;
+      for (const auto& m : mine)
+        if (m.path == o.path) moved = addr - o.bias + m.bias;
+      break;
+    }
+    local.push_back(static_cast<std::uintptr_t>(moved));
+  }
+  return local;
+}
+
 // What the signal handler reads: set up before any crash, never changed after.
 int report_fd = -1;
 std::vector<signal_dump::object>* objects = nullptr;
@@ -69,32 +207,6 @@ void on_fatal_signal(int signo) {
   }
   ::signal(signo, SIG_DFL);
   ::raise(signo);  // delivered when the handler returns (the signal is blocked until then)
-}
-
-std::string describe_frame(const void* addr) {
-  const boost::stacktrace::frame f(addr);
-  std::string name = f.name();
-  std::string file = f.source_file();
-  const std::size_t line = f.source_line();
-  Dl_info info{};
-  const bool known = ::dladdr(addr, &info) != 0;
-  if (name.empty() && known && info.dli_sname) name = boost::core::demangle(info.dli_sname);
-  if (name.empty()) name = "??";
-  // "f(int) [clone .constprop.0] [clone .cold]" is f, for whoever reads the report.
-  for (auto at = name.find(" [clone "); at != std::string::npos; at = name.find(" [clone ")) {
-    const auto end = name.find(']', at);
-    name.erase(at, end == std::string::npos ? std::string::npos : end - at + 1);
-  }
-  if (!file.empty() && line > 0) return name + " at " + file + ":" + std::to_string(line);
-  if (known && info.dli_fname) return name + " in " + info.dli_fname;
-  return name;
-}
-
-// Frames of zproc's runner and below (main, libc) say nothing about the crash.
-bool is_runner(std::string_view frame) {
-  return frame.find("zproc::detail::invoke_target") != std::string_view::npos ||
-         frame.find("zproc::detail::run_coroutine") != std::string_view::npos ||
-         frame.find("zproc::process_detail::run_spawned") != std::string_view::npos;
 }
 
 }  // namespace
@@ -131,43 +243,33 @@ void install_crash_handlers(int fd) {
   for (int s : fatal_signals) ::sigaction(s, &sa, nullptr);
 }
 
+std::vector<signal_dump::object> loaded_objects() { return list_objects(); }
+
 std::vector<std::string> resolve_frames(const std::vector<void*>& frames) {
-  std::vector<std::string> out;
-  for (void* f : frames) {
-    std::string text = describe_frame(f);
-    if (is_runner(text)) {
-      // The runner calls the target through invoke_target<fn>; optimized, that frame has no
-      // name of its own (the target may be inlined into it): it is the runner's too.
-      if (!out.empty() && out.back().starts_with("?? ")) out.pop_back();
-      break;
-    }
-    out.push_back(std::move(text));
-  }
-  return out;
+  std::vector<std::uintptr_t> pcs;
+  for (void* f : frames) pcs.push_back(reinterpret_cast<std::uintptr_t>(f));
+  return resolve_pcs(pcs, false);
+}
+
+std::vector<std::string> resolve_remote(const std::vector<std::uint64_t>& frames,
+                                        const std::vector<signal_dump::object>& objects) {
+  return resolve_pcs(to_local(frames, objects), false);
 }
 
 std::vector<std::string> resolve_dump(const signal_dump& dump) {
-  const auto mine = list_objects();
-  std::vector<void*> local;
-  for (std::uint64_t addr : dump.frames) {
-    std::uint64_t moved = 0;
-    for (const auto& o : dump.objects) {
-      if (addr < o.begin || addr >= o.end) continue;
-      for (const auto& m : mine)
-        if (m.path == o.path) moved = addr - o.bias + m.bias;
-      break;
-    }
-    local.push_back(reinterpret_cast<void*>(static_cast<std::uintptr_t>(moved)));
-  }
+  std::vector<std::uintptr_t> local = to_local(dump.frames, dump.objects);
   // The dump starts inside on_fatal_signal, then the kernel's signal trampoline (libc's
-  // __restore_rt), then the frame that faulted: start there.
-  std::vector<std::string> text = resolve_frames(local);
-  for (std::size_t i = 0; i < text.size() && i < 4; ++i) {
-    if (text[i].find("on_fatal_signal") == std::string::npos) continue;
-    text.erase(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(std::min(i + 2, text.size())));
-    break;
+  // __restore_rt), then the instruction that faulted: start there (exactly that address).
+  for (std::size_t i = 0; i < local.size() && i < 4; ++i) {
+    const auto lines = describe_pc(local[i] == 0 ? 0 : local[i] - 1).lines;
+    const bool handler = std::any_of(lines.begin(), lines.end(), [](const std::string& l) {
+      return l.find("on_fatal_signal") != std::string::npos;
+    });
+    if (!handler) continue;
+    local.erase(local.begin(), local.begin() + static_cast<std::ptrdiff_t>(std::min(i + 2, local.size())));
+    return resolve_pcs(local, true);
   }
-  return text;
+  return resolve_pcs(local, false);
 }
 
 std::string describe_signal(int signo) {
@@ -215,6 +317,14 @@ exception_report describe_current_exception(bool with_frames) {
   } catch (...) {
   }
   if (with_frames) r.frames = resolve_frames(throw_frames(e));
+  return r;
+}
+
+exception_report capture_current_exception() {
+  exception_report r = describe_current_exception(false);
+  for (void* f : throw_frames(std::current_exception()))
+    r.raw_frames.push_back(reinterpret_cast<std::uintptr_t>(f));
+  r.objects = list_objects();
   return r;
 }
 

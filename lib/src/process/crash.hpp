@@ -19,17 +19,33 @@ const std::string& host_name();
 /// and the loaded objects to `fd` (signal-safe), then die of the signal.
 void install_crash_handlers(int fd);
 
-/// Resolves frames of this process: "function at file:line" (or "function in object").
-/// Frames from zproc's own runner on are dropped.
+/// The objects (executable, shared libraries) loaded in this process, with their address ranges.
+std::vector<signal_dump::object> loaded_objects();
+
+/// Resolves return addresses of this process: "function at file:line" (or "function in
+/// object"), one line per function, inlined ones included (innermost first). Frames from zproc's
+/// own runner on are dropped; a frame with a file:line never is. Resolutions are cached per
+/// thread (libbacktrace reads the debug info once per thread and object).
 std::vector<std::string> resolve_frames(const std::vector<void*>& frames);
 
-/// Resolves a dump of another process running the same binary: each frame is moved from the
-/// child's mapping of its object to this process's mapping of the same object.
+/// Resolves frames of another process running the same binary (the throw of a spawned
+/// process's exception): each frame is moved from the child's mapping of its object to this
+/// process's mapping of the same object, then resolved here (cached: a retried failure costs
+/// nothing more).
+std::vector<std::string> resolve_remote(const std::vector<std::uint64_t>& frames,
+                                        const std::vector<signal_dump::object>& objects);
+
+/// Resolves a fatal signal's dump of another process running the same binary (as above; the
+/// frames of zproc's handler and of the signal trampoline are cut).
 std::vector<std::string> resolve_dump(const signal_dump& dump);
 
 /// In a catch block: the exception in flight (its demangled type, its what(), and with
-/// `with_frames` the stacktrace of its throw, resolved). `retry` is left false.
+/// `with_frames` the stacktrace of its throw, resolved here). `retry` is left false.
 exception_report describe_current_exception(bool with_frames);
+
+/// In a catch block of a spawned process: the exception in flight with the raw frames of its
+/// throw and the loaded objects, for the parent to resolve (nothing is symbolised here).
+exception_report capture_current_exception();
 
 /// "SIGSEGV (Segmentation fault)".
 std::string describe_signal(int signo);

@@ -123,8 +123,12 @@ void process::stop() const {
 
 void process::signal(int sig) const {
   const auto& c = checked(c_);
-  std::lock_guard lock(c.m);
-  if (c.running && c.pid > 0) ::kill(static_cast<pid_t>(c.pid), sig);
+  std::shared_ptr<process_detail::proc_ref> running;
+  {
+    std::lock_guard lock(c.m);
+    running = c.current;
+  }
+  if (running) running->signal(sig);  // never to a pid reaped (and maybe reused) since
 }
 
 std::string to_string(const process& p) {

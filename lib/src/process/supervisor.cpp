@@ -11,22 +11,29 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/core/demangle.hpp>
 #include <boost/process/v2/process.hpp>
 
+#include <signal.h>
+#include <fcntl.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <array>
 #include <atomic>
 #include <cstdio>
+#include <functional>
 #include <future>
 #include <map>
+#include <queue>
 #include <system_error>
 #include <thread>
 
@@ -41,18 +48,20 @@ namespace {
 constexpr std::size_t max_slots = 4096;
 struct slot {
   std::atomic<pid_t> pid{0};
+  bool group = false;  ///< a command: signal its process group
   char line[192];
   std::size_t len = 0;
 };
 slot slots[max_slots];
 
-int take_slot(pid_t pid, const std::string& target) {
+int take_slot(pid_t pid, const std::string& target, bool group) {
   for (std::size_t i = 0; i < max_slots; ++i) {
     pid_t expected = 0;
     if (!slots[i].pid.compare_exchange_strong(expected, -1)) continue;
     const int n = std::snprintf(slots[i].line, sizeof slots[i].line,
                                 "[zproc] Cleaning up '%s' (%d)...\n", target.c_str(), pid);
     slots[i].len = n < 0 ? 0 : std::min<std::size_t>(static_cast<std::size_t>(n), sizeof slots[i].line - 1);
+    slots[i].group = group;
     slots[i].pid.store(pid);
     return static_cast<int>(i);
   }
@@ -84,6 +93,65 @@ struct parent_death {
   }
 };
 
+// A spawned command runs in a process group of its own (its pid is the group's id), so that
+// stop(), signal() and the cleanup reach what it starts (a shell's `cmd &` jobs), not only the
+// command itself.
+struct command_group {
+  error_code on_exec_setup(bp2::posix::default_launcher&, const bp2::filesystem::path&,
+                           const char* const*&) const {
+    if (::setpgid(0, 0) != 0) return error_code(errno, boost::system::system_category());
+    return {};
+  }
+};
+
+// The parent-death signal reaches only a direct child, and a group outlives its leader: a
+// command's group gets a guardian, a process that kills the group (SIGKILL) when this program
+// is gone, however it went. It is a forked copy of this program, forked twice (nobody's
+// zombie, nobody's child here) that only waits on a pipe whose write end only this program
+// holds (close-on-exec): it reads a byte when the supervisor lets it go (the command was
+// reaped), or the end of the pipe when this program died. Only async-signal-safe calls.
+[[noreturn]] void guard_group(pid_t group, int release) {
+  // This copy holds all the program's descriptors (sockets, other guardians' pipes): none is
+  // the guardian's but `release`.
+  auto close_from_to = [](unsigned from, unsigned to) {
+    if (from > to) return;
+    if (::syscall(SYS_close_range, from, to, 0U) != 0)
+      for (unsigned fd = from; fd <= to && fd < 65536; ++fd) ::close(static_cast<int>(fd));
+  };
+  close_from_to(3, static_cast<unsigned>(release) - 1);
+  close_from_to(static_cast<unsigned>(release) + 1, ~0U);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGPIPE, SIGUSR1, SIGUSR2})
+    ::signal(sig, SIG_IGN);  // a terminal's Ctrl-C is for the program; the guardian stays
+  sigset_t none;
+  ::sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  char byte;
+  ssize_t n;
+  while ((n = ::read(release, &byte, 1)) < 0 && errno == EINTR) {
+  }
+  if (n != 1) ::kill(-group, SIGKILL);  // the end of the pipe: this program is gone
+  ::_exit(0);
+}
+
+// Starts the guardian of `group`; returns the write end of its pipe (-1 if it could not).
+int start_guardian(pid_t group) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return -1;
+  const pid_t first = ::fork();
+  if (first == 0) {
+    if (::fork() != 0) ::_exit(0);
+    guard_group(group, fds[0]);
+  }
+  ::close(fds[0]);
+  if (first < 0) {
+    ::close(fds[1]);
+    return -1;
+  }
+  while (::waitpid(first, nullptr, 0) < 0 && errno == EINTR) {  // it exits at once
+  }
+  return fds[1];
+}
+
 // Boost.Process's launcher, with its error_code (its throwing form misbehaves in 1.81).
 template <class... Inits>
 bp2::process start_process(asio::io_context& io, const std::string& exe,
@@ -91,8 +159,11 @@ bp2::process start_process(asio::io_context& io, const std::string& exe,
   bp2::posix::default_launcher launcher;
   error_code ec;
   bp2::process p = launcher(io.get_executor(), ec, exe, argv, std::forward<Inits>(inits)...);
-  if (ec)
+  if (ec) {
+    // The child reported its failure and exits at once: reap it (1.81 leaves a zombie).
+    if (launcher.pid > 0) ::waitpid(launcher.pid, nullptr, 0);
     throw std::system_error(ec.value(), std::generic_category(), "zproc: cannot start " + exe);
+  }
   return p;
 }
 
@@ -130,7 +201,71 @@ bool retry_signal(const child& c, int exitcode) {
   return false;
 }
 
+// --- SIGKILL after the grace period, on a thread of its own ---------------------------------
+// That thread only waits for deadlines and sends signals: nothing the supervisor's thread may
+// be stuck in (a hook, a full stderr pipe, the first read of the debug info) delays a kill.
+class kill_deadlines {
+ public:
+  static kill_deadlines& get() {
+    static auto* instance = new kill_deadlines();  // never destroyed: its thread runs to the end
+    return *instance;
+  }
+  void add(std::chrono::steady_clock::time_point at, std::weak_ptr<proc_ref> p) {
+    {
+      std::lock_guard lock(m_);
+      queue_.push({at, std::move(p)});
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  kill_deadlines() { std::thread([this] { run(); }).detach(); }
+  struct entry {
+    std::chrono::steady_clock::time_point at;
+    std::weak_ptr<proc_ref> p;  ///< expired: the attempt was reaped and let go
+    bool operator>(const entry& o) const { return at > o.at; }
+  };
+  void run() {
+    std::unique_lock lock(m_);
+    for (;;) {
+      if (queue_.empty()) {
+        cv_.wait(lock);
+        continue;
+      }
+      const auto at = queue_.top().at;
+      if (std::chrono::steady_clock::now() < at) {
+        cv_.wait_until(lock, at);
+        continue;
+      }
+      auto p = queue_.top().p;
+      queue_.pop();
+      lock.unlock();
+      if (auto ref = p.lock()) ref->signal(SIGKILL);  // a no-op once it was reaped
+      lock.lock();
+    }
+  }
+  std::mutex m_;
+  std::condition_variable cv_;
+  std::priority_queue<entry, std::vector<entry>, std::greater<>> queue_;
+};
+
+// SIGTERM now, SIGKILL after `grace` if it still runs.
+void stop_with_grace(const std::shared_ptr<proc_ref>& p, std::chrono::milliseconds grace) {
+  if (p->signal(SIGTERM)) kill_deadlines::get().add(std::chrono::steady_clock::now() + grace, p);
+}
+
 }  // namespace
+
+bool proc_ref::signal(int sig) {
+  std::lock_guard lock(m_);
+  if (reaped_) return false;
+  return ::kill(group_ ? -pid_ : pid_, sig) == 0;
+}
+
+void proc_ref::mark_reaped() {
+  std::lock_guard lock(m_);
+  reaped_ = true;
+}
 
 // --- records on the server -----------------------------------------------------------------
 // One connection per server address, on the supervisor's thread; records go in order.
@@ -214,15 +349,23 @@ struct supervisor::recorder {
 };
 
 // --- one attempt: a running process, its channel, its exit -----------------------------------
+// Its exit is watched through a pidfd of our own (not Boost.Process's async_wait: in 1.81 a
+// completion that comes for a process still running, as a stale event of a closed descriptor
+// whose reactor slot was reused does, leads to a blocking waitpid() on this thread). Woken, it
+// reaps with WNOHANG and waits again if the process still runs.
 struct supervisor::attempt {
   explicit attempt(asio::io_context& io)
-      : channel(io), eof_timer(io), kill_timer(io), poll_timer(io) {}
+      : channel(io), pidfd(io), eof_timer(io), poll_timer(io) {}
   std::shared_ptr<child> c;
-  std::optional<bp2::process> proc;
+  std::shared_ptr<proc_ref> ref;
   asio::local::stream_protocol::socket channel;
+  asio::posix::stream_descriptor pidfd;  ///< readable once the process ended
   asio::steady_timer eof_timer;
-  asio::steady_timer kill_timer;
-  asio::steady_timer poll_timer;  ///< reaping by waitpid() when the pidfd wait failed
+  asio::steady_timer poll_timer;  ///< reaping by polling when there is no pidfd
+  int guardian = -1;  ///< a command's: the pipe that lets its guardian go (start_guardian)
+  ~attempt() {
+    if (guardian >= 0) ::close(guardian);  // without a byte: the guardian kills the group
+  }
   std::string ticket;
   std::string inbox;
   std::array<char, 16 * 1024> buf;
@@ -253,7 +396,8 @@ supervisor& supervisor::get() {
       if (::getpid() != owner) return;  // a fork() of this program exiting: not our children
       // The records of processes that ended reach the server first (else it marks them lost).
       instance->flush_records(std::chrono::seconds(2));
-      // What still runs gets SIGTERM; when the thread ends, the parent-death signal follows.
+      // What still runs gets SIGTERM; when the thread ends, the parent-death signal follows
+      // (and when the program is gone, each command's guardian kills what is left of its group).
       cleanup_all_signal_safe();
       instance->io_.stop();
       instance->thread_.join();
@@ -281,7 +425,7 @@ void supervisor::cleanup_all_signal_safe() noexcept {
     const pid_t pid = s.pid.load();
     if (pid <= 0) continue;
     [[maybe_unused]] auto w = ::write(STDERR_FILENO, s.line, s.len);
-    ::kill(pid, SIGTERM);
+    ::kill(s.group ? -pid : pid, SIGTERM);
   }
 }
 
@@ -313,9 +457,9 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
     std::lock_guard lock(c->m);
     number = c->attempts + 1;
   }
-  if (c->command) {
-    a->proc.emplace(start_process(io_, c->target, c->command_args, death));
-  } else {
+  bp2::process proc = [&] {
+    if (c->command)
+      return start_process(io_, c->target, c->command_args, death, command_group{});
     ticket t = c->ticket;
     t.ppid = me;
     t.attempt = number;
@@ -324,10 +468,10 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
       throw std::system_error(errno, std::generic_category(), "zproc: socketpair");
+    std::optional<bp2::process> p;
     try {
       const std::vector<std::string> argv{std::string(child_flag), c->target};
-      a->proc.emplace(
-          start_process(io_, executable_path(), argv, death, channel_init{sv[1]}));
+      p.emplace(start_process(io_, executable_path(), argv, death, channel_init{sv[1]}));
     } catch (...) {
       ::close(sv[0]);
       ::close(sv[1]);
@@ -335,17 +479,37 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
     }
     ::close(sv[1]);
     a->channel.assign(asio::local::stream_protocol(), sv[0]);
+    return std::move(*p);
+  }();
+  a->pid = proc.id();
+  (void)proc.detach();  // watched below; Boost's handle (and its pidfd) goes now
+  a->ref = std::make_shared<proc_ref>(a->pid, c->command);
+  if (c->command && c->die_with_parent) {
+    a->guardian = start_guardian(a->pid);
+    if (a->guardian < 0) {  // a command that might leave orphans does not run
+      ::kill(-a->pid, SIGKILL);
+      while (::waitpid(a->pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      throw std::system_error(errno, std::generic_category(),
+                              "zproc: cannot start the guardian of " + c->target);
+    }
   }
-  a->pid = a->proc->id();
-  a->slot = take_slot(a->pid, c->target);
+  if (const int fd = static_cast<int>(::syscall(SYS_pidfd_open, a->pid, 0)); fd >= 0)
+    a->pidfd.assign(fd);
+  a->slot = take_slot(a->pid, c->target, c->command);
+  bool stop_asked;
   {
     std::lock_guard lock(c->m);
     c->pid = a->pid;
     c->attempts = number;
     c->running = true;
     c->exitcode.reset();
+    c->current = a->ref;
+    stop_asked = c->stopping;
   }
   running_[c.get()] = a;
+  // stop() came while this attempt was being started: it found no process to signal.
+  if (stop_asked) stop_with_grace(a->ref, c->options.stop_grace);
   if (c->options.on_start) {
     try {
       c->options.on_start(a->pid);
@@ -377,10 +541,47 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
     asio::async_write(a->channel, asio::buffer(a->ticket), [](error_code, std::size_t) {});
     read_channel(a);
   }
-  a->proc->async_wait([this, a](error_code ec, int) {
+  if (a->pidfd.is_open())
+    wait_exit(a);
+  else
+    poll_exit(a);  // no pidfd (a kernel before 5.3)
+}
+
+void supervisor::wait_exit(const std::shared_ptr<attempt>& a) {
+  a->pidfd.async_wait(asio::posix::stream_descriptor::wait_read, [this, a](error_code ec) {
+    if (a->exited || try_reap(a)) return;
     if (ec) return poll_exit(a);
-    exited(a, a->proc->native_exit_code());
+    wait_exit(a);  // woken while it still runs (an event meant for another): wait again
   });
+}
+
+bool supervisor::try_reap(const std::shared_ptr<attempt>& a) {
+  siginfo_t info{};
+  // WNOWAIT: look first; the pid stays ours (not reused) until the waitpid below.
+  int r;
+  while ((r = ::waitid(P_PID, static_cast<id_t>(a->pid), &info, WEXITED | WNOHANG | WNOWAIT)) !=
+             0 &&
+         errno == EINTR) {
+  }
+  const bool lost = r != 0 && errno == ECHILD;  // reaped by someone else: its status is lost
+  if (r != 0 && !lost) return false;
+  if (!lost && info.si_pid == 0) return false;  // still running
+  release_slot(a->slot);
+  a->slot = -1;
+  a->ref->mark_reaped();  // no signal goes to this pid any more: it is free once reaped
+  if (a->guardian >= 0) {  // the group's leader is reaped: its guardian goes
+    [[maybe_unused]] auto w = ::write(a->guardian, "r", 1);
+    ::close(a->guardian);
+    a->guardian = -1;
+  }
+  int status = 0;
+  while (!lost && ::waitpid(a->pid, &status, WNOHANG) < 0 && errno == EINTR) {
+  }
+  // Closed now, in the handler that reaped it: the reactor never sees the event of the reap.
+  error_code ignored;
+  a->pidfd.close(ignored);
+  exited(a, status);
+  return true;
 }
 
 void supervisor::read_channel(const std::shared_ptr<attempt>& a) {
@@ -394,8 +595,7 @@ void supervisor::read_channel(const std::shared_ptr<attempt>& a) {
 }
 
 void supervisor::poll_exit(const std::shared_ptr<attempt>& a) {
-  int status = 0;
-  if (::waitpid(a->pid, &status, WNOHANG) == a->pid) return exited(a, status);
+  if (a->exited || try_reap(a)) return;
   a->poll_timer.expires_after(std::chrono::milliseconds(20));
   a->poll_timer.async_wait([this, a](error_code) { poll_exit(a); });
 }
@@ -403,8 +603,10 @@ void supervisor::poll_exit(const std::shared_ptr<attempt>& a) {
 void supervisor::exited(const std::shared_ptr<attempt>& a, int status) {
   a->exited = true;
   a->status = status;
-  release_slot(a->slot);
-  a->kill_timer.cancel();
+  {
+    std::lock_guard lock(a->c->m);
+    if (a->c->current == a->ref) a->c->current.reset();
+  }
   if (a->eof) return finish(a);
   // Normally the channel ends with the process; a grandchild holding it must not hold us.
   a->eof_timer.expires_after(std::chrono::seconds(1));
@@ -415,9 +617,14 @@ void supervisor::exited(const std::shared_ptr<attempt>& a, int status) {
 
 void supervisor::finish(const std::shared_ptr<attempt>& a) {
   const auto& c = a->c;
+  // The attempt (its descriptors, their reactor slots) outlives the events queued for it.
+  asio::post(io_, [keep = a] {});
   running_.erase(c.get());
   const int code = to_exitcode(a->status);
   child_reports reports = decode_reports(a->inbox);
+  if (reports.exception && reports.exception->frames.empty())
+    reports.exception->frames =
+        resolve_remote(reports.exception->raw_frames, reports.exception->objects);
   bool stopping;
   std::size_t number;
   {
@@ -577,26 +784,21 @@ void supervisor::cancel_waiter(const std::shared_ptr<child>& c, std::uint64_t id
 
 void supervisor::stop(const std::shared_ptr<child>& c, bool wait) {
   bool first;
+  std::shared_ptr<proc_ref> running;
   {
     std::lock_guard lock(c->m);
     if (c->done) return;
     first = !c->stopping;
     c->stopping = true;
+    if (first) running = c->current;  // none: between attempts, or being started
   }
   if (first) {
+    // Signals from this thread, the SIGKILL from the deadline thread: neither waits for the
+    // supervisor's thread.
+    if (running) stop_with_grace(running, c->options.stop_grace);
     asio::post(io_, [this, c] {
-      if (auto r = retrying_.find(c.get()); r != retrying_.end()) {
+      if (auto r = retrying_.find(c.get()); r != retrying_.end())
         r->second->cancel();  // its handler sees `stopping` and settles at once
-        return;
-      }
-      auto it = running_.find(c.get());
-      if (it == running_.end() || it->second->exited) return;
-      auto a = it->second;
-      ::kill(a->pid, SIGTERM);
-      a->kill_timer.expires_after(c->options.stop_grace);
-      a->kill_timer.async_wait([a](error_code ec) {
-        if (!ec && !a->exited) ::kill(a->pid, SIGKILL);
-      });
     });
   }
   if (!wait || std::this_thread::get_id() == supervisor_thread) return;  // not on ourselves

@@ -23,6 +23,30 @@
 #include <thread>
 #include <vector>
 
+namespace zproc::process_detail {
+
+/// A running attempt's process, as other threads may signal it: signals go to its pid (a
+/// command's: to its process group) only until the supervisor reaps it, so never to a pid the
+/// kernel gave to someone else since.
+class proc_ref {
+ public:
+  proc_ref(int pid, bool group) : pid_(pid), group_(group) {}
+  /// False if it was reaped already (or the kill failed).
+  bool signal(int sig);
+  /// Before reaping: no signal after this.
+  void mark_reaped();
+  int pid() const { return pid_; }
+  bool group() const { return group_; }
+
+ private:
+  const int pid_;
+  const bool group_;
+  std::mutex m_;
+  bool reaped_ = false;
+};
+
+}  // namespace zproc::process_detail
+
 namespace zproc::detail {
 
 /// One spawned process across its attempts: what `zproc::process` handles point to.
@@ -46,6 +70,9 @@ struct child {
   bool running = false;
   bool done = false;      ///< no attempt will follow: the outcome below is final
   bool stopping = false;  ///< stop() was asked: no retry
+  /// The attempt running now (until it is reaped): what stop() and signal() signal, from any
+  /// thread, without waiting for the supervisor's.
+  std::shared_ptr<process_detail::proc_ref> current;
   std::optional<int> exitcode;
   std::string value;
   std::exception_ptr error;
@@ -91,6 +118,9 @@ class supervisor {
   struct attempt;
   void start_attempt(const std::shared_ptr<detail::child>& c);
   void read_channel(const std::shared_ptr<attempt>& a);
+  void wait_exit(const std::shared_ptr<attempt>& a);
+  /// Reaps the attempt if it exited (WNOHANG: never blocks); false if it still runs.
+  bool try_reap(const std::shared_ptr<attempt>& a);
   void poll_exit(const std::shared_ptr<attempt>& a);
   void exited(const std::shared_ptr<attempt>& a, int status);
   /// The attempt is over (exited and its channel read): retry, or settle.
