@@ -300,7 +300,6 @@ class state {
         self.ns_, handle_, std::move(keys), options.optimistic_attempts,
         options.optimistic_attempts > 0 && detail::atomic_lock_first(self.impl_, self.ns_));
     std::optional<std::conditional_t<std::is_void_v<R>, int, R>> result;
-    std::exception_ptr body_failure;
     for (step s = algo.start();;) {
       switch (s.what) {
         case step::kind::send: {
@@ -312,17 +311,13 @@ class state {
           break;
         }
         case step::kind::run_body:
-          try {
+          s = algo.run_body(s, [&](json& snapshot) {
             if constexpr (std::is_void_v<R>) {
-              fn(s.payload);
+              fn(snapshot);
             } else {
-              result.emplace(fn(s.payload));
+              result.emplace(fn(snapshot));
             }
-            s = algo.on_body_done(s.payload);
-          } catch (...) {
-            body_failure = std::current_exception();
-            s = algo.on_body_failed();
-          }
+          });
           break;
         case step::kind::done:
           detail::atomic_done(self.impl_, self.ns_, algo.needed_lock());
@@ -332,8 +327,7 @@ class state {
             co_return std::move(*result);
           }
         case step::kind::failed:
-          if (!s.ec && body_failure) std::rethrow_exception(body_failure);
-          throw zproc::error(s.ec, std::move(s.message));
+          algo.throw_failure(std::move(s));
       }
     }
   }

@@ -131,12 +131,26 @@ step atomic_algorithm::on_body_done(const json& changed) {
 
 step atomic_algorithm::on_body_failed() { return fail({}, {}); }
 
+step atomic_algorithm::run_body(step& s, const std::function<void(json&)>& body) {
+  try {
+    body(s.payload);
+  } catch (...) {
+    body_failure_ = std::current_exception();
+    return on_body_failed();
+  }
+  return on_body_done(s.payload);
+}
+
+void atomic_algorithm::throw_failure(step s) const {
+  if (!s.ec && body_failure_) std::rethrow_exception(body_failure_);
+  throw zproc::error(s.ec, std::move(s.message));
+}
+
 void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
                 std::uint64_t handle, std::vector<std::string> keys, atomic_options options,
                 const std::function<void(json&)>& body) {
   atomic_algorithm algo(ns, handle, std::move(keys), options.optimistic_attempts,
                         options.optimistic_attempts > 0 && c->lock_first(ns));
-  std::exception_ptr body_failure;
   for (auto s = algo.start();;) {
     switch (s.what) {
       case step::kind::send: {
@@ -153,20 +167,13 @@ void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
         break;
       }
       case step::kind::run_body:
-        try {
-          body(s.payload);
-          s = algo.on_body_done(s.payload);
-        } catch (...) {
-          body_failure = std::current_exception();
-          s = algo.on_body_failed();
-        }
+        s = algo.run_body(s, body);
         break;
       case step::kind::done:
         c->atomic_done(ns, algo.needed_lock());
         return;
       case step::kind::failed:
-        if (!s.ec && body_failure) std::rethrow_exception(body_failure);
-        throw zproc::error(s.ec, std::move(s.message));
+        algo.throw_failure(std::move(s));
     }
   }
 }

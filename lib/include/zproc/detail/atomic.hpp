@@ -9,6 +9,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <functional>
 #include <memory>
 #include <string>
@@ -46,6 +47,13 @@ class atomic_algorithm {
   /// The body threw: give the lock back (if held), then `failed` with an empty code.
   step on_body_failed();
 
+  /// For the drivers: runs `body` on the snapshot of a run_body step and returns the next step
+  /// (keeping an exception from the body for throw_failure()).
+  step run_body(step& s, const std::function<void(json&)>& body);
+  /// For the drivers: throws the failure of a `failed` step: the body's own exception, or
+  /// zproc::error with the code and the server's message.
+  [[noreturn]] void throw_failure(step s) const;
+
   /// Whether this call needed the lock (the contention hint for the next calls).
   bool needed_lock() const noexcept { return needed_lock_; }
   std::size_t conflicts() const noexcept { return conflicts_; }
@@ -68,6 +76,7 @@ class atomic_algorithm {
   json read_reply_;
   error_code failure_;  // while unlocking: the failure to report afterwards
   std::string failure_message_;
+  std::exception_ptr body_failure_;
 };
 
 /// The blocking atomic(): drives the algorithm with blocking requests. Rethrows the body's
