@@ -108,8 +108,8 @@ class server {
 class server_thread {
  public:
   /// Starts the server; throws zproc::error if an address cannot be bound or the data
-  /// directory is damaged (as server::start()). With an empty
-  /// `listen`, listens on a fresh Unix socket in the temporary directory.
+  /// directory is damaged (as server::start()). Empty `listen`: a Unix socket in a private
+  /// directory (0700, by mkdtemp, in $XDG_RUNTIME_DIR or /tmp; removed at stop; see guide.md).
   explicit server_thread(server_config config = {});
   ~server_thread();  ///< stop() and join
   server_thread(const server_thread&) = delete;

@@ -2,6 +2,7 @@
 
 #include "keepalive.hpp"
 #include "server/engine.hpp"
+#include "server/runtime_dir.hpp"
 
 #include <zproc/address.hpp>
 #include <zproc/server.hpp>
@@ -50,6 +51,8 @@ void clear_stale_socket(const address& a) {
   struct stat st {};
   if (::lstat(a.path.c_str(), &st) != 0) return;
   if (!S_ISSOCK(st.st_mode)) throw_bind_error(a, "the path exists and is not a socket");
+  if (st.st_uid != ::geteuid())  // never another user's: not removed, not connected to
+    throw_bind_error(a, "the path belongs to another user (uid " + std::to_string(st.st_uid) + ")");
   asio::io_context probe_ctx;
   asio::local::stream_protocol::socket probe(probe_ctx);
   error_code ec;
@@ -261,29 +264,27 @@ server::executor_type server::get_executor() const noexcept { return impl_->get_
 
 // --- server_thread ----------------------------------------------------------------------------
 
-namespace {
-std::string fresh_socket_address() {
-  static std::atomic<unsigned> counter{0};
-  const auto dir = std::filesystem::temp_directory_path();
-  return "ipc://" + (dir / ("zproc-" + std::to_string(::getpid()) + "-" +
-                            std::to_string(counter++) + ".sock"))
-                        .string();
-}
-}  // namespace
-
 struct server_thread::impl {
+  std::unique_ptr<server_detail::runtime_dir> dir;  // the socket's, if none was named (last)
   boost::asio::io_context ioc{1};
   server srv;
   std::thread thread;
   std::promise<void> finished;
   bool stopped = false;
 
-  explicit impl(server_config config) : srv(ioc.get_executor(), std::move(config)) {}
+  impl(server_config config, std::unique_ptr<server_detail::runtime_dir> d)
+      : dir(std::move(d)), srv(ioc.get_executor(), with_address(std::move(config), dir.get())) {}
+
+  static server_config with_address(server_config config, const server_detail::runtime_dir* d) {
+    if (d) config.listen.push_back(d->socket_address());
+    return config;
+  }
 };
 
 server_thread::server_thread(server_config config) {
-  if (config.listen.empty()) config.listen.push_back(fresh_socket_address());
-  impl_ = std::make_unique<impl>(std::move(config));
+  std::unique_ptr<server_detail::runtime_dir> dir;
+  if (config.listen.empty()) dir = std::make_unique<server_detail::runtime_dir>();
+  impl_ = std::make_unique<impl>(std::move(config), std::move(dir));
   impl_->srv.start();
   impl_->thread = std::thread([i = impl_.get()] {
     i->ioc.run();
