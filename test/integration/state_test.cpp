@@ -195,4 +195,41 @@ TEST_SUITE("state") {
       CHECK(err.code() == client_errc::not_connected);
     }
   }
+
+  TEST_CASE("what cannot be read back is refused at the door: non-UTF-8, values nested too deep") {
+    test::server_process sp;
+    client c;
+    c.connect(sp.ipc());
+    state st(c, "door");
+    auto refused = [](auto&& write, const std::string& part) {
+      try {
+        write();
+        FAIL("stored");
+      } catch (const zproc::error& e) {
+        CHECK(e.code() == server_errc::bad_request);
+        CHECK_MESSAGE(std::string(e.what()).find(part) != std::string::npos, e.what());
+      }
+    };
+    refused([&] { st.set("k", std::string("caf\xe9")); }, "not valid UTF-8");  // Latin-1
+    refused([&] { st.set(std::string("\xff"), 1); }, "not valid UTF-8");
+    refused([&] { st.update({{std::string("a\xc0"), 1}}); }, "key");
+    refused([&] { st.append("list", std::string("\xed\xa0\x80")); }, "not valid UTF-8");
+    auto nested = [](std::size_t levels) {
+      json v = "bottom";
+      for (std::size_t i = 1; i < levels; ++i) v = json::array({std::move(v)});
+      return v;
+    };
+    for (std::size_t levels : {300u, 507u, 508u, 509u, 510u, 511u, 512u, 600u})
+      refused([&] { st.set("deep", nested(levels)); }, "nested deeper");
+    // Nothing was stored, the connection is fine, and what is stored is readable by everyone.
+    CHECK(st.size() == 0);
+    st.set("deep", nested(250));
+    st.set("text", "caf\xc3\xa9");
+    CHECK(st.get("deep") == nested(250));
+    auto dump = test::run_program({ZPROC_EXE, "dump", "--address", sp.ipc(), "--namespace", "door"}, std::chrono::seconds(30));
+    CHECK(dump.exit_code == 0);
+    auto history = test::run_program({ZPROC_EXE, "history", "--address", sp.ipc(), "--namespace", "door"}, std::chrono::seconds(30));
+    CHECK(history.exit_code == 0);
+    CHECK(history.out.find("caf") != std::string::npos);
+  }
 }

@@ -232,3 +232,46 @@ TEST_SUITE("protocol") {
     CHECK(decode_msgpack("\x92\x01\x02") == nlohmann::json::array({1, 2}));
   }
 }
+
+#include "protocol/value_check.hpp"
+
+TEST_SUITE("protocol") {
+  TEST_CASE("value check: UTF-8 and nesting") {
+    using zproc::protocol::valid_utf8;
+    CHECK(valid_utf8(""));
+    CHECK(valid_utf8("cookies"));
+    CHECK(valid_utf8("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x8d\xaa"));  // é € 🍪
+    CHECK_FALSE(valid_utf8("\xff"));
+    CHECK_FALSE(valid_utf8("\x80"));                 // a continuation byte first
+    CHECK_FALSE(valid_utf8("caf\xc3"));              // cut short
+    CHECK_FALSE(valid_utf8("\xc0\xaf"));             // overlong '/'
+    CHECK_FALSE(valid_utf8("\xe0\x80\xaf"));         // overlong
+    CHECK_FALSE(valid_utf8("\xed\xa0\x80"));         // a surrogate
+    CHECK_FALSE(valid_utf8("\xf4\x90\x80\x80"));     // above U+10FFFF
+    CHECK_FALSE(valid_utf8("\xc3\x28"));             // a bad continuation
+
+    using zproc::protocol::unstorable;
+    json ok = {{"o", "set"}, {"k", "caf\xc3\xa9"}, {"v", {1, "two", {{"three", 3}}}}};
+    CHECK_FALSE(unstorable(ok));
+    json bad_value = {{"o", "set"}, {"k", "k"}, {"v", {"fine", std::string("\xff\xfe")}}};
+    REQUIRE(unstorable(bad_value));
+    CHECK(unstorable(bad_value)->find("not valid UTF-8") != std::string::npos);
+    CHECK(unstorable(bad_value)->find("\\xff\\xfe") != std::string::npos);
+    json bad_key = {{"o", "update"}, {"v", {{std::string("k\xc0"), 1}}}};
+    CHECK(unstorable(bad_key)->find("key") != std::string::npos);
+    json binary = {{"v", json::binary({0xff, 0x00, 0xfe})}};
+    CHECK_FALSE(unstorable(binary));  // bytes are bytes
+
+    auto nested = [](std::size_t levels) {
+      json v = 1;
+      for (std::size_t i = 1; i < levels; ++i) v = json::array({std::move(v)});
+      return v;
+    };
+    CHECK_FALSE(zproc::protocol::deeper_than(nested(10), 10));
+    CHECK(zproc::protocol::deeper_than(nested(11), 10));
+    CHECK_FALSE(unstorable(nested(zproc::protocol::max_request_depth)));
+    REQUIRE(unstorable(nested(zproc::protocol::max_request_depth + 1)));
+    CHECK(unstorable(nested(zproc::protocol::max_request_depth + 1))->find("deeper") !=
+          std::string::npos);
+  }
+}

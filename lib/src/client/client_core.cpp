@@ -3,6 +3,7 @@
 #include "keepalive.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/value_check.hpp"
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -187,6 +188,15 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
       op->complete(closed_reason_, {}, std::string(closed_message_), true);
     else
       op->complete(client_errc::not_connected, {}, "not connected: call connect() first", true);
+    return 0;
+  }
+  if (protocol::deeper_than(req, protocol::max_request_depth)) {
+    // The server would refuse it (or, past its decoder's limit, not even read it).
+    op->complete(server_errc::bad_request, {},
+                 "a value nested deeper than " + std::to_string(protocol::max_request_depth) +
+                     " levels (request and value together) cannot be stored (refused before "
+                     "sending)",
+                 true);
     return 0;
   }
   auto token = op->token;

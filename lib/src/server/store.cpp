@@ -1,6 +1,7 @@
 #include "server/store.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/value_check.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -543,6 +544,11 @@ outcome store::execute(const json& request, const request_context& ctx) {
   if (ns_it == request.end() || !ns_it->is_string())
     return error_outcome(server_errc::bad_request, "missing namespace (field 'n')");
   const auto& ns_name = ns_it->get_ref<const std::string&>();
+
+  // What is stored must be readable by everyone: refused at the door, before anything changes.
+  if (fn_it->second.may_write)
+    if (auto why = protocol::unstorable(request))
+      return error_outcome(server_errc::bad_request, std::move(*why));
 
   // Reads of a namespace nobody wrote do not create it.
   namespace_state empty;
