@@ -19,9 +19,10 @@ ZPROC_TARGET(oven);
 int main(int argc, char** argv) {
   zproc::init(argc, argv);  // in a spawned process: run its target
   zproc::context ctx;       // an embedded server; its processes are recorded there
-  ctx.spawn(baker).wait<int>();
+  if (ctx.spawn(baker).wait<int>() != 12) return 1;
   try {
     ctx.spawn(oven).wait();
+    return 1;  // (the example fails if the oven's exception did not arrive)
   } catch (const zproc::remote_error& e) {
     std::cout << "oven failed: " << e.message() << "\n";
   }

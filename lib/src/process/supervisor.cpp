@@ -487,10 +487,11 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
   if (c->command && c->die_with_parent) {
     a->guardian = start_guardian(a->pid);
     if (a->guardian < 0) {  // a command that might leave orphans does not run
+      const int why = errno;  // of the guardian's start (waitpid below overwrites errno)
       ::kill(-a->pid, SIGKILL);
       while (::waitpid(a->pid, nullptr, 0) < 0 && errno == EINTR) {
       }
-      throw std::system_error(errno, std::generic_category(),
+      throw std::system_error(why, std::generic_category(),
                               "zproc: cannot start the guardian of " + c->target);
     }
   }

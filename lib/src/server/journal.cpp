@@ -88,24 +88,28 @@ void fsync_dir(const std::string& dir) {
   ::close(fd);
 }
 
-/// Writes `bytes` to a new file `path` (which must not exist) and fsyncs it.
-void write_new_file(const std::string& path, std::string_view bytes) {
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) fail("create " + path);
+/// Writes all of `bytes` to `fd` (retrying short writes and EINTR); `path` names it in errors.
+void write_fully(int fd, std::string_view bytes, const std::string& path) {
   std::size_t off = 0;
   while (off < bytes.size()) {
     const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      const int saved = errno;
-      ::close(fd);
-      errno = saved;
-      fail("write " + path);
-    }
+    if (n < 0) fail("write " + path);
     off += static_cast<std::size_t>(n);
   }
+}
+
+/// Writes `bytes` as the whole file `path` and fsyncs it; `flags`: O_EXCL (a new file) or
+/// O_TRUNC (replace). The descriptor is closed on every path.
+void write_file_synced(const std::string& path, std::string_view bytes, int flags) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC | flags, 0600);
+  if (fd < 0) fail((flags & O_EXCL ? "create " : "open ") + path);
+  struct closer {
+    int fd;
+    ~closer() { ::close(fd); }
+  } guard{fd};
+  write_fully(fd, bytes, path);
   if (::fsync(fd) != 0) fail("fsync " + path);
-  ::close(fd);
 }
 
 /// Applies a record's "after" values to a namespace (recovery).
@@ -464,25 +468,13 @@ void journal::replay_log(store& s, recovery_report& report) {
                            std::to_string(pos) + " bytes and moves the rest to " + dir_ +
                            "/log.corrupt-<time>");
   const std::string aside = corrupt_path("log");
-  write_new_file(aside, std::string_view(log).substr(pos));
+  write_file_synced(aside, std::string_view(log).substr(pos), O_EXCL);
   fsync_dir(dir_);
   if (::ftruncate(log_fd_, static_cast<off_t>(pos)) != 0) fail("truncate " + path);
   if (::fsync(log_fd_) != 0) fail("fsync " + path);
   report.notes.push_back("repaired: " + what + "; kept the first " + std::to_string(pos) +
                          " bytes, moved the other " + rest + " to " + aside +
                          "; writes continue from the last good revision + 1");
-}
-
-void journal::write_all(const std::string& bytes) {
-  std::size_t off = 0;
-  while (off < bytes.size()) {
-    const ssize_t n = ::write(log_fd_, bytes.data() + off, bytes.size() - off);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      fail("write " + dir_ + "/log");
-    }
-    off += static_cast<std::size_t>(n);
-  }
 }
 
 void journal::append(const std::string& ns, const update_record& r) {
@@ -493,7 +485,7 @@ void journal::append(const std::string& ns, const update_record& r) {
   put_u32(bytes, static_cast<std::uint32_t>(payload.size()));
   put_u32(bytes, crc32(payload.data(), payload.size()));
   bytes += payload;
-  write_all(bytes);  // one write(): in the page cache now, so a killed server loses nothing
+  write_fully(log_fd_, bytes, dir_ + "/log");  // one write(): in the page cache now, so a killed server loses nothing
   ++appended_;
   dirty_ = true;
   if (policy_ == server_config::fsync_policy::always) {
@@ -533,20 +525,7 @@ void journal::snapshot(const store& s) {
   put_u64(bytes, payload.size());
   bytes += payload;
   const std::string tmp = dir_ + "/snapshot.tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) fail("open " + tmp);
-  std::size_t off = 0;
-  while (off < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + off, bytes.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      ::close(fd);
-      fail("write " + tmp);
-    }
-    off += static_cast<std::size_t>(n);
-  }
-  if (::fsync(fd) != 0) fail("fsync " + tmp);
-  ::close(fd);
+  write_file_synced(tmp, bytes, O_TRUNC);
   if (::rename(tmp.c_str(), (dir_ + "/snapshot").c_str()) != 0) fail("rename " + tmp);
   fsync_dir(dir_);
   // The snapshot holds everything the log held: start the log again. (A crash before this

@@ -68,7 +68,6 @@ class journal {
   void sync();
 
  private:
-  void write_all(const std::string& bytes);
   void load_snapshot(store& s, recovery_report& report);
   void replay_log(store& s, recovery_report& report);
   /// A fresh DIR/<base>.corrupt-<UTC time> path (nothing there yet).
