@@ -20,15 +20,14 @@ std::size_t append_frame(std::string& out, const nlohmann::json& message) {
   return size;
 }
 
-std::size_t append_packed_frame(std::string& out, std::string_view payload) {
-  const auto n = static_cast<std::uint32_t>(payload.size());
-  out.push_back(static_cast<char>((n >> 24) & 0xff));
-  out.push_back(static_cast<char>((n >> 16) & 0xff));
-  out.push_back(static_cast<char>((n >> 8) & 0xff));
-  out.push_back(static_cast<char>(n & 0xff));
-  out.append(payload);
-  return payload.size();
+void append_frame_header(std::string& out, std::size_t payload_size) {
+  const auto n = static_cast<std::uint32_t>(payload_size);
+  const char header[frame_header_size] = {
+      static_cast<char>((n >> 24) & 0xff), static_cast<char>((n >> 16) & 0xff),
+      static_cast<char>((n >> 8) & 0xff), static_cast<char>(n & 0xff)};
+  out.append(header, frame_header_size);
 }
+
 
 std::span<char> frame_decoder::prepare(std::size_t min_bytes) {
   // Move a partial frame to the front so that the buffer does not grow with the stream.

@@ -20,8 +20,8 @@ inline constexpr std::size_t default_max_frame_size = 8u * 1024u * 1024u;
 /// size, so that callers can enforce a maximum (and roll back with out.resize()).
 std::size_t append_frame(std::string& out, const nlohmann::json& message);
 
-/// Appends one frame whose payload is already MessagePack. Returns the payload size.
-std::size_t append_packed_frame(std::string& out, std::string_view payload);
+/// Appends the header of a frame of `payload_size` bytes (the payload follows separately).
+void append_frame_header(std::string& out, std::size_t payload_size);
 
 /// Splits a byte stream into frames. Usage: read into prepare(), commit() what was read, then
 /// call next() until it stops returning status::frame. A payload view stays valid until the next

@@ -141,10 +141,9 @@ json make_reply(std::uint64_t id, json result, std::uint64_t revision) {
   return r;
 }
 
-std::string pack_watch_reply(std::uint64_t id, std::uint64_t cursor,
-                             const std::string& packed_update) {
+std::string watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
   std::string out;
-  out.reserve(packed_update.size() + 40);
+  out.reserve(48);
   auto put = [&out](const json& j) {
     json::to_msgpack(j, nlohmann::detail::output_adapter<char>(out));
   };
@@ -157,7 +156,6 @@ std::string pack_watch_reply(std::uint64_t id, std::uint64_t cursor,
   put(cursor);
   put("updates");
   out.push_back(static_cast<char>(0x91));  // array of 1
-  out += packed_update;
   return out;
 }
 

@@ -69,9 +69,9 @@ json make_reply(std::uint64_t id, json result);
 json make_reply(std::uint64_t id, json result, std::uint64_t revision);
 json make_error_reply(std::uint64_t id, error_code ec, std::string_view message);
 
-/// The MessagePack of {"i": id, "r": {"cursor": cursor, "updates": [<packed_update>]}}, with
-/// `packed_update` (already MessagePack) copied in as bytes, not re-encoded.
-std::string pack_watch_reply(std::uint64_t id, std::uint64_t cursor,
-                             const std::string& packed_update);
+/// The MessagePack of {"i": id, "r": {"cursor": cursor, "updates": [<update>]}} up to the
+/// update: the update's bytes (already MessagePack, shared by every watcher) follow it in the
+/// same frame, without a copy.
+std::string watch_reply_head(std::uint64_t id, std::uint64_t cursor);
 
 }  // namespace zproc::protocol

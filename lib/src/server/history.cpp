@@ -10,9 +10,10 @@ bool update_record::touches(const std::string& key) const {
   return false;
 }
 
-const std::string& update_record::packed(bool with_diff) const {
+std::shared_ptr<const std::string> update_record::packed(bool with_diff) const {
   auto& slot = packed_[with_diff ? 1 : 0];
-  if (!slot) {
+  auto shared = slot.lock();
+  if (!shared) {
     json j = to_json(*this);
     if (with_diff) {
       json set = json::object();
@@ -30,9 +31,10 @@ const std::string& update_record::packed(bool with_diff) const {
     }
     auto encoded = std::make_shared<std::string>();
     json::to_msgpack(j, nlohmann::detail::output_adapter<char>(*encoded));
-    slot = std::move(encoded);
+    shared = std::move(encoded);
+    slot = shared;
   }
-  return *slot;
+  return shared;
 }
 
 json to_json(const update_record& r) {

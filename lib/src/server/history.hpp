@@ -34,13 +34,14 @@ struct update_record {
 
   bool touches(const std::string& key) const;
 
-  /// The record as MessagePack, encoded once on first use and shared by every reply that
-  /// carries it (fan-out to many watchers copies no values). `with_diff` adds "d", the diff
-  /// a snapshot watcher needs when this record directly follows its replica.
-  const std::string& packed(bool with_diff) const;
+  /// The record as MessagePack, shared by every reply that carries it (fan-out to many
+  /// watchers copies no values). The record keeps no copy: the encoding lives while a reply
+  /// holds it, and is made again if needed later. `with_diff` adds "d", the diff a snapshot
+  /// watcher needs when this record directly follows its replica.
+  std::shared_ptr<const std::string> packed(bool with_diff) const;
 
  private:
-  mutable std::shared_ptr<const std::string> packed_[2];
+  mutable std::weak_ptr<const std::string> packed_[2];
 };
 
 using record_ptr = std::shared_ptr<const update_record>;

@@ -159,24 +159,29 @@ void session::queue_delivery(const delivery& d) {
     return;
   }
   const std::size_t max = std::min(client_max_frame_, env_.config.max_frame_size);
-  if (d.packed->size() <= max) {
-    protocol::append_packed_frame(out_, *d.packed);
+  const std::size_t size = d.head.size() + d.packed->size();
+  if (size <= max) {
+    std::string& bytes = out_.bytes();
+    protocol::append_frame_header(bytes, size);
+    bytes += d.head;
+    out_.append_shared(d.packed);
     return;
   }
   queue(protocol::make_error_reply(
       d.request_id, server_errc::reply_too_large,
-      "the update has " + std::to_string(d.packed->size()) +
+      "the update has " + std::to_string(size) +
           " bytes, more than the maximum frame of " + std::to_string(max) + " bytes"));
 }
 
-void session::queue(const nlohmann::json& message) { protocol::append_frame(out_, message); }
+void session::queue(const nlohmann::json& message) { protocol::append_frame(out_.bytes(), message); }
 
 void session::queue_reply(const nlohmann::json& reply) {
-  const std::size_t before = out_.size();
-  const std::size_t size = protocol::append_frame(out_, reply);
+  std::string& bytes = out_.bytes();
+  const std::size_t before = bytes.size();
+  const std::size_t size = protocol::append_frame(bytes, reply);
   const std::size_t max = std::min(client_max_frame_, env_.config.max_frame_size);
   if (size <= max) return;
-  out_.resize(before);
+  bytes.resize(before);
   queue(protocol::make_error_reply(
       reply.value(id, std::uint64_t{0}), server_errc::reply_too_large,
       "the reply has " + std::to_string(size) + " bytes, more than the maximum frame of " +
@@ -187,12 +192,11 @@ void session::flush() {
   if (writing_ || out_.empty() || closed_) return;
   writing_ = true;
   inflight_.swap(out_);
-  out_.clear();
-  asio::async_write(socket_, asio::buffer(inflight_),
+  out_.clear(shrink_above);
+  asio::async_write(socket_, inflight_.buffers(),
                     [self = shared_from_this()](error_code ec, std::size_t) {
                       self->writing_ = false;
-                      self->inflight_.clear();
-                      if (self->inflight_.capacity() > shrink_above) self->inflight_.shrink_to_fit();
+                      self->inflight_.clear(shrink_above);
                       if (ec) {
                         self->close();
                         return;

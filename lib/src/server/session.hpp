@@ -4,6 +4,7 @@
 
 #include "protocol/frame.hpp"
 #include "server/engine.hpp"
+#include "server/output_queue.hpp"
 
 #include <zproc/server.hpp>
 
@@ -58,8 +59,8 @@ class session : public std::enable_shared_from_this<session> {
   environment env_;
   request_context ctx_;
   protocol::frame_decoder decoder_;
-  std::string out_;       // replies waiting for the next write
-  std::string inflight_;  // replies being written
+  output_queue out_;       // replies waiting for the next write
+  output_queue inflight_;  // replies being written
   bool writing_ = false;
   bool greeted_ = false;
   bool closed_ = false;

@@ -274,9 +274,8 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
     // The common case of a fan-out: the watcher was up to date, so its reply is exactly this
     // record (with its own changes as the diff): splice the record's shared encoding.
     if (!w.spec.snapshot || w.replica + 1 == r.revision) {
-      out.push_back({w.spec.client_id, json(), std::make_shared<const std::string>(
-          protocol::pack_watch_reply(w.spec.request_id, r.revision, r.packed(w.spec.snapshot))),
-          w.spec.request_id});
+      out.push_back({w.spec.client_id, json(), r.packed(w.spec.snapshot), w.spec.request_id,
+                     protocol::watch_reply_head(w.spec.request_id, r.revision)});
     } else {
       json result = answer(*ns, w, {&r}, r.revision);
       out.push_back({w.spec.client_id, protocol::make_reply(w.spec.request_id, std::move(result)),

@@ -64,9 +64,11 @@ struct watch_spec {
 struct delivery {
   std::uint64_t client_id;
   json reply;  // a complete reply message (with the request id), unless `packed` is set
-  /// A reply already encoded as MessagePack (a woken watcher: the shared record is spliced in).
+  /// A woken watcher's reply, already MessagePack: `head` (the envelope), then `packed` (the
+  /// update record, encoded once and shared by every watcher it wakes: never copied).
   std::shared_ptr<const std::string> packed;
   std::uint64_t request_id = 0;  // with `packed`: the request it answers
+  std::string head;
 };
 
 class watch_registry {

@@ -1,0 +1,50 @@
+#include "server/output_queue.hpp"
+
+namespace zproc::server_detail {
+
+std::string& output_queue::bytes() {
+  if (pieces_.empty() || pieces_.back().shared) {
+    if (!pieces_.empty()) sealed_ += pieces_.back().view().size();
+    pieces_.emplace_back();
+  }
+  return pieces_.back().owned;
+}
+
+void output_queue::append_shared(std::shared_ptr<const std::string> piece_bytes) {
+  pieces_.reserve(pieces_.size() + 1);  // the size below stays right if this throws
+  if (!pieces_.empty()) sealed_ += pieces_.back().view().size();
+  pieces_.push_back({std::string(), std::move(piece_bytes)});
+}
+
+std::size_t output_queue::size() const noexcept {
+  return pieces_.empty() ? 0 : sealed_ + pieces_.back().view().size();
+}
+
+const std::vector<boost::asio::const_buffer>& output_queue::buffers() {
+  buffers_.clear();
+  for (const auto& p : pieces_) {
+    const auto v = p.view();
+    if (!v.empty()) buffers_.emplace_back(v.data(), v.size());
+  }
+  return buffers_;
+}
+
+void output_queue::clear(std::size_t keep_capacity) {
+  if (!pieces_.empty() && !pieces_.front().shared &&
+      pieces_.front().owned.capacity() <= keep_capacity) {
+    pieces_.resize(1);
+    pieces_.front().owned.clear();
+  } else {
+    pieces_.clear();
+  }
+  sealed_ = 0;
+  buffers_.clear();
+}
+
+void output_queue::swap(output_queue& other) noexcept {
+  pieces_.swap(other.pieces_);
+  std::swap(sealed_, other.sealed_);
+  buffers_.swap(other.buffers_);
+}
+
+}  // namespace zproc::server_detail
