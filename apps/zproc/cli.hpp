@@ -26,6 +26,11 @@ struct arguments {
   std::string fsync = "interval";      // server: --fsync always|interval|never
   bool repair = false;                 // server: --repair
   std::optional<std::size_t> max_process_records;  // server: --max-process-records N
+  std::optional<std::size_t> max_namespaces;       // server: --max-namespaces N
+  std::optional<std::size_t> max_pending_output;   // server: --max-pending-output BYTES
+  std::optional<std::size_t> history_records;      // server: --history-records N
+  std::optional<std::size_t> history_bytes;        // server: --history-bytes BYTES
+  std::optional<std::size_t> history_total_bytes;  // server: --history-total-bytes BYTES
   bool all = false;                    // ps: --all
   bool running = false;                // ps: --running
   bool json_lines = false;             // ps, workers: --json

@@ -45,6 +45,12 @@ options:
   --namespace NS            namespace (default: "default")
   --listen ADDR             (server) address to listen on; repeatable; port 0 = any free port
   --max-process-records N   (server) finished process records to keep (default 10000)
+  --max-namespaces N        (server) namespaces it holds at most (default 10000)
+  --max-pending-output B    (server) bytes of replies queued for one connection before it
+                            is no longer read and its watchers wait (default 64 MiB)
+  --history-records N       (server) history records kept per namespace (default 100000)
+  --history-bytes B         (server) history bytes kept per namespace (default 64 MiB)
+  --history-total-bytes B   (server) history bytes kept by all namespaces (default 512 MiB)
   -h, --help                this text; 'zproc COMMAND --help': that command only
 )";
 
@@ -76,6 +82,17 @@ void arguments::expect(std::size_t n, const char* names) const {
                       std::to_string(positional.size()) + " arguments)"};
 }
 
+/// The field of the server's numeric options (a count or a size in bytes), or nullptr.
+std::optional<std::size_t>* count_option(arguments& a, const std::string& arg) {
+  if (arg == "--max-process-records") return &a.max_process_records;
+  if (arg == "--max-namespaces") return &a.max_namespaces;
+  if (arg == "--max-pending-output") return &a.max_pending_output;
+  if (arg == "--history-records") return &a.history_records;
+  if (arg == "--history-bytes") return &a.history_bytes;
+  if (arg == "--history-total-bytes") return &a.history_total_bytes;
+  return nullptr;
+}
+
 arguments parse(int argc, char** argv) {
   arguments a;
   for (int i = 1; i < argc; ++i) {
@@ -99,13 +116,13 @@ arguments parse(int argc, char** argv) {
       if (err != std::errc() || end != v.data() + v.size())
         throw usage_error{arg + " needs a revision (a number), not '" + v + "'"};
       (arg == "--from" ? a.from : a.to) = rev;
-    } else if (arg == "--max-process-records") {
-      const std::string v = value("--max-process-records");
+    } else if (auto* field = count_option(a, arg)) {
+      const std::string v = value(arg.c_str());
       std::size_t n = 0;
       auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
       if (err != std::errc() || end != v.data() + v.size())
-        throw usage_error{"--max-process-records needs a number, not '" + v + "'"};
-      a.max_process_records = n;
+        throw usage_error{arg + " needs a number, not '" + v + "'"};
+      *field = n;
     } else if (arg == "--all") {
       a.all = true;
     } else if (arg == "--running") {

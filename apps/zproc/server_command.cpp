@@ -27,6 +27,11 @@ int run_server(const arguments& args) {
   if (args.repair && args.data_dir.empty()) throw usage_error{"--repair needs --data-dir DIR"};
   config.repair = args.repair;
   if (args.max_process_records) config.max_process_records = *args.max_process_records;
+  if (args.max_namespaces) config.max_namespaces = *args.max_namespaces;
+  if (args.max_pending_output) config.max_pending_output = *args.max_pending_output;
+  if (args.history_records) config.history.max_records = *args.history_records;
+  if (args.history_bytes) config.history.max_bytes = *args.history_bytes;
+  if (args.history_total_bytes) config.history.max_total_bytes = *args.history_total_bytes;
   if (args.fsync == "always") {
     config.fsync = server_config::fsync_policy::always;
   } else if (args.fsync == "interval") {

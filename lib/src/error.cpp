@@ -58,6 +58,8 @@ class server_category_impl final : public boost::system::error_category {
         return "the data an atomic operation read was changed meanwhile";
       case server_errc::compacted:
         return "that revision is no longer in the server's history (compacted)";
+      case server_errc::limit_reached: return "a limit of the server was reached";
+      case server_errc::out_of_memory: return "the server is out of memory; nothing was changed";
     }
     return "unknown zproc server error " + std::to_string(ev);
   }

@@ -4,6 +4,10 @@
 
 #include <doctest/doctest.h>
 
+#include <malloc.h>
+
+#include <functional>
+
 using namespace zproc::server_detail;
 using nlohmann::json;
 
@@ -96,5 +100,70 @@ TEST_SUITE("history") {
     CHECK_FALSE(predicate{k::available, "", {}}.holds(absent));
     CHECK(predicate{k::available, "", {}}.holds(null));
     CHECK(predicate{k::not_equal, "", json(1)}.holds(absent));
+  }
+}
+
+namespace {
+/// Bytes malloc hands out now (small chunks and mmap'ed blocks), glibc's own count.
+std::size_t heap_in_use() {
+  const struct mallinfo2 m = ::mallinfo2();
+  return m.uordblks + m.hblkhd;
+}
+
+json map_of_empty_maps(int n) {
+  json v = json::object();
+  for (int i = 0; i < n; ++i) v["k" + std::to_string(i)] = json::object();
+  return v;
+}
+json array_of_ints(int n) {
+  json v = json::array();
+  for (int i = 0; i < n; ++i) v.push_back(i);
+  return v;
+}
+json nested_arrays(int depth) {
+  json v = json::array();
+  for (int i = 0; i < depth; ++i) v = json::array({std::move(v), i});
+  return v;
+}
+json strings(int n, std::size_t length) {
+  json v = json::array();
+  for (int i = 0; i < n; ++i) v.push_back(std::string(length, static_cast<char>('a' + i % 26)));
+  return v;
+}
+json long_keys(int n) {
+  json v = json::object();
+  for (int i = 0; i < n; ++i) v[std::string(40, 'k') + std::to_string(i)] = i * 0.5;
+  return v;
+}
+json records_of_maps(int n) {
+  json v = json::array();
+  for (int i = 0; i < n; ++i)
+    v.push_back({{"id", i}, {"name", "item " + std::to_string(i)}, {"tags", {"a", "b"}}, {"ok", true}});
+  return v;
+}
+}  // namespace
+
+TEST_SUITE("history") {
+  TEST_CASE("heap_bytes() is what malloc holds, within 20%, for every shape of value") {
+    const std::vector<std::pair<const char*, std::function<json()>>> shapes{
+        {"map of 20,000 empty maps", [] { return map_of_empty_maps(20'000); }},
+        {"array of 100,000 ints", [] { return array_of_ints(100'000); }},
+        {"array nested 250 deep", [] { return nested_arrays(250); }},
+        {"10,000 short strings", [] { return strings(10'000, 10); }},
+        {"10,000 strings of 100 bytes", [] { return strings(10'000, 100); }},
+        {"one string of 4 MiB", [] { return json(std::string(4u << 20, 'x')); }},
+        {"5,000 long keys with floats", [] { return long_keys(5'000); }},
+        {"5,000 small records", [] { return records_of_maps(5'000); }},
+        {"binary of 1 MiB", [] { return json::binary(std::vector<std::uint8_t>(1u << 20, 7)); }},
+    };
+    for (const auto& [name, make] : shapes) {
+      const std::size_t before = heap_in_use();
+      json v = make();
+      const std::size_t measured = heap_in_use() - before;
+      const std::size_t counted = heap_bytes(v);
+      INFO(name << ": malloc holds " << measured << " bytes, heap_bytes() says " << counted);
+      CHECK(static_cast<double>(counted) >= 0.8 * static_cast<double>(measured));
+      CHECK(static_cast<double>(counted) <= 1.2 * static_cast<double>(measured));
+    }
   }
 }

@@ -173,3 +173,59 @@ TEST_SUITE("store") {
     CHECK(s.execute(json{{"o", "ping"}}, ctx).result == 4242);
   }
 }
+
+TEST_SUITE("store") {
+  TEST_CASE("the history budget holds across namespaces: the server's oldest records go first") {
+    const std::string value(10'000, 'v');
+    store s(1, {.max_records = 1000, .max_bytes = 1u << 20, .max_total_bytes = 200'000});
+    const request_context ctx{1};
+    for (int round = 0; round < 30; ++round)
+      for (const char* ns : {"a", "b", "c"})
+        REQUIRE_FALSE(s.execute({{"o", "set"}, {"n", ns}, {"k", "k"}, {"v", value + std::to_string(round)}}, ctx).error);
+    CHECK(s.history_bytes() <= 200'000);
+    std::size_t kept = 0;
+    std::size_t bytes = 0;
+    for (const char* ns : {"a", "b", "c"}) {
+      const auto& h = s.find(ns)->hist;
+      CHECK(h.size() >= 3);  // each namespace keeps its newest records
+      CHECK(h.newest() == 30);
+      kept += h.size();
+      bytes += h.bytes();
+    }
+    CHECK(kept == s.history_records());
+    CHECK(bytes == s.history_bytes());
+    // A namespace nobody writes any more loses its records to the others' writes.
+    for (int round = 0; round < 30; ++round)
+      REQUIRE_FALSE(s.execute({{"o", "set"}, {"n", "a"}, {"k", "k"}, {"v", value + std::to_string(round)}}, ctx).error);
+    CHECK(s.find("b")->hist.size() == 0);
+    CHECK(s.find("b")->hist.covers_after(30));  // a reader that is up to date goes on
+    CHECK(s.history_bytes() <= 200'000);
+  }
+
+  TEST_CASE("max_namespaces: a write that would create one more is refused; reads create none") {
+    store s(1, {}, 2);
+    const request_context ctx{1};
+    REQUIRE_FALSE(s.execute({{"o", "set"}, {"n", "a"}, {"k", "k"}, {"v", 1}}, ctx).error);
+    REQUIRE_FALSE(s.execute({{"o", "set"}, {"n", "b"}, {"k", "k"}, {"v", 1}}, ctx).error);
+    const auto o = s.execute({{"o", "set"}, {"n", "c"}, {"k", "k"}, {"v", 1}}, ctx);
+    CHECK(o.error == server_errc::limit_reached);
+    CHECK(o.message.find("max_namespaces") != std::string::npos);
+    CHECK(s.namespace_count() == 2);
+    CHECK(s.execute({{"o", "get"}, {"n", "c"}, {"k", "k"}}, ctx).error == server_errc::key_not_found);
+    CHECK_FALSE(s.execute({{"o", "set"}, {"n", "a"}, {"k", "k"}, {"v", 2}}, ctx).error);
+    CHECK_THROWS(s.open("d"));
+    const namespace_state& d = s.restore("d");  // recovery is not limited
+    CHECK(&d == s.find("d"));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a key deleted and set again in one transaction keeps its revision") {
+    ok({{"o", "set"}, {"k", "a"}, {"v", 1}});
+    ok({{"o", "txn"}, {"then", {{{"o", "del"}, {"k", "a"}}, {{"o", "set"}, {"k", "a"}, {"v", 2}},
+                                {{"o", "set"}, {"k", "b"}, {"v", 3}}, {{"o", "del"}, {"k", "b"}}}}});
+    const auto r = rev();
+    const json read = ok({{"o", "read"}, {"keys", {"a", "b"}}});
+    CHECK(read["mods"]["a"] == r);
+    CHECK(read["mods"]["b"] == 0);  // absent: never modified as far as commits go
+    CHECK(s.find("ns")->modified.size() == 1);
+  }
+}

@@ -71,6 +71,11 @@ enum class server_errc {
   compacted,
   /// An atomic commit found that what it read had changed (atomic() retries by itself).
   conflict,
+  /// A limit of the server was reached (namespaces per server: server_config::max_namespaces);
+  /// the message names it. Nothing was changed.
+  limit_reached,
+  /// The server had no memory for this request; nothing was changed (try again later).
+  out_of_memory,
 };
 
 const boost::system::error_category& client_category() noexcept;

@@ -22,14 +22,21 @@ struct server_config {
   /// server_errc::frame_too_large; a bigger reply is replaced by server_errc::reply_too_large.
   std::size_t max_frame_size = 8u * 1024u * 1024u;
   /// Replies buffered for one connection that does not read them; past this the server stops
-  /// reading that connection's requests until it catches up (backpressure, bounded memory).
+  /// reading that connection's requests and holds its watchers back (they miss nothing: they
+  /// catch up from the history) until half of it is sent (backpressure, bounded memory).
   std::size_t max_pending_output = 64u * 1024u * 1024u;
   /// History kept per namespace (for watchers, history() and at()): the newest records up to
-  /// both limits. Reading or watching from an older revision fails with server_errc::compacted.
+  /// both limits, and all namespaces together up to `max_total_bytes` (the oldest records of
+  /// the server go first). Bytes are the memory the records hold (their keys and values, before
+  /// and after). Reading or watching from an older revision fails with server_errc::compacted.
   struct history_limits {
     std::size_t max_records = 100'000;
     std::size_t max_bytes = 64u * 1024u * 1024u;
+    std::size_t max_total_bytes = 512u * 1024u * 1024u;
   } history;
+  /// Namespaces a server holds at most; a write that would create one more fails with
+  /// server_errc::limit_reached (reads of an unknown namespace create nothing).
+  std::size_t max_namespaces = 10'000;
 
   /// Durability (opt-in): with a data directory, every update is appended to a log there
   /// before it is acknowledged, and a snapshot is written from time to time so that the log

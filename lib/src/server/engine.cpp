@@ -22,6 +22,9 @@ void guarded(std::vector<delivery>& out, std::uint64_t client_id, std::uint64_t 
   } catch (const json::exception& e) {
     out.push_back(
         {client_id, protocol::make_error_reply(request_id, server_errc::bad_request, e.what())});
+  } catch (const std::bad_alloc&) {
+    out.push_back({client_id, protocol::make_error_reply(request_id, server_errc::out_of_memory,
+                                                         "the server is out of memory")});
   }
 }
 
@@ -29,7 +32,7 @@ void guarded(std::vector<delivery>& out, std::uint64_t client_id, std::uint64_t 
 
 void engine::lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
                   std::vector<delivery>& out) {
-  namespace_state& st = store_.restore(ns);
+  namespace_state& st = store_.open(ns);  // limit_reached past max_namespaces
   ns_lock& l = locks_[ns];
   if (st.locked_by == 0 || st.locked_by == client) {
     st.locked_by = client;
@@ -56,7 +59,30 @@ void engine::release(const std::string& ns, std::vector<delivery>& out) {
   out.push_back({next.client_id, protocol::make_reply(next.request_id, lock_lease.count())});
 }
 
+void engine::congested(std::uint64_t client_id) noexcept {
+  try {
+    congested_.insert(client_id);
+  } catch (const std::bad_alloc&) {
+    // Not marked: its watchers are answered as usual (shared pieces; no new memory per reply).
+  }
+}
+
+void engine::resume(std::uint64_t client_id, std::vector<delivery>& out) {
+  congested_.erase(client_id);
+  watches_.resume(store_, client_id, out);
+}
+
+void engine::notify(const std::string& ns, const update_record& r,
+                    std::vector<delivery>& out) noexcept {
+  try {
+    watches_.notify(store_, ns, r, congested_, out);
+  } catch (...) {
+    watches_.stall_namespace(ns);  // they catch up from their cursors at the next tick
+  }
+}
+
 void engine::client_gone(std::uint64_t client_id, std::vector<delivery>& out) {
+  congested_.erase(client_id);
   watches_.drop_client(client_id);
   std::vector<std::string> held;
   for (auto& [name, l] : locks_) {
@@ -68,7 +94,23 @@ void engine::client_gone(std::uint64_t client_id, std::vector<delivery>& out) {
   tasks_.client_gone(client_id, out);
 }
 
+void engine::client_gone_later(std::uint64_t client_id) noexcept {
+  try {
+    gone_later_.push_back(client_id);
+  } catch (const std::bad_alloc&) {
+    // Nothing more can be done without memory; its locks still expire with their lease.
+  }
+}
+
 void engine::tick(std::vector<delivery>& out) {
+  std::erase_if(gone_later_, [&](std::uint64_t id) {
+    try {
+      client_gone(id, out);
+      return true;
+    } catch (const std::exception&) {
+      return false;
+    }
+  });
   const auto now = std::chrono::steady_clock::now();
   std::vector<std::string> expired;
   for (const auto& [name, l] : locks_) {
@@ -77,6 +119,7 @@ void engine::tick(std::vector<delivery>& out) {
   }
   for (const auto& name : expired) release(name, out);
   tasks_.tick(now, out);
+  watches_.retry_stalled(store_, congested_, out);
 }
 
 recovery_report engine::attach(std::unique_ptr<journal> j) {
@@ -117,13 +160,15 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
       return;
     }
     const auto& name = ns->get_ref<const std::string&>();
-    if (*op == "lock") {
-      lock(name, ctx.client_id, request_id, out);
-    } else {
-      namespace_state& st = store_.restore(name);
-      if (st.locked_by == ctx.client_id) release(name, out);
+    guarded(out, ctx.client_id, request_id, [&] {
+      if (*op == "lock") {
+        lock(name, ctx.client_id, request_id, out);
+        return;
+      }
+      if (const auto* st = store_.find(name); st && st->locked_by == ctx.client_id)
+        release(name, out);
       out.push_back({ctx.client_id, protocol::make_reply(request_id, true)});
-    }
+    });
     return;
   }
   if (named && *op == "cancel") {
@@ -166,7 +211,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
                                                 std::string("the update is applied but could not "
                                                             "be written to the data directory: ") +
                                                     e.what())});
-      watches_.notify(store_, *o.ns, *o.committed, out);
+      notify(*o.ns, *o.committed, out);
       return;
     }
   }
@@ -177,7 +222,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   } else {
     out.push_back({ctx.client_id, protocol::make_reply(request_id, std::move(o.result))});
   }
-  if (o.committed) watches_.notify(store_, *o.ns, *o.committed, out);
+  if (o.committed) notify(*o.ns, *o.committed, out);
 }
 
 }  // namespace zproc::server_detail

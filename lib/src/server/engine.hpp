@@ -13,6 +13,7 @@
 #include <deque>
 #include <memory>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace zproc::server_detail {
@@ -20,8 +21,10 @@ namespace zproc::server_detail {
 class engine {
  public:
   /// `max_process_records`: finished process records kept (server_config::max_process_records).
-  engine(std::int64_t server_pid, retention limits, std::size_t max_process_records = 10'000)
-      : store_(server_pid, limits), processes_(max_process_records) {}
+  /// `max_namespaces`: server_config::max_namespaces.
+  engine(std::int64_t server_pid, retention limits, std::size_t max_process_records = 10'000,
+         std::size_t max_namespaces = 10'000)
+      : store_(server_pid, limits, max_namespaces), processes_(max_process_records) {}
 
   /// Makes every write durable in `j` (recovering the state from it first).
   recovery_report attach(std::unique_ptr<journal> j);
@@ -39,9 +42,18 @@ class engine {
   /// the processes it registered and that still run are "lost", the tasks its worker held are
   /// queued again.
   void client_gone(std::uint64_t client_id, std::vector<delivery>& out);
+  /// client_gone() failed (no memory): each tick tries it again until it is done.
+  void client_gone_later(std::uint64_t client_id) noexcept;
+
+  /// The client's connection is over its output limit: its watchers are not answered (they
+  /// keep their cursors and miss nothing) until resume().
+  void congested(std::uint64_t client_id) noexcept;
+  /// The client's connection drained: its stalled watchers catch up.
+  void resume(std::uint64_t client_id, std::vector<delivery>& out);
 
   /// Releases atomic locks whose lease expired (their holder hangs); grants them to waiters;
-  /// answers task waits whose deadline passed.
+  /// answers task waits whose deadline passed; stalled watchers whose reply could not be built
+  /// (no memory) try again.
   void tick(std::vector<delivery>& out);
 
   /// How long a client may hold a namespace's atomic lock without committing or unlocking.
@@ -70,7 +82,11 @@ class engine {
   void lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
             std::vector<delivery>& out);
   void release(const std::string& ns, std::vector<delivery>& out);
+  /// Wakes the watchers of a committed write; never throws (a failure stalls them instead).
+  void notify(const std::string& ns, const update_record& r, std::vector<delivery>& out) noexcept;
   std::unordered_map<std::string, ns_lock> locks_;
+  std::unordered_set<std::uint64_t> congested_;  // clients over their output limit
+  std::vector<std::uint64_t> gone_later_;        // client_gone() to finish at the next tick
 };
 
 }  // namespace zproc::server_detail

@@ -1,5 +1,6 @@
 #include "server/history.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace zproc::server_detail {
@@ -50,40 +51,91 @@ update_record record_from_json(const json& j) {
   r.handle = j.at("h").get<std::uint64_t>();
   r.identical = j.at("id").get<bool>();
   r.changes = j.at("ch").get<std::vector<key_change>>();
+  r.bytes = record_bytes(r);
   return r;
 }
 
-std::size_t approx_size(const json& v) {
+namespace {
+
+/// What glibc's malloc takes for a request of `n` bytes on 64-bit Linux: 8 bytes of header,
+/// rounded up to 16, 32 at least; a large block is mmap'ed whole pages.
+constexpr std::size_t chunk(std::size_t n) {
+  if (n == 0) return 0;
+  if (n >= 128 * 1024) return (n + 16 + 4095) & ~std::size_t{4095};
+  return std::max<std::size_t>(32, (n + 8 + 15) & ~std::size_t{15});
+}
+
+/// The heap bytes of a std::string's characters (none when short enough to live inside it).
+std::size_t string_heap(const std::string& s) {
+  return s.capacity() > 15 ? chunk(s.capacity() + 1) : 0;
+}
+
+}  // namespace
+
+std::size_t heap_bytes(const json& v) {
   switch (v.type()) {
-    case json::value_t::string: return sizeof(json) + v.get_ref<const std::string&>().size();
+    case json::value_t::string:
+      return chunk(sizeof(std::string)) + string_heap(v.get_ref<const std::string&>());
     case json::value_t::array: {
-      std::size_t n = sizeof(json);
-      for (const auto& e : v) n += approx_size(e);
+      const auto& a = v.get_ref<const json::array_t&>();
+      std::size_t n = chunk(sizeof(json::array_t)) + chunk(a.capacity() * sizeof(json));
+      for (const auto& e : a) n += heap_bytes(e);
       return n;
     }
     case json::value_t::object: {
-      std::size_t n = sizeof(json);
-      for (const auto& [k, e] : v.items()) n += 48 + k.size() + approx_size(e);
+      // std::map: one red-black node (32 bytes of links) per entry, holding key and value.
+      constexpr std::size_t node = 32 + sizeof(json::object_t::value_type);
+      std::size_t n = chunk(sizeof(json::object_t));
+      for (const auto& [k, e] : v.get_ref<const json::object_t&>())
+        n += chunk(node) + string_heap(k) + heap_bytes(e);
       return n;
     }
-    case json::value_t::binary: return sizeof(json) + v.get_binary().size();
-    default: return sizeof(json);
+    case json::value_t::binary: {
+      const auto& b = v.get_binary();
+      return chunk(sizeof(json::binary_t)) + chunk(b.capacity());
+    }
+    default: return 0;
   }
 }
 
-void history::append(record_ptr r) {
+std::size_t record_bytes(const update_record& r) {
+  // The record and its control block (one allocation), its slot in the history's deque, and
+  // the changes' array.
+  std::size_t n = chunk(sizeof(update_record) + 16) + sizeof(record_ptr) +
+                  chunk(r.changes.capacity() * sizeof(key_change));
+  for (const auto& c : r.changes) {
+    n += string_heap(c.key);
+    if (c.before) n += heap_bytes(*c.before);
+    if (c.after) n += heap_bytes(*c.after);
+  }
+  return n;
+}
+
+history::dropped history::append(record_ptr r) {
   if (r->revision != next_)
     throw std::logic_error("history: revision " + std::to_string(r->revision) + " after " +
                            std::to_string(next_ - 1));
-  next_ = r->revision + 1;
-  bytes_ += r->bytes;
-  records_.push_back(std::move(r));
+  const std::size_t size = r->bytes;
+  records_.push_back(std::move(r));  // the only step that may fail: nothing changed then
+  next_ = records_.back()->revision + 1;
+  bytes_ += size;
+  dropped d;
   // Keep at least the newest record, whatever its size: a reader one behind can go on.
   while (records_.size() > 1 &&
          (records_.size() > limits_.max_records || bytes_ > limits_.max_bytes)) {
-    bytes_ -= records_.front()->bytes;
-    records_.pop_front();
+    const auto one = drop_oldest();
+    d.records += one.records;
+    d.bytes += one.bytes;
   }
+  return d;
+}
+
+history::dropped history::drop_oldest() noexcept {
+  if (records_.empty()) return {};
+  const std::size_t size = records_.front()->bytes;
+  bytes_ -= size;
+  records_.pop_front();
+  return {1, size};
 }
 
 const record_ptr* history::find(std::uint64_t revision) const noexcept {

@@ -30,7 +30,7 @@ struct update_record {
   std::uint64_t handle = 0;       // the writing state handle within that connection
   bool identical = false;         // the write changed nothing
   std::vector<key_change> changes;
-  std::size_t bytes = 0;          // approximate memory held, for the retention limit
+  std::size_t bytes = 0;          // the memory it holds (record_bytes()), for the limits
 
   bool touches(const std::string& key) const;
 
@@ -50,15 +50,24 @@ using record_ptr = std::shared_ptr<const update_record>;
 json to_json(const update_record& r);
 update_record record_from_json(const json& j);  // throws json::exception on a bad shape
 
-/// Per-namespace limits of the history (server_config::history).
+/// Limits of the history (server_config::history): per namespace, and all together.
 using retention = server_config::history_limits;
 
 class history {
  public:
   explicit history(retention limits = {}) : limits_(limits) {}
 
-  /// Appends the next record (revision = newest + 1) and drops the oldest past the limits.
-  void append(record_ptr r);
+  /// What a history dropped: records and the bytes they held.
+  struct dropped {
+    std::size_t records = 0;
+    std::size_t bytes = 0;
+  };
+
+  /// Appends the next record (revision = newest + 1) and drops the oldest past the namespace's
+  /// limits, keeping at least this newest one. If it throws, nothing changed.
+  dropped append(record_ptr r);
+  /// Drops the oldest record (for the server-wide budget); nothing if empty.
+  dropped drop_oldest() noexcept;
 
   /// Oldest revision still kept (newest + 1 if nothing is kept).
   std::uint64_t oldest() const noexcept { return records_.empty() ? next_ : records_.front()->revision; }
@@ -83,7 +92,10 @@ class history {
   std::uint64_t next_ = 1;
 };
 
-/// Approximate heap size of a JSON value (for retention by bytes).
-std::size_t approx_size(const json& v);
+/// The heap memory a JSON value holds beyond its own 16 bytes, as glibc's malloc counts it
+/// (chunk headers and rounding included) for libstdc++'s containers.
+std::size_t heap_bytes(const json& v);
+/// The memory a record holds: itself, its changes, their keys and values (for the limits).
+std::size_t record_bytes(const update_record& r);
 
 }  // namespace zproc::server_detail

@@ -387,7 +387,7 @@ void journal::load_snapshot(store& s, recovery_report& report) {
     ns.revision = l.revision;
     ns.modified = std::move(l.modified);
     ns.hist.reset(l.records.empty() ? ns.revision + 1 : l.records.front()->revision);
-    for (auto& r : l.records) ns.hist.append(std::move(r));
+    for (auto& r : l.records) s.append_history(ns, std::move(r));
     ++report.namespaces;
   }
   snapshot_loaded_ = true;
@@ -435,7 +435,7 @@ void journal::replay_log(store& s, recovery_report& report) {
     if (rev > current) {
       namespace_state& ns = s.restore(r.ns);
       apply(ns, *r.rec);
-      ns.hist.append(std::move(r.rec));
+      s.append_history(ns, std::move(r.rec));
       ++report.replayed;
     }
     last_good = std::to_string(rev) + " (namespace " + in_quotes(r.ns) + ")";

@@ -70,7 +70,8 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         sync_timer_(strand_),
         lease_timer_(strand_),
         config_(std::move(config)),
-        engine_(::getpid(), config_.history, config_.max_process_records) {}
+        engine_(::getpid(), config_.history, config_.max_process_records,
+                config_.max_namespaces) {}
 
   void start() {
     if (started_) throw zproc::error(make_error_code(std::errc::operation_in_progress),
@@ -169,7 +170,11 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       if (self->stopped_) break;
       grants.clear();
-      self->engine_.tick(grants);
+      try {
+        self->engine_.tick(grants);
+      } catch (const std::exception&) {
+        // Out of memory: what it did not finish, the next tick does.
+      }
       for (const auto& d : grants) self->deliver(d);
     }
   }
@@ -197,7 +202,12 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         socket.set_option(asio::ip::tcp::no_delay(true), ec);
         detail::enable_keepalive(socket.native_handle());
       }
-      self->add_session(std::move(socket));
+      try {
+        self->add_session(std::move(socket));
+      } catch (const std::exception&) {
+        // No memory for one more connection: it is closed (the client sees that), and the
+        // server goes on accepting.
+      }
     }
   }
 

@@ -44,16 +44,30 @@ void session::close() {
   hello_timer_.cancel();
   drain_timer_.cancel();
   std::vector<delivery> released;  // lock grants to other clients
-  env_.logic.client_gone(ctx_.client_id, released);
+  try {
+    env_.logic.client_gone(ctx_.client_id, released);
+  } catch (...) {
+    env_.logic.client_gone_later(ctx_.client_id);  // out of memory: the next tick finishes it
+  }
   for (const auto& d : released) env_.deliver(d);
   if (env_.on_close) env_.on_close(this);
 }
 
 asio::awaitable<void> session::run() {
   auto self = shared_from_this();
+  try {
+    co_await serve();
+  } catch (const std::exception&) {
+    // Out of memory (or a bug) while serving this connection: it closes, and everything it
+    // held (watches, locks, tasks, process records) is released; other clients go on.
+  }
+  close();
+}
+
+asio::awaitable<void> session::serve() {
   // A peer that connects and never says hello does not hold a connection forever.
   hello_timer_.expires_after(hello_deadline);
-  hello_timer_.async_wait([self](error_code ec) {
+  hello_timer_.async_wait([self = shared_from_this()](error_code ec) {
     if (!ec && !self->greeted_) self->close();
   });
 
@@ -99,7 +113,6 @@ asio::awaitable<void> session::run() {
   }
   if (graceful_close && !closed_)
     co_await drain_to(0, asio::steady_timer::clock_type::now() + final_flush_deadline);
-  close();
 }
 
 bool session::handle_frame(std::string_view payload) {
@@ -137,20 +150,43 @@ bool session::handle_frame(std::string_view payload) {
   }
   deliveries_.clear();
   env_.logic.handle(msg, request_id, ctx_, deliveries_);
-  for (const auto& d : deliveries_) {
+  route(deliveries_);
+  check_pressure();
+  return true;
+}
+
+void session::route(const std::vector<delivery>& ds) {
+  for (const auto& d : ds) {
     if (d.client_id == ctx_.client_id) {
       queue_delivery(d);
     } else {
       env_.deliver(d);
     }
   }
-  return true;
 }
 
 void session::deliver(const delivery& d) {
   if (closed_) return;
-  queue_delivery(d);
-  flush();
+  try {
+    queue_delivery(d);
+    check_pressure();
+    flush();
+  } catch (const std::exception&) {
+    close();  // no memory for this client's reply: it sees its connection close, not a hang
+  }
+}
+
+void session::check_pressure() {
+  const std::size_t limit = env_.config.max_pending_output;
+  if (!congested_ && pending_output() > limit) {
+    congested_ = true;
+    env_.logic.congested(ctx_.client_id);
+  } else if (congested_ && pending_output() <= limit / 2) {
+    congested_ = false;
+    std::vector<delivery> caught_up;
+    env_.logic.resume(ctx_.client_id, caught_up);
+    route(caught_up);
+  }
 }
 
 void session::queue_delivery(const delivery& d) {
@@ -190,20 +226,31 @@ void session::queue_reply(const nlohmann::json& reply) {
 
 void session::flush() {
   if (writing_ || out_.empty() || closed_) return;
-  writing_ = true;
   inflight_.swap(out_);
+  try {
+    asio::async_write(socket_, inflight_.buffers(), [self = shared_from_this()](error_code ec,
+                                                                                std::size_t) {
+      self->writing_ = false;
+      self->inflight_.clear(shrink_above);
+      if (ec) {
+        self->close();
+        return;
+      }
+      try {
+        self->check_pressure();
+        self->flush();
+      } catch (const std::exception&) {
+        self->close();  // no memory to go on with this connection
+        return;
+      }
+      self->drain_timer_.cancel();  // a waiter in drain_to() re-checks
+    });
+  } catch (...) {
+    inflight_.swap(out_);  // nothing was sent: the bytes stay queued
+    throw;
+  }
+  writing_ = true;
   out_.clear(shrink_above);
-  asio::async_write(socket_, inflight_.buffers(),
-                    [self = shared_from_this()](error_code ec, std::size_t) {
-                      self->writing_ = false;
-                      self->inflight_.clear(shrink_above);
-                      if (ec) {
-                        self->close();
-                        return;
-                      }
-                      if (!self->out_.empty()) self->flush();
-                      self->drain_timer_.cancel();  // a waiter in drain_to() re-checks
-                    });
 }
 
 asio::awaitable<void> session::drain_to(std::size_t limit,

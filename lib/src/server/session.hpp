@@ -44,11 +44,17 @@ class session : public std::enable_shared_from_this<session> {
 
  private:
   boost::asio::awaitable<void> run();
+  boost::asio::awaitable<void> serve();
   /// Handles one frame; returns false when the connection must close after flushing.
   bool handle_frame(std::string_view payload);
   void queue(const nlohmann::json& message);
   void queue_reply(const nlohmann::json& reply);
   void queue_delivery(const delivery& d);
+  /// Queues the deliveries addressed to this client; hands the others to their sessions.
+  void route(const std::vector<delivery>& ds);
+  /// Tells the engine when the output goes over its limit (its watchers wait) and when it has
+  /// drained to half of it (they catch up).
+  void check_pressure();
   void flush();
   std::size_t pending_output() const noexcept { return out_.size() + inflight_.size(); }
   /// Waits until the output buffers drop to `limit` bytes, the socket closes, or `deadline`.
@@ -64,6 +70,7 @@ class session : public std::enable_shared_from_this<session> {
   bool writing_ = false;
   bool greeted_ = false;
   bool closed_ = false;
+  bool congested_ = false;  // over max_pending_output: the engine holds its watchers back
   std::size_t client_max_frame_ = protocol::default_max_frame_size;
   std::vector<delivery> deliveries_;  // scratch, reused per request
   boost::asio::steady_timer hello_timer_;

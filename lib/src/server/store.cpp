@@ -2,6 +2,7 @@
 
 #include "protocol/message.hpp"
 #include "protocol/value_check.hpp"
+#include "server/op_error.hpp"
 
 #include <algorithm>
 #include <chrono>
@@ -516,10 +517,50 @@ namespace_state* store::find(std::string_view ns) {
   return it == namespaces_.end() ? nullptr : &it->second;
 }
 
-namespace_state& store::get_or_create(const std::string& ns) {
+namespace_state& store::get_or_create(const std::string& ns, bool limited) {
   auto it = namespaces_.find(ns);
-  if (it == namespaces_.end()) it = namespaces_.emplace(ns, namespace_state(limits_)).first;
+  if (it == namespaces_.end()) {
+    if (limited && namespaces_.size() >= max_namespaces_)
+      throw op_error{server_errc::limit_reached,
+                     "the server holds " + std::to_string(namespaces_.size()) +
+                         " namespaces, its limit (server_config::max_namespaces, zproc server "
+                         "--max-namespaces): namespace " + quote(ns) + " is not created"};
+    it = namespaces_.emplace(ns, namespace_state(limits_)).first;
+  }
   return it->second;
+}
+
+void store::count_dropped(history::dropped d) noexcept {
+  history_bytes_ -= d.bytes;
+  history_records_ -= d.records;
+}
+
+void store::append_history(namespace_state& ns, record_ptr r) {
+  // Allocations first (the order entry), then the history's own append, which either
+  // succeeds or changes nothing.
+  order_.push_back({&ns, r->revision});
+  const std::size_t size = r->bytes;
+  history::dropped own;
+  try {
+    own = ns.hist.append(std::move(r));
+  } catch (...) {
+    order_.pop_back();
+    throw;
+  }
+  history_bytes_ += size;
+  history_records_ += 1;
+  count_dropped(own);
+  const auto stale = [](const appended& a) {
+    return a.ns->hist.size() == 0 || a.revision < a.ns->hist.oldest();
+  };
+  // The server-wide budget: the oldest records of the server go, the one just added stays.
+  while (history_bytes_ > limits_.max_total_bytes && order_.size() > 1) {
+    const appended a = order_.front();
+    order_.pop_front();
+    if (!stale(a)) count_dropped(a.ns->hist.drop_oldest());
+  }
+  while (!order_.empty() && stale(order_.front())) order_.pop_front();
+  if (order_.size() > 2 * history_records_ + 1024) std::erase_if(order_, stale);  // in place
 }
 
 outcome store::execute(const json& request, const request_context& ctx) {
@@ -554,7 +595,14 @@ outcome store::execute(const json& request, const request_context& ctx) {
   namespace_state empty;
   namespace_state* ns = nullptr;
   if (fn_it->second.may_write) {
-    ns = &get_or_create(ns_name);
+    try {
+      ns = &open(ns_name);
+    } catch (op_error& e) {
+      return error_outcome(e.code, std::move(e.message));
+    } catch (const std::bad_alloc&) {
+      return error_outcome(server_errc::out_of_memory,
+                           "the server is out of memory; nothing was changed");
+    }
   } else {
     auto it = namespaces_.find(ns_name);
     ns = it == namespaces_.end() ? &empty : &it->second;
@@ -578,36 +626,58 @@ outcome store::execute(const json& request, const request_context& ctx) {
   } catch (op_failure& f) {
     rollback();
     return error_outcome(f.code, std::move(f.message));
+  } catch (const std::bad_alloc&) {
+    rollback();
+    return error_outcome(server_errc::out_of_memory,
+                         "the server is out of memory; nothing was changed");
   } catch (const std::exception& ex) {
     rollback();
     return error_outcome(server_errc::internal, ex.what());
   }
   if (env.wrote) {
-    auto rec = std::make_shared<update_record>();
-    rec->revision = ++ns->revision;
-    rec->time_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-    rec->client_id = ctx.client_id;
-    if (auto h = request.find(field::handle); h != request.end() && h->is_number_unsigned())
-      rec->handle = h->get<std::uint64_t>();
-    rec->identical = true;
-    rec->bytes = sizeof(update_record);
-    for (const auto& c : env.changes) {
-      if (c.before != c.after) rec->identical = false;
-      rec->bytes += 64 + c.key.size() + (c.before ? approx_size(*c.before) : 0) +
-                    (c.after ? approx_size(*c.after) : 0);
+    // Everything that allocates comes first; the namespace changes only once nothing can fail,
+    // so that a write without memory left is undone whole (never half-applied).
+    std::shared_ptr<update_record> rec;
+    std::unordered_map<std::string, std::uint64_t> new_keys;  // their `modified` entries
+    std::unordered_map<std::string_view, std::pair<const std::string*, bool>> final_keys;
+    try {
+      rec = std::make_shared<update_record>();
+      rec->revision = ns->revision + 1;
+      rec->time_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+      rec->client_id = ctx.client_id;
+      if (auto h = request.find(field::handle); h != request.end() && h->is_number_unsigned())
+        rec->handle = h->get<std::uint64_t>();
+      rec->identical = true;
+      for (const auto& c : env.changes)
+        if (c.before != c.after) rec->identical = false;
+      rec->changes = std::move(env.changes);
+      rec->bytes = record_bytes(*rec);
+      // Each key's last change says whether it is present after the write.
+      for (const auto& c : rec->changes) final_keys[c.key] = {&c.key, c.after.has_value()};
+      for (const auto& [k, last] : final_keys)
+        if (last.second && !ns->modified.contains(*last.first))
+          new_keys.emplace(*last.first, rec->revision);
+      ns->modified.reserve(ns->modified.size() + new_keys.size());
+      append_history(*ns, rec);  // the first change; it has no effect if it throws
+    } catch (const std::exception&) {
+      if (rec && env.changes.empty()) env.changes = std::move(rec->changes);
+      rollback();
+      return error_outcome(server_errc::out_of_memory,
+                           "the server is out of memory; nothing was changed");
     }
-    for (const auto& c : env.changes) {
-      if (c.after) {
-        ns->modified[c.key] = rec->revision;
-      } else {
-        ns->modified.erase(c.key);
+    record_ptr committed = std::move(rec);
+    ns->revision = committed->revision;
+    for (const auto& [k, last] : final_keys) {
+      if (!last.second) {
+        ns->modified.erase(*last.first);
+      } else if (auto it = ns->modified.find(*last.first); it != ns->modified.end()) {
+        it->second = committed->revision;
       }
     }
-    rec->changes = std::move(env.changes);
-    ns->hist.append(rec);
-    o.committed = std::move(rec);
+    ns->modified.merge(new_keys);  // nodes made above, buckets reserved: no allocation
+    o.committed = std::move(committed);
     o.ns = &namespaces_.find(ns_name)->first;
   }
   if (fn_it->second.returns_revision) o.result = ns->revision;

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <deque>
 #include <string>
 #include <string_view>
 #include <optional>
@@ -65,8 +66,10 @@ struct outcome {
 
 class store {
  public:
-  explicit store(std::int64_t server_pid, retention limits = {})
-      : server_pid_(server_pid), limits_(limits) {}
+  /// `max_namespaces`: server_config::max_namespaces.
+  explicit store(std::int64_t server_pid, retention limits = {},
+                 std::size_t max_namespaces = 10'000)
+      : server_pid_(server_pid), limits_(limits), max_namespaces_(max_namespaces) {}
 
   /// Executes one decoded request (the fields of protocol::field). Never throws for bad input:
   /// a malformed request is an outcome with server_errc::bad_request and a message.
@@ -77,19 +80,43 @@ class store {
   namespace_state* find(std::string_view ns);
   std::size_t namespace_count() const noexcept { return namespaces_.size(); }
 
-  /// The namespace `name`, created empty if new (recovery from a data directory).
-  namespace_state& restore(const std::string& name) { return get_or_create(name); }
+  /// The namespace `name`, created empty if new, even past max_namespaces (recovery from a
+  /// data directory).
+  namespace_state& restore(const std::string& name) { return get_or_create(name, false); }
+  /// The namespace `name`, created empty if new; throws op_error (limit_reached) if that would
+  /// make more than max_namespaces.
+  namespace_state& open(const std::string& name) { return get_or_create(name, true); }
+
+  /// Appends a record to a namespace's history and enforces the limits: the namespace's own,
+  /// then the server-wide budget (dropping the server's oldest records, never `r`). If it
+  /// throws, nothing changed.
+  void append_history(namespace_state& ns, record_ptr r);
+  /// Bytes and records the histories of every namespace hold together.
+  std::size_t history_bytes() const noexcept { return history_bytes_; }
+  std::size_t history_records() const noexcept { return history_records_; }
   template <class F>
   void for_each(F&& f) const {
     for (const auto& [name, ns] : namespaces_) f(name, ns);
   }
 
  private:
-  namespace_state& get_or_create(const std::string& ns);
+  namespace_state& get_or_create(const std::string& ns, bool limited);
+  void count_dropped(history::dropped d) noexcept;
 
   std::int64_t server_pid_;
   retention limits_;
-  std::unordered_map<std::string, namespace_state> namespaces_;
+  std::size_t max_namespaces_;
+  std::unordered_map<std::string, namespace_state> namespaces_;  // nodes: stable addresses
+  /// Every record kept, server-wide, in the order they were appended (the oldest is dropped
+  /// first when over the total budget); entries of records a namespace dropped by its own
+  /// limits are skipped, and swept out when they make up half of it.
+  struct appended {
+    namespace_state* ns;
+    std::uint64_t revision;
+  };
+  std::deque<appended> order_;
+  std::size_t history_bytes_ = 0;
+  std::size_t history_records_ = 0;
 };
 
 }  // namespace zproc::server_detail

@@ -196,14 +196,8 @@ std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64
   }
 
   // The backlog: scan the history after the cursor.
-  std::vector<const update_record*> hits;
   std::uint64_t scanned = w.cursor;
-  for (std::uint64_t r = w.cursor + 1; r <= current && hits.size() < spec.max; ++r) {
-    if (r - w.cursor > scan_limit) break;
-    const auto& rec = **ns.hist.find(r);
-    scanned = r;
-    if (r > w.eligible_after && spec.matches(rec)) hits.push_back(&rec);
-  }
+  const auto hits = scan(ns, w, scanned);
   if (!hits.empty() || scanned - w.cursor >= scan_limit) {
     json a = answer(ns, w, hits, hits.empty() ? scanned : hits.back()->revision);
     for (auto& [k, v] : result.items()) a[k] = v;
@@ -250,7 +244,35 @@ json watch_registry::answer(const namespace_state& ns, waiter& w,
   return out;
 }
 
+std::vector<const update_record*> watch_registry::scan(const namespace_state& ns,
+                                                      const waiter& w, std::uint64_t& scanned) {
+  std::vector<const update_record*> hits;
+  scanned = w.cursor;
+  for (std::uint64_t r = w.cursor + 1; r <= ns.revision && hits.size() < w.spec.max; ++r) {
+    if (r - w.cursor > scan_limit) break;
+    const auto& rec = **ns.hist.find(r);
+    scanned = r;
+    if (r > w.eligible_after && w.spec.matches(rec)) hits.push_back(&rec);
+  }
+  return hits;
+}
+
+delivery watch_registry::reply_for(const namespace_state& ns, waiter& w,
+                                   const std::vector<const update_record*>& hits,
+                                   std::uint64_t cursor) const {
+  // The common case of a fan-out: the watcher was up to date, so its reply is exactly this
+  // record (with its own changes as the diff): the record's shared encoding, not a copy.
+  if (hits.size() == 1 && hits.front()->revision == cursor &&
+      (!w.spec.snapshot || w.replica + 1 == cursor)) {
+    return {w.spec.client_id, json(), hits.front()->packed(w.spec.snapshot), w.spec.request_id,
+            protocol::watch_reply_head(w.spec.request_id, cursor)};
+  }
+  return {w.spec.client_id, protocol::make_reply(w.spec.request_id, answer(ns, w, hits, cursor)),
+          nullptr, w.spec.request_id};
+}
+
 void watch_registry::notify(store& s, const std::string& ns_name, const update_record& r,
+                            const std::unordered_set<std::uint64_t>& congested,
                             std::vector<delivery>& out) {
   auto ns_it = by_ns_.find(ns_name);
   if (ns_it == by_ns_.end()) return;
@@ -269,19 +291,77 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
   };
   consider(std::string());
   for (const auto& c : r.changes) consider(c.key);
+  out.reserve(out.size() + hits.size());
   for (auto it : hits) {
     waiter& w = *it;
-    // The common case of a fan-out: the watcher was up to date, so its reply is exactly this
-    // record (with its own changes as the diff): splice the record's shared encoding.
-    if (!w.spec.snapshot || w.replica + 1 == r.revision) {
-      out.push_back({w.spec.client_id, json(), r.packed(w.spec.snapshot), w.spec.request_id,
-                     protocol::watch_reply_head(w.spec.request_id, r.revision)});
-    } else {
-      json result = answer(*ns, w, {&r}, r.revision);
-      out.push_back({w.spec.client_id, protocol::make_reply(w.spec.request_id, std::move(result)),
-                     nullptr, w.spec.request_id});
+    if (congested.count(w.spec.client_id) != 0) {
+      set_stalled(w, true);  // backpressure: it catches up once its connection drained
+      continue;
     }
+    try {
+      if (w.stalled) {
+        catch_up(s, it, out);
+        continue;
+      }
+      out.push_back(reply_for(*ns, w, {&r}, r.revision));
+      remove(it);
+    } catch (const std::bad_alloc&) {
+      set_stalled(w, true);  // retry_stalled() answers it when memory is back
+    }
+  }
+}
+
+void watch_registry::catch_up(const store& s, waiter_list::iterator it,
+                              std::vector<delivery>& out) {
+  waiter& w = *it;
+  static const namespace_state empty_ns;
+  const namespace_state* found = s.find(w.spec.ns);
+  const namespace_state& ns = found ? *found : empty_ns;
+  if (!ns.hist.covers_after(w.cursor)) {
+    out.push_back({w.spec.client_id,
+                   protocol::make_error_reply(w.spec.request_id, server_errc::compacted,
+                                              compacted_message(w.cursor, ns.hist.oldest() - 1))});
     remove(it);
+    return;
+  }
+  std::uint64_t scanned = w.cursor;
+  const auto hits = scan(ns, w, scanned);
+  if (!hits.empty() || scanned - w.cursor >= scan_limit) {
+    out.push_back(reply_for(ns, w, hits, hits.empty() ? scanned : hits.back()->revision));
+    remove(it);
+    return;
+  }
+  w.cursor = ns.revision;  // nothing it waits for: up to date, waiting on
+  set_stalled(w, false);
+}
+
+void watch_registry::set_stalled(waiter& w, bool stalled) noexcept {
+  if (w.stalled == stalled) return;
+  w.stalled = stalled;
+  stalled ? ++stalled_ : --stalled_;
+}
+
+void watch_registry::stall_namespace(const std::string& ns) noexcept {
+  auto ns_it = by_ns_.find(ns);
+  if (ns_it == by_ns_.end()) return;
+  for (auto& [key, list] : ns_it->second)
+    for (auto it : list) set_stalled(*it, true);
+}
+
+void watch_registry::resume(store& s, std::uint64_t client_id, std::vector<delivery>& out) {
+  if (stalled_ == 0) return;
+  auto it = by_id_.lower_bound({client_id, 0});
+  while (it != by_id_.end() && it->first.first == client_id) {
+    auto w = (it++)->second;  // catch_up() may remove it
+    if (w->stalled) catch_up(s, w, out);
+  }
+}
+
+void watch_registry::retry_stalled(store& s, const std::unordered_set<std::uint64_t>& congested,
+                                   std::vector<delivery>& out) {
+  for (auto it = waiters_.begin(); stalled_ != 0 && it != waiters_.end();) {
+    auto w = it++;  // catch_up() may remove it
+    if (w->stalled && congested.count(w->spec.client_id) == 0) catch_up(s, w, out);
   }
 }
 
@@ -308,6 +388,7 @@ void watch_registry::add(waiter w) {
 }
 
 void watch_registry::remove(waiter_list::iterator it) {
+  set_stalled(*it, false);
   auto ns_it = by_ns_.find(it->spec.ns);
   if (ns_it != by_ns_.end()) {
     auto& index = ns_it->second;

@@ -29,6 +29,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 namespace zproc::server_detail {
@@ -77,9 +78,21 @@ class watch_registry {
   /// op_error) or registers it until a write matches.
   std::optional<json> watch(store& s, const json& request, std::uint64_t client_id);
 
-  /// A write was committed to `ns`: answers the waiters it matches.
+  /// A write was committed to `ns`: answers the waiters it matches. A waiter whose client is
+  /// `congested` (its connection is over its output limit), or whose reply cannot be built now
+  /// (no memory), is not answered: it stays, *stalled*, with its cursor, and catches up later
+  /// (resume(), retry_stalled()) with every update since, or `compacted` if the history no
+  /// longer holds them. A waiter is removed only once its reply is in `out`.
   void notify(store& s, const std::string& ns, const update_record& r,
-              std::vector<delivery>& out);
+              const std::unordered_set<std::uint64_t>& congested, std::vector<delivery>& out);
+  /// notify() failed half-way: every waiter of `ns` is stalled (catches up at retry_stalled()).
+  void stall_namespace(const std::string& ns) noexcept;
+  /// The client's connection drained: its stalled waiters catch up.
+  void resume(store& s, std::uint64_t client_id, std::vector<delivery>& out);
+  /// Stalled waiters of clients that are not congested catch up (the server's tick).
+  void retry_stalled(store& s, const std::unordered_set<std::uint64_t>& congested,
+                     std::vector<delivery>& out);
+  std::size_t stalled() const noexcept { return stalled_; }
 
   /// Forgets a pending watch (the client cancelled it); true if it was pending.
   bool cancel(std::uint64_t client_id, std::uint64_t request_id);
@@ -109,6 +122,7 @@ class watch_registry {
     std::uint64_t eligible_after;  // updates at or before this are not delivered (live)
     std::vector<slot> slots{};     // where the index holds it
     std::uint64_t seen = 0;        // the revision notify() last looked at it for
+    bool stalled = false;          // a match after `cursor` is not answered yet
   };
   using key_type = std::pair<std::uint64_t, std::uint64_t>;  // client, request
 
@@ -118,12 +132,25 @@ class watch_registry {
   /// Builds the reply result for updates [first..] of history, from the waiter's position.
   json answer(const namespace_state& ns, waiter& w, const std::vector<const update_record*>& hits,
               std::uint64_t cursor) const;
+  /// The reply to `w` with `hits`, up to `cursor`: the shared encoding of the one record when it
+  /// is exactly that, else a reply built by answer().
+  delivery reply_for(const namespace_state& ns, waiter& w,
+                     const std::vector<const update_record*>& hits, std::uint64_t cursor) const;
+  /// The records after the waiter's cursor that it waits for (at most spec.max, scanning at
+  /// most scan_limit records); `scanned`: the last revision looked at.
+  static std::vector<const update_record*> scan(const namespace_state& ns, const waiter& w,
+                                                std::uint64_t& scanned);
+  /// A stalled waiter answered from its cursor if the history holds a match (or `compacted`),
+  /// else made up to date and left waiting.
+  void catch_up(const store& s, waiter_list::iterator it, std::vector<delivery>& out);
+  void set_stalled(waiter& w, bool stalled) noexcept;
 
   waiter_list waiters_;
   std::map<key_type, waiter_list::iterator> by_id_;
   // Index: waiters by namespace, and within it by watched key ("" = every update).
   std::unordered_map<std::string, std::unordered_map<std::string, slot_list>> by_ns_;
   std::unordered_map<std::uint64_t, std::size_t> per_client_;
+  std::size_t stalled_ = 0;
 };
 
 }  // namespace zproc::server_detail
