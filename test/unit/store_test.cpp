@@ -293,7 +293,8 @@ TEST_SUITE("store") {
     }
     CHECK(revs == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
     CHECK(ok({{"o", "history"}, {"from", 1u}, {"bytes", 1}}).size() == 1);  // at least one
-    CHECK(ok({{"o", "history"}, {"from", 1u}}).size() == 10);  // default budget: 4 MiB
+    CHECK(ok({{"o", "history"}, {"from", 1u}, {"bytes", 1u << 30}}).size() == 10);  // 4 MiB
+    CHECK(ok({{"o", "history"}, {"from", 1u}}).size() == 10);  // no budget: the old reply
   }
 
   TEST_CASE_FIXTURE(fixture, "bad paging fields are bad requests") {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <chrono>
 #include <iterator>
+#include <limits>
 #include <optional>
 #include <string_view>
 #include <unordered_map>
@@ -521,9 +522,10 @@ json op_at(op_env& e) {
 }
 
 /// history: {"from": A, "to": B, "max": N, "bytes": S} -> [records with A <= revision <= B].
-/// from = 0 means the oldest kept record. At most N (<= 10,000) records per reply, and no more
-/// once their encoded size would exceed S (default and at most max_page_bytes), but at least
-/// one: a reply is never too large to send; continue from the last revision + 1.
+/// from = 0 means the oldest kept record. At most N (<= 10,000) records per reply, and with S,
+/// no more once their encoded size would exceed S (at most max_page_bytes), but at least one:
+/// the reply is never too large to send; continue from the last revision + 1 until a reply is
+/// empty. Without S, no byte budget: the reply of clients that stop at a short page, unchanged.
 json op_history(op_env& e) {
   const auto& h = e.ns.hist;
   std::uint64_t from = revision_arg(e.a.raw(), "from", 0);
@@ -534,7 +536,9 @@ json op_history(op_env& e) {
     fail(server_errc::compacted, "revision " + std::to_string(from) +
                                      " is no longer in the history; the oldest record kept is " +
                                      std::to_string(h.oldest()));
-  const std::uint64_t budget = bytes_arg(e.a.raw());
+  const std::uint64_t budget = e.a.raw().contains(field::bytes)
+                                   ? bytes_arg(e.a.raw())
+                                   : std::numeric_limits<std::uint64_t>::max();
   json records = json::array();
   std::uint64_t bytes = 0;
   for (std::uint64_t r = from; r <= to && records.size() < max; ++r) {
