@@ -43,13 +43,17 @@ struct page_request {
 /// One page of keys, in key order. `next`: set if more keys may follow (it is the page's last
 /// key: pass it as page_request::after); none if this page is the last.
 struct key_page {
+  /// The page's keys, in key order (empty after the last key).
   std::vector<std::string> keys;
+  /// Where the next page starts (the last key here), or none if this page is the last.
   std::optional<std::string> next;
 };
 
 /// One page of (key, value) pairs, in key order; `next` as in key_page.
 struct item_page {
+  /// The page's (key, value) pairs, in key order (empty after the last key).
   std::vector<std::pair<std::string, json>> items;
+  /// Where the next page starts (the last key here), or none if this page is the last.
   std::optional<std::string> next;
 };
 
@@ -124,14 +128,17 @@ class state {
   }
   std::uint64_t size() const { return call<std::uint64_t>(req("size")); }
 
-  /// Keys in order. Completion: void(error_code, std::vector<std::string>)
+  /// Keys in order, in one reply: server_errc::reply_too_large past about 800,000 short keys
+  /// (read those with keys_page() or for_each_key()).
+  /// Completion: void(error_code, std::vector<std::string>)
   template <class CompletionToken = default_token>
   auto async_keys(CompletionToken&& token = default_token{}) const {
     return run<std::vector<std::string>>(req("keys"), std::forward<CompletionToken>(token));
   }
   std::vector<std::string> keys() const { return call<std::vector<std::string>>(req("keys")); }
 
-  /// Values in key order. Completion: void(error_code, std::vector<json>)
+  /// Values in key order, in one reply (big namespaces: items_page()).
+  /// Completion: void(error_code, std::vector<json>)
   template <class CompletionToken = default_token>
   auto async_values(CompletionToken&& token = default_token{}) const {
     return run<std::vector<json>>(req("values"), std::forward<CompletionToken>(token));
@@ -140,14 +147,16 @@ class state {
 
   using item = std::pair<std::string, json>;
 
-  /// (key, value) pairs in key order. Completion: void(error_code, std::vector<item>)
+  /// (key, value) pairs in key order, in one reply (big namespaces: items_page(),
+  /// for_each_item()). Completion: void(error_code, std::vector<item>)
   template <class CompletionToken = default_token>
   auto async_items(CompletionToken&& token = default_token{}) const {
     return run<std::vector<item>>(req("items"), std::forward<CompletionToken>(token));
   }
   std::vector<item> items() const { return call<std::vector<item>>(req("items")); }
 
-  /// The whole namespace as one JSON object (a snapshot). Completion: void(error_code, json)
+  /// The whole namespace as one JSON object (a snapshot), in one reply (big namespaces:
+  /// items_page(), for_each_item()). Completion: void(error_code, json)
   template <class CompletionToken = default_token>
   auto async_copy(CompletionToken&& token = default_token{}) const {
     return run<json>(req("copy"), std::forward<CompletionToken>(token));
