@@ -23,8 +23,10 @@ commands:
   get KEY                   print the value of KEY as JSON
   set KEY JSON              set KEY to a JSON value; prints the new revision
   del KEY                   remove KEY; prints the new revision
-  keys                      print the keys, one JSON string per line
-  dump                      print the whole namespace as one JSON object
+  keys [--prefix P]         print the keys (only those that start with P), one JSON string
+                            per line; read page by page: any number of keys
+  dump [--prefix P]         print the whole namespace (or its keys that start with P) as one
+                            JSON object; read page by page: any number of keys
   incr KEY [DELTA]          add DELTA (default 1) atomically; prints the new value
   cas KEY EXPECTED DESIRED  set KEY to DESIRED if it holds EXPECTED (JSON, or the word
                             'absent': create only); prints true/false, exit code 3 if false
@@ -123,6 +125,8 @@ arguments parse(int argc, char** argv) {
       if (err != std::errc() || end != v.data() + v.size())
         throw usage_error{arg + " needs a number, not '" + v + "'"};
       *field = n;
+    } else if (arg == "--prefix") {
+      a.prefix = value("--prefix");
     } else if (arg == "--all") {
       a.all = true;
     } else if (arg == "--running") {

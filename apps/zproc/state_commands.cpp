@@ -60,7 +60,9 @@ int run_state_command(const arguments& args) {
   } else if (cmd == "del") {
     std::cout << st.erase(args.positional[0]) << "\n";
   } else if (cmd == "keys") {
-    for (const auto& k : st.keys()) std::cout << json(k).dump() << "\n";
+    // Page by page: a namespace of any size (one reply of all keys stops at ~800,000).
+    st.for_each_key([](const std::string& k) { std::cout << json(k).dump() << "\n"; },
+                    {.prefix = args.prefix, .limit = 10'000});
   } else if (cmd == "incr") {
     std::cout << st.increment(args.positional[0], delta).dump() << "\n";
   } else if (cmd == "cas") {
@@ -68,7 +70,16 @@ int run_state_command(const arguments& args) {
     std::cout << (done ? "true" : "false") << "\n";
     return done ? 0 : 3;  // scripts can test it
   } else if (cmd == "dump") {
-    std::cout << st.copy().dump() << "\n";
+    // The object as copy().dump() would print it, written page by page.
+    std::cout << '{';
+    const char* sep = "";
+    st.for_each_item(
+        [&](const std::string& k, const json& v) {
+          std::cout << sep << json(k).dump() << ':' << v.dump();
+          sep = ",";
+        },
+        {.prefix = args.prefix, .limit = 10'000});
+    std::cout << "}\n";
   }
   return 0;
 }

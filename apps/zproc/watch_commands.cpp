@@ -53,11 +53,13 @@ int run_history(const arguments& args) {
   c.connect(args.require_address());
   state st(c, args.ns);
   std::uint64_t from = args.from.value_or(0);
+  // Page by page (a page may be short to fit a frame): until a page is empty.
   for (;;) {
     auto page = st.history(from, args.to);
+    if (page.empty()) break;
     for (const auto& u : page) std::cout << to_json(u).dump() << "\n";
-    if (page.size() < 10'000) break;
     from = page.back().revision + 1;
+    if (args.to && from > *args.to) break;
   }
   std::cout.flush();
   return 0;

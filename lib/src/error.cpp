@@ -51,7 +51,8 @@ class server_category_impl final : public boost::system::error_category {
       case server_errc::version_mismatch: return "unsupported protocol version";
       case server_errc::empty_namespace: return "the namespace is empty";
       case server_errc::reply_too_large:
-        return "the reply exceeds the client's maximum frame size; read fewer keys at a time";
+        return "the reply exceeds the client's maximum frame size; read page by page "
+               "(state::keys_page/items_page, or the 'limit' and 'after' fields of keys/items)";
       case server_errc::shutting_down: return "the server is shutting down";
       case server_errc::internal: return "internal server error";
       case server_errc::conflict:

@@ -2,6 +2,7 @@
 #include "support/server_process.hpp"
 
 #include <zproc/client.hpp>
+#include <zproc/state.hpp>
 
 #include <doctest/doctest.h>
 
@@ -117,6 +118,61 @@ TEST_SUITE("cli") {
     CHECK(w.out.find("\"key\":\"b\"") != std::string::npos);
     CHECK(w.out.find("\"key\":\"a\"") == std::string::npos);  // filtered on the server
     CHECK(zproc_cmd({"history", "--from", "x"}, {env}).exit_code == 2);
+  }
+
+  TEST_CASE("keys, dump and history of a namespace too big for one reply: page by page") {
+    zproc::test::server_process srv;
+    const std::string env = "ZPROC_ADDRESS=" + srv.ipc();
+    // 100 keys of 100 KB (10 MB of keys: more than a frame), written 20 per update.
+    const auto key = [](int i) {
+      std::string k = std::to_string(100 + i).substr(1);  // "00".."99"
+      return "k" + k + std::string(100'000, 'x');
+    };
+    zproc::client c;
+    c.connect(srv.ipc());
+    zproc::state st(c, "big");
+    nlohmann::json expected = nlohmann::json::object();
+    for (int i = 0; i < 100;) {
+      nlohmann::json batch = nlohmann::json::object();
+      for (const int end = i + 20; i < end; ++i) batch[key(i)] = i;
+      expected.update(batch);
+      st.update(std::move(batch));
+    }
+    // What `zproc keys`, `dump` and `history` read in one reply before: too large now.
+    CHECK_THROWS_AS(st.keys(), zproc::error);
+    CHECK_THROWS_AS(st.copy(), zproc::error);
+
+    auto keys = zproc_cmd({"keys", "--namespace", "big"}, {env});
+    CHECK(keys.exit_code == 0);
+    CHECK(keys.err == "");
+    auto lines = lines_of(keys.out);
+    REQUIRE(lines.size() == 100);
+    for (int i = 0; i < 100; ++i) CHECK(lines[i] == nlohmann::json(key(i)).dump());
+
+    auto dump = zproc_cmd({"dump", "--namespace", "big"}, {env});
+    CHECK(dump.exit_code == 0);
+    CHECK(dump.out == expected.dump() + "\n");
+
+    // --prefix: only the keys that start with it.
+    auto some = lines_of(zproc_cmd({"keys", "--namespace", "big", "--prefix", "k7"}, {env}).out);
+    REQUIRE(some.size() == 10);
+    CHECK(some.front() == nlohmann::json(key(70)).dump());
+    CHECK(some.back() == nlohmann::json(key(79)).dump());
+    auto part = nlohmann::json::parse(
+        zproc_cmd({"dump", "--namespace", "big", "--prefix", "k7"}, {env}).out);
+    CHECK(part.size() == 10);
+    CHECK(part[key(75)] == 75);
+    CHECK(zproc_cmd({"keys", "--namespace", "big", "--prefix", "nope"}, {env}).out == "");
+    CHECK(zproc_cmd({"dump", "--namespace", "big", "--prefix", "nope"}, {env}).out == "{}\n");
+
+    // history: five records of 2 MB; more than one page.
+    auto h = zproc_cmd({"history", "--namespace", "big"}, {env});
+    CHECK(h.exit_code == 0);
+    auto records = lines_of(h.out);
+    REQUIRE(records.size() == 5);
+    for (int r = 0; r < 5; ++r) CHECK(nlohmann::json::parse(records[r])["revision"] == r + 1);
+    CHECK(lines_of(zproc_cmd({"history", "--namespace", "big", "--from", "2", "--to", "4"}, {env}).out)
+              .size() == 3);
   }
 
   TEST_CASE("incr and cas") {

@@ -5,7 +5,12 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
 #include <atomic>
+#include <chrono>
+#include <cstdio>
 #include <thread>
 
 using namespace zproc;
@@ -174,6 +179,139 @@ TEST_SUITE("state") {
       CHECK(e.code() == client_errc::frame_too_large);
     }
     CHECK(st.size() == 2);  // and the connection still works
+  }
+
+  TEST_CASE("a million keys, read page by page: all of them, in order") {
+    server_process srv;  // its own server: the million keys leave with it
+    client c;
+    c.connect(srv.ipc());
+    state st(c, "million");
+    constexpr int n = 1'000'000;
+    const auto key = [](int i) {
+      char buf[16];
+      std::snprintf(buf, sizeof buf, "key-%07d", i);
+      return std::string(buf);
+    };
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    for (int i = 0; i < n;) {  // 100,000 keys per update: ~1.5 MB a request
+      json batch = json::object();
+      for (const int end = i + 100'000; i < end; ++i) batch[key(i)] = i;
+      st.update(std::move(batch));
+    }
+    const auto t1 = clock::now();
+    REQUIRE(st.size() == n);
+
+    // One reply of all the keys is too large (what `keys` answered before paging)...
+    try {
+      st.keys();
+      FAIL("no exception");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == server_errc::reply_too_large);
+      CHECK(std::string(e.what()).find("'after' and 'limit'") != std::string::npos);  // how to page
+    }
+
+    // ...page by page, every key comes, in order, once.
+    int next = 0;
+    bool in_order = true;
+    const auto visited = st.for_each_key(
+        [&](std::string&& k) { in_order = in_order && k == key(next++); },
+        {.limit = 100'000});
+    CHECK(visited == n);
+    CHECK(next == n);
+    CHECK(in_order);
+    const auto t2 = clock::now();
+
+    // The same walk with the co_await form, over items: the values too.
+    boost::asio::io_context ioc;
+    test::run_with_deadline(ioc, [&]() -> boost::asio::awaitable<void> {
+      client ac(ioc.get_executor());
+      co_await ac.async_connect(srv.ipc());
+      state ast(ac, "million");
+      page_request req{.limit = 100'000};
+      int i = 0;
+      bool ok = true;
+      int pages = 0;
+      for (;;) {
+        item_page page = co_await ast.async_items_page(req);
+        ++pages;
+        for (auto& [k, v] : page.items) {
+          ok = ok && k == key(i) && v == i;
+          ++i;
+        }
+        if (!page.next) break;
+        req.after = std::move(page.next);
+      }
+      CHECK(i == n);
+      CHECK(ok);
+      CHECK(pages == 10);
+    }(), std::chrono::seconds(60));
+    const auto t3 = clock::now();
+    const auto ms = [](auto d) {
+      return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+    };
+    MESSAGE("a million keys: load " << ms(t1 - t0) << " ms, keys by page " << ms(t2 - t1)
+                                    << " ms, items by page (async) " << ms(t3 - t2) << " ms");
+  }
+
+  TEST_CASE("pages: prefix, after past the end, big values within the frame limit") {
+    client c({.max_frame_size = 64 * 1024});
+    c.connect(shared_server().ipc());
+    state st(c, fresh_ns());
+    st.update(json{{"user:1", 1}, {"user:2", 2}, {"user:3", 3}, {"users", 0}, {"a", 0}});
+
+    auto users = st.keys_page({.prefix = "user:"});
+    CHECK(users.keys == std::vector<std::string>{"user:1", "user:2", "user:3"});
+    CHECK_FALSE(users.next);
+    auto two = st.keys_page({.prefix = "user:", .limit = 2});
+    CHECK(two.keys == std::vector<std::string>{"user:1", "user:2"});
+    CHECK(two.next == "user:2");
+    auto rest = st.items_page({.after = two.next, .prefix = "user:", .limit = 2});
+    REQUIRE(rest.items.size() == 1);
+    CHECK(rest.items[0] == state::item{"user:3", 3});
+    CHECK_FALSE(rest.next);
+    auto past = st.keys_page({.after = "zzz"});
+    CHECK(past.keys.empty());
+    CHECK_FALSE(past.next);
+    CHECK(st.items_page({.after = "users"}).items.empty());
+    CHECK(st.keys_page({.prefix = "nobody"}).keys.empty());
+    std::vector<std::string> seen;
+    CHECK(st.for_each_key([&](std::string k) { seen.push_back(std::move(k)); },
+                          {.prefix = "user"}) == 4);
+    CHECK(seen == std::vector<std::string>{"user:1", "user:2", "user:3", "users"});
+
+    // Values of 20 KiB, a client that accepts 64 KiB: all of them at once is too large...
+    const std::string big(20 * 1024, 'x');
+    state bigs = st.fork(fresh_ns());
+    for (int i = 0; i < 10; ++i) bigs.set("big" + std::to_string(i), big + std::to_string(i));
+    CHECK_THROWS_AS(bigs.items(), zproc::error);
+    // ...page by page, each page fits (half a frame: one value per page here).
+    int count = 0;
+    int pages = 0;
+    page_request req{.limit = 1000};
+    for (;;) {
+      REQUIRE(pages < 20);
+      auto page = bigs.items_page(req);
+      ++pages;
+      CHECK(!page.items.empty());
+      for (auto& [k, v] : page.items) CHECK(v == big + std::to_string(count++));
+      if (!page.next) break;
+      req.after = page.next;
+    }
+    CHECK(count == 10);
+    CHECK(pages == 10);
+    CHECK(bigs.for_each_item([](std::string, json) {}) == 10);
+
+    // History pages the same way: from the last revision + 1, within half a frame.
+    std::vector<std::uint64_t> revs;
+    for (std::uint64_t from = 1;;) {
+      REQUIRE(revs.size() <= 10);
+      auto page = bigs.history(from);
+      if (page.empty()) break;
+      for (const auto& u : page) revs.push_back(u.revision);
+      from = revs.back() + 1;
+    }
+    CHECK(revs == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
   }
 
   TEST_CASE("connect errors: no server, bad address") {

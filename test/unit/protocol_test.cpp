@@ -1,11 +1,15 @@
 // The wire protocol without sockets: framing, request matching, hello, errors.
 #include "protocol/frame.hpp"
 #include "protocol/message.hpp"
+#include "protocol/msgpack.hpp"
 #include "protocol/request_table.hpp"
 
 #include <doctest/doctest.h>
 
 #include <cstring>
+#include <limits>
+#include <string>
+#include <vector>
 
 using namespace zproc;
 using namespace zproc::protocol;
@@ -64,6 +68,31 @@ TEST_SUITE("protocol") {
     std::string_view payload;
     CHECK(d.next(payload) == frame_decoder::status::too_large);
     CHECK(d.announced_size() == 1025);
+  }
+
+  TEST_CASE("packed_size: never less than the encoding, exact but for numbers") {
+    const auto exact = [](const json& v) { return json::to_msgpack(v).size(); };
+    for (std::size_t n : {0, 1, 31, 32, 255, 256, 65535, 65536, 70000}) {
+      INFO(n);
+      const json s = std::string(n, 's');
+      CHECK(packed_size(s) == exact(s));
+      const json bin = json::binary(std::vector<std::uint8_t>(n, 7));
+      CHECK(packed_size(bin) >= exact(bin));
+      json arr = json::array();
+      json obj = json::object();
+      for (std::size_t i = 0; i < std::min<std::size_t>(n, 70000); ++i) {
+        arr.push_back(nullptr);
+        obj["k" + std::to_string(i)] = true;
+      }
+      CHECK(packed_size(arr) == exact(arr));
+      CHECK(packed_size(obj) == exact(obj));
+    }
+    for (const json& v : {json(0), json(-1), json(1u << 31), json(-1e300), json(0.5),
+                          json(std::numeric_limits<std::uint64_t>::max()),
+                          json::parse(R"({"a":[1,2.5,"x",{"b":null}],"c":false})")}) {
+      INFO(v.dump());
+      CHECK(packed_size(v) >= exact(v));
+    }
   }
 
   TEST_CASE("a payload that is not MessagePack decodes as discarded") {

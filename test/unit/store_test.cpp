@@ -3,6 +3,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <string>
+#include <vector>
+
 using namespace zproc;
 using namespace zproc::server_detail;
 using nlohmann::json;
@@ -167,6 +171,143 @@ TEST_SUITE("store") {
     CHECK(run({{"o", "commit"}, {"mods", keyed["mods"]}, {"set", {{"a", 6}}}}).error ==
           server_errc::conflict);  // a changed since
     CHECK(ok({{"o", "get"}, {"k", "a"}}) == 5);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "keys and items page by page: after, prefix, limit, next") {
+    json all = json::object();
+    for (int i = 0; i < 100; ++i) all["k" + std::to_string(1000 + i)] = i;
+    all["a"] = "first";
+    all["z"] = "last";
+    ok({{"o", "update"}, {"v", all}});
+
+    // No paging field: the old replies, unchanged.
+    CHECK(ok({{"o", "keys"}}).size() == 102);
+    CHECK(ok({{"o", "items"}}).is_array());
+
+    // Walk every key, 7 at a time: all of them, in order, once; the last page says so.
+    std::vector<std::string> seen;
+    json after = nullptr;
+    int pages = 0;
+    for (;; ++pages) {
+      REQUIRE(pages < 100);
+      auto page = ok({{"o", "keys"}, {"after", after}, {"limit", 7}});
+      REQUIRE(page["keys"].is_array());
+      CHECK(page["keys"].size() <= 7);
+      for (const auto& k : page["keys"]) seen.push_back(k.get<std::string>());
+      if (page["next"].is_null()) break;
+      CHECK(page["next"] == page["keys"].back());  // the next page starts after the last key
+      after = page["next"];
+    }
+    CHECK(pages == 14);  // 102 = 14 * 7 + 4: the 15th page is the last, no empty one after it
+    REQUIRE(seen.size() == 102);
+    CHECK(std::is_sorted(seen.begin(), seen.end()));
+    CHECK(seen.front() == "a");
+    CHECK(seen.back() == "z");
+
+    // A page that ends exactly at the last key says there is no more.
+    auto end = ok({{"o", "keys"}, {"after", "k1099"}, {"limit", 1}});
+    CHECK(end["keys"] == json::array({"z"}));
+    CHECK(end["next"].is_null());
+    // 'after' past the end, or between keys.
+    CHECK(ok({{"o", "keys"}, {"after", "zz"}}) == json({{"keys", json::array()}, {"next", nullptr}}));
+    CHECK(ok({{"o", "keys"}, {"after", "k1098x"}, {"limit", 5}})["keys"] == json({"k1099", "z"}));
+
+    // prefix: only its keys, paged too; with 'after' before, inside and after its range.
+    auto pre = ok({{"o", "keys"}, {"prefix", "k105"}});
+    CHECK(pre["keys"] == json({"k1050", "k1051", "k1052", "k1053", "k1054", "k1055", "k1056",
+                                "k1057", "k1058", "k1059"}));
+    CHECK(pre["next"].is_null());
+    auto first = ok({{"o", "keys"}, {"prefix", "k105"}, {"limit", 4}});
+    CHECK(first["keys"] == json({"k1050", "k1051", "k1052", "k1053"}));
+    CHECK(first["next"] == "k1053");
+    CHECK(ok({{"o", "keys"}, {"prefix", "k105"}, {"after", "k1058"}})["keys"] == json::array({"k1059"}));
+    CHECK(ok({{"o", "keys"}, {"prefix", "k105"}, {"after", "a"}})["keys"].size() == 10);
+    CHECK(ok({{"o", "keys"}, {"prefix", "k105"}, {"after", "k1059"}}) ==
+          json({{"keys", json::array()}, {"next", nullptr}}));
+    CHECK(ok({{"o", "keys"}, {"prefix", "nothing"}})["keys"].empty());
+    CHECK(ok({{"o", "keys"}, {"prefix", "k"}, {"limit", 100'000}})["keys"].size() == 100);
+
+    // items: the same walk with the values.
+    auto items = ok({{"o", "items"}, {"prefix", "k10"}, {"after", "k1007"}, {"limit", 2}});
+    CHECK(items["items"] == json::array({json::array({"k1008", 8}), json::array({"k1009", 9})}));
+    CHECK(items["next"] == "k1009");
+    auto last = ok({{"o", "items"}, {"after", "k1099"}});
+    CHECK(last["items"] == json::array({json::array({"z", "last"})}));
+    CHECK(last["next"].is_null());
+
+    // limit is clamped: 0 reads one key; the default is 1000.
+    CHECK(ok({{"o", "keys"}, {"limit", 0}})["keys"] == json::array({"a"}));
+    CHECK(ok({{"o", "keys"}, {"after", nullptr}})["keys"].size() == 102);
+
+    // A namespace nobody wrote: an empty last page, and it is not created.
+    CHECK(ok({{"o", "keys"}, {"n", "nobody"}, {"limit", 5}}) ==
+          json({{"keys", json::array()}, {"next", nullptr}}));
+    CHECK(s.find("nobody") == nullptr);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "a page stops at its byte budget, with at least one entry") {
+    const std::string big(1000, 'x');
+    for (int i = 0; i < 10; ++i) ok({{"o", "set"}, {"k", "b" + std::to_string(i)}, {"v", big}});
+    // 1000-byte values, a 2500-byte budget: two items per page (a third would exceed it).
+    json after = nullptr;
+    std::vector<std::string> seen;
+    for (int pages = 0;; ++pages) {
+      REQUIRE(pages < 20);
+      auto page = ok({{"o", "items"}, {"after", after}, {"bytes", 2500}});
+      CHECK(page["items"].size() == 2);
+      CHECK(json::to_msgpack(page["items"]).size() <= 2500);
+      for (const auto& it : page["items"]) {
+        CHECK(it[1] == big);
+        seen.push_back(it[0].get<std::string>());
+      }
+      if (page["next"].is_null()) break;
+      after = page["next"];
+    }
+    CHECK(seen.size() == 10);
+    CHECK(std::is_sorted(seen.begin(), seen.end()));
+    // A budget smaller than one item still reads one (else nothing could ever be read).
+    auto one = ok({{"o", "items"}, {"bytes", 1}});
+    CHECK(one["items"].size() == 1);
+    CHECK(one["next"] == "b0");
+    CHECK(ok({{"o", "keys"}, {"bytes", 1}})["keys"].size() == 1);
+    // Keys count their own bytes: 10 keys of 100 bytes do not fit in 500.
+    for (int i = 0; i < 10; ++i) ok({{"o", "set"}, {"k", std::string(100, 'k') + std::to_string(i)}, {"v", 0}});
+    auto keys = ok({{"o", "keys"}, {"prefix", "kkk"}, {"bytes", 500}});
+    CHECK(keys["keys"].size() == 4);  // 4 * (101 + 5) <= 500 < 5 * 106
+    CHECK(keys["next"] == keys["keys"].back());
+  }
+
+  TEST_CASE_FIXTURE(fixture, "history pages: from the last revision + 1, within the byte budget") {
+    const std::string big(1000, 'x');
+    for (int i = 0; i < 10; ++i) ok({{"o", "set"}, {"k", "h"}, {"v", big + std::to_string(i)}});
+    std::vector<std::uint64_t> revs;
+    std::uint64_t from = 0;
+    for (int pages = 0;; ++pages) {
+      REQUIRE(pages < 20);
+      auto page = ok({{"o", "history"}, {"from", from}, {"bytes", 2500}});
+      if (page.empty()) break;
+      // A record holds the old and the new value (~2000 bytes): two would exceed the budget.
+      CHECK(page.size() == 1);
+      for (const auto& r : page) revs.push_back(r["rv"].get<std::uint64_t>());
+      from = revs.back() + 1;
+    }
+    CHECK(revs == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
+    CHECK(ok({{"o", "history"}, {"from", 1u}, {"bytes", 1}}).size() == 1);  // at least one
+    CHECK(ok({{"o", "history"}, {"from", 1u}, {"bytes", 1u << 30}}).size() == 10);  // 4 MiB
+    CHECK(ok({{"o", "history"}, {"from", 1u}}).size() == 10);  // no budget: the old reply
+  }
+
+  TEST_CASE_FIXTURE(fixture, "bad paging fields are bad requests") {
+    ok({{"o", "set"}, {"k", "a"}, {"v", 1}});
+    for (const json& req : {json{{"o", "keys"}, {"after", 5}}, json{{"o", "items"}, {"prefix", 1}},
+                            json{{"o", "keys"}, {"limit", -1}}, json{{"o", "keys"}, {"limit", "9"}},
+                            json{{"o", "items"}, {"bytes", 1.5}},
+                            json{{"o", "history"}, {"bytes", "x"}}}) {
+      INFO(req.dump());
+      auto o = run(req);
+      CHECK(o.error == server_errc::bad_request);
+      CHECK(o.message.find('\'') != std::string::npos);  // names the field
+    }
   }
 
   TEST_CASE_FIXTURE(fixture, "ping answers the server's pid") {

@@ -60,7 +60,8 @@ enum class server_errc {
   version_mismatch,
   /// popitem() on an empty namespace.
   empty_namespace,
-  /// The reply would exceed the client's maximum frame size; read fewer keys at a time.
+  /// The reply would exceed the client's maximum frame size: read a big namespace page by
+  /// page (state::keys_page(), items_page(), for_each_key(), for_each_item()).
   reply_too_large,
   /// The server is shutting down.
   shutting_down,

@@ -26,6 +26,40 @@
 
 namespace zproc {
 
+/// Which page of a namespace to read (state::keys_page(), state::items_page()): the keys that
+/// start with `prefix`, in key order, after the key `after`, at most `limit` of them.
+/// A page also stops early once its reply would exceed about half a frame
+/// (client_options::max_frame_size / 2, at most 4 MiB): a page of big values is shorter, never
+/// too large, and holds at least one key.
+struct page_request {
+  /// Start after this key (exclusive); none: at the first key. The `next` of the previous page.
+  std::optional<std::string> after;
+  /// Only keys that start with this ("": every key).
+  std::string prefix;
+  /// At most this many keys (the server clamps it to 1..100,000).
+  std::size_t limit = 1000;
+};
+
+/// One page of keys, in key order. `next`: set if more keys may follow (it is the page's last
+/// key: pass it as page_request::after); none if this page is the last.
+struct key_page {
+  /// The page's keys, in key order (empty after the last key).
+  std::vector<std::string> keys;
+  /// Where the next page starts (the last key here), or none if this page is the last.
+  std::optional<std::string> next;
+};
+
+/// One page of (key, value) pairs, in key order; `next` as in key_page.
+struct item_page {
+  /// The page's (key, value) pairs, in key order (empty after the last key).
+  std::vector<std::pair<std::string, json>> items;
+  /// Where the next page starts (the last key here), or none if this page is the last.
+  std::optional<std::string> next;
+};
+
+void from_json(const json& j, key_page& p);
+void from_json(const json& j, item_page& p);
+
 /// The dict API of ZProc, as one atomic server-side step per call. Every operation comes twice:
 /// `async_xxx(..., token)` (default token: `co_await st.async_get("k")`) and a blocking twin
 /// `xxx(...)` that throws zproc::error with the server's message.
@@ -94,14 +128,17 @@ class state {
   }
   std::uint64_t size() const { return call<std::uint64_t>(req("size")); }
 
-  /// Keys in order. Completion: void(error_code, std::vector<std::string>)
+  /// Keys in order, in one reply: server_errc::reply_too_large past about 800,000 short keys
+  /// (read those with keys_page() or for_each_key()).
+  /// Completion: void(error_code, std::vector<std::string>)
   template <class CompletionToken = default_token>
   auto async_keys(CompletionToken&& token = default_token{}) const {
     return run<std::vector<std::string>>(req("keys"), std::forward<CompletionToken>(token));
   }
   std::vector<std::string> keys() const { return call<std::vector<std::string>>(req("keys")); }
 
-  /// Values in key order. Completion: void(error_code, std::vector<json>)
+  /// Values in key order, in one reply (big namespaces: items_page()).
+  /// Completion: void(error_code, std::vector<json>)
   template <class CompletionToken = default_token>
   auto async_values(CompletionToken&& token = default_token{}) const {
     return run<std::vector<json>>(req("values"), std::forward<CompletionToken>(token));
@@ -110,19 +147,76 @@ class state {
 
   using item = std::pair<std::string, json>;
 
-  /// (key, value) pairs in key order. Completion: void(error_code, std::vector<item>)
+  /// (key, value) pairs in key order, in one reply (big namespaces: items_page(),
+  /// for_each_item()). Completion: void(error_code, std::vector<item>)
   template <class CompletionToken = default_token>
   auto async_items(CompletionToken&& token = default_token{}) const {
     return run<std::vector<item>>(req("items"), std::forward<CompletionToken>(token));
   }
   std::vector<item> items() const { return call<std::vector<item>>(req("items")); }
 
-  /// The whole namespace as one JSON object (a snapshot). Completion: void(error_code, json)
+  /// The whole namespace as one JSON object (a snapshot), in one reply (big namespaces:
+  /// items_page(), for_each_item()). Completion: void(error_code, json)
   template <class CompletionToken = default_token>
   auto async_copy(CompletionToken&& token = default_token{}) const {
     return run<json>(req("copy"), std::forward<CompletionToken>(token));
   }
   json copy() const { return call<json>(req("copy")); }
+
+  // --- big namespaces, page by page -------------------------------------------------------
+  // keys(), items() and copy() answer in one reply, which cannot exceed the maximum frame
+  // (8 MiB: about 800,000 short keys): past that they fail with server_errc::reply_too_large.
+  // Read a big namespace page by page instead. Each page is one atomic read; the pages of one
+  // walk are not one snapshot (a key written meanwhile may or may not appear), but every key
+  // present throughout the walk appears exactly once, in order.
+
+  /// One page of keys (see page_request). O(log n + page) on the server.
+  /// Completion: void(error_code, key_page)
+  template <class CompletionToken = default_token>
+  auto async_keys_page(page_request page, CompletionToken&& token = default_token{}) const {
+    return run<key_page>(page_request_json("keys", std::move(page)),
+                         std::forward<CompletionToken>(token));
+  }
+  key_page keys_page(page_request page) const {
+    return call<key_page>(page_request_json("keys", std::move(page)));
+  }
+
+  /// One page of (key, value) pairs (see page_request). Completion: void(error_code, item_page)
+  template <class CompletionToken = default_token>
+  auto async_items_page(page_request page, CompletionToken&& token = default_token{}) const {
+    return run<item_page>(page_request_json("items", std::move(page)),
+                          std::forward<CompletionToken>(token));
+  }
+  item_page items_page(page_request page) const {
+    return call<item_page>(page_request_json("items", std::move(page)));
+  }
+
+  /// Calls `fn(key)` for every key that starts with `page.prefix` (after `page.after`), in
+  /// order, reading `page.limit` keys per request (blocking). Returns how many it visited.
+  template <class F>
+  std::uint64_t for_each_key(F&& fn, page_request page = {.limit = 10'000}) const {
+    std::uint64_t n = 0;
+    for (;;) {
+      key_page p = keys_page(page);
+      for (auto& k : p.keys) fn(std::move(k));
+      n += p.keys.size();
+      if (!p.next) return n;
+      page.after = std::move(p.next);
+    }
+  }
+
+  /// Calls `fn(key, value)` for every pair as for_each_key() does for keys. Returns how many.
+  template <class F>
+  std::uint64_t for_each_item(F&& fn, page_request page = {.limit = 10'000}) const {
+    std::uint64_t n = 0;
+    for (;;) {
+      item_page p = items_page(page);
+      for (auto& [k, v] : p.items) fn(std::move(k), std::move(v));
+      n += p.items.size();
+      if (!p.next) return n;
+      page.after = std::move(p.next);
+    }
+  }
 
   /// The namespace's current revision (0 before the first write).
   template <class CompletionToken = default_token>
@@ -335,8 +429,10 @@ class state {
   // --- time machine ----------------------------------------------------------------------
 
   /// Update records with from <= revision <= to, oldest first, at most `max` (<= 10,000) of
-  /// them: continue from the last one's revision + 1. from = 0: the oldest kept. Fails with
-  /// server_errc::compacted if `from` is older than the history kept.
+  /// them, and fewer if they would exceed about half a frame (a page is never too large to
+  /// send, and holds at least one record): continue from the last one's revision + 1 until a
+  /// page is empty. from = 0: the oldest kept. Fails with server_errc::compacted if `from` is
+  /// older than the history kept.
   /// Completion: void(error_code, std::vector<zproc::update>)
   template <class CompletionToken = default_token>
   auto async_history(std::uint64_t from, std::optional<std::uint64_t> to = {},
@@ -455,6 +551,7 @@ class state {
   json cas_request(std::string key, std::optional<json> expected, json desired) const;
   json txn_request(const txn& t) const;
   json at_request(std::uint64_t rev) const;
+  json page_request_json(const char* op, page_request page) const;
   watcher make_watcher(json spec, watch_options options, bool now,
                        std::function<bool(const json&)> filter = {}) const;
   watcher predicate_watcher(const char* kind, std::string key, json value,

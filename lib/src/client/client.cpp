@@ -3,6 +3,7 @@
 #include "protocol/message.hpp"
 
 #include <zproc/client.hpp>
+#include <zproc/state.hpp>
 #include <zproc/transaction.hpp>
 #include <zproc/update.hpp>
 
@@ -151,6 +152,8 @@ ZPROC_INSTANTIATE(item)
 ZPROC_INSTANTIATE(std::vector<item>)
 ZPROC_INSTANTIATE(std::vector<update>)
 ZPROC_INSTANTIATE(transaction_result)
+ZPROC_INSTANTIATE(key_page)
+ZPROC_INSTANTIATE(item_page)
 #undef ZPROC_INSTANTIATE
 
 json make_request(const char* op, const std::string& ns) {

@@ -4,6 +4,8 @@
 
 #include <zproc/state.hpp>
 
+#include <algorithm>
+
 namespace zproc {
 
 namespace field = protocol::field;
@@ -50,13 +52,49 @@ json state::with_fallback(json r, json fallback) {
   return r;
 }
 
+namespace {
+/// The byte budget of one page: half of what this client accepts in a frame (the server caps
+/// it at 4 MiB), so that a page of big values is shorter instead of too large.
+std::uint64_t page_bytes(const detail::client_impl& c) {
+  return std::max<std::uint64_t>(1, c.options().max_frame_size / 2);
+}
+}  // namespace
+
 json state::history_request(std::uint64_t from, std::optional<std::uint64_t> to,
                             std::size_t max) const {
   json r = req("history");
   r["from"] = from;
   if (to) r["to"] = *to;
   r["max"] = max;
+  r[field::bytes] = page_bytes(*impl_);
   return r;
+}
+
+json state::page_request_json(const char* op, page_request page) const {
+  json r = req(op);
+  if (page.after) r[field::after] = std::move(*page.after);
+  if (!page.prefix.empty()) r[field::prefix] = std::move(page.prefix);
+  r[field::limit] = page.limit;
+  r[field::bytes] = page_bytes(*impl_);
+  return r;
+}
+
+namespace {
+std::optional<std::string> next_of(const json& j) {
+  const json& n = j.at(field::next);
+  if (n.is_null()) return std::nullopt;
+  return n.get<std::string>();
+}
+}  // namespace
+
+void from_json(const json& j, key_page& p) {
+  j.at(field::keys_page).get_to(p.keys);  // throws for anything that is not a page
+  p.next = next_of(j);
+}
+
+void from_json(const json& j, item_page& p) {
+  j.at(field::items_page).get_to(p.items);
+  p.next = next_of(j);
 }
 
 json state::at_request(std::uint64_t rev) const {

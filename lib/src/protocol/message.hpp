@@ -38,7 +38,22 @@ inline constexpr const char* result = "r";    // reply: result
 inline constexpr const char* revision = "rv";  // reply: namespace revision after the op
 inline constexpr const char* error = "e";     // reply: {c: category, n: code, m: message}
 inline constexpr const char* handle = "h";    // the writing state handle (records, watchers)
+// Pages of keys/items (any of these makes the request paged) and of history.
+inline constexpr const char* after = "after";    // start after this key (exclusive)
+inline constexpr const char* prefix = "prefix";  // only keys that start with this
+inline constexpr const char* limit = "limit";    // at most this many keys
+inline constexpr const char* bytes = "bytes";    // byte budget of the page (keys, items, history)
+inline constexpr const char* keys_page = "keys";    // reply of a paged keys: the keys
+inline constexpr const char* items_page = "items";  // reply of a paged items: [[key, value]...]
+inline constexpr const char* next = "next";  // reply of a page: the next page's "after", or nil
 }  // namespace field
+
+/// Bounds of a page (keys, items, history): a page holds at most `max_page_limit` keys and stops
+/// once its encoded entries exceed the request's byte budget (at most `max_page_bytes`), always
+/// holding at least one entry.
+inline constexpr std::uint64_t default_page_limit = 1000;
+inline constexpr std::uint64_t max_page_limit = 100'000;
+inline constexpr std::uint64_t max_page_bytes = 4u * 1024u * 1024u;
 
 /// The client's first message.
 json make_hello(std::size_t max_frame_size);

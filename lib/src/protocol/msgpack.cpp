@@ -170,4 +170,41 @@ json decode_msgpack(std::string_view bytes) {
   return out;
 }
 
+namespace {
+/// Bytes of a str/bin/array/map header for `n` elements or bytes (fix: fits in the type byte).
+std::size_t header_size(std::size_t n, std::size_t fix_below, bool has_8bit) {
+  if (n < fix_below) return 1;
+  if (has_8bit && n <= 0xff) return 2;
+  if (n <= 0xffff) return 3;
+  return 5;
+}
+}  // namespace
+
+std::size_t packed_size(const json& v) {
+  switch (v.type()) {
+    case json::value_t::string: {
+      const auto n = v.get_ref<const std::string&>().size();
+      return header_size(n, 32, true) + n;
+    }
+    case json::value_t::binary: {
+      const auto n = v.get_binary().size();
+      return (v.get_binary().has_subtype() ? 1 : 0) + header_size(n, 0, true) + n;
+    }
+    case json::value_t::array: {
+      std::size_t n = header_size(v.size(), 16, false);
+      for (const auto& e : v) n += packed_size(e);
+      return n;
+    }
+    case json::value_t::object: {
+      std::size_t n = header_size(v.size(), 16, false);
+      for (const auto& [k, e] : v.items()) n += header_size(k.size(), 32, true) + k.size() + packed_size(e);
+      return n;
+    }
+    case json::value_t::number_integer:
+    case json::value_t::number_unsigned:
+    case json::value_t::number_float: return 9;
+    default: return 1;  // null, booleans
+  }
+}
+
 }  // namespace zproc::protocol

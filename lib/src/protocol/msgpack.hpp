@@ -17,4 +17,8 @@ inline constexpr std::size_t max_msgpack_depth = 512;
 /// (is_discarded()) if the bytes are not exactly one valid value.
 nlohmann::json decode_msgpack(std::string_view bytes);
 
+/// An upper bound of the bytes json::to_msgpack writes for `v` (numbers count as 9 bytes, the
+/// rest is exact), without encoding it: O(size of v). For the byte budgets of pages.
+std::size_t packed_size(const nlohmann::json& v);
+
 }  // namespace zproc::protocol

@@ -221,7 +221,9 @@ void session::queue_reply(const nlohmann::json& reply) {
   queue(protocol::make_error_reply(
       reply.value(id, std::uint64_t{0}), server_errc::reply_too_large,
       "the reply has " + std::to_string(size) + " bytes, more than the maximum frame of " +
-          std::to_string(max) + " bytes; read fewer keys at a time"));
+          std::to_string(max) +
+          " bytes; read it page by page: keys/items with 'after' and 'limit' (state::keys_page(), "
+          "items_page(), for_each_key(), for_each_item())"));
 }
 
 void session::flush() {

@@ -1,11 +1,16 @@
 #include "server/store.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/msgpack.hpp"
 #include "protocol/value_check.hpp"
 #include "server/op_error.hpp"
 
 #include <algorithm>
 #include <chrono>
+#include <iterator>
+#include <limits>
+#include <optional>
+#include <string_view>
 #include <unordered_map>
 
 namespace zproc::server_detail {
@@ -135,7 +140,95 @@ json op_del(op_env& e) {
 json op_contains(op_env& e) { return e.ns.data.contains(e.a.key()); }
 json op_size(op_env& e) { return e.ns.data.size(); }
 
+// --- pages -----------------------------------------------------------------------------------
+
+/// A count field (a non-negative integer), clamped to lo..hi; `fallback` if absent or null.
+std::uint64_t count_arg(const json& req, const char* name, const char* what, std::uint64_t fallback,
+                        std::uint64_t lo, std::uint64_t hi) {
+  auto it = req.find(name);
+  if (it == req.end() || it->is_null()) return fallback;
+  if (!it->is_number_integer() || (!it->is_number_unsigned() && it->get<std::int64_t>() < 0))
+    fail(server_errc::bad_request,
+         std::string("'") + name + "' must be " + what + " (an unsigned integer)");
+  return std::clamp<std::uint64_t>(it->get<std::uint64_t>(), lo, hi);
+}
+
+/// The byte budget of a page: the request's "bytes", within 1..max_page_bytes (default: max).
+std::uint64_t bytes_arg(const json& req) {
+  return count_arg(req, field::bytes, "a byte count", protocol::max_page_bytes, 1,
+                   protocol::max_page_bytes);
+}
+
+/// What a paged keys/items request asks for.
+struct page_args {
+  std::optional<std::string> after;
+  std::string prefix;
+  std::uint64_t limit = protocol::default_page_limit;
+  std::uint64_t bytes = protocol::max_page_bytes;
+};
+
+/// The paging fields of a keys/items request; nullopt if it has none (the un-paged reply).
+std::optional<page_args> page_of(const json& req) {
+  const char* const fields[] = {field::after, field::prefix, field::limit, field::bytes};
+  if (std::none_of(std::begin(fields), std::end(fields),
+                   [&](const char* f) { return req.contains(f); }))
+    return std::nullopt;
+  page_args p;
+  if (auto it = req.find(field::after); it != req.end() && !it->is_null()) {
+    if (!it->is_string()) fail(server_errc::bad_request, "'after' must be a key (a string)");
+    p.after = it->get<std::string>();
+  }
+  if (auto it = req.find(field::prefix); it != req.end() && !it->is_null()) {
+    if (!it->is_string()) fail(server_errc::bad_request, "'prefix' must be a string");
+    p.prefix = it->get<std::string>();
+  }
+  p.limit = count_arg(req, field::limit, "a number of keys", protocol::default_page_limit, 1,
+                      protocol::max_page_limit);
+  p.bytes = bytes_arg(req);
+  return p;
+}
+
+/// One page of `data`: the keys with the prefix, after `after`, in order, at most `limit` of
+/// them, and no more once their sizes (`size_of(entry)`) would exceed the budget — but at least
+/// one. Calls add(entry) for each; returns the next page's "after": the last key if more keys
+/// with the prefix follow, else null. O(log n + page).
+template <class SizeOf, class Add>
+json walk_page(const json& data, const page_args& p, SizeOf&& size_of, Add&& add) {
+  const auto& obj = data.get_ref<const json::object_t&>();
+  auto it = obj.begin();
+  if (p.after && *p.after >= p.prefix) {
+    it = obj.upper_bound(*p.after);
+  } else if (!p.prefix.empty()) {
+    it = obj.lower_bound(p.prefix);
+  }
+  const auto in_range = [&](json::object_t::const_iterator i) {
+    return i != obj.end() && std::string_view(i->first).starts_with(p.prefix);
+  };
+  std::uint64_t count = 0;
+  std::uint64_t bytes = 0;
+  auto last = obj.end();
+  for (; in_range(it) && count < p.limit; ++it) {
+    const std::uint64_t size = size_of(*it);
+    if (count > 0 && bytes + size > p.bytes) break;
+    add(*it);
+    ++count;
+    bytes += size;
+    last = it;
+  }
+  return in_range(it) ? json(last->first) : json(nullptr);
+}
+
+/// An upper bound of a key's encoded size (its bytes and a string header of at most 5).
+std::uint64_t key_size(const std::string& key) { return key.size() + 5; }
+
 json op_keys(op_env& e) {
+  if (auto page = page_of(e.a.raw())) {
+    json keys = json::array();
+    json next = walk_page(
+        e.ns.data, *page, [](const auto& kv) { return key_size(kv.first); },
+        [&](const auto& kv) { keys.push_back(kv.first); });
+    return json{{field::keys_page, std::move(keys)}, {field::next, std::move(next)}};
+  }
   json out = json::array();
   out.get_ref<json::array_t&>().reserve(e.ns.data.size());
   for (const auto& [k, v] : e.ns.data.items()) out.push_back(k);
@@ -150,6 +243,14 @@ json op_values(op_env& e) {
 }
 
 json op_items(op_env& e) {
+  if (auto page = page_of(e.a.raw())) {
+    json items = json::array();
+    json next = walk_page(
+        e.ns.data, *page,
+        [](const auto& kv) { return 1 + key_size(kv.first) + protocol::packed_size(kv.second); },
+        [&](const auto& kv) { items.push_back(json::array({kv.first, kv.second})); });
+    return json{{field::items_page, std::move(items)}, {field::next, std::move(next)}};
+  }
   json out = json::array();
   out.get_ref<json::array_t&>().reserve(e.ns.data.size());
   for (const auto& [k, v] : e.ns.data.items()) out.push_back(json::array({k, v}));
@@ -421,8 +522,11 @@ json op_at(op_env& e) {
   return std::move(*snapshot);
 }
 
-/// history: {"from": A, "to": B, "max": N} -> [records with A <= revision <= B].
-/// from = 0 means the oldest kept record. At most N (<= 10,000) records per reply.
+/// history: {"from": A, "to": B, "max": N, "bytes": S} -> [records with A <= revision <= B].
+/// from = 0 means the oldest kept record. At most N (<= 10,000) records per reply, and with S,
+/// no more once their encoded size would exceed S (at most max_page_bytes), but at least one:
+/// the reply is never too large to send; continue from the last revision + 1 until a reply is
+/// empty. Without S, no byte budget: the reply of clients that stop at a short page, unchanged.
 json op_history(op_env& e) {
   const auto& h = e.ns.hist;
   std::uint64_t from = revision_arg(e.a.raw(), "from", 0);
@@ -433,9 +537,18 @@ json op_history(op_env& e) {
     fail(server_errc::compacted, "revision " + std::to_string(from) +
                                      " is no longer in the history; the oldest record kept is " +
                                      std::to_string(h.oldest()));
+  const std::uint64_t budget = e.a.raw().contains(field::bytes)
+                                   ? bytes_arg(e.a.raw())
+                                   : std::numeric_limits<std::uint64_t>::max();
   json records = json::array();
-  for (std::uint64_t r = from; r <= to && records.size() < max; ++r)
-    records.push_back(to_json(**h.find(r)));
+  std::uint64_t bytes = 0;
+  for (std::uint64_t r = from; r <= to && records.size() < max; ++r) {
+    json rec = to_json(**h.find(r));
+    const std::uint64_t size = protocol::packed_size(rec);
+    if (!records.empty() && bytes + size > budget) break;
+    bytes += size;
+    records.push_back(std::move(rec));
+  }
   return records;
 }
 

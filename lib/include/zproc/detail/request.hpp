@@ -25,7 +25,7 @@ using handler = boost::asio::any_completion_handler<void(error_code, T)>;
 /// Sends `request`; completes with the reply's result converted to T, on the handler's
 /// associated executor; on failure, the message goes to `diagnostics` (if set). Explicitly instantiated for: json, bool, std::uint64_t, std::int64_t,
 /// std::vector<std::string>, std::vector<json>, std::vector<std::pair<std::string, json>>,
-/// std::pair<std::string, json>, std::vector<update>.
+/// std::pair<std::string, json>, std::vector<update>, transaction_result, key_page, item_page.
 template <class T>
 void start_request(const std::shared_ptr<client_impl>& c, json request, handler<T> h,
                    diagnostics_ptr diagnostics = nullptr);
