@@ -26,6 +26,7 @@ struct arguments {
   std::string fsync = "interval";      // server: --fsync always|interval|never
   bool repair = false;                 // server: --repair
   std::optional<std::size_t> max_process_records;  // server: --max-process-records N
+  std::optional<std::size_t> snapshot_every;       // server: --snapshot-every N
   bool all = false;                    // ps: --all
   bool running = false;                // ps: --running
   bool json_lines = false;             // ps, workers: --json

@@ -45,6 +45,8 @@ options:
   --namespace NS            namespace (default: "default")
   --listen ADDR             (server) address to listen on; repeatable; port 0 = any free port
   --max-process-records N   (server) finished process records to keep (default 10000)
+  --snapshot-every N        (server, with --data-dir) write a snapshot after N logged updates
+                            (default 100000); it is written in steps between requests
   -h, --help                this text; 'zproc COMMAND --help': that command only
 )";
 
@@ -106,6 +108,13 @@ arguments parse(int argc, char** argv) {
       if (err != std::errc() || end != v.data() + v.size())
         throw usage_error{"--max-process-records needs a number, not '" + v + "'"};
       a.max_process_records = n;
+    } else if (arg == "--snapshot-every") {
+      const std::string v = value("--snapshot-every");
+      std::size_t n = 0;
+      auto [end, err] = std::from_chars(v.data(), v.data() + v.size(), n);
+      if (err != std::errc() || end != v.data() + v.size() || n == 0)
+        throw usage_error{"--snapshot-every needs a number > 0, not '" + v + "'"};
+      a.snapshot_every = n;
     } else if (arg == "--all") {
       a.all = true;
     } else if (arg == "--running") {

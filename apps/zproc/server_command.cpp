@@ -27,6 +27,10 @@ int run_server(const arguments& args) {
   if (args.repair && args.data_dir.empty()) throw usage_error{"--repair needs --data-dir DIR"};
   config.repair = args.repair;
   if (args.max_process_records) config.max_process_records = *args.max_process_records;
+  if (args.snapshot_every) {
+    if (args.data_dir.empty()) throw usage_error{"--snapshot-every needs --data-dir DIR"};
+    config.snapshot_every = *args.snapshot_every;
+  }
   if (args.fsync == "always") {
     config.fsync = server_config::fsync_policy::always;
   } else if (args.fsync == "interval") {

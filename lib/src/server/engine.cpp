@@ -159,7 +159,6 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     // Durable before acknowledged: the reply is queued only after the log write (and fsync).
     try {
       journal_->append(*o.ns, *o.committed);
-      if (journal_->snapshot_due()) journal_->snapshot(store_);
     } catch (const std::exception& e) {
       out.push_back({ctx.client_id,
                      protocol::make_error_reply(request_id, server_errc::internal,
@@ -169,6 +168,11 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
       watches_.notify(store_, *o.ns, *o.committed, out);
       return;
     }
+  }
+  if (o.committed && journal_ && journal_->snapshot_due()) {
+    // Begun here, written by the server between requests (snapshot_step): nobody waits for it.
+    journal_->begin_snapshot(store_);
+    if (on_snapshot_begun_) on_snapshot_begun_();
   }
   if (o.error) {
     out.push_back({ctx.client_id, protocol::make_error_reply(request_id, o.error, o.message)});
