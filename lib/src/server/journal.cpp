@@ -30,8 +30,8 @@ constexpr char snapshot_magic[8] = {'Z', 'P', 'R', 'O', 'C', 'S', 'N', 'P'};
 constexpr std::size_t snapshot_header = 8 + 4 + 4 + 8;
 constexpr std::uint32_t snapshot_format = 3;
 // One snapshot step writes about this much: bounded work between two requests.
-constexpr std::size_t step_keys = 1000;
-constexpr std::size_t step_bytes = 256 * 1024;
+constexpr std::size_t step_keys = 256;
+constexpr std::size_t step_bytes = 64 * 1024;
 constexpr std::size_t max_item = 1u << 31;  // a snapshot item's length field (u32) must fit
 
 [[noreturn]] void fail(const std::string& what) {
@@ -338,6 +338,7 @@ struct journal::snapshot_job {
   std::size_t ns_index = 0;
   phase at = phase::ns_header;
   std::size_t hist_index = 0;
+  std::size_t change_index = 0;  // of the record at hist_index: the changes written so far
   std::optional<std::string> last_key;  // the data written so far ends with this key
   int fd = -1;                          // DIR/snapshot.tmp
   std::uint64_t length = 0;             // payload bytes written
@@ -415,7 +416,7 @@ struct loaded_namespace {
   json data = json::object();
   std::uint64_t revision = 0;
   std::unordered_map<std::string, std::uint64_t> modified;
-  std::vector<record_ptr> records;
+  std::vector<std::shared_ptr<update_record>> records;  // (format 3: changes come in pieces)
 };
 
 /// What a snapshot file holds, or where and how it is damaged.
@@ -538,11 +539,15 @@ void parse_stream(file_reader& in, std::uint64_t file_size, const char* head, lo
           ns.modified.emplace(key, entry.at(2).get<std::uint64_t>());
           obj.emplace_hint(obj.end(), key, std::move(entry.at(1)));
         }
-      } else if (auto h = j.find("h"); h != j.end()) {
+      } else if (auto hr = j.find("hr"); hr != j.end()) {
         if (out.namespaces.empty()) throw std::invalid_argument("history before a namespace");
-        for (const auto& r : *h)
-          out.namespaces.back().records.push_back(
-              std::make_shared<update_record>(record_from_json(r)));
+        out.namespaces.back().records.push_back(
+            std::make_shared<update_record>(record_from_json(*hr)));
+      } else if (auto hc = j.find("hc"); hc != j.end()) {
+        if (out.namespaces.empty() || out.namespaces.back().records.empty())
+          throw std::invalid_argument("changes before their record");
+        auto& changes = out.namespaces.back().records.back()->changes;
+        for (const auto& c : *hc) changes.push_back(c.get<key_change>());
       } else if (auto ns = j.find("ns"); ns != j.end()) {
         loaded_namespace l;
         l.name = ns->get<std::string>();
@@ -847,18 +852,58 @@ journal::snapshot_progress journal::snapshot_step(const store& s) {
         put_item(buf, json{{"ns", f.name}, {"rev", f.revision}});
         j.at = phase::history;
         j.hist_index = 0;
+        j.change_index = 0;
       } else if (j.at == phase::history) {
-        json records = json::array();
-        std::size_t bytes = 0;
-        while (j.hist_index < f.history.size() && bytes < step_bytes) {
-          bytes += f.history[j.hist_index]->bytes + 64;
-          records.push_back(to_json(*f.history[j.hist_index++]));
-        }
-        if (!records.empty()) put_item(buf, json{{"h", std::move(records)}});
         if (j.hist_index == f.history.size()) {
           std::vector<record_ptr>().swap(f.history);  // written: let the records go
           j.at = phase::data;
           j.last_key.reset();
+          continue;
+        }
+        // A record in pieces: its head, then its changes ~1000 at a time (one update may have
+        // changed a million keys).
+        const update_record& r = *f.history[j.hist_index];
+        if (j.change_index == 0) {
+          update_record head;  // the record without its changes
+          head.revision = r.revision;
+          head.time_us = r.time_us;
+          head.client_id = r.client_id;
+          head.handle = r.handle;
+          head.identical = r.identical;
+          put_item(buf, json{{"hr", to_json(head)}});
+          ++keys;
+        }
+        if (j.change_index < r.changes.size()) {
+          const std::size_t item_at = buf.size();
+          buf.append(4, '\0');
+          buf.push_back(static_cast<char>(0x81));  // {"hc": [{"k", "b"?, "a"?}...]}
+          put_msgpack_str(buf, "hc");
+          buf.push_back(static_cast<char>(0xdd));
+          const std::size_t count_at = buf.size();
+          buf.append(4, '\0');
+          std::uint32_t n = 0;
+          for (; j.change_index < r.changes.size() && keys < step_keys && buf.size() < step_bytes;
+               ++j.change_index, ++keys, ++n) {
+            const key_change& c = r.changes[j.change_index];
+            buf.push_back(static_cast<char>(0x80 | (1 + (c.before ? 1 : 0) + (c.after ? 1 : 0))));
+            put_msgpack_str(buf, "k");
+            put_msgpack_str(buf, c.key);
+            if (c.before) {
+              put_msgpack_str(buf, "b");
+              json::to_msgpack(*c.before, nlohmann::detail::output_adapter<char>(buf));
+            }
+            if (c.after) {
+              put_msgpack_str(buf, "a");
+              json::to_msgpack(*c.after, nlohmann::detail::output_adapter<char>(buf));
+            }
+          }
+          if (buf.size() - item_at > max_item) throw std::length_error("a value of over 2 GiB");
+          patch_u32(buf, count_at, n);
+          patch_u32(buf, item_at, static_cast<std::uint32_t>(buf.size() - item_at - 4));
+        }
+        if (j.change_index == r.changes.size()) {
+          ++j.hist_index;
+          j.change_index = 0;
         }
       } else if (!ns || !ns->data.is_object()) {  // (namespaces are never removed)
         ++j.ns_index;

@@ -4,9 +4,10 @@
 //                  the length of the payload; payload = a stream of items, each
 //                  [u32 length][MessagePack]:
 //                    {"format":3,"namespaces":N}
-//                    per namespace: {"ns":name,"rev":R}, then {"h":[record...]} (its history up
-//                    to R, in order, in pieces), then {"d":[[key,value,rev of its last write]...]}
-//                    (its keys in order, ~1000 or ~256 KiB a piece)
+//                    per namespace: {"ns":name,"rev":R}; its history up to R, each record as
+//                    {"hr": record without its changes} and {"hc":[change...]} pieces; then
+//                    {"d":[[key,value,rev of its last write]...]} pieces (its keys in order).
+//                    A piece holds ~1000 keys (changes) or ~256 KiB.
 //                    {"end":N}
 //                  Written in steps between requests (journal::snapshot_step) while the server
 //                  keeps serving, so the data is *fuzzy*: each key as of some revision >= R.

@@ -167,6 +167,9 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   /// thread fsyncs and renames, polled every 2 ms.
   static asio::awaitable<void> snapshot_loop(std::shared_ptr<server_impl> self) {
     asio::steady_timer poll(self->strand_);
+    // co_spawn starts it inline (dispatch) from the write that began the snapshot: let that
+    // write's reply go out first.
+    co_await asio::post(self->strand_, asio::use_awaitable);
     while (!self->stopped_) {  // stop_now() finishes it
       const auto progress = self->engine_.snapshot_step();
       print_notes(self->engine_.take_journal_notes());
