@@ -815,7 +815,9 @@ void journal::begin_snapshot(const store& s) {
     if (job->fd >= 0) ::close(job->fd);
     ::unlink(tmp.c_str());
     notes_.push_back(std::string("could not begin a snapshot: ") + e.what() +
-                     "; the log keeps growing until one succeeds");
+                     "; the log keeps growing until one succeeds (the next try after " +
+                     std::to_string(snapshot_every_) + " more updates)");
+    appended_ = 0;
     return;
   }
   appended_ = 0;
