@@ -8,6 +8,7 @@
 //              log.old removed), as the client sees the files
 //   (pings run on a connection of their own, all through the snapshot)
 //   peak RSS   the server's VmHWM (/proc/PID/status) after loading, and after the snapshot
+//   restart    a new server on the directory: until it listens, and its peak RSS
 //
 // Usage: bench_snapshot [--keys N] [--server PATH-OF-ZPROC (another build, to compare)]
 #include <zproc/zproc.hpp>
@@ -154,6 +155,19 @@ int main(int argc, char** argv) {
   std::printf("  server RSS after the load %.0f MiB (peak %.0f MiB); peak after the snapshot %.0f MiB "
               "(+%.0f MiB)\n",
               rss_loaded, hwm_loaded, hwm_after, hwm_after - hwm_loaded);
+
+  // The restart: the snapshot loaded (streamed, format 3) and the log replayed.
+  ::kill(server.pid, SIGTERM);
+  int status = 0;
+  ::waitpid(server.pid, &status, 0);
+  server.pid = -1;
+  const auto restart0 = clock_type::now();
+  child again;
+  spawn(again, {exe, "server", "--listen", ipc, "--data-dir", dir, "--fsync", "never"});
+  read_lines(again, "listening at ", 1);
+  const double restart_s = us_since(restart0) / 1e6;
+  std::printf("  restart (load the snapshot, replay the log): %.2f s, server peak RSS %.0f MiB\n",
+              restart_s, proc_status_mib(again.pid, "VmHWM"));
   fs::remove_all(dir);
   return 0;
 }

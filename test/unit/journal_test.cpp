@@ -40,11 +40,15 @@ json state_of(const store& s) {
   s.for_each([&](const std::string& name, const namespace_state& ns) {
     json mod = json::object();
     for (const auto& [k, v] : ns.modified) mod[k] = v;
+    json records = json::array();
+    for (std::uint64_t r = ns.hist.oldest(); r <= ns.hist.newest(); ++r)
+      if (const record_ptr* rec = ns.hist.find(r)) records.push_back(to_json(**rec));
     all[name] = {{"data", ns.data},
                  {"rev", ns.revision},
                  {"mod", mod},
                  {"oldest", ns.hist.oldest()},
-                 {"newest", ns.hist.newest()}};
+                 {"newest", ns.hist.newest()},
+                 {"history", records}};
   });
   return all;
 }
@@ -137,6 +141,39 @@ TEST_SUITE("journal") {
     CHECK(only_snapshot["a"]["rev"] == 3);  // the revision frozen when it began
     CHECK(only_snapshot["a"]["data"][key(10)] == "ten");
     CHECK(!only_snapshot["a"]["data"].contains(key(11)));
+  }
+
+  TEST_CASE_FIXTURE(fixture, "history records of every size around a step's bound, in pieces: recovered whole") {
+    const auto dir = fresh_dir("records");
+    e.attach(journal_on(dir, 1'000'000));
+    // Updates of 1 to 700 keys, so that a record's head and changes fall at every position of
+    // a step (256 keys or changes a step).
+    // The first, of 254 keys: its head and changes fill a step but one, the next record's head
+    // fills it (its changes then start the next step).
+    int n = 0;
+    std::vector<int> sizes = {254, 10, 255, 3};
+    for (int size = 1; size <= 700; size += (size < 260 ? 1 : 37)) sizes.push_back(size);
+    for (const int size : sizes) {
+      json obj = json::object();
+      for (int i = 0; i < size; ++i) obj[key(n++ % 3000)] = std::string(static_cast<std::size_t>(size % 50), 'v');
+      update("h", obj);
+    }
+    write({{"o", "del"}, {"n", "h"}, {"k", key(0)}});
+    const json before = state_of(e.data());
+    const std::string other = dir + "-other";
+    fs::remove_all(other);
+    fs::copy(dir, other);
+    {
+      store s(1);
+      journal j(other, server_config::fsync_policy::never, 100ms, 1'000'000);
+      j.recover(s);  // from the log
+      REQUIRE(state_of(s) == before);
+      j.snapshot(s);  // a whole snapshot, in steps, synchronously
+      CHECK(j.take_notes().empty());
+    }
+    fs::resize_file(other + "/log", 0);  // only the snapshot now
+    CHECK(recovered_copy(other) == before);
+    fs::remove_all(other);
   }
 
   TEST_CASE_FIXTURE(fixture, "killed after the snapshot's rename, before log.old is removed: exact") {

@@ -338,7 +338,8 @@ struct journal::snapshot_job {
   std::size_t ns_index = 0;
   phase at = phase::ns_header;
   std::size_t hist_index = 0;
-  std::size_t change_index = 0;  // of the record at hist_index: the changes written so far
+  bool record_begun = false;     // the record at hist_index: its head is written
+  std::size_t change_index = 0;  // and this many of its changes
   std::optional<std::string> last_key;  // the data written so far ends with this key
   int fd = -1;                          // DIR/snapshot.tmp
   std::uint64_t length = 0;             // payload bytes written
@@ -855,6 +856,7 @@ journal::snapshot_progress journal::snapshot_step(const store& s) {
         j.at = phase::history;
         j.hist_index = 0;
         j.change_index = 0;
+        j.record_begun = false;
       } else if (j.at == phase::history) {
         if (j.hist_index == f.history.size()) {
           std::vector<record_ptr>().swap(f.history);  // written: let the records go
@@ -865,7 +867,7 @@ journal::snapshot_progress journal::snapshot_step(const store& s) {
         // A record in pieces: its head, then its changes ~1000 at a time (one update may have
         // changed a million keys).
         const update_record& r = *f.history[j.hist_index];
-        if (j.change_index == 0) {
+        if (!j.record_begun) {
           update_record head;  // the record without its changes
           head.revision = r.revision;
           head.time_us = r.time_us;
@@ -873,7 +875,9 @@ journal::snapshot_progress journal::snapshot_step(const store& s) {
           head.handle = r.handle;
           head.identical = r.identical;
           put_item(buf, json{{"hr", to_json(head)}});
+          j.record_begun = true;
           ++keys;
+          if (keys >= step_keys || buf.size() >= step_bytes) continue;  // its changes next step
         }
         if (j.change_index < r.changes.size()) {
           const std::size_t item_at = buf.size();
@@ -906,6 +910,7 @@ journal::snapshot_progress journal::snapshot_step(const store& s) {
         if (j.change_index == r.changes.size()) {
           ++j.hist_index;
           j.change_index = 0;
+          j.record_begun = false;
         }
       } else if (!ns || !ns->data.is_object()) {  // (namespaces are never removed)
         ++j.ns_index;
