@@ -8,6 +8,9 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <chrono>
 #include <stdexcept>
 #include <string>
@@ -81,5 +84,16 @@ inline std::vector<std::string> read_lines(child& c, const std::string& prefix, 
   return lines;
 }
 
-/// VmRSS of a process, in MiB.
+/// A field of /proc/PID/status in kB ("VmRSS", "VmHWM": the peak RSS), in MiB; -1 if unreadable.
+inline double proc_status_mib(pid_t pid, const std::string& field) {
+  FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/status").c_str(), "r");
+  if (!f) return -1;
+  char line[256];
+  double mib = -1;
+  while (std::fgets(line, sizeof line, f))
+    if (std::strncmp(line, field.c_str(), field.size()) == 0 && line[field.size()] == ':')
+      mib = std::strtod(line + field.size() + 1, nullptr) / 1024.0;
+  std::fclose(f);
+  return mib;
+}
 }  // namespace zproc::bench

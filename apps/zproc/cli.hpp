@@ -32,6 +32,7 @@ struct arguments {
   std::optional<std::size_t> history_bytes;        // server: --history-bytes BYTES
   std::optional<std::size_t> history_total_bytes;  // server: --history-total-bytes BYTES
   std::string prefix;                  // keys, dump: --prefix P
+  std::optional<std::size_t> snapshot_every;       // server: --snapshot-every N
   bool all = false;                    // ps: --all
   bool running = false;                // ps: --running
   bool json_lines = false;             // ps, workers: --json

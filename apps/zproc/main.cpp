@@ -47,6 +47,8 @@ options:
   --namespace NS            namespace (default: "default")
   --listen ADDR             (server) address to listen on; repeatable; port 0 = any free port
   --max-process-records N   (server) finished process records to keep (default 10000)
+  --snapshot-every N        (server, with --data-dir) write a snapshot after N logged updates
+                            (default 100000); it is written in steps between requests
   --max-namespaces N        (server) namespaces it holds at most (default 10000)
   --max-pending-output B    (server) bytes of replies queued for one connection before it
                             is no longer read and its watchers wait (default 64 MiB)
@@ -88,6 +90,7 @@ void arguments::expect(std::size_t n, const char* names) const {
 std::optional<std::size_t>* count_option(arguments& a, const std::string& arg) {
   if (arg == "--max-process-records") return &a.max_process_records;
   if (arg == "--max-namespaces") return &a.max_namespaces;
+  if (arg == "--snapshot-every") return &a.snapshot_every;
   if (arg == "--max-pending-output") return &a.max_pending_output;
   if (arg == "--history-records") return &a.history_records;
   if (arg == "--history-bytes") return &a.history_bytes;

@@ -32,6 +32,11 @@ int run_server(const arguments& args) {
   if (args.history_records) config.history.max_records = *args.history_records;
   if (args.history_bytes) config.history.max_bytes = *args.history_bytes;
   if (args.history_total_bytes) config.history.max_total_bytes = *args.history_total_bytes;
+  if (args.snapshot_every) {
+    if (args.data_dir.empty()) throw usage_error{"--snapshot-every needs --data-dir DIR"};
+    if (*args.snapshot_every == 0) throw usage_error{"--snapshot-every needs a number > 0"};
+    config.snapshot_every = *args.snapshot_every;
+  }
   if (args.fsync == "always") {
     config.fsync = server_config::fsync_policy::always;
   } else if (args.fsync == "interval") {

@@ -101,6 +101,34 @@ json keys_up_to(int n) {
   return j;
 }
 
+/// "k000042": keys that sort as their numbers do.
+std::string big_key(int i) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "k%06d", i);
+  return buf;
+}
+
+/// Fills namespace "big" with `n` keys (big_key(i) -> a 20-byte string), 10,000 per update;
+/// returns what it holds.
+json load_big(state& st, int n) {
+  json all = json::object();
+  for (int from = 0; from < n; from += 10'000) {
+    json part = json::object();
+    for (int i = from; i < std::min(n, from + 10'000); ++i)
+      part[big_key(i)] = "value-" + std::to_string(1'000'000'000 + i) + "abc";
+    st.update(part);
+    all.update(part);
+  }
+  return all;
+}
+
+/// A snapshot is in progress in `dir` (begun, not yet durable).
+bool snapshot_in_progress(const std::string& dir) {
+  return fs::exists(dir + "/snapshot.tmp") || fs::exists(dir + "/log.old");
+}
+
+constexpr int big_keys = 200'000;  // bench_snapshot takes 1,000,000
+
 bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
@@ -427,5 +455,120 @@ TEST_SUITE("durability") {
     CHECK(st.revision() == 0);
     CHECK(st.copy() == json::object());
     CHECK(st.set("k", 1) == 1);
+  }
+
+  TEST_CASE("a snapshot of 200,000 keys is written between requests: pings and writes go on; a restart is exact") {
+    const auto dir = fresh_dir();
+    json expected, small = json::object();
+    std::uint64_t big_rev = 0, small_rev = 0;
+    int pings_during = 0, writes_during = 0;
+    {
+      // 20 updates of 10,000 keys, then the 21st logged write begins the snapshot.
+      test::server_process srv({"--data-dir", dir, "--fsync", "never", "--snapshot-every", "21"});
+      client c;
+      c.connect(srv.ipc());
+      state st(c, "big");
+      state other(c, "small");
+      expected = load_big(st, big_keys);
+      REQUIRE(!fs::exists(dir + "/snapshot"));
+      small_rev = other.set("x", 0);
+      small["x"] = 0;
+      const auto deadline = std::chrono::steady_clock::now() + 30s;
+      for (int n = 1; snapshot_in_progress(dir); ++n) {
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        c.ping();
+        if (snapshot_in_progress(dir)) ++pings_during;  // answered while the snapshot ran
+        if (n % 20 == 0) {
+          // Writes behind, ahead of and among the keys being written, and to another namespace.
+          const int k = (n * 7919) % big_keys;
+          st.set(big_key(k), n);
+          expected[big_key(k)] = n;
+          st.erase(big_key((k + 1) % big_keys));
+          expected.erase(big_key((k + 1) % big_keys));
+          big_rev = st.update({{"new" + std::to_string(n), n}});
+          expected["new" + std::to_string(n)] = n;
+          small_rev = other.set("x", n);
+          small["x"] = n;
+          if (snapshot_in_progress(dir)) ++writes_during;
+        }
+      }
+      if (big_rev == 0) big_rev = st.revision();
+      CHECK(fs::exists(dir + "/snapshot"));
+      CHECK(srv.terminate() == 0);
+    }
+    MESSAGE(pings_during << " pings and " << writes_during << " rounds of writes during the snapshot");
+    CHECK(pings_during > 0);  // the old, synchronous snapshot answered none while it ran
+    test::server_process again({"--data-dir", dir});
+    client c;
+    c.connect(again.ipc());
+    state st(c, "big");
+    CHECK(st.revision() == big_rev);
+    CHECK(st.size() == expected.size());
+    CHECK(st.copy() == expected);
+    CHECK(state(c, "small").copy() == small);
+    CHECK(state(c, "small").revision() == small_rev);
+  }
+
+  TEST_CASE("kill -9 in the middle of a snapshot of 200,000 keys: the restart has every acknowledged write") {
+    const auto dir = fresh_dir();
+    json expected;
+    std::uint64_t rev = 0;
+    {
+      test::server_process srv({"--data-dir", dir, "--fsync", "never", "--snapshot-every", "21"});
+      client c;
+      c.connect(srv.ipc());
+      state st(c, "big");
+      expected = load_big(st, big_keys);
+      st.set("trigger", true);  // the 21st logged write: the snapshot begins
+      expected["trigger"] = true;
+      for (int i = 0; i < 5; ++i) {
+        rev = st.set(big_key(big_keys - 1 - i), "late");  // keys the snapshot has not reached yet
+        expected[big_key(big_keys - 1 - i)] = "late";
+        st.erase(big_key(i));  // keys it has written
+        expected.erase(big_key(i));
+        rev = st.revision();
+      }
+      const bool mid_snapshot = snapshot_in_progress(dir);
+      srv.kill_now();
+      // The snapshot did not finish: it was killed while writing (snapshot.tmp and log.old left).
+      CHECK(mid_snapshot);
+      CHECK(fs::exists(dir + "/log.old"));
+      CHECK(!fs::exists(dir + "/snapshot"));
+    }
+    for (int restart = 0; restart < 2; ++restart) {  // and again, from what the first restart left
+      INFO("restart " << restart);
+      test::server_process again({"--data-dir", dir});
+      client c;
+      c.connect(again.ipc());
+      state st(c, "big");
+      CHECK(st.revision() == rev);
+      CHECK(st.copy() == expected);
+      CHECK(!fs::exists(dir + "/snapshot.tmp"));  // the unfinished one was removed
+      again.kill_now();
+    }
+  }
+
+  TEST_CASE("stopping the server (SIGTERM) during a snapshot finishes it") {
+    const auto dir = fresh_dir();
+    json expected;
+    {
+      test::server_process srv({"--data-dir", dir, "--fsync", "never", "--snapshot-every", "5"});
+      client c;
+      c.connect(srv.ipc());
+      state st(c, "big");
+      expected = load_big(st, 50'000);  // 5 updates: the 5th begins the snapshot
+      st.set("after", 1);
+      expected["after"] = 1;
+      CHECK(srv.terminate() == 0);
+    }
+    CHECK(fs::exists(dir + "/snapshot"));
+    CHECK(!snapshot_in_progress(dir));
+    CHECK(fs::file_size(dir + "/log") < 200);  // only the write after it began
+    test::server_process again({"--data-dir", dir});
+    client c;
+    c.connect(again.ipc());
+    state st(c, "big");
+    CHECK(st.revision() == 6);
+    CHECK(st.copy() == expected);
   }
 }

@@ -2,8 +2,9 @@
 // Prints "listening at ADDRESS" like `zproc server`. SIGUSR1 arms the failures, SIGUSR2
 // disarms them, SIGTERM stops it. Environment: ZPROC_FAIL_LOG=FILE (stderr), ZPROC_FAIL_ONE_IN=N (an allocation fails with
 // probability 1/N, default 50), ZPROC_FAIL_MIN_BYTES=B (only allocations of at least B bytes
-// fail, default 1024: what fails first when memory runs out is a big request, while the small
-// ones of a process that still runs are served from memory it already has), ZPROC_FAIL_SEED.
+// fail, default 8192: what fails first when memory runs out is a big request, while the small
+// ones of a process that still runs are served from memory it already has; and nlohmann_json
+// allocates in its destructors, where a failure aborts), ZPROC_FAIL_SEED.
 #include <zproc/server.hpp>
 
 #include <boost/asio/io_context.hpp>
@@ -24,7 +25,7 @@ namespace {
 
 std::atomic<bool> armed{false};
 std::size_t one_in = 50;
-std::size_t min_bytes = 1024;
+std::size_t min_bytes = 8192;
 std::uint64_t rng = 0x9e3779b97f4a7c15ull;
 std::atomic<std::uint64_t> failures{0};
 

@@ -59,7 +59,10 @@ struct server_config {
   };
   fsync_policy fsync = fsync_policy::interval;
   std::chrono::milliseconds fsync_interval{100};
-  /// Write a snapshot (and restart the log) after this many logged updates.
+  /// Write a snapshot (and restart the log) after this many logged updates. The snapshot is
+  /// written a piece at a time between requests (and fsynced on a thread of its own): clients
+  /// are served meanwhile, and the server's memory does not grow by a copy of the state. A
+  /// stop() while one is written finishes it.
   std::size_t snapshot_every = 100'000;
 
   /// Process records (`zproc ps`, list_processes()): the server keeps every running process

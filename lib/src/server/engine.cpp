@@ -204,7 +204,6 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     // Durable before acknowledged: the reply is queued only after the log write (and fsync).
     try {
       journal_->append(*o.ns, *o.committed);
-      if (journal_->snapshot_due()) journal_->snapshot(store_);
     } catch (const std::exception& e) {
       out.push_back({ctx.client_id,
                      protocol::make_error_reply(request_id, server_errc::internal,
@@ -213,6 +212,15 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
                                                     e.what())});
       notify(*o.ns, *o.committed, out);
       return;
+    }
+  }
+  if (o.committed && journal_ && journal_->snapshot_due()) {
+    // Begun here, written by the server between requests (snapshot_step): nobody waits for it.
+    try {
+      journal_->begin_snapshot(store_);
+      if (on_snapshot_begun_) on_snapshot_begun_();
+    } catch (const std::exception&) {
+      // No memory to begin it: the write stands, and the next write begins the snapshot.
     }
   }
   if (o.error) {

@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <unordered_map>
 #include <unordered_set>
@@ -31,6 +32,22 @@ class engine {
   /// fsync the log if the policy asks for it now (timer of the interval policy).
   void sync() {
     if (journal_) journal_->sync();
+  }
+
+  /// `f` is called (from handle()) when a snapshot begins; the server then drives it with
+  /// snapshot_step() on its strand, one bounded piece at a time between requests.
+  void on_snapshot_begun(std::function<void()> f) { on_snapshot_begun_ = std::move(f); }
+  /// Writes the next piece of the snapshot in progress (see journal::snapshot_step).
+  journal::snapshot_progress snapshot_step() {
+    return journal_ ? journal_->snapshot_step(store_) : journal::snapshot_progress::idle;
+  }
+  /// Runs the snapshot in progress to its end now (the server stops).
+  void finish_snapshot() {
+    if (journal_) journal_->finish_snapshot(store_);
+  }
+  /// What went wrong with snapshots since the last call, one line each (for stderr).
+  std::vector<std::string> take_journal_notes() {
+    return journal_ ? journal_->take_notes() : std::vector<std::string>{};
   }
 
   /// Handles request `request_id` of client `ctx.client_id`. Appends to `out` the reply to it
@@ -70,6 +87,7 @@ class engine {
   process_registry processes_;
   task_queue tasks_;
   std::unique_ptr<journal> journal_;
+  std::function<void()> on_snapshot_begun_;
 
   struct lock_waiter {
     std::uint64_t client_id;

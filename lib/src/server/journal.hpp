@@ -1,22 +1,40 @@
 // Durability: the append-only log of update records and the snapshots of a data directory.
 //
-//   DIR/snapshot   "ZPROCSNP" [u32 format = 2][u32 crc32][u64 length][payload],
-//                  payload = MessagePack {"format":2,"namespaces":{ns:{"rev","data","mod","history"}}},
-//                  replaced atomically (write snapshot.tmp, fsync, rename, fsync DIR).
-//                  A format 1 snapshot (the bare MessagePack, no header, no checksum) is still read.
-//   DIR/log        records appended since the snapshot: [u32 length][u32 crc32][payload],
+//   DIR/snapshot   "ZPROCSNP" [u32 format = 3][u32 crc32][u64 length][payload], the crc32 and
+//                  the length of the payload; payload = a stream of items, each
+//                  [u32 length][MessagePack]:
+//                    {"format":3,"namespaces":N}
+//                    per namespace: {"ns":name,"rev":R}; its history up to R, each record as
+//                    {"hr": record without its changes} and {"hc":[change...]} pieces; then
+//                    {"d":[[key,value,rev of its last write]...]} pieces (its keys in order).
+//                    A piece holds ~1000 keys (changes) or ~256 KiB.
+//                    {"end":N}
+//                  Written in steps between requests (journal::snapshot_step) while the server
+//                  keeps serving, so the data is *fuzzy*: each key as of some revision >= R.
+//                  Replaying the log's records after R (absolute after-values per key) makes it
+//                  exact. Written to snapshot.tmp, the header patched at the end, then fsync,
+//                  rename to snapshot and fsync DIR on a thread of its own; a snapshot.tmp found
+//                  at recovery is an unfinished one and is removed.
+//                  Formats 1 (bare MessagePack, no header) and 2 (one MessagePack map
+//                  {"format":2,"namespaces":{ns:{"rev","data","mod","history"}}}) are still read.
+//   DIR/log        records appended since the snapshot began: [u32 length][u32 crc32][payload],
 //                  payload = MessagePack {"n": namespace, "r": update record}
+//   DIR/log.old    the log before the snapshot in progress began (renamed from DIR/log when it
+//                  began); removed once the snapshot is durable. Until then it holds records the
+//                  last complete snapshot lacks.
 //   (all integers big-endian)
 //
-// Recovery loads the snapshot, then replays the log records that follow it in revision order.
-// Only a torn *last* write is dropped quietly (and cut off the file): a damaged record with no
-// valid record anywhere after it, whose bytes are a partial record, a last record failing its
-// checksum, or zeros to the end of the file (blocks allocated, never written). Any other damage
-// (a bad record followed by valid ones, a revision that goes back or skips, a snapshot failing
-// its checksum) throws zproc::error naming the file, the offset and the last good revision, and
-// leaves every file as it was; with `repair`, the good prefix is kept and the rest moved aside to
-// DIR/log.corrupt-<time> (a damaged snapshot, and the log that continues it, to *.corrupt-<time>).
-// Plain POSIX file I/O, synchronous: the server calls it on its strand.
+// Recovery loads the snapshot, then replays DIR/log.old (if there) and DIR/log in revision order,
+// skipping records the snapshot already holds. Only a torn *last* write is dropped quietly (and
+// cut off the file): a damaged record with no valid record anywhere after it, whose bytes are a
+// partial record, a last record failing its checksum, or zeros to the end of the file (blocks
+// allocated, never written). Any other damage (a bad record followed by valid ones, a revision
+// that goes back or skips, a snapshot failing its checksum) throws zproc::error naming the file,
+// the offset and the last good revision, and leaves every file as it was; with `repair`, the good
+// prefix is kept and the rest moved aside to DIR/log.corrupt-<time> (a damaged snapshot, and the
+// logs that continue it, to *.corrupt-<time>).
+// Plain POSIX file I/O, synchronous, on the server's strand; except a snapshot's fsync and rename,
+// which run on a short-lived thread that touches only its own files (the server polls for it).
 #pragma once
 
 #include "server/history.hpp"
@@ -24,9 +42,13 @@
 
 #include <zproc/server.hpp>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 namespace zproc::server_detail {
@@ -59,17 +81,46 @@ class journal {
   /// Appends one committed update; returns once it is written (and fsynced, by policy).
   void append(const std::string& ns, const update_record& r);
 
-  /// A snapshot is due (after `snapshot_every` appends).
-  bool snapshot_due() const noexcept { return appended_ >= snapshot_every_; }
-  /// Writes a snapshot of `s` and starts a new, empty log.
-  void snapshot(const store& s);
+  /// A snapshot is due (after `snapshot_every` appends) and none is in progress.
+  bool snapshot_due() const noexcept { return !snap_ && appended_ >= snapshot_every_; }
+  /// Whether a snapshot is in progress (begun, not yet durable).
+  bool snapshot_running() const noexcept { return snap_ != nullptr; }
+
+  /// Begins a snapshot of `s`: freezes each namespace's revision and history (pointers to the
+  /// immutable records), starts a new log (the old one becomes DIR/log.old) and writes the
+  /// snapshot's header. The data follows in snapshot_step(). Never throws: a failure is a note
+  /// (take_notes()) and no snapshot.
+  void begin_snapshot(const store& s);
+
+  enum class snapshot_progress {
+    idle,     ///< no snapshot in progress (the last one finished, failed, or none began)
+    more,     ///< call snapshot_step() again (after letting other work in)
+    syncing,  ///< everything is written; a thread makes it durable: poll snapshot_step()
+  };
+  /// Writes the next piece of the snapshot in progress (~1000 keys or ~256 KiB, bounded work),
+  /// or, once all is written, starts its fsync + rename on a thread; polls that thread. `s` is
+  /// the store given to begin_snapshot(), possibly changed since. Never throws: a failure
+  /// abandons the snapshot (DIR/log.old stays, the next snapshot covers it) with a note.
+  snapshot_progress snapshot_step(const store& s);
+  /// Runs the snapshot in progress to its end now (stop(); recovery), waiting for its fsync.
+  void finish_snapshot(const store& s);
+  /// Writes a whole snapshot of `s` now (begin + every step + wait).
+  void snapshot(const store& s) {
+    begin_snapshot(s);
+    finish_snapshot(s);
+  }
+  /// What went wrong with snapshots since the last call (one line each), for the operator.
+  std::vector<std::string> take_notes() { return std::exchange(notes_, {}); }
 
   /// fsync now if anything was written since the last one (the interval policy's timer).
   void sync();
 
  private:
+  struct snapshot_job;
+  struct replay_cursor;
   void load_snapshot(store& s, recovery_report& report);
-  void replay_log(store& s, recovery_report& report);
+  void replay_log(store& s, recovery_report& report, const std::string& name, replay_cursor& at);
+  void abandon_snapshot(const std::string& why);
   /// A fresh DIR/<base>.corrupt-<UTC time> path (nothing there yet).
   std::string corrupt_path(const std::string& base) const;
 
@@ -83,6 +134,8 @@ class journal {
   std::size_t appended_ = 0;
   bool dirty_ = false;
   std::chrono::steady_clock::time_point last_sync_;
+  std::unique_ptr<snapshot_job> snap_;  // the snapshot in progress
+  std::vector<std::string> notes_;
 };
 
 }  // namespace zproc::server_detail

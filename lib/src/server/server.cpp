@@ -83,8 +83,10 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       recovered_ = true;
       // A torn last write dropped, a repair: the operator hears of it (stderr, like the rest
       // of the library's reports).
-      for (const auto& note : report.notes) std::fprintf(stderr, "[zproc] server: %s\n", note.c_str());
-      if (!report.notes.empty()) std::fflush(stderr);
+      print_notes(report.notes);
+      engine_.on_snapshot_begun([weak = weak_from_this()] {
+        if (auto self = weak.lock()) asio::co_spawn(self->strand_, snapshot_loop(self), asio::detached);
+      });
     }
     std::vector<std::unique_ptr<listener>> bound;
     for (const auto& text : config_.listen) bound.push_back(bind(address::parse(text)));
@@ -159,6 +161,39 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       self->engine_.sync();
     }
+  }
+
+  /// A snapshot in progress, written one bounded piece per turn: between two pieces, the
+  /// requests that came meanwhile run (a post() queues behind them on the strand). While its
+  /// thread fsyncs and renames, polled every 2 ms.
+  static asio::awaitable<void> snapshot_loop(std::shared_ptr<server_impl> self) {
+    asio::steady_timer poll(self->strand_);
+    // co_spawn starts it inline (dispatch) from the write that began the snapshot: let that
+    // write's reply go out first.
+    co_await asio::post(self->strand_, asio::use_awaitable);
+    while (!self->stopped_) {  // stop_now() finishes it
+      auto progress = journal::snapshot_progress::syncing;  // on failure: pause, retry
+      try {
+        progress = self->engine_.snapshot_step();
+        print_notes(self->engine_.take_journal_notes());
+      } catch (const std::exception&) {
+        // Out of memory for this step: it is tried again after the pause below.
+      }
+      if (progress == journal::snapshot_progress::idle) co_return;
+      if (progress == journal::snapshot_progress::more) {
+        co_await asio::post(self->strand_, asio::use_awaitable);
+      } else {
+        poll.expires_after(std::chrono::milliseconds(2));
+        co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
+      }
+    }
+  }
+
+  /// What recovery or a snapshot wants an operator to hear of: stderr, like the rest of the
+  /// library's reports.
+  static void print_notes(const std::vector<std::string>& notes) {
+    for (const auto& note : notes) std::fprintf(stderr, "[zproc] server: %s\n", note.c_str());
+    if (!notes.empty()) std::fflush(stderr);
   }
 
   /// Atomic locks whose holder hangs are taken back after their lease.
@@ -242,6 +277,9 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       if (auto s = weak.lock()) s->close();
     sessions_.clear();
     for (const auto& path : unlink_on_stop_) ::unlink(path.c_str());
+    // A snapshot in progress is finished (nobody is served any more, nobody waits).
+    engine_.finish_snapshot();
+    print_notes(engine_.take_journal_notes());
     engine_.sync();
   }
 
