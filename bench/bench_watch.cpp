@@ -75,6 +75,7 @@ int blocks = 10;             // latency measurements interleave in this many blo
 int fan_rounds = 20;         // fan-out writes
 int fan_watchers = 1000;     // watchers woken by each fan-out write
 int fan_connections = 10;    // connections they are spread over
+std::size_t fan_big_bytes = 1u << 20;  // the memory round's update
 int memory_writes = 1'000'000;
 
 /// steady_clock is CLOCK_MONOTONIC on Linux: one clock for every process of the machine, so a
@@ -433,7 +434,9 @@ int run_fan(const std::string& address, int watchers, int connections) {
       }
       const zproc::key_change* fan = u->find("fan");
       if (fan == nullptr || !fan->after) continue;
-      const std::int64_t stamp = fan->after->get<std::int64_t>();
+      // A stamp, or [stamp, padding] (the memory round's big update).
+      const zproc::json& v = *fan->after;
+      const std::int64_t stamp = (v.is_array() ? v[0] : v).get<std::int64_t>();
       if (stamp != round) {
         round = stamp;
         woken = 0;
@@ -475,9 +478,11 @@ int run_fan(const std::string& address, int watchers, int connections) {
 struct fan_stats {
   stats first;
   stats last;
+  double idle_mib = 0;  // the server's peak RSS before the big update
+  double peak_mib = 0;  // and once every watcher got it
 };
 
-fan_stats measure_fan(const std::string& self, const std::string& address) {
+fan_stats measure_fan(const std::string& self, const std::string& address, pid_t server) {
   child fan;
   spawn(fan, {self, "--fan", address, std::to_string(fan_watchers),
               std::to_string(fan_connections)});
@@ -499,7 +504,17 @@ fan_stats measure_fan(const std::string& self, const std::string& address) {
     first.push_back(static_cast<double>((*a->after)[1].get<std::int64_t>()) / 1e3);
     last.push_back(static_cast<double>((*a->after)[2].get<std::int64_t>()) / 1e3);
   }
-  return {summarize(first), summarize(last)};
+  // Memory: one update of fan_big_bytes to every watcher. A private copy per watcher would
+  // cost watchers x its size; shared, it costs about the update once.
+  const double idle = proc_status_mib(server, "VmHWM");
+  const std::int64_t t0 = now_ns();
+  st.set("fan", zproc::json::array({t0, std::string(fan_big_bytes, 'x')}));
+  for (;;) {
+    auto u = acks.next();
+    const zproc::key_change* a = u ? u->find("fan_ack") : nullptr;
+    if (a && a->after && (*a->after)[0].get<std::int64_t>() == t0) break;
+  }
+  return {summarize(first), summarize(last), idle, proc_status_mib(server, "VmHWM")};
 }
 
 // --- memory: a watcher that never reads ---------------------------------------------------------
@@ -689,13 +704,18 @@ int main(int argc, char** argv) {
           2 * floor.p50_us, r_cycle.p50_us);
     }
     std::printf("  * the issue's target: x floor <= 1.5\n\n");
-    const fan_stats f = measure_fan(self, ipc);
+    const fan_stats f = measure_fan(self, ipc, server.pid);
     const std::string watchers = std::to_string(fan_watchers);
     std::printf("%-42s %9s %9s\n", "fan-out, milliseconds", "p50", "p99");
     std::printf("%-42s %9.2f %9.2f\n", ("fan-out: set -> first of " + watchers + " wakes").c_str(),
                 f.first.p50_us / 1e3, f.first.p99_us / 1e3);
     std::printf("%-42s %9.2f %9.2f\n", ("fan-out: set -> all " + watchers + " woke").c_str(),
                 f.last.p50_us / 1e3, f.last.p99_us / 1e3);
+    const double update_mib = static_cast<double>(fan_big_bytes) / (1024.0 * 1024.0);
+    std::printf("fan-out memory: one %.0f MiB update to %s watchers: server peak RSS %.1f -> "
+                "%.1f MiB, +%.1f MiB = %.1f x the update (a copy per watcher: %s x)\n",
+                update_mib, watchers.c_str(), f.idle_mib, f.peak_mib, f.peak_mib - f.idle_mib,
+                (f.peak_mib - f.idle_mib) / update_mib, watchers.c_str());
 
     measure_memory();
   } catch (const std::exception& e) {
