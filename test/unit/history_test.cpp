@@ -1,5 +1,6 @@
 // History and watch matching without sockets.
 #include "server/history.hpp"
+#include "server/store.hpp"
 #include "server/watch.hpp"
 
 #include <doctest/doctest.h>
@@ -7,6 +8,7 @@
 #include <malloc.h>
 
 #include <functional>
+#include <unordered_set>
 
 using namespace zproc::server_detail;
 using nlohmann::json;
@@ -165,5 +167,39 @@ TEST_SUITE("history") {
       CHECK(static_cast<double>(counted) >= 0.8 * static_cast<double>(measured));
       CHECK(static_cast<double>(counted) <= 1.2 * static_cast<double>(measured));
     }
+  }
+}
+
+TEST_SUITE("history") {
+  TEST_CASE("a watcher held back by backpressure catches up from where it was, not from where it began") {
+    // The history keeps 20 records; the watcher of "x" starts waiting at revision 0, then 100
+    // writes of other keys go by, then "x" is written while its client is congested.
+    store s(1, {.max_records = 20, .max_bytes = 1u << 20});
+    watch_registry w;
+    const zproc::server_detail::request_context ctx{2};
+    const auto write = [&](const char* key, int v) {
+      auto o = s.execute({{"o", "set"}, {"n", "ns"}, {"k", key}, {"v", v}}, ctx);
+      REQUIRE(o.committed);
+      return o;
+    };
+    write("x", 0);
+    CHECK_FALSE(w.watch(s, {{"i", 5}, {"o", "watch"}, {"n", "ns"}, {"keys", {"x"}}}, 1));
+    std::vector<delivery> out;
+    const std::unordered_set<std::uint64_t> none, client_1{1};
+    for (int i = 0; i < 100; ++i) {
+      auto o = write("y", i);
+      w.notify(s, "ns", *o.committed, none, out);
+    }
+    CHECK(out.empty());
+    auto o = write("x", 1);
+    w.notify(s, "ns", *o.committed, client_1, out);  // congested: held back
+    CHECK(out.empty());
+    CHECK(w.stalled() == 1);
+    w.resume(s, 1, out);
+    REQUIRE(out.size() == 1);
+    CHECK(out[0].request_id == 5);
+    CHECK(out[0].packed != nullptr);  // the update itself, not a `compacted` error
+    CHECK(w.stalled() == 0);
+    CHECK(w.pending() == 0);
   }
 }

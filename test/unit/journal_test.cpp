@@ -173,6 +173,16 @@ TEST_SUITE("journal") {
     }
     fs::resize_file(other + "/log", 0);  // only the snapshot now
     CHECK(recovered_copy(other) == before);
+    {
+      // Records read back in pieces count all their changes against the history's limits.
+      store s(1);
+      journal j(other, server_config::fsync_policy::never, 100ms, 1'000'000);
+      j.recover(s);
+      const auto live = static_cast<double>(e.data().history_bytes());
+      CHECK(static_cast<double>(s.history_bytes()) > 0.8 * live);
+      CHECK(static_cast<double>(s.history_bytes()) < 1.2 * live);
+      CHECK(s.history_records() == e.data().history_records());
+    }
     fs::remove_all(other);
   }
 

@@ -77,7 +77,7 @@ void engine::notify(const std::string& ns, const update_record& r,
   try {
     watches_.notify(store_, ns, r, congested_, out);
   } catch (...) {
-    watches_.stall_namespace(ns);  // they catch up from their cursors at the next tick
+    watches_.stall_namespace(ns, r.revision);  // they catch up at the next tick
   }
 }
 
@@ -194,6 +194,16 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   }
 
   outcome o = store_.execute(request, ctx);
+  // Watchers hear of a committed write whatever happens to its own reply below (a reply that
+  // cannot be built for lack of memory closes the writer's connection, not their wait).
+  struct notify_on_exit {
+    engine& e;
+    const outcome& o;
+    std::vector<delivery>& out;
+    ~notify_on_exit() {
+      if (o.committed) e.notify(*o.ns, *o.committed, out);
+    }
+  } notify_guard{*this, o, out};
   if (named && *op == "commit" && !o.error) {
     auto ns = request.find(protocol::field::ns);
     if (const auto* st = store_.find(ns->get_ref<const std::string&>());
@@ -210,7 +220,6 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
                                                 std::string("the update is applied but could not "
                                                             "be written to the data directory: ") +
                                                     e.what())});
-      notify(*o.ns, *o.committed, out);
       return;
     }
   }
@@ -230,7 +239,6 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   } else {
     out.push_back({ctx.client_id, protocol::make_reply(request_id, std::move(o.result))});
   }
-  if (o.committed) notify(*o.ns, *o.committed, out);
 }
 
 }  // namespace zproc::server_detail

@@ -636,8 +636,11 @@ void journal::load_snapshot(store& s, recovery_report& report) {
     ns.data = std::move(l.data);
     ns.revision = l.revision;
     ns.modified = std::move(l.modified);
-    ns.hist.reset(l.records.empty() ? ns.revision + 1 : l.records.front()->revision);
-    for (auto& r : l.records) s.append_history(ns, std::move(r));
+    s.reset_history(ns, l.records.empty() ? ns.revision + 1 : l.records.front()->revision);
+    for (auto& r : l.records) {
+      r->bytes = record_bytes(*r);  // its changes came in pieces after its head
+      s.append_history(ns, std::move(r));
+    }
     ++report.namespaces;
   }
   snapshot_loaded_ = true;

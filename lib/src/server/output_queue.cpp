@@ -4,6 +4,7 @@ namespace zproc::server_detail {
 
 std::string& output_queue::bytes() {
   if (pieces_.empty() || pieces_.back().shared) {
+    pieces_.reserve(pieces_.size() + 1);  // the size below stays right if this throws
     if (!pieces_.empty()) sealed_ += pieces_.back().view().size();
     pieces_.emplace_back();
   }

@@ -156,13 +156,12 @@ bool session::handle_frame(std::string_view payload) {
 }
 
 void session::route(const std::vector<delivery>& ds) {
-  for (const auto& d : ds) {
-    if (d.client_id == ctx_.client_id) {
-      queue_delivery(d);
-    } else {
-      env_.deliver(d);
-    }
-  }
+  // Other clients first: if this client's own reply cannot be queued (no memory), this
+  // connection closes, and theirs are delivered all the same.
+  for (const auto& d : ds)
+    if (d.client_id != ctx_.client_id) env_.deliver(d);
+  for (const auto& d : ds)
+    if (d.client_id == ctx_.client_id) queue_delivery(d);
 }
 
 void session::deliver(const delivery& d) {
@@ -234,6 +233,7 @@ void session::flush() {
                                                                                 std::size_t) {
       self->writing_ = false;
       self->inflight_.clear(shrink_above);
+      if (self->closed_) return;
       if (ec) {
         self->close();
         return;

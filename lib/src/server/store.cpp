@@ -648,6 +648,11 @@ void store::count_dropped(history::dropped d) noexcept {
   history_records_ -= d.records;
 }
 
+void store::reset_history(namespace_state& ns, std::uint64_t next) noexcept {
+  count_dropped({ns.hist.size(), ns.hist.bytes()});
+  ns.hist.reset(next);  // its entries in order_ are stale now: swept like the others
+}
+
 void store::append_history(namespace_state& ns, record_ptr r) {
   // Allocations first (the order entry), then the history's own append, which either
   // succeeds or changes nothing.

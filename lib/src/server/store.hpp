@@ -91,6 +91,8 @@ class store {
   /// then the server-wide budget (dropping the server's oldest records, never `r`). If it
   /// throws, nothing changed.
   void append_history(namespace_state& ns, record_ptr r);
+  /// Empties a namespace's history, the next record to be `next` (recovery).
+  void reset_history(namespace_state& ns, std::uint64_t next) noexcept;
   /// Bytes and records the histories of every namespace hold together.
   std::size_t history_bytes() const noexcept { return history_bytes_; }
   std::size_t history_records() const noexcept { return history_records_; }

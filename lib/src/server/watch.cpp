@@ -236,7 +236,12 @@ json watch_registry::answer(const namespace_state& ns, waiter& w,
     updates.push_back(std::move(u));
   }
   if (w.spec.snapshot && cursor > w.replica) {
-    out["tail"] = diff(ns, w.replica, cursor);
+    if (ns.hist.covers_after(w.replica)) {
+      out["tail"] = diff(ns, w.replica, cursor);
+    } else if (auto base = ns.at(cursor)) {  // the records between are gone: the whole state
+      out["base"] = std::move(*base);
+      out["base_rv"] = cursor;
+    }
     w.replica = cursor;
   }
   out["cursor"] = cursor;
@@ -295,7 +300,7 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
   for (auto it : hits) {
     waiter& w = *it;
     if (congested.count(w.spec.client_id) != 0) {
-      set_stalled(w, true);  // backpressure: it catches up once its connection drained
+      stall(w, r.revision);  // backpressure: it catches up once its connection drained
       continue;
     }
     try {
@@ -306,7 +311,7 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
       out.push_back(reply_for(*ns, w, {&r}, r.revision));
       remove(it);
     } catch (const std::bad_alloc&) {
-      set_stalled(w, true);  // retry_stalled() answers it when memory is back
+      stall(w, r.revision);  // retry_stalled() answers it when memory is back
     }
   }
 }
@@ -341,11 +346,18 @@ void watch_registry::set_stalled(waiter& w, bool stalled) noexcept {
   stalled ? ++stalled_ : --stalled_;
 }
 
-void watch_registry::stall_namespace(const std::string& ns) noexcept {
+void watch_registry::stall(waiter& w, std::uint64_t revision) noexcept {
+  // Not stalled yet: no record before `revision` matched it (it would have been answered), so
+  // it catches up from there, not from where it started waiting (long compacted, maybe).
+  if (!w.stalled) w.cursor = std::max(w.cursor, revision - 1);
+  set_stalled(w, true);
+}
+
+void watch_registry::stall_namespace(const std::string& ns, std::uint64_t revision) noexcept {
   auto ns_it = by_ns_.find(ns);
   if (ns_it == by_ns_.end()) return;
   for (auto& [key, list] : ns_it->second)
-    for (auto it : list) set_stalled(*it, true);
+    for (auto it : list) stall(*it, revision);
 }
 
 void watch_registry::resume(store& s, std::uint64_t client_id, std::vector<delivery>& out) {

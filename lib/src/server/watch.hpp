@@ -85,8 +85,9 @@ class watch_registry {
   /// longer holds them. A waiter is removed only once its reply is in `out`.
   void notify(store& s, const std::string& ns, const update_record& r,
               const std::unordered_set<std::uint64_t>& congested, std::vector<delivery>& out);
-  /// notify() failed half-way: every waiter of `ns` is stalled (catches up at retry_stalled()).
-  void stall_namespace(const std::string& ns) noexcept;
+  /// notify() of `revision` failed half-way: every waiter of `ns` is stalled (catches up at
+  /// retry_stalled()).
+  void stall_namespace(const std::string& ns, std::uint64_t revision) noexcept;
   /// The client's connection drained: its stalled waiters catch up.
   void resume(store& s, std::uint64_t client_id, std::vector<delivery>& out);
   /// Stalled waiters of clients that are not congested catch up (the server's tick).
@@ -144,6 +145,8 @@ class watch_registry {
   /// else made up to date and left waiting.
   void catch_up(const store& s, waiter_list::iterator it, std::vector<delivery>& out);
   void set_stalled(waiter& w, bool stalled) noexcept;
+  /// Stalls a waiter that `revision` matched (its cursor moves up to just before it).
+  void stall(waiter& w, std::uint64_t revision) noexcept;
 
   waiter_list waiters_;
   std::map<key_type, waiter_list::iterator> by_id_;
