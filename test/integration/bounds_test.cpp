@@ -43,6 +43,30 @@ std::size_t proc_status_bytes(pid_t pid, const std::string& field) {
   return 0;
 }
 
+/// Resident memory means nothing under AddressSanitizer (its shadow memory, and the freed blocks
+/// it keeps in quarantine): the cases still run, their memory is not checked.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool memory_is_measurable = false;
+#else
+constexpr bool memory_is_measurable = true;
+#endif
+
+/// Runs `setup` on `ioc` until it finishes (not until the watchers it started are done, as
+/// run_with_deadline() would); fails after 20 s.
+template <class Awaitable>
+void run_setup(asio::io_context& ioc, Awaitable setup) {
+  bool done = false;
+  std::exception_ptr error;
+  asio::co_spawn(ioc, std::move(setup), [&](std::exception_ptr e) {
+    done = true;
+    error = e;
+  });
+  const auto deadline = std::chrono::steady_clock::now() + 20s;
+  while (!done && std::chrono::steady_clock::now() < deadline) ioc.run_one_for(100ms);
+  if (!done) FAIL("the setup did not finish within 20 s");
+  if (error) std::rethrow_exception(error);
+}
+
 /// A string of `n` bytes that differs for every `seed`.
 std::string blob(std::size_t n, int seed) {
   std::string s(n, 'b');
@@ -65,7 +89,7 @@ TEST_SUITE("bounds") {
     std::vector<raw_watcher> ws;
     int served = 0;
     int failed = 0;
-    test::run_with_deadline(ioc, [&]() -> asio::awaitable<void> {
+    run_setup(ioc, [&]() -> asio::awaitable<void> {
       for (int k = 0; k < connections; ++k) {
         clients.push_back(std::make_unique<client>(ioc.get_executor()));
         co_await clients.back()->async_connect(srv.ipc());
@@ -100,7 +124,7 @@ TEST_SUITE("bounds") {
     const std::size_t peak = proc_status_bytes(srv.pid(), "VmHWM");
     MESSAGE("server peak RSS " << before / 1048576 << " MiB before the write, " << peak / 1048576
                                << " MiB after 1,000 watchers got a 1 MiB update");
-    CHECK(peak < 200u * 1024u * 1024u);  // was 2.06 GB with a private copy per watcher
+    if (memory_is_measurable) CHECK(peak < 200u * 1024u * 1024u);  // was 2.06 GB with a private copy per watcher
   }
 
   TEST_CASE("a connection over its output limit: its watchers wait, then catch up, missing nothing") {
@@ -116,7 +140,7 @@ TEST_SUITE("bounds") {
       std::vector<raw_watcher> ws;
       int done = 0;
       served = compacted = 0;
-      test::run_with_deadline(ioc, [&]() -> asio::awaitable<void> {
+      run_setup(ioc, [&]() -> asio::awaitable<void> {
         co_await slow.async_connect(srv.ipc());
         ws.reserve(watchers);
         for (int i = 0; i < watchers; ++i)
@@ -164,7 +188,7 @@ TEST_SUITE("bounds") {
             << " compacted");
     CHECK(served + compacted == 200);
     CHECK(compacted > 0);
-    CHECK(grown < 30u * 1024u * 1024u);
+    if (memory_is_measurable) CHECK(grown < 30u * 1024u * 1024u);
   }
 
   TEST_CASE("the history's memory stays within 20% of its budget, whatever the values' shape") {
@@ -216,7 +240,7 @@ TEST_SUITE("bounds") {
       const std::size_t allowed = budget + budget / 5 + 3 * value_memory + (2u << 20);
       MESSAGE(std::string(name) << ": server memory grew by " << grown / 1024 << " KiB for a history budget of "
                    << budget / 1024 << " KiB (one value holds " << value_memory / 1024 << " KiB)");
-      CHECK(grown <= allowed);
+      if (memory_is_measurable) CHECK(grown <= allowed);
     }
   }
 

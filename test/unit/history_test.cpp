@@ -146,7 +146,11 @@ json records_of_maps(int n) {
 }  // namespace
 
 TEST_SUITE("history") {
-  TEST_CASE("heap_bytes() is what malloc holds, within 20%, for every shape of value") {
+  TEST_CASE("heap_bytes() is what malloc holds, within 20%, for every shape of value"
+#if defined(__SANITIZE_ADDRESS__)
+            * doctest::skip(true)  // AddressSanitizer's allocator is not glibc's malloc
+#endif
+  ) {
     const std::vector<std::pair<const char*, std::function<json()>>> shapes{
         {"map of 20,000 empty maps", [] { return map_of_empty_maps(20'000); }},
         {"array of 100,000 ints", [] { return array_of_ints(100'000); }},
@@ -195,7 +199,7 @@ TEST_SUITE("history") {
     w.notify(s, "ns", *o.committed, client_1, out);  // congested: held back
     CHECK(out.empty());
     CHECK(w.stalled() == 1);
-    w.resume(s, 1, out);
+    CHECK(w.resume(s, 1, 1u << 20, out));
     REQUIRE(out.size() == 1);
     CHECK(out[0].request_id == 5);
     CHECK(out[0].packed != nullptr);  // the update itself, not a `compacted` error

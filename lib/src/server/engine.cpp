@@ -67,9 +67,10 @@ void engine::congested(std::uint64_t client_id) noexcept {
   }
 }
 
-void engine::resume(std::uint64_t client_id, std::vector<delivery>& out) {
+bool engine::resume(std::uint64_t client_id, std::size_t budget, std::vector<delivery>& out) {
+  if (!watches_.resume(store_, client_id, budget, out)) return false;
   congested_.erase(client_id);
-  watches_.resume(store_, client_id, out);
+  return true;
 }
 
 void engine::notify(const std::string& ns, const update_record& r,

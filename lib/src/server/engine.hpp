@@ -65,8 +65,10 @@ class engine {
   /// The client's connection is over its output limit: its watchers are not answered (they
   /// keep their cursors and miss nothing) until resume().
   void congested(std::uint64_t client_id) noexcept;
-  /// The client's connection drained: its stalled watchers catch up.
-  void resume(std::uint64_t client_id, std::vector<delivery>& out);
+  /// The client's connection drained: its stalled watchers catch up, until their replies make
+  /// `budget` bytes. Returns false if some are left (it stays congested: resume() again once
+  /// this much has been sent).
+  bool resume(std::uint64_t client_id, std::size_t budget, std::vector<delivery>& out);
 
   /// Releases atomic locks whose lease expired (their holder hangs); grants them to waiters;
   /// answers task waits whose deadline passed; stalled watchers whose reply could not be built

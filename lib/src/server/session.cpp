@@ -177,14 +177,15 @@ void session::deliver(const delivery& d) {
 
 void session::check_pressure() {
   const std::size_t limit = env_.config.max_pending_output;
+  if (congested_ && pending_output() <= limit / 2) {
+    // Drained to half: held-back watchers catch up, half a limit's worth at a time.
+    std::vector<delivery> caught_up;
+    congested_ = !env_.logic.resume(ctx_.client_id, limit / 2, caught_up);
+    route(caught_up);
+  }
   if (!congested_ && pending_output() > limit) {
     congested_ = true;
     env_.logic.congested(ctx_.client_id);
-  } else if (congested_ && pending_output() <= limit / 2) {
-    congested_ = false;
-    std::vector<delivery> caught_up;
-    env_.logic.resume(ctx_.client_id, caught_up);
-    route(caught_up);
   }
 }
 

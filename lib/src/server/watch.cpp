@@ -1,6 +1,7 @@
 #include "server/watch.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/msgpack.hpp"
 
 #include <algorithm>
 
@@ -360,13 +361,22 @@ void watch_registry::stall_namespace(const std::string& ns, std::uint64_t revisi
     for (auto it : list) stall(*it, revision);
 }
 
-void watch_registry::resume(store& s, std::uint64_t client_id, std::vector<delivery>& out) {
-  if (stalled_ == 0) return;
+bool watch_registry::resume(store& s, std::uint64_t client_id, std::size_t budget,
+                            std::vector<delivery>& out) {
+  if (stalled_ == 0) return true;
+  std::size_t bytes = 0;
   auto it = by_id_.lower_bound({client_id, 0});
   while (it != by_id_.end() && it->first.first == client_id) {
     auto w = (it++)->second;  // catch_up() may remove it
-    if (w->stalled) catch_up(s, w, out);
+    if (!w->stalled) continue;
+    if (bytes >= budget) return false;  // the rest when this much has been sent
+    const std::size_t before = out.size();
+    catch_up(s, w, out);
+    for (std::size_t i = before; i < out.size(); ++i)
+      bytes += out[i].packed ? out[i].head.size() + out[i].packed->size()
+                             : protocol::packed_size(out[i].reply);
   }
+  return true;
 }
 
 void watch_registry::retry_stalled(store& s, const std::unordered_set<std::uint64_t>& congested,

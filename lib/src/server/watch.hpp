@@ -88,8 +88,9 @@ class watch_registry {
   /// notify() of `revision` failed half-way: every waiter of `ns` is stalled (catches up at
   /// retry_stalled()).
   void stall_namespace(const std::string& ns, std::uint64_t revision) noexcept;
-  /// The client's connection drained: its stalled waiters catch up.
-  void resume(store& s, std::uint64_t client_id, std::vector<delivery>& out);
+  /// The client's connection drained: its stalled waiters catch up, until their replies make
+  /// `budget` bytes. Returns true if none is left stalled.
+  bool resume(store& s, std::uint64_t client_id, std::size_t budget, std::vector<delivery>& out);
   /// Stalled waiters of clients that are not congested catch up (the server's tick).
   void retry_stalled(store& s, const std::unordered_set<std::uint64_t>& congested,
                      std::vector<delivery>& out);
