@@ -65,12 +65,9 @@ int main(int argc, char** argv) {
   const auto c = zproc::bench::summarize(ctor_us);
   const auto d = zproc::bench::summarize(dtor_us);
   const auto t = zproc::bench::summarize(total_us);
-  std::printf("floor: io_context thread + unix acceptor, up and down  p50 %8.1f us  p99 %8.1f us\n",
-              f.p50_us, f.p99_us);
-  std::printf("zproc::context constructor                             p50 %8.1f us  p99 %8.1f us\n",
-              c.p50_us, c.p99_us);
-  std::printf("zproc::context destructor                              p50 %8.1f us  p99 %8.1f us\n",
-              d.p50_us, d.p99_us);
+  zproc::bench::print_latency("floor: io_context thread + unix acceptor, up and down", f);
+  zproc::bench::print_latency("zproc::context constructor", c);
+  zproc::bench::print_latency("zproc::context destructor", d);
   std::printf("ratio (p50): context up and down %.2fx the floor; destructor %.2f ms (target < 5 ms)\n",
               t.p50_us / f.p50_us, d.p50_us / 1000.0);
 }

@@ -54,10 +54,8 @@ int main(int argc, char** argv) {
   }
   const auto f = zproc::bench::summarize(floor_us);
   const auto s = zproc::bench::summarize(spawn_us);
-  std::printf("floor: posix_spawn+exec+waitpid of this binary  p50 %8.1f us  p99 %8.1f us\n",
-              f.p50_us, f.p99_us);
-  std::printf("zproc: spawn(answer, i).wait<int>()             p50 %8.1f us  p99 %8.1f us\n",
-              s.p50_us, s.p99_us);
+  zproc::bench::print_latency("floor: posix_spawn+exec+waitpid of this binary", f);
+  zproc::bench::print_latency("zproc: spawn(answer, i).wait<int>()", s);
   std::printf("ratio (p50): %.2fx the floor (target: within 3x)\n", s.p50_us / f.p50_us);
 
   // Retries: one spawn, `retries` attempts, each throwing at once; the crash reports printed

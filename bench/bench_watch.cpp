@@ -490,7 +490,8 @@ fan_stats measure_fan(const std::string& self, const std::string& address, pid_t
   zproc::client c;
   c.connect(address);
   zproc::state st(c, "fan");
-  auto acks = st.when_change_raw({"fan_ack"});
+  // A deadline on each wait: a fan-out child that died fails the benchmark instead of hanging.
+  auto acks = st.when_change_raw({"fan_ack"}, {.timeout = std::chrono::seconds(60)});
   std::vector<double> first, last;
   const int warmup = 2;
   for (int i = 0; i < fan_rounds + warmup; ++i) {

@@ -33,6 +33,11 @@ inline stats summarize(std::vector<double>& samples_us) {
   return {at(0.50), at(0.99)};
 }
 
+/// One row of a latency table: "LABEL  p50 X us  p99 Y us".
+inline void print_latency(const char* label, const stats& s) {
+  std::printf("%-54s p50 %8.1f us  p99 %8.1f us\n", label, s.p50_us, s.p99_us);
+}
+
 struct child {
   pid_t pid = -1;
   int out = -1;

@@ -67,6 +67,12 @@ void run_setup(asio::io_context& ioc, Awaitable setup) {
   if (error) std::rethrow_exception(error);
 }
 
+/// Lets the coroutines just spawned on `ioc` take their first step (send their watch requests),
+/// so that a ping sent after this is answered only once the server has registered them.
+asio::awaitable<void> let_spawned_start(asio::io_context& ioc) {
+  for (int i = 0; i < 3; ++i) co_await asio::post(ioc, asio::use_awaitable);
+}
+
 /// A string of `n` bytes that differs for every `seed`.
 std::string blob(std::size_t n, int seed) {
   std::string s(n, 'b');
@@ -107,7 +113,8 @@ TEST_SUITE("bounds") {
           else
             ++failed;
         }, asio::detached);
-      co_return;
+      co_await let_spawned_start(ioc);
+      for (auto& c : clients) co_await c->async_ping();  // every watch waits in the server
     }());
     const std::size_t before = proc_status_bytes(srv.pid(), "VmHWM");
 
@@ -145,6 +152,7 @@ TEST_SUITE("bounds") {
         ws.reserve(watchers);
         for (int i = 0; i < watchers; ++i)
           ws.push_back(state(slow, "bp").when_change_raw({"k" + std::to_string(i)}));
+        co_await slow.async_ping();  // the watchers know where they start
         for (int i = 0; i < watchers; ++i)
           asio::co_spawn(ioc, [&, i]() -> asio::awaitable<void> {
             auto [ec, u] = co_await ws[static_cast<std::size_t>(i)].async_next(
@@ -157,7 +165,8 @@ TEST_SUITE("bounds") {
               if (k && k->after && *k->after == i) ++served;
             }
           }, asio::detached);
-        co_await slow.async_ping();  // every watch request is in the server
+        co_await let_spawned_start(ioc);
+        co_await slow.async_ping();  // every watch waits in the server
       }());
       const std::size_t before = proc_status_bytes(srv.pid(), "VmRSS");
       client writer;

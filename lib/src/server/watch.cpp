@@ -313,6 +313,7 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
       remove(it);
     } catch (const std::bad_alloc&) {
       stall(w, r.revision);  // retry_stalled() answers it when memory is back
+      retry_due_ = true;
     }
   }
 }
@@ -359,6 +360,7 @@ void watch_registry::stall_namespace(const std::string& ns, std::uint64_t revisi
   if (ns_it == by_ns_.end()) return;
   for (auto& [key, list] : ns_it->second)
     for (auto it : list) stall(*it, revision);
+  retry_due_ = true;
 }
 
 bool watch_registry::resume(store& s, std::uint64_t client_id, std::size_t budget,
@@ -381,9 +383,18 @@ bool watch_registry::resume(store& s, std::uint64_t client_id, std::size_t budge
 
 void watch_registry::retry_stalled(store& s, const std::unordered_set<std::uint64_t>& congested,
                                    std::vector<delivery>& out) {
+  // Only after a failure: a congested client's stalled waiters wait for resume() instead of
+  // costing a walk of every waiter each tick.
+  if (!retry_due_) return;
+  retry_due_ = false;
   for (auto it = waiters_.begin(); stalled_ != 0 && it != waiters_.end();) {
     auto w = it++;  // catch_up() may remove it
-    if (w->stalled && congested.count(w->spec.client_id) == 0) catch_up(s, w, out);
+    if (!w->stalled || congested.count(w->spec.client_id) != 0) continue;
+    try {
+      catch_up(s, w, out);
+    } catch (const std::bad_alloc&) {
+      retry_due_ = true;  // still no memory: the next tick
+    }
   }
 }
 

@@ -91,7 +91,8 @@ class watch_registry {
   /// The client's connection drained: its stalled waiters catch up, until their replies make
   /// `budget` bytes. Returns true if none is left stalled.
   bool resume(store& s, std::uint64_t client_id, std::size_t budget, std::vector<delivery>& out);
-  /// Stalled waiters of clients that are not congested catch up (the server's tick).
+  /// After a failure to build a reply, stalled waiters of clients that are not congested catch
+  /// up (the server's tick).
   void retry_stalled(store& s, const std::unordered_set<std::uint64_t>& congested,
                      std::vector<delivery>& out);
   std::size_t stalled() const noexcept { return stalled_; }
@@ -155,6 +156,7 @@ class watch_registry {
   std::unordered_map<std::string, std::unordered_map<std::string, slot_list>> by_ns_;
   std::unordered_map<std::uint64_t, std::size_t> per_client_;
   std::size_t stalled_ = 0;
+  bool retry_due_ = false;  // a reply could not be built: retry_stalled() has work
 };
 
 }  // namespace zproc::server_detail
