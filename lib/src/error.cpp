@@ -66,6 +66,21 @@ class server_category_impl final : public boost::system::error_category {
   }
 };
 
+class process_category_impl final : public boost::system::error_category {
+ public:
+  const char* name() const noexcept override { return "zproc.process"; }
+  std::string message(int ev) const override {
+    switch (static_cast<process_errc>(ev)) {
+      case process_errc::remote_exception: return "the target threw an exception";
+      case process_errc::exited: return "the process ended without a value";
+      case process_errc::task_lost: return "every worker that took the task died";
+      case process_errc::wrong_result_type:
+        return "the type asked for is not what the target returns";
+    }
+    return "unknown zproc process error " + std::to_string(ev);
+  }
+};
+
 }  // namespace
 
 const boost::system::error_category& client_category() noexcept {
@@ -75,6 +90,11 @@ const boost::system::error_category& client_category() noexcept {
 
 const boost::system::error_category& server_category() noexcept {
   static const server_category_impl instance;
+  return instance;
+}
+
+const boost::system::error_category& process_category() noexcept {
+  static const process_category_impl instance;
   return instance;
 }
 

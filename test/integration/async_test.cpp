@@ -427,4 +427,37 @@ TEST_SUITE("async") {
     srv.stop();
     CHECK_THROWS_AS(state(c).get("x"), zproc::error);  // connection_closed
   }
+
+  TEST_CASE("a pending watcher keeps its io_context's run() going until the update comes") {
+    test::server_process sp;
+    asio::io_context ioc;
+    client c(ioc);  // made from an execution context
+    std::optional<error_code> connected;
+    c.async_connect(sp.ipc(), [&](error_code ec) { connected = ec; });
+    while (!connected) ioc.run_one_for(10s);
+    REQUIRE_FALSE(*connected);
+    state st(c, "busy");
+    auto w = st.when_change({"k"});
+    error_code got_ec = asio::error::would_block;
+    std::optional<json> got;
+    w.async_next([&](error_code ec, std::optional<json> snapshot) {
+      got_ec = ec;
+      got = std::move(snapshot);
+      c.close();  // the connection's reader is work too: run() returns once it is closed
+    });
+    // The write comes 300 ms later from another client; meanwhile the watcher's wait is the
+    // io_context's only work, with the connection's reader.
+    std::thread writer([&] {
+      std::this_thread::sleep_for(300ms);
+      client other;
+      other.connect(sp.ipc());
+      state(other, "busy").set("k", 5);
+    });
+    ioc.restart();
+    ioc.run();
+    writer.join();
+    CHECK_FALSE(got_ec);
+    REQUIRE(got);
+    CHECK((*got)["k"] == 5);
+  }
 }

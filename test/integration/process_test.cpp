@@ -5,6 +5,8 @@
 
 #include <zproc/zproc.hpp>
 
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/deferred.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -29,6 +31,7 @@
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -432,10 +435,10 @@ TEST_SUITE("process") {
     auto p = ctx.spawn(sleeper, 1);
     boost::asio::io_context io;
     bool done = false;
-    std::exception_ptr error;
-    p.async_wait(boost::asio::bind_executor(io, [&](std::exception_ptr e) {
+    zproc::error_code error = boost::asio::error::would_block;
+    p.async_wait(boost::asio::bind_executor(io, [&](zproc::error_code ec) {
       done = true;
-      error = e;
+      error = ec;
     }));
     io.run();  // must not return before the wait completes (the only work of this io_context)
     CHECK(done);
@@ -446,12 +449,8 @@ TEST_SUITE("process") {
     bool aborted = false;
     io.restart();
     q.async_wait(boost::asio::bind_cancellation_slot(
-        cancel.slot(), boost::asio::bind_executor(io, [&](std::exception_ptr e) {
-          try {
-            if (e) std::rethrow_exception(e);
-          } catch (const boost::system::system_error& err) {
-            aborted = err.code() == boost::asio::error::operation_aborted;
-          }
+        cancel.slot(), boost::asio::bind_executor(io, [&](zproc::error_code ec) {
+          aborted = ec == boost::asio::error::operation_aborted;
         })));
     boost::asio::post(io, [&] { cancel.emit(boost::asio::cancellation_type::terminal); });
     io.run_for(10s);
@@ -471,18 +470,29 @@ TEST_SUITE("process") {
     auto p = ctx.spawn(add, 40, 2);
     auto bad = ctx.spawn(eat_cookies);
     boost::asio::io_context io;
-    int got = 0;
-    std::string error;
+    int got = 0, again = 0;
+    std::string error, error_again;
+    zproc::error_code code;
     zproc::test::run_with_deadline(io, [&]() -> boost::asio::awaitable<void> {
-      got = co_await p.async_wait<int>(boost::asio::use_awaitable);
+      got = co_await p.async_wait<int>();  // the default token
+      again = co_await p.async_wait<int>(boost::asio::use_awaitable);
+      try {
+        co_await bad.async_wait();
+      } catch (const zproc::remote_error& e) {  // the exception wait() throws, not only a code
+        error = e.message();
+      }
       try {
         co_await bad.async_wait(boost::asio::use_awaitable);
       } catch (const zproc::remote_error& e) {
-        error = e.message();
+        error_again = e.message();
       }
+      std::tie(code) = co_await bad.async_wait(boost::asio::as_tuple(boost::asio::deferred));
     }(), 30s);
     CHECK(got == 42);
+    CHECK(again == 42);
     CHECK(error == "out of cookies");
+    CHECK(error_again == "out of cookies");
+    CHECK(code == zproc::process_errc::remote_exception);
   }
 
   TEST_CASE("external commands under the same supervision") {

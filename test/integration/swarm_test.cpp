@@ -5,8 +5,12 @@
 
 #include <zproc/zproc.hpp>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 
@@ -19,6 +23,8 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <functional>
+#include <future>
 #include <map>
 #include <numeric>
 #include <set>
@@ -407,5 +413,112 @@ TEST_SUITE("swarm") {
         });
     io.run_for(60s);
     CHECK(result == 4950 - 13);
+  }
+
+  TEST_CASE("a task and a map stream: every completion token; the io_context waits for them") {
+    boost::asio::io_context io;
+    zproc::context ctx;
+    zproc::swarm_options so;
+    so.executor = io.get_executor();
+    auto sw = ctx.create_swarm(2, so);
+    // Runs `io` until `done` (the swarm's connection keeps it busy anyway), 30 s at most.
+    auto run_until = [&](const bool& done) {
+      const auto until = std::chrono::steady_clock::now() + 30s;
+      io.restart();
+      while (!done && std::chrono::steady_clock::now() < until) io.run_one_for(100ms);
+      REQUIRE(done);
+    };
+
+    // A callback: void(error_code, R).
+    auto slow = sw.run(long_task, 0);
+    zproc::error_code ec = boost::asio::error::would_block;
+    std::int64_t pid = 0;
+    bool got = false;
+    slow.async_get([&](zproc::error_code e, std::int64_t v) {
+      ec = e;
+      pid = v;
+      got = true;
+    });
+    run_until(got);
+    CHECK_FALSE(ec);
+    CHECK(pid > 0);
+
+    // A map stream, a loop of callbacks.
+    auto stream = sw.map_lazy(slow_square, std::vector<int>{1, 2, 3, 4, 5, 6, 7, 8});
+    int sum = 0;
+    bool ended = false;
+    std::function<void(zproc::error_code, std::optional<int>)> more =
+        [&](zproc::error_code e, std::optional<int> v) {
+          REQUIRE_FALSE(e);
+          if (!v) {
+            ended = true;
+            return;
+          }
+          sum += *v;
+          stream.async_next(more);
+        };
+    stream.async_next(more);
+    run_until(ended);
+    CHECK(sum == 204);
+
+    // A failed call: the code is process_errc::remote_exception, the exception in the
+    // diagnostics; use_future and with_diagnostics give the remote_error itself.
+    auto bad = sw.run(unlucky, 13);
+    zproc::error_code code;
+    bool failed = false;
+    bad.async_get([&](zproc::error_code e, int) {
+      code = e;
+      failed = true;
+    });
+    run_until(failed);
+    CHECK(code == zproc::process_errc::remote_exception);
+    auto guard = boost::asio::make_work_guard(io);
+    io.restart();
+    std::thread runner([&] { io.run(); });
+    auto f = bad.async_get(boost::asio::use_future);
+    REQUIRE(f.wait_for(30s) == std::future_status::ready);
+    CHECK_THROWS_AS(f.get(), zproc::remote_error);
+    auto good = sw.run(square, 9).async_get(boost::asio::use_future);
+    REQUIRE(good.wait_for(30s) == std::future_status::ready);
+    CHECK(good.get() == 81);
+    guard.reset();
+    io.stop();
+    runner.join();
+
+    std::string remote_type;
+    bool timer_first = false;
+    long long both = 0;
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+          using namespace boost::asio::experimental::awaitable_operators;
+          auto [ep, v] = co_await bad.async_get(
+              zproc::with_diagnostics(boost::asio::as_tuple(boost::asio::deferred)));
+          try {
+            if (ep) std::rethrow_exception(ep);
+          } catch (const zproc::remote_error& e) {
+            remote_type = e.type();
+          }
+          auto [e2, v2] = co_await sw.run(square, 3).async_get(
+              boost::asio::as_tuple(boost::asio::deferred));
+          CHECK_FALSE(e2);
+          both = v2;
+          // || with a timer: the timer wins over a task that naps 30 s; the task is cancelled
+          // (its result would stay on the server for a later call).
+          boost::asio::steady_timer t(io, 50ms);
+          auto napping = sw.run(nap, 30);
+          auto which = co_await (napping.async_get(boost::asio::use_awaitable) ||
+                                 t.async_wait(boost::asio::use_awaitable));
+          timer_first = which.index() == 1;
+        },
+        [&](std::exception_ptr e) {
+          io.stop();
+          if (e) std::rethrow_exception(e);
+        });
+    io.restart();
+    io.run_for(60s);
+    CHECK(remote_type == "std::runtime_error");
+    CHECK(both == 9);
+    CHECK(timer_first);
   }
 }

@@ -7,12 +7,14 @@
 
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/execution_context.hpp>
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <type_traits>
 
 namespace zproc {
 
@@ -44,6 +46,11 @@ class client {
 
   explicit client(client_options options = {});
   explicit client(executor_type ex, client_options options = {});
+  /// Async mode on the executor of `context` (an io_context, a thread_pool).
+  template <class ExecutionContext>
+    requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
+  explicit client(ExecutionContext& context, client_options options = {})
+      : client(executor_type(context.get_executor()), options) {}
   ~client();  ///< closes the connection once no state handle uses it any more
   client(client&&) noexcept;
   client& operator=(client&&) noexcept;

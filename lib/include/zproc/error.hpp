@@ -79,14 +79,34 @@ enum class server_errc {
   out_of_memory,
 };
 
+/// Why a spawned process or a swarm task gave no value. The async operations complete with
+/// these codes; their diagnostics (zproc::diagnostics::exception(), or what co_await and the
+/// blocking calls throw) carry the full exception: remote_error, process_wait_error,
+/// task_lost_error.
+enum class process_errc {
+  /// The target threw: remote_error, with the exception's type, message and stacktrace.
+  remote_exception = 1,
+  /// The process ended without a value (non-zero exit, a signal, an exit before the target
+  /// returned, stop()): process_wait_error.
+  exited,
+  /// Every worker that took the task died or disconnected: task_lost_error.
+  task_lost,
+  /// The type asked for is not what the target returns (std::invalid_argument).
+  wrong_result_type,
+};
+
 const boost::system::error_category& client_category() noexcept;
 const boost::system::error_category& server_category() noexcept;
+const boost::system::error_category& process_category() noexcept;
 
 inline error_code make_error_code(client_errc e) noexcept {
   return {static_cast<int>(e), client_category()};
 }
 inline error_code make_error_code(server_errc e) noexcept {
   return {static_cast<int>(e), server_category()};
+}
+inline error_code make_error_code(process_errc e) noexcept {
+  return {static_cast<int>(e), process_category()};
 }
 
 /// What the blocking API throws: a system_error whose code is one of ours (or an OS/Asio code),
@@ -110,3 +130,5 @@ template <>
 struct boost::system::is_error_code_enum<zproc::client_errc> : std::true_type {};
 template <>
 struct boost::system::is_error_code_enum<zproc::server_errc> : std::true_type {};
+template <>
+struct boost::system::is_error_code_enum<zproc::process_errc> : std::true_type {};

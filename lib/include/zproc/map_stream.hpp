@@ -11,7 +11,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <cstddef>
@@ -96,15 +95,15 @@ class map_stream {
     }
   }
 
-  /// Asynchronous next(): completion `void(std::exception_ptr, std::optional<value_type>)`.
-  /// Needs a swarm made with swarm_options::executor. Supports terminal cancellation
-  /// (operation_aborted; nothing is lost). The default token is use_awaitable (see
-  /// task::async_get).
-  template <class CompletionToken = boost::asio::use_awaitable_t<>>
-  auto async_next(CompletionToken&& token = CompletionToken{}) {
-    namespace asio = boost::asio;
-    return asio::async_initiate<CompletionToken,
-                                void(std::exception_ptr, std::optional<value_type>)>(
+  /// Asynchronous next(): completion `void(error_code, std::optional<value_type>)`, empty at
+  /// the end. A call whose target threw completes with process_errc::remote_exception (or
+  /// task_lost); the exception next() would throw is in the diagnostics, and is what
+  /// `co_await s.async_next()` (the default token) throws; the stream goes on with the next
+  /// result. Needs a swarm made with swarm_options::executor. Supports terminal cancellation
+  /// (operation_aborted; nothing is lost). Keeps the handler's executor busy until it completes.
+  template <class CompletionToken = default_token>
+  auto async_next(CompletionToken&& token = default_token{}) {
+    return detail::initiate<void(error_code, std::optional<value_type>)>(
         [](auto h, std::shared_ptr<shared> s) { step(std::move(h), std::move(s), true); }, token,
         s_);
   }
@@ -195,7 +194,9 @@ class map_stream {
       e = std::current_exception();
     }
     if (ready || e) {
-      auto done = [h = std::move(h), e, v = std::move(v)]() mutable { std::move(h)(e, std::move(v)); };
+      auto done = [h = std::move(h), e, v = std::move(v)]() mutable {
+        detail::complete_outcome(std::move(h), e, std::move(v));
+      };
       if (must_post) {
         asio::post(ex, std::move(done));
       } else {
@@ -211,7 +212,7 @@ class map_stream {
                                           std::exception_ptr failure,
                                           std::vector<detail::task_outcome> got) mutable {
           for (auto& o : got) s->store(b, *c, o);
-          if (failure) return std::move(h)(failure, std::optional<value_type>{});
+          if (failure) return detail::complete_outcome(std::move(h), failure, std::optional<value_type>{});
           step(std::move(h), std::move(s), false);
         })));
   }

@@ -2,7 +2,9 @@
 #pragma once
 
 #include <zproc/detail/archive.hpp>
+#include <zproc/error.hpp>
 #include <zproc/process_error.hpp>
+#include <zproc/with_diagnostics.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -61,14 +63,34 @@ class deadline {
   std::chrono::steady_clock::time_point at_;
 };
 
+/// The completion of a wait for an R: void(error_code, R), void(error_code) for R = void.
 template <class R>
 struct wait_signature {
-  using type = void(std::exception_ptr, R);
+  using type = void(error_code, R);
 };
 template <>
 struct wait_signature<void> {
-  using type = void(std::exception_ptr);
+  using type = void(error_code);
 };
+
+/// The code (and message) of a failure thrown by a wait: remote_error, process_wait_error,
+/// task_lost_error (process_errc), zproc::error and system errors (their own code),
+/// std::invalid_argument (process_errc::wrong_result_type); anything else is a result that
+/// could not be read (client_errc::protocol_error).
+error_code failure_code(const std::exception_ptr& e, std::string& message);
+
+/// Completes `h` (void(error_code, Values...)) with an outcome: on failure, the code of `e`,
+/// and `e` itself in the handler's diagnostics if it has any (what co_await throws).
+template <class Handler, class... Values>
+void complete_outcome(Handler&& h, const std::exception_ptr& e, Values&&... values) {
+  error_code ec;
+  if (e) {
+    std::string message;
+    ec = failure_code(e, message);
+    if (auto d = diagnostics_of(h)) diagnostics_access::set_exception(*d, e, std::move(message));
+  }
+  std::move(h)(ec, std::forward<Values>(values)...);
+}
 
 template <class E>
 struct exception_registration {
@@ -147,14 +169,17 @@ class process {
     if constexpr (!std::is_void_v<R>) return detail::unpack_value<R>(bytes);
   }
 
-  /// Asynchronous wait: completion `void(std::exception_ptr, R)` (`void(std::exception_ptr)` for
-  /// R = void), with the same errors as wait() as the exception_ptr. With co_await they are
-  /// thrown. Supports terminal cancellation (completes with operation_aborted; the process runs on).
-  template <class R = void, class CompletionToken = boost::asio::deferred_t>
-  auto async_wait(CompletionToken&& token = CompletionToken{}) const {
+  /// Asynchronous wait: completion `void(error_code, R)` (`void(error_code)` for R = void).
+  /// The codes are process_errc's (remote_exception, exited, wrong_result_type); the exception
+  /// wait() would throw is in the diagnostics, and is what `co_await p.async_wait<R>()` (the
+  /// default token) throws. Supports terminal cancellation (completes with operation_aborted;
+  /// the process runs on). Keeps the handler's executor busy (its io_context's run() does not
+  /// return) until it completes.
+  template <class R = void, class CompletionToken = default_token>
+  auto async_wait(CompletionToken&& token = default_token{}) const {
     namespace asio = boost::asio;
     using signature = typename detail::wait_signature<R>::type;
-    return asio::async_initiate<CompletionToken, signature>(
+    return detail::initiate<signature>(
         [](auto h, std::shared_ptr<detail::child> c) {
           auto slot = asio::get_associated_cancellation_slot(h);
           auto ex = asio::get_associated_executor(h);
@@ -163,7 +188,7 @@ class process {
                          slot, asio::bind_executor(ex, [h = std::move(h)](std::exception_ptr e,
                                                                           std::string bytes) mutable {
                        if constexpr (std::is_void_v<R>) {
-                         std::move(h)(e);
+                         detail::complete_outcome(std::move(h), e);
                        } else {
                          R value{};
                          if (!e) {
@@ -173,7 +198,7 @@ class process {
                              e = std::current_exception();
                            }
                          }
-                         std::move(h)(e, std::move(value));
+                         detail::complete_outcome(std::move(h), e, std::move(value));
                        }
                      }))));
         },

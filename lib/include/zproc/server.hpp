@@ -4,12 +4,15 @@
 #include <zproc/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/execution_context.hpp>
 
 #include <chrono>
 
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace zproc {
@@ -88,6 +91,11 @@ class server {
   using executor_type = boost::asio::any_io_executor;
 
   server(executor_type ex, server_config config);
+  /// On the executor of `context` (an io_context, a thread_pool).
+  template <class ExecutionContext>
+    requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
+  server(ExecutionContext& context, server_config config)
+      : server(executor_type(context.get_executor()), std::move(config)) {}
   ~server();  ///< stops (closes listeners and connections)
   server(const server&) = delete;
   server& operator=(const server&) = delete;

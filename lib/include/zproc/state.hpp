@@ -397,11 +397,11 @@ class state {
     for (step s = algo.start();;) {
       switch (s.what) {
         case step::kind::send: {
-          auto message = std::make_shared<std::string>();
+          auto failure = std::make_shared<zproc::diagnostics>();
           auto [ec, reply] = co_await detail::async_request<json>(
               self.impl_, std::move(s.payload),
-              boost::asio::as_tuple(boost::asio::use_awaitable), message);
-          s = algo.on_reply(ec, std::move(reply), std::move(*message));
+              boost::asio::as_tuple(boost::asio::use_awaitable), failure);
+          s = algo.on_reply(ec, std::move(reply), failure->message());
           break;
         }
         case step::kind::run_body:

@@ -12,7 +12,6 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/bind_executor.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -61,47 +60,19 @@ class task {
     return s_->result.has_value();
   }
 
-  /// Asynchronous get(): completion `void(std::exception_ptr, R)` (`void(std::exception_ptr)`
-  /// for void), the same errors as get() as the exception_ptr (thrown by co_await). Needs a
-  /// swarm made with swarm_options::executor. Supports terminal cancellation: completes with
-  /// operation_aborted; the result stays on the server for a later call. The default token is
-  /// use_awaitable (Boost 1.81's deferred cannot resume a coroutine with an exception_ptr
-  /// signature).
-  template <class CompletionToken = boost::asio::use_awaitable_t<>>
-  auto async_get(CompletionToken&& token = CompletionToken{}) const {
+  /// Asynchronous get(): completion `void(error_code, R)` (`void(error_code)` for void). The
+  /// codes are process_errc's (remote_exception, task_lost) or the connection's; the exception
+  /// get() would throw is in the diagnostics, and is what `co_await t.async_get()` (the default
+  /// token) throws. Needs a swarm made with swarm_options::executor. Supports terminal
+  /// cancellation: completes with operation_aborted; the result stays on the server for a later
+  /// call. Keeps the handler's executor busy until it completes.
+  template <class CompletionToken = default_token>
+  auto async_get(CompletionToken&& token = default_token{}) const {
     namespace asio = boost::asio;
     using signature = typename detail::wait_signature<R>::type;
-    return asio::async_initiate<CompletionToken, signature>(
-        [](auto h, std::shared_ptr<shared> s) {
-          auto ex = asio::get_associated_executor(h);
-          auto slot = asio::get_associated_cancellation_slot(h);
-          {
-            std::lock_guard lock(s->m);
-            if (s->result) {
-              asio::post(ex, [h = std::move(h), s]() mutable { finish(std::move(h), *s); });
-              return;
-            }
-          }
-          auto c = s->collector;
-          c->async_next(asio::bind_cancellation_slot(
-              slot, asio::bind_executor(ex, [h = std::move(h), s](
-                                                std::exception_ptr e,
-                                                std::vector<detail::task_outcome> got) mutable {
-                {
-                  std::lock_guard lock(s->m);
-                  for (auto& o : got) take_into(*s, o);
-                }
-                if (e) return complete_error(std::move(h), e);
-                if (!s->result) {  // nothing yet (the server's wait ended): wait again
-                  task<R> again;
-                  again.s_ = s;
-                  again.async_get(std::move(h));
-                  return;
-                }
-                finish(std::move(h), *s);
-              })));
-        },
-        token, s_);
+    return detail::initiate<signature>(
+        [](auto h, std::shared_ptr<shared> s) { wait(std::move(h), std::move(s), true); }, token,
+        s_);
   }
 
  private:
@@ -123,12 +94,44 @@ class task {
     if constexpr (!std::is_void_v<R>) return *s_->result->values[0];
   }
 
+  /// Completes `h` with the result if it is here, else waits for the collector's next outcomes.
   template <class H>
-  static void complete_error(H&& h, std::exception_ptr e) {
+  static void wait(H&& h, std::shared_ptr<shared> s, bool from_initiation) {
+    namespace asio = boost::asio;
+    auto ex = asio::get_associated_executor(h);
+    bool ready;
+    {
+      std::lock_guard lock(s->m);
+      ready = s->result.has_value();
+    }
+    if (ready) {
+      if (from_initiation) {
+        asio::post(ex, [h = std::move(h), s]() mutable { finish(std::move(h), *s); });
+      } else {
+        finish(std::move(h), *s);
+      }
+      return;
+    }
+    auto slot = asio::get_associated_cancellation_slot(h);
+    auto c = s->collector;
+    c->async_next(asio::bind_cancellation_slot(
+        slot, asio::bind_executor(ex, [h = std::move(h), s](
+                                          std::exception_ptr e,
+                                          std::vector<detail::task_outcome> got) mutable {
+          {
+            std::lock_guard lock(s->m);
+            for (auto& o : got) take_into(*s, o);
+          }
+          if (e) return fail(std::move(h), e);
+          wait(std::move(h), std::move(s), false);  // nothing yet (the server's wait ended)
+        })));
+  }
+  template <class H>
+  static void fail(H&& h, const std::exception_ptr& e) {
     if constexpr (std::is_void_v<R>) {
-      std::move(h)(e);
+      detail::complete_outcome(std::move(h), e);
     } else {
-      std::move(h)(e, R{});
+      detail::complete_outcome(std::move(h), e, R{});
     }
   }
   template <class H>
@@ -140,11 +143,11 @@ class task {
       e = s.result->errors.at(0);
       if (!e) v = s.result->values[0];
     }
-    if (e) return complete_error(std::move(h), e);
+    if (e) return fail(std::move(h), e);
     if constexpr (std::is_void_v<R>) {
-      std::move(h)(nullptr);
+      detail::complete_outcome(std::move(h), nullptr);
     } else {
-      std::move(h)(nullptr, std::move(*v));
+      detail::complete_outcome(std::move(h), nullptr, std::move(*v));
     }
   }
 

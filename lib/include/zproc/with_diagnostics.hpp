@@ -11,6 +11,7 @@
 #pragma once
 
 #include <zproc/detail/asio_fixes.hpp>
+#include <zproc/diagnostics.hpp>
 #include <zproc/error.hpp>
 
 #include <boost/asio/associator.hpp>
@@ -37,7 +38,8 @@ struct with_diagnostics_t {
 };
 
 /// Adapts `token`: the operation completes with (std::exception_ptr, T...) where the exception
-/// is a zproc::error whose diagnostics() is the server's (or client's) message.
+/// is a zproc::error whose diagnostics() is the server's (or client's) message, or the richer
+/// exception of a process or task (remote_error, process_wait_error, task_lost_error).
 template <class CompletionToken>
 constexpr with_diagnostics_t<std::decay_t<CompletionToken>> with_diagnostics(
     CompletionToken&& token) {
@@ -51,8 +53,13 @@ using default_token = with_diagnostics_t<boost::asio::deferred_t>;
 
 namespace detail {
 
-/// Where an operation leaves the message of its failure, for a diagnostics handler.
-using diagnostics_ptr = std::shared_ptr<std::string>;
+/// Where an operation leaves what it knows of its failure, for a diagnostics handler.
+using diagnostics_ptr = std::shared_ptr<zproc::diagnostics>;
+
+/// Sets the message of `d` (if any).
+inline void set_message(const diagnostics_ptr& d, std::string message) {
+  if (d) diagnostics_access::set_message(*d, std::move(message));
+}
 
 /// The handler made by with_diagnostics_t: converts (error_code, T...) to (exception_ptr, T...).
 template <class Handler>
@@ -60,12 +67,12 @@ class diagnostics_handler {
  public:
   template <class H>
   explicit diagnostics_handler(H&& h)
-      : handler_(std::forward<H>(h)), diagnostics_(std::make_shared<std::string>()) {}
+      : handler_(std::forward<H>(h)), diagnostics_(std::make_shared<zproc::diagnostics>()) {}
 
   template <class... Args>
   void operator()(error_code ec, Args&&... args) {
     std::exception_ptr e;
-    if (ec) e = std::make_exception_ptr(zproc::error(ec, std::move(*diagnostics_)));
+    if (ec) e = diagnostics_->to_exception(ec);
     std::move(handler_)(std::move(e), std::forward<Args>(args)...);
   }
 

@@ -4,6 +4,7 @@
 #include <zproc/address.hpp>
 #include <zproc/client.hpp>
 #include <zproc/context.hpp>
+#include <zproc/diagnostics.hpp>
 #include <zproc/error.hpp>
 #include <zproc/json.hpp>
 #include <zproc/map_stream.hpp>
@@ -18,3 +19,4 @@
 #include <zproc/transaction.hpp>
 #include <zproc/update.hpp>
 #include <zproc/watcher.hpp>
+#include <zproc/with_diagnostics.hpp>

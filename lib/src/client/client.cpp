@@ -202,7 +202,7 @@ void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::s
   error_code parse_ec;
   auto a = address::parse(text, parse_ec);
   if (!a) {
-    if (diagnostics) *diagnostics = "not a zproc address: '" + text + "' (ipc:///path or tcp://host:port)";
+    detail::set_message(diagnostics, "not a zproc address: '" + text + "' (ipc:///path or tcp://host:port)");
     asio::post(c->get_executor(), asio::append(std::move(h), parse_ec));
     return;
   }
@@ -212,7 +212,7 @@ void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::s
     auto shared_h = std::make_shared<decltype(h)>(std::move(h));
     conn->connect(std::move(a), [shared_h, ex, work, diagnostics](error_code ec,
                                                                   std::string message) {
-      if (ec && diagnostics) *diagnostics = std::move(message);
+      if (ec) detail::set_message(diagnostics, std::move(message));
       if (auto slot = asio::get_associated_cancellation_slot(*shared_h); slot.is_connected())
         slot.clear();
       asio::dispatch(ex, asio::append(std::move(*shared_h), ec));

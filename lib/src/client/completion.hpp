@@ -38,9 +38,7 @@ class basic_held_handler {
 
   /// The message of a failure, for a handler that asked for it (zproc::with_diagnostics).
   /// Call before complete().
-  void set_message(std::string message) {
-    if (diagnostics_) *diagnostics_ = std::move(message);
-  }
+  void set_message(std::string message) { detail::set_message(diagnostics_, std::move(message)); }
 
   /// Completes the handler, once: through the connection's executor (posted if the caller may
   /// be the initiating function), then on the handler's own associated executor.
@@ -76,7 +74,7 @@ inline constexpr const char* wrong_mode_message =
 template <class... Values>
 void reject_wrong_mode(boost::asio::any_completion_handler<void(error_code, Values...)> h,
                        const diagnostics_ptr& diagnostics) {
-  if (diagnostics) *diagnostics = wrong_mode_message;
+  set_message(diagnostics, wrong_mode_message);
   boost::asio::post(boost::asio::system_executor(),
                     boost::asio::append(std::move(h), make_error_code(client_errc::wrong_mode),
                                         Values{}...));

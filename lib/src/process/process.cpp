@@ -131,6 +131,35 @@ void process::signal(int sig) const {
   if (running) running->signal(sig);  // never to a pid reaped (and maybe reused) since
 }
 
+error_code detail::failure_code(const std::exception_ptr& e, std::string& message) {
+  try {
+    std::rethrow_exception(e);
+  } catch (const zproc::error& x) {
+    message = x.diagnostics();
+    return x.code();
+  } catch (const remote_error& x) {
+    message = x.what();
+    return process_errc::remote_exception;
+  } catch (const task_lost_error& x) {
+    message = x.what();
+    return process_errc::task_lost;
+  } catch (const process_error& x) {
+    message = x.what();
+    return process_errc::exited;
+  } catch (const boost::system::system_error& x) {
+    message = x.what();
+    return x.code();
+  } catch (const std::invalid_argument& x) {
+    message = x.what();
+    return process_errc::wrong_result_type;
+  } catch (const std::exception& x) {
+    message = std::string("the result could not be read: ") + x.what();
+  } catch (...) {
+    message = "the result could not be read";
+  }
+  return client_errc::protocol_error;
+}
+
 std::string to_string(const process& p) {
   const auto code = p.exitcode();
   return "Process - pid: " + std::to_string(p.pid()) + " target: '" + p.target() +
