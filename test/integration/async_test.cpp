@@ -460,4 +460,35 @@ TEST_SUITE("async") {
     REQUIRE(got);
     CHECK((*got)["k"] == 5);
   }
+
+  TEST_CASE("a refused atomic commit carries the server's message, in co_await and blocking") {
+    test::server_process sp({"--max-namespaces", "1"});
+    asio::io_context ioc;
+    client c(ioc);
+    std::string async_message, blocking_message;
+    error_code async_code;
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      co_await c.async_connect(sp.ipc());
+      co_await state(c, "first").async_set("k", 1);
+      try {
+        co_await state(c, "second").async_atomic([](json& s) { s["k"] = 2; });
+      } catch (const zproc::error& e) {
+        async_code = e.code();
+        async_message = e.diagnostics();
+      }
+      c.close();
+    }());
+    CHECK(async_code == server_errc::limit_reached);
+    CHECK_MESSAGE(async_message.find("namespace 'second' is not created") != std::string::npos,
+                  async_message);
+    client b;
+    b.connect(sp.ipc());
+    try {
+      state(b, "third").atomic([](json& s) { s["k"] = 3; });
+    } catch (const zproc::error& e) {
+      blocking_message = e.diagnostics();
+    }
+    CHECK_MESSAGE(blocking_message.find("namespace 'third' is not created") != std::string::npos,
+                  blocking_message);
+  }
 }
