@@ -2,6 +2,7 @@
 // many watchers, and (see the other cases) the history's memory, namespaces and allocation
 // failure. Each case runs its own `zproc server` process and reads its memory in /proc.
 #include "server/history.hpp"
+#include "support/sanitizer.hpp"
 #include "support/server_process.hpp"
 
 #include <zproc/zproc.hpp>
@@ -45,11 +46,7 @@ std::size_t proc_status_bytes(pid_t pid, const std::string& field) {
 
 /// Resident memory means nothing under AddressSanitizer (its shadow memory, and the freed blocks
 /// it keeps in quarantine): the cases still run, their memory is not checked.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr bool memory_is_measurable = false;
-#else
-constexpr bool memory_is_measurable = true;
-#endif
+constexpr bool memory_is_measurable = !test::under_address_sanitizer;
 
 /// Runs `setup` on `ioc` until it finishes (not until the watchers it started are done, as
 /// run_with_deadline() would); fails after 20 s.
