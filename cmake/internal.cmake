@@ -13,6 +13,9 @@ target_compile_options(zproc_internal INTERFACE
 # package are not affected: their header-only Asio links against the same definitions.
 target_compile_definitions(zproc_internal INTERFACE
   BOOST_ASIO_SEPARATE_COMPILATION BOOST_ASIO_NO_DEPRECATED)
+# The same definitions on every internal target, so that they share one precompiled header
+# (Boost::serialization's come with it; only zproc::process and above use it).
+target_link_libraries(zproc_internal INTERFACE Boost::serialization)
 
 if(ZPROC_SANITIZE)
   target_compile_options(zproc_internal INTERFACE
@@ -28,5 +31,5 @@ endif()
 # Every internal executable reuses the library's precompiled header (same flags, same defines).
 function(zproc_internal_target target)
   target_link_libraries(${target} PRIVATE zproc::zproc zproc_internal)
-  target_precompile_headers(${target} REUSE_FROM zproc)
+  target_precompile_headers(${target} REUSE_FROM zproc_protocol)
 endfunction()

@@ -8,7 +8,6 @@
 #include <zproc/process.hpp>
 #include <zproc/server.hpp>
 #include <zproc/state.hpp>
-#include <zproc/swarm.hpp>
 
 #include <chrono>
 #include <cstdint>
@@ -20,6 +19,9 @@
 #include <vector>
 
 namespace zproc {
+
+class swarm;          // zproc/swarm.hpp (the layer above: it uses the context)
+struct swarm_options;
 
 /// Must be the first thing main() does. In a process spawned by zproc it runs the target and
 /// exits (never returns). Started as `program --zproc-worker ADDRESS [--zproc-swarm NAME]`
@@ -103,8 +105,9 @@ class context {
   }
 
   /// A swarm of `count` worker processes on this context's server (default: one per core).
-  /// See zproc/swarm.hpp. The context must outlive it.
-  zproc::swarm create_swarm(std::size_t count = default_swarm_size(), swarm_options options = {});
+  /// Include <zproc/swarm.hpp> (or <zproc/zproc.hpp>) to call it. The context must outlive it.
+  zproc::swarm create_swarm(std::size_t count = default_swarm_size());
+  zproc::swarm create_swarm(std::size_t count, swarm_options options);
   /// The number of cores (std::thread::hardware_concurrency(), at least 1).
   static std::size_t default_swarm_size() noexcept;
 

@@ -4,7 +4,6 @@
 #include "process/registry.hpp"
 #include "process/supervisor.hpp"
 #include "process/throw_capture.hpp"
-#include "swarm/worker.hpp"
 
 #include <zproc/context.hpp>
 
@@ -60,6 +59,8 @@ void on_termination_signal(int sig) {
   ::raise(sig);
 }
 
+}  // namespace
+
 // SIGINT/SIGTERM stop the processes this one spawned first, unless the program handles them.
 void install_termination_handlers(bool only_if_default) {
   for (int sig : {SIGINT, SIGTERM}) {
@@ -72,8 +73,6 @@ void install_termination_handlers(bool only_if_default) {
     ::sigaction(sig, &sa, nullptr);
   }
 }
-
-}  // namespace
 
 const ticket* spawned_ticket() noexcept { return current; }
 
@@ -109,15 +108,3 @@ void run_spawned(int, char**) {
 }
 
 }  // namespace zproc::process_detail
-
-namespace zproc {
-
-void init(int argc, char** argv) {
-  if (argc >= 3 && argv[1] == process_detail::child_flag) process_detail::run_spawned(argc, argv);
-  process_detail::install_termination_handlers(true);
-  swarm_detail::work_if_asked(argc, argv);
-}
-
-bool is_spawned_process() noexcept { return process_detail::spawned_ticket() != nullptr; }
-
-}  // namespace zproc

@@ -12,4 +12,8 @@ const ticket* spawned_ticket() noexcept;
 /// parent, and exits.
 [[noreturn]] void run_spawned(int argc, char** argv);
 
+/// SIGINT/SIGTERM stop the processes this one spawned first (`only_if_default`: unless the
+/// program handles them already).
+void install_termination_handlers(bool only_if_default);
+
 }  // namespace zproc::process_detail

@@ -141,10 +141,6 @@ process context::spawn_command(const std::string& path, const std::vector<std::s
   return launch(std::move(c));
 }
 
-zproc::swarm context::create_swarm(std::size_t count, swarm_options options) {
-  return zproc::swarm(*this, count, std::move(options));
-}
-
 std::size_t context::default_swarm_size() noexcept {
   return std::max(1u, std::thread::hardware_concurrency());
 }

@@ -178,4 +178,12 @@ std::shared_ptr<detail::task_collector> swarm::collector(std::uint64_t id) {
   return std::make_shared<detail::task_collector>(impl_->core, id, 1);
 }
 
+// The swarm layer's part of the context (context.cpp, in the process layer below, does not
+// know swarms).
+zproc::swarm context::create_swarm(std::size_t count) { return create_swarm(count, {}); }
+
+zproc::swarm context::create_swarm(std::size_t count, swarm_options options) {
+  return zproc::swarm(*this, count, std::move(options));
+}
+
 }  // namespace zproc
