@@ -32,6 +32,10 @@ class watch_reply_op final : public pending_op {
       f_(ec, std::move(result), std::move(message));
     }
   }
+  bool before_resend(json& request) override {
+    auto core = core_.lock();
+    return core && core->before_resend(request);
+  }
 
  private:
   std::weak_ptr<watch_core> core_;
@@ -70,7 +74,12 @@ void watch_core::send() {
   if (inflight_id_ != 0 || closed_ || failed_ || finished()) return;
   json req = spec_;
   req["max"] = batch;
-  if (cursor_) {
+  const bool reconnected = cursor_connection_ != client_->conn()->connections();
+  if (cursor_ && options_.live && reconnected) {
+    // The cursor is the last connection's: a live watcher goes on from the new server's
+    // current revision (with a fresh replica), as when its request is sent again.
+    if (snapshot_) req["base"] = true;
+  } else if (cursor_) {
     req["after"] = *cursor_;
   } else if (options_.start) {
     if (*options_.start == 0) {
@@ -87,6 +96,19 @@ void watch_core::send() {
         if (auto self = weak.lock()) self->on_reply(ec, std::move(r), std::move(m));
       }));
   // request() may have failed at once (not connected): on_reply runs later with the error.
+}
+
+bool watch_core::before_resend(json& request) {
+  if (options_.live) {
+    // A live watcher continues with the updates made after the reconnect: from the new server's
+    // current revision (which may be behind this cursor, after a failover), with a fresh replica.
+    request.erase("after");
+    request.erase("oldest");
+    if (snapshot_) request["base"] = true;
+  }
+  // Any other watcher resumes from its cursor: a restarted durable server has the history after
+  // it (else the reply is `compacted`); a server that never had it refuses the cursor.
+  return true;
 }
 
 void watch_core::apply(const json& diff) {
@@ -123,6 +145,7 @@ void watch_core::on_reply(error_code ec, json&& result, std::string&& message) {
     }
     if (auto tail = result.find("tail"); tail != result.end()) apply(*tail);
     cursor_ = result.at("cursor").get<std::uint64_t>();
+    cursor_connection_ = client_->conn()->connections();
     if (result.value("now", false) && snapshot_) {
       spec_.erase("now");  // only the first request asks for the current state
       if (!filter_ || filter_(replica_)) ready_.push_back({replica_, *cursor_, true});
