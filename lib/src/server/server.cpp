@@ -71,7 +71,18 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         lease_timer_(strand_),
         config_(std::move(config)),
         engine_(::getpid(), config_.history, config_.max_process_records,
-                config_.max_namespaces) {}
+                config_.max_namespaces) {
+    if (!config_.data_dir.empty()) {
+      // The history outlives the process, and its records carry client ids: a client id of a
+      // restarted server must not repeat one of before (a resumed watcher hides the writes of
+      // its own id). The start time in microseconds is past every id given before: a server
+      // gives fewer than one id per microsecond.
+      last_client_id_ = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count());
+    }
+  }
 
   void start() {
     if (started_) throw zproc::error(make_error_code(std::errc::operation_in_progress),
