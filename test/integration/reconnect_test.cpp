@@ -199,7 +199,7 @@ TEST_SUITE("reconnect") {
       FAIL("no error");
     } catch (const zproc::error& e) {
       CHECK(e.code() != client_errc::timeout);
-      MESSAGE("the stale watcher: " << e.what());
+      MESSAGE("the stale watcher: " << std::string(e.what()));
     }
   }
 
