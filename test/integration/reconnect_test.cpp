@@ -229,23 +229,22 @@ TEST_SUITE("reconnect") {
       co_await t.async_wait(asio::deferred);
       CHECK_FALSE(write_ec);
       srv->kill_and_wait();  // SIGKILL (a stopped process dies too)
-      while (!write_ec) {
+      t.expires_after(100ms);  // the client sees the connection close
+      co_await t.async_wait(asio::deferred);
+      // Made while the server is away: waits, then is sent once.
+      st.async_set("z", 1, [&](error_code ec, std::uint64_t) { queued_ec = ec; });
+      t.expires_after(300ms);
+      co_await t.async_wait(asio::deferred);
+      // All wait for the new connection (the write learns its fate with it).
+      CHECK_FALSE(write_ec);
+      CHECK_FALSE(read_ec);
+      CHECK_FALSE(queued_ec);
+      srv = start_server(ipc, dir);
+      while (!write_ec || !read_ec || !queued_ec) {
         asio::steady_timer tick(ioc, 5ms);
         co_await tick.async_wait(asio::deferred);
       }
       CHECK(*write_ec == client_errc::connection_lost);
-      CHECK_FALSE(read_ec);  // waits for the new connection
-      // Made while the server is away: waits too, then is sent once.
-      st.async_set("z", 1, [&](error_code ec, std::uint64_t) { queued_ec = ec; });
-      t.expires_after(300ms);
-      co_await t.async_wait(asio::deferred);
-      CHECK_FALSE(read_ec);
-      CHECK_FALSE(queued_ec);
-      srv = start_server(ipc, dir);
-      while (!read_ec || !queued_ec) {
-        asio::steady_timer tick(ioc, 5ms);
-        co_await tick.async_wait(asio::deferred);
-      }
       CHECK(!*read_ec);
       CHECK(read_value == "before");  // the stopped server never applied the write
       CHECK(!*queued_ec);

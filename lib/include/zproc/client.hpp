@@ -47,8 +47,8 @@ struct client_options {
 /// One connection to a server. Many requests may be in flight on it at once (pipelining):
 /// each carries an id and replies may come in any order. If the connection breaks, the client
 /// reconnects (client_options::reconnect_timeout): reads and watches waiting for their reply are
-/// sent again on the new connection, writes fail with client_errc::connection_lost (they may or
-/// may not have been applied), and requests made meanwhile wait. If it gives up (or reconnecting
+/// sent again on the new connection, writes fail with client_errc::connection_lost once it is up
+/// (they may or may not have been applied), and requests made meanwhile wait. If it gives up (or reconnecting
 /// is disabled), every pending request fails with client_errc::connection_closed; none waits
 /// forever.
 ///

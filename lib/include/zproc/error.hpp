@@ -41,8 +41,9 @@ enum class client_errc {
   /// only that thread can read): co_await the async_ form, or call it from another thread.
   wrong_mode,
   /// The connection to the server was lost while this request waited for its reply, and the
-  /// client reconnected (or is reconnecting): the request may or may not have been applied.
-  /// Only writes get it (reads are sent again); read the state to learn what happened.
+  /// client has reconnected since: the request may or may not have been applied. Only writes
+  /// get it (reads are sent again); read the state to learn what happened. (If the client gives
+  /// up instead, the request fails with connection_closed.)
   connection_lost,
 };
 

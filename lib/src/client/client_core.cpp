@@ -230,6 +230,14 @@ void connection::on_connected() {
   ++connections_;
   asio::co_spawn(ex_, read_loop(generation_),
                  [self = shared_from_this()](std::exception_ptr e) { self->on_coroutine_end(e); });
+  // Requests the last connection left unanswered that may have been applied: they fail.
+  auto lost = pending_.take_if([](const std::unique_ptr<pending_op>& op) { return !op->wire; });
+  for (auto& op : lost)
+    op->complete(client_errc::connection_lost, {},
+                 "the connection to the server was lost (" + lost_reason_ +
+                     ") and the client reconnected; the request may or may not have been "
+                     "applied",
+                 true);
   // What waited for this connection, in the order it was asked: idempotent requests that the
   // last connection left unanswered, and requests made while reconnecting.
   for (const std::uint64_t id : pending_.ids()) {
@@ -275,13 +283,10 @@ void connection::on_lost(const std::string& message) {
   socket_.shutdown(socket_type::shutdown_both, ignored);
   socket_.close(ignored);
   last_error_ = message;
-  // What the server may have applied is not sent twice: it fails now.
-  auto lost = pending_.take_if([](const std::unique_ptr<pending_op>& op) { return !op->wire; });
-  for (auto& op : lost)
-    op->complete(client_errc::connection_lost, {},
-                 "the connection to the server was lost (" + message +
-                     "); the request may or may not have been applied",
-                 true);
+  lost_reason_ = message;
+  // What the server may have applied (pending, without `wire`) is never sent twice: it fails
+  // with connection_lost once a new connection is up (on_connected), or with connection_closed
+  // if none comes (close()): the caller learns the outcome of the reconnect with it.
   policy_.lost(reconnect_policy::clock::now());
   give_up_timer_.expires_at(policy_.deadline());
   give_up_timer_.async_wait([self = shared_from_this(), gen = generation_](error_code ec) {

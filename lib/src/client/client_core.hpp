@@ -139,6 +139,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::vector<address> parsed_;      // policy_.addresses(), parsed
   std::uint64_t generation_ = 0;     // +1 per socket lost: stale handlers see it changed
   std::string last_error_;           // of the last attempt
+  std::string lost_reason_;          // why the last connection was lost
   boost::asio::steady_timer backoff_timer_;
   boost::asio::steady_timer give_up_timer_;
 };
