@@ -286,6 +286,48 @@ TEST_SUITE("reconnect") {
     fs::remove_all(dir);
   }
 
+  TEST_CASE("watchers across a restart: a snapshot watcher keeps its replica, a live one goes on") {
+    const std::string dir = fresh_dir();
+    const std::string ipc = test::fresh_ipc_address();
+    auto srv = start_server(ipc, dir);
+    client c;
+    c.connect(ipc);
+    state st(c, "w");
+    st.set("a", 1);
+    auto snap = st.when_change({}, {.timeout = 10s});
+    auto live = st.when_change({}, {.live = true, .timeout = 10s});
+    client other;
+    other.connect(ipc);
+    state ost(other, "w");
+    ost.set("b", 2);
+    CHECK(snap.next() == json{{"a", 1}, {"b", 2}});
+
+    srv->kill_and_wait();
+    srv = start_server(ipc, dir);
+    ost.set("c", 3);
+    // Resumed from its cursor on the restarted server: the diff applies to its replica.
+    CHECK(snap.next() == json{{"a", 1}, {"b", 2}, {"c", 3}});
+    std::thread writer([&] {
+      std::this_thread::sleep_for(200ms);
+      ost.set("d", 4);
+    });
+    auto now = live.next();  // the update made after this call, with a fresh replica
+    writer.join();
+    REQUIRE(now);
+    CHECK(*now == json{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}});
+    CHECK(snap.next() == json{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}});
+    fs::remove_all(dir);
+  }
+
+  TEST_CASE("ZPROC_ADDRESS=a,b: the command line uses the first address that answers") {
+    test::server_process sp;
+    const std::string nobody = test::fresh_ipc_address();
+    auto r = test::run_program({ZPROC_EXE, "ping"}, 10s,
+                               {"ZPROC_ADDRESS=" + nobody + "," + sp.ipc()});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find(std::to_string(sp.pid())) != std::string::npos);
+  }
+
   TEST_CASE("give up: the server gone for good, requests fail with connection_closed") {
     const std::string ipc = test::fresh_ipc_address();
     auto srv = start_server(ipc);
