@@ -198,7 +198,7 @@ TEST_SUITE("reconnect") {
       stale.next();
       FAIL("no error");
     } catch (const zproc::error& e) {
-      CHECK(e.code() != client_errc::timeout);
+      CHECK(e.code() == server_errc::compacted);
       MESSAGE("the stale watcher: " << std::string(e.what()));
     }
   }
@@ -317,6 +317,35 @@ TEST_SUITE("reconnect") {
     CHECK(*now == json{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}});
     CHECK(snap.next() == json{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}});
     fs::remove_all(dir);
+  }
+
+  TEST_CASE("an in-memory server restarted: a watcher's cursor is not resumed on it, even when "
+            "its revision has passed the cursor") {
+    const std::string ipc = test::fresh_ipc_address();
+    auto srv = start_server(ipc);
+    client c;
+    c.connect(ipc);
+    state st(c, "m");
+    auto w = st.when_change_raw({}, {.timeout = 5s});
+    client other;
+    other.connect(ipc);
+    state(other, "m").set("a", 1);
+    CHECK(w.next()->revision == 1);
+
+    srv->kill_and_wait();
+    srv = start_server(ipc);  // empty, revision 0
+    state again(other, "m");
+    again.set("b", 1);
+    again.set("c", 1);  // revision 2: past the watcher's cursor, but not its history
+    try {
+      w.next();
+      FAIL("no error");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == server_errc::compacted);
+    }
+    // A new watcher starts on the new server.
+    auto fresh = st.when_change_raw({}, {.timeout = 5s, .start = 0});
+    CHECK(fresh.next()->revision == 1);
   }
 
   TEST_CASE("ZPROC_ADDRESS=a,b: the command line uses the first address that answers") {

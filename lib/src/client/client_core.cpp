@@ -222,6 +222,7 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
   server_pid_ = reply->server_pid;
   client_id_ = reply->client_id;
   server_max_frame_ = reply->max_frame_size;
+  server_id_ = reply->server_id;
   co_return error_code{};
 }
 

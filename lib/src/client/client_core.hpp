@@ -91,6 +91,9 @@ class connection : public std::enable_shared_from_this<connection> {
     std::lock_guard lock(remote_mutex_);
     return remote_;
   }
+  /// The server's identity (protocol::hello_reply::server_id; on the connection's executor):
+  /// the same after a restart with the same data directory, another for another server.
+  const std::string& server_id() const noexcept { return server_id_; }
   /// Connections made since construction (1 after connect; +1 per reconnect).
   std::uint64_t connections() const noexcept { return connections_; }
 
@@ -131,6 +134,7 @@ class connection : public std::enable_shared_from_this<connection> {
   std::atomic<std::int64_t> server_pid_{0};
   std::atomic<std::uint64_t> client_id_{0};
   std::atomic<std::uint64_t> connections_{0};
+  std::string server_id_;
   mutable std::mutex remote_mutex_;
   std::string remote_;
 

@@ -79,6 +79,10 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
 
   std::optional<std::uint64_t> cursor_;  // empty until the server fixed the start
   std::uint64_t cursor_connection_ = 0;  // connection::connections() when cursor_ was set
+  std::string cursor_server_;            // connection::server_id() when cursor_ was set
+  /// A watcher that must see every update, whose cursor is another server's (a failover, or a
+  /// server restarted without its data): fails it with `compacted`. True if it did.
+  bool fail_if_other_server();
   json replica_;                         // snapshot watchers: the namespace at cursor_
   bool have_replica_ = false;
   struct ready_item {
