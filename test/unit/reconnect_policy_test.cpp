@@ -85,6 +85,15 @@ TEST_SUITE("client_algorithms") {
     CHECK_FALSE(p.next(t0 + 1s));
   }
 
+  TEST_CASE("reconnect: zero delays still pause 1 ms between rounds (no spinning)") {
+    reconnect_policy p({.initial_delay = 0ms, .max_delay = 0ms, .give_up = 1s});
+    p.set_addresses({"a", "b"});
+    p.lost(t0);
+    CHECK(p.next(t0)->at == t0);
+    CHECK(p.next(t0)->at == t0);        // the next address: at once
+    CHECK(p.next(t0)->at == t0 + 1ms);  // a new round
+  }
+
   TEST_CASE("reconnect: a zero give-up disables it") {
     reconnect_policy p({.give_up = 0ms});
     p.set_addresses({"a"});

@@ -38,9 +38,10 @@ void reconnect_policy::lost(clock::time_point now) {
 
 std::chrono::milliseconds reconnect_policy::pause_before_round(unsigned round) const noexcept {
   if (round == 0) return std::chrono::milliseconds(0);
-  auto pause = config_.initial_delay;
+  // At least 1 ms between rounds: a zero initial delay must not spin on refused connects.
+  auto pause = std::max(config_.initial_delay, std::chrono::milliseconds(1));
   for (unsigned r = 1; r < round && pause < config_.max_delay; ++r) pause *= 2;
-  return std::min(pause, config_.max_delay);
+  return std::max(std::min(pause, config_.max_delay), std::chrono::milliseconds(1));
 }
 
 std::optional<reconnect_policy::attempt> reconnect_policy::next(clock::time_point now) {
