@@ -38,12 +38,14 @@ std::string fresh_dir() {
 /// `zproc server --listen IPC [--data-dir DIR]` on an address of our choosing, so that a new one
 /// can take the place of one that was killed.
 std::unique_ptr<test::child_process> start_server(const std::string& ipc,
-                                                   const std::string& dir = {}) {
+                                                   const std::string& dir = {},
+                                                   const std::vector<std::string>& extra = {}) {
   std::vector<std::string> argv = {ZPROC_EXE, "server", "--listen", ipc};
   if (!dir.empty()) {
     argv.push_back("--data-dir");
     argv.push_back(dir);
   }
+  argv.insert(argv.end(), extra.begin(), extra.end());
   auto p = std::make_unique<test::child_process>(argv);
   REQUIRE(p->wait_for_line("listening at", 10s));
   return p;
@@ -316,6 +318,32 @@ TEST_SUITE("reconnect") {
     REQUIRE(now);
     CHECK(*now == json{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}});
     CHECK(snap.next() == json{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}});
+    fs::remove_all(dir);
+  }
+
+  TEST_CASE("a restarted durable server whose history no longer reaches the cursor: compacted, "
+            "with the oldest revision") {
+    const std::string dir = fresh_dir();
+    const std::string ipc = test::fresh_ipc_address();
+    const std::vector<std::string> keep5 = {"--history-records", "5"};
+    auto srv = start_server(ipc, dir, keep5);
+    client c;
+    c.connect(ipc);
+    state st(c, "h");
+    auto w = st.when_change_raw({}, {.timeout = 5s});  // from revision 0
+    srv->kill_and_wait();
+    srv = start_server(ipc, dir, keep5);
+    client other;
+    other.connect(ipc);
+    state o(other, "h");
+    for (int i = 1; i <= 20; ++i) o.set("k", i);  // revisions 1..20, 16..20 kept
+    try {
+      w.next();
+      FAIL("no error");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == server_errc::compacted);
+      CHECK(e.diagnostics().find("the oldest revision to start from is 15") != std::string::npos);
+    }
     fs::remove_all(dir);
   }
 
