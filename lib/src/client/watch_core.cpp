@@ -85,7 +85,8 @@ bool watch_core::fail_if_other_server() {
 void watch_core::send() {
   if (inflight_id_ != 0 || closed_ || failed_ || finished()) return;
   if (fail_if_other_server()) {
-    if (waiting_) finish_waiting(failed_, std::nullopt, failed_message_, false);
+    // Posted: send() may run inside next()'s initiation.
+    if (waiting_) finish_waiting(failed_, std::nullopt, failed_message_, true);
     return;
   }
   json req = spec_;
