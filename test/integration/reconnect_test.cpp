@@ -14,6 +14,7 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -51,6 +52,16 @@ std::unique_ptr<test::child_process> start_server(const std::string& ipc,
   return p;
 }
 
+/// Joins a thread when the test leaves its scope, even by a failed REQUIRE.
+struct joining {
+  std::thread& t;
+  std::function<void()> before = [] {};
+  ~joining() {
+    before();
+    if (t.joinable()) t.join();
+  }
+};
+
 /// The address as the client reports it (ipc:// paths are canonical already).
 bool same_address(const std::string& a, const std::string& b) { return a == b; }
 
@@ -86,6 +97,7 @@ TEST_SUITE("reconnect") {
         }
       }
     });
+    joining join_watching{watching, [&] { target = 0; }};
 
     // The writer: a process of its own, 10,000 sequential writes through the restarts.
     const std::string results = dir + ".writes";
@@ -190,7 +202,8 @@ TEST_SUITE("reconnect") {
       std::this_thread::sleep_for(200ms);
       state(other, "f").set("y", 3);
     });
-    auto snap = live.next();
+    std::optional<json> snap;
+    CHECK_NOTHROW(snap = live.next());
     writer.join();
     REQUIRE(snap);
     CHECK((*snap)["y"] == 3);
@@ -265,6 +278,7 @@ TEST_SUITE("reconnect") {
     st.set("n", 0);
     int bodies = 0;
     std::thread killer;
+    joining join_killer{killer};
     try {
       st.atomic([&](json& s) {
         ++bodies;
@@ -280,7 +294,7 @@ TEST_SUITE("reconnect") {
     } catch (const zproc::error& e) {
       CHECK(e.code() == client_errc::connection_lost);
     }
-    killer.join();
+    if (killer.joinable()) killer.join();
     CHECK(bodies == 1);
     CHECK(st.get("n") == 0);  // the stopped server never applied it
     st.atomic([&](json& s) { s["n"] = s.value("n", 0) + 1; });  // usable again
@@ -313,7 +327,8 @@ TEST_SUITE("reconnect") {
       std::this_thread::sleep_for(200ms);
       ost.set("d", 4);
     });
-    auto now = live.next();  // the update made after this call, with a fresh replica
+    std::optional<json> now;
+    CHECK_NOTHROW(now = live.next());  // the update made after this call, with a fresh replica
     writer.join();
     REQUIRE(now);
     CHECK(*now == json{{"a", 1}, {"b", 2}, {"c", 3}, {"d", 4}});
