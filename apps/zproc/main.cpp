@@ -42,8 +42,8 @@ commands:
                             held and done, and the tasks queued; --json: one JSON object
 
 options:
-  --address ADDR            server address (ipc:///path.sock or tcp://host:port);
-                            default: $ZPROC_ADDRESS
+  --address ADDR            server address (ipc:///path.sock or tcp://host:port), or a
+                            comma-separated list to fail over along; default: $ZPROC_ADDRESS
   --namespace NS            namespace (default: "default")
   --listen ADDR             (server) address to listen on; repeatable; port 0 = any free port
   --max-process-records N   (server) finished process records to keep (default 10000)

@@ -18,7 +18,8 @@ int run_server(const arguments& args) {
   config.listen = args.listen;
   if (config.listen.empty()) {
     if (auto env = address_from_env()) {
-      config.listen.push_back(*env);
+      // A list (clients' failover order, ZPROC_ADDRESS=a,b): the first is this server's.
+      config.listen.push_back(env->substr(0, env->find(',')));
     } else {
       throw usage_error{"'server' needs --listen ADDR (or ZPROC_ADDRESS)"};
     }

@@ -30,6 +30,9 @@ class client_category_impl final : public boost::system::error_category {
       case client_errc::wrong_mode:
         return "async operation on a blocking client: construct zproc::client with an executor "
                "to use async operations";
+      case client_errc::connection_lost:
+        return "the connection to the server was lost; the request may or may not have been "
+               "applied";
     }
     return "unknown zproc client error " + std::to_string(ev);
   }

@@ -131,11 +131,11 @@ TEST_SUITE("async") {
     }());
   }
 
-  TEST_CASE("a server that dies fails every pending request, none hangs") {
+  TEST_CASE("a server that dies fails every pending request, none hangs (no reconnect)") {
     test::server_process sp;
     asio::io_context ioc;
     run_with_deadline(ioc, [&]() -> awaitable<void> {
-      client c(ioc.get_executor());
+      client c(ioc.get_executor(), {.reconnect_timeout = 0ms});
       co_await c.async_connect(sp.tcp());
       state st(c, "dies");
       sp.stop_signal();
@@ -420,7 +420,7 @@ TEST_SUITE("async") {
 
   TEST_CASE("server_thread: an embedded server on its own thread") {
     server_thread srv;  // a fresh Unix socket in the temp directory
-    client c;
+    client c({.reconnect_timeout = 0ms});  // the server is gone for good: do not wait for it
     c.connect(srv.address());
     CHECK(c.ping() == ::getpid());
     state(c).set("x", 1);

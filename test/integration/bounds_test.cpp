@@ -306,7 +306,7 @@ TEST_SUITE("bounds") {
           tally& t = tallies[static_cast<std::size_t>(w)];
           const std::string ns = "w" + std::to_string(w);
           for (long i = 0; !stop; ++i) {
-            client c({.request_timeout = 5s});
+            client c({.request_timeout = 5s, .reconnect_timeout = 0ms});
             try {
               c.connect(address);
             } catch (const error&) {
@@ -347,7 +347,7 @@ TEST_SUITE("bounds") {
         });
       threads.emplace_back([&] {  // a watcher of worker 0's counter, reconnecting as needed
         while (!stop) {
-          client c({.request_timeout = 5s});
+          client c({.request_timeout = 5s, .reconnect_timeout = 0ms});
           try {
             c.connect(address);
             auto watcher = state(c, "w0").when_change_raw({"n"}, {.timeout = 5s});
@@ -408,7 +408,7 @@ TEST_SUITE("bounds") {
       for (const auto& what : unexpected) FAIL_CHECK("a client thread caught: " << what);
 
       // Whatever failed, the server serves, and what it holds is whole.
-      client c({.request_timeout = 5s});
+      client c({.request_timeout = 5s, .reconnect_timeout = 0ms});
       c.connect(address);
       CHECK(c.ping() > 0);
       for (int w = 0; w < workers; ++w) {

@@ -195,7 +195,9 @@ TEST_SUITE("durability") {
       state(c, "other").set("x", 1);
     }
     CHECK(fs::exists(dir + "/snapshot"));
-    CHECK(fs::file_size(dir + "/log") < 2000);  // restarted at the last snapshot
+    // Restarted at the last snapshot: at most 10 records (about 2,100 bytes with the 9-byte client
+    // ids of a durable server), where all 38 would be about 8,000.
+    CHECK(fs::file_size(dir + "/log") < 3000);
     server_thread again(cfg);
     client c;
     c.connect(again.address());

@@ -355,9 +355,9 @@ TEST_SUITE("watch") {
     CHECK(woken == 1000);
   }
 
-  TEST_CASE("a watcher whose connection breaks fails instead of hanging") {
+  TEST_CASE("a watcher whose connection breaks fails instead of hanging (no reconnect)") {
     test::server_process own;
-    client c;
+    client c({.reconnect_timeout = 0ms});
     c.connect(own.ipc());
     state st(c, "x");
     auto w = st.when_change();

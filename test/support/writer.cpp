@@ -16,7 +16,9 @@
 // zproc_test_writer ADDRESS NAMESPACE COUNT --acked: sequential blocking writes of keys k1..kN,
 // printing "REVISION I" after each acknowledgement (flushed), until COUNT or an error.
 int acked_storm(const std::string& address, const std::string& ns, int count) {
-  zproc::client c({.request_timeout = std::chrono::seconds(5)});
+  // Ends at the first failure: the server killed mid-storm is not waited for.
+  zproc::client c({.request_timeout = std::chrono::seconds(5),
+                   .reconnect_timeout = std::chrono::milliseconds(0)});
   c.connect(address);
   zproc::state st(c, ns);
   for (int i = 1; i <= count; ++i) {
@@ -73,8 +75,44 @@ int contention(const std::string& address, const std::string& ns, int count,
   return 0;
 }
 
+// zproc_test_writer ADDRESS NAMESPACE COUNT --reconnect FILE: sequential blocking writes of
+// keys k1..kN (value i), paced (about 0.2 ms apart), through server restarts: a failed write is
+// recorded and the next one is tried. FILE gets "A I REVISION" per acknowledged write and
+// "F I ERROR" per failed one; stdout "P I" every 500 writes and "DONE ACKED FAILED" at the end.
+int reconnect_storm(const std::string& address, const std::string& ns, int count,
+                    const std::string& file) {
+  zproc::client c({.request_timeout = std::chrono::seconds(20)});
+  c.connect(address);
+  zproc::state st(c, ns);
+  std::FILE* out = std::fopen(file.c_str(), "w");
+  if (out == nullptr) return 3;
+  int acked = 0;
+  int failed = 0;
+  for (int i = 1; i <= count; ++i) {
+    try {
+      const std::uint64_t rev = st.set("k" + std::to_string(i), i);
+      std::fprintf(out, "A %d %llu\n", i, static_cast<unsigned long long>(rev));
+      ++acked;
+    } catch (const zproc::error& e) {
+      std::fprintf(out, "F %d %s\n", i, e.code().message().c_str());
+      ++failed;
+    }
+    if (i % 500 == 0) {
+      std::printf("P %d\n", i);
+      std::fflush(stdout);
+    }
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  std::fclose(out);
+  std::printf("DONE %d %d\n", acked, failed);
+  std::fflush(stdout);
+  return 0;
+}
+
 int main(int argc, char** argv) {
   if (argc < 4) return 2;
+  if (argc > 5 && std::string(argv[4]) == "--reconnect")
+    return reconnect_storm(argv[1], argv[2], std::stoi(argv[3]), argv[5]);
   if (argc > 4 && std::string(argv[4]) != "--acked")
     return contention(argv[1], argv[2], std::stoi(argv[3]), argv[4]);
   if (argc > 4 && std::string(argv[4]) == "--acked") return acked_storm(argv[1], argv[2], std::stoi(argv[3]));

@@ -143,6 +143,10 @@ TEST_SUITE("protocol") {
     CHECK(r->server_pid == 42);
     CHECK(r->client_id == 7);
     CHECK(r->max_frame_size == 99);
+    CHECK(r->server_id.empty());  // a server that names none
+    auto named = parse_hello_reply(make_hello_reply({42, 7, 99, "0123456789abcdef"}), ec, why);
+    REQUIRE(named.has_value());
+    CHECK(named->server_id == "0123456789abcdef");
 
     auto mismatch = make_error_reply(0, server_errc::version_mismatch, "old server");
     CHECK_FALSE(parse_hello_reply(mismatch, ec, why));

@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 namespace zproc {
 
@@ -28,11 +29,30 @@ struct client_options {
   /// Deadline of each blocking call; zero: none. Async operations have no implicit deadline:
   /// cancel them (e.g. with a timer and cancellation slot) instead.
   std::chrono::milliseconds request_timeout{30'000};
+
+  // Reconnecting (see "When the server restarts" in docs/guide.md).
+
+  /// More servers to fail over to, tried in turn after the address given to connect() (which
+  /// may itself be a comma-separated list, as in `ZPROC_ADDRESS=ipc:///a.sock,tcp://b:7000`).
+  std::vector<std::string> addresses;
+  /// How long a client that lost its server keeps trying to reconnect (to the same address,
+  /// then the next ones) before it gives up; meanwhile new requests wait, queued. After it gave
+  /// up, every pending and queued request fails with client_errc::connection_closed, as does
+  /// every later one. Zero: never reconnect (a lost connection is over).
+  std::chrono::milliseconds reconnect_timeout{30'000};
+  /// The pause before the second round of attempts over the addresses (the first round starts
+  /// at once); it doubles after each round, up to `reconnect_max_delay`.
+  std::chrono::milliseconds reconnect_initial_delay{50};
+  std::chrono::milliseconds reconnect_max_delay{2'000};
 };
 
 /// One connection to a server. Many requests may be in flight on it at once (pipelining):
-/// each carries an id and replies may come in any order. If the connection breaks, every
-/// pending request fails with client_errc::connection_closed; none waits forever.
+/// each carries an id and replies may come in any order. If the connection breaks, the client
+/// reconnects (client_options::reconnect_timeout): reads and watches waiting for their reply are
+/// sent again on the new connection, writes fail with client_errc::connection_lost once it is up
+/// (they may or may not have been applied), and requests made meanwhile wait. If it gives up (or reconnecting
+/// is disabled), every pending request fails with client_errc::connection_closed; none waits
+/// forever.
 ///
 /// Two modes:
 ///  - `client(ex)`: an Asio I/O object; all its I/O runs on (a strand of) `ex`. Use the
@@ -57,7 +77,9 @@ class client {
 
   executor_type get_executor() const noexcept;
 
-  /// Connects to `address` (ipc://... or tcp://...) and performs the handshake.
+  /// Connects to `address` (ipc://... or tcp://...) and performs the handshake. A
+  /// comma-separated list of addresses is tried in turn (the first that answers is used), and,
+  /// with client_options::addresses, is the list a lost connection fails over to.
   /// Completion: void(error_code). Errors: client_errc::bad_address, server_unreachable,
   /// version_mismatch, timeout, already_connected. Supports terminal cancellation.
   template <class CompletionToken = default_token>
@@ -85,8 +107,9 @@ class client {
   /// Closes the connection: pending requests fail with client_errc::connection_closed.
   void close();
 
-  /// After connect: the address connected to, the server's pid, and the id the server gave
-  /// this connection (what identifies its writes).
+  /// After connect: the address connected to now (after a failover: the new one), the server's
+  /// pid, and the id the server gave this connection (what identifies its writes); the last
+  /// two change when the client reconnects.
   std::string address() const;
   std::int64_t server_pid() const;
   std::uint64_t id() const;

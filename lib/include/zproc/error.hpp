@@ -23,7 +23,9 @@ enum class client_errc {
   version_mismatch,
   /// The operation needs a connected client; call connect() first.
   not_connected,
-  /// The connection broke (the server stopped or the network failed) before the reply came.
+  /// The connection broke (the server stopped or the network failed) before the reply came,
+  /// and it is over: the client was closed, reconnecting is disabled
+  /// (client_options::reconnect_timeout zero), or no server answered within that deadline.
   connection_closed,
   /// The server sent bytes that are not a valid zproc frame.
   protocol_error,
@@ -38,6 +40,11 @@ enum class client_errc {
   /// blocking call on a thread that runs the async client's executor (it would wait for a reply
   /// only that thread can read): co_await the async_ form, or call it from another thread.
   wrong_mode,
+  /// The connection to the server was lost while this request waited for its reply, and the
+  /// client has reconnected since: the request may or may not have been applied. Only writes
+  /// get it (reads are sent again); read the state to learn what happened. (If the client gives
+  /// up instead, the request fails with connection_closed.)
+  connection_lost,
 };
 
 /// Errors reported by the server; they travel over the wire as {category, code, message}.

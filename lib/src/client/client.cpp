@@ -183,6 +183,34 @@ client& client::operator=(client&&) noexcept = default;
 
 client::executor_type client::get_executor() const noexcept { return impl_->get_executor(); }
 
+namespace {
+
+/// `text`: one address or several separated by commas (as in ZPROC_ADDRESS=a,b). Empty on a bad
+/// one, with `ec` and `message` set.
+std::vector<address> parse_address_list(const std::string& text, error_code& ec,
+                                        std::string& message) {
+  std::vector<address> list;
+  std::size_t begin = 0;
+  for (;;) {
+    const std::size_t comma = text.find(',', begin);
+    const std::string item =
+        text.substr(begin, comma == std::string::npos ? std::string::npos : comma - begin);
+    if (!item.empty() || comma == std::string::npos) {
+      auto a = address::parse(item, ec);
+      if (!a) {
+        message = "not a zproc address: '" + item + "' (ipc:///path or tcp://host:port)";
+        return {};
+      }
+      list.push_back(std::move(*a));
+    }
+    if (comma == std::string::npos) break;
+    begin = comma + 1;
+  }
+  return list;
+}
+
+}  // namespace
+
 void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::string text,
                            boost::asio::any_completion_handler<void(error_code)> h,
                            detail::diagnostics_ptr diagnostics) {
@@ -200,18 +228,21 @@ void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::s
   auto work = asio::prefer(asio::get_associated_executor(h, c->get_executor()),
                            asio::execution::outstanding_work.tracked);
   error_code parse_ec;
-  auto a = address::parse(text, parse_ec);
-  if (!a) {
-    detail::set_message(diagnostics, "not a zproc address: '" + text + "' (ipc:///path or tcp://host:port)");
+  std::string parse_message;
+  auto list = parse_address_list(text, parse_ec, parse_message);
+  if (list.empty()) {
+    detail::set_message(diagnostics, std::move(parse_message));
+    if (auto slot = asio::get_associated_cancellation_slot(h); slot.is_connected()) slot.clear();
     asio::post(c->get_executor(), asio::append(std::move(h), parse_ec));
     return;
   }
-  asio::dispatch(c->get_executor(), [conn = c->conn(), ex = c->get_executor(), a = std::move(*a),
-                                     h = std::move(h), work = std::move(work),
+  asio::dispatch(c->get_executor(), [conn = c->conn(), ex = c->get_executor(),
+                                     list = std::move(list), h = std::move(h),
+                                     work = std::move(work),
                                      diagnostics = std::move(diagnostics)]() mutable {
     auto shared_h = std::make_shared<decltype(h)>(std::move(h));
-    conn->connect(std::move(a), [shared_h, ex, work, diagnostics](error_code ec,
-                                                                  std::string message) {
+    conn->connect(std::move(list), [shared_h, ex, work, diagnostics](error_code ec,
+                                                                     std::string message) {
       if (ec) detail::set_message(diagnostics, std::move(message));
       if (auto slot = asio::get_associated_cancellation_slot(*shared_h); slot.is_connected())
         slot.clear();
@@ -221,19 +252,24 @@ void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::s
 }
 
 void client::connect(const std::string& text) {
-  auto a = address::parse(text);
+  error_code parse_ec;
+  std::string parse_message;
+  auto list = parse_address_list(text, parse_ec, parse_message);
+  if (list.empty()) throw zproc::error(parse_ec, parse_message);
   auto result = std::make_shared<detail::blocking_result>();
   auto conn = impl_->conn();
+  const auto attempts = static_cast<int>(list.size());
   const bool in_time = impl_->run_blocking(
       *result,
-      [conn, a, result] {
-        conn->connect(a, [result](error_code ec, std::string message) {
+      [conn, list = std::move(list), result]() mutable {
+        conn->connect(std::move(list), [result](error_code ec, std::string message) {
           result->set(ec, {}, std::move(message));
         });
       },
-      // connect has its own deadline; this one only guards against an executor nobody runs
+      // connect has its own deadline (per address); this one only guards against an executor
+      // nobody runs
       impl_->options().connect_timeout.count() > 0
-          ? impl_->options().connect_timeout + std::chrono::seconds(1)
+          ? impl_->options().connect_timeout * attempts + std::chrono::seconds(1)
           : std::chrono::milliseconds(0),
       [conn] { conn->close(client_errc::timeout, "connect timed out"); });
   std::lock_guard lock(result->mutex);

@@ -26,19 +26,30 @@ using generic_protocol = asio::generic::stream_protocol;
 
 connection::connection(asio::any_io_executor ex, client_options options)
     : ex_(std::move(ex)),
-      options_(options),
+      options_(std::move(options)),
       socket_(ex_),
-      decoder_(options.max_frame_size) {}
+      decoder_(std::make_shared<protocol::frame_decoder>(options_.max_frame_size)),
+      policy_(reconnect_policy::config{options_.reconnect_initial_delay,
+                                       options_.reconnect_max_delay, options_.reconnect_timeout}),
+      backoff_timer_(ex_),
+      give_up_timer_(ex_) {}
 
-void connection::connect(address a, std::function<void(error_code, std::string)> done) {
-  if (state_ != state::idle) {
+void connection::set_remote(std::string text) {
+  std::lock_guard lock(remote_mutex_);
+  remote_ = std::move(text);
+}
+
+void connection::connect(std::vector<address> addresses,
+                         std::function<void(error_code, std::string)> done) {
+  if (state_ != state::idle || addresses.empty()) {
     auto ec = state_ == state::closed ? make_error_code(client_errc::connection_closed)
+              : state_ == state::idle ? make_error_code(client_errc::bad_address)
                                       : make_error_code(client_errc::already_connected);
     asio::post(ex_, [done = std::move(done), ec] { done(ec, {}); });
     return;
   }
   state_ = state::connecting;
-  remote_ = a.to_string();
+  set_remote(addresses.front().to_string());
   // `done` runs exactly once: from do_connect, or here if the coroutine throws.
   auto once = std::make_shared<std::function<void(error_code, std::string)>>(std::move(done));
   auto call_once = [once](error_code ec, std::string message) {
@@ -47,7 +58,7 @@ void connection::connect(address a, std::function<void(error_code, std::string)>
       f(ec, std::move(message));
     }
   };
-  asio::co_spawn(ex_, do_connect(std::move(a), call_once),
+  asio::co_spawn(ex_, do_connect(std::move(addresses), call_once),
                  [self = shared_from_this(), call_once](std::exception_ptr e) {
                    if (!e) return;
                    self->on_coroutine_end(e);
@@ -71,9 +82,54 @@ void connection::abort_connect() {
   if (state_ == state::connecting) close(asio::error::operation_aborted, "connect cancelled");
 }
 
-asio::awaitable<void> connection::do_connect(address a,
+asio::awaitable<void> connection::do_connect(std::vector<address> addresses,
                                              std::function<void(error_code, std::string)> done) {
   auto self = shared_from_this();
+  error_code ec;
+  std::string message;
+  for (std::size_t i = 0; i < addresses.size(); ++i) {
+    set_remote(addresses[i].to_string());
+    ec = co_await try_connect(addresses[i], state::connecting, message);
+    if (state_ != state::connecting) {  // close() or a cancel came first: report that
+      done(closed_reason_, closed_message_);
+      co_return;
+    }
+    if (ec) continue;
+    // The list a lost connection fails over to: these addresses, then the options' ones.
+    std::vector<std::string> texts;
+    for (const auto& a : addresses) texts.push_back(a.to_string());
+    parsed_ = addresses;
+    for (const auto& text : options_.addresses) {
+      error_code parse_ec;
+      if (auto a = address::parse(text, parse_ec)) {
+        texts.push_back(a->to_string());
+        parsed_.push_back(std::move(*a));
+      }
+    }
+    policy_.set_addresses(texts, i);
+    // set_addresses dropped duplicates: keep parsed_ in step with it.
+    std::vector<address> unique;
+    for (const auto& text : policy_.addresses())
+      for (const auto& a : parsed_)
+        if (a.to_string() == text) {
+          unique.push_back(a);
+          break;
+        }
+    parsed_ = std::move(unique);
+    on_connected();
+    done({}, {});
+    co_return;
+  }
+  close(ec, message);
+  done(ec, std::move(message));
+}
+
+asio::awaitable<error_code> connection::try_connect(address a, state expected,
+                                                    std::string& message) {
+  auto self = shared_from_this();
+  const std::string where = a.to_string();
+  decoder_ = std::make_shared<protocol::frame_decoder>(options_.max_frame_size);
+  auto decoder = decoder_;
   // One deadline for the socket connect and the hello: on expiry the socket closes, which
   // fails whatever step is in progress.
   auto expired = std::make_shared<bool>(false);
@@ -81,27 +137,24 @@ asio::awaitable<void> connection::do_connect(address a,
   // Zero: no deadline (the same rule as request_timeout).
   deadline.expires_after(options_.connect_timeout.count() > 0 ? options_.connect_timeout
                                                               : asio::steady_timer::duration::max());
-  deadline.async_wait([this, self, expired](error_code ec) {
-    if (ec || state_ != state::connecting) return;
+  deadline.async_wait([this, self, expired, expected](error_code ec) {
+    if (ec || state_ != expected) return;
     *expired = true;
     error_code ignored;
     socket_.close(ignored);
   });
   const bool& timed_out = *expired;
 
-  const auto fail = [&](error_code ec, std::string message) {
+  const auto fail = [&](error_code ec, std::string why) -> error_code {
     deadline.cancel();
-    if (state_ == state::closed && !timed_out) {
-      // close() or a cancel came first: report that.
-      done(closed_reason_, closed_message_);
-      return;
-    }
+    error_code ignored;
+    socket_.close(ignored);
     if (timed_out) {
       ec = client_errc::timeout;
-      message = "connecting to " + remote_ + " timed out";
+      why = "connecting to " + where + " timed out";
     }
-    close(ec, message);
-    done(ec, std::move(message));
+    message = std::move(why);
+    return ec;
   };
 
   error_code ec;
@@ -121,7 +174,7 @@ asio::awaitable<void> connection::do_connect(address a,
       for (const auto& entry : results) {
         error_code ignored;
         socket_.close(ignored);
-        if (timed_out) break;
+        if (timed_out || state_ != expected) break;
         generic_protocol::endpoint ep(entry.endpoint());
         socket_.open(ep.protocol(), ec);
         if (ec) continue;
@@ -132,10 +185,9 @@ asio::awaitable<void> connection::do_connect(address a,
       if (!ec) enable_keepalive(socket_.native_handle());
     }
   }
-  if (ec || state_ != state::connecting) {
-    fail(client_errc::server_unreachable, "cannot connect to " + remote_ + ": " + ec.message());
-    co_return;
-  }
+  if (ec || state_ != expected)
+    co_return fail(client_errc::server_unreachable,
+                   "cannot connect to " + where + ": " + ec.message());
 
   // Hello, and wait for the answer (the only frame the server sends before it).
   std::string hello;
@@ -144,46 +196,142 @@ asio::awaitable<void> connection::do_connect(address a,
       co_await asio::async_write(socket_, asio::buffer(hello), asio::as_tuple(asio::use_awaitable));
   std::optional<json> answer;
   while (!ec && !answer) {
-    auto space = decoder_.prepare();
+    auto space = decoder->prepare();
     std::size_t n = 0;
     std::tie(ec, n) = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
                                                        asio::as_tuple(asio::use_awaitable));
     if (ec) break;
-    decoder_.commit(n);
+    decoder->commit(n);
     std::string_view payload;
-    switch (decoder_.next(payload)) {
+    switch (decoder->next(payload)) {
       case protocol::frame_decoder::status::need_more: break;
       case protocol::frame_decoder::status::too_large: ec = client_errc::protocol_error; break;
       case protocol::frame_decoder::status::frame: answer = protocol::decode_payload(payload);
     }
   }
-  if (ec) {
-    fail(ec == client_errc::protocol_error ? ec : make_error_code(client_errc::server_unreachable),
-         "no zproc hello from " + remote_ + ": " + ec.message());
-    co_return;
-  }
+  if (ec)
+    co_return fail(
+        ec == client_errc::protocol_error ? ec : make_error_code(client_errc::server_unreachable),
+        "no zproc hello from " + where + ": " + ec.message());
   std::string why;
   auto reply = protocol::parse_hello_reply(*answer, ec, why);
-  if (!reply) {
-    fail(ec, why);
-    co_return;
-  }
-  if (state_ != state::connecting) {  // closed or cancelled while the hello was on its way
-    fail(closed_reason_, closed_message_);
-    co_return;
-  }
+  if (!reply) co_return fail(ec, why);
+  if (state_ != expected)  // closed or cancelled while the hello was on its way
+    co_return fail(client_errc::connection_closed, "closed while connecting");
   deadline.cancel();
   server_pid_ = reply->server_pid;
   client_id_ = reply->client_id;
   server_max_frame_ = reply->max_frame_size;
+  server_id_ = reply->server_id;
+  co_return error_code{};
+}
+
+void connection::on_connected() {
   state_ = state::connected;
-  asio::co_spawn(ex_, read_loop(),
+  ++connections_;
+  asio::co_spawn(ex_, read_loop(generation_),
                  [self = shared_from_this()](std::exception_ptr e) { self->on_coroutine_end(e); });
-  done({}, {});
+  // Requests the last connection left unanswered that may have been applied: they fail.
+  auto lost = pending_.take_if([](const std::unique_ptr<pending_op>& op) { return !op->wire; });
+  for (auto& op : lost)
+    op->complete(client_errc::connection_lost, {},
+                 "the connection to the server was lost (" + lost_reason_ +
+                     ") and the client reconnected; the request may or may not have been "
+                     "applied",
+                 true);
+  // What waited for this connection, in the order it was asked: idempotent requests that the
+  // last connection left unanswered, and requests made while reconnecting.
+  for (const std::uint64_t id : pending_.ids()) {
+    auto* op = pending_.find(id);
+    if (!op || !(*op)->wire) continue;
+    auto& p = **op;
+    if (!p.before_resend(*p.wire)) {
+      auto taken = pending_.take(id);
+      (*taken)->complete(client_errc::connection_lost, {},
+                         "the connection to the server was lost; the request was not sent again",
+                         true);
+      continue;
+    }
+    const std::size_t before = out_.size();
+    const std::size_t size = protocol::append_frame(out_, *p.wire);
+    if (size > server_max_frame_ || size > options_.max_frame_size) {
+      out_.resize(before);
+      auto taken = pending_.take(id);
+      (*taken)->complete(client_errc::frame_too_large, {},
+                         "the request has " + std::to_string(size) +
+                             " bytes, more than the maximum frame of " +
+                             std::to_string(std::min(server_max_frame_, options_.max_frame_size)),
+                         true);
+      continue;
+    }
+    if (!p.idempotent) p.wire.reset();  // sent: it is never sent twice
+  }
+  flush();
+}
+
+void connection::on_lost(const std::string& message) {
+  if (state_ != state::connected) return;
+  if (!policy_.enabled()) {
+    close(client_errc::connection_closed, message);
+    return;
+  }
+  state_ = state::reconnecting;
+  ++generation_;
+  writing_ = false;  // the write in flight (if any) ends with the old socket; its handler sees
+                     // the generation changed
+  out_.clear();      // requests not yet written are in pending_: idempotent ones are sent again
+  error_code ignored;
+  socket_.shutdown(socket_type::shutdown_both, ignored);
+  socket_.close(ignored);
+  last_error_ = message;
+  lost_reason_ = message;
+  // What the server may have applied (pending, without `wire`) is never sent twice: it fails
+  // with connection_lost once a new connection is up (on_connected), or with connection_closed
+  // if none comes (close()): the caller learns the outcome of the reconnect with it.
+  policy_.lost(reconnect_policy::clock::now());
+  give_up_timer_.expires_at(policy_.deadline());
+  give_up_timer_.async_wait([self = shared_from_this(), gen = generation_](error_code ec) {
+    if (ec || self->state_ != state::reconnecting || gen != self->generation_) return;
+    std::string tried;
+    for (const auto& a : self->policy_.addresses()) tried += (tried.empty() ? "" : ", ") + a;
+    self->close(client_errc::connection_closed,
+                "gave up reconnecting after " +
+                    std::to_string(self->options_.reconnect_timeout.count()) +
+                    " ms (client_options::reconnect_timeout): no zproc server answered at " +
+                    tried + " (last: " + self->last_error_ + ")");
+  });
+  asio::co_spawn(ex_, reconnect_loop(generation_),
+                 [self = shared_from_this()](std::exception_ptr e) { self->on_coroutine_end(e); });
+}
+
+asio::awaitable<void> connection::reconnect_loop(std::uint64_t generation) {
+  auto self = shared_from_this();
+  const auto current = [&] { return state_ == state::reconnecting && generation == generation_; };
+  while (current()) {
+    auto next = policy_.next(reconnect_policy::clock::now());
+    if (!next) co_return;  // none starts before the deadline: the give-up timer ends it
+    if (next->at > reconnect_policy::clock::now()) {
+      backoff_timer_.expires_at(next->at);
+      co_await backoff_timer_.async_wait(asio::as_tuple(asio::use_awaitable));
+      if (!current()) co_return;
+    }
+    const address& a = parsed_.at(next->index);
+    set_remote(a.to_string());
+    std::string message;
+    const error_code ec = co_await try_connect(a, state::reconnecting, message);
+    if (!current()) co_return;
+    if (!ec) {
+      policy_.connected(next->index);
+      give_up_timer_.cancel();
+      on_connected();
+      co_return;
+    }
+    last_error_ = message;
+  }
 }
 
 std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
-  if (state_ != state::connected) {
+  if (state_ != state::connected && state_ != state::reconnecting) {
     if (state_ == state::closed)
       op->complete(closed_reason_, {}, std::string(closed_message_), true);
     else
@@ -199,9 +347,26 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
                  true);
     return 0;
   }
+  if (policy_.enabled()) {
+    auto o = req.find(field::op);
+    op->idempotent = o != req.end() && o->is_string() && is_idempotent(o->get_ref<const std::string&>());
+  }
   auto token = op->token;
+  pending_op* const raw = op.get();
   const std::uint64_t id = pending_.add(std::move(op));
   req[field::id] = id;
+  if (token) {
+    token->id = id;
+    if (token->cancelled) {  // cancelled before it could be sent
+      if (auto taken = pending_.take(id))
+        (*taken)->complete(asio::error::operation_aborted, {}, "cancelled", true);
+      return 0;
+    }
+  }
+  if (state_ == state::reconnecting) {
+    raw->wire = std::move(req);  // sent once connected (on_connected)
+    return id;
+  }
   const std::size_t before = out_.size();
   const std::size_t size = protocol::append_frame(out_, req);
   if (size > server_max_frame_ || size > options_.max_frame_size) {
@@ -214,15 +379,7 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
                         true);
     return 0;
   }
-  if (token) {
-    token->id = id;
-    if (token->cancelled) {  // cancelled before it could be sent
-      out_.resize(before);
-      if (auto taken = pending_.take(id))
-        (*taken)->complete(asio::error::operation_aborted, {}, "cancelled", true);
-      return 0;
-    }
-  }
+  if (raw->idempotent) raw->wire = std::move(req);  // sent again if the connection breaks
   flush();
   return id;
 }
@@ -235,40 +392,45 @@ void connection::cancel(std::uint64_t id) {
 void connection::close(error_code reason, const std::string& message) {
   if (state_ == state::closed) return;
   state_ = state::closed;
+  ++generation_;
   closed_reason_ = reason;
   closed_message_ = message.empty() ? reason.message() : message;
   error_code ignored;
   socket_.shutdown(socket_type::shutdown_both, ignored);
   socket_.close(ignored);
+  backoff_timer_.cancel();
+  give_up_timer_.cancel();
   for (auto& op : pending_.take_all())
     op->complete(reason, {}, std::string(closed_message_), false);
 }
 
-asio::awaitable<void> connection::read_loop() {
+asio::awaitable<void> connection::read_loop(std::uint64_t generation) {
   auto self = shared_from_this();
-  while (state_ == state::connected) {
-    auto space = decoder_.prepare();
+  auto decoder = decoder_;  // this socket's; a reconnect makes a new one
+  const auto current = [&] { return state_ == state::connected && generation == generation_; };
+  while (current()) {
+    auto space = decoder->prepare();
     auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
                                                      asio::as_tuple(asio::use_awaitable));
+    if (!current()) co_return;
     if (ec) {
-      close(client_errc::connection_closed,
-            "the connection to " + remote_ + " closed: " + ec.message());
+      on_lost("the connection to " + remote() + " closed: " + ec.message());
       co_return;
     }
-    decoder_.commit(n);
+    decoder->commit(n);
     std::string_view payload;
     for (;;) {
-      const auto st = decoder_.next(payload);
+      const auto st = decoder->next(payload);
       if (st == protocol::frame_decoder::status::need_more) break;
       if (st == protocol::frame_decoder::status::too_large) {
         close(client_errc::frame_too_large,
-              "the server sent a frame of " + std::to_string(decoder_.announced_size()) +
+              "the server sent a frame of " + std::to_string(decoder->announced_size()) +
                   " bytes, more than this client's maximum of " +
-                  std::to_string(decoder_.max_frame_size()));
+                  std::to_string(decoder->max_frame_size()));
         co_return;
       }
       on_frame(payload);
-      if (state_ != state::connected) co_return;
+      if (!current()) co_return;
     }
   }
 }
@@ -307,15 +469,17 @@ void connection::on_frame(std::string_view payload) {
 void connection::flush() {
   if (writing_ || out_.empty() || state_ != state::connected) return;
   writing_ = true;
-  inflight_.swap(out_);
-  out_.clear();
-  asio::async_write(socket_, asio::buffer(inflight_),
-                    [self = shared_from_this()](error_code ec, std::size_t) {
+  // The buffer lives with the write: after a reconnect, out_ fills for the next socket while
+  // the old write may still be finishing.
+  auto inflight = std::make_shared<std::string>();
+  inflight->swap(out_);
+  asio::async_write(socket_, asio::buffer(*inflight),
+                    [self = shared_from_this(), inflight, gen = generation_](error_code ec,
+                                                                             std::size_t) {
+                      if (gen != self->generation_) return;  // an old socket's
                       self->writing_ = false;
-                      self->inflight_.clear();
                       if (ec) {
-                        self->close(client_errc::connection_closed,
-                                    "writing to " + self->remote_ + " failed: " + ec.message());
+                        self->on_lost("writing to " + self->remote() + " failed: " + ec.message());
                         return;
                       }
                       self->flush();
@@ -428,6 +592,11 @@ bool client_impl::run_blocking(blocking_result& result, const std::function<void
   bool in_time = true;
   if (own_ioc_) {
     std::lock_guard lock(blocking_mutex_);
+    // First what happened since the last call (one non-blocking epoll_wait): if the server went
+    // away meanwhile, the connection learns it now and the request waits for the reconnect,
+    // instead of going into a dead socket and failing with connection_lost.
+    if (own_ioc_->stopped()) own_ioc_->restart();
+    own_ioc_->poll();
     start();
     while (!result.is_done()) {
       if (own_ioc_->stopped()) own_ioc_->restart();

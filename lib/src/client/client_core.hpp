@@ -1,13 +1,15 @@
 // The client's I/O driver (connection) and the object that owns it (client_impl).
 //
-// connection: one socket, a reader coroutine that matches replies to pending requests by id
-// (protocol::request_table), and a double-buffered writer. All of its members run on one
-// executor (a strand, or the blocking client's private io_context).
+// connection: one socket at a time, a reader coroutine that matches replies to pending requests
+// by id (protocol::request_table), and a double-buffered writer. When the socket breaks it
+// reconnects, as reconnect_policy says (when, where, which requests are sent again). All of its
+// members run on one executor (a strand, or the blocking client's private io_context).
 //
 // client_impl: what zproc::client and zproc::state share. Owns the private io_context of a
 // blocking client and runs it on the calling thread inside blocking calls.
 #pragma once
 
+#include "client/reconnect_policy.hpp"
 #include "protocol/frame.hpp"
 #include "protocol/request_table.hpp"
 
@@ -19,6 +21,7 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
 #include <condition_variable>
@@ -29,6 +32,7 @@
 #include <optional>
 #include <unordered_map>
 #include <string>
+#include <vector>
 
 namespace zproc::detail {
 
@@ -45,8 +49,15 @@ class pending_op {
  public:
   virtual ~pending_op() = default;
   virtual void complete(error_code ec, json&& result, std::string&& message, bool must_post) = 0;
+  /// Called before the request is sent again on a new connection (a watch adjusts its request);
+  /// false: do not send it, it fails with connection_lost.
+  virtual bool before_resend(json& /*request*/) { return true; }
   /// Set if the caller can cancel the operation.
   std::shared_ptr<cancel_token> token;
+  /// The request (with its id), kept while it must be sent on a new connection: an idempotent
+  /// one until its reply comes, any other only until it is sent (queued while reconnecting).
+  std::optional<json> wire;
+  bool idempotent = false;
 };
 
 class connection : public std::enable_shared_from_this<connection> {
@@ -57,51 +68,84 @@ class connection : public std::enable_shared_from_this<connection> {
 
   // Everything below must be called on the connection's executor.
 
-  /// Connects and says hello; `done(ec, message)` runs on the executor.
-  void connect(address a, std::function<void(error_code, std::string)> done);
+  /// Connects to the first of `addresses` that answers and says hello; `done(ec, message)` runs
+  /// on the executor. The addresses (then client_options::addresses) are those a lost
+  /// connection fails over to.
+  void connect(std::vector<address> addresses, std::function<void(error_code, std::string)> done);
   /// Sends a request (adds the id) and registers `op`; returns the id (0 if it failed at once).
+  /// While reconnecting, the request waits and is sent once connected.
   std::uint64_t request(json req, std::unique_ptr<pending_op> op);
   /// Cancels a pending request: it completes with operation_aborted; a late reply is dropped.
   void cancel(std::uint64_t id);
   /// Stops a connect in progress: it completes with operation_aborted.
   void abort_connect();
-  /// Closes the socket and fails every pending request with `reason`.
+  /// Closes the socket and fails every pending request with `reason`; no reconnect.
   void close(error_code reason, const std::string& message = {});
 
   const boost::asio::any_io_executor& get_executor() const noexcept { return ex_; }
   bool is_connected() const noexcept { return state_ == state::connected; }
+  // These three may be read from any thread (they change when the client reconnects).
   std::int64_t server_pid() const noexcept { return server_pid_; }
   std::uint64_t client_id() const noexcept { return client_id_; }
-  const std::string& remote() const noexcept { return remote_; }
+  std::string remote() const {
+    std::lock_guard lock(remote_mutex_);
+    return remote_;
+  }
+  /// The server's identity (protocol::hello_reply::server_id; on the connection's executor):
+  /// the same after a restart with the same data directory, another for another server.
+  const std::string& server_id() const noexcept { return server_id_; }
+  /// Connections made since construction (1 after connect; +1 per reconnect).
+  std::uint64_t connections() const noexcept { return connections_; }
 
  private:
-  enum class state { idle, connecting, connected, closed };
+  enum class state { idle, connecting, connected, reconnecting, closed };
 
   /// Completion of a coroutine: an exception escaping it is a bug or a malformed peer message;
   /// it closes the connection so that nothing waits forever.
   void on_coroutine_end(std::exception_ptr e);
 
-  boost::asio::awaitable<void> do_connect(address a,
+  boost::asio::awaitable<void> do_connect(std::vector<address> addresses,
                                           std::function<void(error_code, std::string)> done);
-  boost::asio::awaitable<void> read_loop();
+  /// One attempt: socket connect and hello, under client_options::connect_timeout. On success
+  /// the socket is open and the server's hello read; on failure it is closed and `message` says
+  /// why. `expected`: the state the connection must stay in meanwhile.
+  boost::asio::awaitable<error_code> try_connect(address a, state expected, std::string& message);
+  /// The socket and hello are ready: reads, and sends what waited.
+  void on_connected();
+  /// The socket broke (read or write error): reconnect, or close if reconnecting is disabled.
+  void on_lost(const std::string& message);
+  boost::asio::awaitable<void> reconnect_loop(std::uint64_t generation);
+  boost::asio::awaitable<void> read_loop(std::uint64_t generation);
   void on_frame(std::string_view payload);
   void flush();
+  void set_remote(std::string text);
 
   boost::asio::any_io_executor ex_;
   client_options options_;
   socket_type socket_;
-  protocol::frame_decoder decoder_;
+  std::shared_ptr<protocol::frame_decoder> decoder_;  // a new one per socket
   protocol::request_table<std::unique_ptr<pending_op>> pending_;
   std::string out_;
-  std::string inflight_;
   bool writing_ = false;
   state state_ = state::idle;
   error_code closed_reason_;
   std::string closed_message_;
   std::size_t server_max_frame_ = protocol::default_max_frame_size;
-  std::int64_t server_pid_ = 0;
-  std::uint64_t client_id_ = 0;
+  std::atomic<std::int64_t> server_pid_{0};
+  std::atomic<std::uint64_t> client_id_{0};
+  std::atomic<std::uint64_t> connections_{0};
+  std::string server_id_;
+  mutable std::mutex remote_mutex_;
   std::string remote_;
+
+  // Reconnecting.
+  reconnect_policy policy_;
+  std::vector<address> parsed_;      // policy_.addresses(), parsed
+  std::uint64_t generation_ = 0;     // +1 per socket lost: stale handlers see it changed
+  std::string last_error_;           // of the last attempt
+  std::string lost_reason_;          // why the last connection was lost
+  boost::asio::steady_timer backoff_timer_;
+  boost::asio::steady_timer give_up_timer_;
 };
 
 /// Where a blocking call's operation leaves its outcome (shared: a timed-out caller may leave).

@@ -32,6 +32,10 @@ class watch_reply_op final : public pending_op {
       f_(ec, std::move(result), std::move(message));
     }
   }
+  bool before_resend(json& request) override {
+    auto core = core_.lock();
+    return core && core->before_resend(request);
+  }
 
  private:
   std::weak_ptr<watch_core> core_;
@@ -66,11 +70,33 @@ void watch_core::arm_here(std::function<void(error_code, std::string)> pinned) {
   send();
 }
 
+bool watch_core::fail_if_other_server() {
+  if (options_.live || !cursor_ || cursor_server_.empty()) return false;
+  const std::string& now = client_->conn()->server_id();
+  if (now.empty() || now == cursor_server_) return false;
+  failed_ = server_errc::compacted;
+  failed_message_ = "the watcher's cursor (revision " + std::to_string(*cursor_) +
+                    ") is of another server than the one at " + client_->conn()->remote() +
+                    " now (a failover, or a server restarted without its data): the updates "
+                    "after it are not there";
+  return true;
+}
+
 void watch_core::send() {
   if (inflight_id_ != 0 || closed_ || failed_ || finished()) return;
+  if (fail_if_other_server()) {
+    // Posted: send() may run inside next()'s initiation.
+    if (waiting_) finish_waiting(failed_, std::nullopt, failed_message_, true);
+    return;
+  }
   json req = spec_;
   req["max"] = batch;
-  if (cursor_) {
+  const bool reconnected = cursor_connection_ != client_->conn()->connections();
+  if (cursor_ && options_.live && reconnected) {
+    // The cursor is the last connection's: a live watcher goes on from the new server's
+    // current revision (with a fresh replica), as when its request is sent again.
+    if (snapshot_) req["base"] = true;
+  } else if (cursor_) {
     req["after"] = *cursor_;
   } else if (options_.start) {
     if (*options_.start == 0) {
@@ -89,6 +115,21 @@ void watch_core::send() {
   // request() may have failed at once (not connected): on_reply runs later with the error.
 }
 
+bool watch_core::before_resend(json& request) {
+  // Not sent: its reply (connection_lost) then finds the watcher failed already and keeps that.
+  if (fail_if_other_server()) return false;
+  if (options_.live) {
+    // A live watcher continues with the updates made after the reconnect: from the new server's
+    // current revision (which may be behind this cursor, after a failover), with a fresh replica.
+    request.erase("after");
+    request.erase("oldest");
+    if (snapshot_) request["base"] = true;
+  }
+  // Any other watcher resumes from its cursor: a restarted durable server has the history after
+  // it (else the reply is `compacted`); another server (fail_if_other_server) does not.
+  return true;
+}
+
 void watch_core::apply(const json& diff) {
   if (!have_replica_) return;
   if (auto x = diff.find("x"); x != diff.end())
@@ -101,8 +142,10 @@ void watch_core::on_reply(error_code ec, json&& result, std::string&& message) {
   inflight_id_ = 0;
   if (ec) {
     if (ec == asio::error::operation_aborted) return;
-    failed_ = ec;
-    failed_message_ = std::move(message);
+    if (!failed_) {
+      failed_ = ec;
+      failed_message_ = std::move(message);
+    }
     if (auto pinned = std::move(pinned_)) pinned(failed_, failed_message_);
     if (waiting_) finish_waiting(failed_, std::nullopt, failed_message_, false);
     return;
@@ -123,6 +166,8 @@ void watch_core::on_reply(error_code ec, json&& result, std::string&& message) {
     }
     if (auto tail = result.find("tail"); tail != result.end()) apply(*tail);
     cursor_ = result.at("cursor").get<std::uint64_t>();
+    cursor_connection_ = client_->conn()->connections();
+    cursor_server_ = client_->conn()->server_id();
     if (result.value("now", false) && snapshot_) {
       spec_.erase("now");  // only the first request asks for the current state
       if (!filter_ || filter_(replica_)) ready_.push_back({replica_, *cursor_, true});

@@ -50,6 +50,10 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
   /// The same, on the connection's executor.
   void close_here();
 
+  /// The pending watch request is sent again on a new connection (the old one broke): adjusts
+  /// it. On the connection's executor.
+  bool before_resend(json& request);
+
   const std::shared_ptr<client_impl>& client() const noexcept { return client_; }
   std::uint64_t revision() const noexcept { return revision_; }
   std::size_t returned() const noexcept { return returned_; }
@@ -74,6 +78,11 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
   std::function<bool(const json&)> filter_;
 
   std::optional<std::uint64_t> cursor_;  // empty until the server fixed the start
+  std::uint64_t cursor_connection_ = 0;  // connection::connections() when cursor_ was set
+  std::string cursor_server_;            // connection::server_id() when cursor_ was set
+  /// A watcher that must see every update, whose cursor is another server's (a failover, or a
+  /// server restarted without its data): fails it with `compacted`. True if it did.
+  bool fail_if_other_server();
   json replica_;                         // snapshot watchers: the namespace at cursor_
   bool have_replica_ = false;
   struct ready_item {

@@ -15,11 +15,13 @@ json make_hello(std::size_t max_frame_size) {
 }
 
 json make_hello_reply(const hello_reply& r) {
-  return json{{field::hello, magic},
-              {field::version, version},
-              {field::pid, r.server_pid},
-              {field::client_id, r.client_id},
-              {field::max_frame, r.max_frame_size}};
+  json reply{{field::hello, magic},
+             {field::version, version},
+             {field::pid, r.server_pid},
+             {field::client_id, r.client_id},
+             {field::max_frame, r.max_frame_size}};
+  if (!r.server_id.empty()) reply[field::server_id] = r.server_id;
+  return reply;
 }
 
 std::optional<std::size_t> check_hello(const json& msg, error_code& ec, std::string& why) {
@@ -79,6 +81,7 @@ std::optional<hello_reply> parse_hello_reply_unchecked(const json& msg, error_co
       r.server_pid = msg.value(field::pid, std::int64_t{0});
       r.client_id = msg.value(field::client_id, std::uint64_t{0});
       r.max_frame_size = msg.value(field::max_frame, std::size_t{default_max_frame_size});
+      r.server_id = msg.value(field::server_id, std::string());
       return r;
     }
   }

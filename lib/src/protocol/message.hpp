@@ -28,6 +28,7 @@ inline constexpr const char* version = "version";  // handshake: protocol versio
 inline constexpr const char* max_frame = "max_frame";
 inline constexpr const char* pid = "pid";
 inline constexpr const char* client_id = "client";
+inline constexpr const char* server_id = "sid";  // hello reply: which server (its data) this is
 inline constexpr const char* id = "i";        // request id; 0 = the connection itself
 inline constexpr const char* op = "o";        // operation name
 inline constexpr const char* ns = "n";        // namespace
@@ -63,6 +64,9 @@ struct hello_reply {
   std::int64_t server_pid = 0;
   std::uint64_t client_id = 0;
   std::size_t max_frame_size = 0;
+  /// Names the server and its data: the same across restarts with the same data directory,
+  /// new for each start of a server in memory. Empty from a server that sends none.
+  std::string server_id;
 };
 json make_hello_reply(const hello_reply& r);
 

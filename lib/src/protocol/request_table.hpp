@@ -2,6 +2,7 @@
 // the reply comes, in any order. A plain class, no I/O.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <unordered_map>
@@ -38,6 +39,36 @@ class request_table {
     for (auto& [id, p] : pending_) all.push_back(std::move(p));
     pending_.clear();
     return all;
+  }
+
+  /// The pending request with this id, or nullptr.
+  Pending* find(std::uint64_t id) {
+    auto it = pending_.find(id);
+    return it == pending_.end() ? nullptr : &it->second;
+  }
+
+  /// The ids of the pending requests, in the order they were added.
+  std::vector<std::uint64_t> ids() const {
+    std::vector<std::uint64_t> all;
+    all.reserve(pending_.size());
+    for (const auto& [id, p] : pending_) all.push_back(id);
+    std::sort(all.begin(), all.end());
+    return all;
+  }
+
+  /// Removes the requests for which `pred(p)` holds and returns them, in the order they were
+  /// added (when a connection breaks: those that cannot be sent again).
+  template <class Pred>
+  std::vector<Pending> take_if(Pred pred) {
+    std::vector<Pending> taken;
+    for (const std::uint64_t id : ids()) {
+      auto it = pending_.find(id);
+      if (pred(it->second)) {
+        taken.push_back(std::move(it->second));
+        pending_.erase(it);
+      }
+    }
+    return taken;
   }
 
   bool contains(std::uint64_t id) const { return pending_.count(id) != 0; }

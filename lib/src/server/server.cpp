@@ -19,6 +19,7 @@
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -29,6 +30,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <random>
 #include <thread>
 #include <unordered_map>
 
@@ -61,6 +63,46 @@ void clear_stale_socket(const address& a) {
   ::unlink(a.path.c_str());
 }
 
+
+/// 16 random hex digits: the identity of a server in memory (a new one at each start).
+std::string random_server_id() {
+  std::random_device rd;
+  const std::uint64_t v = (static_cast<std::uint64_t>(rd()) << 32) ^ rd() ^
+                          static_cast<std::uint64_t>(
+                              std::chrono::steady_clock::now().time_since_epoch().count());
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(v));
+  return text;
+}
+
+/// The identity of a data directory: DIR/server-id, written (fsynced) with `fresh` at the first
+/// start. A clients' watcher resumes its cursor only on a server with the same identity. If the
+/// file cannot be read it is written anew: watchers then start over, never resume wrongly.
+std::string durable_server_id(const std::string& dir, const std::string& fresh) {
+  const std::string path = dir + "/server-id";
+  if (std::FILE* f = std::fopen(path.c_str(), "r")) {
+    char text[64] = {};
+    const std::size_t n = std::fread(text, 1, sizeof text - 1, f);
+    std::fclose(f);
+    std::string id(text, n);
+    while (!id.empty() && (id.back() == '\n' || id.back() == ' ')) id.pop_back();
+    if (id.size() == 16 && id.find_first_not_of("0123456789abcdef") == std::string::npos) return id;
+  }
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  if (fd < 0) return fresh;  // not durable: this start's identity
+  const std::string line = fresh + "\n";
+  const bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) &&
+                  ::fsync(fd) == 0;
+  ::close(fd);
+  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) return fresh;
+  if (const int d = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); d >= 0) {
+    ::fsync(d);
+    ::close(d);
+  }
+  return fresh;
+}
+
 }  // namespace
 
 class server_impl : public std::enable_shared_from_this<server_impl> {
@@ -71,7 +113,19 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         lease_timer_(strand_),
         config_(std::move(config)),
         engine_(::getpid(), config_.history, config_.max_process_records,
-                config_.max_namespaces) {}
+                config_.max_namespaces) {
+    if (!config_.data_dir.empty()) {
+      // The history outlives the process, and its records carry client ids: a client id of a
+      // restarted server must not repeat one of before (a resumed watcher hides the writes of
+      // its own id). The start time in microseconds is past every id given before: a server
+      // gives fewer than one id per microsecond.
+      last_client_id_ = static_cast<std::uint64_t>(
+          std::chrono::duration_cast<std::chrono::microseconds>(
+              std::chrono::system_clock::now().time_since_epoch())
+              .count());
+    }
+    server_id_ = random_server_id();
+  }
 
   void start() {
     if (started_) throw zproc::error(make_error_code(std::errc::operation_in_progress),
@@ -81,6 +135,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
           std::make_unique<journal>(config_.data_dir, config_.fsync, config_.fsync_interval,
                                     config_.snapshot_every, config_.repair));
       recovered_ = true;
+      server_id_ = durable_server_id(config_.data_dir, server_id_);
       // A torn last write dropped, a repair: the operator hears of it (stderr, like the rest
       // of the library's reports).
       print_notes(report.notes);
@@ -250,7 +305,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     std::weak_ptr<server_impl> weak = weak_from_this();
     const std::uint64_t id = ++last_client_id_;
     session::environment env{
-        engine_, config_, ::getpid(),
+        engine_, config_, ::getpid(), server_id_,
         [weak, id](session*) {
           if (auto self = weak.lock()) self->sessions_.erase(id);
         },
@@ -296,6 +351,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   std::vector<std::string> unlink_on_stop_;
   std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions_;  // by client id
   std::uint64_t last_client_id_ = 0;
+  std::string server_id_;  // see protocol::hello_reply::server_id
 };
 
 }  // namespace server_detail

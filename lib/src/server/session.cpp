@@ -133,7 +133,8 @@ bool session::handle_frame(std::string_view payload) {
     greeted_ = true;
     hello_timer_.cancel();
     client_max_frame_ = *max_frame;
-    queue(protocol::make_hello_reply({env_.server_pid, ctx_.client_id, env_.config.max_frame_size}));
+    queue(protocol::make_hello_reply(
+        {env_.server_pid, ctx_.client_id, env_.config.max_frame_size, env_.server_id}));
     return true;
   }
 

@@ -26,6 +26,7 @@ class session : public std::enable_shared_from_this<session> {
     engine& logic;
     const server_config& config;
     std::int64_t server_pid;
+    std::string server_id;                   // the hello reply's "sid"
     std::function<void(session*)> on_close;  // runs once, on the server's strand
     /// Hands a reply to another client's session (a watcher this client's write woke).
     std::function<void(const delivery& d)> deliver;

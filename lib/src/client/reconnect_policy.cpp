@@ -1,0 +1,65 @@
+#include "client/reconnect_policy.hpp"
+
+#include <algorithm>
+#include <array>
+
+namespace zproc::detail {
+
+bool is_idempotent(std::string_view op) noexcept {
+  // Sorted: binary search. Keep in sync with the doc comment in the header and docs/guide.md.
+  static constexpr std::array<std::string_view, 14> ops = {
+      "at",   "contains", "copy",      "get",      "history", "items", "keys",
+      "ping", "proc_list", "read", "revision", "size",    "values", "watch"};
+  static_assert([] {
+    for (std::size_t i = 1; i < ops.size(); ++i)
+      if (!(ops[i - 1] < ops[i])) return false;
+    return true;
+  }());
+  return std::binary_search(ops.begin(), ops.end(), op);
+}
+
+void reconnect_policy::set_addresses(std::vector<std::string> addresses, std::size_t current) {
+  std::vector<std::string> unique;
+  std::string current_text = current < addresses.size() ? addresses[current] : std::string();
+  for (auto& a : addresses)
+    if (std::find(unique.begin(), unique.end(), a) == unique.end()) unique.push_back(std::move(a));
+  addresses_ = std::move(unique);
+  auto it = std::find(addresses_.begin(), addresses_.end(), current_text);
+  current_ = it == addresses_.end() ? 0 : static_cast<std::size_t>(it - addresses_.begin());
+  start_ = current_;
+  attempts_ = 0;
+}
+
+void reconnect_policy::lost(clock::time_point now) {
+  start_ = current_;
+  attempts_ = 0;
+  deadline_ = now + config_.give_up;
+}
+
+std::chrono::milliseconds reconnect_policy::pause_before_round(unsigned round) const noexcept {
+  if (round == 0) return std::chrono::milliseconds(0);
+  // At least 1 ms between rounds: a zero initial delay must not spin on refused connects.
+  auto pause = std::max(config_.initial_delay, std::chrono::milliseconds(1));
+  for (unsigned r = 1; r < round && pause < config_.max_delay; ++r) pause *= 2;
+  return std::max(std::min(pause, config_.max_delay), std::chrono::milliseconds(1));
+}
+
+std::optional<reconnect_policy::attempt> reconnect_policy::next(clock::time_point now) {
+  if (!enabled()) return std::nullopt;
+  const std::size_t n = addresses_.size();
+  const unsigned k = attempts_;
+  const auto round = static_cast<unsigned>(k / n);
+  const auto pause = k % n == 0 ? pause_before_round(round) : std::chrono::milliseconds(0);
+  const auto at = now + pause;
+  if (at >= deadline_) return std::nullopt;
+  ++attempts_;
+  return attempt{(start_ + k) % n, at};
+}
+
+void reconnect_policy::connected(std::size_t index) {
+  current_ = index < addresses_.size() ? index : 0;
+  start_ = current_;
+  attempts_ = 0;
+}
+
+}  // namespace zproc::detail
