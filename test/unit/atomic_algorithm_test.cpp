@@ -61,6 +61,34 @@ TEST_SUITE("client_algorithms") {
     CHECK(a.conflicts() == 1);
   }
 
+  TEST_CASE("atomic: a lock granted on a connection that was lost since is taken again") {
+    atomic_algorithm a("ns", 1, {"k"}, 0, false);  // lock at once
+    auto s = a.start();
+    CHECK(op_of(s) == "lock");
+    a.connection_is(1);
+    s = a.on_reply({}, 5000, {});
+    CHECK(op_of(s) == "read");
+    // The client reconnected: the read was sent again on connection 2; the server released
+    // the lock with connection 1, and another client took it.
+    a.connection_is(2);
+    s = a.on_reply({}, {{"data", {{"k", 1}}}, {"mods", {{"k", 3}}}}, {});
+    REQUIRE(s.what == kind::run_body);
+    s = a.on_body_done(s.payload);
+    CHECK(op_of(s) == "commit");
+    a.connection_is(2);
+    s = a.on_reply(make_error_code(server_errc::conflict), {}, "another client holds the lock");
+    CHECK(op_of(s) == "lock");  // not a read that would conflict again and again
+    a.connection_is(2);
+    s = a.on_reply({}, 5000, {});
+    CHECK(op_of(s) == "read");
+    a.connection_is(2);
+    s = a.on_reply({}, {{"data", {{"k", 2}}}, {"mods", {{"k", 4}}}}, {});
+    s = a.on_body_done(s.payload);
+    a.connection_is(2);
+    s = a.on_reply({}, 9, {});
+    CHECK(s.what == kind::done);
+  }
+
   TEST_CASE("atomic: a failure at every step after the lock gives it back, then fails") {
     enum class where { read, body_throws, body_not_object, commit };
     for (const auto w : {where::read, where::body_throws, where::body_not_object, where::commit}) {

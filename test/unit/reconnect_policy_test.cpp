@@ -101,4 +101,22 @@ TEST_SUITE("client_algorithms") {
     p.lost(t0);
     CHECK_FALSE(p.next(t0));
   }
+
+  TEST_CASE("reconnect: 'forever' (milliseconds::max()) neither overflows nor gives up") {
+    using ms = std::chrono::milliseconds;
+    reconnect_policy p({.initial_delay = 10ms, .max_delay = ms::max() / 2, .give_up = ms::max()});
+    p.set_addresses({"a"});
+    const auto now = std::chrono::steady_clock::now();
+    p.lost(now);
+    for (int i = 0; i < 30; ++i) {  // 10 ms doubling: about 62 days by then
+      auto a = p.next(now);
+      REQUIRE(a);
+      CHECK(a->at >= now);
+    }
+    reconnect_policy q({.initial_delay = 10ms, .max_delay = ms::max(), .give_up = 1h});
+    q.set_addresses({"a"});
+    q.lost(now);
+    for (int i = 0; i < 80; ++i)  // the doubling stops at the maximum, without overflowing
+      if (auto a = q.next(now)) CHECK(a->at >= now);
+  }
 }

@@ -401,6 +401,7 @@ class state {
           auto [ec, reply] = co_await detail::async_request<json>(
               self.impl_, std::move(s.payload),
               boost::asio::as_tuple(boost::asio::use_awaitable), failure);
+          algo.connection_is(detail::atomic_connection(self.impl_));
           s = algo.on_reply(ec, std::move(reply), failure->message());
           break;
         }

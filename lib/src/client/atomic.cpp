@@ -83,11 +83,17 @@ step atomic_algorithm::fail(error_code ec, std::string message) {
   return {step::kind::failed, nullptr, ec, std::move(message)};
 }
 
+void atomic_algorithm::connection_is(std::uint64_t number) noexcept {
+  connection_ = number;
+  if (locked_ && phase_ != phase::locking && number != lock_connection_) locked_ = false;
+}
+
 step atomic_algorithm::on_reply(error_code ec, json result, std::string message) {
   switch (phase_) {
     case phase::locking:
       if (ec) return fail(ec, std::move(message));
       locked_ = true;
+      lock_connection_ = connection_;
       needed_lock_ = true;
       return send(atomic_read_request(ns_, keys_), phase::reading);
     case phase::reading:
@@ -163,6 +169,7 @@ void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
           ec = e.code();
           message = e.diagnostics().empty() ? e.what() : e.diagnostics();
         }
+        algo.connection_is(atomic_connection(c));
         s = algo.on_reply(ec, std::move(result), std::move(message));
         break;
       }
@@ -180,6 +187,10 @@ void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
 
 bool atomic_lock_first(const std::shared_ptr<client_impl>& c, const std::string& ns) {
   return c->lock_first(ns);
+}
+
+std::uint64_t atomic_connection(const std::shared_ptr<client_impl>& c) noexcept {
+  return c->conn()->connections();
 }
 
 void atomic_done(const std::shared_ptr<client_impl>& c, const std::string& ns, bool needed_lock) {

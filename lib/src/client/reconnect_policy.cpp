@@ -33,14 +33,19 @@ void reconnect_policy::set_addresses(std::vector<std::string> addresses, std::si
 void reconnect_policy::lost(clock::time_point now) {
   start_ = current_;
   attempts_ = 0;
-  deadline_ = now + config_.give_up;
+  // "Forever" (milliseconds::max()) must not overflow the clock's time point.
+  deadline_ = config_.give_up >= std::chrono::duration_cast<std::chrono::milliseconds>(
+                                     clock::time_point::max() - now)
+                  ? clock::time_point::max()
+                  : now + config_.give_up;
 }
 
 std::chrono::milliseconds reconnect_policy::pause_before_round(unsigned round) const noexcept {
   if (round == 0) return std::chrono::milliseconds(0);
   // At least 1 ms between rounds: a zero initial delay must not spin on refused connects.
   auto pause = std::max(config_.initial_delay, std::chrono::milliseconds(1));
-  for (unsigned r = 1; r < round && pause < config_.max_delay; ++r) pause *= 2;
+  for (unsigned r = 1; r < round && pause < config_.max_delay; ++r)
+    pause = pause > config_.max_delay / 2 ? config_.max_delay : pause * 2;
   return std::max(std::min(pause, config_.max_delay), std::chrono::milliseconds(1));
 }
 
@@ -50,7 +55,9 @@ std::optional<reconnect_policy::attempt> reconnect_policy::next(clock::time_poin
   const unsigned k = attempts_;
   const auto round = static_cast<unsigned>(k / n);
   const auto pause = k % n == 0 ? pause_before_round(round) : std::chrono::milliseconds(0);
-  const auto at = now + pause;
+  const auto room =
+      std::chrono::duration_cast<std::chrono::milliseconds>(clock::time_point::max() - now);
+  const auto at = pause >= room ? clock::time_point::max() : now + pause;
   if (at >= deadline_) return std::nullopt;
   ++attempts_;
   return attempt{(start_ + k) % n, at};

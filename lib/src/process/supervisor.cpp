@@ -2,6 +2,8 @@
 
 #include "process/crash.hpp"
 
+#include "client/client_core.hpp"
+
 #include <zproc/client.hpp>
 #include <zproc/detail/request.hpp>
 #include <zproc/error.hpp>
@@ -282,7 +284,11 @@ struct supervisor::recorder {
     asio::steady_timer wake;
     std::deque<entry> queue;
     bool sending = false;  ///< a record is on its way to the server
-    std::map<const child*, std::uint64_t> ids;  ///< record ids of the processes still running
+    /// Record ids of the processes still running, with the number of the connection that got
+    /// them: after a reconnect the server may be another (a restart forgets process records,
+    /// a failover server never had them), where the same id names another process's record.
+    std::map<const child*, std::pair<std::uint64_t, std::uint64_t>> ids;
+    std::uint64_t connection() const { return conn.impl()->conn()->connections(); }
   };
   explicit recorder(asio::io_context& ctx) : io(ctx) {}
   asio::io_context& io;
@@ -322,7 +328,11 @@ struct supervisor::recorder {
         if (!e.start) {
           auto it = s->ids.find(e.c.get());
           if (it == s->ids.end()) continue;  // its start was refused
-          req["id"] = it->second;
+          if (it->second.second != s->connection()) {  // recorded on a connection since lost
+            s->ids.erase(it);
+            continue;
+          }
+          req["id"] = it->second.first;
         }
         s->sending = true;
         auto [ec, reply] = co_await detail::async_request<json>(
@@ -330,11 +340,13 @@ struct supervisor::recorder {
         s->sending = false;
         if (ec == client_errc::connection_closed || ec == client_errc::server_unreachable)
           throw zproc::error(ec);
-        if (ec) {
+        if (ec == client_errc::connection_lost) {
+          s->ids.erase(e.c.get());  // applied or not, on a server this sink no longer reaches
+        } else if (ec) {
           std::fprintf(stderr, "[zproc] the server refused a process record: %s\n",
                        ec.message().c_str());
         } else if (e.start) {
-          s->ids[e.c.get()] = reply.get<std::uint64_t>();
+          s->ids[e.c.get()] = {reply.get<std::uint64_t>(), s->connection()};
         } else if (e.fields_final) {
           s->ids.erase(e.c.get());
         }
