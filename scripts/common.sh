@@ -3,11 +3,6 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 export CCACHE_SLOPPINESS=pch_defines,time_macros,include_file_mtime,include_file_ctime
 export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/zproc-ccache}
-# Paths under the checkout hash as relative ones, and the build directory is not hashed: a fresh
-# clone elsewhere (CI) reuses what this checkout compiled (its objects' debug info then names
-# the directory that compiled them first; stack traces use file names relative to it).
-export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT}
-export CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-true}
 export CCACHE_MAXSIZE=${CCACHE_MAXSIZE:-5G}
 
 # build_tree DIR [cmake args...]: configure (once) and build with Ninja.
