@@ -96,6 +96,13 @@ const zproc::map_options within_a_minute = [] {
 
 }  // namespace
 
+/// Two workers; the swarm's async_ operations run on `io`.
+static zproc::swarm async_swarm(zproc::context& ctx, boost::asio::io_context& io) {
+  zproc::swarm_options so;
+  so.executor = io.get_executor();
+  return ctx.create_swarm(2, so);
+}
+
 TEST_SUITE("swarm") {
   TEST_CASE("map of 10,000 items returns every result in input order") {
     zproc::context ctx;
@@ -381,9 +388,7 @@ TEST_SUITE("swarm") {
   TEST_CASE("co_await a task and a map stream") {
     boost::asio::io_context io;
     zproc::context ctx;
-    zproc::swarm_options so;
-    so.executor = io.get_executor();
-    auto sw = ctx.create_swarm(2, so);
+    auto sw = async_swarm(ctx, io);
     auto t = sw.run(square, 12);
     std::vector<int> in(100);
     std::iota(in.begin(), in.end(), 0);
@@ -418,9 +423,7 @@ TEST_SUITE("swarm") {
   TEST_CASE("a task and a map stream: every completion token; the io_context waits for them") {
     boost::asio::io_context io;
     zproc::context ctx;
-    zproc::swarm_options so;
-    so.executor = io.get_executor();
-    auto sw = ctx.create_swarm(2, so);
+    auto sw = async_swarm(ctx, io);
     // Runs `io` until `done` (the swarm's connection keeps it busy anyway), 30 s at most.
     auto run_until = [&](const bool& done) {
       const auto until = std::chrono::steady_clock::now() + 30s;
