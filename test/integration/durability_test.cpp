@@ -386,6 +386,8 @@ TEST_SUITE("durability") {
     const auto at = record_offsets(log);
     log[at[150] + 20] = static_cast<char>(log[at[150] + 20] ^ 0xff);
     write_bytes(dir + "/log", log);
+    const std::string identity = read_bytes(dir + "/server-id");
+    REQUIRE(identity.size() == 17);
     {
       server_on_dir srv(dir, "--repair");
       INFO("it said: " << srv.joined());
@@ -403,8 +405,14 @@ TEST_SUITE("durability") {
       CHECK(st.copy() == keys_up_to(150));
       CHECK(st.set("after", true) == 151);
     }
+    // Revisions 150..300 now name other writes than before: a new identity, so that a watcher
+    // that saw them does not resume from its cursor as if nothing happened (it gets compacted).
+    const std::string renewed = read_bytes(dir + "/server-id");
+    CHECK(renewed.size() == 17);
+    CHECK(renewed != identity);
     // Repaired for good: a plain start finds everything, the write after the repair too.
     server_on_dir again(dir, "");
+    CHECK(read_bytes(dir + "/server-id") == renewed);
     CHECK(again.lines.empty());
     client c;
     c.connect(again.ipc);
@@ -443,9 +451,11 @@ TEST_SUITE("durability") {
     std::string bad = snap;
     bad[100] = static_cast<char>(bad[100] ^ 0x01);
     write_bytes(dir + "/snapshot", bad);
+    const std::string identity = read_bytes(dir + "/server-id");
     server_on_dir srv(dir, "--repair");
     INFO("it said: " << srv.joined());
     CHECK(contains(srv.joined(), "repaired"));
+    CHECK(read_bytes(dir + "/server-id") != identity);  // revisions from 1 again: another server
     const std::string aside = only_file_starting(dir, "snapshot.corrupt-");
     REQUIRE(!aside.empty());
     CHECK(read_bytes(aside) == bad);

@@ -42,8 +42,9 @@ TEST_SUITE("client_algorithms") {
       now = a->at + 1ms;  // the attempt fails 1 ms later
     }
     CHECK(pauses == std::vector<std::chrono::milliseconds>{0ms, 50ms, 100ms, 200ms, 300ms, 300ms});
-    // Success: the next loss starts over with an immediate attempt.
-    p.connected(0);
+    // Success (a reply came): the next loss starts over with an immediate attempt.
+    p.connected(0, now);
+    p.working();
     p.lost(now);
     auto a = p.next(now);
     REQUIRE(a);
@@ -69,10 +70,57 @@ TEST_SUITE("client_algorithms") {
     CHECK(order == std::vector<std::size_t>{1, 2, 0, 1, 2, 0, 1});
     CHECK(pauses == std::vector<std::chrono::milliseconds>{0ms, 0ms, 0ms, 100ms, 0ms, 0ms, 200ms});
     // Failed over to "a" (index 0): the next loss starts there.
-    p.connected(0);
+    p.connected(0, now);
     CHECK(p.current_address() == "a");
+    p.working();  // a reply came on it
     p.lost(now);
     CHECK(p.next(now)->index == 0);
+  }
+
+  TEST_CASE("reconnect: a server that accepts and hangs up does not reset the backoff or the deadline") {
+    reconnect_policy p({.initial_delay = 100ms, .max_delay = 400ms, .give_up = 2s});
+    p.set_addresses({"a"});
+    p.lost(t0);
+    auto now = t0;
+    std::vector<std::chrono::milliseconds> pauses;
+    for (;;) {
+      auto a = p.next(now);
+      if (!a) break;
+      pauses.push_back(std::chrono::duration_cast<std::chrono::milliseconds>(a->at - now));
+      now = a->at;
+      p.connected(a->index, now);  // the hello succeeds...
+      now += 5ms;
+      p.lost(now);                 // ...and the server hangs up before any reply
+      CHECK(p.deadline() == t0 + 2s);
+      REQUIRE(pauses.size() < 50);  // it ends: the deadline holds
+    }
+    CHECK(pauses == std::vector<std::chrono::milliseconds>{0ms, 100ms, 200ms, 400ms, 400ms,
+                                                           400ms, 400ms});
+  }
+
+  TEST_CASE("reconnect: a connection that got a reply, or lasted, starts a new round") {
+    reconnect_policy p({.initial_delay = 100ms, .max_delay = 400ms, .give_up = 2s,
+                        .stable_after = 1s});
+    p.set_addresses({"a"});
+    p.lost(t0);
+    p.next(t0);
+    p.next(t0);  // the second attempt, after a pause
+    p.connected(0, t0 + 100ms);
+    p.working();
+    p.lost(t0 + 200ms);
+    CHECK(p.deadline() == t0 + 200ms + 2s);
+    CHECK(p.next(t0 + 200ms)->at == t0 + 200ms);  // at once again
+    p.connected(0, t0 + 200ms);
+    p.lost(t0 + 1200ms);  // no reply, but it lasted stable_after
+    CHECK(p.deadline() == t0 + 1200ms + 2s);
+    CHECK(p.next(t0 + 1200ms)->at == t0 + 1200ms);
+  }
+
+  TEST_CASE("reconnect: a request lost soon after it was sent counts against max_sends") {
+    reconnect_policy p({.stable_after = 1s});
+    CHECK(p.settings().max_sends == 3);
+    CHECK(p.lost_soon_after(t0, t0 + 999ms));
+    CHECK_FALSE(p.lost_soon_after(t0, t0 + 1s));  // a long watch, lost an hour later: no
   }
 
   TEST_CASE("reconnect: nothing starts after the give-up deadline") {

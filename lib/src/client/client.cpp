@@ -58,6 +58,29 @@ class handler_op final : public pending_op {
   held_handler<T> h_;
 };
 
+/// A pending async operation that reports the connection its reply came on
+/// (start_connection_request).
+class connection_op final : public pending_op {
+ public:
+  connection_op(basic_held_handler<error_code, json, std::uint64_t>::handler_type h,
+                const asio::any_io_executor& conn_ex, diagnostics_ptr diagnostics,
+                const connection& conn)
+      : h_(std::move(h), conn_ex, std::move(diagnostics)), conn_(conn) {}
+
+  asio::cancellation_slot slot() const { return h_.slot(); }
+
+  void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
+    // A reply completes the op in on_frame, while its connection is the current one.
+    const std::uint64_t on = conn_.connections();
+    if (ec) h_.set_message(std::move(message));
+    h_.complete(must_post, ec, std::move(result), on);
+  }
+
+ private:
+  basic_held_handler<error_code, json, std::uint64_t> h_;
+  const connection& conn_;  // owns this op
+};
+
 /// A pending blocking operation: hands its outcome to the waiting thread.
 class blocking_op final : public pending_op {
  public:
@@ -121,6 +144,21 @@ void start_request(const std::shared_ptr<client_impl>& c, json request, handler<
   auto op = std::make_unique<handler_op<T>>(std::move(h), c->get_executor(),
                                             std::move(diagnostics));
   op->token = install_cancellation(op->slot(), c);
+  asio::dispatch(c->get_executor(), [conn = c->conn(), request = std::move(request),
+                                     op = std::move(op)]() mutable {
+    conn->request(std::move(request), std::move(op));
+  });
+}
+
+void start_connection_request(
+    const std::shared_ptr<client_impl>& c, std::uint64_t only_on, json request,
+    asio::any_completion_handler<void(error_code, json, std::uint64_t)> h,
+    diagnostics_ptr diagnostics) {
+  if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
+  auto op = std::make_unique<connection_op>(std::move(h), c->get_executor(),
+                                            std::move(diagnostics), *c->conn());
+  op->token = install_cancellation(op->slot(), c);
+  op->only_on = only_on;
   asio::dispatch(c->get_executor(), [conn = c->conn(), request = std::move(request),
                                      op = std::move(op)]() mutable {
     conn->request(std::move(request), std::move(op));

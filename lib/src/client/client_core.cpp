@@ -39,6 +39,14 @@ void connection::set_remote(std::string text) {
   remote_ = std::move(text);
 }
 
+std::string connection::failover_list() const {
+  std::lock_guard lock(remote_mutex_);
+  std::string list = remote_;
+  for (const auto& a : failover_)
+    if (a != remote_) list += "," + a;
+  return list;
+}
+
 void connection::connect(std::vector<address> addresses,
                          std::function<void(error_code, std::string)> done) {
   if (state_ != state::idle || addresses.empty()) {
@@ -116,6 +124,10 @@ asio::awaitable<void> connection::do_connect(std::vector<address> addresses,
           break;
         }
     parsed_ = std::move(unique);
+    {
+      std::lock_guard lock(remote_mutex_);
+      failover_ = policy_.addresses();
+    }
     on_connected();
     done({}, {});
     co_return;
@@ -133,13 +145,18 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
   // One deadline for the socket connect and the hello: on expiry the socket closes, which
   // fails whatever step is in progress.
   auto expired = std::make_shared<bool>(false);
+  // The name lookup (TCP) is part of the attempt: the deadline cancels it too.
+  auto resolver = std::make_shared<asio::ip::tcp::resolver>(ex_);
   asio::steady_timer deadline(ex_);
   // Zero: no deadline (the same rule as request_timeout).
   deadline.expires_after(options_.connect_timeout.count() > 0 ? options_.connect_timeout
                                                               : asio::steady_timer::duration::max());
-  deadline.async_wait([this, self, expired, expected](error_code ec) {
-    if (ec || state_ != expected) return;
+  const std::uint64_t attempt = ++attempt_;
+  deadline.async_wait([this, self, expired, expected, resolver, attempt](error_code ec) {
+    // A late expiry (queued as the attempt ended) must not close the next attempt's socket.
+    if (ec || state_ != expected || attempt != attempt_) return;
     *expired = true;
+    resolver->cancel();
     error_code ignored;
     socket_.close(ignored);
   });
@@ -147,6 +164,7 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
 
   const auto fail = [&](error_code ec, std::string why) -> error_code {
     deadline.cancel();
+    ++attempt_;
     error_code ignored;
     socket_.close(ignored);
     if (timed_out) {
@@ -165,9 +183,8 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
           generic_protocol::endpoint(asio::local::stream_protocol::endpoint(a.path)),
           asio::as_tuple(asio::use_awaitable));
   } else {
-    asio::ip::tcp::resolver resolver(ex_);
-    auto [rec, results] = co_await resolver.async_resolve(a.host, std::to_string(a.port),
-                                                          asio::as_tuple(asio::use_awaitable));
+    auto [rec, results] = co_await resolver->async_resolve(a.host, std::to_string(a.port),
+                                                           asio::as_tuple(asio::use_awaitable));
     ec = rec;
     if (!ec) {
       ec = asio::error::host_not_found;
@@ -219,6 +236,7 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
   if (state_ != expected)  // closed or cancelled while the hello was on its way
     co_return fail(client_errc::connection_closed, "closed while connecting");
   deadline.cancel();
+  ++attempt_;  // over: the deadline's handler, if already queued, does nothing
   server_pid_ = reply->server_pid;
   client_id_ = reply->client_id;
   server_max_frame_ = reply->max_frame_size;
@@ -228,6 +246,7 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
 
 void connection::on_connected() {
   state_ = state::connected;
+  working_ = false;
   ++connections_;
   asio::co_spawn(ex_, read_loop(generation_),
                  [self = shared_from_this()](std::exception_ptr e) { self->on_coroutine_end(e); });
@@ -245,6 +264,16 @@ void connection::on_connected() {
     auto* op = pending_.find(id);
     if (!op || !(*op)->wire) continue;
     auto& p = **op;
+    if (p.quick_losses >= policy_.settings().max_sends) {
+      auto taken = pending_.take(id);
+      (*taken)->complete(client_errc::connection_lost, {},
+                         "the connection to the server was lost " +
+                             std::to_string(p.quick_losses) +
+                             " times soon after this request was sent (last: " + lost_reason_ +
+                             "); it was not sent again (does it make the server fail?)",
+                         true);
+      continue;
+    }
     if (!p.before_resend(*p.wire)) {
       auto taken = pending_.take(id);
       (*taken)->complete(client_errc::connection_lost, {},
@@ -264,6 +293,7 @@ void connection::on_connected() {
                          true);
       continue;
     }
+    p.sent_at = reconnect_policy::clock::now();
     if (!p.idempotent) p.wire.reset();  // sent: it is never sent twice
   }
   flush();
@@ -285,10 +315,21 @@ void connection::on_lost(const std::string& message) {
   socket_.close(ignored);
   last_error_ = message;
   lost_reason_ = message;
+  const auto now = reconnect_policy::clock::now();
+  for (const std::uint64_t id : pending_.ids())  // what may be sent again: was it lost soon?
+    if (auto* op = pending_.find(id); op && (*op)->wire && policy_.lost_soon_after((*op)->sent_at, now))
+      ++(*op)->quick_losses;
   // What the server may have applied (pending, without `wire`) is never sent twice: it fails
   // with connection_lost once a new connection is up (on_connected), or with connection_closed
   // if none comes (close()): the caller learns the outcome of the reconnect with it.
-  policy_.lost(reconnect_policy::clock::now());
+  policy_.lost(now);
+  // Requests bound to this connection cannot go on any other: they fail now, not once a new
+  // connection is up (the caller may be what would bring the server back).
+  for (auto& op : pending_.take_if([](const std::unique_ptr<pending_op>& op) { return op->only_on != 0; }))
+    op->complete(client_errc::connection_lost, {},
+                 "the connection to the server was lost (" + message +
+                     "); the request may or may not have been applied",
+                 true);
   give_up_timer_.expires_at(policy_.deadline());
   give_up_timer_.async_wait([self = shared_from_this(), gen = generation_](error_code ec) {
     if (ec || self->state_ != state::reconnecting || gen != self->generation_) return;
@@ -321,7 +362,7 @@ asio::awaitable<void> connection::reconnect_loop(std::uint64_t generation) {
     const error_code ec = co_await try_connect(a, state::reconnecting, message);
     if (!current()) co_return;
     if (!ec) {
-      policy_.connected(next->index);
+      policy_.connected(next->index, reconnect_policy::clock::now());
       give_up_timer_.cancel();
       on_connected();
       co_return;
@@ -336,6 +377,13 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
       op->complete(closed_reason_, {}, std::string(closed_message_), true);
     else
       op->complete(client_errc::not_connected, {}, "not connected: call connect() first", true);
+    return 0;
+  }
+  if (op->only_on != 0 && (state_ != state::connected || connections_ != op->only_on)) {
+    op->complete(client_errc::connection_lost, {},
+                 "the request belongs to a connection to the server since lost (it names what "
+                 "the server gave on that connection): not sent",
+                 true);
     return 0;
   }
   if (protocol::deeper_than(req, protocol::max_request_depth)) {
@@ -379,7 +427,10 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
                         true);
     return 0;
   }
-  if (raw->idempotent) raw->wire = std::move(req);  // sent again if the connection breaks
+  if (raw->idempotent) {
+    raw->sent_at = reconnect_policy::clock::now();
+    raw->wire = std::move(req);  // sent again if the connection breaks
+  }
   flush();
   return id;
 }
@@ -452,6 +503,10 @@ void connection::on_frame(std::string_view payload) {
     if (err_it != msg.end()) ec = protocol::decode_error(*err_it, message);
     close(ec, message);
     return;
+  }
+  if (!working_) {  // the first reply on this socket: the connection works
+    working_ = true;
+    policy_.working();
   }
   auto op = pending_.take(id);
   if (!op) return;  // cancelled: its late reply is dropped

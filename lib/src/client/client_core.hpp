@@ -16,6 +16,7 @@
 #include <zproc/address.hpp>
 #include <zproc/client.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/cancellation_signal.hpp>
@@ -58,6 +59,13 @@ class pending_op {
   /// one until its reply comes, any other only until it is sent (queued while reconnecting).
   std::optional<json> wire;
   bool idempotent = false;
+  /// When it was last written to a socket, and how many connections were lost soon after
+  /// (reconnect_policy::config::max_sends bounds how often it is sent).
+  reconnect_policy::clock::time_point sent_at{};
+  unsigned quick_losses = 0;
+  /// Non-zero: the request means something only on the connection of this number (it names
+  /// what the server gave on it): on any other it fails with connection_lost, unsent.
+  std::uint64_t only_on = 0;
 };
 
 class connection : public std::enable_shared_from_this<connection> {
@@ -91,6 +99,9 @@ class connection : public std::enable_shared_from_this<connection> {
     std::lock_guard lock(remote_mutex_);
     return remote_;
   }
+  /// What another connection of this client should connect to: the address connected to, then
+  /// the others it fails over to, comma-separated (client::connect() takes such a list).
+  std::string failover_list() const;
   /// The server's identity (protocol::hello_reply::server_id; on the connection's executor):
   /// the same after a restart with the same data directory, another for another server.
   const std::string& server_id() const noexcept { return server_id_; }
@@ -137,11 +148,14 @@ class connection : public std::enable_shared_from_this<connection> {
   std::string server_id_;
   mutable std::mutex remote_mutex_;
   std::string remote_;
+  std::vector<std::string> failover_;  // policy_.addresses(), readable from any thread
 
   // Reconnecting.
   reconnect_policy policy_;
   std::vector<address> parsed_;      // policy_.addresses(), parsed
   std::uint64_t generation_ = 0;     // +1 per socket lost: stale handlers see it changed
+  std::uint64_t attempt_ = 0;        // +1 per connect attempt: a stale deadline sees it changed
+  bool working_ = false;             // a reply came on this socket (reconnect_policy::working)
   std::string last_error_;           // of the last attempt
   std::string lost_reason_;          // why the last connection was lost
   boost::asio::steady_timer backoff_timer_;
@@ -223,6 +237,27 @@ class client_impl {
   std::mutex contention_mutex_;
   std::unordered_map<std::string, unsigned> lock_first_;  // namespace -> calls left
 };
+
+/// A request whose meaning depends on the connection it goes on (an id the server gave on it):
+/// sent only on connection number `only_on` (client::connections(); 0: whichever is up), and
+/// failing with connection_lost, unsent, on any other. Completes with the reply's result and
+/// the number of the connection the reply came on. Async mode only. Defined in client.cpp.
+void start_connection_request(
+    const std::shared_ptr<client_impl>& c, std::uint64_t only_on, json request,
+    boost::asio::any_completion_handler<void(error_code, json, std::uint64_t)> h,
+    diagnostics_ptr diagnostics);
+
+/// start_connection_request() for any completion token. (A function of its own: GCC 12
+/// destroys a lambda with captures made inside a co_await expression twice.)
+template <class CompletionToken>
+auto async_connection_request(const std::shared_ptr<client_impl>& c, std::uint64_t only_on,
+                              json request, diagnostics_ptr diagnostics, CompletionToken&& token) {
+  return detail::initiate<void(error_code, json, std::uint64_t)>(
+      [only_on, diagnostics](auto h, const std::shared_ptr<client_impl>& impl, json r) {
+        start_connection_request(impl, only_on, std::move(r), std::move(h), diagnostics);
+      },
+      token, c, std::move(request));
+}
 
 /// Connects the cancellation slot of an async operation (if it has one) to the returned token:
 /// a cancel then stops the request the token names (cancel_token::id), or the next one sent

@@ -31,6 +31,12 @@ void reconnect_policy::set_addresses(std::vector<std::string> addresses, std::si
 }
 
 void reconnect_policy::lost(clock::time_point now) {
+  if (in_round_ && now - connected_at_ < config_.stable_after) {
+    // The connection made in this round never worked: the round goes on where it was (the
+    // next address after it, the backoff as it had grown, the same deadline).
+    return;
+  }
+  in_round_ = true;
   start_ = current_;
   attempts_ = 0;
   // "Forever" (milliseconds::max()) must not overflow the clock's time point.
@@ -63,10 +69,10 @@ std::optional<reconnect_policy::attempt> reconnect_policy::next(clock::time_poin
   return attempt{(start_ + k) % n, at};
 }
 
-void reconnect_policy::connected(std::size_t index) {
+void reconnect_policy::connected(std::size_t index, clock::time_point now) {
   current_ = index < addresses_.size() ? index : 0;
-  start_ = current_;
-  attempts_ = 0;
+  connected_at_ = now;
+  // attempts_ stays: if this connection does not work, the backoff goes on from there.
 }
 
 }  // namespace zproc::detail

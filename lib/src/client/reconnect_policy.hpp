@@ -31,6 +31,14 @@ class reconnect_policy {
     std::chrono::milliseconds initial_delay{50};
     std::chrono::milliseconds max_delay{2'000};
     std::chrono::milliseconds give_up{30'000};  ///< zero: never reconnect
+    /// A new connection counts as working once a reply came on it, or once it lasted this long.
+    /// One lost before that (a server that accepts and hangs up, or dies at once) does not
+    /// start a new round: the backoff goes on growing and the give-up deadline stays.
+    std::chrono::milliseconds stable_after{1'000};
+    /// How many connections a request that may be sent again (is_idempotent) may see lost soon
+    /// (within stable_after) after it was sent before it fails with connection_lost instead:
+    /// a request that kills the server is not sent to each of its restarts for ever.
+    unsigned max_sends = 3;
   };
   struct attempt {
     std::size_t index;        ///< into addresses()
@@ -51,15 +59,24 @@ class reconnect_policy {
   std::size_t current() const noexcept { return current_; }
   const std::string& current_address() const { return addresses_.at(current_); }
 
-  /// The connection to current_address() broke at `now`: a new round of attempts begins.
+  /// The connection to current_address() broke at `now`: a new round of attempts begins,
+  /// unless the connection never worked (see config::stable_after): then the round it ended
+  /// goes on (same deadline, the backoff where it was).
   void lost(clock::time_point now);
   /// The give-up deadline of the current round (set by lost()).
   clock::time_point deadline() const noexcept { return deadline_; }
   /// The next attempt, the previous one (if any) having failed at `now`; nullopt when none
   /// would start before the deadline (the caller then waits for it and gives up).
   std::optional<attempt> next(clock::time_point now);
-  /// The attempt at `index` succeeded: it is the current address from now on.
-  void connected(std::size_t index);
+  /// The attempt at `index` succeeded at `now`: it is the current address from now on.
+  void connected(std::size_t index, clock::time_point now = {});
+  /// A reply came on the current connection: it works (the next loss starts a new round).
+  void working() noexcept { in_round_ = false; }
+  /// Whether a request sent at `sent` on a connection lost at `now` was lost "soon" after it
+  /// was sent (counts against config::max_sends).
+  bool lost_soon_after(clock::time_point sent, clock::time_point now) const noexcept {
+    return now - sent < config_.stable_after;
+  }
   /// Attempts made since the last lost().
   unsigned attempts() const noexcept { return attempts_; }
 
@@ -73,6 +90,8 @@ class reconnect_policy {
   std::size_t start_ = 0;     // where this round began
   unsigned attempts_ = 0;
   clock::time_point deadline_{};
+  bool in_round_ = false;           // lost, and no connection has worked since
+  clock::time_point connected_at_{};
 };
 
 }  // namespace zproc::detail

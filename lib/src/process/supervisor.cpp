@@ -288,7 +288,6 @@ struct supervisor::recorder {
     /// them: after a reconnect the server may be another (a restart forgets process records,
     /// a failover server never had them), where the same id names another process's record.
     std::map<const child*, std::pair<std::uint64_t, std::uint64_t>> ids;
-    std::uint64_t connection() const { return conn.impl()->conn()->connections(); }
   };
   explicit recorder(asio::io_context& ctx) : io(ctx) {}
   asio::io_context& io;
@@ -325,18 +324,19 @@ struct supervisor::recorder {
         json req = json::object();
         req["o"] = e.start ? "proc_start" : "proc_update";
         req["record"] = std::move(e.fields);
+        // An update goes only on the connection whose server gave the record's id: on any
+        // other (a restarted or failover server) the id may name another process's record.
+        std::uint64_t only_on = 0;
         if (!e.start) {
           auto it = s->ids.find(e.c.get());
           if (it == s->ids.end()) continue;  // its start was refused
-          if (it->second.second != s->connection()) {  // recorded on a connection since lost
-            s->ids.erase(it);
-            continue;
-          }
           req["id"] = it->second.first;
+          only_on = it->second.second;
         }
         s->sending = true;
-        auto [ec, reply] = co_await detail::async_request<json>(
-            s->conn.impl(), std::move(req), asio::as_tuple(asio::use_awaitable));
+        auto why = std::make_shared<zproc::diagnostics>();
+        auto [ec, reply, on] = co_await detail::async_connection_request(
+            s->conn.impl(), only_on, std::move(req), why, asio::as_tuple(asio::use_awaitable));
         s->sending = false;
         if (ec == client_errc::connection_closed || ec == client_errc::server_unreachable)
           throw zproc::error(ec);
@@ -344,9 +344,9 @@ struct supervisor::recorder {
           s->ids.erase(e.c.get());  // applied or not, on a server this sink no longer reaches
         } else if (ec) {
           std::fprintf(stderr, "[zproc] the server refused a process record: %s\n",
-                       ec.message().c_str());
+                       why->message().empty() ? ec.message().c_str() : why->message().c_str());
         } else if (e.start) {
-          s->ids[e.c.get()] = {reply.get<std::uint64_t>(), s->connection()};
+          s->ids[e.c.get()] = {reply.get<std::uint64_t>(), on};  // the connection it came on
         } else if (e.fields_final) {
           s->ids.erase(e.c.get());
         }

@@ -626,6 +626,7 @@ void journal::load_snapshot(store& s, recovery_report& report) {
       log_note += " and the " + name + " to " + log_aside;
     }
     fsync_dir(dir_);
+    report.repaired = true;
     report.notes.push_back("repaired: " + what + "; moved the snapshot to " + snap_aside +
                            log_note + "; starting empty, revisions from 1");
     return;
@@ -737,6 +738,7 @@ void journal::replay_log(store& s, recovery_report& report, const std::string& n
   fsync_dir(dir_);
   if (::ftruncate(fd, static_cast<off_t>(pos)) != 0) fail("truncate " + path);
   if (::fsync(fd) != 0) fail("fsync " + path);
+  report.repaired = true;
   report.notes.push_back("repaired: " + what + "; kept the first " + std::to_string(pos) +
                          " bytes, moved the other " + rest + " to " + aside +
                          "; writes continue from the last good revision + 1");

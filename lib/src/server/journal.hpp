@@ -60,6 +60,9 @@ struct recovery_report {
   /// What recovery did that an operator should hear of (a torn tail dropped, a repair), one
   /// line each; the server prints them to stderr.
   std::vector<std::string> notes;
+  /// A repair dropped records or a snapshot: the state served from now on is not the one served
+  /// before (revisions that clients saw are gone, and the next writes reuse their numbers).
+  bool repaired = false;
 };
 
 class journal {

@@ -78,9 +78,11 @@ std::string random_server_id() {
 /// The identity of a data directory: DIR/server-id, written (fsynced) with `fresh` at the first
 /// start. A clients' watcher resumes its cursor only on a server with the same identity. If the
 /// file cannot be read it is written anew: watchers then start over, never resume wrongly.
-std::string durable_server_id(const std::string& dir, const std::string& fresh) {
+/// `renew`: the data is not what was served before (a repair dropped part of it): a new
+/// identity, so that no watcher resumes a cursor whose revisions now name other writes.
+std::string durable_server_id(const std::string& dir, const std::string& fresh, bool renew) {
   const std::string path = dir + "/server-id";
-  if (std::FILE* f = std::fopen(path.c_str(), "r")) {
+  if (std::FILE* f = renew ? nullptr : std::fopen(path.c_str(), "r")) {
     char text[64] = {};
     const std::size_t n = std::fread(text, 1, sizeof text - 1, f);
     std::fclose(f);
@@ -135,7 +137,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
           std::make_unique<journal>(config_.data_dir, config_.fsync, config_.fsync_interval,
                                     config_.snapshot_every, config_.repair));
       recovered_ = true;
-      server_id_ = durable_server_id(config_.data_dir, server_id_);
+      server_id_ = durable_server_id(config_.data_dir, server_id_, report.repaired);
       // A torn last write dropped, a repair: the operator hears of it (stderr, like the rest
       // of the library's reports).
       print_notes(report.notes);

@@ -43,8 +43,9 @@ swarm_core::wait_lease::wait_lease(swarm_core& core) : core_(core) {
       return;
     }
   }
-  c_ = std::make_unique<zproc::client>();
-  c_->connect(core_.client.address());
+  // The main connection's options and addresses: the same timeouts, the same failover.
+  c_ = std::make_unique<zproc::client>(core_.client.impl()->options());
+  c_->connect(core_.client.impl()->conn()->failover_list());
 }
 
 swarm_core::wait_lease::~wait_lease() {
@@ -77,8 +78,8 @@ void swarm_core::with_async_client(
   }
   async_waiting_.push_back(std::move(then));
   if (async_) return;  // connecting
-  async_.emplace(*executor_);
-  const std::string address = client.address();
+  async_.emplace(*executor_, client.impl()->options());
+  const std::string address = client.impl()->conn()->failover_list();
   async_->async_connect(address, [this](error_code ec) {
     std::vector<std::function<void(error_code, std::shared_ptr<client_impl>)>> waiting;
     std::shared_ptr<client_impl> impl;

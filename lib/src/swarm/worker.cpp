@@ -192,14 +192,20 @@ void run_worker(context& ctx, const std::string& queue) {
     io.poll();  // written now, while this thread computes
     return p;
   };
-  // False once the server is gone (the worker's end); a refused request is an error.
+  // `gone` once the server is gone for good (the worker's end: the client gave up
+  // reconnecting); `lost` when the connection the request went on was lost and the client
+  // reconnected (the server restarted, or failed over): what that connection held (the tasks
+  // taken on it) is the old server's, so the worker just asks again. A refused request is an
+  // error.
+  enum class outcome { ok, lost, gone };
   auto wait = [&](const std::shared_ptr<pending>& p) {
     while (!p->done && io.run_one() > 0) {
     }
-    if (!p->done || p->ec == client_errc::connection_closed) return false;
+    if (!p->done || p->ec == client_errc::connection_closed) return outcome::gone;
+    if (p->ec == client_errc::connection_lost) return outcome::lost;
     if (p->ec) throw zproc::error(p->ec, "swarm worker: the server refused a request of swarm '" +
                                              queue + "'");
-    return true;
+    return outcome::ok;
   };
   const std::string& host = process_detail::host_name();
   auto take = [&](std::size_t max) {
@@ -226,7 +232,12 @@ void run_worker(context& ctx, const std::string& queue) {
   watchdog dog;
   auto next = take(max);
   for (;;) {
-    if (!wait(next)) break;  // the server is gone
+    const outcome o = wait(next);
+    if (o == outcome::gone) break;
+    if (o == outcome::lost) {  // a new connection: take again (tasks taken on the old one are
+      next = take(max);        // handed out again by the server that kept them, if any)
+      continue;
+    }
     json reply = std::move(next->result);
     if (reply.contains(wire::retire)) break;
     const json& tasks = reply.at(wire::tasks);
@@ -254,7 +265,9 @@ void run_worker(context& ctx, const std::string& queue) {
     prefetch = took < prefetch_below;
     next = ahead ? std::move(ahead) : take(max);
   }
-  for (const auto& p : sent) wait(p);  // the last outcomes reach the server before we exit
+  // The last outcomes reach the server before we exit (one lost with its connection is lost
+  // for the server too: it hands that task out again).
+  for (const auto& p : sent) wait(p);
 }
 
 void work_if_asked(int argc, char** argv) {
