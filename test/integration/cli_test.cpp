@@ -1,4 +1,6 @@
 // The zproc command: each subcommand against a real server, and its errors.
+#include "protocol/ops.hpp"
+#include "protocol/process_records.hpp"
 #include "support/server_process.hpp"
 
 #include <zproc/client.hpp>
@@ -34,16 +36,19 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 /// What a supervisor sends to register a process (the CLI only reads records).
 std::uint64_t proc_start(const zproc::client& c, std::int64_t pid, const std::string& target) {
-  nlohmann::json req = {{"o", "proc_start"}};
+  nlohmann::json req = zproc::protocol::make(zproc::protocol::op::proc_start);
   req["record"] = {{"pid", pid},     {"ppid", 100},   {"target", target},
                    {"n", "default"}, {"host", "box"}, {"kind", "target"},
                    {"attempt", 1}};
-  return zproc::detail::call<std::uint64_t>(c.impl(), std::move(req));
+  return zproc::detail::call<std::uint64_t>(
+      c.impl(), zproc::detail::request_access::wrap(std::move(req)));
 }
 void proc_update(const zproc::client& c, std::uint64_t id, nlohmann::json record) {
-  nlohmann::json req = {{"o", "proc_update"}, {"id", id}};
+  nlohmann::json req = zproc::protocol::make(zproc::protocol::op::proc_update);
+  req[zproc::protocol::process::id] = id;
   req["record"] = std::move(record);
-  zproc::detail::call<nlohmann::json>(c.impl(), std::move(req));
+  zproc::detail::call<nlohmann::json>(c.impl(),
+                                      zproc::detail::request_access::wrap(std::move(req)));
 }
 }  // namespace
 

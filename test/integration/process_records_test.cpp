@@ -1,6 +1,8 @@
 // Process records against a real `zproc server` process: a supervisor's client registers and
 // updates them with raw requests (what the supervisor sends), others list them, and a
 // supervisor that disconnects leaves its running processes "lost".
+#include "protocol/ops.hpp"
+#include "protocol/process_records.hpp"
 #include "support/server_process.hpp"
 
 #include <zproc/zproc.hpp>
@@ -42,14 +44,15 @@ json fields(std::int64_t pid, std::string target) {
 
 /// What the supervisor sends.
 std::uint64_t proc_start(const client& c, json record) {
-  json req = {{"o", "proc_start"}};
+  json req = protocol::make(protocol::op::proc_start);
   req["record"] = std::move(record);
-  return detail::call<std::uint64_t>(c.impl(), std::move(req));
+  return detail::call<std::uint64_t>(c.impl(), detail::request_access::wrap(std::move(req)));
 }
 void proc_update(const client& c, std::uint64_t id, json record) {
-  json req = {{"o", "proc_update"}, {"id", id}};
+  json req = protocol::make(protocol::op::proc_update);
+  req[protocol::process::id] = id;
   req["record"] = std::move(record);
-  CHECK(detail::call<json>(c.impl(), std::move(req)) == true);
+  CHECK(detail::call<json>(c.impl(), detail::request_access::wrap(std::move(req))) == true);
 }
 
 std::int64_t now_ms() {
@@ -115,7 +118,8 @@ TEST_SUITE("process_records") {
 
     // The server-side filter.
     const json only_running = {{"o", "proc_list"}, {"state", "running"}};
-    const auto running = detail::call<json>(viewer.impl(), only_running);
+    const auto running =
+        detail::call<json>(viewer.impl(), detail::request_access::wrap(only_running));
     REQUIRE(running.size() == 1);
     CHECK(running[0]["id"] == 2);
 
@@ -152,7 +156,7 @@ TEST_SUITE("process_records") {
 
     const auto error_of = [&](json request) -> std::string {
       try {
-        detail::call<json>(c.impl(), std::move(request));
+        detail::call<json>(c.impl(), detail::request_access::wrap(std::move(request)));
       } catch (const zproc::error& e) {
         CHECK(e.code() == server_errc::bad_request);
         return e.diagnostics();
@@ -248,7 +252,7 @@ TEST_SUITE("process_records") {
     // All of them in one reply would not fit that frame...
     error_code whole;
     try {
-      detail::call<json>(viewer.impl(), {{"o", "proc_list"}});
+      detail::call<json>(viewer.impl(), detail::request_access::wrap({{"o", "proc_list"}}));
     } catch (const zproc::error& e) {
       whole = e.code();
     }

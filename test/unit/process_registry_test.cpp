@@ -1,5 +1,6 @@
 // The server's process records without sockets: registration, updates, listing, the "lost"
 // transition when a supervisor's connection closes, bad input, and the bound on memory.
+#include "protocol/ops.hpp"
 #include "protocol/process_records.hpp"
 #include "server/engine.hpp"
 #include "server/process_registry.hpp"
@@ -269,8 +270,9 @@ TEST_SUITE("process_registry") {
     CHECK(mentions(error({{"o", "proc_list"}, {"state", "zombie"}}), "'state'"));
     CHECK(mentions(error({{"o", "proc_list"}, {"max", 0}}), "'max'"));
     CHECK(mentions(error({{"o", "proc_list"}, {"after", -1}}), "'after'"));
-    CHECK(process_registry::handles("proc_list"));
-    CHECK_FALSE(process_registry::handles("proc_kill"));
+    CHECK(process_registry::handles(protocol::op::proc_list));
+    CHECK_FALSE(process_registry::handles(protocol::op::task_info));
+    CHECK_FALSE(protocol::parse_op("proc_kill").has_value());
   }
 
   TEST_CASE("size: a long crash report keeps its head and tail; an oversized record is refused") {

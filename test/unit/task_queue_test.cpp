@@ -1,6 +1,7 @@
 // The swarm's task queues without sockets: submitting, taking (fair shares, parking), outcomes
 // held until acknowledged, a worker that dies (its tasks queued again, then lost after
 // max_attempts), bound tasks cancelled with their submitter, retiring, and bad input.
+#include "protocol/ops.hpp"
 #include "protocol/tasks.hpp"
 #include "server/task_queue.hpp"
 
@@ -12,6 +13,16 @@ using namespace zproc;
 using namespace zproc::server_detail;
 using nlohmann::json;
 namespace wire = zproc::protocol::tasks;
+
+namespace {
+std::string op_name(protocol::op o) { return std::string(protocol::name(o)); }
+const std::string submit_op = op_name(protocol::op::task_submit);
+const std::string take_op = op_name(protocol::op::task_take);
+const std::string done_op = op_name(protocol::op::task_done);
+const std::string wait_op = op_name(protocol::op::task_wait);
+const std::string cancel_op = op_name(protocol::op::task_cancel);
+const std::string retire_op = op_name(protocol::op::task_retire);
+}  // namespace
 
 namespace {
 
@@ -34,13 +45,13 @@ struct fixture {
     json tasks = json::array();
     for (std::size_t i = 0; i < n; ++i)
       tasks.push_back(json::array({json::binary({static_cast<std::uint8_t>(i)}), 1}));
-    auto r = run(client, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "square"}, {"t", tasks},
+    auto r = run(client, {{"o", submit_op}, {"q", "s"}, {"tg", "square"}, {"t", tasks},
                           {"bound", bound}, {"ma", max_attempts}});
     REQUIRE(!r.empty());
     return r.front().reply.at("r").at(wire::first).get<std::uint64_t>();
   }
   json take_request(std::size_t max, std::int64_t pid = 42) {
-    return {{"o", wire::take_op}, {"q", "s"}, {"max", max}, {"pid", pid}, {"host", "box"}};
+    return {{"o", take_op}, {"q", "s"}, {"max", max}, {"pid", pid}, {"host", "box"}};
   }
   /// The ids of a take reply.
   static std::vector<std::uint64_t> ids(const json& reply) {
@@ -50,10 +61,10 @@ struct fixture {
   }
   void done(std::uint64_t worker, std::uint64_t id, json outcome = json::object()) {
     if (outcome.empty()) outcome = {{"v", json::binary({7})}, {"n", 1}};
-    run(worker, {{"o", wire::done_op}, {"r", json::array({json::array({id, outcome})})}});
+    run(worker, {{"o", done_op}, {"r", json::array({json::array({id, outcome})})}});
   }
   json wait(std::uint64_t from, std::uint64_t to, json ack = json::array(), std::uint64_t ms = 0) {
-    auto r = run(owner, {{"o", wire::wait_op}, {"from", from}, {"to", to}, {"ack", ack},
+    auto r = run(owner, {{"o", wait_op}, {"from", from}, {"to", to}, {"ack", ack},
                          {"ms", ms}});
     return r.empty() ? json() : r.front().reply.at("r");
   }
@@ -100,7 +111,7 @@ TEST_SUITE("task_queue") {
     f.run(w1, f.take_request(10));
     CHECK(f.wait(first, first + 2, json::array(), 5000).is_null());  // parked
     f.out.clear();
-    f.q.execute({{"o", wire::done_op},
+    f.q.execute({{"o", done_op},
                  {"r", json::array({json::array({first, json{{"v", json::binary({1})}}})})}},
                 1, w1, f.now, f.out);
     REQUIRE(f.out.size() == 2);  // the worker's reply and the parked wait's
@@ -120,7 +131,7 @@ TEST_SUITE("task_queue") {
     fixture f;
     CHECK(f.run(w1, f.take_request(4)).empty());
     CHECK(f.q.workers("s") == 1);
-    auto r = f.run(owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"},
+    auto r = f.run(owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"},
                            {"t", json::array({json::array({json::binary({1}), 1})})}});
     REQUIRE(r.size() == 2);  // submit reply, then the parked take's
     CHECK(r[1].client_id == w1);
@@ -135,7 +146,7 @@ TEST_SUITE("task_queue") {
     f.run(w2, f.take_request(100));  // parked
     json tasks = json::array();
     for (int i = 0; i < 8; ++i) tasks.push_back(json::array({json::binary({1}), 1}));
-    auto r = f.run(owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"}, {"t", tasks}});
+    auto r = f.run(owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"}, {"t", tasks}});
     REQUIRE(r.size() == 3);  // the submit's reply, then both parked takes
     CHECK(f.q.queued("s") == 0);
     // Each got a share, not one worker all 8.
@@ -176,7 +187,7 @@ TEST_SUITE("task_queue") {
     CHECK(f.ids(r[0].reply) == std::vector<std::uint64_t>{kept});
     f.done(w1, kept);
     // Anyone may collect it by id.
-    auto got = f.run(other, {{"o", wire::wait_op}, {"from", kept}, {"to", kept + 1}});
+    auto got = f.run(other, {{"o", wait_op}, {"from", kept}, {"to", kept + 1}});
     CHECK(got[0].reply["r"]["r"].size() == 1);
     (void)bound;
   }
@@ -186,7 +197,7 @@ TEST_SUITE("task_queue") {
     const auto first = f.submit(3);
     auto r = f.run(w1, f.take_request(1));
     CHECK(f.ids(r[0].reply) == std::vector<std::uint64_t>{first});
-    f.run(owner, {{"o", wire::cancel_op}, {"from", first}, {"to", first + 3}});
+    f.run(owner, {{"o", cancel_op}, {"from", first}, {"to", first + 3}});
     CHECK(f.q.queued("s") == 0);
     f.done(w1, first);
     CHECK(f.q.size() == 0);
@@ -198,10 +209,10 @@ TEST_SUITE("task_queue") {
     f.submit(1);
     auto r = f.run(w1, f.take_request(1, 77));
     // Another host's worker with the same pid is not this one.
-    auto other_host = f.run(owner, {{"o", wire::retire_op}, {"q", "s"}, {"host", "elsewhere"},
+    auto other_host = f.run(owner, {{"o", retire_op}, {"q", "s"}, {"host", "elsewhere"},
                                     {"pids", json::array({77})}});
     CHECK(other_host[0].reply["r"] == 0);
-    auto ret = f.run(owner, {{"o", wire::retire_op}, {"q", "s"}, {"host", "box"},
+    auto ret = f.run(owner, {{"o", retire_op}, {"q", "s"}, {"host", "box"},
                              {"pids", json::array({77})}});
     CHECK(ret[0].reply["r"] == 1);
     f.done(w1, f.ids(r[0].reply)[0]);
@@ -211,7 +222,7 @@ TEST_SUITE("task_queue") {
 
   TEST_CASE("a worker retired before it connected is retired when it does") {
     fixture f;
-    f.run(owner, {{"o", wire::retire_op}, {"q", "s"}, {"host", "box"}, {"pids", json::array({88})}});
+    f.run(owner, {{"o", retire_op}, {"q", "s"}, {"host", "box"}, {"pids", json::array({88})}});
     f.submit(1);
     auto r = f.run(w1, f.take_request(1, 88));
     CHECK(r[0].reply["r"]["retire"] == true);
@@ -228,40 +239,40 @@ TEST_SUITE("task_queue") {
     };
     auto tasks = json::array();
     for (int i = 0; i < 4; ++i) tasks.push_back(json::array({json::binary({1}), 1}));
-    const auto first = run(owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"}, {"t", tasks}})[0]
+    const auto first = run(owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"}, {"t", tasks}})[0]
                            .reply["r"]["first"].get<std::uint64_t>();
     std::vector<delivery> ignored;
     q.client_gone(owner, ignored);  // unbound: kept
-    run(w1, {{"o", wire::take_op}, {"q", "s"}, {"max", 10}, {"pid", 1}, {"host", "box"}});
+    run(w1, {{"o", take_op}, {"q", "s"}, {"max", 10}, {"pid", 1}, {"host", "box"}});
     json results = json::array();
     for (std::uint64_t id = first; id < first + 4; ++id)
       results.push_back(json::array({id, json{{"v", json::binary({2})}}}));
-    run(w1, {{"o", wire::done_op}, {"r", results}});
+    run(w1, {{"o", done_op}, {"r", results}});
     CHECK(q.finished() == 2);  // the two oldest went
-    auto got = run(other, {{"o", wire::wait_op}, {"from", first}, {"to", first + 4}});
+    auto got = run(other, {{"o", wait_op}, {"from", first}, {"to", first + 4}});
     REQUIRE(got[0].reply["r"]["r"].size() == 2);
     CHECK(got[0].reply["r"]["r"][0][0] == first + 2);
     // Collected: no longer held, nor counted.
-    run(other, {{"o", wire::wait_op}, {"from", first}, {"to", first + 4},
+    run(other, {{"o", wait_op}, {"from", first}, {"to", first + 4},
                 {"ack", json::array({first + 2, first + 3})}});
     CHECK(q.size() == 0);
   }
 
   TEST_CASE("bad input is refused and changes nothing") {
     fixture f;
-    CHECK(!failure(f, owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"}, {"t", json::array()}}).empty());
-    CHECK(!failure(f, owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"},
+    CHECK(!failure(f, owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"}, {"t", json::array()}}).empty());
+    CHECK(!failure(f, owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"},
                               {"t", json::array({json::array({"not binary", 1})})}}).empty());
-    CHECK(!failure(f, owner, {{"o", wire::submit_op}, {"q", ""}, {"tg", "t"},
+    CHECK(!failure(f, owner, {{"o", submit_op}, {"q", ""}, {"tg", "t"},
                               {"t", json::array({json::array({json::binary({1}), 1})})}}).empty());
-    CHECK(!failure(f, owner, {{"o", wire::submit_op}, {"q", "s"}, {"tg", "t"}, {"ma", 0},
+    CHECK(!failure(f, owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"}, {"ma", 0},
                               {"t", json::array({json::array({json::binary({1}), 1})})}}).empty());
-    CHECK(!failure(f, owner, {{"o", wire::wait_op}, {"from", 5}, {"to", 1}}).empty());
-    CHECK(!failure(f, owner, {{"o", wire::done_op}, {"r", json::array({1})}}).empty());
+    CHECK(!failure(f, owner, {{"o", wait_op}, {"from", 5}, {"to", 1}}).empty());
+    CHECK(!failure(f, owner, {{"o", done_op}, {"r", json::array({1})}}).empty());
     CHECK(f.q.size() == 0);
     // A result for a task this worker does not hold is ignored.
     const auto first = f.submit(1);
-    auto r = f.run(w2, {{"o", wire::done_op},
+    auto r = f.run(w2, {{"o", done_op},
                         {"r", json::array({json::array({first, json::object()})})}});
     CHECK(r[0].reply["r"] == 0);
     CHECK(f.q.queued("s") == 1);

@@ -99,7 +99,7 @@ class client {
   /// Round trip to the server; completes with the server's pid.
   template <class CompletionToken = default_token>
   auto async_ping(CompletionToken&& token = default_token{}) {
-    return detail::async_request<std::int64_t>(impl_, detail::make_request("ping", {}),
+    return detail::async_request<std::int64_t>(impl_, detail::ping_request(),
                                                std::forward<CompletionToken>(token));
   }
   std::int64_t ping();

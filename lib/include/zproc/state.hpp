@@ -100,50 +100,50 @@ class state {
   /// The value of `key`; server_errc::key_not_found if absent. Completion: void(error_code, json)
   template <class CompletionToken = default_token>
   auto async_get(std::string key, CompletionToken&& token = default_token{}) const {
-    return run<json>(req("get", std::move(key)), std::forward<CompletionToken>(token));
+    return run<json>(req(op::get, std::move(key)), std::forward<CompletionToken>(token));
   }
-  json get(std::string key) const { return call<json>(req("get", std::move(key))); }
+  json get(std::string key) const { return call<json>(req(op::get, std::move(key))); }
 
   /// The value of `key`, or `fallback` if absent.
   template <class CompletionToken = default_token>
   auto async_get(std::string key, json fallback, CompletionToken&& token = default_token{}) const {
-    return run<json>(with_fallback(req("get", std::move(key)), std::move(fallback)),
+    return run<json>(detail::with_fallback(req(op::get, std::move(key)), std::move(fallback)),
                      std::forward<CompletionToken>(token));
   }
   json get(std::string key, json fallback) const {
-    return call<json>(with_fallback(req("get", std::move(key)), std::move(fallback)));
+    return call<json>(detail::with_fallback(req(op::get, std::move(key)), std::move(fallback)));
   }
 
   /// Whether `key` is present. Completion: void(error_code, bool)
   template <class CompletionToken = default_token>
   auto async_contains(std::string key, CompletionToken&& token = default_token{}) const {
-    return run<bool>(req("contains", std::move(key)), std::forward<CompletionToken>(token));
+    return run<bool>(req(op::contains, std::move(key)), std::forward<CompletionToken>(token));
   }
-  bool contains(std::string key) const { return call<bool>(req("contains", std::move(key))); }
+  bool contains(std::string key) const { return call<bool>(req(op::contains, std::move(key))); }
 
   /// Number of keys. Completion: void(error_code, std::uint64_t)
   template <class CompletionToken = default_token>
   auto async_size(CompletionToken&& token = default_token{}) const {
-    return run<std::uint64_t>(req("size"), std::forward<CompletionToken>(token));
+    return run<std::uint64_t>(req(op::size), std::forward<CompletionToken>(token));
   }
-  std::uint64_t size() const { return call<std::uint64_t>(req("size")); }
+  std::uint64_t size() const { return call<std::uint64_t>(req(op::size)); }
 
   /// Keys in order, in one reply: server_errc::reply_too_large past about 800,000 short keys
   /// (read those with keys_page() or for_each_key()).
   /// Completion: void(error_code, std::vector<std::string>)
   template <class CompletionToken = default_token>
   auto async_keys(CompletionToken&& token = default_token{}) const {
-    return run<std::vector<std::string>>(req("keys"), std::forward<CompletionToken>(token));
+    return run<std::vector<std::string>>(req(op::keys), std::forward<CompletionToken>(token));
   }
-  std::vector<std::string> keys() const { return call<std::vector<std::string>>(req("keys")); }
+  std::vector<std::string> keys() const { return call<std::vector<std::string>>(req(op::keys)); }
 
   /// Values in key order, in one reply (big namespaces: items_page()).
   /// Completion: void(error_code, std::vector<json>)
   template <class CompletionToken = default_token>
   auto async_values(CompletionToken&& token = default_token{}) const {
-    return run<std::vector<json>>(req("values"), std::forward<CompletionToken>(token));
+    return run<std::vector<json>>(req(op::values), std::forward<CompletionToken>(token));
   }
-  std::vector<json> values() const { return call<std::vector<json>>(req("values")); }
+  std::vector<json> values() const { return call<std::vector<json>>(req(op::values)); }
 
   using item = std::pair<std::string, json>;
 
@@ -151,17 +151,17 @@ class state {
   /// for_each_item()). Completion: void(error_code, std::vector<item>)
   template <class CompletionToken = default_token>
   auto async_items(CompletionToken&& token = default_token{}) const {
-    return run<std::vector<item>>(req("items"), std::forward<CompletionToken>(token));
+    return run<std::vector<item>>(req(op::items), std::forward<CompletionToken>(token));
   }
-  std::vector<item> items() const { return call<std::vector<item>>(req("items")); }
+  std::vector<item> items() const { return call<std::vector<item>>(req(op::items)); }
 
   /// The whole namespace as one JSON object (a snapshot), in one reply (big namespaces:
   /// items_page(), for_each_item()). Completion: void(error_code, json)
   template <class CompletionToken = default_token>
   auto async_copy(CompletionToken&& token = default_token{}) const {
-    return run<json>(req("copy"), std::forward<CompletionToken>(token));
+    return run<json>(req(op::copy), std::forward<CompletionToken>(token));
   }
-  json copy() const { return call<json>(req("copy")); }
+  json copy() const { return call<json>(req(op::copy)); }
 
   // --- big namespaces, page by page -------------------------------------------------------
   // keys(), items() and copy() answer in one reply, which cannot exceed the maximum frame
@@ -174,21 +174,21 @@ class state {
   /// Completion: void(error_code, key_page)
   template <class CompletionToken = default_token>
   auto async_keys_page(page_request page, CompletionToken&& token = default_token{}) const {
-    return run<key_page>(page_request_json("keys", std::move(page)),
+    return run<key_page>(page_req(op::keys, std::move(page)),
                          std::forward<CompletionToken>(token));
   }
   key_page keys_page(page_request page) const {
-    return call<key_page>(page_request_json("keys", std::move(page)));
+    return call<key_page>(page_req(op::keys, std::move(page)));
   }
 
   /// One page of (key, value) pairs (see page_request). Completion: void(error_code, item_page)
   template <class CompletionToken = default_token>
   auto async_items_page(page_request page, CompletionToken&& token = default_token{}) const {
-    return run<item_page>(page_request_json("items", std::move(page)),
+    return run<item_page>(page_req(op::items, std::move(page)),
                           std::forward<CompletionToken>(token));
   }
   item_page items_page(page_request page) const {
-    return call<item_page>(page_request_json("items", std::move(page)));
+    return call<item_page>(page_req(op::items, std::move(page)));
   }
 
   /// Calls `fn(key)` for every key that starts with `page.prefix` (after `page.after`), in
@@ -221,92 +221,92 @@ class state {
   /// The namespace's current revision (0 before the first write).
   template <class CompletionToken = default_token>
   auto async_revision(CompletionToken&& token = default_token{}) const {
-    return run<std::uint64_t>(req("revision"), std::forward<CompletionToken>(token));
+    return run<std::uint64_t>(req(op::revision), std::forward<CompletionToken>(token));
   }
-  std::uint64_t revision() const { return call<std::uint64_t>(req("revision")); }
+  std::uint64_t revision() const { return call<std::uint64_t>(req(op::revision)); }
 
   // --- writes: each completes with the revision after the write -----------------------------
 
   /// state[key] = value. Completion: void(error_code, std::uint64_t revision)
   template <class CompletionToken = default_token>
   auto async_set(std::string key, json value, CompletionToken&& token = default_token{}) const {
-    return run<std::uint64_t>(with_value(req("set", std::move(key)), std::move(value)),
+    return run<std::uint64_t>(detail::with_value(req(op::set, std::move(key)), std::move(value)),
                               std::forward<CompletionToken>(token));
   }
   std::uint64_t set(std::string key, json value) const {
-    return call<std::uint64_t>(with_value(req("set", std::move(key)), std::move(value)));
+    return call<std::uint64_t>(detail::with_value(req(op::set, std::move(key)), std::move(value)));
   }
 
   /// del state[key]; server_errc::key_not_found if absent. Completion: (error_code, revision)
   template <class CompletionToken = default_token>
   auto async_erase(std::string key, CompletionToken&& token = default_token{}) const {
-    return run<std::uint64_t>(req("del", std::move(key)), std::forward<CompletionToken>(token));
+    return run<std::uint64_t>(req(op::del, std::move(key)), std::forward<CompletionToken>(token));
   }
   std::uint64_t erase(std::string key) const {
-    return call<std::uint64_t>(req("del", std::move(key)));
+    return call<std::uint64_t>(req(op::del, std::move(key)));
   }
 
   /// Sets every key of `object` (a JSON object; else server_errc::wrong_type), as one write.
   template <class CompletionToken = default_token>
   auto async_update(json object, CompletionToken&& token = default_token{}) const {
-    return run<std::uint64_t>(with_value(req("update"), std::move(object)),
+    return run<std::uint64_t>(detail::with_value(req(op::update), std::move(object)),
                               std::forward<CompletionToken>(token));
   }
   std::uint64_t update(json object) const {
-    return call<std::uint64_t>(with_value(req("update"), std::move(object)));
+    return call<std::uint64_t>(detail::with_value(req(op::update), std::move(object)));
   }
 
   /// Replaces the whole namespace with `object` (ZProc's `state.set(value)`), as one write.
   template <class CompletionToken = default_token>
   auto async_replace(json object, CompletionToken&& token = default_token{}) const {
-    return run<std::uint64_t>(with_value(req("replace"), std::move(object)),
+    return run<std::uint64_t>(detail::with_value(req(op::replace), std::move(object)),
                               std::forward<CompletionToken>(token));
   }
   std::uint64_t replace(json object) const {
-    return call<std::uint64_t>(with_value(req("replace"), std::move(object)));
+    return call<std::uint64_t>(detail::with_value(req(op::replace), std::move(object)));
   }
 
   /// Removes every key, as one write.
   template <class CompletionToken = default_token>
   auto async_clear(CompletionToken&& token = default_token{}) const {
-    return run<std::uint64_t>(req("clear"), std::forward<CompletionToken>(token));
+    return run<std::uint64_t>(req(op::clear), std::forward<CompletionToken>(token));
   }
-  std::uint64_t clear() const { return call<std::uint64_t>(req("clear")); }
+  std::uint64_t clear() const { return call<std::uint64_t>(req(op::clear)); }
 
   /// Removes `key` and returns its value; key_not_found if absent. Completion: (ec, json)
   template <class CompletionToken = default_token>
   auto async_pop(std::string key, CompletionToken&& token = default_token{}) const {
-    return run<json>(req("pop", std::move(key)), std::forward<CompletionToken>(token));
+    return run<json>(req(op::pop, std::move(key)), std::forward<CompletionToken>(token));
   }
-  json pop(std::string key) const { return call<json>(req("pop", std::move(key))); }
+  json pop(std::string key) const { return call<json>(req(op::pop, std::move(key))); }
 
   /// Removes `key` and returns its value, or returns `fallback` (no write) if absent.
   template <class CompletionToken = default_token>
   auto async_pop(std::string key, json fallback, CompletionToken&& token = default_token{}) const {
-    return run<json>(with_fallback(req("pop", std::move(key)), std::move(fallback)),
+    return run<json>(detail::with_fallback(req(op::pop, std::move(key)), std::move(fallback)),
                      std::forward<CompletionToken>(token));
   }
   json pop(std::string key, json fallback) const {
-    return call<json>(with_fallback(req("pop", std::move(key)), std::move(fallback)));
+    return call<json>(detail::with_fallback(req(op::pop, std::move(key)), std::move(fallback)));
   }
 
   /// Removes and returns the last (key, value) in key order; server_errc::empty_namespace if
   /// empty. Completion: void(error_code, item)
   template <class CompletionToken = default_token>
   auto async_popitem(CompletionToken&& token = default_token{}) const {
-    return run<item>(req("popitem"), std::forward<CompletionToken>(token));
+    return run<item>(req(op::popitem), std::forward<CompletionToken>(token));
   }
-  item popitem() const { return call<item>(req("popitem")); }
+  item popitem() const { return call<item>(req(op::popitem)); }
 
   /// The value of `key`; if absent, sets it to `fallback` (one write) and returns that.
   template <class CompletionToken = default_token>
   auto async_setdefault(std::string key, json fallback,
                         CompletionToken&& token = default_token{}) const {
-    return run<json>(with_fallback(req("setdefault", std::move(key)), std::move(fallback)),
+    return run<json>(detail::with_fallback(req(op::setdefault, std::move(key)), std::move(fallback)),
                      std::forward<CompletionToken>(token));
   }
   json setdefault(std::string key, json fallback) const {
-    return call<json>(with_fallback(req("setdefault", std::move(key)), std::move(fallback)));
+    return call<json>(detail::with_fallback(req(op::setdefault, std::move(key)), std::move(fallback)));
   }
 
   // --- atomic operations ----------------------------------------------------------------
@@ -317,11 +317,11 @@ class state {
   template <class CompletionToken = default_token>
   auto async_increment(std::string key, json delta = 1,
                        CompletionToken&& token = default_token{}) const {
-    return run<json>(with_value(req("incr", std::move(key)), std::move(delta)),
+    return run<json>(detail::with_value(req(op::incr, std::move(key)), std::move(delta)),
                      std::forward<CompletionToken>(token));
   }
   json increment(std::string key, json delta = 1) const {
-    return call<json>(with_value(req("incr", std::move(key)), std::move(delta)));
+    return call<json>(detail::with_value(req(op::incr, std::move(key)), std::move(delta)));
   }
 
   /// Sets `key` to `desired` if it holds `expected` (an empty optional: if it is absent, i.e.
@@ -339,11 +339,11 @@ class state {
   /// Appends to the array at `key` (an absent key becomes [value]); returns the new size.
   template <class CompletionToken = default_token>
   auto async_append(std::string key, json value, CompletionToken&& token = default_token{}) const {
-    return run<std::uint64_t>(with_value(req("append", std::move(key)), std::move(value)),
+    return run<std::uint64_t>(detail::with_value(req(op::append, std::move(key)), std::move(value)),
                               std::forward<CompletionToken>(token));
   }
   std::uint64_t append(std::string key, json value) const {
-    return call<std::uint64_t>(with_value(req("append", std::move(key)), std::move(value)));
+    return call<std::uint64_t>(detail::with_value(req(op::append, std::move(key)), std::move(value)));
   }
 
   /// Runs a transaction (see zproc/transaction.hpp) as one revision: all of it or none.
@@ -399,7 +399,7 @@ class state {
         case step::kind::send: {
           auto failure = std::make_shared<zproc::diagnostics>();
           auto [ec, reply] = co_await detail::async_request<json>(
-              self.impl_, std::move(s.payload),
+              self.impl_, std::move(s.outgoing),
               boost::asio::as_tuple(boost::asio::use_awaitable), failure);
           algo.connection_is(detail::atomic_connection(self.impl_));
           s = algo.on_reply(ec, std::move(reply), failure->message());
@@ -520,13 +520,13 @@ class state {
   template <class CompletionToken = default_token>
   auto async_get_when_equal(std::string key, json value, watch_options options = {},
                             CompletionToken&& token = default_token{}) const {
-    return async_one_shot("equal", std::move(key), std::move(value), options,
+    return async_one_shot(detail::predicate::equal, std::move(key), std::move(value), options,
                           std::forward<CompletionToken>(token));
   }
   template <class CompletionToken = default_token>
   auto async_get_when_not_equal(std::string key, json value, watch_options options = {},
                                 CompletionToken&& token = default_token{}) const {
-    return async_one_shot("not_equal", std::move(key), std::move(value), options,
+    return async_one_shot(detail::predicate::not_equal, std::move(key), std::move(value), options,
                           std::forward<CompletionToken>(token));
   }
 #define ZPROC_ASYNC_ONE_SHOT(name, kind)                                                    \
@@ -536,33 +536,35 @@ class state {
     return async_one_shot(kind, std::move(key), json(json::value_t::discarded), options,    \
                           std::forward<CompletionToken>(token));                            \
   }
-  ZPROC_ASYNC_ONE_SHOT(async_get_when_truthy, "truthy")
-  ZPROC_ASYNC_ONE_SHOT(async_get_when_falsy, "falsy")
-  ZPROC_ASYNC_ONE_SHOT(async_get_when_none, "none")
-  ZPROC_ASYNC_ONE_SHOT(async_get_when_not_none, "not_none")
-  ZPROC_ASYNC_ONE_SHOT(async_get_when_available, "available")
+  ZPROC_ASYNC_ONE_SHOT(async_get_when_truthy, detail::predicate::truthy)
+  ZPROC_ASYNC_ONE_SHOT(async_get_when_falsy, detail::predicate::falsy)
+  ZPROC_ASYNC_ONE_SHOT(async_get_when_none, detail::predicate::none)
+  ZPROC_ASYNC_ONE_SHOT(async_get_when_not_none, detail::predicate::not_none)
+  ZPROC_ASYNC_ONE_SHOT(async_get_when_available, detail::predicate::available)
 #undef ZPROC_ASYNC_ONE_SHOT
 
  private:
   state(std::shared_ptr<detail::client_impl> impl, std::string ns);
 
-  json req(const char* op) const;
-  json req(const char* op, std::string key) const;
-  json history_request(std::uint64_t from, std::optional<std::uint64_t> to, std::size_t max) const;
-  json cas_request(std::string key, std::optional<json> expected, json desired) const;
-  json txn_request(const txn& t) const;
-  json at_request(std::uint64_t rev) const;
-  json page_request_json(const char* op, page_request page) const;
+  using op = detail::op;
+  detail::request req(op o) const;
+  detail::request req(op o, std::string key) const;
+  detail::request history_request(std::uint64_t from, std::optional<std::uint64_t> to,
+                                  std::size_t max) const;
+  detail::request cas_request(std::string key, std::optional<json> expected, json desired) const;
+  detail::request txn_request(const txn& t) const;
+  detail::request at_request(std::uint64_t rev) const;
+  detail::request page_req(op o, page_request page) const;
   watcher make_watcher(json spec, watch_options options, bool now,
                        std::function<bool(const json&)> filter = {}) const;
-  watcher predicate_watcher(const char* kind, std::string key, json value,
+  watcher predicate_watcher(detail::predicate kind, std::string key, json value,
                             watch_options options, bool now) const;
   static watch_options once(watch_options o) {
     o.count = 1;
     return o;
   }
   template <class CompletionToken>
-  auto async_one_shot(const char* kind, std::string key, json value, watch_options options,
+  auto async_one_shot(detail::predicate kind, std::string key, json value, watch_options options,
                       CompletionToken&& token) const {
     return async_get_when(
         [&] {
@@ -570,16 +572,14 @@ class state {
         },
         std::forward<CompletionToken>(token));
   }
-  static json with_value(json r, json value);
-  static json with_fallback(json r, json fallback);
 
   template <class T, class CompletionToken>
-  auto run(json request, CompletionToken&& token) const {
+  auto run(detail::request request, CompletionToken&& token) const {
     return detail::async_request<T>(impl_, std::move(request),
                                     std::forward<CompletionToken>(token));
   }
   template <class T>
-  T call(json request) const {
+  T call(detail::request request) const {
     return detail::call<T>(impl_, std::move(request));
   }
 

@@ -22,33 +22,21 @@ struct txn {
   std::vector<json> otherwise;  ///< else these run
 
   // compares
-  static json equal(std::string key, json value) { return cmp(std::move(key), "eq", std::move(value)); }
-  static json not_equal(std::string key, json value) { return cmp(std::move(key), "ne", std::move(value)); }
-  static json exists(std::string key) { return cmp(std::move(key), "exists", nullptr); }
-  static json absent(std::string key) { return cmp(std::move(key), "absent", nullptr); }
+  static json equal(std::string key, json value);
+  static json not_equal(std::string key, json value);
+  static json exists(std::string key);
+  static json absent(std::string key);
   /// The key's last write was at `revision` (0: the key is absent / never written).
-  static json modified_at(std::string key, std::uint64_t revision) { return cmp(std::move(key), "mod_eq", revision); }
-  static json modified_before(std::string key, std::uint64_t revision) { return cmp(std::move(key), "mod_lt", revision); }
-  static json modified_after(std::string key, std::uint64_t revision) { return cmp(std::move(key), "mod_gt", revision); }
+  static json modified_at(std::string key, std::uint64_t revision);
+  static json modified_before(std::string key, std::uint64_t revision);
+  static json modified_after(std::string key, std::uint64_t revision);
 
   // operations (their results, in order, are in transaction_result::results)
-  static json set(std::string key, json value) { return op("set", std::move(key), std::move(value)); }
-  static json erase(std::string key) { return op("del", std::move(key), json(json::value_t::discarded)); }
-  static json increment(std::string key, json delta = 1) { return op("incr", std::move(key), std::move(delta)); }
-  static json append(std::string key, json value) { return op("append", std::move(key), std::move(value)); }
-  static json get(std::string key) { return op("get", std::move(key), json(json::value_t::discarded)); }
-
- private:
-  static json cmp(std::string key, const char* test, json value) {
-    json c = {{"k", std::move(key)}, {"t", test}};
-    c["v"] = std::move(value);
-    return c;
-  }
-  static json op(const char* name, std::string key, json value) {
-    json o = {{"o", name}, {"k", std::move(key)}};
-    if (!value.is_discarded()) o["v"] = std::move(value);
-    return o;
-  }
+  static json set(std::string key, json value);
+  static json erase(std::string key);
+  static json increment(std::string key, json delta = 1);
+  static json append(std::string key, json value);
+  static json get(std::string key);
 };
 
 /// How state::atomic() behaves under contention.

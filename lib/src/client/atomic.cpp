@@ -1,6 +1,7 @@
 // state::atomic(): optimistic read-modify-write with a lock as the fallback under contention.
 #include "client/client_core.hpp"
 #include "protocol/message.hpp"
+#include "protocol/ops.hpp"
 
 #include <zproc/detail/atomic.hpp>
 #include <zproc/detail/request.hpp>
@@ -13,38 +14,7 @@ namespace detail {
 
 namespace {
 
-json atomic_read_request(const std::string& ns, const std::vector<std::string>& keys) {
-  json r = make_request("read", ns);
-  if (!keys.empty()) r["keys"] = keys;
-  return r;
-}
-
-/// The commit of `changed` against what `read_reply` returned (the changes are the difference).
-json atomic_commit_request(const std::string& ns, std::uint64_t handle,
-                           const std::vector<std::string>& keys, const json& read_reply,
-                           const json& changed) {
-  if (!changed.is_object())
-    throw zproc::error(server_errc::wrong_type, "atomic(): the snapshot must stay a JSON object");
-  const json& original = read_reply.at("data");
-  json set = json::object();
-  json del = json::array();
-  for (const auto& [k, v] : changed.items()) {
-    auto it = original.find(k);
-    if (it == original.end() || *it != v) set[k] = v;
-  }
-  for (const auto& [k, v] : original.items())
-    if (!changed.contains(k)) del.push_back(k);
-  json r = make_request("commit", ns);
-  r[protocol::field::handle] = handle;
-  if (keys.empty()) {
-    r["base"] = read_reply.at("rev");  // the body saw the whole namespace
-  } else {
-    r["mods"] = read_reply.at("mods");  // the body saw these keys only
-  }
-  r["set"] = std::move(set);
-  r["del"] = std::move(del);
-  return r;
-}
+using access = request_access;
 
 using step = atomic_algorithm::step;
 
@@ -62,13 +32,15 @@ step atomic_algorithm::start() { return read_or_lock(); }
 
 step atomic_algorithm::read_or_lock() {
   if (!locked_ && conflicts_ >= optimistic_attempts_)
-    return send(make_request("lock", ns_), phase::locking);  // waits for the holder (leased)
-  return send(atomic_read_request(ns_, keys_), phase::reading);
+    return send(access::wrap(protocol::make(op::lock, ns_)), phase::locking);  // waits for the holder (leased)
+  return send(access::wrap(protocol::read_request(ns_, keys_)), phase::reading);
 }
 
-step atomic_algorithm::send(json request, phase next) {
+step atomic_algorithm::send(request r, phase next) {
   phase_ = next;
-  return {step::kind::send, std::move(request)};
+  step s{step::kind::send};
+  s.outgoing = std::move(r);
+  return s;
 }
 
 step atomic_algorithm::fail(error_code ec, std::string message) {
@@ -77,7 +49,7 @@ step atomic_algorithm::fail(error_code ec, std::string message) {
     locked_ = false;
     failure_ = ec;
     failure_message_ = std::move(message);
-    return send(make_request("unlock", ns_), phase::unlocking);
+    return send(access::wrap(protocol::make(op::unlock, ns_)), phase::unlocking);
   }
   phase_ = phase::over;
   return {step::kind::failed, nullptr, ec, std::move(message)};
@@ -95,14 +67,15 @@ step atomic_algorithm::on_reply(error_code ec, json result, std::string message)
       locked_ = true;
       lock_connection_ = connection_;
       needed_lock_ = true;
-      return send(atomic_read_request(ns_, keys_), phase::reading);
+      return send(access::wrap(protocol::read_request(ns_, keys_)), phase::reading);
     case phase::reading:
       if (ec) return fail(ec, std::move(message));
-      if (!result.is_object() || !result.contains("data") || !result["data"].is_object())
+      if (!result.is_object() || !result.contains(protocol::field::data) ||
+          !result[protocol::field::data].is_object())
         return fail(client_errc::protocol_error, "atomic(): malformed read reply");
       read_reply_ = std::move(result);
       phase_ = phase::body;
-      return {step::kind::run_body, read_reply_["data"]};
+      return {step::kind::run_body, read_reply_[protocol::field::data]};
     case phase::committing:
       if (!ec) {
         locked_ = false;  // a holder's commit releases the lock on the server
@@ -126,7 +99,8 @@ step atomic_algorithm::on_reply(error_code ec, json result, std::string message)
 
 step atomic_algorithm::on_body_done(const json& changed) {
   try {
-    return send(atomic_commit_request(ns_, handle_, keys_, read_reply_, changed),
+    return send(access::wrap(protocol::commit_request(ns_, handle_, !keys_.empty(), read_reply_,
+                                                      changed)),
                 phase::committing);
   } catch (const zproc::error& e) {
     return fail(e.code(), e.diagnostics());
@@ -164,7 +138,7 @@ void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
         std::string message;
         json result;
         try {
-          result = call<json>(c, std::move(s.payload));
+          result = call<json>(c, std::move(s.outgoing));
         } catch (const zproc::error& e) {
           ec = e.code();
           message = e.diagnostics().empty() ? e.what() : e.diagnostics();
@@ -200,25 +174,28 @@ void atomic_done(const std::shared_ptr<client_impl>& c, const std::string& ns, b
 }  // namespace detail
 
 void from_json(const json& j, transaction_result& r) {
-  r.succeeded = j.at("ok").get<bool>();
-  r.results = j.at("results").get<std::vector<json>>();
+  r.succeeded = j.at(protocol::field::ok).get<bool>();
+  r.results = j.at(protocol::field::results).get<std::vector<json>>();
 }
 
-json state::cas_request(std::string key, std::optional<json> expected, json desired) const {
-  json r = with_value(req("cas", std::move(key)), std::move(desired));
+detail::request state::cas_request(std::string key, std::optional<json> expected,
+                                   json desired) const {
+  auto r = detail::with_value(req(op::cas, std::move(key)), std::move(desired));
+  json& body = detail::request_access::body(r);
   if (expected) {
-    r["e"] = std::move(*expected);
+    body[protocol::field::expected] = std::move(*expected);
   } else {
-    r["absent"] = true;
+    body[protocol::field::absent] = true;
   }
   return r;
 }
 
-json state::txn_request(const txn& t) const {
-  json r = req("txn");
-  r["if"] = t.compare;
-  r["then"] = t.then;
-  r["else"] = t.otherwise;
+detail::request state::txn_request(const txn& t) const {
+  auto r = req(op::txn);
+  json& body = detail::request_access::body(r);
+  body[protocol::field::txn_if] = t.compare;
+  body[protocol::field::txn_then] = t.then;
+  body[protocol::field::txn_else] = t.otherwise;
   return r;
 }
 

@@ -138,13 +138,14 @@ std::shared_ptr<cancel_token> install_cancellation(asio::cancellation_slot slot,
 }
 
 template <class T>
-void start_request(const std::shared_ptr<client_impl>& c, json request, handler<T> h,
+void start_request(const std::shared_ptr<client_impl>& c, request r, handler<T> h,
                    diagnostics_ptr diagnostics) {
   if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
   auto op = std::make_unique<handler_op<T>>(std::move(h), c->get_executor(),
                                             std::move(diagnostics));
   op->token = install_cancellation(op->slot(), c);
-  asio::dispatch(c->get_executor(), [conn = c->conn(), request = std::move(request),
+  asio::dispatch(c->get_executor(), [conn = c->conn(),
+                                     request = request_access::take(std::move(r)),
                                      op = std::move(op)]() mutable {
     conn->request(std::move(request), std::move(op));
   });
@@ -166,8 +167,8 @@ void start_connection_request(
 }
 
 template <class T>
-T call(const std::shared_ptr<client_impl>& c, json request) {
-  json raw = call_raw(c, std::move(request));
+T call(const std::shared_ptr<client_impl>& c, request r) {
+  json raw = call_raw(c, request_access::take(std::move(r)));
   T value{};
   std::string message;
   if (auto ec = convert(std::move(raw), value, message)) throw zproc::error(ec, message);
@@ -175,9 +176,9 @@ T call(const std::shared_ptr<client_impl>& c, json request) {
 }
 
 #define ZPROC_INSTANTIATE(T)                                                         \
-  template void start_request<T>(const std::shared_ptr<client_impl>&, json, handler<T>,  \
-                                 diagnostics_ptr);                                       \
-  template T call<T>(const std::shared_ptr<client_impl>&, json);
+  template void start_request<T>(const std::shared_ptr<client_impl>&, request, handler<T>,  \
+                                 diagnostics_ptr);                                          \
+  template T call<T>(const std::shared_ptr<client_impl>&, request);
 
 ZPROC_INSTANTIATE(json)
 ZPROC_INSTANTIATE(bool)
@@ -194,18 +195,29 @@ ZPROC_INSTANTIATE(key_page)
 ZPROC_INSTANTIATE(item_page)
 #undef ZPROC_INSTANTIATE
 
-json make_request(const char* op, const std::string& ns) {
-  json r = json::object();
-  r[protocol::field::op] = op;
-  r[protocol::field::ns] = ns;
+request make_request(op o, const std::string& ns, std::uint64_t handle) {
+  json r = protocol::make(o, ns);
+  r[protocol::field::handle] = handle;
+  return request_access::wrap(std::move(r));
+}
+
+request make_request(op o, const std::string& ns, std::uint64_t handle, std::string key) {
+  auto r = make_request(o, ns, handle);
+  request_access::body(r)[protocol::field::key] = std::move(key);
   return r;
 }
 
-json make_request(const char* op, const std::string& ns, std::string key) {
-  json r = make_request(op, ns);
-  r[protocol::field::key] = std::move(key);
+request with_value(request r, json value) {
+  request_access::body(r)[protocol::field::value] = std::move(value);
   return r;
 }
+
+request with_fallback(request r, json fallback) {
+  request_access::body(r)[protocol::field::fallback] = std::move(fallback);
+  return r;
+}
+
+request ping_request() { return request_access::wrap(protocol::make(protocol::op::ping)); }
 
 }  // namespace detail
 
@@ -318,7 +330,7 @@ void client::connect(const std::string& text) {
 }
 
 std::int64_t client::ping() {
-  return detail::call<std::int64_t>(impl_, detail::make_request("ping", {}));
+  return detail::call<std::int64_t>(impl_, detail::ping_request());
 }
 
 void client::close() { impl_->close(); }

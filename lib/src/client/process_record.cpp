@@ -2,6 +2,7 @@
 #include "client/client_core.hpp"
 #include "client/completion.hpp"
 #include "protocol/message.hpp"
+#include "protocol/ops.hpp"
 #include "protocol/process_records.hpp"
 
 #include <zproc/process_record.hpp>
@@ -15,40 +16,41 @@
 namespace zproc {
 
 namespace wire = protocol::process;
+namespace rf = protocol::process::record_field;
 
 void to_json(json& j, const process_record& r) {
-  j = json{{"id", r.id},         {"pid", r.pid},       {"ppid", r.ppid},
-           {"target", r.target}, {"n", r.ns},          {"host", r.host},
-           {"kind", r.kind},     {"state", r.state},   {"attempt", r.attempt},
-           {"started", r.started_ms}, {"client", r.client}};
-  if (r.exitcode) j["exitcode"] = *r.exitcode;
-  if (!r.crash_report.empty()) j["crash_report"] = r.crash_report;
-  if (!r.note.empty()) j["note"] = r.note;
-  if (r.parent_record != 0) j["parent_record"] = r.parent_record;
-  if (r.ended_ms != 0) j["ended"] = r.ended_ms;
+  j = json{{rf::id, r.id},         {rf::pid, r.pid},       {rf::ppid, r.ppid},
+           {rf::target, r.target}, {rf::ns, r.ns},          {rf::host, r.host},
+           {rf::kind, r.kind},     {rf::state, r.state},   {rf::attempt, r.attempt},
+           {rf::started, r.started_ms}, {rf::client, r.client}};
+  if (r.exitcode) j[rf::exitcode] = *r.exitcode;
+  if (!r.crash_report.empty()) j[rf::crash_report] = r.crash_report;
+  if (!r.note.empty()) j[rf::note] = r.note;
+  if (r.parent_record != 0) j[rf::parent_record] = r.parent_record;
+  if (r.ended_ms != 0) j[rf::ended] = r.ended_ms;
 }
 
 void from_json(const json& j, process_record& r) {
   r = process_record{};
-  j.at("id").get_to(r.id);  // throws for anything that is not a record
+  j.at(rf::id).get_to(r.id);  // throws for anything that is not a record
   const auto read = [&](const char* name, auto& out) {
     if (auto it = j.find(name); it != j.end() && !it->is_null()) it->get_to(out);
   };
-  read("pid", r.pid);
-  read("ppid", r.ppid);
-  read("target", r.target);
-  read("n", r.ns);
-  read("host", r.host);
-  read("kind", r.kind);
-  read("state", r.state);
-  if (auto it = j.find("exitcode"); it != j.end() && !it->is_null()) r.exitcode = it->get<int>();
-  read("crash_report", r.crash_report);
-  read("note", r.note);
-  read("attempt", r.attempt);
-  read("parent_record", r.parent_record);
-  read("started", r.started_ms);
-  read("ended", r.ended_ms);
-  read("client", r.client);
+  read(rf::pid, r.pid);
+  read(rf::ppid, r.ppid);
+  read(rf::target, r.target);
+  read(rf::ns, r.ns);
+  read(rf::host, r.host);
+  read(rf::kind, r.kind);
+  read(rf::state, r.state);
+  if (auto it = j.find(rf::exitcode); it != j.end() && !it->is_null()) r.exitcode = it->get<int>();
+  read(rf::crash_report, r.crash_report);
+  read(rf::note, r.note);
+  read(rf::attempt, r.attempt);
+  read(rf::parent_record, r.parent_record);
+  read(rf::started, r.started_ms);
+  read(rf::ended, r.ended_ms);
+  read(rf::client, r.client);
 }
 
 namespace detail {
@@ -63,8 +65,7 @@ std::size_t page_size(const client_impl& c) {
 }
 
 json list_request(std::uint64_t after, std::size_t max) {
-  json r = json::object();
-  r[protocol::field::op] = wire::list_op;
+  json r = protocol::make(protocol::op::proc_list);
   r[wire::after] = after;
   r[wire::max] = max;
   return r;
@@ -158,7 +159,8 @@ std::vector<process_record> list_processes(const client& c) {
   std::vector<process_record> records;
   for (;;) {
     const std::uint64_t after = records.empty() ? 0 : records.back().id;
-    json reply = detail::call<json>(c.impl(), detail::list_request(after, page));
+    json reply = detail::call<json>(
+        c.impl(), detail::request_access::wrap(detail::list_request(after, page)));
     try {
       if (!detail::append_page(std::move(reply), page, records)) return records;
     } catch (const json::exception& e) {

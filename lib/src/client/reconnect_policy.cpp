@@ -1,21 +1,14 @@
 #include "client/reconnect_policy.hpp"
 
+#include "protocol/ops.hpp"
+
 #include <algorithm>
-#include <array>
 
 namespace zproc::detail {
 
 bool is_idempotent(std::string_view op) noexcept {
-  // Sorted: binary search. Keep in sync with the doc comment in the header and docs/guide.md.
-  static constexpr std::array<std::string_view, 14> ops = {
-      "at",   "contains", "copy",      "get",      "history", "items", "keys",
-      "ping", "proc_list", "read", "revision", "size",    "values", "watch"};
-  static_assert([] {
-    for (std::size_t i = 1; i < ops.size(); ++i)
-      if (!(ops[i - 1] < ops[i])) return false;
-    return true;
-  }());
-  return std::binary_search(ops.begin(), ops.end(), op);
+  const auto o = protocol::parse_op(op);  // the list: protocol/ops.hpp
+  return o && protocol::idempotent(*o);
 }
 
 void reconnect_policy::set_addresses(std::vector<std::string> addresses, std::size_t current) {

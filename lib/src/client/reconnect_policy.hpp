@@ -17,7 +17,7 @@ namespace zproc::detail {
 /// keys, values, items, copy, revision, at, read, history, ping, proc_list) and watch requests
 /// (which carry their cursor). Everything else (writes, locks, commits, task and process-record
 /// operations, cancels) is never sent twice: it fails with client_errc::connection_lost.
-/// The one list of such operations.
+/// The list is protocol::ops (protocol/ops.hpp).
 bool is_idempotent(std::string_view op) noexcept;
 
 /// The reconnect schedule: addresses tried in turn from the one that was lost, the first

@@ -1,6 +1,7 @@
 #include "client/client_core.hpp"
 #include "client/watch_core.hpp"
 #include "protocol/message.hpp"
+#include "protocol/ops.hpp"
 
 #include <zproc/state.hpp>
 
@@ -9,6 +10,7 @@
 namespace zproc {
 
 namespace field = protocol::field;
+using access = detail::request_access;
 
 state::state(const client& c, std::string ns)
     : impl_(c.impl()), ns_(std::move(ns)), handle_(impl_->new_handle_id()) {}
@@ -30,26 +32,10 @@ state& state::operator=(const state& other) {
 
 state::executor_type state::get_executor() const noexcept { return impl_->get_executor(); }
 
-json state::req(const char* op) const {
-  json r = detail::make_request(op, ns_);
-  r[field::handle] = handle_;
-  return r;
-}
+detail::request state::req(op o) const { return detail::make_request(o, ns_, handle_); }
 
-json state::req(const char* op, std::string key) const {
-  json r = req(op);
-  r[field::key] = std::move(key);
-  return r;
-}
-
-json state::with_value(json r, json value) {
-  r[field::value] = std::move(value);
-  return r;
-}
-
-json state::with_fallback(json r, json fallback) {
-  r[field::fallback] = std::move(fallback);
-  return r;
+detail::request state::req(op o, std::string key) const {
+  return detail::make_request(o, ns_, handle_, std::move(key));
 }
 
 namespace {
@@ -60,23 +46,25 @@ std::uint64_t page_bytes(const detail::client_impl& c) {
 }
 }  // namespace
 
-json state::history_request(std::uint64_t from, std::optional<std::uint64_t> to,
-                            std::size_t max) const {
-  json r = req("history");
-  r["from"] = from;
-  if (to) r["to"] = *to;
-  r["max"] = max;
+detail::request state::history_request(std::uint64_t from, std::optional<std::uint64_t> to,
+                                       std::size_t max) const {
+  auto out = req(op::history);
+  json& r = access::body(out);
+  r[field::from] = from;
+  if (to) r[field::to] = *to;
+  r[field::max] = max;
   r[field::bytes] = page_bytes(*impl_);
-  return r;
+  return out;
 }
 
-json state::page_request_json(const char* op, page_request page) const {
-  json r = req(op);
+detail::request state::page_req(op o, page_request page) const {
+  auto out = req(o);
+  json& r = access::body(out);
   if (page.after) r[field::after] = std::move(*page.after);
   if (!page.prefix.empty()) r[field::prefix] = std::move(page.prefix);
   r[field::limit] = page.limit;
   r[field::bytes] = page_bytes(*impl_);
-  return r;
+  return out;
 }
 
 namespace {
@@ -97,9 +85,9 @@ void from_json(const json& j, item_page& p) {
   p.next = next_of(j);
 }
 
-json state::at_request(std::uint64_t rev) const {
-  json r = req("at");
-  r["rev"] = rev;
+detail::request state::at_request(std::uint64_t rev) const {
+  auto r = req(op::at);
+  access::body(r)[field::rev] = rev;
   return r;
 }
 
@@ -107,24 +95,28 @@ json state::at_request(std::uint64_t rev) const {
 
 watcher state::make_watcher(json spec, watch_options options, bool now,
                             std::function<bool(const json&)> filter) const {
-  spec[field::op] = "watch";
+  spec[field::op] = protocol::name(op::watch);
   spec[field::ns] = ns_;
   spec[field::handle] = handle_;
-  if (now) spec["now"] = true;
+  if (now) spec[field::now] = true;
   return watcher(detail::make_watch(impl_, std::move(spec), options, true, std::move(filter)));
 }
 
-watcher state::predicate_watcher(const char* kind, std::string key, json value,
+watcher state::predicate_watcher(detail::predicate kind, std::string key, json value,
                                  watch_options options, bool now) const {
-  json pred = {{"kind", kind}, {"k", std::move(key)}};
-  if (!value.is_discarded()) pred["v"] = std::move(value);
-  return make_watcher(json{{"pred", std::move(pred)}}, std::move(options), now);
+  json pred = json::object();
+  pred[field::kind] = protocol::name(kind);
+  pred[field::key] = std::move(key);
+  if (!value.is_discarded()) pred[field::value] = std::move(value);
+  json spec = json::object();
+  spec[field::pred] = std::move(pred);
+  return make_watcher(std::move(spec), std::move(options), now);
 }
 
 namespace {
 json keys_spec(std::vector<std::string> keys) {
   json spec = json::object();
-  if (!keys.empty()) spec["keys"] = std::move(keys);
+  if (!keys.empty()) spec[field::keys] = std::move(keys);
   return spec;
 }
 const json no_value(json::value_t::discarded);
@@ -136,7 +128,7 @@ watcher state::when_change(std::vector<std::string> keys, watch_options options)
 
 raw_watcher state::when_change_raw(std::vector<std::string> keys, watch_options options) const {
   json spec = keys_spec(std::move(keys));
-  spec[field::op] = "watch";
+  spec[field::op] = protocol::name(op::watch);
   spec[field::ns] = ns_;
   spec[field::handle] = handle_;
   return raw_watcher(detail::make_watch(impl_, std::move(spec), options, false, {}));
@@ -147,25 +139,25 @@ watcher state::when(std::function<bool(const json&)> pred, watch_options options
 }
 
 watcher state::when_equal(std::string key, json value, watch_options options) const {
-  return predicate_watcher("equal", std::move(key), std::move(value), std::move(options), false);
+  return predicate_watcher(detail::predicate::equal, std::move(key), std::move(value), std::move(options), false);
 }
 watcher state::when_not_equal(std::string key, json value, watch_options options) const {
-  return predicate_watcher("not_equal", std::move(key), std::move(value), std::move(options), false);
+  return predicate_watcher(detail::predicate::not_equal, std::move(key), std::move(value), std::move(options), false);
 }
 watcher state::when_truthy(std::string key, watch_options options) const {
-  return predicate_watcher("truthy", std::move(key), no_value, std::move(options), false);
+  return predicate_watcher(detail::predicate::truthy, std::move(key), no_value, std::move(options), false);
 }
 watcher state::when_falsy(std::string key, watch_options options) const {
-  return predicate_watcher("falsy", std::move(key), no_value, std::move(options), false);
+  return predicate_watcher(detail::predicate::falsy, std::move(key), no_value, std::move(options), false);
 }
 watcher state::when_none(std::string key, watch_options options) const {
-  return predicate_watcher("none", std::move(key), no_value, std::move(options), false);
+  return predicate_watcher(detail::predicate::none, std::move(key), no_value, std::move(options), false);
 }
 watcher state::when_not_none(std::string key, watch_options options) const {
-  return predicate_watcher("not_none", std::move(key), no_value, std::move(options), false);
+  return predicate_watcher(detail::predicate::not_none, std::move(key), no_value, std::move(options), false);
 }
 watcher state::when_available(std::string key, watch_options options) const {
-  return predicate_watcher("available", std::move(key), no_value, std::move(options), false);
+  return predicate_watcher(detail::predicate::available, std::move(key), no_value, std::move(options), false);
 }
 
 namespace {
@@ -183,25 +175,25 @@ json state::get_when(std::function<bool(const json&)> pred, watch_options option
   return first(make_watcher(json::object(), once(std::move(options)), true, std::move(pred)));
 }
 json state::get_when_equal(std::string key, json value, watch_options options) const {
-  return first(predicate_watcher("equal", std::move(key), std::move(value), once(std::move(options)), true));
+  return first(predicate_watcher(detail::predicate::equal, std::move(key), std::move(value), once(std::move(options)), true));
 }
 json state::get_when_not_equal(std::string key, json value, watch_options options) const {
-  return first(predicate_watcher("not_equal", std::move(key), std::move(value), once(std::move(options)), true));
+  return first(predicate_watcher(detail::predicate::not_equal, std::move(key), std::move(value), once(std::move(options)), true));
 }
 json state::get_when_truthy(std::string key, watch_options options) const {
-  return first(predicate_watcher("truthy", std::move(key), no_value, once(std::move(options)), true));
+  return first(predicate_watcher(detail::predicate::truthy, std::move(key), no_value, once(std::move(options)), true));
 }
 json state::get_when_falsy(std::string key, watch_options options) const {
-  return first(predicate_watcher("falsy", std::move(key), no_value, once(std::move(options)), true));
+  return first(predicate_watcher(detail::predicate::falsy, std::move(key), no_value, once(std::move(options)), true));
 }
 json state::get_when_none(std::string key, watch_options options) const {
-  return first(predicate_watcher("none", std::move(key), no_value, once(std::move(options)), true));
+  return first(predicate_watcher(detail::predicate::none, std::move(key), no_value, once(std::move(options)), true));
 }
 json state::get_when_not_none(std::string key, watch_options options) const {
-  return first(predicate_watcher("not_none", std::move(key), no_value, once(std::move(options)), true));
+  return first(predicate_watcher(detail::predicate::not_none, std::move(key), no_value, once(std::move(options)), true));
 }
 json state::get_when_available(std::string key, watch_options options) const {
-  return first(predicate_watcher("available", std::move(key), no_value, once(std::move(options)), true));
+  return first(predicate_watcher(detail::predicate::available, std::move(key), no_value, once(std::move(options)), true));
 }
 
 }  // namespace zproc

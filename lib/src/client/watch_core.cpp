@@ -11,6 +11,8 @@
 namespace zproc::detail {
 
 namespace asio = boost::asio;
+namespace field = protocol::field;
+namespace update_field = protocol::update_field;
 
 namespace {
 
@@ -90,23 +92,23 @@ void watch_core::send() {
     return;
   }
   json req = spec_;
-  req["max"] = batch;
+  req[field::max] = batch;
   const bool reconnected = cursor_connection_ != client_->conn()->connections();
   if (cursor_ && options_.live && reconnected) {
     // The cursor is the last connection's: a live watcher goes on from the new server's
     // current revision (with a fresh replica), as when its request is sent again.
-    if (snapshot_) req["base"] = true;
+    if (snapshot_) req[field::base] = true;
   } else if (cursor_) {
-    req["after"] = *cursor_;
+    req[field::after] = *cursor_;
   } else if (options_.start) {
     if (*options_.start == 0) {
-      req["oldest"] = true;
+      req[field::oldest] = true;
     } else {
-      req["after"] = *options_.start;
+      req[field::after] = *options_.start;
     }
   }
-  if (snapshot_ && !have_replica_) req["base"] = true;
-  if (!cursor_) req["pin"] = true;  // the first request: answered at once, fixing the start
+  if (snapshot_ && !have_replica_) req[field::base] = true;
+  if (!cursor_) req[field::pin] = true;  // the first request: answered at once, fixing the start
   std::weak_ptr<watch_core> weak = weak_from_this();
   inflight_id_ = client_->conn()->request(
       std::move(req), std::make_unique<watch_reply_op>(weak, [weak](error_code ec, json&& r, std::string&& m) {
@@ -121,9 +123,9 @@ bool watch_core::before_resend(json& request) {
   if (options_.live) {
     // A live watcher continues with the updates made after the reconnect: from the new server's
     // current revision (which may be behind this cursor, after a failover), with a fresh replica.
-    request.erase("after");
-    request.erase("oldest");
-    if (snapshot_) request["base"] = true;
+    request.erase(field::after);
+    request.erase(field::oldest);
+    if (snapshot_) request[field::base] = true;
   }
   // Any other watcher resumes from its cursor: a restarted durable server has the history after
   // it (else the reply is `compacted`); another server (fail_if_other_server) does not.
@@ -132,9 +134,9 @@ bool watch_core::before_resend(json& request) {
 
 void watch_core::apply(const json& diff) {
   if (!have_replica_) return;
-  if (auto x = diff.find("x"); x != diff.end())
+  if (auto x = diff.find(update_field::diff_erased); x != diff.end())
     for (const auto& k : *x) replica_.erase(k.get<std::string>());
-  if (auto s = diff.find("s"); s != diff.end())
+  if (auto s = diff.find(update_field::diff_set); s != diff.end())
     for (const auto& [k, v] : s->items()) replica_[k] = v;
 }
 
@@ -151,25 +153,25 @@ void watch_core::on_reply(error_code ec, json&& result, std::string&& message) {
     return;
   }
   try {
-    if (auto base = result.find("base"); base != result.end()) {
+    if (auto base = result.find(field::base); base != result.end()) {
       replica_ = std::move(*base);
       have_replica_ = true;
     }
-    for (auto& u : result.at("updates")) {
-      const auto rev = u.at("rv").get<std::uint64_t>();
+    for (auto& u : result.at(field::updates)) {
+      const auto rev = u.at(update_field::revision).get<std::uint64_t>();
       if (snapshot_) {
-        if (auto d = u.find("d"); d != u.end()) apply(*d);
+        if (auto d = u.find(update_field::diff); d != u.end()) apply(*d);
         if (!filter_ || filter_(replica_)) ready_.push_back({replica_, rev, false});
       } else {
         ready_.push_back({std::move(u), rev, false});
       }
     }
-    if (auto tail = result.find("tail"); tail != result.end()) apply(*tail);
-    cursor_ = result.at("cursor").get<std::uint64_t>();
+    if (auto tail = result.find(field::tail); tail != result.end()) apply(*tail);
+    cursor_ = result.at(field::cursor).get<std::uint64_t>();
     cursor_connection_ = client_->conn()->connections();
     cursor_server_ = client_->conn()->server_id();
-    if (result.value("now", false) && snapshot_) {
-      spec_.erase("now");  // only the first request asks for the current state
+    if (result.value(field::now, false) && snapshot_) {
+      spec_.erase(field::now);  // only the first request asks for the current state
       if (!filter_ || filter_(replica_)) ready_.push_back({replica_, *cursor_, true});
     }
   } catch (const json::exception& e) {
@@ -263,7 +265,7 @@ void watch_core::close_here() {
 
 void watch_core::drop_inflight() {
   if (inflight_id_ == 0) return;
-  json cancel = json{{protocol::field::op, "cancel"}, {"target", inflight_id_}};
+  json cancel = protocol::cancel_request(inflight_id_);
   const auto id = inflight_id_;
   client_->conn()->cancel(id);  // drops the local entry (on_reply sees operation_aborted)
   client_->conn()->request(std::move(cancel), std::make_unique<ignore_op>());
@@ -273,11 +275,11 @@ void watch_core::drop_inflight() {
 std::shared_ptr<watch_core> make_watch(const std::shared_ptr<client_impl>& client, json spec,
                                        const watch_options& options, bool snapshot,
                                        std::function<bool(const json&)> filter) {
-  if (options.live) spec["live"] = true;
-  if (options.identical_okay) spec["identical"] = true;
-  if (options.exclude) spec["exclude"] = true;
-  if (options.include_own) spec["own"] = true;
-  if (snapshot) spec["snap"] = true;
+  if (options.live) spec[field::live] = true;
+  if (options.identical_okay) spec[field::identical] = true;
+  if (options.exclude) spec[field::exclude] = true;
+  if (options.include_own) spec[field::own] = true;
+  if (snapshot) spec[field::snap] = true;
   auto core = std::make_shared<watch_core>(client, std::move(spec), options, snapshot,
                                            std::move(filter));
   if (!client->blocking_mode()) {

@@ -3,6 +3,8 @@
 #include "process/crash.hpp"
 
 #include "client/client_core.hpp"
+#include "protocol/ops.hpp"
+#include "protocol/process_records.hpp"
 
 #include <zproc/client.hpp>
 #include <zproc/detail/request.hpp>
@@ -42,6 +44,8 @@
 namespace zproc::process_detail {
 namespace asio = boost::asio;
 namespace bp2 = boost::process::v2;
+namespace wire = protocol::process;
+namespace rf = protocol::process::record_field;
 using detail::child;
 
 namespace {
@@ -321,16 +325,15 @@ struct supervisor::recorder {
         }
         entry e = std::move(s->queue.front());
         s->queue.pop_front();
-        json req = json::object();
-        req["o"] = e.start ? "proc_start" : "proc_update";
-        req["record"] = std::move(e.fields);
+        json req = protocol::make(e.start ? protocol::op::proc_start : protocol::op::proc_update);
+        req[wire::record] = std::move(e.fields);
         // An update goes only on the connection whose server gave the record's id: on any
         // other (a restarted or failover server) the id may name another process's record.
         std::uint64_t only_on = 0;
         if (!e.start) {
           auto it = s->ids.find(e.c.get());
           if (it == s->ids.end()) continue;  // its start was refused
-          req["id"] = it->second.first;
+          req[wire::id] = it->second.first;
           only_on = it->second.second;
         }
         s->sending = true;
@@ -531,19 +534,19 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
   }
   if (number == 1) {
     json fields = json::object();
-    fields["pid"] = a->pid;
-    fields["ppid"] = me;
-    fields["target"] = c->target;
-    fields["n"] = c->ticket.ns;
-    fields["host"] = host_name();
-    fields["kind"] = c->command ? "command" : "target";
-    fields["attempt"] = number;
+    fields[rf::pid] = a->pid;
+    fields[rf::ppid] = me;
+    fields[rf::target] = c->target;
+    fields[rf::ns] = c->ticket.ns;
+    fields[rf::host] = host_name();
+    fields[rf::kind] = c->command ? "command" : "target";
+    fields[rf::attempt] = number;
     record(c, std::move(fields), true);
   } else {
     json fields = json::object();
-    fields["pid"] = a->pid;
-    fields["attempt"] = number;
-    fields["state"] = "running";
+    fields[rf::pid] = a->pid;
+    fields[rf::attempt] = number;
+    fields[rf::state] = "running";
     record(c, std::move(fields), false);
   }
 
@@ -690,9 +693,9 @@ void supervisor::finish(const std::shared_ptr<attempt>& a) {
       c->exitcode = code;
     }
     json fields = json::object();
-    fields["state"] = reports.exception ? "failed" : "crashed";
-    fields["exitcode"] = code;
-    fields["crash_report"] = report;
+    fields[rf::state] = reports.exception ? "failed" : "crashed";
+    fields[rf::exitcode] = code;
+    fields[rf::crash_report] = report;
     record(c, std::move(fields), false);  // the next attempt sets it running again
     auto t = std::make_shared<asio::steady_timer>(io_, c->options.retry_delay);
     retrying_[c.get()] = t;
@@ -741,9 +744,9 @@ void supervisor::settle(const std::shared_ptr<child>& c, int code, std::exceptio
     if (value) c->value = std::move(*value);
   }
   json fields = json::object();
-  fields["state"] = state;
-  fields["exitcode"] = code;
-  if (!report.empty()) fields["crash_report"] = report;
+  fields[rf::state] = state;
+  fields[rf::exitcode] = code;
+  if (!report.empty()) fields[rf::crash_report] = report;
   record(c, std::move(fields), false, true);
   complete(c);
 }

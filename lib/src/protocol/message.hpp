@@ -3,6 +3,7 @@
 #pragma once
 
 #include "protocol/frame.hpp"
+#include "protocol/ops.hpp"
 
 #include <zproc/error.hpp>
 
@@ -21,33 +22,7 @@ using nlohmann::json;
 inline constexpr std::int64_t version = 1;
 inline constexpr std::string_view magic = "zproc";
 
-/// Field names (short: they are in every message).
-namespace field {
-inline constexpr const char* hello = "hello";      // handshake marker, value "zproc"
-inline constexpr const char* version = "version";  // handshake: protocol version
-inline constexpr const char* max_frame = "max_frame";
-inline constexpr const char* pid = "pid";
-inline constexpr const char* client_id = "client";
-inline constexpr const char* server_id = "sid";  // hello reply: which server (its data) this is
-inline constexpr const char* id = "i";        // request id; 0 = the connection itself
-inline constexpr const char* op = "o";        // operation name
-inline constexpr const char* ns = "n";        // namespace
-inline constexpr const char* key = "k";       // key
-inline constexpr const char* value = "v";     // value / object argument
-inline constexpr const char* fallback = "d";  // default value (get, pop, setdefault)
-inline constexpr const char* result = "r";    // reply: result
-inline constexpr const char* revision = "rv";  // reply: namespace revision after the op
-inline constexpr const char* error = "e";     // reply: {c: category, n: code, m: message}
-inline constexpr const char* handle = "h";    // the writing state handle (records, watchers)
-// Pages of keys/items (any of these makes the request paged) and of history.
-inline constexpr const char* after = "after";    // start after this key (exclusive)
-inline constexpr const char* prefix = "prefix";  // only keys that start with this
-inline constexpr const char* limit = "limit";    // at most this many keys
-inline constexpr const char* bytes = "bytes";    // byte budget of the page (keys, items, history)
-inline constexpr const char* keys_page = "keys";    // reply of a paged keys: the keys
-inline constexpr const char* items_page = "items";  // reply of a paged items: [[key, value]...]
-inline constexpr const char* next = "next";  // reply of a page: the next page's "after", or nil
-}  // namespace field
+// Field names: protocol/ops.hpp.
 
 /// Bounds of a page (keys, items, history): a page holds at most `max_page_limit` keys and stops
 /// once its encoded entries exceed the request's byte budget (at most `max_page_bytes`), always

@@ -14,14 +14,8 @@
 
 namespace zproc::protocol::tasks {
 
-/// Operations.
-inline constexpr const char* submit_op = "task_submit";
-inline constexpr const char* take_op = "task_take";
-inline constexpr const char* done_op = "task_done";
-inline constexpr const char* wait_op = "task_wait";
-inline constexpr const char* cancel_op = "task_cancel";
-inline constexpr const char* retire_op = "task_retire";
-inline constexpr const char* info_op = "task_info";
+/// Operations: op::task_submit, task_take, task_done, task_wait, task_cancel, task_retire,
+/// task_info (protocol/ops.hpp).
 
 /// Request and reply fields (besides i and o).
 inline constexpr const char* queue = "q";          // the swarm's name
@@ -43,6 +37,13 @@ inline constexpr const char* ack = "ack";          // wait: ids whose outcome wa
 inline constexpr const char* wait_ms = "ms";       // wait: answer [] after this long
 inline constexpr const char* left = "left";        // wait reply: tasks of the range still held
 inline constexpr const char* pids = "pids";        // retire: the workers' pids
+// info reply: {workers: [{client, pid, host, running, done, retiring}], queued, running}
+inline constexpr const char* workers = "workers";
+inline constexpr const char* queued = "queued";
+inline constexpr const char* running = "running";
+inline constexpr const char* client = "client";
+inline constexpr const char* done = "done";
+inline constexpr const char* retiring = "retiring";
 
 /// Outcome fields.
 inline constexpr const char* values = "v";

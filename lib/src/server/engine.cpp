@@ -130,30 +130,31 @@ recovery_report engine::attach(std::unique_ptr<journal> j) {
 
 void engine::handle(const json& request, std::uint64_t request_id, const request_context& ctx,
                     std::vector<delivery>& out) {
-  const auto op = request.is_object() ? request.find(protocol::field::op) : request.end();
-  const bool named = request.is_object() && op != request.end() && op->is_string();
+  using protocol::op;
+  const std::optional<op> code = protocol::op_of(request);  // parsed once
 
-  if (named && process_registry::handles(op->get_ref<const std::string&>())) {
+  if (code && process_registry::handles(*code)) {
     guarded(out, ctx.client_id, request_id, [&] {
-      json result = processes_.execute(request, ctx.client_id, wall_clock_ms());
+      json result = processes_.execute(*code, request, ctx.client_id, wall_clock_ms());
       out.push_back({ctx.client_id, protocol::make_reply(request_id, std::move(result))});
     });
     return;
   }
-  if (named && task_queue::handles(op->get_ref<const std::string&>())) {
+  if (code && task_queue::handles(*code)) {
     guarded(out, ctx.client_id, request_id, [&] {
-      tasks_.execute(request, request_id, ctx.client_id, std::chrono::steady_clock::now(), out);
+      tasks_.execute(*code, request, request_id, ctx.client_id, std::chrono::steady_clock::now(),
+                     out);
     });
     return;
   }
-  if (named && *op == "watch") {
+  if (code == op::watch) {
     guarded(out, ctx.client_id, request_id, [&] {
       if (auto now = watches_.watch(store_, request, ctx.client_id))
         out.push_back({ctx.client_id, protocol::make_reply(request_id, std::move(*now))});
     });
     return;
   }
-  if (named && (*op == "lock" || *op == "unlock")) {
+  if (code == op::lock || code == op::unlock) {
     auto ns = request.find(protocol::field::ns);
     if (ns == request.end() || !ns->is_string()) {
       out.push_back({ctx.client_id, protocol::make_error_reply(request_id, server_errc::bad_request,
@@ -162,7 +163,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     }
     const auto& name = ns->get_ref<const std::string&>();
     guarded(out, ctx.client_id, request_id, [&] {
-      if (*op == "lock") {
+      if (code == op::lock) {
         lock(name, ctx.client_id, request_id, out);
         return;
       }
@@ -172,8 +173,8 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     });
     return;
   }
-  if (named && *op == "cancel") {
-    auto target = request.find("target");
+  if (code == op::cancel) {
+    auto target = request.find(protocol::field::target);
     if (target == request.end() || !target->is_number_unsigned()) {
       out.push_back({ctx.client_id,
                      protocol::make_error_reply(request_id, server_errc::bad_request,
@@ -194,7 +195,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     return;
   }
 
-  outcome o = store_.execute(request, ctx);
+  outcome o = code ? store_.execute(*code, request, ctx) : store_.execute(request, ctx);
   // Watchers hear of a committed write whatever happens to its own reply below (a reply that
   // cannot be built for lack of memory closes the writer's connection, not their wait).
   struct notify_on_exit {
@@ -205,7 +206,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
       if (o.committed) e.notify(*o.ns, *o.committed, out);
     }
   } notify_guard{*this, o, out};
-  if (named && *op == "commit" && !o.error) {
+  if (code == op::commit && !o.error) {
     auto ns = request.find(protocol::field::ns);
     if (const auto* st = store_.find(ns->get_ref<const std::string&>());
         st && st->locked_by == ctx.client_id)

@@ -1,9 +1,13 @@
 #include "server/history.hpp"
 
+#include "protocol/ops.hpp"
+
 #include <algorithm>
 #include <stdexcept>
 
 namespace zproc::server_detail {
+
+namespace uf = protocol::update_field;
 
 bool update_record::touches(const std::string& key) const {
   for (const auto& c : changes)
@@ -28,7 +32,7 @@ std::shared_ptr<const std::string> update_record::packed(bool with_diff) const {
           del.push_back(c.key);
         }
       }
-      j["d"] = json{{"s", std::move(set)}, {"x", std::move(del)}};
+      j[uf::diff] = json{{uf::diff_set, std::move(set)}, {uf::diff_erased, std::move(del)}};
     }
     auto encoded = std::make_shared<std::string>();
     json::to_msgpack(j, nlohmann::detail::output_adapter<char>(*encoded));
@@ -39,18 +43,19 @@ std::shared_ptr<const std::string> update_record::packed(bool with_diff) const {
 }
 
 json to_json(const update_record& r) {
-  return json{{"rv", r.revision}, {"t", r.time_us},        {"c", r.client_id},
-              {"h", r.handle},    {"id", r.identical}, {"ch", r.changes}};
+  return json{{uf::revision, r.revision}, {uf::time, r.time_us},
+              {uf::client, r.client_id},  {uf::handle, r.handle},
+              {uf::identical, r.identical}, {uf::changes, r.changes}};
 }
 
 update_record record_from_json(const json& j) {
   update_record r;
-  r.revision = j.at("rv").get<std::uint64_t>();
-  r.time_us = j.at("t").get<std::int64_t>();
-  r.client_id = j.at("c").get<std::uint64_t>();
-  r.handle = j.at("h").get<std::uint64_t>();
-  r.identical = j.at("id").get<bool>();
-  r.changes = j.at("ch").get<std::vector<key_change>>();
+  r.revision = j.at(uf::revision).get<std::uint64_t>();
+  r.time_us = j.at(uf::time).get<std::int64_t>();
+  r.client_id = j.at(uf::client).get<std::uint64_t>();
+  r.handle = j.at(uf::handle).get<std::uint64_t>();
+  r.identical = j.at(uf::identical).get<bool>();
+  r.changes = j.at(uf::changes).get<std::vector<key_change>>();
   r.bytes = record_bytes(r);
   return r;
 }

@@ -1,5 +1,7 @@
 #include "server/process_registry.hpp"
 
+#include "protocol/ops.hpp"
+
 #include "protocol/message.hpp"
 #include "protocol/process_records.hpp"
 
@@ -11,6 +13,7 @@
 namespace zproc::server_detail {
 
 namespace wire = protocol::process;
+namespace rf = protocol::process::record_field;
 using json = nlohmann::json;
 
 namespace {
@@ -20,11 +23,12 @@ constexpr std::array<std::string_view, 7> states = {"running", "exited", "failed
                                                     "killed",  "stopped", "lost"};
 constexpr std::string_view states_text = "running, exited, failed, crashed, killed, stopped, lost";
 /// What a start must give (and an update may not remove).
-constexpr std::array<std::string_view, 7> required = {"pid",  "ppid", "target", "n",
-                                                      "host", "kind", "attempt"};
+constexpr std::array<std::string_view, 7> required = {rf::pid,  rf::ppid, rf::target, rf::ns,
+                                                      rf::host, rf::kind, rf::attempt};
 constexpr std::string_view required_text = "pid, ppid, target, n, host, kind, attempt";
 /// Written by the server only.
-constexpr std::array<std::string_view, 4> server_owned = {"id", "client", "started", "ended"};
+constexpr std::array<std::string_view, 4> server_owned = {rf::id, rf::client, rf::started,
+                                                          rf::ended};
 
 template <std::size_t N>
 bool one_of(std::string_view s, const std::array<std::string_view, N>& list) {
@@ -65,8 +69,9 @@ const std::string& state_of(const json& record) {
 
 }  // namespace
 
-bool process_registry::handles(std::string_view op) noexcept {
-  return op == wire::start_op || op == wire::update_op || op == wire::list_op;
+bool process_registry::handles(detail::op o) noexcept {
+  using protocol::op;
+  return o == op::proc_start || o == op::proc_update || o == op::proc_list;
 }
 
 bool process_registry::is_state(std::string_view s) noexcept { return one_of(s, states); }
@@ -91,25 +96,25 @@ json process_registry::checked(const json& fields, const json* current) {
       out[key] = nullptr;  // merge: removes it
       continue;
     }
-    if (key == "pid" || key == "ppid") {
+    if (key == rf::pid || key == rf::ppid) {
       const auto v = as_int64(value);
       must(v.has_value(), "an integer");
       out[key] = *v;
-    } else if (key == "target" || key == "n" || key == "host" || key == "note") {
+    } else if (key == rf::target || key == rf::ns || key == rf::host || key == rf::note) {
       must(value.is_string(), "a string");
       out[key] = value;
-    } else if (key == "kind") {
+    } else if (key == rf::kind) {
       must(value == "target" || value == "command", "\"target\" or \"command\"");
       out[key] = value;
-    } else if (key == "attempt") {
+    } else if (key == rf::attempt) {
       const auto v = as_int64(value);
       must(v && *v >= 1 && *v <= INT_MAX, "a positive integer");
       out[key] = *v;
-    } else if (key == "exitcode") {
+    } else if (key == rf::exitcode) {
       const auto v = as_int64(value);
       must(v && *v >= INT_MIN && *v <= INT_MAX, "an integer (int)");
       out[key] = *v;
-    } else if (key == "parent_record") {
+    } else if (key == rf::parent_record) {
       const auto v = as_count(value);
       must(v.has_value(), "a record id (0: none)");
       out[key] = *v;
@@ -119,7 +124,7 @@ json process_registry::checked(const json& fields, const json* current) {
       if (!current && value != running_state)
         bad_request("a new process record is \"running\"; report how it ended with proc_update");
       out[key] = value;
-    } else if (key == "crash_report") {
+    } else if (key == rf::crash_report) {
       must(value.is_string(), "a string");
       out[key] = shorten(value.get_ref<const std::string&>());
     } else {
@@ -138,9 +143,9 @@ std::uint64_t process_registry::start(const json& fields, std::uint64_t client_i
                                       std::int64_t now_ms) {
   json record = checked(fields, nullptr);
   const std::uint64_t id = last_id_ + 1;
-  record["id"] = id;
-  record["client"] = client_id;
-  record["started"] = now_ms;
+  record[rf::id] = id;
+  record[rf::client] = client_id;
+  record[rf::started] = now_ms;
   record[wire::state] = running_state;
   check_size(record, "the new process record");
   ++last_id_;
@@ -171,8 +176,8 @@ void process_registry::update(std::uint64_t id, const json& fields, std::int64_t
   }
   const bool was_running = state_of(e.data) == running_state;
   const bool runs = state_of(merged) == running_state;
-  if (was_running && !runs) merged["ended"] = now_ms;
-  if (!was_running && runs) merged.erase("ended");  // a retry: it runs again
+  if (was_running && !runs) merged[rf::ended] = now_ms;
+  if (!was_running && runs) merged.erase(rf::ended);  // a retry: it runs again
   check_size(merged, "process record " + std::to_string(id));
 
   e.data = std::move(merged);
@@ -202,8 +207,8 @@ void process_registry::client_gone(std::uint64_t client_id, std::int64_t now_ms)
   for (const auto id : ids) {
     entry& e = records_.at(id);
     e.data[wire::state] = "lost";
-    e.data["ended"] = now_ms;
-    e.data["note"] = "its supervisor disconnected";
+    e.data[rf::ended] = now_ms;
+    e.data[rf::note] = "its supervisor disconnected";
     mark_finished(id, e);
   }
   evict();
@@ -217,13 +222,13 @@ const json* process_registry::find(std::uint64_t id) const {
 void process_registry::mark_running(std::uint64_t id, entry& e) {
   if (e.finished_seq != 0) finished_.erase(e.finished_seq);
   e.finished_seq = 0;
-  running_by_client_[e.data.at("client").get<std::uint64_t>()].insert(id);
+  running_by_client_[e.data.at(rf::client).get<std::uint64_t>()].insert(id);
 }
 
 void process_registry::mark_finished(std::uint64_t id, entry& e) {
   e.finished_seq = ++last_finish_;
   finished_.emplace(e.finished_seq, id);
-  auto it = running_by_client_.find(e.data.at("client").get<std::uint64_t>());
+  auto it = running_by_client_.find(e.data.at(rf::client).get<std::uint64_t>());
   if (it == running_by_client_.end()) return;
   it->second.erase(id);
   if (it->second.empty()) running_by_client_.erase(it);
@@ -238,18 +243,25 @@ void process_registry::evict() {
 
 json process_registry::execute(const json& request, std::uint64_t client_id,
                                std::int64_t now_ms) {
-  const auto& op = request.at(protocol::field::op).get_ref<const std::string&>();
+  const auto o = protocol::op_of(request);
+  if (!o || !handles(*o)) bad_request("not an operation of the process registry");
+  return execute(*o, request, client_id, now_ms);
+}
+
+json process_registry::execute(detail::op o, const json& request, std::uint64_t client_id,
+                               std::int64_t now_ms) {
+  using protocol::op;
   const auto field = [&](const char* name) -> const json* {
     auto it = request.find(name);
     return it == request.end() ? nullptr : &*it;
   };
-  if (op == wire::start_op) {
+  if (o == op::proc_start) {
     const json* record = field(wire::record);
     if (!record || !record->is_object())
       bad_request("proc_start needs the process's fields as an object ('record')");
     return start(*record, client_id, now_ms);
   }
-  if (op == wire::update_op) {
+  if (o == op::proc_update) {
     const json* id = field(wire::id);
     const auto value = id ? as_count(*id) : std::nullopt;
     if (!value || *value == 0) bad_request("proc_update needs the record's id ('id', a positive integer)");
@@ -259,7 +271,7 @@ json process_registry::execute(const json& request, std::uint64_t client_id,
     update(*value, *record, now_ms);
     return true;
   }
-  if (op == wire::list_op) {
+  if (o == op::proc_list) {
     std::optional<std::string_view> state;
     if (const json* s = field(wire::state)) {
       if (!s->is_string() || !is_state(s->get_ref<const std::string&>()))
@@ -280,7 +292,7 @@ json process_registry::execute(const json& request, std::uint64_t client_id,
     }
     return list(state, after, max);
   }
-  bad_request("unknown process operation " + quote(op));
+  bad_request("unknown process operation " + quote(std::string(protocol::name(o))));
 }
 
 }  // namespace zproc::server_detail

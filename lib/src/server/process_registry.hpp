@@ -12,6 +12,8 @@
 
 #include "server/op_error.hpp"
 
+#include <zproc/detail/op.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -32,12 +34,14 @@ class process_registry {
   /// first); running records are never evicted.
   explicit process_registry(std::size_t max_finished = 10'000) : max_finished_(max_finished) {}
 
-  /// Whether `op` is one of the registry's operations (proc_start, proc_update, proc_list).
-  static bool handles(std::string_view op) noexcept;
+  /// Whether `o` is one of the registry's operations (proc_start, proc_update, proc_list).
+  static bool handles(detail::op o) noexcept;
 
   /// Runs one of those requests, sent by connection `client_id` at server time `now_ms`, and
   /// returns the reply's result. Bad input throws op_error (bad_request) and changes nothing.
   json execute(const json& request, std::uint64_t client_id, std::int64_t now_ms);
+  /// The same, for a request whose op (one of handles()) the caller read already.
+  json execute(detail::op o, const json& request, std::uint64_t client_id, std::int64_t now_ms);
 
   /// proc_start: registers a running process; returns its id. Throws op_error.
   std::uint64_t start(const json& fields, std::uint64_t client_id, std::int64_t now_ms);

@@ -2,6 +2,7 @@
 
 #include "protocol/message.hpp"
 #include "protocol/msgpack.hpp"
+#include "protocol/ops.hpp"
 #include "protocol/value_check.hpp"
 #include "server/op_error.hpp"
 
@@ -16,6 +17,8 @@
 namespace zproc::server_detail {
 
 namespace field = protocol::field;
+namespace test = protocol::compare_test;
+using protocol::op;
 
 namespace {
 
@@ -56,10 +59,10 @@ class args {
     if (it == req_.end()) fail(server_errc::bad_request, "missing value (field 'v')");
     return *it;
   }
-  const json& object_value(std::string_view op) const {
+  const json& object_value(std::string_view op_name) const {
     const json& v = value();
     if (!v.is_object())
-      fail(server_errc::wrong_type, std::string(op) + " needs a JSON object, not " +
+      fail(server_errc::wrong_type, std::string(op_name) + " needs a JSON object, not " +
                                         v.type_name());
     return v;
   }
@@ -258,7 +261,7 @@ json op_items(op_env& e) {
 }
 
 json op_update(op_env& e) {
-  const json& v = e.a.object_value("update");
+  const json& v = e.a.object_value(protocol::name(op::update));
   e.write();  // update({}) is still a write (an identical one)
   for (const auto& [k, val] : v.items()) put(e, k, val);
   return nullptr;
@@ -311,7 +314,7 @@ json op_clear(op_env& e) {
 json op_copy(op_env& e) { return e.ns.data; }
 
 json op_replace(op_env& e) {
-  const json& next = e.a.object_value("replace");
+  const json& next = e.a.object_value(protocol::name(op::replace));
   e.write();
   auto& obj = e.ns.data.get_ref<json::object_t&>();
   for (auto& [k, v] : obj)
@@ -357,12 +360,12 @@ json op_cas(op_env& e) {
   const auto& key = e.a.key();
   const json& desired = e.a.value();
   auto now = current(e.ns.data, key);
-  const bool want_absent = e.a.raw().value("absent", false);
+  const bool want_absent = e.a.raw().value(field::absent, false);
   bool holds = false;
   if (want_absent) {
     holds = !now.has_value();
   } else {
-    auto expected = e.a.raw().find("e");
+    auto expected = e.a.raw().find(field::expected);
     if (expected == e.a.raw().end()) fail(server_errc::bad_request, "cas needs 'e' (expected) or 'absent'");
     holds = now && *now == *expected;
   }
@@ -388,22 +391,23 @@ json op_append(op_env& e) {
 
 /// One compare of a transaction: {k, t: eq|ne|exists|absent|mod_eq|mod_lt|mod_gt, v}.
 bool compare_holds(const op_env& e, const json& c) {
-  if (!c.is_object() || !c.contains("k") || !c["k"].is_string() || !c.contains("t"))
+  if (!c.is_object() || !c.contains(field::key) || !c[field::key].is_string() ||
+      !c.contains(field::test))
     fail(server_errc::bad_request, "a compare needs 'k' (a key) and 't' (its test)");
-  const auto& key = c["k"].get_ref<const std::string&>();
-  const std::string t = c["t"].is_string() ? c["t"].get<std::string>() : "";
+  const auto& key = c[field::key].get_ref<const std::string&>();
+  const std::string t = c[field::test].is_string() ? c[field::test].get<std::string>() : "";
   auto it = e.ns.data.find(key);
   const bool present = it != e.ns.data.end();
-  const json v = c.value("v", json());
-  if (t == "eq") return present && *it == v;
-  if (t == "ne") return !present || *it != v;
-  if (t == "exists") return present;
-  if (t == "absent") return !present;
-  if (t == "mod_eq" || t == "mod_lt" || t == "mod_gt") {
+  const json v = c.value(field::value, json());
+  if (t == test::equal) return present && *it == v;
+  if (t == test::not_equal) return !present || *it != v;
+  if (t == test::exists) return present;
+  if (t == test::absent) return !present;
+  if (t == test::modified_at || t == test::modified_before || t == test::modified_after) {
     if (!v.is_number_unsigned()) fail(server_errc::bad_request, "a revision compare needs a revision 'v'");
     const auto mod = e.ns.modified_at(key);
     const auto rev = v.get<std::uint64_t>();
-    return t == "mod_eq" ? mod == rev : t == "mod_lt" ? mod < rev : mod > rev;
+    return t == test::modified_at ? mod == rev : t == test::modified_before ? mod < rev : mod > rev;
   }
   fail(server_errc::bad_request, "unknown compare '" + t + "'");
 }
@@ -414,9 +418,20 @@ json op_update(op_env& e);
 
 /// txn: {if: [compares], then: [ops], else: [ops]} -> {ok, results}: one revision, all or none.
 json op_txn(op_env& e) {
-  static const std::unordered_map<std::string_view, op_fn> sub_ops{
-      {"set", op_set},       {"del", op_del},   {"incr", op_incr}, {"append", op_append},
-      {"cas", op_cas},       {"get", op_get},   {"update", op_update}};
+  // The ops a transaction may run.
+  const auto sub_op = [](std::optional<op> o) -> op_fn {
+    if (!o) return nullptr;
+    switch (*o) {
+      case op::set: return op_set;
+      case op::del: return op_del;
+      case op::incr: return op_incr;
+      case op::append: return op_append;
+      case op::cas: return op_cas;
+      case op::get: return op_get;
+      case op::update: return op_update;
+      default: return nullptr;
+    }
+  };
   const json& req = e.a.raw();
   const auto list = [&](const char* name) -> const json& {
     static const json empty = json::array();
@@ -426,35 +441,40 @@ json op_txn(op_env& e) {
     return *it;
   };
   bool ok = true;
-  for (const auto& c : list("if")) ok = ok && compare_holds(e, c);
+  for (const auto& c : list(field::txn_if)) ok = ok && compare_holds(e, c);
   json results = json::array();
-  for (const auto& op : list(ok ? "then" : "else")) {
-    const auto name = op.is_object() ? op.value(field::op, std::string()) : std::string();
-    auto fn = sub_ops.find(name);
-    if (fn == sub_ops.end())
+  for (const auto& sub_request : list(ok ? field::txn_then : field::txn_else)) {
+    const op_fn fn = sub_op(protocol::op_of(sub_request));
+    if (!fn) {
+      const auto name = sub_request.is_object() ? sub_request.value(field::op, std::string())
+                                                : std::string();
       fail(server_errc::bad_request, "a transaction cannot run '" + name + "'");
-    const args sub_args(op);
+    }
+    const args sub_args(sub_request);
     op_env sub{e.ns, e.ns_name, sub_args, e.ctx, false, {}};
     auto merge = [&] {
       for (auto& c : sub.changes) e.changes.push_back(std::move(c));
       e.wrote = e.wrote || sub.wrote;
     };
     try {
-      results.push_back(fn->second(sub));
+      results.push_back(fn(sub));
     } catch (...) {
       merge();  // so that the whole transaction is rolled back
       throw;
     }
     merge();
   }
-  return json{{"ok", ok}, {"results", std::move(results)}};
+  json out = json::object();
+  out[field::ok] = ok;
+  out[field::results] = std::move(results);
+  return out;
 }
 
 /// read: {keys?: [...]} -> {rev, data, mods}: what an atomic() body starts from.
 json op_read(op_env& e) {
   json data = json::object();
   json mods = json::object();
-  auto keys = e.a.raw().find("keys");
+  auto keys = e.a.raw().find(field::keys);
   if (keys != e.a.raw().end() && keys->is_array()) {
     for (const auto& k : *keys) {
       if (!k.is_string()) fail(server_errc::bad_request, "'keys' must be strings");
@@ -465,7 +485,11 @@ json op_read(op_env& e) {
   } else {
     data = e.ns.data;
   }
-  return json{{"rev", e.ns.revision}, {"data", std::move(data)}, {"mods", std::move(mods)}};
+  json out = json::object();
+  out[field::rev] = e.ns.revision;
+  out[field::data] = std::move(data);
+  out[field::mods] = std::move(mods);
+  return out;
 }
 
 /// commit: {base: R | mods: {key: rev}, set: {...}, del: [...]} -> the new revision, or
@@ -475,19 +499,19 @@ json op_commit(op_env& e) {
   const json& req = e.a.raw();
   if (e.ns.locked_by != 0 && e.ns.locked_by != e.ctx.client_id)
     fail(server_errc::conflict, "another client holds the atomic lock of " + quote(e.ns_name));
-  if (auto mods = req.find("mods"); mods != req.end() && mods->is_object()) {
+  if (auto mods = req.find(field::mods); mods != req.end() && mods->is_object()) {
     for (const auto& [k, rev] : mods->items())
       if (!rev.is_number_unsigned() || e.ns.modified_at(k) != rev.get<std::uint64_t>())
         fail(server_errc::conflict, "key " + quote(k) + " changed since it was read");
   } else {
-    auto base = req.find("base");
+    auto base = req.find(field::base);
     if (base == req.end() || !base->is_number_unsigned())
       fail(server_errc::bad_request, "commit needs 'base' (a revision) or 'mods'");
     if (base->get<std::uint64_t>() != e.ns.revision)
       fail(server_errc::conflict, "namespace " + quote(e.ns_name) + " changed since it was read");
   }
   e.write();  // one revision even if the body changed nothing
-  if (auto del = req.find("del"); del != req.end() && del->is_array()) {
+  if (auto del = req.find(field::del); del != req.end() && del->is_array()) {
     for (const auto& k : *del) {
       if (!k.is_string()) fail(server_errc::bad_request, "'del' must be keys");
       const auto& key = k.get_ref<const std::string&>();
@@ -498,7 +522,7 @@ json op_commit(op_env& e) {
       }
     }
   }
-  if (auto set = req.find("set"); set != req.end() && set->is_object())
+  if (auto set = req.find(field::set); set != req.end() && set->is_object())
     for (const auto& [k, v] : set->items()) put(e, k, v);
   return nullptr;
 }
@@ -513,7 +537,7 @@ std::uint64_t revision_arg(const json& req, const char* name, std::uint64_t fall
 
 /// at: {"rev": R} -> the namespace as it was at revision R.
 json op_at(op_env& e) {
-  const std::uint64_t rev = revision_arg(e.a.raw(), "rev", e.ns.revision);
+  const std::uint64_t rev = revision_arg(e.a.raw(), field::rev, e.ns.revision);
   if (rev > e.ns.revision)
     fail(server_errc::bad_request, "revision " + std::to_string(rev) + " is in the future (now " +
                                        std::to_string(e.ns.revision) + ")");
@@ -529,9 +553,9 @@ json op_at(op_env& e) {
 /// empty. Without S, no byte budget: the reply of clients that stop at a short page, unchanged.
 json op_history(op_env& e) {
   const auto& h = e.ns.hist;
-  std::uint64_t from = revision_arg(e.a.raw(), "from", 0);
-  const std::uint64_t to = std::min(revision_arg(e.a.raw(), "to", h.newest()), h.newest());
-  const std::uint64_t max = std::clamp<std::uint64_t>(revision_arg(e.a.raw(), "max", 1000), 1, 10'000);
+  std::uint64_t from = revision_arg(e.a.raw(), field::from, 0);
+  const std::uint64_t to = std::min(revision_arg(e.a.raw(), field::to, h.newest()), h.newest());
+  const std::uint64_t max = std::clamp<std::uint64_t>(revision_arg(e.a.raw(), field::max, 1000), 1, 10'000);
   if (from == 0) from = h.oldest();
   if (from < h.oldest() && from <= h.newest())
     fail(server_errc::compacted, "revision " + std::to_string(from) +
@@ -558,34 +582,35 @@ struct op_info {
   bool returns_revision = false;  // the result is the revision after the write
 };
 
-const std::unordered_map<std::string_view, op_info>& op_table() {
-  static const std::unordered_map<std::string_view, op_info> table{
-      {"get", {op_get, false}},
-      {"set", {op_set, true, true}},
-      {"del", {op_del, true, true}},
-      {"contains", {op_contains, false}},
-      {"size", {op_size, false}},
-      {"keys", {op_keys, false}},
-      {"values", {op_values, false}},
-      {"items", {op_items, false}},
-      {"update", {op_update, true, true}},
-      {"pop", {op_pop, true}},
-      {"popitem", {op_popitem, true}},
-      {"setdefault", {op_setdefault, true}},
-      {"clear", {op_clear, true, true}},
-      {"copy", {op_copy, false}},
-      {"replace", {op_replace, true, true}},
-      {"revision", {op_revision, false}},
-      {"at", {op_at, false}},
-      {"incr", {op_incr, true}},
-      {"cas", {op_cas, true}},
-      {"append", {op_append, true}},
-      {"txn", {op_txn, true}},
-      {"read", {op_read, false}},
-      {"commit", {op_commit, true, true}},
-      {"history", {op_history, false}},
-  };
-  return table;
+/// The store's part of `o` (fn null: not a store op).
+constexpr op_info info(op o) noexcept {
+  switch (o) {
+    case op::get: return {op_get, false};
+    case op::set: return {op_set, true, true};
+    case op::del: return {op_del, true, true};
+    case op::contains: return {op_contains, false};
+    case op::size: return {op_size, false};
+    case op::keys: return {op_keys, false};
+    case op::values: return {op_values, false};
+    case op::items: return {op_items, false};
+    case op::update: return {op_update, true, true};
+    case op::pop: return {op_pop, true};
+    case op::popitem: return {op_popitem, true};
+    case op::setdefault: return {op_setdefault, true};
+    case op::clear: return {op_clear, true, true};
+    case op::copy: return {op_copy, false};
+    case op::replace: return {op_replace, true, true};
+    case op::revision: return {op_revision, false};
+    case op::at: return {op_at, false};
+    case op::incr: return {op_incr, true};
+    case op::cas: return {op_cas, true};
+    case op::append: return {op_append, true};
+    case op::txn: return {op_txn, true};
+    case op::read: return {op_read, false};
+    case op::commit: return {op_commit, true, true};
+    case op::history: return {op_history, false};
+    default: return {nullptr, false};
+  }
 }
 
 outcome error_outcome(server_errc code, std::string message) {
@@ -686,18 +711,23 @@ outcome store::execute(const json& request, const request_context& ctx) {
   auto op_it = request.find(field::op);
   if (op_it == request.end() || !op_it->is_string())
     return error_outcome(server_errc::bad_request, "missing operation name (field 'o')");
-  const auto& op = op_it->get_ref<const std::string&>();
+  const auto& name = op_it->get_ref<const std::string&>();
+  const auto o = protocol::parse_op(name);
+  if (!o) return error_outcome(server_errc::unknown_op, "unknown operation " + quote(name));
+  return execute(*o, request, ctx);
+}
 
-  if (op == "ping") {
+outcome store::execute(op code, const json& request, const request_context& ctx) {
+  if (code == op::ping) {
     outcome o;
     o.result = server_pid_;
     return o;
   }
 
-  const auto& table = op_table();
-  auto fn_it = table.find(op);
-  if (fn_it == table.end())
-    return error_outcome(server_errc::unknown_op, "unknown operation " + quote(op));
+  const op_info what = info(code);
+  if (!what.fn)
+    return error_outcome(server_errc::unknown_op,
+                         "unknown operation " + quote(protocol::name(code)) + " for the store");
 
   auto ns_it = request.find(field::ns);
   if (ns_it == request.end() || !ns_it->is_string())
@@ -705,14 +735,14 @@ outcome store::execute(const json& request, const request_context& ctx) {
   const auto& ns_name = ns_it->get_ref<const std::string&>();
 
   // What is stored must be readable by everyone: refused at the door, before anything changes.
-  if (fn_it->second.may_write)
+  if (what.may_write)
     if (auto why = protocol::unstorable(request))
       return error_outcome(server_errc::bad_request, std::move(*why));
 
   // Reads of a namespace nobody wrote do not create it.
   namespace_state empty;
   namespace_state* ns = nullptr;
-  if (fn_it->second.may_write) {
+  if (what.may_write) {
     try {
       ns = &open(ns_name);
     } catch (op_error& e) {
@@ -740,7 +770,7 @@ outcome store::execute(const json& request, const request_context& ctx) {
     }
   };
   try {
-    o.result = fn_it->second.fn(env);
+    o.result = what.fn(env);
   } catch (op_failure& f) {
     rollback();
     return error_outcome(f.code, std::move(f.message));
@@ -798,7 +828,7 @@ outcome store::execute(const json& request, const request_context& ctx) {
     o.committed = std::move(committed);
     o.ns = &namespaces_.find(ns_name)->first;
   }
-  if (fn_it->second.returns_revision) o.result = ns->revision;
+  if (what.returns_revision) o.result = ns->revision;
   o.revision = ns->revision;
   o.has_revision = true;
   return o;

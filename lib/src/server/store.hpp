@@ -5,6 +5,7 @@
 
 #include "server/history.hpp"
 
+#include <zproc/detail/op.hpp>
 #include <zproc/error.hpp>
 
 #include <nlohmann/json.hpp>
@@ -74,6 +75,8 @@ class store {
   /// Executes one decoded request (the fields of protocol::field). Never throws for bad input:
   /// a malformed request is an outcome with server_errc::bad_request and a message.
   outcome execute(const json& request, const request_context& ctx);
+  /// The same, for a request whose op the caller read already.
+  outcome execute(detail::op code, const json& request, const request_context& ctx);
 
   /// Namespace by name, or nullptr if nothing was ever written there.
   const namespace_state* find(std::string_view ns) const;

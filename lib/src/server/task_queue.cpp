@@ -1,5 +1,7 @@
 #include "server/task_queue.hpp"
 
+#include "protocol/ops.hpp"
+
 #include "protocol/message.hpp"
 #include "protocol/tasks.hpp"
 
@@ -62,23 +64,43 @@ json retire_reply() {
 
 }  // namespace
 
-bool task_queue::handles(std::string_view op) noexcept {
-  static constexpr std::array<std::string_view, 7> ops = {
-      wire::submit_op, wire::take_op,   wire::done_op, wire::wait_op,
-      wire::cancel_op, wire::retire_op, wire::info_op};
-  return std::find(ops.begin(), ops.end(), op) != ops.end();
+bool task_queue::handles(detail::op o) noexcept {
+  using protocol::op;
+  switch (o) {
+    case op::task_submit:
+    case op::task_take:
+    case op::task_done:
+    case op::task_wait:
+    case op::task_cancel:
+    case op::task_retire:
+    case op::task_info: return true;
+    default: return false;
+  }
 }
 
 void task_queue::execute(const json& request, std::uint64_t request_id, std::uint64_t client_id,
                          clock::time_point now, std::vector<delivery>& out) {
-  const auto& op = request.at(protocol::field::op).get_ref<const std::string&>();
-  if (op == wire::submit_op) return submit(request, request_id, client_id, out);
-  if (op == wire::take_op) return take(request, request_id, client_id, out);
-  if (op == wire::done_op) return done(request, request_id, client_id, out);
-  if (op == wire::wait_op) return wait(request, request_id, client_id, now, out);
-  if (op == wire::cancel_op) return cancel_range(request, request_id, client_id, out);
-  if (op == wire::retire_op) return retire(request, request_id, client_id, now, out);
-  out.push_back({client_id, protocol::make_reply(request_id, info(request))});
+  const auto o = protocol::op_of(request);
+  if (!o || !handles(*o)) throw op_error{server_errc::unknown_op, "not an operation of the task queue"};
+  execute(*o, request, request_id, client_id, now, out);
+}
+
+void task_queue::execute(detail::op o, const json& request, std::uint64_t request_id,
+                         std::uint64_t client_id, clock::time_point now,
+                         std::vector<delivery>& out) {
+  using protocol::op;
+  switch (o) {
+    case op::task_submit: return submit(request, request_id, client_id, out);
+    case op::task_take: return take(request, request_id, client_id, out);
+    case op::task_done: return done(request, request_id, client_id, out);
+    case op::task_wait: return wait(request, request_id, client_id, now, out);
+    case op::task_cancel: return cancel_range(request, request_id, client_id, out);
+    case op::task_retire: return retire(request, request_id, client_id, now, out);
+    case op::task_info:
+      out.push_back({client_id, protocol::make_reply(request_id, info(request))});
+      return;
+    default: throw op_error{server_errc::unknown_op, "not an operation of the task queue"};
+  }
 }
 
 std::size_t task_queue::queued(const std::string& queue) const {
@@ -521,17 +543,19 @@ json task_queue::info(const json& request) const {
     for (const std::uint64_t c : qit->second.workers) {
       const worker& w = workers_.at(c);
       running += w.running.size();
-      list.push_back({{"client", c},
-                      {"pid", w.pid},
-                      {"host", w.host},
-                      {"running", w.running.size()},
-                      {"done", w.done},
-                      {"retiring", w.retiring}});
+      json one = json::object();
+      one[wire::client] = c;
+      one[wire::pid] = w.pid;
+      one[wire::host] = w.host;
+      one[wire::running] = w.running.size();
+      one[wire::done] = w.done;
+      one[wire::retiring] = w.retiring;
+      list.push_back(std::move(one));
     }
   }
-  r["workers"] = std::move(list);
-  r["queued"] = queued(queue);
-  r["running"] = running;
+  r[wire::workers] = std::move(list);
+  r[wire::queued] = queued(queue);
+  r[wire::running] = running;
   return r;
 }
 

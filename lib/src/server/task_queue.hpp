@@ -12,6 +12,8 @@
 #include "server/op_error.hpp"
 #include "server/watch.hpp"
 
+#include <zproc/detail/op.hpp>
+
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -39,8 +41,8 @@ class task_queue {
   /// (the oldest go first); outcomes of connected submitters stay until collected.
   explicit task_queue(std::size_t max_orphaned = 10'000) : max_orphaned_(max_orphaned) {}
 
-  /// Whether `op` is one of the queue's operations (task_submit, task_take, ...).
-  static bool handles(std::string_view op) noexcept;
+  /// Whether `o` is one of the queue's operations (task_submit, task_take, ...).
+  static bool handles(detail::op o) noexcept;
 
   /// Runs request `request_id` of connection `client_id`: appends its reply to `out` (unless
   /// it parks: a take with nothing to take, a wait with nothing finished), and the replies to
@@ -48,6 +50,9 @@ class task_queue {
   /// nothing.
   void execute(const json& request, std::uint64_t request_id, std::uint64_t client_id,
                clock::time_point now, std::vector<delivery>& out);
+  /// The same, for a request whose op (one of handles()) the caller read already.
+  void execute(detail::op o, const json& request, std::uint64_t request_id,
+               std::uint64_t client_id, clock::time_point now, std::vector<delivery>& out);
 
   /// Forgets a parked take or wait that its client gave up; false if there is none.
   bool cancel(std::uint64_t client_id, std::uint64_t request_id);

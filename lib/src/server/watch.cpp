@@ -8,6 +8,7 @@
 namespace zproc::server_detail {
 
 namespace field = protocol::field;
+namespace update_field = protocol::update_field;
 
 namespace {
 
@@ -28,22 +29,25 @@ bool truthy(const json& v) {
 }
 
 predicate parse_predicate(const json& p) {
-  static const std::pair<const char*, predicate::kind> kinds[] = {
-      {"equal", predicate::kind::equal},       {"not_equal", predicate::kind::not_equal},
-      {"truthy", predicate::kind::truthy},     {"falsy", predicate::kind::falsy},
-      {"none", predicate::kind::none},         {"not_none", predicate::kind::not_none},
-      {"available", predicate::kind::available}};
   if (!p.is_object()) bad_request("'pred' must be a map");
   predicate out;
-  const auto kind = p.value("kind", std::string());
-  auto it = std::find_if(std::begin(kinds), std::end(kinds),
-                         [&](const auto& k) { return kind == k.first; });
-  if (it == std::end(kinds)) bad_request("unknown predicate kind '" + kind + "'");
-  out.what = it->second;
-  auto k = p.find("k");
+  const auto kind = p.value(field::kind, std::string());
+  const auto parsed = protocol::parse_predicate(kind);
+  if (!parsed) bad_request("unknown predicate kind '" + kind + "'");
+  using wire = protocol::predicate;
+  switch (*parsed) {
+    case wire::equal: out.what = predicate::kind::equal; break;
+    case wire::not_equal: out.what = predicate::kind::not_equal; break;
+    case wire::truthy: out.what = predicate::kind::truthy; break;
+    case wire::falsy: out.what = predicate::kind::falsy; break;
+    case wire::none: out.what = predicate::kind::none; break;
+    case wire::not_none: out.what = predicate::kind::not_none; break;
+    case wire::available: out.what = predicate::kind::available; break;
+  }
+  auto k = p.find(field::key);
   if (k == p.end() || !k->is_string()) bad_request("a predicate needs a key (field 'k')");
   out.key = k->get<std::string>();
-  if (auto v = p.find("v"); v != p.end()) out.value = *v;
+  if (auto v = p.find(field::value); v != p.end()) out.value = *v;
   return out;
 }
 
@@ -69,7 +73,10 @@ json diff(const namespace_state& ns, std::uint64_t from, std::uint64_t to) {
       del.push_back(k);
     }
   }
-  return json{{"s", std::move(set)}, {"x", std::move(del)}};
+  json d = json::object();
+  d[update_field::diff_set] = std::move(set);
+  d[update_field::diff_erased] = std::move(del);
+  return d;
 }
 
 std::uint64_t revision_field(const json& req, const char* name, std::uint64_t fallback) {
@@ -127,22 +134,22 @@ std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64
   spec.ns = ns_it->get<std::string>();
   if (auto h = req.find(field::handle); h != req.end() && h->is_number_unsigned())
     spec.handle = h->get<std::uint64_t>();
-  if (auto k = req.find("keys"); k != req.end()) {
+  if (auto k = req.find(field::keys); k != req.end()) {
     if (!k->is_array()) bad_request("'keys' must be an array of strings");
     for (const auto& key : *k) {
       if (!key.is_string()) bad_request("'keys' must be an array of strings");
       spec.keys.push_back(key.get<std::string>());
     }
   }
-  spec.exclude = flag(req, "exclude");
-  if (auto p = req.find("pred"); p != req.end()) spec.pred = parse_predicate(*p);
-  spec.identical_okay = flag(req, "identical");
-  spec.include_own = flag(req, "own");
-  spec.live = flag(req, "live");
-  spec.snapshot = flag(req, "snap");
-  spec.max = static_cast<std::size_t>(std::clamp<std::uint64_t>(revision_field(req, "max", 256), 1, 10'000));
-  const bool want_base = flag(req, "base");
-  const bool check_now = flag(req, "now");
+  spec.exclude = flag(req, field::exclude);
+  if (auto p = req.find(field::pred); p != req.end()) spec.pred = parse_predicate(*p);
+  spec.identical_okay = flag(req, field::identical);
+  spec.include_own = flag(req, field::own);
+  spec.live = flag(req, field::live);
+  spec.snapshot = flag(req, field::snap);
+  spec.max = static_cast<std::size_t>(std::clamp<std::uint64_t>(revision_field(req, field::max, 256), 1, 10'000));
+  const bool want_base = flag(req, field::base);
+  const bool check_now = flag(req, field::now);
 
   if (per_client_[client_id] >= max_per_client)
     throw op_error{server_errc::bad_request,
@@ -155,7 +162,7 @@ std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64
   const std::uint64_t current = ns.revision;
   // "oldest": from the oldest record kept (a watcher started at revision 0).
   const std::uint64_t after =
-      flag(req, "oldest") ? ns.hist.oldest() - 1 : revision_field(req, "after", current);
+      flag(req, field::oldest) ? ns.hist.oldest() - 1 : revision_field(req, field::after, current);
   if (after > current)
     bad_request("revision " + std::to_string(after) + " is in the future (now " + std::to_string(current) + ")");
 
@@ -168,12 +175,12 @@ std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64
       throw op_error{server_errc::compacted, compacted_message(after, ns.hist.oldest() - 1)};
     w.cursor = w.replica = current;
     if (spec.snapshot) {
-      result["base"] = ns.data;
-      result["base_rv"] = current;
+      result[field::base] = ns.data;
+      result[field::base_rv] = current;
     }
   } else if (spec.snapshot && want_base) {
-    result["base"] = *ns.at(after);
-    result["base_rv"] = after;
+    result[field::base] = *ns.at(after);
+    result[field::base_rv] = after;
   }
 
   // One-shot waits: answer at once if the predicate holds already (no predicate: always; the
@@ -185,13 +192,13 @@ std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64
       holds = spec.pred->holds(it == ns.data.end() ? std::nullopt : std::optional<json>(*it));
     }
     if (holds) {
-      if (spec.snapshot && (!result.contains("base") || w.replica != current)) {
-        result["base"] = ns.data;
-        result["base_rv"] = current;
+      if (spec.snapshot && (!result.contains(field::base) || w.replica != current)) {
+        result[field::base] = ns.data;
+        result[field::base_rv] = current;
       }
-      result["cursor"] = current;
-      result["updates"] = json::array();
-      result["now"] = true;
+      result[field::cursor] = current;
+      result[field::updates] = json::array();
+      result[field::now] = true;
       return result;
     }
   }
@@ -204,11 +211,11 @@ std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64
     for (auto& [k, v] : result.items()) a[k] = v;
     return a;
   }
-  if (result.contains("base") || flag(req, "pin")) {
+  if (result.contains(field::base) || flag(req, field::pin)) {
     // A base snapshot, or a client that wants to know where it starts ("pin": a watcher being
     // created), does not wait: answer now with no updates; the client asks again.
-    result["cursor"] = w.cursor;
-    result["updates"] = json::array();
+    result[field::cursor] = w.cursor;
+    result[field::updates] = json::array();
     return result;
   }
   w.cursor = current;
@@ -226,11 +233,12 @@ json watch_registry::answer(const namespace_state& ns, waiter& w,
     if (w.spec.snapshot) {
       if (!ns.hist.covers_after(w.replica)) {
         // The records between are gone: resend the whole state as of this update.
-        out["base"] = *ns.at(rec->revision);
-        out["base_rv"] = rec->revision;
-        u["d"] = json{{"s", json::object()}, {"x", json::array()}};
+        out[field::base] = *ns.at(rec->revision);
+        out[field::base_rv] = rec->revision;
+        u[update_field::diff] = json{{update_field::diff_set, json::object()},
+                                     {update_field::diff_erased, json::array()}};
       } else {
-        u["d"] = diff(ns, w.replica, rec->revision);
+        u[update_field::diff] = diff(ns, w.replica, rec->revision);
       }
       w.replica = rec->revision;
     }
@@ -238,15 +246,15 @@ json watch_registry::answer(const namespace_state& ns, waiter& w,
   }
   if (w.spec.snapshot && cursor > w.replica) {
     if (ns.hist.covers_after(w.replica)) {
-      out["tail"] = diff(ns, w.replica, cursor);
+      out[field::tail] = diff(ns, w.replica, cursor);
     } else if (auto base = ns.at(cursor)) {  // the records between are gone: the whole state
-      out["base"] = std::move(*base);
-      out["base_rv"] = cursor;
+      out[field::base] = std::move(*base);
+      out[field::base_rv] = cursor;
     }
     w.replica = cursor;
   }
-  out["cursor"] = cursor;
-  out["updates"] = std::move(updates);
+  out[field::cursor] = cursor;
+  out[field::updates] = std::move(updates);
   return out;
 }
 

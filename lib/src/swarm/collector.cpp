@@ -54,7 +54,7 @@ struct task_collector::state {
 
   json request(std::uint64_t ms, std::vector<std::uint64_t>& sent) {
     json r = json::object();
-    r[protocol::field::op] = wire::wait_op;
+    r[protocol::field::op] = protocol::name(protocol::op::task_wait);
     r[wire::from] = first;
     r[wire::to] = first + count;
     r[wire::wait_ms] = ms;
@@ -75,7 +75,7 @@ struct task_collector::state {
     std::vector<std::uint64_t> sent;
     json reply;
     try {
-      reply = call<json>(conn, request(ms, sent));
+      reply = call<json>(conn, request_access::wrap(request(ms, sent)));
     } catch (...) {
       restore(sent);
       throw;
@@ -279,7 +279,7 @@ void task_collector::wait_async(std::shared_ptr<state> s, std::shared_ptr<client
   auto sent = std::make_shared<std::vector<std::uint64_t>>();
   json request = s->request(s->remaining > 0 ? server_wait_ms : 0, *sent);
   start_request<json>(
-      impl, std::move(request),
+      impl, request_access::wrap(std::move(request)),
       handler<json>(asio::bind_cancellation_slot(
           slot, [s, sent, h = std::move(h)](error_code ec, json reply) mutable {
             std::exception_ptr e;
@@ -303,7 +303,7 @@ void task_collector::wait_async(std::shared_ptr<state> s, std::shared_ptr<client
 void task_collector::cancel_rest() noexcept {
   if (s_->remaining == 0) return;
   json r = json::object();
-  r[protocol::field::op] = wire::cancel_op;
+  r[protocol::field::op] = protocol::name(protocol::op::task_cancel);
   r[wire::from] = s_->first;
   r[wire::to] = s_->first + s_->count;
   s_->core->send_and_forget(std::move(r));

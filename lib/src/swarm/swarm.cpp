@@ -78,14 +78,15 @@ void swarm::resize(std::size_t count) {
   std::vector<process> retiring(procs.begin() + static_cast<std::ptrdiff_t>(count), procs.end());
   procs.resize(count);
   json r = json::object();
-  r[protocol::field::op] = wire::retire_op;
+  r[protocol::field::op] = protocol::name(protocol::op::task_retire);
   r[wire::queue] = impl_->options.name;
   json pids = json::array();
   for (const auto& p : retiring) pids.push_back(p.pid());
   r[wire::pids] = std::move(pids);
   r[wire::host] = process_detail::host_name();  // the workers this swarm spawned run here
   try {
-    detail::call<json>(impl_->core->client.impl(), std::move(r));
+    detail::call<json>(impl_->core->client.impl(),
+                       detail::request_access::wrap(std::move(r)));
   } catch (const zproc::error&) {  // no server: nothing to finish, stop them below
   }
   // A worker that has not taken anything yet is retired when it first asks; one that hangs
@@ -105,22 +106,22 @@ void swarm::stop() { resize(0); }
 
 swarm_status get_swarm_status(const client& c, const std::string& name) {
   json r = json::object();
-  r[protocol::field::op] = wire::info_op;
+  r[protocol::field::op] = protocol::name(protocol::op::task_info);
   r[wire::queue] = name;
-  json reply = detail::call<json>(c.impl(), std::move(r));
+  json reply = detail::call<json>(c.impl(), detail::request_access::wrap(std::move(r)));
   swarm_status out;
   try {
-    for (const auto& w : reply.at("workers")) {
+    for (const auto& w : reply.at(wire::workers)) {
       worker_info i;
-      i.pid = w.at("pid").get<std::int64_t>();
-      i.host = w.at("host").get<std::string>();
-      i.running = w.at("running").get<std::size_t>();
-      i.done = w.at("done").get<std::size_t>();
-      i.retiring = w.at("retiring").get<bool>();
+      i.pid = w.at(wire::pid).get<std::int64_t>();
+      i.host = w.at(wire::host).get<std::string>();
+      i.running = w.at(wire::running).get<std::size_t>();
+      i.done = w.at(wire::done).get<std::size_t>();
+      i.retiring = w.at(wire::retiring).get<bool>();
       out.workers.push_back(std::move(i));
     }
-    out.queued = reply.at("queued").get<std::size_t>();
-    out.running = reply.at("running").get<std::size_t>();
+    out.queued = reply.at(wire::queued).get<std::size_t>();
+    out.running = reply.at(wire::running).get<std::size_t>();
   } catch (const json::exception& e) {
     throw zproc::error(client_errc::protocol_error, std::string("unexpected task_info reply: ") + e.what());
   }
@@ -159,7 +160,7 @@ std::vector<std::shared_ptr<detail::task_collector>> swarm::submit(
     }
     const std::size_t n = list.size();
     json r = json::object();
-    r[protocol::field::op] = wire::submit_op;
+    r[protocol::field::op] = protocol::name(protocol::op::task_submit);
     r[wire::queue] = impl_->options.name;
     r[wire::target] = name;
     r[wire::tasks] = std::move(list);
@@ -167,7 +168,8 @@ std::vector<std::shared_ptr<detail::task_collector>> swarm::submit(
     r[wire::max_attempts] = impl_->options.max_attempts;
     if (impl_->options.call_timeout)
       r[wire::call_timeout] = static_cast<std::uint64_t>(impl_->options.call_timeout->count());
-    json reply = detail::call<json>(impl_->core->client.impl(), std::move(r));
+    json reply = detail::call<json>(impl_->core->client.impl(),
+                                    detail::request_access::wrap(std::move(r)));
     out.push_back(std::make_shared<detail::task_collector>(
         impl_->core, reply.at(wire::first).get<std::uint64_t>(), n));
   }

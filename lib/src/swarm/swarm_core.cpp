@@ -3,6 +3,7 @@
 #include "swarm/swarm_core.hpp"
 
 #include "client/client_core.hpp"
+#include "protocol/ops.hpp"
 
 #include <zproc/detail/request.hpp>
 
@@ -56,7 +57,7 @@ swarm_core::wait_lease::~wait_lease() {
 
 void swarm_core::send_and_forget(json request) {
   try {
-    call<json>(client.impl(), std::move(request));
+    call<json>(client.impl(), request_access::wrap(std::move(request)));
   } catch (...) {  // best effort: the server may be gone
   }
 }

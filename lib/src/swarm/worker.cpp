@@ -183,7 +183,7 @@ void run_worker(context& ctx, const std::string& queue) {
 
   auto send = [&](json request) {
     auto p = std::make_shared<pending>();
-    detail::start_request<json>(c.impl(), std::move(request),
+    detail::start_request<json>(c.impl(), detail::request_access::wrap(std::move(request)),
                                 detail::handler<json>([p](error_code ec, json r) {
                                   p->done = true;
                                   p->ec = ec;
@@ -210,7 +210,7 @@ void run_worker(context& ctx, const std::string& queue) {
   const std::string& host = process_detail::host_name();
   auto take = [&](std::size_t max) {
     json r = json::object();
-    r[protocol::field::op] = wire::take_op;
+    r[protocol::field::op] = protocol::name(protocol::op::task_take);
     r[wire::queue] = queue;
     r[wire::max] = max;
     r[wire::pid] = static_cast<std::int64_t>(::getpid());
@@ -255,7 +255,7 @@ void run_worker(context& ctx, const std::string& queue) {
     }
     const auto took = std::chrono::steady_clock::now() - start;
     json done = json::object();
-    done[protocol::field::op] = wire::done_op;
+    done[protocol::field::op] = protocol::name(protocol::op::task_done);
     done[wire::results] = std::move(results);
     std::erase_if(sent, [](const auto& p) { return p->done; });
     sent.push_back(send(std::move(done)));

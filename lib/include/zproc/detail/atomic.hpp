@@ -3,6 +3,7 @@
 // failed) and is told what happened; it gives the namespace's lock back on every failure path.
 #pragma once
 
+#include <zproc/detail/op.hpp>
 #include <zproc/error.hpp>
 #include <zproc/json.hpp>
 #include <zproc/transaction.hpp>
@@ -23,15 +24,16 @@ class atomic_algorithm {
  public:
   struct step {
     enum class kind {
-      send,      ///< send `payload` (a request) and pass its outcome to on_reply()
+      send,      ///< send `outgoing` and pass its outcome to on_reply()
       run_body,  ///< run the body on `payload` (the snapshot); then on_body_done/failed()
       done,      ///< committed
       failed,    ///< `ec` + `message`; an empty `ec`: the body's own exception
     };
     kind what;
-    json payload{};
+    json payload{};  ///< run_body: the snapshot
     error_code ec{};
     std::string message{};
+    request outgoing{};  ///< send: the request
   };
 
   /// `keys`: what the body reads (empty: the whole namespace). After `optimistic_attempts`
@@ -66,7 +68,7 @@ class atomic_algorithm {
   enum class phase { idle, locking, reading, body, committing, unlocking, over };
 
   step read_or_lock();
-  step send(json request, phase next);
+  step send(request r, phase next);
   step fail(error_code ec, std::string message);
 
   std::string ns_;

@@ -1,0 +1,45 @@
+// Private: the operations of the wire protocol by number, and a request ready to send. Their
+// names, their fields and how a request is built are in lib/src/protocol/ops.hpp (not
+// installed): no public header spells the wire format.
+#pragma once
+
+#include <zproc/json.hpp>
+
+#include <cstdint>
+#include <utility>
+
+namespace zproc::detail {
+
+/// Every operation a server knows (docs/protocol.md, "Operations").
+enum class op : std::uint8_t {
+  // one namespace, like a dict
+  get, set, del, contains, size, keys, values, items, update, pop, popitem, setdefault, clear,
+  copy, replace, revision, incr, cas, append,
+  // transactions, atomic(), the time machine
+  txn, read, commit, lock, unlock, at, history,
+  // watchers, cancelling a request, the connection
+  watch, cancel, ping,
+  // process records
+  proc_start, proc_update, proc_list,
+  // the swarm's task queue
+  task_submit, task_take, task_done, task_wait, task_cancel, task_retire, task_info,
+};
+
+/// What a server-side watch predicate tests of one key.
+enum class predicate : std::uint8_t { equal, not_equal, truthy, falsy, none, not_none, available };
+
+struct request_access;
+
+/// A request as the client sends it. Only the protocol layer (lib/src/protocol) reads or writes
+/// its wire form; everyone else makes one with the builders of zproc/detail/request.hpp.
+class request {
+ public:
+  request() = default;
+
+ private:
+  friend struct request_access;
+  explicit request(json body) noexcept : body_(std::move(body)) {}
+  json body_;
+};
+
+}  // namespace zproc::detail

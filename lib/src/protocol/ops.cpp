@@ -1,0 +1,151 @@
+#include "protocol/ops.hpp"
+
+#include <zproc/error.hpp>
+#include <zproc/transaction.hpp>
+
+#include <algorithm>
+
+namespace zproc::protocol {
+
+namespace {
+
+/// The ops sorted by name, for a binary search.
+struct by_name {
+  std::array<op_traits, op_count> sorted;
+  by_name() : sorted(ops) {
+    std::sort(sorted.begin(), sorted.end(),
+              [](const op_traits& a, const op_traits& b) { return a.name < b.name; });
+  }
+};
+
+}  // namespace
+
+std::optional<op> parse_op(std::string_view name) noexcept {
+  static const by_name table;
+  auto it = std::lower_bound(table.sorted.begin(), table.sorted.end(), name,
+                             [](const op_traits& t, std::string_view n) { return t.name < n; });
+  if (it == table.sorted.end() || it->name != name) return std::nullopt;
+  return it->code;
+}
+
+std::optional<predicate> parse_predicate(std::string_view name) noexcept {
+  for (std::size_t i = 0; i < predicate_names.size(); ++i)
+    if (predicate_names[i] == name) return static_cast<predicate>(i);
+  return std::nullopt;
+}
+
+std::optional<op> op_of(const json& request) noexcept {
+  if (!request.is_object()) return std::nullopt;
+  auto it = request.find(field::op);
+  if (it == request.end() || !it->is_string()) return std::nullopt;
+  return parse_op(it->get_ref<const std::string&>());
+}
+
+json make(op o) {
+  json r = json::object();
+  r[field::op] = name(o);
+  return r;
+}
+
+json make(op o, const std::string& ns) {
+  json r = make(o);
+  r[field::ns] = ns;
+  return r;
+}
+
+json cancel_request(std::uint64_t target) {
+  json r = make(op::cancel);
+  r[field::target] = target;
+  return r;
+}
+
+json read_request(const std::string& ns, const std::vector<std::string>& keys) {
+  json r = make(op::read, ns);
+  if (!keys.empty()) r[field::keys] = keys;
+  return r;
+}
+
+json commit_request(const std::string& ns, std::uint64_t handle, bool keys_declared,
+                    const json& read_reply, const json& changed) {
+  if (!changed.is_object())
+    throw zproc::error(server_errc::wrong_type, "atomic(): the snapshot must stay a JSON object");
+  const json& original = read_reply.at(field::data);
+  json set = json::object();
+  json del = json::array();
+  for (const auto& [k, v] : changed.items()) {
+    auto it = original.find(k);
+    if (it == original.end() || *it != v) set[k] = v;
+  }
+  for (const auto& [k, v] : original.items())
+    if (!changed.contains(k)) del.push_back(k);
+  json r = make(op::commit, ns);
+  r[field::handle] = handle;
+  if (keys_declared) {
+    r[field::mods] = read_reply.at(field::mods);  // the body saw these keys only
+  } else {
+    r[field::base] = read_reply.at(field::rev);  // the body saw the whole namespace
+  }
+  r[field::set] = std::move(set);
+  r[field::del] = std::move(del);
+  return r;
+}
+
+}  // namespace zproc::protocol
+
+// --- zproc/transaction.hpp: the compares and operations of a txn, as they travel ----------------
+
+namespace zproc {
+
+namespace {
+
+json make_compare(std::string key, std::string_view test, json value) {
+  json c = json::object();
+  c[protocol::field::key] = std::move(key);
+  c[protocol::field::test] = test;
+  c[protocol::field::value] = std::move(value);
+  return c;
+}
+
+json txn_op(protocol::op o, std::string key, json value) {
+  json r = protocol::make(o);
+  r[protocol::field::key] = std::move(key);
+  if (!value.is_discarded()) r[protocol::field::value] = std::move(value);
+  return r;
+}
+
+const json no_value(json::value_t::discarded);
+
+}  // namespace
+
+namespace test = protocol::compare_test;
+using protocol::op;
+
+json txn::equal(std::string key, json value) {
+  return make_compare(std::move(key), test::equal, std::move(value));
+}
+json txn::not_equal(std::string key, json value) {
+  return make_compare(std::move(key), test::not_equal, std::move(value));
+}
+json txn::exists(std::string key) { return make_compare(std::move(key), test::exists, nullptr); }
+json txn::absent(std::string key) { return make_compare(std::move(key), test::absent, nullptr); }
+json txn::modified_at(std::string key, std::uint64_t revision) {
+  return make_compare(std::move(key), test::modified_at, revision);
+}
+json txn::modified_before(std::string key, std::uint64_t revision) {
+  return make_compare(std::move(key), test::modified_before, revision);
+}
+json txn::modified_after(std::string key, std::uint64_t revision) {
+  return make_compare(std::move(key), test::modified_after, revision);
+}
+
+json txn::set(std::string key, json value) { return txn_op(op::set, std::move(key), std::move(value)); }
+json txn::erase(std::string key) { return txn_op(op::del, std::move(key), no_value); }
+json txn::increment(std::string key, json delta) {
+  return txn_op(op::incr, std::move(key), std::move(delta));
+}
+json txn::append(std::string key, json value) {
+  return txn_op(op::append, std::move(key), std::move(value));
+}
+json txn::get(std::string key) { return txn_op(op::get, std::move(key), no_value); }
+
+}  // namespace zproc
