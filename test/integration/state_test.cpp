@@ -314,6 +314,81 @@ TEST_SUITE("state") {
     CHECK(revs == std::vector<std::uint64_t>{1, 2, 3, 4, 5, 6, 7, 8, 9, 10});
   }
 
+  TEST_CASE("the error_code forms: nothing thrown, the code and the server's message set, "
+            "cleared on success") {
+    on_both_transports([](client& c, const std::string&) {
+      state st(c, fresh_ns());
+      error_code ec = make_error_code(client_errc::timeout);  // cleared by a success
+      diagnostics diag;
+      CHECK(st.set("cookies", 1, ec, diag) == 1);
+      CHECK(!ec);
+      CHECK(st.get("cookies", ec, diag) == 1);
+      CHECK(!ec);
+      CHECK(st.get("nope", ec, diag) == json());
+      CHECK(ec == server_errc::key_not_found);
+      CHECK(diag.message().find("key 'nope' not found in namespace") != std::string::npos);
+      CHECK(st.get("nope", json("fallback"), ec, diag) == "fallback");
+      CHECK(!ec);
+      CHECK(diag.message().empty());
+      CHECK(st.erase("nope", ec, diag) == 0);
+      CHECK(ec == server_errc::key_not_found);
+      st.set("name", "zproc", ec, diag);
+      CHECK(st.increment("name", 1, ec, diag) == json());
+      CHECK(ec == server_errc::wrong_type);
+      CHECK(!diag.message().empty());
+      CHECK(st.update(json::array({1}), ec, diag) == 0);
+      CHECK(ec == server_errc::wrong_type);
+      CHECK(st.compare_and_set("cookies", json(1), 2, ec, diag));
+      CHECK(!ec);
+      CHECK(st.keys(ec, diag) == std::vector<std::string>{"cookies", "name"});
+      CHECK(st.history(0, std::nullopt, 10, ec, diag).size() == 3);
+      CHECK(st.at(1, ec, diag) == json{{"cookies", 1}});
+      CHECK(c.ping(ec, diag) == shared_server().pid());
+      CHECK(!ec);
+    });
+    // Not connected, a bad address, no server: codes, not exceptions.
+    client c({.connect_timeout = std::chrono::milliseconds(2000)});
+    error_code ec;
+    diagnostics diag;
+    state st(c);
+    CHECK(st.size(ec, diag) == 0);
+    CHECK(ec == client_errc::not_connected);
+    c.connect("http://localhost", ec, diag);
+    CHECK(ec == client_errc::bad_address);
+    CHECK(!diag.message().empty());
+    client d({.connect_timeout = std::chrono::milliseconds(2000)});
+    d.connect(zproc::test::fresh_ipc_address(), ec, diag);
+    CHECK(ec == client_errc::server_unreachable);
+    CHECK(diag.message().find("cannot connect") != std::string::npos);
+    client e;
+    e.connect(shared_server().ipc(), ec, diag);
+    CHECK(!ec);
+    CHECK(state(e, fresh_ns()).size(ec, diag) == 0);
+    CHECK(!ec);
+  }
+
+  TEST_CASE("the error_code forms on the thread of an async client's executor: wrong_mode, "
+            "not an exception") {
+    boost::asio::io_context ioc;
+    client c(ioc);
+    state st(c, fresh_ns());
+    bool ran = false;
+    c.async_connect(shared_server().ipc(), [&](error_code connect_ec) {
+      REQUIRE(!connect_ec);
+      error_code ec;
+      diagnostics diag;
+      CHECK(st.size(ec, diag) == 0);
+      CHECK(ec == client_errc::wrong_mode);
+      CHECK(diag.message().find("co_await the async_ form") != std::string::npos);
+      ran = true;
+      c.close();
+    });
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (!ran && std::chrono::steady_clock::now() < until)
+      ioc.run_one_for(std::chrono::milliseconds(100));
+    CHECK(ran);
+  }
+
   TEST_CASE("connect errors: no server, bad address") {
     client c({.connect_timeout = std::chrono::milliseconds(2000)});
     try {

@@ -95,6 +95,8 @@ class client {
   }
   /// Blocking connect; throws zproc::error.
   void connect(const std::string& address);
+  /// Blocking connect that throws nothing: a failure sets `ec` and `diag.message()`.
+  void connect(const std::string& address, error_code& ec, diagnostics& diag);
 
   /// Round trip to the server; completes with the server's pid.
   template <class CompletionToken = default_token>
@@ -103,6 +105,7 @@ class client {
                                                std::forward<CompletionToken>(token));
   }
   std::int64_t ping();
+  std::int64_t ping(error_code& ec, diagnostics& diag);
 
   /// Closes the connection: pending requests fail with client_errc::connection_closed.
   void close();

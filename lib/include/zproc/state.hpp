@@ -60,9 +60,13 @@ struct item_page {
 void from_json(const json& j, key_page& p);
 void from_json(const json& j, item_page& p);
 
-/// The dict API of ZProc, as one atomic server-side step per call. Every operation comes twice:
-/// `async_xxx(..., token)` (default token: `co_await st.async_get("k")`) and a blocking twin
-/// `xxx(...)` that throws zproc::error with the server's message.
+/// The dict API of ZProc, as one atomic server-side step per call. Every operation comes three
+/// times: `async_xxx(..., token)` (default token: `co_await st.async_get("k")`), a blocking
+/// `xxx(...)` that throws zproc::error with the server's message, and a blocking
+/// `xxx(..., error_code& ec, diagnostics& diag)` that throws nothing: on failure it sets `ec`
+/// and `diag.message()` (the server's message) and returns a default value; on success it
+/// clears both. (An exception still escapes it for what is not an error of the operation:
+/// std::bad_alloc.)
 ///
 /// Writes complete with the namespace's revision after the write (it grows by one per write).
 /// Async operations support terminal and partial cancellation: the handler completes at once
@@ -103,6 +107,9 @@ class state {
     return run<json>(req(op::get, std::move(key)), std::forward<CompletionToken>(token));
   }
   json get(std::string key) const { return call<json>(req(op::get, std::move(key))); }
+  json get(std::string key, error_code& ec, diagnostics& diag) const {
+    return call<json>(req(op::get, std::move(key)), ec, diag);
+  }
 
   /// The value of `key`, or `fallback` if absent.
   template <class CompletionToken = default_token>
@@ -113,6 +120,9 @@ class state {
   json get(std::string key, json fallback) const {
     return call<json>(detail::with_fallback(req(op::get, std::move(key)), std::move(fallback)));
   }
+  json get(std::string key, json fallback, error_code& ec, diagnostics& diag) const {
+    return call<json>(detail::with_fallback(req(op::get, std::move(key)), std::move(fallback)), ec, diag);
+  }
 
   /// Whether `key` is present. Completion: void(error_code, bool)
   template <class CompletionToken = default_token>
@@ -120,6 +130,9 @@ class state {
     return run<bool>(req(op::contains, std::move(key)), std::forward<CompletionToken>(token));
   }
   bool contains(std::string key) const { return call<bool>(req(op::contains, std::move(key))); }
+  bool contains(std::string key, error_code& ec, diagnostics& diag) const {
+    return call<bool>(req(op::contains, std::move(key)), ec, diag);
+  }
 
   /// Number of keys. Completion: void(error_code, std::uint64_t)
   template <class CompletionToken = default_token>
@@ -127,6 +140,9 @@ class state {
     return run<std::uint64_t>(req(op::size), std::forward<CompletionToken>(token));
   }
   std::uint64_t size() const { return call<std::uint64_t>(req(op::size)); }
+  std::uint64_t size(error_code& ec, diagnostics& diag) const {
+    return call<std::uint64_t>(req(op::size), ec, diag);
+  }
 
   /// Keys in order, in one reply: server_errc::reply_too_large past about 800,000 short keys
   /// (read those with keys_page() or for_each_key()).
@@ -136,6 +152,9 @@ class state {
     return run<std::vector<std::string>>(req(op::keys), std::forward<CompletionToken>(token));
   }
   std::vector<std::string> keys() const { return call<std::vector<std::string>>(req(op::keys)); }
+  std::vector<std::string> keys(error_code& ec, diagnostics& diag) const {
+    return call<std::vector<std::string>>(req(op::keys), ec, diag);
+  }
 
   /// Values in key order, in one reply (big namespaces: items_page()).
   /// Completion: void(error_code, std::vector<json>)
@@ -144,6 +163,9 @@ class state {
     return run<std::vector<json>>(req(op::values), std::forward<CompletionToken>(token));
   }
   std::vector<json> values() const { return call<std::vector<json>>(req(op::values)); }
+  std::vector<json> values(error_code& ec, diagnostics& diag) const {
+    return call<std::vector<json>>(req(op::values), ec, diag);
+  }
 
   using item = std::pair<std::string, json>;
 
@@ -154,6 +176,9 @@ class state {
     return run<std::vector<item>>(req(op::items), std::forward<CompletionToken>(token));
   }
   std::vector<item> items() const { return call<std::vector<item>>(req(op::items)); }
+  std::vector<item> items(error_code& ec, diagnostics& diag) const {
+    return call<std::vector<item>>(req(op::items), ec, diag);
+  }
 
   /// The whole namespace as one JSON object (a snapshot), in one reply (big namespaces:
   /// items_page(), for_each_item()). Completion: void(error_code, json)
@@ -162,6 +187,9 @@ class state {
     return run<json>(req(op::copy), std::forward<CompletionToken>(token));
   }
   json copy() const { return call<json>(req(op::copy)); }
+  json copy(error_code& ec, diagnostics& diag) const {
+    return call<json>(req(op::copy), ec, diag);
+  }
 
   // --- big namespaces, page by page -------------------------------------------------------
   // keys(), items() and copy() answer in one reply, which cannot exceed the maximum frame
@@ -180,6 +208,9 @@ class state {
   key_page keys_page(page_request page) const {
     return call<key_page>(page_req(op::keys, std::move(page)));
   }
+  key_page keys_page(page_request page, error_code& ec, diagnostics& diag) const {
+    return call<key_page>(page_req(op::keys, std::move(page)), ec, diag);
+  }
 
   /// One page of (key, value) pairs (see page_request). Completion: void(error_code, item_page)
   template <class CompletionToken = default_token>
@@ -189,6 +220,9 @@ class state {
   }
   item_page items_page(page_request page) const {
     return call<item_page>(page_req(op::items, std::move(page)));
+  }
+  item_page items_page(page_request page, error_code& ec, diagnostics& diag) const {
+    return call<item_page>(page_req(op::items, std::move(page)), ec, diag);
   }
 
   /// Calls `fn(key)` for every key that starts with `page.prefix` (after `page.after`), in
@@ -224,6 +258,9 @@ class state {
     return run<std::uint64_t>(req(op::revision), std::forward<CompletionToken>(token));
   }
   std::uint64_t revision() const { return call<std::uint64_t>(req(op::revision)); }
+  std::uint64_t revision(error_code& ec, diagnostics& diag) const {
+    return call<std::uint64_t>(req(op::revision), ec, diag);
+  }
 
   // --- writes: each completes with the revision after the write -----------------------------
 
@@ -236,6 +273,9 @@ class state {
   std::uint64_t set(std::string key, json value) const {
     return call<std::uint64_t>(detail::with_value(req(op::set, std::move(key)), std::move(value)));
   }
+  std::uint64_t set(std::string key, json value, error_code& ec, diagnostics& diag) const {
+    return call<std::uint64_t>(detail::with_value(req(op::set, std::move(key)), std::move(value)), ec, diag);
+  }
 
   /// del state[key]; server_errc::key_not_found if absent. Completion: (error_code, revision)
   template <class CompletionToken = default_token>
@@ -244,6 +284,9 @@ class state {
   }
   std::uint64_t erase(std::string key) const {
     return call<std::uint64_t>(req(op::del, std::move(key)));
+  }
+  std::uint64_t erase(std::string key, error_code& ec, diagnostics& diag) const {
+    return call<std::uint64_t>(req(op::del, std::move(key)), ec, diag);
   }
 
   /// Sets every key of `object` (a JSON object; else server_errc::wrong_type), as one write.
@@ -255,6 +298,9 @@ class state {
   std::uint64_t update(json object) const {
     return call<std::uint64_t>(detail::with_value(req(op::update), std::move(object)));
   }
+  std::uint64_t update(json object, error_code& ec, diagnostics& diag) const {
+    return call<std::uint64_t>(detail::with_value(req(op::update), std::move(object)), ec, diag);
+  }
 
   /// Replaces the whole namespace with `object` (ZProc's `state.set(value)`), as one write.
   template <class CompletionToken = default_token>
@@ -265,6 +311,9 @@ class state {
   std::uint64_t replace(json object) const {
     return call<std::uint64_t>(detail::with_value(req(op::replace), std::move(object)));
   }
+  std::uint64_t replace(json object, error_code& ec, diagnostics& diag) const {
+    return call<std::uint64_t>(detail::with_value(req(op::replace), std::move(object)), ec, diag);
+  }
 
   /// Removes every key, as one write.
   template <class CompletionToken = default_token>
@@ -272,6 +321,9 @@ class state {
     return run<std::uint64_t>(req(op::clear), std::forward<CompletionToken>(token));
   }
   std::uint64_t clear() const { return call<std::uint64_t>(req(op::clear)); }
+  std::uint64_t clear(error_code& ec, diagnostics& diag) const {
+    return call<std::uint64_t>(req(op::clear), ec, diag);
+  }
 
   /// Removes `key` and returns its value; key_not_found if absent. Completion: (ec, json)
   template <class CompletionToken = default_token>
@@ -279,6 +331,9 @@ class state {
     return run<json>(req(op::pop, std::move(key)), std::forward<CompletionToken>(token));
   }
   json pop(std::string key) const { return call<json>(req(op::pop, std::move(key))); }
+  json pop(std::string key, error_code& ec, diagnostics& diag) const {
+    return call<json>(req(op::pop, std::move(key)), ec, diag);
+  }
 
   /// Removes `key` and returns its value, or returns `fallback` (no write) if absent.
   template <class CompletionToken = default_token>
@@ -289,6 +344,9 @@ class state {
   json pop(std::string key, json fallback) const {
     return call<json>(detail::with_fallback(req(op::pop, std::move(key)), std::move(fallback)));
   }
+  json pop(std::string key, json fallback, error_code& ec, diagnostics& diag) const {
+    return call<json>(detail::with_fallback(req(op::pop, std::move(key)), std::move(fallback)), ec, diag);
+  }
 
   /// Removes and returns the last (key, value) in key order; server_errc::empty_namespace if
   /// empty. Completion: void(error_code, item)
@@ -297,6 +355,9 @@ class state {
     return run<item>(req(op::popitem), std::forward<CompletionToken>(token));
   }
   item popitem() const { return call<item>(req(op::popitem)); }
+  item popitem(error_code& ec, diagnostics& diag) const {
+    return call<item>(req(op::popitem), ec, diag);
+  }
 
   /// The value of `key`; if absent, sets it to `fallback` (one write) and returns that.
   template <class CompletionToken = default_token>
@@ -307,6 +368,9 @@ class state {
   }
   json setdefault(std::string key, json fallback) const {
     return call<json>(detail::with_fallback(req(op::setdefault, std::move(key)), std::move(fallback)));
+  }
+  json setdefault(std::string key, json fallback, error_code& ec, diagnostics& diag) const {
+    return call<json>(detail::with_fallback(req(op::setdefault, std::move(key)), std::move(fallback)), ec, diag);
   }
 
   // --- atomic operations ----------------------------------------------------------------
@@ -323,6 +387,9 @@ class state {
   json increment(std::string key, json delta = 1) const {
     return call<json>(detail::with_value(req(op::incr, std::move(key)), std::move(delta)));
   }
+  json increment(std::string key, json delta, error_code& ec, diagnostics& diag) const {
+    return call<json>(detail::with_value(req(op::incr, std::move(key)), std::move(delta)), ec, diag);
+  }
 
   /// Sets `key` to `desired` if it holds `expected` (an empty optional: if it is absent, i.e.
   /// "create only if absent"); returns whether it did. Completion: void(error_code, bool)
@@ -335,6 +402,10 @@ class state {
   bool compare_and_set(std::string key, std::optional<json> expected, json desired) const {
     return call<bool>(cas_request(std::move(key), std::move(expected), std::move(desired)));
   }
+  bool compare_and_set(std::string key, std::optional<json> expected, json desired,
+                       error_code& ec, diagnostics& diag) const {
+    return call<bool>(cas_request(std::move(key), std::move(expected), std::move(desired)), ec, diag);
+  }
 
   /// Appends to the array at `key` (an absent key becomes [value]); returns the new size.
   template <class CompletionToken = default_token>
@@ -345,6 +416,9 @@ class state {
   std::uint64_t append(std::string key, json value) const {
     return call<std::uint64_t>(detail::with_value(req(op::append, std::move(key)), std::move(value)));
   }
+  std::uint64_t append(std::string key, json value, error_code& ec, diagnostics& diag) const {
+    return call<std::uint64_t>(detail::with_value(req(op::append, std::move(key)), std::move(value)), ec, diag);
+  }
 
   /// Runs a transaction (see zproc/transaction.hpp) as one revision: all of it or none.
   template <class CompletionToken = default_token>
@@ -353,6 +427,9 @@ class state {
   }
   transaction_result transaction(const txn& t) const {
     return call<transaction_result>(txn_request(t));
+  }
+  transaction_result transaction(const txn& t, error_code& ec, diagnostics& diag) const {
+    return call<transaction_result>(txn_request(t), ec, diag);
   }
 
   /// Read-modify-write of the namespace as one write: `fn` gets a snapshot (`json&`, an object)
@@ -445,6 +522,10 @@ class state {
                               std::size_t max = 10'000) const {
     return call<std::vector<zproc::update>>(history_request(from, to, max));
   }
+  std::vector<zproc::update> history(std::uint64_t from, std::optional<std::uint64_t> to,
+                                     std::size_t max, error_code& ec, diagnostics& diag) const {
+    return call<std::vector<zproc::update>>(history_request(from, to, max), ec, diag);
+  }
 
   /// The namespace as it was right after revision `rev` (0: empty, before the first write).
   /// server_errc::compacted if the history no longer reaches back there.
@@ -453,6 +534,9 @@ class state {
     return run<json>(at_request(rev), std::forward<CompletionToken>(token));
   }
   json at(std::uint64_t rev) const { return call<json>(at_request(rev)); }
+  json at(std::uint64_t rev, error_code& ec, diagnostics& diag) const {
+    return call<json>(at_request(rev), ec, diag);
+  }
 
   // --- watchers ----------------------------------------------------------------------------
   // A watcher starts watching when it is created (or at options.start): an update made after
@@ -581,6 +665,10 @@ class state {
   template <class T>
   T call(detail::request request) const {
     return detail::call<T>(impl_, std::move(request));
+  }
+  template <class T>
+  T call(detail::request request, error_code& ec, diagnostics& diag) const {
+    return detail::call<T>(impl_, std::move(request), ec, diag);
   }
 
   std::shared_ptr<detail::client_impl> impl_;

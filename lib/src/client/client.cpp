@@ -93,8 +93,17 @@ class blocking_op final : public pending_op {
   std::shared_ptr<blocking_result> r_;
 };
 
-/// Runs one blocking request; returns the raw result or throws zproc::error.
-json call_raw(const std::shared_ptr<client_impl>& c, json request) {
+/// Runs one blocking request; returns the raw result, or sets `ec` and `message` (throws
+/// nothing of its own: the error_code forms of the blocking calls rest on it).
+json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& ec,
+              std::string& message) {
+  ec.clear();
+  message.clear();
+  if (c->runs_on_this_thread()) {
+    ec = client_errc::wrong_mode;
+    message = blocking_on_executor_message;
+    return {};
+  }
   auto result = std::make_shared<blocking_result>();
   auto id = std::make_shared<std::uint64_t>(0);
   auto conn = c->conn();
@@ -107,14 +116,23 @@ json call_raw(const std::shared_ptr<client_impl>& c, json request) {
         *id = conn->request(std::move(*req), std::make_unique<blocking_op>(result));
       },
       c->options().request_timeout, [conn, id] { conn->cancel(*id); });
-  if (!in_time)
-    throw zproc::error(client_errc::timeout, "no reply within " +
-                                                 std::to_string(c->options().request_timeout.count()) +
-                                                 " ms (client_options::request_timeout)");
+  if (!in_time) {
+    ec = client_errc::timeout;
+    message = "no reply within " + std::to_string(c->options().request_timeout.count()) +
+              " ms (client_options::request_timeout)";
+    return {};
+  }
   std::lock_guard lock(result->mutex);
-  if (!result->done)
-    throw zproc::error(client_errc::connection_closed, "the connection stopped making progress");
-  if (result->ec) throw zproc::error(result->ec, std::move(result->message));
+  if (!result->done) {
+    ec = client_errc::connection_closed;
+    message = "the connection stopped making progress";
+    return {};
+  }
+  if (result->ec) {
+    ec = result->ec;
+    message = std::move(result->message);
+    return {};
+  }
   return std::move(result->value);
 }
 
@@ -167,18 +185,29 @@ void start_connection_request(
 }
 
 template <class T>
-T call(const std::shared_ptr<client_impl>& c, request r) {
-  json raw = call_raw(c, request_access::take(std::move(r)));
-  T value{};
+T call(const std::shared_ptr<client_impl>& c, request r, error_code& ec, diagnostics& diag) {
   std::string message;
-  if (auto ec = convert(std::move(raw), value, message)) throw zproc::error(ec, message);
+  json raw = call_raw(c, request_access::take(std::move(r)), ec, message);
+  T value{};
+  if (!ec) ec = convert(std::move(raw), value, message);
+  diagnostics_access::set_message(diag, std::move(message));
+  return value;
+}
+
+template <class T>
+T call(const std::shared_ptr<client_impl>& c, request r) {
+  error_code ec;
+  diagnostics diag;
+  T value = call<T>(c, std::move(r), ec, diag);
+  if (ec) throw zproc::error(ec, diag.message());
   return value;
 }
 
 #define ZPROC_INSTANTIATE(T)                                                         \
   template void start_request<T>(const std::shared_ptr<client_impl>&, request, handler<T>,  \
                                  diagnostics_ptr);                                          \
-  template T call<T>(const std::shared_ptr<client_impl>&, request);
+  template T call<T>(const std::shared_ptr<client_impl>&, request);                         \
+  template T call<T>(const std::shared_ptr<client_impl>&, request, error_code&, diagnostics&);
 
 ZPROC_INSTANTIATE(json)
 ZPROC_INSTANTIATE(bool)
@@ -301,19 +330,26 @@ void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::s
   });
 }
 
-void client::connect(const std::string& text) {
-  error_code parse_ec;
-  std::string parse_message;
-  auto list = parse_address_list(text, parse_ec, parse_message);
-  if (list.empty()) throw zproc::error(parse_ec, parse_message);
+void client::connect(const std::string& text, error_code& ec, diagnostics& diag) {
+  std::string message;
+  auto list = parse_address_list(text, ec, message);
+  if (list.empty()) {
+    detail::diagnostics_access::set_message(diag, std::move(message));
+    return;
+  }
+  if (impl_->runs_on_this_thread()) {
+    ec = client_errc::wrong_mode;
+    detail::diagnostics_access::set_message(diag, detail::blocking_on_executor_message);
+    return;
+  }
   auto result = std::make_shared<detail::blocking_result>();
   auto conn = impl_->conn();
   const auto attempts = static_cast<int>(list.size());
   const bool in_time = impl_->run_blocking(
       *result,
       [conn, list = std::move(list), result]() mutable {
-        conn->connect(std::move(list), [result](error_code ec, std::string message) {
-          result->set(ec, {}, std::move(message));
+        conn->connect(std::move(list), [result](error_code e, std::string m) {
+          result->set(e, {}, std::move(m));
         });
       },
       // connect has its own deadline (per address); this one only guards against an executor
@@ -323,10 +359,25 @@ void client::connect(const std::string& text) {
           : std::chrono::milliseconds(0),
       [conn] { conn->close(client_errc::timeout, "connect timed out"); });
   std::lock_guard lock(result->mutex);
-  if (!in_time || !result->done)
-    throw zproc::error(client_errc::timeout,
-                       "connect did not complete: is the client's executor running?");
-  if (result->ec) throw zproc::error(result->ec, std::move(result->message));
+  if (!in_time || !result->done) {
+    ec = client_errc::timeout;
+    detail::diagnostics_access::set_message(
+        diag, "connect did not complete: is the client's executor running?");
+    return;
+  }
+  ec = result->ec;
+  detail::diagnostics_access::set_message(diag, std::move(result->message));
+}
+
+void client::connect(const std::string& address) {
+  error_code ec;
+  diagnostics diag;
+  connect(address, ec, diag);
+  if (ec) throw zproc::error(ec, diag.message());
+}
+
+std::int64_t client::ping(error_code& ec, diagnostics& diag) {
+  return detail::call<std::int64_t>(impl_, detail::ping_request(), ec, diag);
 }
 
 std::int64_t client::ping() {

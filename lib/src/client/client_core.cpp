@@ -638,10 +638,7 @@ bool client_impl::run_blocking(blocking_result& result, const std::function<void
                                std::chrono::milliseconds timeout,
                                const std::function<void()>& on_timeout) {
   if (runs_on_this_thread())
-    throw zproc::error(client_errc::wrong_mode,
-                       "a blocking call on a thread that runs the client's executor would wait "
-                       "for a reply only this thread can read: co_await the async_ form, or call "
-                       "it from another thread");
+    throw zproc::error(client_errc::wrong_mode, blocking_on_executor_message);
   const bool has_deadline = timeout.count() > 0;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool in_time = true;

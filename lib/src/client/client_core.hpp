@@ -162,6 +162,12 @@ class connection : public std::enable_shared_from_this<connection> {
   boost::asio::steady_timer give_up_timer_;
 };
 
+/// The message of client_errc::wrong_mode for a blocking call on a thread that runs the client's
+/// executor.
+inline constexpr const char* blocking_on_executor_message =
+    "a blocking call on a thread that runs the client's executor would wait for a reply only "
+    "this thread can read: co_await the async_ form, or call it from another thread";
+
 /// Where a blocking call's operation leaves its outcome (shared: a timed-out caller may leave).
 struct blocking_result {
   std::mutex mutex;

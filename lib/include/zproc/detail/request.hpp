@@ -37,6 +37,10 @@ void start_request(const std::shared_ptr<client_impl>& c, request r, handler<T> 
 /// zproc::error carrying the server's diagnostics.
 template <class T>
 T call(const std::shared_ptr<client_impl>& c, request r);
+/// The same, throwing nothing: a failure sets `ec` and `diag` (the server's message) and
+/// returns T{}; success clears both.
+template <class T>
+T call(const std::shared_ptr<client_impl>& c, request r, error_code& ec, diagnostics& diag);
 
 /// `diagnostics`: where a failure's message goes (default: where the token asks for it).
 template <class T, class CompletionToken>
