@@ -316,6 +316,10 @@ TEST_SUITE("watch") {
       state st(c, writer.st.name());
       auto w = st.when_change({"x"});
       auto ready = st.async_get_when([&] { return st.when_equal("x", 2); });
+      // An async client's watcher starts when the server receives its first request: a round
+      // trip on the same connection after it orders the writes of another connection after
+      // that start (without it, a loaded machine let both writes in first, and next() hung).
+      co_await st.async_revision();
       std::thread t([&] {
         writer.st.set("x", 1);
         writer.st.set("x", 2);
