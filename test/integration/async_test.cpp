@@ -11,6 +11,8 @@
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/use_future.hpp>
@@ -490,5 +492,64 @@ TEST_SUITE("async") {
     }
     CHECK_MESSAGE(blocking_message.find("namespace 'third' is not created") != std::string::npos,
                   blocking_message);
+  }
+
+  TEST_CASE("one client shared by coroutines on a thread_pool: every write lands, watchers see "
+            "each update") {
+    server_thread srv;
+    asio::thread_pool pool(4);
+    client c(pool);  // its connection runs on a strand of the pool
+    std::promise<void> connected;
+    c.async_connect(srv.address(), [&](error_code ec) {
+      if (ec) connected.set_exception(std::make_exception_ptr(zproc::error(ec)));
+      else connected.set_value();
+    });
+    REQUIRE(connected.get_future().wait_for(20s) == std::future_status::ready);
+    state shared(c, "pool");
+    constexpr int workers = 8, rounds = 200;
+    auto seen = std::make_shared<std::atomic<int>>(0);
+    // A watcher of the counter, in a coroutine of the pool too: every increment, in order.
+    // (Its start is fixed when the server has its first request: a round trip after it, on the
+    // same connection, comes before any increment.)
+    auto counter = shared.when_change_raw({"n"});
+    CHECK(shared.revision() == 0);  // blocking, from a thread that is not the pool's
+    auto watch = asio::co_spawn(
+        pool,
+        [w = std::move(counter), seen]() mutable -> awaitable<void> {
+          std::int64_t last = 0;
+          while (last < workers * rounds) {
+            auto u = co_await w.async_next();
+            const std::int64_t now = u->changes.at(0).after->get<std::int64_t>();
+            CHECK(now == last + 1);
+            last = now;
+            ++*seen;
+          }
+        },
+        asio::use_future);
+    std::vector<std::future<void>> done;
+    for (int k = 0; k < workers; ++k)
+      done.push_back(asio::co_spawn(
+          pool,  // not a strand: the coroutines run on all four threads at once
+          [&shared, k]() -> awaitable<void> {
+            state own(shared);  // a copy: another writer, same connection
+            for (int i = 0; i < rounds; ++i) {
+              co_await own.async_set("k" + std::to_string(k), i);
+              co_await own.async_increment("n");
+              CHECK(co_await own.async_get("k" + std::to_string(k)) == i);
+            }
+          },
+          asio::use_future));
+    for (auto& f : done) {
+      REQUIRE(f.wait_for(60s) == std::future_status::ready);
+      f.get();
+    }
+    REQUIRE(watch.wait_for(60s) == std::future_status::ready);
+    watch.get();
+    CHECK(seen->load() == workers * rounds);
+    // Blocking calls from a thread that is not the pool's are fine too.
+    std::thread outside([&] { CHECK(state(c, "pool").get("n") == workers * rounds); });
+    outside.join();
+    c.close();
+    pool.join();
   }
 }

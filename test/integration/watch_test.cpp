@@ -348,6 +348,29 @@ TEST_SUITE("watch") {
     }());
   }
 
+  TEST_CASE("next(error_code&, diagnostics&): a timeout and the end of a count, without "
+            "exceptions") {
+    connected w(fresh_ns());
+    connected other(w.st.name());
+    auto snaps = w.st.when_change({"x"}, {.timeout = std::chrono::milliseconds(100), .count = 1});
+    error_code ec;
+    diagnostics diag;
+    CHECK_FALSE(snaps.next(ec, diag));
+    CHECK(ec == client_errc::timeout);
+    CHECK(diag.message().find("timeout") != std::string::npos);
+    other.st.set("x", 1);
+    auto s = snaps.next(ec, diag);  // still usable, nothing lost
+    CHECK(!ec);
+    CHECK(diag.message().empty());
+    REQUIRE(s);
+    CHECK((*s)["x"] == 1);
+    CHECK_FALSE(snaps.next(ec, diag));  // the count is reached: empty, and no error
+    CHECK(!ec);
+    auto raw = w.st.when_change_raw({"x"}, {.timeout = std::chrono::milliseconds(50)});
+    CHECK_FALSE(raw.next(ec, diag));
+    CHECK(ec == client_errc::timeout);
+  }
+
   TEST_CASE("fan-out: one write wakes 1,000 watchers") {
     connected w(fresh_ns());
     connected other(w.st.name());

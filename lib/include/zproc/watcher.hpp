@@ -83,6 +83,10 @@ void start_next_once(const std::shared_ptr<watch_core>& core,
                      diagnostics_ptr diagnostics);
 std::optional<json> next_snapshot(const std::shared_ptr<watch_core>& core);
 std::optional<update> next_update(const std::shared_ptr<watch_core>& core);
+std::optional<json> next_snapshot(const std::shared_ptr<watch_core>& core, error_code& ec,
+                                  diagnostics& diag);
+std::optional<update> next_update(const std::shared_ptr<watch_core>& core, error_code& ec,
+                                  diagnostics& diag);
 
 /// Input iterator over a watcher's next() results (blocking).
 template <class W, class T>
@@ -137,6 +141,11 @@ class watcher : public watcher_base {
   }
   /// Blocking twin; throws zproc::error.
   std::optional<json> next() { return detail::next_snapshot(core_); }
+  /// Blocking, throwing nothing: a failure sets `ec` and `diag.message()` and returns an empty
+  /// optional (as the end of a `count` does: tell them apart by `ec`).
+  std::optional<json> next(error_code& ec, diagnostics& diag) {
+    return detail::next_snapshot(core_, ec, diag);
+  }
 
   using iterator = detail::watch_iterator<watcher, json>;
   iterator begin() { return iterator(this); }
@@ -164,6 +173,9 @@ class raw_watcher : public watcher_base {
         token, core_);
   }
   std::optional<update> next() { return detail::next_update(core_); }
+  std::optional<update> next(error_code& ec, diagnostics& diag) {
+    return detail::next_update(core_, ec, diag);
+  }
 
   using iterator = detail::watch_iterator<raw_watcher, update>;
   iterator begin() { return iterator(this); }

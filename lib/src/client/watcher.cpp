@@ -126,26 +126,60 @@ void start_next_once(const std::shared_ptr<watch_core>& core,
 }
 
 namespace {
-std::optional<json> next_blocking(const std::shared_ptr<watch_core>& core) {
+std::optional<json> next_blocking(const std::shared_ptr<watch_core>& core, error_code& ec,
+                                  diagnostics& diag) {
+  ec.clear();
+  diag.clear();
+  if (core->client()->runs_on_this_thread()) {
+    ec = client_errc::wrong_mode;
+    diagnostics_access::set_message(diag, blocking_on_executor_message);
+    return std::nullopt;
+  }
   auto r = std::make_shared<blocking_result>();
   core->client()->run_blocking(
       *r, [core, r] { core->next(std::make_unique<blocking_next_op>(r), true); },
       std::chrono::milliseconds(0),  // the watcher's own timeout applies (watch_options)
       [] {});
   std::lock_guard lock(r->mutex);
-  if (!r->done) throw zproc::error(client_errc::connection_closed, "the watcher stopped making progress");
-  if (r->ec) throw zproc::error(r->ec, std::move(r->message));
+  if (!r->done) {
+    ec = client_errc::connection_closed;
+    diagnostics_access::set_message(diag, "the watcher stopped making progress");
+    return std::nullopt;
+  }
+  if (r->ec) {
+    ec = r->ec;
+    diagnostics_access::set_message(diag, std::move(r->message));
+    return std::nullopt;
+  }
   if (r->value.is_discarded()) return std::nullopt;
   return std::move(r->value);
+}
+
+std::optional<json> next_blocking(const std::shared_ptr<watch_core>& core) {
+  error_code ec;
+  diagnostics diag;
+  auto item = next_blocking(core, ec, diag);
+  if (ec) throw zproc::error(ec, diag.message());
+  return item;
 }
 }  // namespace
 
 std::optional<json> next_snapshot(const std::shared_ptr<watch_core>& core) {
   return next_blocking(core);
 }
+std::optional<json> next_snapshot(const std::shared_ptr<watch_core>& core, error_code& ec,
+                                  diagnostics& diag) {
+  return next_blocking(core, ec, diag);
+}
 
 std::optional<update> next_update(const std::shared_ptr<watch_core>& core) {
   auto item = next_blocking(core);
+  if (!item) return std::nullopt;
+  return to_update(*item);
+}
+std::optional<update> next_update(const std::shared_ptr<watch_core>& core, error_code& ec,
+                                  diagnostics& diag) {
+  auto item = next_blocking(core, ec, diag);
   if (!item) return std::nullopt;
   return to_update(*item);
 }
