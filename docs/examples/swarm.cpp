@@ -1,10 +1,15 @@
 // The guide's swarm example (docs/guide.md, "Swarm"): map, map_lazy, run, a task by id,
-// errors per call, and the workers the server knows. Built and run by the tests.
+// errors per call, the workers the server knows, and async submission (co_await). Built and
+// run by the tests.
 #include <zproc/zproc.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 
 #include <chrono>
 #include <iostream>
 #include <numeric>
+#include <ranges>
 #include <stdexcept>
 #include <vector>
 
@@ -16,6 +21,18 @@ int checked_div(int a, int b) {
   return a / b;
 }
 ZPROC_TARGET(checked_div);
+
+boost::asio::awaitable<void> async_part(zproc::swarm& swarm) {
+  auto inputs = std::views::iota(0, 1000);
+  std::vector<long long> squares = co_await swarm.async_map(square, inputs);
+  zproc::task<int> t = co_await swarm.async_run(checked_div, 84, 2);  // submitted
+  int quotient = co_await t.async_get();                              // its result
+  // An endless input range: submitted in a bounded window as the results are read.
+  zproc::map_stream<long long> stream = co_await swarm.async_map_lazy(square, std::views::iota(0));
+  long long sum = 0;
+  for (int i = 0; i < 100'000; ++i) sum += *co_await stream.async_next();
+  std::cout << squares[999] << " " << quotient << " " << sum << "\n";
+}  // the stream goes: the tasks not read are cancelled, no more inputs are pulled
 
 int main(int argc, char** argv) {
   zproc::init(argc, argv);  // workers are this program, started again: they run from here
@@ -44,4 +61,14 @@ int main(int argc, char** argv) {
 
   for (const zproc::worker_info& w : swarm.workers())
     std::cout << "worker " << w.pid << " on " << w.host << " did " << w.done << " tasks\n";
+
+  boost::asio::io_context io;
+  zproc::swarm_options options;
+  options.executor = io.get_executor();  // the async_ forms run on io
+  zproc::swarm async_swarm = ctx.create_swarm(2, options);
+  boost::asio::co_spawn(io, async_part(async_swarm), [&](std::exception_ptr e) {
+    io.stop();  // the swarm's connection keeps io busy
+    if (e) std::rethrow_exception(e);
+  });
+  io.run();
 }

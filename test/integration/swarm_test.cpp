@@ -6,8 +6,12 @@
 #include <zproc/zproc.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
 #include <boost/asio/experimental/awaitable_operators.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -27,6 +31,8 @@
 #include <future>
 #include <map>
 #include <numeric>
+#include <optional>
+#include <ranges>
 #include <set>
 #include <stdexcept>
 #include <thread>
@@ -86,6 +92,38 @@ ZPROC_TARGET(stuck_call);
 }
 ZPROC_TARGET(crash_worker);
 
+void touch(int) {}
+ZPROC_TARGET(touch);
+
+/// An input range of 0, 1, 2, ... up to `limit` that is not sized (a generator, a socket):
+/// it counts how many inputs were pulled from it.
+struct counting_inputs {
+  std::size_t limit = 0;
+  std::size_t pulled = 0;
+
+  struct sentinel {};
+  struct iterator {
+    using value_type = int;
+    using difference_type = std::ptrdiff_t;
+    counting_inputs* in = nullptr;
+    std::size_t i = 0;
+    int operator*() const {
+      ++in->pulled;
+      return static_cast<int>(i);
+    }
+    iterator& operator++() {
+      ++i;
+      return *this;
+    }
+    void operator++(int) { ++i; }
+    bool operator==(sentinel) const { return i >= in->limit; }
+  };
+  iterator begin() { return iterator{this, 0}; }
+  sentinel end() { return {}; }
+};
+static_assert(std::ranges::input_range<counting_inputs>);
+static_assert(!std::ranges::sized_range<counting_inputs>);
+
 std::string self_exe() { return std::filesystem::read_symlink("/proc/self/exe").string(); }
 
 const zproc::map_options within_a_minute = [] {
@@ -101,6 +139,23 @@ static zproc::swarm async_swarm(zproc::context& ctx, boost::asio::io_context& io
   zproc::swarm_options so;
   so.executor = io.get_executor();
   return ctx.create_swarm(2, so);
+}
+
+/// Runs the coroutine on `io` until it finishes (the swarm's async connection keeps `io` busy,
+/// so it is stopped then); fails with "did not finish" after the deadline.
+static void run_coroutine(boost::asio::io_context& io, boost::asio::awaitable<void> coro,
+                          std::chrono::milliseconds deadline = std::chrono::seconds(60)) {
+  bool done = false;
+  std::exception_ptr error;
+  io.restart();
+  boost::asio::co_spawn(io, std::move(coro), [&](std::exception_ptr e) {
+    done = true;
+    error = e;
+    io.stop();
+  });
+  io.run_for(deadline);
+  if (!done) FAIL("did not finish within " << deadline.count() << " ms");
+  if (error) std::rethrow_exception(error);
 }
 
 TEST_SUITE("swarm") {
@@ -523,5 +578,336 @@ TEST_SUITE("swarm") {
     CHECK(remote_type == "std::runtime_error");
     CHECK(both == 9);
     CHECK(timer_first);
+  }
+
+  TEST_CASE("async_run, async_map, async_map_lazy: co_await with the default token") {
+    boost::asio::io_context io;
+    zproc::context ctx;
+    auto sw = async_swarm(ctx, io);
+    std::vector<int> in(1000);
+    std::iota(in.begin(), in.end(), 0);
+    run_coroutine(io, [&]() -> boost::asio::awaitable<void> {
+      zproc::task<long long> t = co_await sw.async_run(square, 12);
+      CHECK(co_await t.async_get() == 144);
+      auto sum_task = co_await sw.async_run(add_pair, 40, 2);
+      CHECK(co_await sum_task.async_get() == 42);
+
+      std::vector<long long> squares = co_await sw.async_map(square, in);
+      REQUIRE(squares.size() == in.size());
+      bool in_order = true;
+      for (std::size_t i = 0; i < in.size(); ++i) in_order = in_order && squares[i] == 1LL * in[i] * in[i];
+      CHECK(in_order);
+      co_await sw.async_map(touch, in);  // void: completes with void(error_code)
+      const std::vector<int> none;
+      auto empty = co_await sw.async_map(square, none);
+      CHECK(empty.empty());
+
+      zproc::map_options small;
+      small.chunk_size = 7;  // many windows: the stream submits as it reads
+      small.window = 4;
+      zproc::map_stream<int> s = co_await sw.async_map_lazy(unlucky, in, small);
+      long long sum = 0;
+      int errors = 0;
+      for (;;) {
+        try {
+          auto v = co_await s.async_next();
+          if (!v) break;
+          sum += *v;
+        } catch (const zproc::remote_error&) {
+          ++errors;
+        }
+      }
+      CHECK(errors == 1);
+      CHECK(sum == 999LL * 1000 / 2 - 13);
+      CHECK(s.size() == in.size());
+
+      // The first failing input's error, with the remote message.
+      std::string message;
+      try {
+        co_await sw.async_map(unlucky, in);
+      } catch (const zproc::remote_error& e) {
+        message = e.message();
+      }
+      CHECK(message == "thirteen is unlucky");
+    }());
+  }
+
+  TEST_CASE("async_run, async_map, async_map_lazy: callbacks, use_future, as_tuple") {
+    boost::asio::io_context io;
+    zproc::context ctx;
+    auto sw = async_swarm(ctx, io);
+    auto run_until = [&](const bool& done) {
+      const auto until = std::chrono::steady_clock::now() + 30s;
+      io.restart();
+      while (!done && std::chrono::steady_clock::now() < until) io.run_one_for(100ms);
+      REQUIRE(done);
+    };
+    std::vector<int> in{1, 2, 3, 4, 5};
+
+    bool done = false;
+    zproc::error_code ec = boost::asio::error::would_block;
+    std::vector<long long> got;
+    sw.async_map(square, in, {}, [&](zproc::error_code e, std::vector<long long> v) {
+      ec = e;
+      got = std::move(v);
+      done = true;
+    });
+    run_until(done);
+    CHECK_FALSE(ec);
+    CHECK(got == std::vector<long long>{1, 4, 9, 16, 25});
+
+    done = false;
+    zproc::task<long long> t;
+    sw.async_run(square, 11, [&](zproc::error_code e, zproc::task<long long> task) {
+      ec = e;
+      t = std::move(task);
+      done = true;
+    });
+    run_until(done);
+    CHECK_FALSE(ec);
+    CHECK(t.get(30s) == 121);
+
+    done = false;
+    std::optional<zproc::map_stream<long long>> stream;
+    sw.async_map_lazy(square, in, {}, [&](zproc::error_code e, zproc::map_stream<long long> s) {
+      ec = e;
+      stream.emplace(std::move(s));
+      done = true;
+    });
+    run_until(done);
+    CHECK_FALSE(ec);
+    REQUIRE(stream);
+    long long sum = 0;
+    while (auto v = stream->next(30s)) sum += *v;
+    CHECK(sum == 55);
+
+    // A failed call: the code and, through with_diagnostics, the remote_error.
+    done = false;
+    sw.async_map(unlucky, std::vector<int>{12, 13, 14}, {},
+                 [&](zproc::error_code e, std::vector<int>) {
+                   ec = e;
+                   done = true;
+                 });
+    run_until(done);
+    CHECK(ec == zproc::process_errc::remote_exception);
+
+    auto guard = boost::asio::make_work_guard(io);
+    io.restart();
+    std::thread runner([&] { io.run(); });
+    auto f = sw.async_map(square, in, {}, boost::asio::use_future);
+    REQUIRE(f.wait_for(30s) == std::future_status::ready);
+    CHECK(f.get() == std::vector<long long>{1, 4, 9, 16, 25});
+    auto bad = sw.async_map(unlucky, std::vector<int>{13}, {}, boost::asio::use_future);
+    REQUIRE(bad.wait_for(30s) == std::future_status::ready);
+    CHECK_THROWS_AS(bad.get(), zproc::remote_error);
+    auto ft = sw.async_run(square, 5, boost::asio::use_future);
+    REQUIRE(ft.wait_for(30s) == std::future_status::ready);
+    CHECK(ft.get().get(30s) == 25);
+    auto fs = sw.async_map_lazy(square, in, {}, boost::asio::use_future);
+    REQUIRE(fs.wait_for(30s) == std::future_status::ready);
+    auto s2 = fs.get();
+    CHECK(*s2.next(30s) == 1);
+    guard.reset();
+    io.stop();
+    runner.join();
+
+    run_coroutine(io, [&]() -> boost::asio::awaitable<void> {
+      const zproc::map_options defaults;
+      auto [e1, v1] = co_await sw.async_map(square, in, defaults, boost::asio::as_tuple(boost::asio::deferred));
+      CHECK_FALSE(e1);
+      CHECK(v1.size() == 5);
+      const std::vector<int> thirteen(1, 13);
+      auto [e2, v2] = co_await sw.async_map(
+          unlucky, thirteen, defaults,
+          zproc::with_diagnostics(boost::asio::as_tuple(boost::asio::deferred)));
+      std::string type;
+      try {
+        if (e2) std::rethrow_exception(e2);
+      } catch (const zproc::remote_error& e) {
+        type = e.type();
+      }
+      CHECK(type == "std::runtime_error");
+    }());
+  }
+
+  TEST_CASE("the async submissions of a blocking-mode swarm complete with wrong_mode") {
+    boost::asio::io_context io;
+    zproc::context ctx;
+    auto sw = ctx.create_swarm(1);  // no executor
+    std::vector<zproc::error_code> codes;  // the handlers run on io (else: the system executor)
+    sw.async_run(square, 2, boost::asio::bind_executor(io, [&](zproc::error_code e, zproc::task<long long>) {
+      codes.push_back(e);
+    }));
+    sw.async_map(square, std::vector<int>{1, 2}, {},
+                 boost::asio::bind_executor(io, [&](zproc::error_code e, std::vector<long long>) {
+                   codes.push_back(e);
+                 }));
+    sw.async_map_lazy(square, std::vector<int>{1, 2}, {},
+                      boost::asio::bind_executor(io, [&](zproc::error_code e, zproc::map_stream<long long>) {
+                        codes.push_back(e);
+                      }));
+    CHECK(codes.empty());  // never completed inline
+    std::string message;
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+          const std::vector<int> one(1, 1);
+          try {
+            co_await sw.async_map(square, one);
+          } catch (const zproc::error& e) {
+            if (e.code() == zproc::client_errc::wrong_mode) message = e.diagnostics();
+          }
+        },
+        boost::asio::detached);
+    io.run_for(20s);  // returns once they completed: nothing else keeps it busy
+    REQUIRE(codes.size() == 3);
+    for (const auto& c : codes) CHECK(c == zproc::client_errc::wrong_mode);
+    CHECK(message.find("swarm_options::executor") != std::string::npos);
+    // The blocking calls still work.
+    CHECK(sw.map(square, std::vector<int>{3}, within_a_minute) == std::vector<long long>{9});
+  }
+
+  TEST_CASE("an io_context with only a pending async_map does not return before it completes") {
+    boost::asio::io_context conn_io;  // the swarm's connection runs here, on another thread
+    zproc::context ctx;
+    auto sw = async_swarm(ctx, conn_io);
+    auto guard = boost::asio::make_work_guard(conn_io);
+    std::thread conn_thread([&] { conn_io.run(); });
+    boost::asio::io_context io;  // only the handler runs here
+    bool done = false;
+    std::vector<int> got;
+    sw.async_map(slow_square, std::vector<int>{1, 2, 3, 4, 5, 6}, {},
+                 boost::asio::bind_executor(io, [&](zproc::error_code e, std::vector<int> v) {
+                   CHECK_FALSE(e);
+                   got = std::move(v);
+                   done = true;
+                 }));
+    io.run_for(30s);
+    CHECK(done);
+    CHECK(got == std::vector<int>{1, 4, 9, 16, 25, 36});
+    guard.reset();
+    conn_io.stop();
+    conn_thread.join();
+  }
+
+  TEST_CASE("async_map: terminal cancellation completes with operation_aborted and cancels the tasks") {
+    boost::asio::io_context io;
+    zproc::context ctx;
+    zproc::swarm_options so;
+    so.executor = io.get_executor();
+    so.name = "cancelled";
+    auto sw = ctx.create_swarm(2, so);
+    zproc::map_options one;
+    one.chunk_size = 1;
+    bool timer_first = false;
+    zproc::error_code ec;
+    run_coroutine(io, [&]() -> boost::asio::awaitable<void> {
+      using namespace boost::asio::experimental::awaitable_operators;
+      boost::asio::steady_timer t(io, 300ms);
+      const std::vector<int> naps(20, 1);
+      auto which = co_await (sw.async_map(nap, naps, one, boost::asio::use_awaitable) ||
+                             t.async_wait(boost::asio::use_awaitable));
+      timer_first = which.index() == 1;
+      // A callback cancelled through its slot.
+      boost::asio::cancellation_signal signal;
+      bool done = false;
+      sw.async_map(nap, naps, one,
+                   boost::asio::bind_cancellation_slot(
+                       signal.slot(), [&](zproc::error_code e, std::vector<int>) {
+                         ec = e;
+                         done = true;
+                       }));
+      boost::asio::steady_timer t2(io, 300ms);
+      co_await t2.async_wait(boost::asio::deferred);
+      signal.emit(boost::asio::cancellation_type::terminal);
+      while (!done) {
+        t2.expires_after(10ms);
+        co_await t2.async_wait(boost::asio::deferred);
+      }
+    }());
+    CHECK(timer_first);
+    CHECK(ec == boost::asio::error::operation_aborted);
+    // The tasks no worker had taken were cancelled: the queue empties without running them.
+    zproc::client c;
+    c.connect(ctx.address());
+    std::size_t queued = 1;
+    for (int i = 0; i < 100 && queued > 0; ++i) {
+      queued = zproc::get_swarm_status(c, "cancelled").queued;
+      if (queued) std::this_thread::sleep_for(50ms);
+    }
+    CHECK(queued == 0);
+    // The swarm goes on.
+    CHECK(sw.map(square, std::vector<int>{4}, within_a_minute) == std::vector<long long>{16});
+  }
+
+  TEST_CASE("map_lazy submits a non-sized input range in a bounded window as results are read") {
+    zproc::context ctx;
+    auto sw = ctx.create_swarm(2);
+    zproc::map_options o;
+    o.chunk_size = 10;
+    o.window = 4;
+    counting_inputs in;
+    in.limit = 1'000'000;
+    const std::size_t ahead = o.window * o.chunk_size;  // inputs in flight at most
+    {
+      auto stream = sw.map_lazy(square, in, o);
+      CHECK(in.pulled <= ahead);  // the first window only, not a million inputs
+      std::size_t consumed = 0;
+      std::size_t worst = 0;
+      bool in_order = true;
+      while (consumed < 500) {
+        auto v = stream.next(30s);
+        REQUIRE(v);
+        in_order = in_order && *v == static_cast<long long>(consumed * consumed);
+        ++consumed;
+        worst = std::max(worst, in.pulled - consumed);
+      }
+      CHECK(in_order);
+      CHECK_MESSAGE(worst <= ahead, "pulled " << worst << " inputs ahead of the results read");
+      CHECK(in.pulled >= 500);
+    }  // destroyed early: the rest is cancelled, the rest of the inputs never pulled
+    CHECK(in.pulled < 1000);
+
+    // Unbounded and lazy: iota | take, automatic chunks and window.
+    auto stream = sw.map_lazy(square, std::views::iota(0) | std::views::take(10'000'000));
+    long long last = -1;
+    bool in_order = true;
+    for (int i = 0; i < 20'000; ++i) {
+      auto v = stream.next(30s);
+      REQUIRE(v);
+      in_order = in_order && *v == 1LL * i * i;
+      last = *v;
+    }
+    CHECK(in_order);
+    CHECK(last == 19'999LL * 19'999);
+    CHECK(stream.size() < 100'000);  // submitted so far: a few windows, not 10 million
+  }
+
+  TEST_CASE("async_map_lazy streams a non-sized input range in a bounded window") {
+    boost::asio::io_context io;
+    zproc::context ctx;
+    auto sw = async_swarm(ctx, io);
+    zproc::map_options o;
+    o.chunk_size = 5;
+    o.window = 4;
+    counting_inputs in;
+    in.limit = 1'000'000;
+    const std::size_t ahead = o.window * o.chunk_size;
+    std::size_t worst = 0;
+    run_coroutine(io, [&]() -> boost::asio::awaitable<void> {
+      auto stream = co_await sw.async_map_lazy(square, in, o);
+      CHECK(in.pulled <= ahead);
+      bool in_order = true;
+      for (std::size_t consumed = 0; consumed < 300;) {
+        auto v = co_await stream.async_next();
+        REQUIRE(v);
+        in_order = in_order && *v == static_cast<long long>(consumed * consumed);
+        ++consumed;
+        worst = std::max(worst, in.pulled - consumed);
+      }
+      CHECK(in_order);
+    }());
+    CHECK_MESSAGE(worst <= ahead, "pulled " << worst << " inputs ahead of the results read");
+    CHECK(in.pulled < 1000);
   }
 }

@@ -5,6 +5,7 @@
 #include "process/registry.hpp"
 #include "protocol/message.hpp"
 #include "protocol/tasks.hpp"
+#include "swarm/submitter.hpp"
 #include "swarm/swarm_core.hpp"
 #include "swarm/worker.hpp"
 
@@ -132,48 +133,22 @@ std::vector<worker_info> swarm::workers() const {
   return get_swarm_status(impl_->core->client, impl_->options.name).workers;
 }
 
-std::size_t swarm::auto_chunk_size(std::size_t inputs) const {
-  if (inputs == 0) return 1024;  // unknown size
-  std::size_t workers = count();
-  if (workers == 0) workers = std::max<std::size_t>(1, this->workers().size());
-  return std::max<std::size_t>(1, (inputs + 4 * workers - 1) / (4 * workers));
-}
-
-std::vector<std::shared_ptr<detail::task_collector>> swarm::submit(
-    const void* target, std::vector<detail::packed_chunk> chunks, bool bound) {
-  const std::string& name = process_detail::target_at(target).name;
-  if (count() == 0 && workers().empty())
-    throw std::logic_error("zproc: swarm '" + impl_->options.name +
-                           "' has no workers (resize() it, or start workers with --zproc-worker)");
-  // One request per batch of tasks, well below the frame size; each batch's ids are
-  // consecutive (one collector each).
-  const std::size_t limit = impl_->core->client.impl()->options().max_frame_size / 2;
-  std::vector<std::shared_ptr<detail::task_collector>> out;
-  std::size_t i = 0;
-  while (i < chunks.size()) {
-    json list = json::array();
-    std::size_t bytes = 0;
-    while (i < chunks.size() && (list.empty() || bytes + chunks[i].bytes.size() + 16 <= limit)) {
-      auto& c = chunks[i++];
-      bytes += c.bytes.size() + 16;
-      list.push_back(json::array({json::binary(std::move(c.bytes)), c.items}));
-    }
-    const std::size_t n = list.size();
-    json r = json::object();
-    r[protocol::field::op] = protocol::name(protocol::op::task_submit);
-    r[wire::queue] = impl_->options.name;
-    r[wire::target] = name;
-    r[wire::tasks] = std::move(list);
-    r[wire::bound] = bound;
-    r[wire::max_attempts] = impl_->options.max_attempts;
-    if (impl_->options.call_timeout)
-      r[wire::call_timeout] = static_cast<std::uint64_t>(impl_->options.call_timeout->count());
-    json reply = detail::call<json>(impl_->core->client.impl(),
-                                    detail::request_access::wrap(std::move(r)));
-    out.push_back(std::make_shared<detail::task_collector>(
-        impl_->core, reply.at(wire::first).get<std::uint64_t>(), n));
-  }
-  return out;
+std::shared_ptr<detail::task_submitter> swarm::submitter(const void* target,
+                                                         const map_options& options,
+                                                         bool lazy, bool bound) const {
+  detail::task_submitter::state::config c;
+  c.queue = impl_->options.name;
+  c.target = process_detail::target_at(target).name;
+  c.max_attempts = impl_->options.max_attempts;
+  c.call_timeout = impl_->options.call_timeout;
+  c.bound = bound;
+  c.lazy = lazy;
+  c.chunk_size = options.chunk_size;
+  c.window = options.window;
+  c.spawned = count();
+  c.max_bytes = max_chunk_bytes;
+  return std::make_shared<detail::task_submitter>(
+      std::make_shared<detail::task_submitter::state>(impl_->core, std::move(c)));
 }
 
 std::shared_ptr<detail::task_collector> swarm::collector(std::uint64_t id) {

@@ -56,6 +56,18 @@ swarm_core::wait_lease::~wait_lease() {
 }
 
 void swarm_core::send_and_forget(json request) {
+  // On a thread that runs the async connection (a map stream read by async_next, an
+  // async_map that ends): sent on that connection, not waited for.
+  std::shared_ptr<client_impl> async_impl;
+  {
+    std::lock_guard lock(m_);
+    if (async_ready_ && !async_error_) async_impl = async_->impl();
+  }
+  if (async_impl && async_impl->runs_on_this_thread()) {
+    start_request<json>(async_impl, request_access::wrap(std::move(request)),
+                        handler<json>([](error_code, json) {}));
+    return;
+  }
   try {
     call<json>(client.impl(), request_access::wrap(std::move(request)));
   } catch (...) {  // best effort: the server may be gone

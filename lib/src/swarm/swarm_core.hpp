@@ -35,6 +35,9 @@ struct swarm_core {
   /// swarm_options), connecting it first if needed; an error_code if there is none.
   void with_async_client(std::function<void(error_code, std::shared_ptr<client_impl>)> then);
 
+  /// swarm_options::executor, if given.
+  const std::optional<boost::asio::any_io_executor>& executor() const noexcept { return executor_; }
+
   /// A worker of this swarm crashed (called on the supervisor's thread).
   void note_crash(std::int64_t pid, const std::string& report);
   /// A running worker of this swarm has this pid now.

@@ -127,20 +127,26 @@ void write_call(Archive& ar, std::tuple<P...>*, X&& x) {
   }
 }
 
-/// Packs the inputs into chunks of `chunk_size` calls, or fewer when a chunk's arguments pass
-/// `max_bytes`.
-template <class Args, class Range>
-std::vector<packed_chunk> pack_chunks(Range&& inputs, std::size_t chunk_size, std::size_t max_bytes) {
+/// Packs inputs from `it` (advanced past what it packs) into at most `max_chunks` chunks of
+/// `chunk_size` calls, or fewer when a chunk's arguments pass `max_bytes`. Pulls no input
+/// beyond the last one it packs. `packed` counts the inputs packed.
+template <class Args, class It, class Sentinel>
+std::vector<packed_chunk> pack_some(It& it, const Sentinel& end, std::size_t max_chunks,
+                                    std::size_t chunk_size, std::size_t max_bytes,
+                                    std::size_t& packed) {
   std::vector<packed_chunk> chunks;
   std::optional<byte_sink> sink;
   std::optional<boost::archive::binary_oarchive> ar;
-  for (auto&& x : inputs) {
+  for (; it != end; ++it) {
     if (!ar) {
+      if (chunks.size() >= max_chunks) break;
       chunks.emplace_back();
       sink.emplace(chunks.back().bytes);
       ar.emplace(*sink, archive_flags);
     }
+    auto&& x = *it;
     write_call(*ar, static_cast<Args*>(nullptr), x);
+    ++packed;
     packed_chunk& c = chunks.back();
     if (++c.items >= chunk_size || sink->size() >= max_bytes) {
       ar.reset();

@@ -3,9 +3,12 @@
 // on the server until its collector has it: a reply lost to a cancel is sent again).
 #pragma once
 
+#include <zproc/detail/chunk.hpp>
 #include <zproc/error.hpp>
+#include <zproc/with_diagnostics.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 
 #include <chrono>
@@ -64,6 +67,56 @@ class task_collector {
   struct state;
   static void wait_async(std::shared_ptr<state> s, std::shared_ptr<client_impl> impl,
                          handler_type h, boost::asio::cancellation_slot slot);
+  std::shared_ptr<state> s_;
+};
+
+/// The inputs of a map that are not packed yet: the input range (owned, or referenced for an
+/// lvalue) and where its iteration stands. Made by swarm.hpp; held by the map's stream.
+class input_feed {
+ public:
+  virtual ~input_feed() = default;
+  /// Packs the next inputs into at most `max_chunks` chunks of `chunk_size` calls (a chunk is
+  /// closed early once its arguments reach `max_bytes`); fewer, or none, at the end.
+  virtual std::vector<packed_chunk> pack(std::size_t max_chunks, std::size_t chunk_size,
+                                         std::size_t max_bytes) = 0;
+  /// Every input has been packed.
+  virtual bool exhausted() = 0;
+  /// The number of inputs when the range knows it (a sized range), else 0.
+  virtual std::size_t size_hint() const = 0;
+  /// Inputs packed so far.
+  std::size_t packed() const noexcept { return packed_; }
+
+ protected:
+  std::size_t packed_ = 0;
+};
+
+/// Packs inputs and submits them as tasks of one target to a swarm's queue, in a window: at
+/// most window() tasks submitted whose results were not consumed. Blocking (the swarm's own
+/// connection) or async (the connection on swarm_options::executor). Outlives the swarm handle.
+class task_submitter {
+ public:
+  using handler_type = boost::asio::any_completion_handler<void(
+      error_code, std::vector<std::shared_ptr<task_collector>>)>;
+  struct state;  // lib/src/swarm/submitter.cpp
+  explicit task_submitter(std::shared_ptr<state> s) : s_(std::move(s)) {}
+
+  /// Where a completion handler without an executor of its own runs: the swarm's executor
+  /// (swarm_options::executor), or the system executor for a blocking-mode swarm.
+  boost::asio::any_io_executor executor() const;
+  /// Whether a fill is due with `in_flight` tasks not consumed: at or below half the window
+  /// (always before the first fill).
+  bool due(std::size_t in_flight) const noexcept;
+  /// Blocking: packs as many chunks as the window has room for and submits them (one batch of
+  /// consecutive ids per frame). Throws zproc::error, std::logic_error (the swarm has no
+  /// workers), or what packing an input threw.
+  std::vector<std::shared_ptr<task_collector>> fill(input_feed& feed, std::size_t in_flight);
+  /// Asynchronous fill(): completes on the handler's associated executor, never inside this
+  /// call; client_errc::wrong_mode on a swarm without an executor. The message of a failure
+  /// goes to `diagnostics`. A partly submitted fill that fails cancels what it submitted.
+  void async_fill(std::shared_ptr<input_feed> feed, std::size_t in_flight, handler_type h,
+                  diagnostics_ptr diagnostics);
+
+ private:
   std::shared_ptr<state> s_;
 };
 
