@@ -12,11 +12,8 @@ namespace zproc::detail {
 
 namespace asio = boost::asio;
 namespace field = protocol::field;
-namespace update_field = protocol::update_field;
 
 namespace {
-
-constexpr std::size_t batch = 512;  // updates asked per request
 
 /// The pending watch request: forwards its reply to the core, if the core still exists.
 class watch_reply_op final : public pending_op {
@@ -55,10 +52,8 @@ class ignore_op final : public pending_op {
 watch_core::watch_core(std::shared_ptr<client_impl> client, json spec, watch_options options,
                        bool snapshot, std::function<bool(const json&)> filter)
     : client_(std::move(client)),
-      spec_(std::move(spec)),
       options_(std::move(options)),
-      snapshot_(snapshot),
-      filter_(std::move(filter)),
+      cursor_({std::move(spec), snapshot, options_.live, options_.start, std::move(filter)}),
       timer_(client_->get_executor()) {
   if (options_.start) revision_ = *options_.start;
 }
@@ -72,46 +67,22 @@ void watch_core::arm_here(std::function<void(error_code, std::string)> pinned) {
   send();
 }
 
-bool watch_core::fail_if_other_server() {
-  if (options_.live || !cursor_ || cursor_server_.empty()) return false;
-  const std::string& now = client_->conn()->server_id();
-  if (now.empty() || now == cursor_server_) return false;
-  failed_ = server_errc::compacted;
-  failed_message_ = "the watcher's cursor (revision " + std::to_string(*cursor_) +
-                    ") is of another server than the one at " + client_->conn()->remote() +
-                    " now (a failover, or a server restarted without its data): the updates "
-                    "after it are not there";
-  return true;
+connection_facts watch_core::facts() const {
+  const auto& conn = *client_->conn();
+  return {conn.connections(), conn.server_id(), conn.remote()};
 }
 
 void watch_core::send() {
-  if (inflight_id_ != 0 || closed_ || failed_ || finished()) return;
-  if (fail_if_other_server()) {
+  if (inflight_id_ != 0 || closed_ || cursor_.failure() || finished()) return;
+  auto req = cursor_.next_request(facts());
+  if (!req) {  // the cursor is another server's
     // Posted: send() may run inside next()'s initiation.
-    if (waiting_) finish_waiting(failed_, std::nullopt, failed_message_, true);
+    if (waiting_) finish_waiting(cursor_.failure(), std::nullopt, cursor_.failure_message(), true);
     return;
   }
-  json req = spec_;
-  req[field::max] = batch;
-  const bool reconnected = cursor_connection_ != client_->conn()->connections();
-  if (cursor_ && options_.live && reconnected) {
-    // The cursor is the last connection's: a live watcher goes on from the new server's
-    // current revision (with a fresh replica), as when its request is sent again.
-    if (snapshot_) req[field::base] = true;
-  } else if (cursor_) {
-    req[field::after] = *cursor_;
-  } else if (options_.start) {
-    if (*options_.start == 0) {
-      req[field::oldest] = true;
-    } else {
-      req[field::after] = *options_.start;
-    }
-  }
-  if (snapshot_ && !have_replica_) req[field::base] = true;
-  if (!cursor_) req[field::pin] = true;  // the first request: answered at once, fixing the start
   std::weak_ptr<watch_core> weak = weak_from_this();
   inflight_id_ = client_->conn()->request(
-      std::move(req), std::make_unique<watch_reply_op>(weak, [weak](error_code ec, json&& r, std::string&& m) {
+      std::move(*req), std::make_unique<watch_reply_op>(weak, [weak](error_code ec, json&& r, std::string&& m) {
         if (auto self = weak.lock()) self->on_reply(ec, std::move(r), std::move(m));
       }));
   // request() may have failed at once (not connected): on_reply runs later with the error.
@@ -119,72 +90,24 @@ void watch_core::send() {
 
 bool watch_core::before_resend(json& request) {
   // Not sent: its reply (connection_lost) then finds the watcher failed already and keeps that.
-  if (fail_if_other_server()) return false;
-  if (options_.live) {
-    // A live watcher continues with the updates made after the reconnect: from the new server's
-    // current revision (which may be behind this cursor, after a failover), with a fresh replica.
-    request.erase(field::after);
-    request.erase(field::oldest);
-    if (snapshot_) request[field::base] = true;
-  }
-  // Any other watcher resumes from its cursor: a restarted durable server has the history after
-  // it (else the reply is `compacted`); another server (fail_if_other_server) does not.
-  return true;
-}
-
-void watch_core::apply(const json& diff) {
-  if (!have_replica_) return;
-  if (auto x = diff.find(update_field::diff_erased); x != diff.end())
-    for (const auto& k : *x) replica_.erase(k.get<std::string>());
-  if (auto s = diff.find(update_field::diff_set); s != diff.end())
-    for (const auto& [k, v] : s->items()) replica_[k] = v;
+  return cursor_.adjust_resend(request, facts());
 }
 
 void watch_core::on_reply(error_code ec, json&& result, std::string&& message) {
   inflight_id_ = 0;
-  if (ec) {
-    if (ec == asio::error::operation_aborted) return;
-    if (!failed_) {
-      failed_ = ec;
-      failed_message_ = std::move(message);
-    }
-    if (auto pinned = std::move(pinned_)) pinned(failed_, failed_message_);
-    if (waiting_) finish_waiting(failed_, std::nullopt, failed_message_, false);
-    return;
-  }
-  try {
-    if (auto base = result.find(field::base); base != result.end()) {
-      replica_ = std::move(*base);
-      have_replica_ = true;
-    }
-    for (auto& u : result.at(field::updates)) {
-      const auto rev = u.at(update_field::revision).get<std::uint64_t>();
-      if (snapshot_) {
-        if (auto d = u.find(update_field::diff); d != u.end()) apply(*d);
-        if (!filter_ || filter_(replica_)) ready_.push_back({replica_, rev, false});
-      } else {
-        ready_.push_back({std::move(u), rev, false});
-      }
-    }
-    if (auto tail = result.find(field::tail); tail != result.end()) apply(*tail);
-    cursor_ = result.at(field::cursor).get<std::uint64_t>();
-    cursor_connection_ = client_->conn()->connections();
-    cursor_server_ = client_->conn()->server_id();
-    if (result.value(field::now, false) && snapshot_) {
-      spec_.erase(field::now);  // only the first request asks for the current state
-      if (!filter_ || filter_(replica_)) ready_.push_back({replica_, *cursor_, true});
-    }
-  } catch (const json::exception& e) {
-    failed_ = client_errc::protocol_error;
-    failed_message_ = std::string("malformed watch reply: ") + e.what();
-    if (waiting_) finish_waiting(failed_, std::nullopt, failed_message_, false);
+  if (ec == asio::error::operation_aborted) return;
+  if (ec) cursor_.fail(ec, std::move(message));
+  if (ec || !cursor_.on_reply(std::move(result), facts())) {
+    if (auto pinned = std::move(pinned_)) pinned(cursor_.failure(), cursor_.failure_message());
+    if (waiting_)
+      finish_waiting(cursor_.failure(), std::nullopt, cursor_.failure_message(), false);
     return;
   }
   if (auto pinned = std::move(pinned_)) pinned({}, {});
   if (waiting_) deliver(false);
   // Nothing for us yet: stay armed. (A live watcher asks again only for a waiting next(): an
   // update that arrives before the next call would be dropped by it anyway.)
-  if (ready_.empty() && (!options_.live || waiting_)) send();
+  if (!cursor_.has_ready() && (!options_.live || waiting_)) send();
 }
 
 void watch_core::next(std::unique_ptr<next_op> op, bool from_initiation) {
@@ -201,8 +124,8 @@ void watch_core::next(std::unique_ptr<next_op> op, bool from_initiation) {
     // Only updates made after this call count: forget those received before it, and a request
     // the server may have answered with them. (The state the watcher found at its start, for a
     // predicate that held already, is not an update: it stays.)
-    std::erase_if(ready_, [](const ready_item& r) { return !r.now; });
-    if (inflight_id_ != 0 && cursor_) drop_inflight();
+    cursor_.forget_updates();
+    if (inflight_id_ != 0 && cursor_.started()) drop_inflight();
   }
   waiting_ = std::move(op);
   deliver(from_initiation);
@@ -231,18 +154,18 @@ void watch_core::deliver(bool from_initiation) {
     finish_waiting({}, std::nullopt, {}, from_initiation);
     return;
   }
-  if (!ready_.empty()) {
-    json item = std::move(ready_.front().item);
-    revision_ = ready_.front().revision;
-    ready_.pop_front();
+  if (cursor_.has_ready()) {
+    auto item = cursor_.pop();
+    revision_ = item.revision;
     ++returned_;
-    finish_waiting({}, std::move(item), {}, from_initiation);
+    finish_waiting({}, std::move(item.value), {}, from_initiation);
     // Fetch the next batch while the caller works on this one (not live: a live watcher's next
     // call asks for updates after it).
-    if (ready_.empty() && !finished() && !options_.live) send();
+    if (!cursor_.has_ready() && !finished() && !options_.live) send();
     return;
   }
-  if (failed_) finish_waiting(failed_, std::nullopt, failed_message_, from_initiation);
+  if (cursor_.failure())
+    finish_waiting(cursor_.failure(), std::nullopt, cursor_.failure_message(), from_initiation);
 }
 
 void watch_core::finish_waiting(error_code ec, std::optional<json> item, std::string message,

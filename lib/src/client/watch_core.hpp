@@ -1,16 +1,16 @@
-// The client side of a watcher: its cursor (a revision), the replica of the namespace that
-// snapshot watchers keep, the updates received but not yet returned, and the one watch request
-// it keeps pending on the server. Runs on the connection's executor.
+// The I/O half of a watcher: the one watch request it keeps pending on the server, the next()
+// waiting for an item, its deadline and cancellation. What to ask and what a reply means is
+// its watch_cursor (sans-io). Runs on the connection's executor.
 #pragma once
 
 #include "client/client_core.hpp"
+#include "client/watch_cursor.hpp"
 
 #include <zproc/watcher.hpp>
 
 #include <boost/asio/steady_timer.hpp>
 
 #include <atomic>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -66,39 +66,22 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
   void deliver(bool from_initiation);
   void finish_waiting(error_code ec, std::optional<json> item, std::string message,
                       bool must_post);
-  void apply(const json& diff);
   /// Forgets the pending watch request, here and on the server (its reply is dropped).
   void drop_inflight();
   bool finished() const noexcept { return options_.count && returned_ >= *options_.count; }
 
-  std::shared_ptr<client_impl> client_;
-  json spec_;
-  watch_options options_;
-  bool snapshot_;
-  std::function<bool(const json&)> filter_;
+  /// The connection the requests go on now.
+  connection_facts facts() const;
 
-  std::optional<std::uint64_t> cursor_;  // empty until the server fixed the start
-  std::uint64_t cursor_connection_ = 0;  // connection::connections() when cursor_ was set
-  std::string cursor_server_;            // connection::server_id() when cursor_ was set
-  /// A watcher that must see every update, whose cursor is another server's (a failover, or a
-  /// server restarted without its data): fails it with `compacted`. True if it did.
-  bool fail_if_other_server();
-  json replica_;                         // snapshot watchers: the namespace at cursor_
-  bool have_replica_ = false;
-  struct ready_item {
-    json item;
-    std::uint64_t revision;
-    bool now;  // the state when the watcher started (a predicate that held already)
-  };
-  std::deque<ready_item> ready_;         // received, not yet returned
+  std::shared_ptr<client_impl> client_;
+  watch_options options_;
+  watch_cursor cursor_;
   // Written on the connection's executor, read by the watcher's owner from its own thread.
   std::atomic<std::uint64_t> revision_{0};  // of the last item returned
   std::atomic<std::size_t> returned_{0};
 
   std::uint64_t inflight_id_ = 0;        // the pending watch request, 0 if none
   bool closed_ = false;
-  error_code failed_;                    // sticky: compacted, connection closed
-  std::string failed_message_;
 
   std::unique_ptr<next_op> waiting_;
   boost::asio::steady_timer timer_;

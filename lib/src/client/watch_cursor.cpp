@@ -1,0 +1,124 @@
+#include "client/watch_cursor.hpp"
+
+#include "protocol/message.hpp"
+
+#include <algorithm>
+
+namespace zproc::detail {
+
+namespace field = protocol::field;
+namespace update_field = protocol::update_field;
+
+watch_cursor::watch_cursor(settings s) : s_(std::move(s)) {}
+
+bool watch_cursor::fail_if_other_server(const connection_facts& on) {
+  if (s_.live || !cursor_ || cursor_on_.server_id.empty()) return false;
+  if (on.server_id.empty() || on.server_id == cursor_on_.server_id) return false;
+  failed_ = server_errc::compacted;
+  failed_message_ = "the watcher's cursor (revision " + std::to_string(*cursor_) +
+                    ") is of another server than the one at " + on.remote +
+                    " now (a failover, or a server restarted without its data): the updates "
+                    "after it are not there";
+  return true;
+}
+
+std::optional<json> watch_cursor::next_request(const connection_facts& on) {
+  if (failed_ || fail_if_other_server(on)) return std::nullopt;
+  json req = s_.spec;
+  req[field::max] = batch;
+  if (cursor_ && s_.live && on.number != cursor_on_.number) {
+    // The cursor is the last connection's: a live watcher goes on from the new server's
+    // current revision (with a fresh replica), as when its request is sent again.
+    if (s_.snapshot) req[field::base] = true;
+  } else if (cursor_) {
+    req[field::after] = *cursor_;
+  } else if (s_.start) {
+    if (*s_.start == 0) {
+      req[field::oldest] = true;
+    } else {
+      req[field::after] = *s_.start;
+    }
+  }
+  if (s_.snapshot && !have_replica_) req[field::base] = true;
+  if (!cursor_) req[field::pin] = true;  // the first request: answered at once, fixing the start
+  return req;
+}
+
+bool watch_cursor::adjust_resend(json& request, const connection_facts& on) {
+  if (failed_ || fail_if_other_server(on)) return false;
+  if (s_.live) {
+    // A live watcher continues with the updates made after the reconnect: from the new server's
+    // current revision (which may be behind this cursor, after a failover), with a fresh replica.
+    request.erase(field::after);
+    request.erase(field::oldest);
+    if (s_.snapshot) request[field::base] = true;
+  }
+  // Any other watcher resumes from its cursor: a restarted durable server has the history after
+  // it (else the reply is `compacted`); another server (fail_if_other_server) does not.
+  return true;
+}
+
+bool watch_cursor::on_reply(json&& result, const connection_facts& on) {
+  // Checked whole before anything changes: a malformed reply leaves the watcher as it was
+  // (failed).
+  std::deque<item> got;
+  try {
+    const bool has_base = result.contains(field::base);
+    if (has_base && !result.at(field::base).is_object())
+      throw std::invalid_argument("'base' is not an object");
+    json replica = has_base ? std::move(result.at(field::base)) : replica_;
+    const bool have_replica = has_base || have_replica_;
+    const auto apply_to = [&](const json& diff) {
+      if (!have_replica) return;
+      if (auto x = diff.find(update_field::diff_erased); x != diff.end())
+        for (const auto& k : *x) replica.erase(k.get<std::string>());
+      if (auto s = diff.find(update_field::diff_set); s != diff.end())
+        for (const auto& [k, v] : s->items()) replica[k] = v;
+    };
+    for (auto& u : result.at(field::updates)) {
+      const auto rev = u.at(update_field::revision).get<std::uint64_t>();
+      if (s_.snapshot) {
+        if (auto d = u.find(update_field::diff); d != u.end()) apply_to(*d);
+        if (!s_.filter || s_.filter(replica)) got.push_back({replica, rev, false});
+      } else {
+        got.push_back({std::move(u), rev, false});
+      }
+    }
+    if (auto tail = result.find(field::tail); tail != result.end()) apply_to(*tail);
+    const auto cursor = result.at(field::cursor).get<std::uint64_t>();
+    if (result.value(field::now, false) && s_.snapshot) {
+      s_.spec.erase(field::now);  // only the first request asks for the current state
+      if (!s_.filter || s_.filter(replica)) got.push_back({replica, cursor, true});
+    }
+    replica_ = std::move(replica);
+    have_replica_ = have_replica;
+    cursor_ = cursor;
+    cursor_on_ = on;
+  } catch (const std::exception& e) {  // json::exception, or what the check above threw
+    if (!failed_) {
+      failed_ = client_errc::protocol_error;
+      failed_message_ = std::string("malformed watch reply: ") + e.what();
+    }
+    return false;
+  }
+  for (auto& i : got) ready_.push_back(std::move(i));
+  return true;
+}
+
+void watch_cursor::fail(error_code ec, std::string message) {
+  if (failed_) return;
+  failed_ = ec;
+  failed_message_ = std::move(message);
+}
+
+void watch_cursor::forget_updates() {
+  std::erase_if(ready_, [](const item& r) { return !r.now; });
+}
+
+watch_cursor::item watch_cursor::pop() {
+  item i = std::move(ready_.front());
+  ready_.pop_front();
+  return i;
+}
+
+}  // namespace zproc::detail

@@ -1,0 +1,89 @@
+// The protocol half of a watcher, sans-io: which watch request to send next, what a reply
+// means (the updates ready to return, the cursor, a snapshot watcher's replica of the
+// namespace), and whether the cursor still holds on a new connection. No socket, no timer, no
+// executor: watch_core (the I/O half) feeds it replies and the facts of the connection, and
+// sends what it answers. Unit-tested with scripted replies in test/unit/watch_cursor_test.cpp.
+#pragma once
+
+#include <zproc/error.hpp>
+#include <zproc/json.hpp>
+
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+
+namespace zproc::detail {
+
+/// The connection a request goes on, or a reply came on.
+struct connection_facts {
+  std::uint64_t number = 0;  ///< connection::connections(): +1 per connection made
+  std::string server_id;     ///< the server's identity from its hello ("" if it has none)
+  std::string remote;        ///< its address (for messages)
+};
+
+class watch_cursor {
+ public:
+  struct settings {
+    json spec;  ///< the watch request without its cursor fields
+    bool snapshot = false;  ///< yields snapshots of the namespace (else update records)
+    bool live = false;      ///< only updates made after each next() (watch_options::live)
+    std::optional<std::uint64_t> start;  ///< watch_options::start: after this revision (0: oldest)
+    std::function<bool(const json&)> filter;  ///< on snapshots (may be empty)
+  };
+  /// An item ready to return: a snapshot, or an update record.
+  struct item {
+    json value;
+    std::uint64_t revision;
+    bool now;  ///< the state the watcher found at its start (a predicate that held already)
+  };
+  /// Updates asked for per request.
+  static constexpr std::size_t batch = 512;
+
+  explicit watch_cursor(settings s);
+
+  /// The next watch request, to go on connection `on`; empty once the watcher failed (then
+  /// failure() says why: a cursor of another server is `compacted`).
+  std::optional<json> next_request(const connection_facts& on);
+  /// A request made by next_request() is sent again on the new connection `on` (the old one
+  /// broke before its reply): adjusts it. False: it must not be sent (the watcher failed).
+  bool adjust_resend(json& request, const connection_facts& on);
+  /// The result of a watch reply that came on connection `on`. False: the reply is malformed
+  /// (the watcher failed with protocol_error).
+  bool on_reply(json&& result, const connection_facts& on);
+  /// The watch request failed (a server error, a lost connection that is not resent): the
+  /// watcher fails with it, unless it failed already (the first failure stays).
+  void fail(error_code ec, std::string message);
+
+  /// Whether the server fixed the start (the first reply came).
+  bool started() const noexcept { return cursor_.has_value(); }
+  /// The revision after which the next update comes (empty before the start).
+  const std::optional<std::uint64_t>& cursor() const noexcept { return cursor_; }
+
+  /// A live watcher's next(): forgets the updates received before it (the state found at the
+  /// start stays).
+  void forget_updates();
+  bool has_ready() const noexcept { return !ready_.empty(); }
+  /// The first ready item (has_ready() must hold).
+  item pop();
+
+  const error_code& failure() const noexcept { return failed_; }
+  const std::string& failure_message() const noexcept { return failed_message_; }
+
+ private:
+  /// A watcher that must see every update, whose cursor is of another server than `on`'s (a
+  /// failover, or a server restarted without its data): fails it with `compacted`.
+  bool fail_if_other_server(const connection_facts& on);
+
+  settings s_;
+  std::optional<std::uint64_t> cursor_;  // empty until the server fixed the start
+  connection_facts cursor_on_;           // the connection the cursor came on
+  json replica_;                         // snapshot watchers: the namespace at cursor_
+  bool have_replica_ = false;
+  std::deque<item> ready_;               // received, not yet returned
+  error_code failed_;                    // sticky
+  std::string failed_message_;
+};
+
+}  // namespace zproc::detail

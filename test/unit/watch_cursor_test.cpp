@@ -1,0 +1,240 @@
+// The watch cursor without I/O: the requests it makes, what scripted replies do to it, how it
+// survives a new connection (same server, another server, live), and a malformed reply at
+// every step.
+#include "client/watch_cursor.hpp"
+#include "protocol/ops.hpp"
+
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+using zproc::json;
+using zproc::detail::connection_facts;
+using zproc::detail::watch_cursor;
+namespace field = zproc::protocol::field;
+namespace uf = zproc::protocol::update_field;
+
+namespace {
+
+const connection_facts first{1, "server-A", "ipc:///a"};
+const connection_facts restarted{2, "server-A", "ipc:///a"};  // the same data, a new connection
+const connection_facts other{2, "server-B", "ipc:///b"};      // a failover: other data
+
+json spec() { return json{{field::op, "watch"}, {field::ns, "n"}}; }
+
+/// An update record of revision `rv` setting key `k` to `v`.
+json update(std::uint64_t rv, const std::string& k, json v) {
+  return json{{uf::revision, rv}, {uf::diff, {{uf::diff_set, {{k, v}}}}}};
+}
+
+json reply(std::uint64_t cursor, std::vector<json> updates) {
+  json r{{field::cursor, cursor}, {field::updates, json::array()}};
+  for (auto& u : updates) r[field::updates].push_back(std::move(u));
+  return r;
+}
+
+std::vector<std::uint64_t> drain(watch_cursor& c) {
+  std::vector<std::uint64_t> out;
+  while (c.has_ready()) out.push_back(c.pop().revision);
+  return out;
+}
+
+}  // namespace
+
+TEST_SUITE("client_algorithms") {
+  TEST_CASE("watch cursor: the first request pins the start; the next ones go on after the "
+            "cursor") {
+    watch_cursor c({.spec = spec()});
+    auto r1 = c.next_request(first);
+    REQUIRE(r1);
+    CHECK(r1->at(field::pin) == true);
+    CHECK(r1->at(field::max) == watch_cursor::batch);
+    CHECK(!r1->contains(field::after));
+    CHECK(!c.started());
+    REQUIRE(c.on_reply(reply(7, {}), first));
+    CHECK(c.started());
+    CHECK(*c.cursor() == 7);
+    CHECK(!c.has_ready());
+    auto r2 = c.next_request(first);
+    REQUIRE(r2);
+    CHECK(!r2->contains(field::pin));
+    CHECK(r2->at(field::after) == 7);
+    REQUIRE(c.on_reply(reply(9, {update(8, "a", 1), update(9, "a", 2)}), first));
+    CHECK(drain(c) == std::vector<std::uint64_t>{8, 9});
+    CHECK(c.next_request(first)->at(field::after) == 9);
+  }
+
+  TEST_CASE("watch cursor: a start revision, or the oldest one") {
+    watch_cursor from({.spec = spec(), .start = 5});
+    CHECK(from.next_request(first)->at(field::after) == 5);
+    watch_cursor oldest({.spec = spec(), .start = 0});
+    auto r = oldest.next_request(first);
+    CHECK(r->at(field::oldest) == true);
+    CHECK(!r->contains(field::after));
+  }
+
+  TEST_CASE("watch cursor: a restarted server with the same data: resumed after the cursor, "
+            "resent as it was") {
+    watch_cursor c({.spec = spec()});
+    REQUIRE(c.on_reply(reply(3, {update(3, "a", 1)}), first));
+    drain(c);
+    auto r = c.next_request(first);
+    json resent = *r;
+    CHECK(c.adjust_resend(resent, restarted));
+    CHECK(resent == *r);  // after the cursor
+    CHECK(c.next_request(restarted)->at(field::after) == 3);
+    CHECK(!c.failure());
+  }
+
+  TEST_CASE("watch cursor: another server (failover) fails a watcher that must see every "
+            "update with compacted, never a silent gap") {
+    watch_cursor c({.spec = spec()});
+    REQUIRE(c.on_reply(reply(3, {}), first));
+    json resent = *c.next_request(first);
+    CHECK(!c.adjust_resend(resent, other));
+    CHECK(c.failure() == zproc::server_errc::compacted);
+    CHECK(c.failure_message().find("ipc:///b") != std::string::npos);
+    CHECK(c.failure_message().find("revision 3") != std::string::npos);
+    CHECK(!c.next_request(other));  // it stays failed
+    CHECK(!c.next_request(first));
+
+    watch_cursor d({.spec = spec()});
+    REQUIRE(d.on_reply(reply(3, {}), first));
+    CHECK(!d.next_request(other));  // the same when the next request is a new one
+    CHECK(d.failure() == zproc::server_errc::compacted);
+  }
+
+  TEST_CASE("watch cursor: a server without an identity, before or after, is not judged") {
+    watch_cursor c({.spec = spec()});
+    REQUIRE(c.on_reply(reply(3, {}), {1, "", "ipc:///a"}));
+    CHECK(c.next_request(other)->at(field::after) == 3);
+    watch_cursor d({.spec = spec()});
+    REQUIRE(d.on_reply(reply(3, {}), first));
+    CHECK(d.next_request({2, "", "ipc:///a"})->at(field::after) == 3);
+  }
+
+  TEST_CASE("watch cursor: a live watcher goes on from the new server's revision, with a fresh "
+            "replica") {
+    watch_cursor c({.spec = spec(), .snapshot = true, .live = true});
+    auto r1 = c.next_request(first);
+    CHECK(r1->at(field::base) == true);  // no replica yet
+    json base_reply = reply(10, {});
+    base_reply[field::base] = json{{"a", 1}};
+    REQUIRE(c.on_reply(std::move(base_reply), first));
+    auto same = c.next_request(first);
+    CHECK(same->at(field::after) == 10);
+    CHECK(!same->contains(field::base));
+    auto next = c.next_request(other);  // another connection: no cursor, a new replica
+    CHECK(!next->contains(field::after));
+    CHECK(next->at(field::base) == true);
+    json resent = *same;
+    CHECK(c.adjust_resend(resent, other));
+    CHECK(!resent.contains(field::after));
+    CHECK(resent.at(field::base) == true);
+    CHECK(!c.failure());  // a live watcher has no gap to report
+  }
+
+  TEST_CASE("watch cursor: a live watcher forgets the updates before its next(), not the state "
+            "it found at its start") {
+    json s = spec();
+    s[field::now] = true;
+    watch_cursor c({.spec = s, .snapshot = true, .live = true});
+    json r = reply(4, {});
+    r[field::base] = json{{"a", 1}};
+    r[field::now] = true;
+    REQUIRE(c.on_reply(std::move(r), first));
+    CHECK(!c.next_request(first)->contains(field::now));  // only the first request asks
+    REQUIRE(c.on_reply(reply(5, {update(5, "a", 2)}), first));
+    c.forget_updates();
+    REQUIRE(c.has_ready());
+    auto found = c.pop();
+    CHECK(found.now);
+    CHECK(found.value == json{{"a", 1}});
+    CHECK(found.revision == 4);
+    CHECK(!c.has_ready());
+  }
+
+  TEST_CASE("watch cursor: a snapshot watcher applies diffs and its tail; the filter picks the "
+            "snapshots") {
+    watch_cursor c({.spec = spec(), .snapshot = true, .filter = [](const json& ns) {
+                      return ns.value("a", 0) % 2 == 0;
+                    }});
+    json r = reply(3, {update(2, "a", 1), update(3, "a", 2)});
+    r[field::base] = json{{"a", 0}, {"b", "x"}};
+    REQUIRE(c.on_reply(std::move(r), first));
+    REQUIRE(c.has_ready());
+    auto snap = c.pop();
+    CHECK(snap.revision == 3);
+    CHECK(snap.value == json{{"a", 2}, {"b", "x"}});
+    CHECK(!c.has_ready());  // revision 2 (a = 1) filtered out
+    // A tail (updates the filter of the server skipped) still moves the replica.
+    json t = reply(5, {update(5, "a", 4)});
+    t[field::tail] = json{{uf::diff_erased, {"b"}}};
+    REQUIRE(c.on_reply(std::move(t), first));
+    // The update applies first, then the tail.
+    CHECK(c.pop().value == json{{"a", 4}, {"b", "x"}});
+    REQUIRE(c.on_reply(reply(6, {update(6, "a", 6)}), first));
+    CHECK(c.pop().value == json{{"a", 6}});
+  }
+
+  TEST_CASE("watch cursor: a malformed reply at any step fails it with protocol_error and "
+            "changes nothing else") {
+    // Each reply breaks one thing a well-formed one has.
+    const std::vector<std::pair<const char*, json>> broken = {
+        {"no cursor", json{{field::updates, json::array()}}},
+        {"a cursor that is not a number", json{{field::cursor, "x"}, {field::updates, json::array()}}},
+        {"no updates", json{{field::cursor, 9}}},
+        {"updates not a list", json{{field::cursor, 9}, {field::updates, 3}}},
+        {"an update without revision", reply(9, {json{{uf::diff, json::object()}}})},
+        {"a revision that is text", reply(9, {json{{uf::revision, "9"}}})},
+        {"a base that is not an object",
+         [] {
+           json r = reply(9, {});
+           r[field::base] = 3;
+           return r;
+         }()},
+        {"an erased key that is not text",
+         [] {
+           json r = reply(9, {json{{uf::revision, 9}, {uf::diff, {{uf::diff_erased, {1}}}}}});
+           r[field::base] = json::object();
+           return r;
+         }()},
+    };
+    for (const auto& [what, bad] : broken) {
+      CAPTURE(what);
+      for (bool snapshot : {false, true}) {
+        CAPTURE(snapshot);
+        watch_cursor c({.spec = spec(), .snapshot = snapshot});
+        json good = reply(2, {update(2, "a", 1)});
+        if (snapshot) good[field::base] = json{{"a", 0}};
+        REQUIRE(c.on_reply(std::move(good), first));
+        const auto before = drain(c);
+        CHECK(before == std::vector<std::uint64_t>{2});
+        json copy = bad;
+        if (!c.on_reply(std::move(copy), first)) {
+          CHECK(c.failure() == zproc::client_errc::protocol_error);
+          CHECK(c.failure_message().find("malformed watch reply") != std::string::npos);
+          CHECK(*c.cursor() == 2);  // unchanged
+          CHECK(!c.has_ready());    // nothing half-applied
+          CHECK(!c.next_request(first));
+        } else {
+          // Accepted only where the broken part is not read: an erased key of a watcher
+          // without a replica, a diff of an update watcher.
+          CHECK(!snapshot);
+        }
+      }
+    }
+  }
+
+  TEST_CASE("watch cursor: the first failure stays") {
+    watch_cursor c({.spec = spec()});
+    c.fail(zproc::client_errc::connection_lost, "lost");
+    c.fail(zproc::server_errc::compacted, "later");
+    CHECK(c.failure() == zproc::client_errc::connection_lost);
+    CHECK(c.failure_message() == "lost");
+    CHECK(!c.next_request(first));
+    CHECK(!c.on_reply(json::object(), first));
+    CHECK(c.failure() == zproc::client_errc::connection_lost);
+  }
+}
