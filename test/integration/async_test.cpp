@@ -390,6 +390,12 @@ TEST_SUITE("async") {
       expect_wrong_mode([&] { c.ping(); });
       auto w = st.when_change();
       expect_wrong_mode([&] { w.next(); });
+      expect_wrong_mode([&] { c.connect(sp.ipc()); });
+      error_code ec;
+      diagnostics diag;
+      CHECK(!w.next(ec, diag));
+      CHECK(ec == client_errc::wrong_mode);
+      CHECK(diag.message().find("thread") != std::string::npos);
       // The client is still usable asynchronously.
       CHECK(co_await st.async_get("k") == 1);
       checked = true;

@@ -119,8 +119,17 @@ TEST_SUITE("client_algorithms") {
   TEST_CASE("reconnect: a request lost soon after it was sent counts against max_sends") {
     reconnect_policy p({.stable_after = 1s});
     CHECK(p.settings().max_sends == 3);
-    CHECK(p.lost_soon_after(t0, t0 + 999ms));
-    CHECK_FALSE(p.lost_soon_after(t0, t0 + 1s));  // a long watch, lost an hour later: no
+    reconnect_policy::sends s;
+    reconnect_policy::sent(s, t0);
+    p.lost_with(s, t0 + 1s);  // a long watch, lost an hour later: not soon
+    CHECK(s.quick_losses == 0);
+    for (int i = 0; i < 3; ++i) {
+      CHECK(p.may_send_again(s));
+      reconnect_policy::sent(s, t0 + 10s * (i + 1));
+      p.lost_with(s, t0 + 10s * (i + 1) + 999ms);
+    }
+    CHECK(s.quick_losses == 3);
+    CHECK_FALSE(p.may_send_again(s));
   }
 
   TEST_CASE("reconnect: nothing starts after the give-up deadline") {

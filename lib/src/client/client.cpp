@@ -99,11 +99,6 @@ json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& e
               std::string& message) {
   ec.clear();
   message.clear();
-  if (c->runs_on_this_thread()) {
-    ec = client_errc::wrong_mode;
-    message = blocking_on_executor_message;
-    return {};
-  }
   auto result = std::make_shared<blocking_result>();
   auto id = std::make_shared<std::uint64_t>(0);
   auto conn = c->conn();
@@ -123,11 +118,6 @@ json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& e
     return {};
   }
   std::lock_guard lock(result->mutex);
-  if (!result->done) {
-    ec = client_errc::connection_closed;
-    message = "the connection stopped making progress";
-    return {};
-  }
   if (result->ec) {
     ec = result->ec;
     message = std::move(result->message);
@@ -155,18 +145,27 @@ std::shared_ptr<cancel_token> install_cancellation(asio::cancellation_slot slot,
   return token;
 }
 
+namespace {
+
+/// Sends `request` with `op` on the client's connection (from any thread): the op's
+/// cancellation slot is connected here, in the initiating function.
+template <class Op>
+void send_op(const std::shared_ptr<client_impl>& c, json request, std::unique_ptr<Op> op) {
+  op->token = install_cancellation(op->slot(), c);
+  asio::dispatch(c->get_executor(), [conn = c->conn(), request = std::move(request),
+                                     op = std::move(op)]() mutable {
+    conn->request(std::move(request), std::move(op));
+  });
+}
+
+}  // namespace
+
 template <class T>
 void start_request(const std::shared_ptr<client_impl>& c, request r, handler<T> h,
                    diagnostics_ptr diagnostics) {
   if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
-  auto op = std::make_unique<handler_op<T>>(std::move(h), c->get_executor(),
-                                            std::move(diagnostics));
-  op->token = install_cancellation(op->slot(), c);
-  asio::dispatch(c->get_executor(), [conn = c->conn(),
-                                     request = request_access::take(std::move(r)),
-                                     op = std::move(op)]() mutable {
-    conn->request(std::move(request), std::move(op));
-  });
+  send_op(c, request_access::take(std::move(r)),
+       std::make_unique<handler_op<T>>(std::move(h), c->get_executor(), std::move(diagnostics)));
 }
 
 void start_connection_request(
@@ -176,12 +175,8 @@ void start_connection_request(
   if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
   auto op = std::make_unique<connection_op>(std::move(h), c->get_executor(),
                                             std::move(diagnostics), *c->conn());
-  op->token = install_cancellation(op->slot(), c);
   op->only_on = only_on;
-  asio::dispatch(c->get_executor(), [conn = c->conn(), request = std::move(request),
-                                     op = std::move(op)]() mutable {
-    conn->request(std::move(request), std::move(op));
-  });
+  send_op(c, std::move(request), std::move(op));
 }
 
 template <class T>
@@ -337,11 +332,6 @@ void client::connect(const std::string& text, error_code& ec, diagnostics& diag)
     detail::diagnostics_access::set_message(diag, std::move(message));
     return;
   }
-  if (impl_->runs_on_this_thread()) {
-    ec = client_errc::wrong_mode;
-    detail::diagnostics_access::set_message(diag, detail::blocking_on_executor_message);
-    return;
-  }
   auto result = std::make_shared<detail::blocking_result>();
   auto conn = impl_->conn();
   const auto attempts = static_cast<int>(list.size());
@@ -359,7 +349,7 @@ void client::connect(const std::string& text, error_code& ec, diagnostics& diag)
           : std::chrono::milliseconds(0),
       [conn] { conn->close(client_errc::timeout, "connect timed out"); });
   std::lock_guard lock(result->mutex);
-  if (!in_time || !result->done) {
+  if (!in_time) {
     ec = client_errc::timeout;
     detail::diagnostics_access::set_message(
         diag, "connect did not complete: is the client's executor running?");

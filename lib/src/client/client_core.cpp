@@ -264,11 +264,11 @@ void connection::on_connected() {
     auto* op = pending_.find(id);
     if (!op || !(*op)->wire) continue;
     auto& p = **op;
-    if (p.quick_losses >= policy_.settings().max_sends) {
+    if (!policy_.may_send_again(p.sends)) {
       auto taken = pending_.take(id);
       (*taken)->complete(client_errc::connection_lost, {},
                          "the connection to the server was lost " +
-                             std::to_string(p.quick_losses) +
+                             std::to_string(p.sends.quick_losses) +
                              " times soon after this request was sent (last: " + lost_reason_ +
                              "); it was not sent again (does it make the server fail?)",
                          true);
@@ -293,7 +293,7 @@ void connection::on_connected() {
                          true);
       continue;
     }
-    p.sent_at = reconnect_policy::clock::now();
+    reconnect_policy::sent(p.sends, reconnect_policy::clock::now());
     if (!p.idempotent) p.wire.reset();  // sent: it is never sent twice
   }
   flush();
@@ -317,8 +317,7 @@ void connection::on_lost(const std::string& message) {
   lost_reason_ = message;
   const auto now = reconnect_policy::clock::now();
   for (const std::uint64_t id : pending_.ids())  // what may be sent again: was it lost soon?
-    if (auto* op = pending_.find(id); op && (*op)->wire && policy_.lost_soon_after((*op)->sent_at, now))
-      ++(*op)->quick_losses;
+    if (auto* op = pending_.find(id); op && (*op)->wire) policy_.lost_with((*op)->sends, now);
   // What the server may have applied (pending, without `wire`) is never sent twice: it fails
   // with connection_lost once a new connection is up (on_connected), or with connection_closed
   // if none comes (close()): the caller learns the outcome of the reconnect with it.
@@ -428,7 +427,7 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
     return 0;
   }
   if (raw->idempotent) {
-    raw->sent_at = reconnect_policy::clock::now();
+    reconnect_policy::sent(raw->sends, reconnect_policy::clock::now());
     raw->wire = std::move(req);  // sent again if the connection breaks
   }
   flush();
@@ -637,8 +636,10 @@ bool client_impl::runs_on_this_thread() const {
 bool client_impl::run_blocking(blocking_result& result, const std::function<void()>& start,
                                std::chrono::milliseconds timeout,
                                const std::function<void()>& on_timeout) {
-  if (runs_on_this_thread())
-    throw zproc::error(client_errc::wrong_mode, blocking_on_executor_message);
+  if (runs_on_this_thread()) {
+    result.set(client_errc::wrong_mode, {}, blocking_on_executor_message);
+    return true;
+  }
   const bool has_deadline = timeout.count() > 0;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool in_time = true;
@@ -660,7 +661,10 @@ bool client_impl::run_blocking(blocking_result& result, const std::function<void
         on_timeout();
         continue;
       }
-      if (own_ioc_->stopped()) break;  // no work left: the caller reports the missing result
+      if (own_ioc_->stopped()) {  // no work left: nothing will complete the operation
+        result.set(client_errc::connection_closed, {}, "the connection stopped making progress");
+        break;
+      }
     }
     return in_time;
   }

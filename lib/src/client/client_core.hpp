@@ -60,9 +60,8 @@ class pending_op {
   std::optional<json> wire;
   bool idempotent = false;
   /// When it was last written to a socket, and how many connections were lost soon after
-  /// (reconnect_policy::config::max_sends bounds how often it is sent).
-  reconnect_policy::clock::time_point sent_at{};
-  unsigned quick_losses = 0;
+  /// (reconnect_policy::may_send_again bounds how often it is sent).
+  reconnect_policy::sends sends;
   /// Non-zero: the request means something only on the connection of this number (it names
   /// what the server gave on it): on any other it fails with connection_lost, unsent.
   std::uint64_t only_on = 0;
@@ -222,10 +221,11 @@ class client_impl {
   /// Runs `start` (which initiates one operation on the connection, completing `result`) and
   /// waits for the result, at most `timeout` (zero = no deadline). On expiry runs `on_timeout`
   /// on the connection's executor (it must complete the operation soon) and returns false.
-  /// Blocking mode runs the private io_context on this thread; async mode waits for the
-  /// executor's own threads (never call it from one of them).
-  /// Throws zproc::error(wrong_mode) on a thread that runs the client's executor (the call
-  /// would wait for itself).
+  /// Else `result` is complete when it returns: with the operation's outcome; with
+  /// client_errc::wrong_mode, `start` not run, on a thread that runs the client's executor (the
+  /// call would wait for itself); with connection_closed if the private io_context ran out of
+  /// work without it. Blocking mode runs the private io_context on this thread; async mode
+  /// waits for the executor's own threads. Throws nothing of its own.
   bool run_blocking(blocking_result& result, const std::function<void()>& start,
                     std::chrono::milliseconds timeout, const std::function<void()>& on_timeout);
   /// Async mode: whether the calling thread runs the client's executor (as far as Asio can

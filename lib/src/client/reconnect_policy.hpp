@@ -72,10 +72,22 @@ class reconnect_policy {
   void connected(std::size_t index, clock::time_point now = {});
   /// A reply came on the current connection: it works (the next loss starts a new round).
   void working() noexcept { in_round_ = false; }
-  /// Whether a request sent at `sent` on a connection lost at `now` was lost "soon" after it
-  /// was sent (counts against config::max_sends).
-  bool lost_soon_after(clock::time_point sent, clock::time_point now) const noexcept {
-    return now - sent < config_.stable_after;
+  /// The sends of one request that may be sent again (is_idempotent): when it was last written
+  /// to a socket, and how many connections were lost soon (within stable_after) after that.
+  struct sends {
+    clock::time_point last{};
+    unsigned quick_losses = 0;
+  };
+  /// `s` was written to a socket at `now`.
+  static void sent(sends& s, clock::time_point now) noexcept { s.last = now; }
+  /// The connection `s` was last sent on was lost at `now`.
+  void lost_with(sends& s, clock::time_point now) const noexcept {
+    if (now - s.last < config_.stable_after) ++s.quick_losses;
+  }
+  /// Whether `s` may go on the next connection (else it fails with connection_lost: a request
+  /// that kills the server is not sent to each of its restarts for ever).
+  bool may_send_again(const sends& s) const noexcept {
+    return s.quick_losses < config_.max_sends;
   }
   /// Attempts made since the last lost().
   unsigned attempts() const noexcept { return attempts_; }

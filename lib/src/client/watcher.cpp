@@ -130,22 +130,12 @@ std::optional<json> next_blocking(const std::shared_ptr<watch_core>& core, error
                                   diagnostics& diag) {
   ec.clear();
   diag.clear();
-  if (core->client()->runs_on_this_thread()) {
-    ec = client_errc::wrong_mode;
-    diagnostics_access::set_message(diag, blocking_on_executor_message);
-    return std::nullopt;
-  }
   auto r = std::make_shared<blocking_result>();
   core->client()->run_blocking(
       *r, [core, r] { core->next(std::make_unique<blocking_next_op>(r), true); },
       std::chrono::milliseconds(0),  // the watcher's own timeout applies (watch_options)
       [] {});
   std::lock_guard lock(r->mutex);
-  if (!r->done) {
-    ec = client_errc::connection_closed;
-    diagnostics_access::set_message(diag, "the watcher stopped making progress");
-    return std::nullopt;
-  }
   if (r->ec) {
     ec = r->ec;
     diagnostics_access::set_message(diag, std::move(r->message));
