@@ -38,6 +38,7 @@ int main(int argc, char** argv) {
   // spawn the process
   auto proc = ctx.spawn(cookie_eater);
   std::printf("%s\n", zproc::to_string(proc).c_str());
+  std::fflush(stdout);  // before the eater can print (stdout to a pipe is buffered)
 
   // wait for ready
   ready.next();
