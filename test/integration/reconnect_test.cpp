@@ -577,10 +577,8 @@ TEST_SUITE("reconnect") {
       client c(ioc.get_executor());
       co_await c.async_connect(ipc);
       const auto bound = [&](std::uint64_t only_on) {
-        json ping = json::object();
-        ping[protocol::field::op] = "ping";
-        return detail::async_connection_request(c.impl(), only_on, std::move(ping), nullptr,
-                                                asio::as_tuple(asio::deferred));
+        return detail::async_connection_request(c.impl(), only_on, detail::ping_request(),
+                                                nullptr, asio::as_tuple(asio::deferred));
       };
       auto [ec1, r1, on1] = co_await bound(0);
       CHECK(!ec1);

@@ -475,10 +475,10 @@ class state {
       switch (s.what) {
         case step::kind::send: {
           auto failure = std::make_shared<zproc::diagnostics>();
-          auto [ec, reply] = co_await detail::async_request<json>(
-              self.impl_, std::move(s.outgoing),
-              boost::asio::as_tuple(boost::asio::use_awaitable), failure);
-          algo.connection_is(detail::atomic_connection(self.impl_));
+          auto [ec, reply, on] = co_await detail::async_connection_request(
+              self.impl_, 0, std::move(s.outgoing), failure,
+              boost::asio::as_tuple(boost::asio::use_awaitable));
+          algo.connection_is(on);
           s = algo.on_reply(ec, std::move(reply), failure->message());
           break;
         }

@@ -136,14 +136,9 @@ void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
       case step::kind::send: {
         error_code ec;
         std::string message;
-        json result;
-        try {
-          result = call<json>(c, std::move(s.outgoing));
-        } catch (const zproc::error& e) {
-          ec = e.code();
-          message = e.diagnostics().empty() ? e.what() : e.diagnostics();
-        }
-        algo.connection_is(atomic_connection(c));
+        std::uint64_t on = 0;
+        json result = call_raw(c, request_access::take(std::move(s.outgoing)), ec, message, &on);
+        algo.connection_is(on);
         s = algo.on_reply(ec, std::move(result), std::move(message));
         break;
       }
@@ -161,10 +156,6 @@ void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
 
 bool atomic_lock_first(const std::shared_ptr<client_impl>& c, const std::string& ns) {
   return c->lock_first(ns);
-}
-
-std::uint64_t atomic_connection(const std::shared_ptr<client_impl>& c) noexcept {
-  return c->conn()->connections();
 }
 
 void atomic_done(const std::shared_ptr<client_impl>& c, const std::string& ns, bool needed_lock) {

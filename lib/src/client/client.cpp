@@ -84,19 +84,22 @@ class connection_op final : public pending_op {
 /// A pending blocking operation: hands its outcome to the waiting thread.
 class blocking_op final : public pending_op {
  public:
-  explicit blocking_op(std::shared_ptr<blocking_result> r) : r_(std::move(r)) {}
+  blocking_op(std::shared_ptr<blocking_result> r, const connection& conn)
+      : r_(std::move(r)), conn_(conn) {}
   void complete(error_code ec, json&& result, std::string&& message, bool) override {
-    r_->set(ec, std::move(result), std::move(message));
+    // A reply completes the op in on_frame, while its connection is the current one.
+    r_->set(ec, std::move(result), std::move(message), conn_.connections());
   }
 
  private:
   std::shared_ptr<blocking_result> r_;
+  const connection& conn_;  // owns this op
 };
 
-/// Runs one blocking request; returns the raw result, or sets `ec` and `message` (throws
-/// nothing of its own: the error_code forms of the blocking calls rest on it).
+}  // namespace
+
 json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& ec,
-              std::string& message) {
+              std::string& message, std::uint64_t* on) {
   ec.clear();
   message.clear();
   auto result = std::make_shared<blocking_result>();
@@ -108,7 +111,7 @@ json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& e
   const bool in_time = c->run_blocking(
       *result,
       [conn, req, result, id] {
-        *id = conn->request(std::move(*req), std::make_unique<blocking_op>(result));
+        *id = conn->request(std::move(*req), std::make_unique<blocking_op>(result, *conn));
       },
       c->options().request_timeout, [conn, id] { conn->cancel(*id); });
   if (!in_time) {
@@ -118,6 +121,7 @@ json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& e
     return {};
   }
   std::lock_guard lock(result->mutex);
+  if (on) *on = result->connection;
   if (result->ec) {
     ec = result->ec;
     message = std::move(result->message);
@@ -125,8 +129,6 @@ json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& e
   }
   return std::move(result->value);
 }
-
-}  // namespace
 
 std::shared_ptr<cancel_token> install_cancellation(asio::cancellation_slot slot,
                                                    const std::shared_ptr<client_impl>& c) {
@@ -169,14 +171,14 @@ void start_request(const std::shared_ptr<client_impl>& c, request r, handler<T> 
 }
 
 void start_connection_request(
-    const std::shared_ptr<client_impl>& c, std::uint64_t only_on, json request,
+    const std::shared_ptr<client_impl>& c, std::uint64_t only_on, request r,
     asio::any_completion_handler<void(error_code, json, std::uint64_t)> h,
     diagnostics_ptr diagnostics) {
   if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
   auto op = std::make_unique<connection_op>(std::move(h), c->get_executor(),
                                             std::move(diagnostics), *c->conn());
   op->only_on = only_on;
-  send_op(c, std::move(request), std::move(op));
+  send_op(c, request_access::take(std::move(r)), std::move(op));
 }
 
 template <class T>

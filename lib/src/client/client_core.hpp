@@ -175,13 +175,15 @@ struct blocking_result {
   error_code ec;
   json value;
   std::string message;
+  std::uint64_t connection = 0;  // of the reply: connection::connections() when it came
 
-  void set(error_code e, json&& v, std::string&& m) {
+  void set(error_code e, json&& v, std::string&& m, std::uint64_t on = 0) {
     {
       std::lock_guard lock(mutex);
       ec = e;
       value = std::move(v);
       message = std::move(m);
+      connection = on;
       done = true;
     }
     cv.notify_all();
@@ -244,26 +246,12 @@ class client_impl {
   std::unordered_map<std::string, unsigned> lock_first_;  // namespace -> calls left
 };
 
-/// A request whose meaning depends on the connection it goes on (an id the server gave on it):
-/// sent only on connection number `only_on` (client::connections(); 0: whichever is up), and
-/// failing with connection_lost, unsent, on any other. Completes with the reply's result and
-/// the number of the connection the reply came on. Async mode only. Defined in client.cpp.
-void start_connection_request(
-    const std::shared_ptr<client_impl>& c, std::uint64_t only_on, json request,
-    boost::asio::any_completion_handler<void(error_code, json, std::uint64_t)> h,
-    diagnostics_ptr diagnostics);
-
-/// start_connection_request() for any completion token. (A function of its own: GCC 12
-/// destroys a lambda with captures made inside a co_await expression twice.)
-template <class CompletionToken>
-auto async_connection_request(const std::shared_ptr<client_impl>& c, std::uint64_t only_on,
-                              json request, diagnostics_ptr diagnostics, CompletionToken&& token) {
-  return detail::initiate<void(error_code, json, std::uint64_t)>(
-      [only_on, diagnostics](auto h, const std::shared_ptr<client_impl>& impl, json r) {
-        start_connection_request(impl, only_on, std::move(r), std::move(h), diagnostics);
-      },
-      token, c, std::move(request));
-}
+/// Runs one blocking request; returns the raw result, or sets `ec` and `message` (throws
+/// nothing of its own: the error_code forms of the blocking calls rest on it). `on`, if set,
+/// gets the number of the connection the reply came on (connection::connections()). Defined
+/// in client.cpp.
+json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& ec,
+              std::string& message, std::uint64_t* on = nullptr);
 
 /// Connects the cancellation slot of an async operation (if it has one) to the returned token:
 /// a cancel then stops the request the token names (cancel_token::id), or the next one sent

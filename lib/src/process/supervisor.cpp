@@ -339,7 +339,8 @@ struct supervisor::recorder {
         s->sending = true;
         auto why = std::make_shared<zproc::diagnostics>();
         auto [ec, reply, on] = co_await detail::async_connection_request(
-            s->conn.impl(), only_on, std::move(req), why, asio::as_tuple(asio::use_awaitable));
+            s->conn.impl(), only_on, detail::request_access::wrap(std::move(req)), why,
+            asio::as_tuple(asio::use_awaitable));
         s->sending = false;
         if (ec == client_errc::connection_closed || ec == client_errc::server_unreachable)
           throw zproc::error(ec);

@@ -44,9 +44,10 @@ class atomic_algorithm {
   step start();
   /// The outcome of the request of the last `send` step.
   step on_reply(error_code ec, json result, std::string message);
-  /// Before each on_reply(): the number of the connection the reply came on (a client that
-  /// reconnected has a new one). A lock taken on an earlier connection died with it (the
-  /// server released it): the algorithm no longer counts on it, and takes it again if needed.
+  /// Before each on_reply(): the number of the connection the reply came on, as the driver got
+  /// it with the reply (start_connection_request, call_raw; a client that reconnected has a
+  /// new one). A lock taken on an earlier connection died with it (the server released it):
+  /// the algorithm no longer counts on it, and takes it again if needed.
   void connection_is(std::uint64_t number) noexcept;
   /// The body changed the snapshot to `changed`: commit it.
   step on_body_done(const json& changed);
@@ -97,7 +98,5 @@ void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
 /// the lock at once (recently contended), and the outcome of a call.
 bool atomic_lock_first(const std::shared_ptr<client_impl>& c, const std::string& ns);
 void atomic_done(const std::shared_ptr<client_impl>& c, const std::string& ns, bool needed_lock);
-/// The number of the client's current connection (atomic_algorithm::connection_is()).
-std::uint64_t atomic_connection(const std::shared_ptr<client_impl>& c) noexcept;
 
 }  // namespace zproc::detail

@@ -54,6 +54,27 @@ auto async_request(const std::shared_ptr<client_impl>& c, request r, CompletionT
       token, c, std::move(r));
 }
 
+/// Sends `r` and completes with the reply's result and the number of the connection the reply
+/// came on (client::connections(): what the server gave on one connection, a lock or an id,
+/// means nothing on the next). `only_on` non-zero: sent only on connection number `only_on`,
+/// failing with connection_lost, unsent, on any other. Async mode only.
+void start_connection_request(
+    const std::shared_ptr<client_impl>& c, std::uint64_t only_on, request r,
+    boost::asio::any_completion_handler<void(error_code, json, std::uint64_t)> h,
+    diagnostics_ptr diagnostics);
+
+/// start_connection_request() for any completion token. (A function of its own: GCC 12
+/// destroys a lambda with captures made inside a co_await expression twice.)
+template <class CompletionToken>
+auto async_connection_request(const std::shared_ptr<client_impl>& c, std::uint64_t only_on,
+                              request r, diagnostics_ptr diagnostics, CompletionToken&& token) {
+  return detail::initiate<void(error_code, json, std::uint64_t)>(
+      [only_on, diagnostics](auto h, const std::shared_ptr<client_impl>& impl, request req) {
+        start_connection_request(impl, only_on, std::move(req), std::move(h), diagnostics);
+      },
+      token, c, std::move(r));
+}
+
 /// `o` on the namespace `ns`, written by the state handle `handle` (its writes carry it).
 request make_request(op o, const std::string& ns, std::uint64_t handle);
 /// ...on one key.
