@@ -3,6 +3,7 @@
 #include "protocol/message.hpp"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace zproc::detail {
 
@@ -58,50 +59,75 @@ bool watch_cursor::adjust_resend(json& request, const connection_facts& on) {
   return true;
 }
 
+namespace {
+
+/// Throws unless `diff` has the shape of a diff: {s: {key: value}, x: [erased keys]}.
+void check_diff(const json& diff) {
+  if (!diff.is_object()) throw std::invalid_argument("a diff that is not an object");
+  if (auto x = diff.find(update_field::diff_erased); x != diff.end()) {
+    if (!x->is_array()) throw std::invalid_argument("erased keys that are not a list");
+    for (const auto& k : *x)
+      if (!k.is_string()) throw std::invalid_argument("an erased key that is not text");
+  }
+  if (auto set = diff.find(update_field::diff_set); set != diff.end() && !set->is_object())
+    throw std::invalid_argument("set keys that are not an object");
+}
+
+/// Applies a diff checked by check_diff() (throws nothing else).
+void apply_diff(json& replica, const json& diff) {
+  if (auto x = diff.find(update_field::diff_erased); x != diff.end())
+    for (const auto& k : *x) replica.erase(k.get_ref<const std::string&>());
+  if (auto set = diff.find(update_field::diff_set); set != diff.end())
+    for (const auto& [k, v] : set->items()) replica[k] = v;
+}
+
+}  // namespace
+
 bool watch_cursor::on_reply(json&& result, const connection_facts& on) {
-  // Checked whole before anything changes: a malformed reply leaves the watcher as it was
-  // (failed).
-  std::deque<item> got;
+  // The whole reply is checked before anything changes: a malformed one leaves the watcher
+  // as it was (failed), without copying the replica.
+  std::uint64_t cursor = 0;
   try {
-    const bool has_base = result.contains(field::base);
-    if (has_base && !result.at(field::base).is_object())
+    if (auto base = result.find(field::base); base != result.end() && !base->is_object())
       throw std::invalid_argument("'base' is not an object");
-    json replica = has_base ? std::move(result.at(field::base)) : replica_;
-    const bool have_replica = has_base || have_replica_;
-    const auto apply_to = [&](const json& diff) {
-      if (!have_replica) return;
-      if (auto x = diff.find(update_field::diff_erased); x != diff.end())
-        for (const auto& k : *x) replica.erase(k.get<std::string>());
-      if (auto s = diff.find(update_field::diff_set); s != diff.end())
-        for (const auto& [k, v] : s->items()) replica[k] = v;
-    };
-    for (auto& u : result.at(field::updates)) {
-      const auto rev = u.at(update_field::revision).get<std::uint64_t>();
-      if (s_.snapshot) {
-        if (auto d = u.find(update_field::diff); d != u.end()) apply_to(*d);
-        if (!s_.filter || s_.filter(replica)) got.push_back({replica, rev, false});
-      } else {
-        got.push_back({std::move(u), rev, false});
-      }
+    const json& updates = result.at(field::updates);
+    if (!updates.is_array()) throw std::invalid_argument("'updates' is not a list");
+    for (const auto& u : updates) {
+      u.at(update_field::revision).get<std::uint64_t>();
+      if (s_.snapshot)
+        if (auto d = u.find(update_field::diff); d != u.end()) check_diff(*d);
     }
-    if (auto tail = result.find(field::tail); tail != result.end()) apply_to(*tail);
-    const auto cursor = result.at(field::cursor).get<std::uint64_t>();
-    if (result.value(field::now, false) && s_.snapshot) {
-      s_.spec.erase(field::now);  // only the first request asks for the current state
-      if (!s_.filter || s_.filter(replica)) got.push_back({replica, cursor, true});
-    }
-    replica_ = std::move(replica);
-    have_replica_ = have_replica;
-    cursor_ = cursor;
-    cursor_on_ = on;
-  } catch (const std::exception& e) {  // json::exception, or what the check above threw
+    if (auto tail = result.find(field::tail); tail != result.end() && s_.snapshot)
+      check_diff(*tail);
+    cursor = result.at(field::cursor).get<std::uint64_t>();
+  } catch (const std::exception& e) {  // json::exception, or what the checks threw
     if (!failed_) {
       failed_ = client_errc::protocol_error;
       failed_message_ = std::string("malformed watch reply: ") + e.what();
     }
     return false;
   }
-  for (auto& i : got) ready_.push_back(std::move(i));
+  if (auto base = result.find(field::base); base != result.end()) {
+    replica_ = std::move(*base);
+    have_replica_ = true;
+  }
+  for (auto& u : result.at(field::updates)) {
+    const auto rev = u.at(update_field::revision).get<std::uint64_t>();
+    if (s_.snapshot) {
+      if (auto d = u.find(update_field::diff); d != u.end() && have_replica_) apply_diff(replica_, *d);
+      if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, rev, false});
+    } else {
+      ready_.push_back({std::move(u), rev, false});
+    }
+  }
+  if (auto tail = result.find(field::tail); tail != result.end() && s_.snapshot && have_replica_)
+    apply_diff(replica_, *tail);
+  cursor_ = cursor;
+  cursor_on_ = on;
+  if (result.value(field::now, false) && s_.snapshot) {
+    s_.spec.erase(field::now);  // only the first request asks for the current state
+    if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, cursor, true});
+  }
   return true;
 }
 
