@@ -109,6 +109,36 @@ TEST_SUITE("atomic") {
     CHECK(lock_is_free(srv, "throw"));
   }
 
+  TEST_CASE("atomic with error_code: a refused commit is a code and the server's message; the "
+            "body's exception is still thrown; success clears both") {
+    test::server_process srv;
+    client c({.max_frame_size = 64 * 1024});
+    c.connect(srv.ipc());
+    state st(c, "atomic-ec");
+    st.set("n", 1);
+    zproc::error_code ec = make_error_code(zproc::client_errc::timeout);
+    zproc::diagnostics diag;
+    CHECK(st.atomic([](json& s) { return s["n"].get<int>() + 1; }, {}, {}, ec, diag) == 2);
+    CHECK(!ec);
+    CHECK(diag.message().empty());
+    // The snapshot made something other than an object: the server refuses the commit.
+    CHECK(st.atomic([](json& s) { s = 5; return 7; }, {}, {.optimistic_attempts = 0}, ec, diag) == 0);
+    CHECK(ec);
+    CHECK(!diag.message().empty());
+    CHECK(lock_is_free(srv, "atomic-ec"));
+    // A frame over the limit: the client's own refusal, the same way.
+    st.atomic([](json& s) { s["big"] = std::string(100'000, 'x'); }, {"n"}, {}, ec, diag);
+    CHECK(ec == zproc::client_errc::frame_too_large);
+    CHECK(!st.contains("big"));
+    CHECK(st.get("n") == 1);
+    // The body's own exception is the caller's.
+    CHECK_THROWS_WITH_AS(st.atomic([](json&) { throw std::runtime_error("mine"); }, {}, {}, ec, diag),
+                         "mine", std::runtime_error);
+    st.atomic([](json& s) { s["n"] = 3; }, {}, {}, ec, diag);
+    CHECK(!ec);
+    CHECK(st.get("n") == 3);
+  }
+
   TEST_CASE("a refused commit gives the lock back, blocking and co_await alike") {
     // The commit is refused (its frame exceeds the client's limit; or the body made the
     // snapshot something other than an object) after the lock was taken.

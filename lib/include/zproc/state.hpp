@@ -455,6 +455,24 @@ class state {
       return std::move(*result);
     }
   }
+  /// atomic() throwing nothing of its own: a failure (a refused commit, a lost connection, a
+  /// timeout) sets `ec` and `diag` (the server's message) and returns a default value (R must
+  /// be default-constructible); success clears both. An exception from `fn` still propagates:
+  /// it is yours. `st.atomic(fn, {}, {}, ec, diag)`.
+  template <class F>
+  auto atomic(F&& fn, std::vector<std::string> keys, atomic_options options, error_code& ec,
+              diagnostics& diag) const {
+    using R = std::invoke_result_t<F&, json&>;
+    if constexpr (std::is_void_v<R>) {
+      detail::run_atomic(impl_, ns_, handle_, std::move(keys), options,
+                         [&fn](json& snapshot) { fn(snapshot); }, ec, diag);
+    } else {
+      std::optional<R> result;
+      detail::run_atomic(impl_, ns_, handle_, std::move(keys), options,
+                         [&](json& snapshot) { result.emplace(fn(snapshot)); }, ec, diag);
+      return ec || !result ? R{} : std::move(*result);
+    }
+  }
 
   /// The coroutine form of atomic(): `auto r = co_await st.async_atomic(fn);` in an
   /// asio::awaitable coroutine (the client must be in async mode). Same semantics, same

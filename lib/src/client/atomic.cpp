@@ -128,18 +128,20 @@ void atomic_algorithm::throw_failure(step s) const {
 
 void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
                 std::uint64_t handle, std::vector<std::string> keys, atomic_options options,
-                const std::function<void(json&)>& body) {
+                const std::function<void(json&)>& body, error_code& ec, diagnostics& diag) {
+  ec.clear();
+  diag.clear();
   atomic_algorithm algo(ns, handle, std::move(keys), options.optimistic_attempts,
                         options.optimistic_attempts > 0 && c->lock_first(ns));
   for (auto s = algo.start();;) {
     switch (s.what) {
       case step::kind::send: {
-        error_code ec;
+        error_code rec;
         std::string message;
         std::uint64_t on = 0;
-        json result = call_raw(c, request_access::take(std::move(s.outgoing)), ec, message, &on);
+        json result = call_raw(c, request_access::take(std::move(s.outgoing)), rec, message, &on);
         algo.connection_is(on);
-        s = algo.on_reply(ec, std::move(result), std::move(message));
+        s = algo.on_reply(rec, std::move(result), std::move(message));
         break;
       }
       case step::kind::run_body:
@@ -149,9 +151,21 @@ void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
         c->atomic_done(ns, algo.needed_lock());
         return;
       case step::kind::failed:
-        algo.throw_failure(std::move(s));
+        if (!s.ec) algo.throw_failure(std::move(s));  // the body's own exception
+        ec = s.ec;
+        diagnostics_access::set_message(diag, std::move(s.message));
+        return;
     }
   }
+}
+
+void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
+                std::uint64_t handle, std::vector<std::string> keys, atomic_options options,
+                const std::function<void(json&)>& body) {
+  error_code ec;
+  diagnostics diag;
+  run_atomic(c, ns, handle, std::move(keys), options, body, ec, diag);
+  if (ec) throw zproc::error(ec, diag.message());
 }
 
 bool atomic_lock_first(const std::shared_ptr<client_impl>& c, const std::string& ns) {

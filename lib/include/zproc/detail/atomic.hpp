@@ -4,6 +4,7 @@
 #pragma once
 
 #include <zproc/detail/op.hpp>
+#include <zproc/diagnostics.hpp>
 #include <zproc/error.hpp>
 #include <zproc/json.hpp>
 #include <zproc/transaction.hpp>
@@ -93,6 +94,11 @@ class atomic_algorithm {
 void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
                 std::uint64_t handle, std::vector<std::string> keys, atomic_options options,
                 const std::function<void(json&)>& body);
+/// The same, setting `ec` and `diag` instead of throwing (the body's own exception still
+/// propagates: it is the caller's).
+void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
+                std::uint64_t handle, std::vector<std::string> keys, atomic_options options,
+                const std::function<void(json&)>& body, error_code& ec, diagnostics& diag);
 
 /// The contention hint shared by atomic() and async_atomic() on one client: whether to take
 /// the lock at once (recently contended), and the outcome of a call.
