@@ -64,6 +64,17 @@ std::unique_ptr<test::child_process> start_server(const std::string& ipc,
 std::int64_t whose_pid(int) { return ::getpid(); }
 ZPROC_TARGET(whose_pid);
 
+/// A supervised process that outlives a server restart, then fails.
+void fail_later() {
+  std::this_thread::sleep_for(1500ms);
+  throw std::runtime_error("failed after the restart");
+}
+ZPROC_TARGET(fail_later);
+
+/// A process that ends at once.
+int quick() { return 1; }
+ZPROC_TARGET(quick);
+
 /// Joins a thread when the test leaves its scope, even by a failed REQUIRE.
 struct joining {
   std::thread& t;
@@ -566,6 +577,45 @@ TEST_SUITE("reconnect") {
     CHECK(!ran.empty());
     for (const auto pid : ran) CHECK_MESSAGE(before.count(pid) == 1, "a new worker: " << pid);
     CHECK(known() == before);  // the same two ask the new server
+  }
+
+  TEST_CASE("a process that ends after its server restarted does not change the record of "
+            "another process that has its old id on the new server") {
+    const std::string ipc = test::fresh_ipc_address();
+    auto srv = start_server(ipc);
+    client viewer;
+    viewer.connect(ipc);
+    const auto records = [&] {
+      return list_processes(viewer);  // retried by the viewer's client across the restart
+    };
+    std::int64_t other_pid = 0;
+    {
+      context ctx({.address = ipc});
+      auto p = ctx.spawn(fail_later);
+      // Its record (id 1 on this server) is registered.
+      for (int i = 0; i < 200 && records().empty(); ++i) std::this_thread::sleep_for(10ms);
+      REQUIRE(records().size() == 1);
+      CHECK(records()[0].id == 1);
+      srv->kill_and_wait();
+      srv = start_server(ipc);  // in memory: its ids start at 1 again
+      {
+        context other({.address = ipc});
+        auto q = other.spawn(quick);
+        CHECK(q.wait<int>(10s) == 1);
+        other_pid = q.pid();
+      }
+      const auto on_new = records();
+      REQUIRE(on_new.size() == 1);
+      CHECK(on_new[0].id == 1);
+      CHECK(on_new[0].pid == other_pid);
+      CHECK_THROWS_AS(p.wait<void>(10s), zproc::remote_error);
+    }  // the context's supervisor has sent what it had to send
+    const auto after = records();
+    REQUIRE(after.size() == 1);
+    CHECK(after[0].pid == other_pid);
+    CHECK_MESSAGE(after[0].state == "exited", "record 1 became: " << after[0].state << " "
+                                                                 << after[0].crash_report);
+    CHECK(after[0].crash_report.empty());
   }
 
   TEST_CASE("a request bound to a connection (a process record's update) is never sent on "
