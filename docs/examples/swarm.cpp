@@ -7,9 +7,9 @@
 #include <boost/asio/io_context.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <iostream>
 #include <numeric>
-#include <ranges>
 #include <stdexcept>
 #include <vector>
 
@@ -22,13 +22,34 @@ int checked_div(int a, int b) {
 }
 ZPROC_TARGET(checked_div);
 
+// 0, 1, 2, ... for ever: an input range that never ends (std::views::iota(0) with GCC; Clang
+// 14 cannot compile libstdc++ 12's views).
+struct naturals {
+  struct end_t {};
+  struct iterator {
+    using value_type = int;
+    using difference_type = std::ptrdiff_t;
+    int i = 0;
+    int operator*() const { return i; }
+    iterator& operator++() {
+      ++i;
+      return *this;
+    }
+    void operator++(int) { ++i; }
+    bool operator==(end_t) const { return false; }
+  };
+  iterator begin() const { return {}; }
+  end_t end() const { return {}; }
+};
+
 boost::asio::awaitable<void> async_part(zproc::swarm& swarm) {
-  auto inputs = std::views::iota(0, 1000);
+  std::vector<int> inputs(1000);
+  std::iota(inputs.begin(), inputs.end(), 0);
   std::vector<long long> squares = co_await swarm.async_map(square, inputs);
   zproc::task<int> t = co_await swarm.async_run(checked_div, 84, 2);  // submitted
   int quotient = co_await t.async_get();                              // its result
   // An endless input range: submitted in a bounded window as the results are read.
-  zproc::map_stream<long long> stream = co_await swarm.async_map_lazy(square, std::views::iota(0));
+  zproc::map_stream<long long> stream = co_await swarm.async_map_lazy(square, naturals{});
   long long sum = 0;
   for (int i = 0; i < 100'000; ++i) sum += *co_await stream.async_next();
   std::cout << squares[999] << " " << quotient << " " << sum << "\n";

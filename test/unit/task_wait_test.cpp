@@ -193,7 +193,9 @@ TEST_SUITE("swarm_algorithms") {
          json{{wire::results, json::array({json::array({1, returned({1})}), json::array({2})})},
               {wire::left, true}}},
     };
-    for (const auto& [what, bad] : broken) {
+    for (const auto& entry : broken) {  // (no structured binding: CAPTURE is a lambda, and
+      const char* what = entry.first;      // Clang 14 cannot capture one)
+      const json& bad = entry.second;
       CAPTURE(what);
       task_wait w("sw", 1, 2);
       w.request(0);

@@ -201,7 +201,9 @@ TEST_SUITE("client_algorithms") {
            return r;
          }()},
     };
-    for (const auto& [what, bad] : broken) {
+    for (const auto& entry : broken) {  // (no structured binding: CAPTURE is a lambda, and
+      const char* what = entry.first;      // Clang 14 cannot capture one)
+      const json& bad = entry.second;
       CAPTURE(what);
       for (bool snapshot : {false, true}) {
         CAPTURE(snapshot);

@@ -37,44 +37,60 @@ class context;
 
 namespace detail {
 
-/// The inputs of a map: a view of the input range (owning an rvalue, referencing an lvalue)
-/// and the iterator where packing stands.
-template <class Args, class View>
+/// Where a map's feed keeps its input range: the range itself (an rvalue, moved in) or a
+/// pointer to it (an lvalue: it must outlive the stream). No std::views here: Clang 14 cannot
+/// compile libstdc++ 12's views.
+template <class Range>
+struct owned_range {
+  Range range;
+  Range& get() noexcept { return range; }
+};
+template <class Range>
+struct borrowed_range {
+  Range* range;
+  Range& get() noexcept { return *range; }
+};
+
+/// The inputs of a map not packed yet: the input range (in its holder) and the iterator
+/// where packing stands.
+template <class Args, class Holder>
 class range_feed final : public input_feed {
  public:
-  explicit range_feed(View v)
-      : view_(std::move(v)), size_(size_of(view_)), it_(std::ranges::begin(view_)) {}
+  explicit range_feed(Holder h)
+      : holder_(std::move(h)), size_(size_of(holder_.get())), it_(std::ranges::begin(holder_.get())) {}
   std::vector<packed_chunk> pack(std::size_t max_chunks, std::size_t chunk_size,
                                  std::size_t max_bytes) override {
-    return pack_some<Args>(it_, std::ranges::end(view_), max_chunks, chunk_size, max_bytes,
-                           packed_);
+    return pack_some<Args>(it_, std::ranges::end(holder_.get()), max_chunks, chunk_size,
+                           max_bytes, packed_);
   }
-  bool exhausted() override { return it_ == std::ranges::end(view_); }
+  bool exhausted() override { return it_ == std::ranges::end(holder_.get()); }
   std::size_t size_hint() const override { return size_; }
 
  private:
-  static std::size_t size_of(View& v) {
-    if constexpr (std::ranges::sized_range<View>) {
-      return static_cast<std::size_t>(std::ranges::size(v));
+  using range = std::remove_reference_t<decltype(std::declval<Holder&>().get())>;
+  static std::size_t size_of(range& r) {
+    if constexpr (std::ranges::sized_range<range>) {
+      return static_cast<std::size_t>(std::ranges::size(r));
     } else {
       return 0;
     }
   }
-  View view_;
+  Holder holder_;
   std::size_t size_;
-  std::ranges::iterator_t<View> it_;
+  std::ranges::iterator_t<range> it_;
 };
 
 /// The feed of `inputs`: an rvalue range is moved into it, an lvalue one referenced (it must
 /// outlive the stream).
 template <class Args, class Inputs>
 std::shared_ptr<input_feed> make_feed(Inputs&& inputs) {
-  if constexpr (std::ranges::viewable_range<Inputs>) {
-    using view = std::views::all_t<Inputs>;
-    return std::make_shared<range_feed<Args, view>>(std::views::all(std::forward<Inputs>(inputs)));
-  } else {  // an lvalue view that cannot be copied
-    using view = std::ranges::ref_view<std::remove_reference_t<Inputs>>;
-    return std::make_shared<range_feed<Args, view>>(view(inputs));
+  using range = std::remove_reference_t<Inputs>;
+  if constexpr (std::is_lvalue_reference_v<Inputs>) {
+    return std::make_shared<range_feed<Args, borrowed_range<range>>>(
+        borrowed_range<range>{&inputs});
+  } else {
+    return std::make_shared<range_feed<Args, owned_range<range>>>(
+        owned_range<range>{std::move(inputs)});
   }
 }
 
