@@ -603,14 +603,26 @@ TEST_SUITE("reconnect") {
         auto q = other.spawn(quick);
         CHECK(q.wait<int>(10s) == 1);
         other_pid = q.pid();
+        // Its record, ended (the supervisor sends it on its own thread: wait for it).
+        for (int i = 0; i < 500; ++i) {
+          const auto r = records();
+          if (r.size() == 1 && r[0].state == "exited") break;
+          std::this_thread::sleep_for(10ms);
+        }
       }
       const auto on_new = records();
       REQUIRE(on_new.size() == 1);
       CHECK(on_new[0].id == 1);
       CHECK(on_new[0].pid == other_pid);
       CHECK_THROWS_AS(p.wait<void>(10s), zproc::remote_error);
-    }  // the context's supervisor has sent what it had to send
-    const auto after = records();
+    }
+    // An update of record 1 by the first supervisor would come within milliseconds of the
+    // process's end: give it a second.
+    auto after = records();
+    for (int i = 0; i < 50 && after.size() == 1 && after[0].state == "exited"; ++i) {
+      std::this_thread::sleep_for(20ms);
+      after = records();
+    }
     REQUIRE(after.size() == 1);
     CHECK(after[0].pid == other_pid);
     CHECK_MESSAGE(after[0].state == "exited", "record 1 became: " << after[0].state << " "
