@@ -1,3 +1,4 @@
+#include "client/async_runner.hpp"
 #include "client/client_core.hpp"
 #include "client/completion.hpp"
 #include "protocol/message.hpp"
@@ -42,10 +43,7 @@ error_code convert(json&& result, T& out, std::string& message) {
 template <class T>
 class handler_op final : public pending_op {
  public:
-  handler_op(handler<T> h, const asio::any_io_executor& conn_ex, diagnostics_ptr diagnostics)
-      : h_(std::move(h), conn_ex, std::move(diagnostics)) {}
-
-  asio::cancellation_slot slot() const { return h_.slot(); }
+  explicit handler_op(held_handler<T>&& h) : h_(std::move(h)) {}
 
   void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
     T value{};
@@ -62,12 +60,8 @@ class handler_op final : public pending_op {
 /// (start_connection_request).
 class connection_op final : public pending_op {
  public:
-  connection_op(basic_held_handler<error_code, json, std::uint64_t>::handler_type h,
-                const asio::any_io_executor& conn_ex, diagnostics_ptr diagnostics,
-                const connection& conn)
-      : h_(std::move(h), conn_ex, std::move(diagnostics)), conn_(conn) {}
-
-  asio::cancellation_slot slot() const { return h_.slot(); }
+  connection_op(basic_held_handler<error_code, json, std::uint64_t>&& h, const connection& conn)
+      : h_(std::move(h)), conn_(conn) {}
 
   void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
     // A reply completes the op in on_frame, while its connection is the current one.
@@ -130,34 +124,22 @@ json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& e
   return std::move(result->value);
 }
 
-std::shared_ptr<cancel_token> install_cancellation(asio::cancellation_slot slot,
-                                                   const std::shared_ptr<client_impl>& c) {
-  if (!slot.is_connected()) return nullptr;
-  auto token = std::make_shared<cancel_token>();
-  slot.assign([token, weak = std::weak_ptr<connection>(c->conn()),
-               ex = c->get_executor()](asio::cancellation_type type) {
-    if (!(type & (asio::cancellation_type::terminal | asio::cancellation_type::partial))) return;
-    token->cancelled = true;
-    // Posted, never run inside emit(): the completion clears the slot that runs this.
-    asio::post(ex, [token, weak] {
-      if (auto conn = weak.lock())
-        if (const auto id = token->id.load()) conn->cancel(id);
-    });
-  });
-  return token;
-}
-
 namespace {
 
-/// Sends `request` with `op` on the client's connection (from any thread): the op's
-/// cancellation slot is connected here, in the initiating function.
-template <class Op>
-void send_op(const std::shared_ptr<client_impl>& c, json request, std::unique_ptr<Op> op) {
-  op->token = install_cancellation(op->slot(), c);
-  asio::dispatch(c->get_executor(), [conn = c->conn(), request = std::move(request),
-                                     op = std::move(op)]() mutable {
-    conn->request(std::move(request), std::move(op));
-  });
+/// Sends `request` with the op `make(held handler)` makes, on the client's connection.
+template <class... Values, class Make>
+void send_async(const std::shared_ptr<client_impl>& c, json request,
+                asio::any_completion_handler<void(error_code, Values...)> h,
+                diagnostics_ptr diagnostics, Make make) {
+  run_client_async(c, std::move(h), std::move(diagnostics), cancel_terminal_or_partial,
+                   cancel_request(c),
+                   [conn = c->conn(), request = std::move(request), make = std::move(make)](
+                       basic_held_handler<error_code, Values...>&& held,
+                       std::shared_ptr<cancel_token> token) mutable {
+                     std::unique_ptr<pending_op> op = make(std::move(held), *conn);
+                     op->token = std::move(token);
+                     conn->request(std::move(request), std::move(op));
+                   });
 }
 
 }  // namespace
@@ -165,20 +147,23 @@ void send_op(const std::shared_ptr<client_impl>& c, json request, std::unique_pt
 template <class T>
 void start_request(const std::shared_ptr<client_impl>& c, request r, handler<T> h,
                    diagnostics_ptr diagnostics) {
-  if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
-  send_op(c, request_access::take(std::move(r)),
-       std::make_unique<handler_op<T>>(std::move(h), c->get_executor(), std::move(diagnostics)));
+  send_async(c, request_access::take(std::move(r)), std::move(h), std::move(diagnostics),
+             [](held_handler<T>&& held, const connection&) {
+               return std::make_unique<handler_op<T>>(std::move(held));
+             });
 }
 
 void start_connection_request(
     const std::shared_ptr<client_impl>& c, std::uint64_t only_on, request r,
     asio::any_completion_handler<void(error_code, json, std::uint64_t)> h,
     diagnostics_ptr diagnostics) {
-  if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
-  auto op = std::make_unique<connection_op>(std::move(h), c->get_executor(),
-                                            std::move(diagnostics), *c->conn());
-  op->only_on = only_on;
-  send_op(c, request_access::take(std::move(r)), std::move(op));
+  send_async(c, request_access::take(std::move(r)), std::move(h), std::move(diagnostics),
+             [only_on](basic_held_handler<error_code, json, std::uint64_t>&& held,
+                       const connection& conn) {
+               auto op = std::make_unique<connection_op>(std::move(held), conn);
+               op->only_on = only_on;
+               return op;
+             });
 }
 
 template <class T>
@@ -290,41 +275,29 @@ std::vector<address> parse_address_list(const std::string& text, error_code& ec,
 void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::string text,
                            boost::asio::any_completion_handler<void(error_code)> h,
                            detail::diagnostics_ptr diagnostics) {
-  namespace asio = boost::asio;
-  if (c->blocking_mode()) return detail::reject_wrong_mode(std::move(h), diagnostics);
-  if (auto slot = asio::get_associated_cancellation_slot(h); slot.is_connected()) {
-    slot.assign([weak = std::weak_ptr<detail::connection>(c->conn()),
-                 ex = c->get_executor()](asio::cancellation_type type) {
-      if (!(type & asio::cancellation_type::terminal)) return;
-      asio::post(ex, [weak] {
-        if (auto conn = weak.lock()) conn->abort_connect();
-      });
-    });
-  }
-  auto work = asio::prefer(asio::get_associated_executor(h, c->get_executor()),
-                           asio::execution::outstanding_work.tracked);
   error_code parse_ec;
   std::string parse_message;
   auto list = parse_address_list(text, parse_ec, parse_message);
-  if (list.empty()) {
-    detail::set_message(diagnostics, std::move(parse_message));
-    if (auto slot = asio::get_associated_cancellation_slot(h); slot.is_connected()) slot.clear();
-    asio::post(c->get_executor(), asio::append(std::move(h), parse_ec));
-    return;
-  }
-  asio::dispatch(c->get_executor(), [conn = c->conn(), ex = c->get_executor(),
-                                     list = std::move(list), h = std::move(h),
-                                     work = std::move(work),
-                                     diagnostics = std::move(diagnostics)]() mutable {
-    auto shared_h = std::make_shared<decltype(h)>(std::move(h));
-    conn->connect(std::move(list), [shared_h, ex, work, diagnostics](error_code ec,
-                                                                     std::string message) {
-      if (ec) detail::set_message(diagnostics, std::move(message));
-      if (auto slot = asio::get_associated_cancellation_slot(*shared_h); slot.is_connected())
-        slot.clear();
-      asio::dispatch(ex, asio::append(std::move(*shared_h), ec));
-    });
-  });
+  // Terminal cancellation only: a connect cannot stop half way and leave the client usable.
+  detail::run_client_async(
+      c, std::move(h), std::move(diagnostics), boost::asio::cancellation_type::terminal,
+      [weak = std::weak_ptr<detail::connection>(c->conn())](
+          const std::shared_ptr<detail::cancel_token>&) {
+        if (auto conn = weak.lock()) conn->abort_connect();
+      },
+      [conn = c->conn(), list = std::move(list), parse_ec,
+       parse_message = std::move(parse_message)](detail::basic_held_handler<error_code>&& held,
+                                                 const std::shared_ptr<detail::cancel_token>&) mutable {
+        auto shared = std::make_shared<detail::basic_held_handler<error_code>>(std::move(held));
+        if (list.empty()) {
+          shared->set_message(parse_message);
+          return shared->complete(true, parse_ec);
+        }
+        conn->connect(std::move(list), [shared](error_code ec, std::string message) {
+          if (ec) shared->set_message(std::move(message));
+          shared->complete(false, ec);  // connection::connect never completes inline
+        });
+      });
 }
 
 void client::connect(const std::string& text, error_code& ec, diagnostics& diag) {

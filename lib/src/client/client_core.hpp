@@ -253,10 +253,4 @@ class client_impl {
 json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& ec,
               std::string& message, std::uint64_t* on = nullptr);
 
-/// Connects the cancellation slot of an async operation (if it has one) to the returned token:
-/// a cancel then stops the request the token names (cancel_token::id), or the next one sent
-/// with it. Defined in client.cpp.
-std::shared_ptr<cancel_token> install_cancellation(boost::asio::cancellation_slot slot,
-                                                   const std::shared_ptr<client_impl>& c);
-
 }  // namespace zproc::detail

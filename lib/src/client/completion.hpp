@@ -64,20 +64,4 @@ class basic_held_handler {
 template <class T>
 using held_handler = basic_held_handler<error_code, T>;
 
-/// The message of client_errc::wrong_mode.
-inline constexpr const char* wrong_mode_message =
-    "an async operation on a blocking-mode client: construct the client with an executor";
-
-/// Completes `h` with client_errc::wrong_mode (an async operation on a blocking-mode client).
-/// Posted to the system executor, not the connection's: nobody runs a blocking client's
-/// io_context meanwhile (post hands the handler to its own associated executor from there).
-template <class... Values>
-void reject_wrong_mode(boost::asio::any_completion_handler<void(error_code, Values...)> h,
-                       const diagnostics_ptr& diagnostics) {
-  set_message(diagnostics, wrong_mode_message);
-  boost::asio::post(boost::asio::system_executor(),
-                    boost::asio::append(std::move(h), make_error_code(client_errc::wrong_mode),
-                                        Values{}...));
-}
-
 }  // namespace zproc::detail

@@ -1,5 +1,6 @@
 // Process records on the client: their wire form, and listing them a page at a time.
 #include "client/client_core.hpp"
+#include "client/async_runner.hpp"
 #include "client/completion.hpp"
 #include "protocol/message.hpp"
 #include "protocol/ops.hpp"
@@ -88,12 +89,11 @@ std::string unexpected_reply(const json::exception& e) {
 /// cancellation token for all its requests: a cancel stops the page in flight or the next.
 class list_run : public std::enable_shared_from_this<list_run> {
  public:
-  list_run(std::shared_ptr<connection> conn, handler<std::vector<process_record>> h,
-           const asio::any_io_executor& ex, std::size_t page, diagnostics_ptr diagnostics)
-      : conn_(std::move(conn)), h_(std::move(h), ex, std::move(diagnostics)), page_(page) {}
+  list_run(std::shared_ptr<connection> conn, held_handler<std::vector<process_record>>&& h,
+           std::shared_ptr<cancel_token> cancel, std::size_t page)
+      : token(std::move(cancel)), conn_(std::move(conn)), h_(std::move(h)), page_(page) {}
 
-  asio::cancellation_slot slot() const { return h_.slot(); }
-  std::shared_ptr<cancel_token> token;
+  const std::shared_ptr<cancel_token> token;
 
   /// Sends the next page's request (on the connection's executor).
   void next();
@@ -145,11 +145,16 @@ void list_run::on_page(error_code ec, json&& result, std::string&& message, bool
 
 void start_list_processes(const std::shared_ptr<client_impl>& c,
                           handler<std::vector<process_record>> h, diagnostics_ptr diagnostics) {
-  if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
-  auto run = std::make_shared<list_run>(c->conn(), std::move(h), c->get_executor(),
-                                        page_size(*c), std::move(diagnostics));
-  run->token = install_cancellation(run->slot(), c);
-  asio::dispatch(c->get_executor(), [run] { run->next(); });
+  // Terminal and partial cancellation: the page in flight is dropped, or the next one is never
+  // sent; the listing completes with operation_aborted.
+  run_client_async(c, std::move(h), std::move(diagnostics), cancel_terminal_or_partial,
+                   cancel_request(c),
+                   [conn = c->conn(), page = page_size(*c)](
+                       held_handler<std::vector<process_record>>&& held,
+                       std::shared_ptr<cancel_token> token) {
+                     std::make_shared<list_run>(conn, std::move(held), std::move(token), page)
+                         ->next();
+                   });
 }
 
 }  // namespace detail

@@ -1,4 +1,5 @@
 // zproc::watcher and raw_watcher: the type-erased front of watch_core.
+#include "client/async_runner.hpp"
 #include "client/completion.hpp"
 #include "client/watch_core.hpp"
 
@@ -43,11 +44,7 @@ std::optional<T> convert_item(std::optional<json>&& item) {
 template <class T>
 class handler_next_op final : public next_op {
  public:
-  using handler_type = asio::any_completion_handler<void(error_code, std::optional<T>)>;
-  handler_next_op(handler_type h, asio::any_io_executor conn_ex, diagnostics_ptr diagnostics)
-      : h_(std::move(h), std::move(conn_ex), std::move(diagnostics)) {}
-
-  asio::cancellation_slot slot() const { return h_.slot(); }
+  explicit handler_next_op(held_handler<std::optional<T>>&& h) : h_(std::move(h)) {}
 
   void complete(error_code ec, std::optional<json> item, std::string message,
                 bool must_post) override {
@@ -83,26 +80,19 @@ class blocking_next_op final : public next_op {
 template <class T, class Handler>
 void start_next_impl(const std::shared_ptr<watch_core>& core, Handler h, bool once,
                      diagnostics_ptr diagnostics) {
-  const auto& client = core->client();
-  if (client->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
-  auto op = std::make_unique<handler_next_op<T>>(std::move(h), client->get_executor(),
-                                                 std::move(diagnostics));
-  if (auto slot = op->slot(); slot.is_connected()) {
-    auto token = std::make_shared<cancel_token>();
-    op->token = token;
-    slot.assign([token, weak = std::weak_ptr<watch_core>(core),
-                 ex = client->get_executor()](asio::cancellation_type type) {
-      if (!(type & (asio::cancellation_type::terminal | asio::cancellation_type::partial))) return;
-      token->cancelled = true;
-      asio::post(ex, [token, weak] {
+  // Terminal and partial cancellation: the waiting next() completes with operation_aborted,
+  // the watcher's cursor stays where it was (the next next() sees what this one would have).
+  run_client_async(
+      core->client(), std::move(h), std::move(diagnostics), cancel_terminal_or_partial,
+      [weak = std::weak_ptr<watch_core>(core)](const std::shared_ptr<cancel_token>& token) {
         if (auto c = weak.lock()) c->cancel_next(token);
+      },
+      [core, once](held_handler<std::optional<T>>&& held, std::shared_ptr<cancel_token> token) {
+        auto op = std::make_unique<handler_next_op<T>>(std::move(held));
+        op->token = std::move(token);
+        if (once) core->keep_alive();
+        core->next(std::move(op), true);
       });
-    });
-  }
-  asio::dispatch(client->get_executor(), [core, op = std::move(op), once]() mutable {
-    if (once) core->keep_alive();
-    core->next(std::move(op), true);
-  });
 }
 
 }  // namespace
