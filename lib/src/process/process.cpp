@@ -1,13 +1,9 @@
+#include "client/async_runner.hpp"
 #include "process/supervisor.hpp"
 
 #include <zproc/error.hpp>
 #include <zproc/process.hpp>
 
-#include <boost/asio/any_completion_executor.hpp>
-#include <boost/asio/associated_cancellation_slot.hpp>
-#include <boost/asio/associated_executor.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/core/demangle.hpp>
 
 #include <signal.h>
@@ -68,36 +64,6 @@ std::string process::wait_raw(std::chrono::milliseconds timeout, const char* typ
   return c.value;
 }
 
-namespace {
-
-/// An async_wait's handler while it waits: keeps its executor's work (an io_context with only
-/// this wait pending does not return from run()), and clears the cancellation slot installed
-/// by the initiating function when it completes (on the handler's own executor).
-class tracked_wait {
- public:
-  using executor_type = boost::asio::any_completion_executor;
-
-  explicit tracked_wait(process::raw_handler h)
-      : h_(std::move(h)),
-        work_(boost::asio::prefer(boost::asio::get_associated_executor(h_),
-                                  boost::asio::execution::outstanding_work.tracked)) {}
-
-  executor_type get_executor() const noexcept { return boost::asio::get_associated_executor(h_); }
-
-  void operator()(std::exception_ptr e, std::string value) {
-    if (auto slot = boost::asio::get_associated_cancellation_slot(h_); slot.is_connected())
-      slot.clear();
-    auto work = std::move(work_);  // released after the handler ran
-    std::move(h_)(std::move(e), std::move(value));
-  }
-
- private:
-  process::raw_handler h_;
-  boost::asio::any_completion_executor work_;
-};
-
-}  // namespace
-
 void process::start_wait(std::shared_ptr<detail::child> c, const char* type, raw_handler h) {
   checked(c);
   std::uint64_t id;
@@ -105,15 +71,19 @@ void process::start_wait(std::shared_ptr<detail::child> c, const char* type, raw
     std::lock_guard lock(c->m);
     id = ++c->next_waiter;
   }
-  auto slot = boost::asio::get_associated_cancellation_slot(h);
   auto& sup = process_detail::supervisor::get();
-  sup.add_waiter(c, {id, type, raw_handler(tracked_wait(std::move(h)))});
-  // Installed here, on the initiating thread, after the waiter was queued: a cancel emitted
-  // later is queued behind it on the supervisor (cancel_waiter is thread-safe).
-  if (slot.is_connected())
-    slot.assign([&sup, c, id](boost::asio::cancellation_type what) {
-      if (what != boost::asio::cancellation_type::none) sup.cancel_waiter(c, id);
-    });
+  // Every cancellation type: the wait completes with operation_aborted, the process runs on.
+  detail::run_async(
+      sup.executor(), std::move(h), nullptr, boost::asio::cancellation_type::all,
+      [&sup, c, id](const std::shared_ptr<detail::cancel_token>&) { sup.cancel_waiter(c, id); },
+      [&sup, c, id, type](detail::basic_held_handler<std::exception_ptr, std::string>&& held,
+                          const std::shared_ptr<detail::cancel_token>&) {
+        sup.add_waiter(c, {id, type,
+                           raw_handler([held = std::move(held)](std::exception_ptr e,
+                                                                std::string value) mutable {
+                             held.complete(false, std::move(e), std::move(value));
+                           })});
+      });
 }
 
 void process::stop() const {

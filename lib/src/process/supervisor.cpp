@@ -770,33 +770,29 @@ void supervisor::complete(const std::shared_ptr<child>& c) {
 }
 
 void supervisor::add_waiter(const std::shared_ptr<child>& c, child::waiter w) {
-  asio::post(io_, [this, c, w = std::move(w)]() mutable {
-    {
-      std::lock_guard lock(c->m);
-      c->waiters.push_back(std::move(w));
-      if (!c->done) return;  // (its cancellation slot was installed by the initiating function)
-    }
-    complete(c);
-  });
+  {
+    std::lock_guard lock(c->m);
+    c->waiters.push_back(std::move(w));
+    if (!c->done) return;  // (its cancellation slot was connected by the initiating function)
+  }
+  complete(c);
 }
 
 void supervisor::cancel_waiter(const std::shared_ptr<child>& c, std::uint64_t id) {
-  asio::post(io_, [this, c, id] {
-    std::optional<child::waiter> w;
-    {
-      std::lock_guard lock(c->m);
-      for (auto it = c->waiters.begin(); it != c->waiters.end(); ++it)
-        if (it->id == id) {
-          w = std::move(*it);
-          c->waiters.erase(it);
-          break;
-        }
-    }
-    if (!w) return;  // completed already
-    auto e = std::make_exception_ptr(
-        boost::system::system_error(asio::error::operation_aborted, "zproc: async_wait"));
-    asio::post(io_, asio::append(std::move(w->handler), e, std::string()));
-  });
+  std::optional<child::waiter> w;
+  {
+    std::lock_guard lock(c->m);
+    for (auto it = c->waiters.begin(); it != c->waiters.end(); ++it)
+      if (it->id == id) {
+        w = std::move(*it);
+        c->waiters.erase(it);
+        break;
+      }
+  }
+  if (!w) return;  // completed already
+  auto e = std::make_exception_ptr(
+      boost::system::system_error(asio::error::operation_aborted, "zproc: async_wait"));
+  asio::post(io_, asio::append(std::move(w->handler), e, std::string()));
 }
 
 void supervisor::stop(const std::shared_ptr<child>& c, bool wait) {

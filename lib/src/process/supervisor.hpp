@@ -7,6 +7,7 @@
 
 #include <zproc/process.hpp>
 
+#include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -100,8 +101,11 @@ class supervisor {
   void launch(const std::shared_ptr<detail::child>& c);
   /// SIGTERM, SIGKILL after the grace period; with `wait`, returns once the process is gone.
   void stop(const std::shared_ptr<detail::child>& c, bool wait = true);
+  /// The supervisor's thread: add_waiter and cancel_waiter run there.
+  boost::asio::any_io_executor executor() { return io_.get_executor(); }
   /// Adds an async waiter; completes it at once (posted) if the process is done.
   void add_waiter(const std::shared_ptr<detail::child>& c, detail::child::waiter w);
+  /// Completes the waiter `id` with operation_aborted (posted) unless it completed already.
   void cancel_waiter(const std::shared_ptr<detail::child>& c, std::uint64_t id);
 
   /// At exit, and from the signal handlers: stops every process still running (signal-safe
