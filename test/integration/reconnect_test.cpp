@@ -9,7 +9,10 @@
 #include <zproc/zproc.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/write.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -74,6 +77,13 @@ ZPROC_TARGET(fail_later);
 /// A process that ends at once.
 int quick() { return 1; }
 ZPROC_TARGET(quick);
+
+/// A task that runs long enough for its caller's wait to be in flight.
+int sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+  return ms;
+}
+ZPROC_TARGET(sleep_ms);
 
 /// Joins a thread when the test leaves its scope, even by a failed REQUIRE.
 struct joining {
@@ -577,6 +587,42 @@ TEST_SUITE("reconnect") {
     CHECK(!ran.empty());
     for (const auto pid : ran) CHECK_MESSAGE(before.count(pid) == 1, "a new worker: " << pid);
     CHECK(known() == before);  // the same two ask the new server
+  }
+
+  TEST_CASE("an async task wait cut by a server restart fails with the connection's message") {
+    const std::string ipc = test::fresh_ipc_address();
+    auto srv = start_server(ipc);
+    boost::asio::io_context io;
+    context ctx({.address = ipc});
+    swarm_options so;
+    so.executor = io.get_executor();
+    auto sw = ctx.create_swarm(1, so);
+    auto t = sw.run(sleep_ms, 5000);
+    zproc::error_code code;
+    std::string message;
+    bool done = false;
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+          try {
+            co_await t.async_get();
+          } catch (const zproc::error& e) {
+            code = e.code();
+            message = e.diagnostics();
+          }
+          done = true;
+        },
+        boost::asio::detached);
+    io.run_for(500ms);  // the task runs, its wait is on the server
+    REQUIRE(!done);
+    srv->kill_and_wait();
+    srv = start_server(ipc);
+    const auto until = std::chrono::steady_clock::now() + 30s;
+    while (!done && std::chrono::steady_clock::now() < until) io.run_for(100ms);
+    REQUIRE(done);
+    CHECK(code == client_errc::connection_lost);
+    // The connection's own words, not only "waiting for swarm results".
+    CHECK_MESSAGE(message.find("the client reconnected") != std::string::npos, message);
   }
 
   TEST_CASE("a process that ends after its server restarted does not change the record of "

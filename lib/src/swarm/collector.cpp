@@ -1,6 +1,7 @@
 // Collecting the outcomes of a swarm's tasks: the I/O of task_wait (swarm/task_wait.hpp, what
 // to ask and what a reply means): blocking waits on a leased connection, async ones on the
 // swarm's async connection, one at a time per collector.
+#include "client/async_runner.hpp"
 #include "client/client_core.hpp"
 #include "protocol/message.hpp"
 #include "swarm/swarm_core.hpp"
@@ -13,6 +14,7 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -20,12 +22,22 @@
 
 #include <algorithm>
 #include <atomic>
+#include <mutex>
 
 namespace zproc::detail {
 
 namespace asio = boost::asio;
 
-struct task_collector::state {
+/// A cancellation of async_next() passed on to its request, which starts later (once the
+/// swarm's async connection is up). The mutex orders the emit (on the swarm's executor, which
+/// may be a thread pool) against the request connecting its slot.
+struct forwarded_cancel {
+  std::mutex m;
+  asio::cancellation_signal signal;
+};
+using outcomes_handler = basic_held_handler<std::exception_ptr, std::vector<task_outcome>>;
+
+struct task_collector::state : std::enable_shared_from_this<task_collector::state> {
   std::shared_ptr<swarm_core> core;
   task_wait wait;
   std::atomic<bool> busy{false};
@@ -57,6 +69,10 @@ struct task_collector::state {
     }
     return absorb(reply, std::chrono::milliseconds(3000));
   }
+
+  /// One async task_wait on `impl`; completes `h` with the outcomes it brought, or the error.
+  void wait_async(const std::shared_ptr<client_impl>& impl, std::shared_ptr<outcomes_handler> h,
+                  std::shared_ptr<forwarded_cancel> forward);
 };
 
 namespace {
@@ -149,52 +165,69 @@ void task_collector::async_next(handler_type h) {
     fail_soon(h, std::make_exception_ptr(all_received(*s->core)));
     return;
   }
-  // A cancel while the async connection is still being made: remembered, acted on after.
-  auto cancelled = std::make_shared<std::atomic<bool>>(false);
-  auto slot = asio::get_associated_cancellation_slot(h);
-  if (slot.is_connected())
-    slot.assign([cancelled](asio::cancellation_type) { *cancelled = true; });
-  auto held = std::make_shared<handler_type>(std::move(h));  // std::function copies
-  s->core->with_async_client([s, held, slot, cancelled, fail_soon](
-                               error_code ec, std::shared_ptr<client_impl> impl) mutable {
-    handler_type handler = std::move(*held);
-    if (ec || *cancelled) {
-      s->busy = false;
-      if (slot.is_connected()) slot.clear();
-      fail_soon(handler,
-                std::make_exception_ptr(
-                    *cancelled ? zproc::error(asio::error::operation_aborted, "cancelled")
-                               : zproc::error(ec, "the swarm's async operations need "
-                                                  "swarm_options::executor (and a server)")));
-      return;
-    }
-    wait_async(s, std::move(impl), std::move(handler), slot);
-  });
+  if (!s->core->executor()) {
+    s->busy = false;
+    fail_soon(h, std::make_exception_ptr(zproc::error(
+                     client_errc::wrong_mode,
+                     "the swarm's async operations need swarm_options::executor")));
+    return;
+  }
+  // Terminal and partial cancellation: passed on to the wait's request (or, before it is sent,
+  // remembered by the token); nothing is lost, the outcomes stay on the server.
+  auto forward = std::make_shared<forwarded_cancel>();
+  run_async(
+      *s->core->executor(), std::move(h), nullptr, cancel_terminal_or_partial,
+      [forward](const std::shared_ptr<cancel_token>&) {
+        std::lock_guard lock(forward->m);
+        forward->signal.emit(asio::cancellation_type::terminal);
+      },
+      [s, forward](outcomes_handler&& held, std::shared_ptr<cancel_token> token) {
+        auto shared = std::make_shared<outcomes_handler>(std::move(held));
+        s->core->with_async_client([s, shared, token, forward](error_code ec,
+                                                               std::shared_ptr<client_impl> impl) {
+          if (ec || (token && token->cancelled)) {
+            s->busy = false;
+            shared->complete(
+                true, std::make_exception_ptr(
+                          ec ? zproc::error(ec, "the swarm's async connection failed")
+                             : zproc::error(asio::error::operation_aborted, "cancelled")),
+                std::vector<task_outcome>{});
+            return;
+          }
+          s->wait_async(std::move(impl), shared, forward);
+        });
+      });
 }
 
-void task_collector::wait_async(std::shared_ptr<state> s, std::shared_ptr<client_impl> impl,
-                                handler_type h, asio::cancellation_slot slot) {
-  json request = s->wait.request(s->wait.remaining() > 0 ? server_wait_ms : 0);
-  start_request<json>(
-      impl, request_access::wrap(std::move(request)),
-      handler<json>(asio::bind_cancellation_slot(
-          slot, [s, h = std::move(h)](error_code ec, json reply) mutable {
-            std::exception_ptr e;
-            std::vector<task_outcome> got;
-            if (ec) {
-              s->wait.no_reply();
-              e = std::make_exception_ptr(zproc::error(ec, "waiting for swarm results"));
-            } else {
-              try {
-                got = s->absorb(reply, std::chrono::milliseconds(0));
-              } catch (...) {
-                e = std::current_exception();
-              }
-            }
-            s->busy = false;
-            asio::dispatch(asio::system_executor(),
-                           asio::append(std::move(h), e, std::move(got)));
-          })));
+void task_collector::state::wait_async(const std::shared_ptr<client_impl>& impl,
+                                        std::shared_ptr<outcomes_handler> h,
+                                        std::shared_ptr<forwarded_cancel> forward) {
+  json request = wait.request(wait.remaining() > 0 ? server_wait_ms : 0);
+  auto diag = std::make_shared<zproc::diagnostics>();
+  // `forward` lives until the request completes: its signal is the request's slot.
+  auto done = [s = shared_from_this(), h, diag, forward](error_code ec, json reply) {
+    std::exception_ptr e;
+    std::vector<task_outcome> got;
+    if (ec) {
+      s->wait.no_reply();
+      e = std::make_exception_ptr(zproc::error(
+          ec, diag->message().empty() ? std::string("waiting for swarm results")
+                                      : "waiting for swarm results: " + diag->message()));
+    } else {
+      try {
+        got = s->absorb(reply, std::chrono::milliseconds(0));
+      } catch (...) {
+        e = std::current_exception();
+      }
+    }
+    s->busy = false;
+    h->complete(false, e, std::move(got));
+  };
+  std::lock_guard lock(forward->m);
+  start_request<json>(impl, request_access::wrap(std::move(request)),
+                      handler<json>(asio::bind_cancellation_slot(forward->signal.slot(),
+                                                                 std::move(done))),
+                      diag);
 }
 
 void task_collector::cancel_rest() noexcept {

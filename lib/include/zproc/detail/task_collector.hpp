@@ -65,8 +65,6 @@ class task_collector {
 
  private:
   struct state;
-  static void wait_async(std::shared_ptr<state> s, std::shared_ptr<client_impl> impl,
-                         handler_type h, boost::asio::cancellation_slot slot);
   std::shared_ptr<state> s_;
 };
 
