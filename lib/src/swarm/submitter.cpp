@@ -1,5 +1,6 @@
 // Submitting the tasks of a map or a run: packing the next inputs into chunks as the window
 // allows, one task_submit per frame of chunks, blocking or async.
+#include "client/async_runner.hpp"
 #include "client/client_core.hpp"
 #include "protocol/message.hpp"
 #include "protocol/tasks.hpp"
@@ -137,16 +138,18 @@ std::vector<std::shared_ptr<task_collector>> task_submitter::fill(input_feed& fe
 
 namespace {
 
-/// One async fill: its handler, and what it submitted so far.
-struct fill_op {
-  // Made with its handler: Boost 1.81's any_completion_handler move assignment recurses.
-  explicit fill_op(task_submitter::handler_type handler) : h(std::move(handler)) {}
+using fill_handler = basic_held_handler<error_code, collectors>;
 
+/// One async fill: its handler (held by the async runner), and what it submitted so far.
+struct fill_op {
+  fill_op(fill_handler&& handler, diagnostics_ptr d)
+      : h(std::move(handler)), diagnostics(std::move(d)) {}
+
+  fill_handler h;
+  diagnostics_ptr diagnostics;
   std::shared_ptr<task_submitter::state> s;
   std::shared_ptr<input_feed> feed;
   std::size_t in_flight = 0;
-  task_submitter::handler_type h;
-  diagnostics_ptr diagnostics;
   std::shared_ptr<client_impl> impl;
   std::vector<packed_chunk> chunks;
   std::size_t next = 0;
@@ -156,11 +159,9 @@ struct fill_op {
   void fail(error_code ec, std::string message) {
     if (!message.empty()) set_message(diagnostics, std::move(message));
     for (auto& c : out) c->cancel_rest();
-    asio::post(asio::system_executor(), asio::append(std::move(h), ec, collectors{}));
+    h.complete(true, ec, collectors{});
   }
-  void succeed() {
-    asio::post(asio::system_executor(), asio::append(std::move(h), error_code{}, std::move(out)));
-  }
+  void succeed() { h.complete(true, error_code{}, std::move(out)); }
 };
 
 void send_next(std::shared_ptr<fill_op> op) {
@@ -194,19 +195,11 @@ void pack_and_send(std::shared_ptr<fill_op> op) {
   send_next(std::move(op));
 }
 
-}  // namespace
-
-void task_submitter::async_fill(std::shared_ptr<input_feed> feed, std::size_t in_flight,
-                                handler_type h, diagnostics_ptr diagnostics) {
-  auto op = std::make_shared<fill_op>(std::move(h));
-  op->s = s_;
-  op->feed = std::move(feed);
-  op->in_flight = in_flight;
-  op->diagnostics = std::move(diagnostics);
-  s_->core->with_async_client([op](error_code ec, std::shared_ptr<client_impl> impl) mutable {
-    if (ec == client_errc::wrong_mode)
-      return op->fail(ec, "an async operation on a swarm without swarm_options::executor: "
-                          "give it one to use the async_ forms, or call run/map/map_lazy");
+/// Gets the swarm's async connection, learns the number of workers if needed, then packs and
+/// submits.
+void start_fill(std::shared_ptr<fill_op> op) {
+  auto core = op->s->core;
+  core->with_async_client([op](error_code ec, std::shared_ptr<client_impl> impl) mutable {
     if (ec) return op->fail(ec, "the swarm's async connection could not be made");
     op->impl = std::move(impl);
     auto& s = *op->s;
@@ -221,7 +214,7 @@ void task_submitter::async_fill(std::shared_ptr<input_feed> feed, std::size_t in
           if (e) return op->fail(e, {});
           std::size_t workers = 0;
           try {
-            workers = state::workers_in(info);
+            workers = task_submitter::state::workers_in(info);
           } catch (const json::exception& x) {
             return op->fail(make_error_code(client_errc::protocol_error),
                             std::string("unexpected task_info reply: ") + x.what());
@@ -234,6 +227,33 @@ void task_submitter::async_fill(std::shared_ptr<input_feed> feed, std::size_t in
         }),
         op->diagnostics);
   });
+}
+
+}  // namespace
+
+void task_submitter::async_fill(std::shared_ptr<input_feed> feed, std::size_t in_flight,
+                                handler_type h, diagnostics_ptr diagnostics) {
+  if (!s_->core->executor()) {
+    set_message(diagnostics,
+                "an async operation on a swarm without swarm_options::executor: give it one to "
+                "use the async_ forms, or call run/map/map_lazy");
+    asio::post(asio::system_executor(),
+               asio::append(std::move(h), make_error_code(client_errc::wrong_mode), collectors{}));
+    return;
+  }
+  // No cancellation: a fill is short (one round trip per frame of chunks); its caller, the
+  // map's driver, checks for cancellation between steps.
+  auto d = diagnostics;
+  run_async(*s_->core->executor(), std::move(h), std::move(diagnostics),
+            asio::cancellation_type::none, [](const std::shared_ptr<cancel_token>&) {},
+            [s = s_, feed = std::move(feed), in_flight, d](fill_handler&& held,
+                                                           const std::shared_ptr<cancel_token>&) {
+              auto op = std::make_shared<fill_op>(std::move(held), d);
+              op->s = s;
+              op->feed = feed;
+              op->in_flight = in_flight;
+              start_fill(std::move(op));
+            });
 }
 
 }  // namespace zproc::detail
