@@ -33,6 +33,8 @@ class client_category_impl final : public boost::system::error_category {
       case client_errc::connection_lost:
         return "the connection to the server was lost; the request may or may not have been "
                "applied";
+      case client_errc::body_threw:
+        return "the body of an atomic operation threw; nothing was committed";
     }
     return "unknown zproc client error " + std::to_string(ev);
   }

@@ -5,7 +5,11 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
@@ -264,6 +268,104 @@ TEST_SUITE("atomic") {
       c.close();
       c2.close();
     }());
+  }
+
+  TEST_CASE("async_atomic with any completion token; cancelled while it waits for the lock") {
+    test::server_process srv;
+    boost::asio::io_context ioc;
+    client c(ioc.get_executor());
+    auto twice = [](json& snap) {
+      snap["n"] = snap.value("n", 1) * 2;
+      return snap["n"].get<int>();
+    };
+    auto throws = [](json& snap) {
+      snap["n"] = -1;
+      throw std::runtime_error("body says no");
+    };
+    // Runs `ioc` until `done` (a connected client keeps it busy), 10 s at most.
+    const auto run_until = [&](const auto& done) {
+      ioc.restart();
+      for (int i = 0; i < 1000 && !done(); ++i) ioc.run_for(10ms);
+      REQUIRE(done());
+    };
+    bool connected = false;
+    c.async_connect(srv.ipc(), [&](error_code e) { connected = !e; });
+    run_until([&] { return connected; });
+    state st(c, "tokens");
+    // A callback: void(error_code, R); a body that throws: body_threw, nothing committed.
+    error_code ec = boost::asio::error::would_block;
+    int value = 0;
+    st.async_atomic(twice, {}, {}, [&](error_code e, int v) {
+      ec = e;
+      value = v;
+    });
+    error_code thrown_ec;
+    st.async_atomic(throws, {}, {.optimistic_attempts = 0},
+                    [&](error_code e) { thrown_ec = e; });
+    // with_diagnostics: the body's own exception.
+    std::exception_ptr body_exception;
+    st.async_atomic(throws, {}, {},
+                    zproc::with_diagnostics([&](std::exception_ptr e) { body_exception = e; }));
+    run_until([&] { return body_exception && thrown_ec && value; });
+    CHECK(!ec);
+    CHECK(value == 2);
+    CHECK(thrown_ec == client_errc::body_threw);
+    REQUIRE(body_exception);
+    CHECK_THROWS_WITH_AS(std::rethrow_exception(body_exception), "body says no",
+                         std::runtime_error);
+
+    // use_future (the io_context runs on another thread), and the void form.
+    {
+      auto work = boost::asio::make_work_guard(ioc);
+      ioc.restart();
+      std::thread runner([&] { ioc.run(); });
+      auto f = st.async_atomic(twice, {}, {}, boost::asio::use_future);
+      auto g = st.async_atomic([](json& snap) { snap["void"] = true; }, {}, {},
+                               boost::asio::use_future);
+      auto h = st.async_atomic(throws, {}, {}, boost::asio::use_future);
+      CHECK(f.get() == 4);
+      g.get();
+      CHECK_THROWS_AS(h.get(), std::runtime_error);
+      work.reset();
+      c.close();  // (ends the io_context's work)
+      runner.join();
+    }
+    client c2(ioc.get_executor());
+    state st2(c2, "tokens");
+    test::child_process holder({ZPROC_WRITER_EXE, srv.ipc(), "held", "1", "--hold-lock"});
+    REQUIRE(holder.wait_for_line("locked", 10s));
+    holder.signal(SIGSTOP);  // holds the lock for its 5 s lease
+    ioc.restart();
+    test::run_with_deadline(ioc, [&]() -> boost::asio::awaitable<void> {
+      using namespace boost::asio::experimental::awaitable_operators;
+      co_await c2.async_connect(srv.ipc());
+      // as_tuple(deferred)
+      std::vector<std::string> keys{"n"};  // (GCC 12: no braced list inside co_await)
+      auto got = co_await st2.async_atomic(twice, keys, {},
+                                           boost::asio::as_tuple(boost::asio::deferred));
+      CHECK(!std::get<0>(got));
+      CHECK(std::get<1>(got) == 8);
+      // || with a timer: the timer wins while the lock is held elsewhere; the atomic stops.
+      boost::asio::steady_timer timer(ioc, 300ms);
+      const auto t0 = std::chrono::steady_clock::now();
+      auto which = co_await (
+          state(c2, "held").async_atomic([](json& snap) { snap["late"] = true; }, {},
+                                         {.optimistic_attempts = 0},
+                                         boost::asio::use_awaitable) ||
+          timer.async_wait(boost::asio::use_awaitable));
+      CHECK(which.index() == 1);
+      CHECK(std::chrono::steady_clock::now() - t0 < 2s);
+      CHECK_FALSE(co_await state(c2, "held").async_contains("late"));
+      // The lock wait was given up on the server too: once the holder is gone, another client
+      // gets the lock at once (not c2's abandoned request, which would keep it for 5 s).
+      holder.kill_and_wait();
+      bool free = false;
+      std::thread check([&] { free = lock_is_free(srv, "held"); });
+      check.join();
+      CHECK(free);
+      c2.close();
+    }());
+    holder.kill_and_wait();
   }
 
   TEST_CASE("compare_and_set, append, transaction over the wire; watchers see one update") {

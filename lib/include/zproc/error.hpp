@@ -45,6 +45,10 @@ enum class client_errc {
   /// get it (reads are sent again); read the state to learn what happened. (If the client gives
   /// up instead, the request fails with connection_closed.)
   connection_lost,
+  /// The body of state::async_atomic() threw: nothing was committed and the namespace's lock,
+  /// if taken, was given back. The exception is in the diagnostics (diagnostics::exception()),
+  /// and is what `co_await st.async_atomic(fn)` rethrows.
+  body_threw,
 };
 
 /// Errors reported by the server; they travel over the wire as {category, code, message}.

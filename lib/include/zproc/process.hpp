@@ -63,16 +63,6 @@ class deadline {
   std::chrono::steady_clock::time_point at_;
 };
 
-/// The completion of a wait for an R: void(error_code, R), void(error_code) for R = void.
-template <class R>
-struct wait_signature {
-  using type = void(error_code, R);
-};
-template <>
-struct wait_signature<void> {
-  using type = void(error_code);
-};
-
 /// The code (and message) of a failure thrown by a wait: remote_error, process_wait_error,
 /// task_lost_error (process_errc), zproc::error and system errors (their own code),
 /// std::invalid_argument (process_errc::wrong_result_type); anything else is a result that
@@ -178,7 +168,7 @@ class process {
   template <class R = void, class CompletionToken = default_token>
   auto async_wait(CompletionToken&& token = default_token{}) const {
     namespace asio = boost::asio;
-    using signature = typename detail::wait_signature<R>::type;
+    using signature = typename detail::value_signature<R>::type;
     return detail::initiate<signature>(
         [](auto h, std::shared_ptr<detail::child> c) {
           auto slot = asio::get_associated_cancellation_slot(h);

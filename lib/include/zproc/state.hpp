@@ -3,9 +3,10 @@
 
 #include <zproc/client.hpp>
 
-#include <boost/asio/as_tuple.hpp>
-#include <boost/asio/awaitable.hpp>
-#include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/bind_executor.hpp>
 #include <zproc/detail/atomic.hpp>
 #include <zproc/detail/request.hpp>
 #include <zproc/json.hpp>
@@ -474,53 +475,52 @@ class state {
     }
   }
 
-  /// The coroutine form of atomic(): `auto r = co_await st.async_atomic(fn);` in an
-  /// asio::awaitable coroutine (the client must be in async mode). Same semantics, same
-  /// algorithm; an exception from `fn` propagates (after the lock, if taken, is given back), a
-  /// refused commit throws zproc::error with the server's message (the lock given back too).
-  template <class F>
-  boost::asio::awaitable<std::invoke_result_t<F&, json&>> async_atomic(
-      F fn, std::vector<std::string> keys = {}, atomic_options options = {}) const {
+  /// The asynchronous atomic(): same semantics, same algorithm, on an async client; the body
+  /// runs on the client's executor. Completion `void(error_code, R)` (`void(error_code)` for
+  /// R = void; R must be default-constructible). A refused commit completes with the server's
+  /// code and message; a body that throws with client_errc::body_threw and its exception in
+  /// the diagnostics, which is what `co_await st.async_atomic(fn)` (the default token)
+  /// rethrows; in both cases the lock, if taken, was given back first. Terminal and partial
+  /// cancellation stop a lock or read in flight (operation_aborted, the lock given back); a
+  /// commit in flight runs to its end. `fn` may be move-only.
+  template <class F, class CompletionToken = default_token>
+  auto async_atomic(F fn, std::vector<std::string> keys = {}, atomic_options options = {},
+                    CompletionToken&& token = default_token{}) const {
     using R = std::invoke_result_t<F&, json&>;
-    using step = detail::atomic_algorithm::step;
-    const state self = *this;  // the coroutine may outlive the handle it was called on
-    // ...but its writes are this handle's (the copy is another writer).
-    detail::atomic_algorithm algo(
-        self.ns_, handle_, std::move(keys), options.optimistic_attempts,
-        options.optimistic_attempts > 0 && detail::atomic_lock_first(self.impl_, self.ns_));
-    std::optional<std::conditional_t<std::is_void_v<R>, int, R>> result;
-    for (step s = algo.start();;) {
-      switch (s.what) {
-        case step::kind::send: {
-          auto failure = std::make_shared<zproc::diagnostics>();
-          auto [ec, reply, on] = co_await detail::async_connection_request(
-              self.impl_, 0, std::move(s.outgoing), failure,
-              boost::asio::as_tuple(boost::asio::use_awaitable));
-          algo.connection_is(on);
-          s = algo.on_reply(ec, std::move(reply), failure->message());
-          break;
-        }
-        case step::kind::run_body:
-          s = algo.run_body(s, [&](json& snapshot) {
-            if constexpr (std::is_void_v<R>) {
-              fn(snapshot);
-            } else {
-              result.emplace(fn(snapshot));
-            }
-          });
-          break;
-        case step::kind::done:
-          detail::atomic_done(self.impl_, self.ns_, algo.needed_lock());
+    // (The handle's own id goes along: a copy of this state would be another writer.)
+    return detail::initiate<typename detail::value_signature<R>::type>(
+        [](auto h, const std::shared_ptr<detail::client_impl>& impl, const std::string& ns,
+           std::uint64_t handle, const executor_type& own, F body, std::vector<std::string> ks,
+           atomic_options o) {
+          namespace asio = boost::asio;
+          auto d = detail::diagnostics_of(h);
+          auto f = std::make_shared<F>(std::move(body));
+          auto ex = asio::get_associated_executor(h, own);
+          auto slot = asio::get_associated_cancellation_slot(h);
           if constexpr (std::is_void_v<R>) {
-            co_return;
+            detail::start_atomic(
+                impl, ns, handle, std::move(ks), o, [f](json& snapshot) { (*f)(snapshot); },
+                asio::bind_cancellation_slot(
+                    slot, asio::bind_executor(ex, [h = std::move(h)](error_code ec) mutable {
+                      std::move(h)(ec);
+                    })),
+                d);
           } else {
-            co_return std::move(*result);
+            auto result = std::make_shared<std::optional<R>>();
+            detail::start_atomic(
+                impl, ns, handle, std::move(ks), o,
+                [f, result](json& snapshot) { result->emplace((*f)(snapshot)); },
+                asio::bind_cancellation_slot(
+                    slot, asio::bind_executor(ex, [h = std::move(h), result](
+                                                      error_code ec) mutable {
+                      std::move(h)(ec, ec || !*result ? R{} : std::move(**result));
+                    })),
+                d);
           }
-        case step::kind::failed:
-          algo.throw_failure(std::move(s));
-      }
-    }
+        },
+        token, impl_, ns_, handle_, get_executor(), std::move(fn), std::move(keys), options);
   }
+
 
   // --- time machine ----------------------------------------------------------------------
 

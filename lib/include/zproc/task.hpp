@@ -69,7 +69,7 @@ class task {
   template <class CompletionToken = default_token>
   auto async_get(CompletionToken&& token = default_token{}) const {
     namespace asio = boost::asio;
-    using signature = typename detail::wait_signature<R>::type;
+    using signature = typename detail::value_signature<R>::type;
     return detail::initiate<signature>(
         [](auto h, std::shared_ptr<shared> s) { wait(std::move(h), std::move(s), true); }, token,
         s_);

@@ -56,6 +56,17 @@ namespace detail {
 /// Where an operation leaves what it knows of its failure, for a diagnostics handler.
 using diagnostics_ptr = std::shared_ptr<zproc::diagnostics>;
 
+/// The completion of an operation giving an R: void(error_code, R), void(error_code) for
+/// R = void.
+template <class R>
+struct value_signature {
+  using type = void(error_code, R);
+};
+template <>
+struct value_signature<void> {
+  using type = void(error_code);
+};
+
 /// Sets the message of `d` (if any).
 inline void set_message(const diagnostics_ptr& d, std::string message) {
   if (d) diagnostics_access::set_message(*d, std::move(message));

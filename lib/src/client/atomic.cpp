@@ -1,4 +1,5 @@
 // state::atomic(): optimistic read-modify-write with a lock as the fallback under contention.
+#include "client/async_runner.hpp"
 #include "client/client_core.hpp"
 #include "protocol/message.hpp"
 #include "protocol/ops.hpp"
@@ -8,9 +9,14 @@
 #include <zproc/state.hpp>
 #include <zproc/transaction.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+
 namespace zproc {
 
 namespace detail {
+
+namespace asio = boost::asio;
 
 namespace {
 
@@ -166,6 +172,116 @@ void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
   diagnostics diag;
   run_atomic(c, ns, handle, std::move(keys), options, body, ec, diag);
   if (ec) throw zproc::error(ec, diag.message());
+}
+
+namespace {
+
+/// One async atomic(): the algorithm, the body, and the runner's handler.
+class atomic_run : public std::enable_shared_from_this<atomic_run> {
+ public:
+  atomic_run(std::shared_ptr<client_impl> c, std::string ns, std::uint64_t handle,
+             std::vector<std::string> keys, atomic_options options,
+             std::function<void(json&)> body, basic_held_handler<error_code>&& h,
+             diagnostics_ptr diagnostics, std::shared_ptr<asio::cancellation_signal> cancel)
+      : c_(std::move(c)),
+        ns_(ns),
+        algo_(std::move(ns), handle, std::move(keys), options.optimistic_attempts,
+              options.optimistic_attempts > 0 && c_->lock_first(ns_)),
+        body_(std::move(body)),
+        h_(std::move(h)),
+        diagnostics_(std::move(diagnostics)),
+        cancel_(std::move(cancel)) {}
+
+  step start() { return algo_.start(); }
+
+  /// Runs steps until one waits for a reply, or the end. `first`: called by the initiation.
+  void drive(step s, bool first) {
+    for (;;) {
+      switch (s.what) {
+        case step::kind::send:
+          if (cancelled_ && algo_.cancellable()) {
+            s = algo_.on_reply(asio::error::operation_aborted, {}, "async_atomic cancelled");
+            break;
+          }
+          return send(std::move(s.outgoing));
+        case step::kind::run_body:
+          s = algo_.run_body(s, body_);
+          break;
+        case step::kind::done:
+          c_->atomic_done(ns_, algo_.needed_lock());
+          return h_.complete(first, error_code{});
+        case step::kind::failed:
+          if (!s.ec) {  // the body's own exception
+            if (diagnostics_)
+              diagnostics_access::set_exception(*diagnostics_, algo_.body_failure(),
+                                                "the body of async_atomic threw");
+            return h_.complete(first, make_error_code(client_errc::body_threw));
+          }
+          h_.set_message(std::move(s.message));
+          return h_.complete(first, s.ec);
+      }
+    }
+  }
+
+  /// A cancellation (on the client's executor): the lock or read in flight stops; anything
+  /// else finishes, and the next lock or read is not sent.
+  void cancel() {
+    cancelled_ = true;
+    if (in_flight_ && algo_.cancellable()) cancel_->emit(asio::cancellation_type::terminal);
+  }
+
+ private:
+  void send(request r) {
+    auto failure = std::make_shared<zproc::diagnostics>();
+    in_flight_ = true;
+    auto done = [self = shared_from_this(), failure](error_code ec, json reply,
+                                                      std::uint64_t on) {
+      self->in_flight_ = false;
+      self->algo_.connection_is(on);
+      self->drive(self->algo_.on_reply(ec, std::move(reply), failure->message()), false);
+    };
+    start_connection_request(c_, 0, std::move(r),
+                             asio::bind_cancellation_slot(cancel_->slot(), std::move(done)),
+                             failure);
+  }
+
+  std::shared_ptr<client_impl> c_;
+  std::string ns_;
+  atomic_algorithm algo_;
+  std::function<void(json&)> body_;
+  basic_held_handler<error_code> h_;
+  diagnostics_ptr diagnostics_;
+  std::shared_ptr<asio::cancellation_signal> cancel_;  // the slot of the request in flight
+  bool in_flight_ = false;
+  bool cancelled_ = false;
+};
+
+}  // namespace
+
+void start_atomic(const std::shared_ptr<client_impl>& c, std::string ns, std::uint64_t handle,
+                  std::vector<std::string> keys, atomic_options options,
+                  std::function<void(json&)> body,
+                  asio::any_completion_handler<void(error_code)> h,
+                  diagnostics_ptr diagnostics) {
+  // The run is made on the client's executor (start); a cancellation reaches it there, after
+  // it exists (both run on that executor, the cancel posted after the start).
+  auto cancel = std::make_shared<asio::cancellation_signal>();
+  auto run = std::make_shared<std::weak_ptr<atomic_run>>();
+  auto d = diagnostics;
+  run_client_async(
+      c, std::move(h), std::move(diagnostics), cancel_terminal_or_partial,
+      [run](const std::shared_ptr<cancel_token>&) {
+        if (auto r = run->lock()) r->cancel();
+      },
+      [c, ns = std::move(ns), handle, keys = std::move(keys), options, body = std::move(body),
+       d, cancel, run](basic_held_handler<error_code>&& held,
+                       const std::shared_ptr<cancel_token>& token) mutable {
+        auto r = std::make_shared<atomic_run>(c, std::move(ns), handle, std::move(keys), options,
+                                              std::move(body), std::move(held), d, cancel);
+        *run = r;
+        if (token && token->cancelled) r->cancel();
+        r->drive(r->start(), true);
+      });
 }
 
 bool atomic_lock_first(const std::shared_ptr<client_impl>& c, const std::string& ns) {

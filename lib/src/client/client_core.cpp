@@ -434,9 +434,20 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
   return id;
 }
 
-void connection::cancel(std::uint64_t id) {
-  if (auto op = pending_.take(id))
-    (*op)->complete(asio::error::operation_aborted, {}, "cancelled", false);
+namespace {
+/// A request whose reply nobody waits for (the cancel of another request).
+class ignore_op final : public pending_op {
+ public:
+  void complete(error_code, json&&, std::string&&, bool) override {}
+};
+}  // namespace
+
+bool connection::cancel(std::uint64_t id) {
+  auto op = pending_.take(id);
+  if (!op) return false;
+  (*op)->complete(asio::error::operation_aborted, {}, "cancelled", false);
+  if (state_ != state::closed) request(protocol::cancel_request(id), std::make_unique<ignore_op>());
+  return true;
 }
 
 void connection::close(error_code reason, const std::string& message) {

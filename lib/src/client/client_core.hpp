@@ -83,7 +83,10 @@ class connection : public std::enable_shared_from_this<connection> {
   /// While reconnecting, the request waits and is sent once connected.
   std::uint64_t request(json req, std::unique_ptr<pending_op> op);
   /// Cancels a pending request: it completes with operation_aborted; a late reply is dropped.
-  void cancel(std::uint64_t id);
+  /// Also tells the server (a `cancel` of that id, its reply ignored), so that what the
+  /// request waits for there (a namespace lock, a watch, a task wait) is given up; a no-op for
+  /// a request the server already answered. Returns whether it was pending.
+  bool cancel(std::uint64_t id);
   /// Stops a connect in progress: it completes with operation_aborted.
   void abort_connect();
   /// Closes the socket and fails every pending request with `reason`; no reconnect.

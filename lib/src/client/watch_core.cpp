@@ -41,12 +41,6 @@ class watch_reply_op final : public pending_op {
   std::function<void(error_code, json&&, std::string&&)> f_;
 };
 
-/// Fire and forget (the cancel of a watch request).
-class ignore_op final : public pending_op {
- public:
-  void complete(error_code, json&&, std::string&&, bool) override {}
-};
-
 }  // namespace
 
 watch_core::watch_core(std::shared_ptr<client_impl> client, json spec, watch_options options,
@@ -188,10 +182,8 @@ void watch_core::close_here() {
 
 void watch_core::drop_inflight() {
   if (inflight_id_ == 0) return;
-  json cancel = protocol::cancel_request(inflight_id_);
-  const auto id = inflight_id_;
-  client_->conn()->cancel(id);  // drops the local entry (on_reply sees operation_aborted)
-  client_->conn()->request(std::move(cancel), std::make_unique<ignore_op>());
+  // Drops the local entry (on_reply sees operation_aborted) and the server's watch.
+  client_->conn()->cancel(inflight_id_);
   inflight_id_ = 0;
 }
 

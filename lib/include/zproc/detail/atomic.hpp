@@ -1,5 +1,5 @@
-// Private: state::atomic() as one algorithm without I/O, driven by the blocking atomic() and by
-// the coroutine async_atomic(). It says what to do next (send a request, run the body, done,
+// Private: state::atomic() as one algorithm without I/O, driven by the blocking atomic()
+// (run_atomic) and by async_atomic() (start_atomic, on the async runner). It says what to do next (send a request, run the body, done,
 // failed) and is told what happened; it gives the namespace's lock back on every failure path.
 #pragma once
 
@@ -8,6 +8,9 @@
 #include <zproc/error.hpp>
 #include <zproc/json.hpp>
 #include <zproc/transaction.hpp>
+#include <zproc/with_diagnostics.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -62,6 +65,15 @@ class atomic_algorithm {
   /// zproc::error with the code and the server's message.
   [[noreturn]] void throw_failure(step s) const;
 
+  /// The body's exception, once run_body() caught one.
+  std::exception_ptr body_failure() const noexcept { return body_failure_; }
+  /// The request of the last `send` step may be cancelled: a lock or a read (on_reply() with
+  /// operation_aborted then fails cleanly). A commit (it may be applied) and an unlock (it
+  /// gives the lock back) run to their end.
+  bool cancellable() const noexcept {
+    return phase_ == phase::locking || phase_ == phase::reading;
+  }
+
   /// Whether this call needed the lock (the contention hint for the next calls).
   bool needed_lock() const noexcept { return needed_lock_; }
   std::size_t conflicts() const noexcept { return conflicts_; }
@@ -99,6 +111,18 @@ void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
 void run_atomic(const std::shared_ptr<client_impl>& c, const std::string& ns,
                 std::uint64_t handle, std::vector<std::string> keys, atomic_options options,
                 const std::function<void(json&)>& body, error_code& ec, diagnostics& diag);
+
+/// The async atomic(): drives the algorithm with async requests on the client's executor (the
+/// body runs there too), through the async runner. Completes `h` with the failure's code and
+/// message in `diagnostics`; client_errc::body_threw when the body threw (its exception in the
+/// diagnostics). Terminal and partial cancellation stop a lock or read in flight, or the next
+/// one (the lock, if taken, is given back; it fails with operation_aborted); a commit in
+/// flight runs to its end (it succeeds if the server applied it).
+void start_atomic(const std::shared_ptr<client_impl>& c, std::string ns, std::uint64_t handle,
+                  std::vector<std::string> keys, atomic_options options,
+                  std::function<void(json&)> body,
+                  boost::asio::any_completion_handler<void(error_code)> h,
+                  diagnostics_ptr diagnostics);
 
 /// The contention hint shared by atomic() and async_atomic() on one client: whether to take
 /// the lock at once (recently contended), and the outcome of a call.
