@@ -246,6 +246,19 @@ TEST_SUITE("process") {
       CHECK(e.crash_report().find("what: std::runtime_error: out of cookies") != std::string::npos);
     }
     CHECK(p.exitcode() == 1);
+    // The error_code form: the code, and the same exception in the diagnostics.
+    zproc::error_code ec;
+    zproc::diagnostics diag;
+    p.wait(20s, ec, diag);
+    CHECK(ec == zproc::process_errc::remote_exception);
+    CHECK(diag.message().find("out of cookies") != std::string::npos);
+    CHECK_THROWS_AS(std::rethrow_exception(diag.exception()), zproc::remote_error);
+    auto q = ctx.spawn(add, 2, 3);
+    CHECK(q.wait<int>(20s, ec, diag) == 5);
+    CHECK(!ec);
+    CHECK(diag.message().empty());
+    CHECK(q.wait<std::string>(20s, ec, diag).empty());  // the wrong type: a code, no throw
+    CHECK(ec == zproc::process_errc::wrong_result_type);
   }
 
   TEST_CASE("a target inlined into zproc's runner keeps its frame in the crash report") {

@@ -244,6 +244,15 @@ TEST_SUITE("swarm") {
     }
     CHECK(errors == 1);
     CHECK(!stream.next(30s));
+    // A task's get() without exceptions: the code, and the remote_error in the diagnostics.
+    zproc::error_code ec;
+    zproc::diagnostics diag;
+    CHECK(sw.run(unlucky, 13).get(30s, ec, diag) == 0);
+    CHECK(ec == zproc::process_errc::remote_exception);
+    CHECK(diag.message().find("thirteen is unlucky") != std::string::npos);
+    CHECK_THROWS_AS(std::rethrow_exception(diag.exception()), zproc::remote_error);
+    CHECK(sw.run(unlucky, 12).get(30s, ec, diag) == 12);
+    CHECK(!ec);
   }
 
   TEST_CASE("a worker SIGKILLed in the middle of a map: every result exactly once") {

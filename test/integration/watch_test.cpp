@@ -369,6 +369,26 @@ TEST_SUITE("watch") {
     auto raw = w.st.when_change_raw({"x"}, {.timeout = std::chrono::milliseconds(50)});
     CHECK_FALSE(raw.next(ec, diag));
     CHECK(ec == client_errc::timeout);
+    // The get_when_* one-shots, without exceptions.
+    CHECK(w.st.get_when_equal("x", 2, {.timeout = std::chrono::milliseconds(50)}, ec, diag) ==
+          nullptr);
+    CHECK(ec == client_errc::timeout);
+    CHECK(diag.message().find("timeout") != std::string::npos);
+    CHECK(w.st.get_when_equal("x", 1, {.timeout = std::chrono::milliseconds(2000)}, ec, diag)["x"] ==
+          1);
+    CHECK(!ec);
+    CHECK(diag.message().empty());
+    CHECK(w.st.get_when_truthy("x", {}, ec, diag)["x"] == 1);
+    CHECK(!ec);
+    CHECK(w.st.get_when([](const json& s) { return s.contains("x"); }, {}, ec, diag)["x"] == 1);
+    CHECK(!ec);
+    // On a closed client: a code and a message, no exception.
+    client closed;
+    closed.connect(w.c.address());
+    closed.close();
+    CHECK(state(closed, w.st.name()).get_when_change({}, {}, ec, diag) == nullptr);
+    CHECK(ec);
+    CHECK(!diag.message().empty());
   }
 
   TEST_CASE("fan-out: one write wakes 1,000 watchers") {

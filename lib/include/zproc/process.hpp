@@ -82,6 +82,23 @@ void complete_outcome(Handler&& h, const std::exception_ptr& e, Values&&... valu
   std::move(h)(ec, std::forward<Values>(values)...);
 }
 
+/// The error_code form of a blocking wait: runs `f` and turns what it throws into `ec` and
+/// `diag` (the exception itself kept in the diagnostics); returns a default value then.
+template <class F>
+auto outcome_or_code(F&& f, error_code& ec, diagnostics& diag) -> decltype(f()) {
+  ec.clear();
+  diag.clear();
+  try {
+    return f();
+  } catch (...) {
+    const auto e = std::current_exception();
+    std::string message;
+    ec = failure_code(e, message);
+    diagnostics_access::set_exception(diag, e, std::move(message));
+    if constexpr (!std::is_void_v<decltype(f())>) return {};
+  }
+}
+
 template <class E>
 struct exception_registration {
   static inline const int id = register_exception_matcher(typeid(E).name(), &matches<E>);
@@ -157,6 +174,13 @@ class process {
   R wait(std::chrono::milliseconds timeout = std::chrono::milliseconds::zero()) const {
     std::string bytes = wait_raw(timeout, typeid(R).name());
     if constexpr (!std::is_void_v<R>) return detail::unpack_value<R>(bytes);
+  }
+  /// wait() throwing nothing: a failure sets `ec` (process_errc, client_errc::timeout) and
+  /// `diag` (the exception wait() would throw: diagnostics::exception()) and returns R{};
+  /// success clears both.
+  template <class R = void>
+  R wait(std::chrono::milliseconds timeout, error_code& ec, diagnostics& diag) const {
+    return detail::outcome_or_code([&] { return wait<R>(timeout); }, ec, diag);
   }
 
   /// Asynchronous wait: completion `void(error_code, R)` (`void(error_code)` for R = void).

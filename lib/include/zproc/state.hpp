@@ -592,6 +592,27 @@ class state {
   json get_when_none(std::string key, watch_options options = {}) const;
   json get_when_not_none(std::string key, watch_options options = {}) const;
   json get_when_available(std::string key, watch_options options = {}) const;
+  /// The same, throwing nothing: a failure (a watch that could not start, a timeout, a lost
+  /// connection) sets `ec` and `diag` (the server's message) and returns null; success clears
+  /// both.
+  json get_when_change(std::vector<std::string> keys, watch_options options, error_code& ec,
+                       diagnostics& diag) const;
+  json get_when(std::function<bool(const json&)> pred, watch_options options, error_code& ec,
+                diagnostics& diag) const;
+  json get_when_equal(std::string key, json value, watch_options options, error_code& ec,
+                      diagnostics& diag) const;
+  json get_when_not_equal(std::string key, json value, watch_options options, error_code& ec,
+                          diagnostics& diag) const;
+  json get_when_truthy(std::string key, watch_options options, error_code& ec,
+                       diagnostics& diag) const;
+  json get_when_falsy(std::string key, watch_options options, error_code& ec,
+                      diagnostics& diag) const;
+  json get_when_none(std::string key, watch_options options, error_code& ec,
+                     diagnostics& diag) const;
+  json get_when_not_none(std::string key, watch_options options, error_code& ec,
+                         diagnostics& diag) const;
+  json get_when_available(std::string key, watch_options options, error_code& ec,
+                          diagnostics& diag) const;
 
   /// Async one-shot: completes with the snapshot (void(error_code, std::optional<json>)).
   /// `make` is one of the watcher factories above, e.g.

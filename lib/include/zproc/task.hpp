@@ -49,6 +49,12 @@ class task {
     }
     return value();
   }
+  /// get() throwing nothing: a failure sets `ec` (process_errc, client_errc::timeout) and
+  /// `diag` (the exception get() would throw: diagnostics::exception()) and returns R{};
+  /// success clears both.
+  R get(std::chrono::milliseconds timeout, error_code& ec, diagnostics& diag) const {
+    return detail::outcome_or_code([&] { return get(timeout); }, ec, diag);
+  }
 
   /// Whether the result is here (one round trip to the server while it is not; false at once
   /// while another thread waits in get()).

@@ -196,4 +196,61 @@ json state::get_when_available(std::string key, watch_options options) const {
   return first(predicate_watcher(detail::predicate::available, std::move(key), no_value, once(std::move(options)), true));
 }
 
+namespace {
+/// The error_code forms: the first item of the watcher `make()` makes; a watcher that could
+/// not be made, a failed wait: `ec` and `diag`, and null.
+template <class Make>
+json first(Make make, error_code& ec, diagnostics& diag) {
+  ec.clear();
+  diag.clear();
+  std::optional<json> v;
+  try {
+    watcher w = make();
+    v = w.next(ec, diag);
+  } catch (const zproc::error& e) {
+    ec = e.code();
+    detail::diagnostics_access::set_message(diag, e.diagnostics());
+    return nullptr;
+  }
+  if (ec) return nullptr;
+  if (!v) {
+    ec = client_errc::protocol_error;
+    detail::diagnostics_access::set_message(diag, "the watch ended without an update");
+    return nullptr;
+  }
+  return std::move(*v);
+}
+}  // namespace
+
+json state::get_when_change(std::vector<std::string> keys, watch_options options, error_code& ec,
+                            diagnostics& diag) const {
+  return first([&] { return make_watcher(keys_spec(std::move(keys)), once(std::move(options)), false); },
+               ec, diag);
+}
+json state::get_when(std::function<bool(const json&)> pred, watch_options options, error_code& ec,
+                     diagnostics& diag) const {
+  return first(
+      [&] { return make_watcher(json::object(), once(std::move(options)), true, std::move(pred)); },
+      ec, diag);
+}
+
+#define ZPROC_GET_WHEN_EC(name, kind, value_expr, ...)                                          \
+  json state::name(std::string key, __VA_ARGS__ watch_options options, error_code& ec,           \
+                   diagnostics& diag) const {                                                   \
+    return first(                                                                               \
+        [&] {                                                                                   \
+          return predicate_watcher(detail::predicate::kind, std::move(key), value_expr,         \
+                                   once(std::move(options)), true);                             \
+        },                                                                                      \
+        ec, diag);                                                                              \
+  }
+ZPROC_GET_WHEN_EC(get_when_equal, equal, std::move(value), json value,)
+ZPROC_GET_WHEN_EC(get_when_not_equal, not_equal, std::move(value), json value,)
+ZPROC_GET_WHEN_EC(get_when_truthy, truthy, no_value)
+ZPROC_GET_WHEN_EC(get_when_falsy, falsy, no_value)
+ZPROC_GET_WHEN_EC(get_when_none, none, no_value)
+ZPROC_GET_WHEN_EC(get_when_not_none, not_none, no_value)
+ZPROC_GET_WHEN_EC(get_when_available, available, no_value)
+#undef ZPROC_GET_WHEN_EC
+
 }  // namespace zproc
