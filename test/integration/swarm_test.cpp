@@ -141,6 +141,23 @@ static zproc::swarm async_swarm(zproc::context& ctx, boost::asio::io_context& io
   return ctx.create_swarm(2, so);
 }
 
+/// Reads an async map stream to its end: the sum of its values and the number of calls that
+/// failed with a remote_error.
+static boost::asio::awaitable<std::pair<long long, int>> drain(zproc::map_stream<int>& stream) {
+  long long sum = 0;
+  int errors = 0;
+  for (;;) {
+    try {
+      auto v = co_await stream.async_next();
+      if (!v) break;
+      sum += *v;
+    } catch (const zproc::remote_error&) {
+      ++errors;
+    }
+  }
+  co_return std::pair<long long, int>(sum, errors);
+}
+
 /// Runs the coroutine on `io` until it finishes (the swarm's async connection keeps `io` busy,
 /// so it is stopped then); fails with "did not finish" after the deadline.
 static void run_coroutine(boost::asio::io_context& io, boost::asio::awaitable<void> coro,
@@ -462,18 +479,9 @@ TEST_SUITE("swarm") {
         io,
         [&]() -> boost::asio::awaitable<int> {
           CHECK(co_await t.async_get() == 144);
-          int sum = 0, errors = 0;
-          for (;;) {
-            try {
-              auto v = co_await stream.async_next();
-              if (!v) break;
-              sum += *v;
-            } catch (const zproc::remote_error&) {
-              ++errors;
-            }
-          }
+          const auto [sum, errors] = co_await drain(stream);
           CHECK(errors == 1);
-          co_return sum;
+          co_return static_cast<int>(sum);
         },
         [&](std::exception_ptr e, int sum) {
           io.stop();
@@ -615,17 +623,7 @@ TEST_SUITE("swarm") {
       small.chunk_size = 7;  // many windows: the stream submits as it reads
       small.window = 4;
       zproc::map_stream<int> s = co_await sw.async_map_lazy(unlucky, in, small);
-      long long sum = 0;
-      int errors = 0;
-      for (;;) {
-        try {
-          auto v = co_await s.async_next();
-          if (!v) break;
-          sum += *v;
-        } catch (const zproc::remote_error&) {
-          ++errors;
-        }
-      }
+      const auto [sum, errors] = co_await drain(s);
       CHECK(errors == 1);
       CHECK(sum == 999LL * 1000 / 2 - 13);
       CHECK(s.size() == in.size());
