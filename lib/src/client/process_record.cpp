@@ -1,7 +1,8 @@
 // Process records on the client: their wire form, and listing them a page at a time.
-#include "client/client_core.hpp"
 #include "client/async_runner.hpp"
+#include "client/client_core.hpp"
 #include "client/completion.hpp"
+#include "client/record_pager.hpp"
 #include "protocol/message.hpp"
 #include "protocol/ops.hpp"
 #include "protocol/process_records.hpp"
@@ -65,33 +66,13 @@ std::size_t page_size(const client_impl& c) {
   return std::max<std::size_t>(1, c.options().max_frame_size / (2 * wire::max_record_bytes));
 }
 
-json list_request(std::uint64_t after, std::size_t max) {
-  json r = protocol::make(protocol::op::proc_list);
-  r[wire::after] = after;
-  r[wire::max] = max;
-  return r;
-}
-
-/// Appends one page of a proc_list reply; returns whether more may follow. Throws
-/// json::exception for a reply of the wrong shape.
-bool append_page(json&& page, std::size_t page_size, std::vector<process_record>& out) {
-  if (!page.is_array())
-    throw json::type_error::create(302, "proc_list replied with a non-array", &page);
-  for (auto& r : page) out.push_back(r.get<process_record>());
-  return page.size() >= page_size;
-}
-
-std::string unexpected_reply(const json::exception& e) {
-  return std::string("unexpected reply from the server: ") + e.what();
-}
-
 /// One async_list_processes(): requests pages until one is short, then completes. One
 /// cancellation token for all its requests: a cancel stops the page in flight or the next.
 class list_run : public std::enable_shared_from_this<list_run> {
  public:
   list_run(std::shared_ptr<connection> conn, held_handler<std::vector<process_record>>&& h,
            std::shared_ptr<cancel_token> cancel, std::size_t page)
-      : token(std::move(cancel)), conn_(std::move(conn)), h_(std::move(h)), page_(page) {}
+      : token(std::move(cancel)), conn_(std::move(conn)), h_(std::move(h)), pager_(page) {}
 
   const std::shared_ptr<cancel_token> token;
 
@@ -102,8 +83,7 @@ class list_run : public std::enable_shared_from_this<list_run> {
  private:
   std::shared_ptr<connection> conn_;
   held_handler<std::vector<process_record>> h_;
-  std::size_t page_;
-  std::vector<process_record> records_;
+  record_pager pager_;
 };
 
 class page_op final : public pending_op {
@@ -118,27 +98,16 @@ class page_op final : public pending_op {
 };
 
 void list_run::next() {
-  const std::uint64_t after = records_.empty() ? 0 : records_.back().id;
-  conn_->request(list_request(after, page_), std::make_unique<page_op>(shared_from_this()));
+  conn_->request(pager_.request(), std::make_unique<page_op>(shared_from_this()));
 }
 
 void list_run::on_page(error_code ec, json&& result, std::string&& message, bool must_post) {
-  if (!ec) {
-    try {
-      if (append_page(std::move(result), page_, records_)) {
-        next();
-        return;
-      }
-    } catch (const json::exception& e) {
-      ec = client_errc::protocol_error;
-      message = unexpected_reply(e);
-    }
-  }
+  if (!ec && pager_.on_reply(std::move(result), ec, message)) return next();
   if (ec) {
-    records_.clear();
     h_.set_message(std::move(message));
+    return h_.complete(must_post, ec, std::vector<process_record>{});
   }
-  h_.complete(must_post, ec, std::move(records_));
+  h_.complete(must_post, ec, pager_.take());
 }
 
 }  // namespace
@@ -160,17 +129,14 @@ void start_list_processes(const std::shared_ptr<client_impl>& c,
 }  // namespace detail
 
 std::vector<process_record> list_processes(const client& c) {
-  const std::size_t page = detail::page_size(*c.impl());
-  std::vector<process_record> records;
+  detail::record_pager pager(detail::page_size(*c.impl()));
   for (;;) {
-    const std::uint64_t after = records.empty() ? 0 : records.back().id;
-    json reply = detail::call<json>(
-        c.impl(), detail::request_access::wrap(detail::list_request(after, page)));
-    try {
-      if (!detail::append_page(std::move(reply), page, records)) return records;
-    } catch (const json::exception& e) {
-      throw zproc::error(client_errc::protocol_error, detail::unexpected_reply(e));
-    }
+    json reply = detail::call<json>(c.impl(), detail::request_access::wrap(pager.request()));
+    error_code ec;
+    std::string message;
+    if (pager.on_reply(std::move(reply), ec, message)) continue;
+    if (ec) throw zproc::error(ec, message);
+    return pager.take();
   }
 }
 
