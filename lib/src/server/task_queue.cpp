@@ -3,6 +3,7 @@
 #include "protocol/ops.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/task_messages.hpp"
 #include "protocol/tasks.hpp"
 
 #include <algorithm>
@@ -37,29 +38,6 @@ const std::string& string_field(const json& request, const char* name) {
   if (!v.is_string() || v.get_ref<const std::string&>().empty())
     bad_request(std::string("field '") + name + "' must be a non-empty string");
   return v.get_ref<const std::string&>();
-}
-
-std::size_t outcome_size(const json& outcome) {
-  std::size_t n = 32;
-  if (auto v = outcome.find(wire::values); v != outcome.end() && v->is_binary())
-    n += v->get_binary().size();
-  if (auto f = outcome.find(wire::failures); f != outcome.end() && f->is_array())
-    for (const auto& e : *f) {
-      n += 16;
-      if (e.is_array())
-        for (const auto& s : e)
-          if (s.is_string()) n += s.get_ref<const std::string&>().size();
-    }
-  if (auto x = outcome.find(wire::lost); x != outcome.end() && x->is_string())
-    n += x->get_ref<const std::string&>().size();
-  return n;
-}
-
-/// What a take gets when its worker is to exit.
-json retire_reply() {
-  json r = json::object();
-  r[wire::retire] = true;
-  return r;
 }
 
 }  // namespace
@@ -167,9 +145,7 @@ void task_queue::submit(const json& request, std::uint64_t request_id, std::uint
   } else {
     ranges.emplace_back(first, last_id_ + 1);
   }
-  json result = json::object();
-  result[wire::first] = first;
-  out.push_back({client_id, protocol::make_reply(request_id, std::move(result))});
+  out.push_back({client_id, protocol::make_reply(request_id, wire::submit_reply(first))});
   serve_takers(queue, out);
 }
 
@@ -198,7 +174,7 @@ void task_queue::take(const json& request, std::uint64_t request_id, std::uint64
   }
   worker& w = it->second;
   if (w.retiring) {
-    out.push_back({client_id, protocol::make_reply(request_id, retire_reply())});
+    out.push_back({client_id, protocol::make_reply(request_id, wire::retire_reply())});
     return;
   }
   if (auto tasks = assign(client_id, w, max)) {
@@ -229,12 +205,11 @@ std::optional<json> task_queue::assign(std::uint64_t client_id, worker& w, std::
     t.worker = client_id;
     ++t.attempts;
     w.running.insert(id);
-    list.push_back(json::array({id, *t.target, t.args, t.items, t.attempts, t.call_timeout_ms}));
+    list.push_back(
+        wire::taken_task(id, *t.target, t.args, t.items, t.attempts, t.call_timeout_ms));
   }
   if (list.empty()) return std::nullopt;
-  json r = json::object();
-  r[wire::tasks] = std::move(list);
-  return r;
+  return wire::take_reply(std::move(list));
 }
 
 void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& out) {
@@ -280,8 +255,7 @@ void task_queue::done(const json& request, std::uint64_t request_id, std::uint64
     ++wit->second.done;
     ++accepted;
     json outcome = r[1];
-    outcome[wire::worker_pid] = wit->second.pid;
-    outcome[wire::worker_host] = wit->second.host;
+    wire::with_worker(outcome, wit->second.pid, wit->second.host);
     finish(id, it->second, std::move(outcome));
     finished.push_back(id);
   }
@@ -297,7 +271,7 @@ void task_queue::finish(std::uint64_t id, task& t, json outcome) {
   t.state = task_state::done;
   t.worker = 0;
   t.args = json();  // not needed any more
-  t.outcome_bytes = outcome_size(outcome);
+  t.outcome_bytes = wire::outcome_bytes(outcome);
   t.outcome = std::move(outcome);
   done_.insert(id);
   if (t.owner == 0) orphan(id);
@@ -343,7 +317,7 @@ void task_queue::retire(const json& request, std::uint64_t request_id, std::uint
     w.retiring = true;
     ++marked;
     if (w.parked) {  // it waits for work: tell it now
-      out.push_back({c, protocol::make_reply(w.parked->request_id, retire_reply())});
+      out.push_back({c, protocol::make_reply(w.parked->request_id, wire::retire_reply())});
       w.parked.reset();
       std::erase(q.parked, c);
     }
@@ -360,13 +334,10 @@ json task_queue::collect(std::uint64_t from, std::uint64_t to) const {
     const task& t = tasks_.at(*it);
     if (!list.empty() && bytes + t.outcome_bytes > wire::max_wait_reply_bytes) break;
     bytes += t.outcome_bytes;
-    list.push_back(json::array({*it, t.outcome}));
+    list.push_back(wire::result(*it, t.outcome));
   }
-  json r = json::object();
-  r[wire::results] = std::move(list);
   auto first = tasks_.lower_bound(from);
-  r[wire::left] = first != tasks_.end() && first->first < to;
-  return r;
+  return wire::wait_reply(std::move(list), first != tasks_.end() && first->first < to);
 }
 
 void task_queue::wait(const json& request, std::uint64_t request_id, std::uint64_t client_id,
@@ -481,16 +452,12 @@ void task_queue::lost(std::uint64_t id, const worker& w, std::vector<std::uint64
     ++q.live;
     return;
   }
-  json outcome = json::object();
-  outcome[wire::lost] = "the worker running it (pid " + std::to_string(w.pid) + " on " +
-                        (w.host.empty() ? std::string("an unknown host") : w.host) +
-                        ") died or disconnected; tried " + std::to_string(t.attempts) +
-                        " time(s) (max_attempts " + std::to_string(t.max_attempts) + ")";
-  outcome[wire::worker_pid] = w.pid;
-  outcome[wire::worker_host] = w.host;
-  outcome[wire::attempts] = t.attempts;
-  outcome[wire::items] = t.items;
-  outcome[wire::target_name] = *t.target;
+  json outcome = wire::lost_outcome(
+      "the worker running it (pid " + std::to_string(w.pid) + " on " +
+          (w.host.empty() ? std::string("an unknown host") : w.host) +
+          ") died or disconnected; tried " + std::to_string(t.attempts) + " time(s) (max_attempts " +
+          std::to_string(t.max_attempts) + ")",
+      w.pid, w.host, t.attempts, t.items, *t.target);
   finish(id, t, std::move(outcome));
   finished.push_back(id);
 }
@@ -535,28 +502,17 @@ void task_queue::client_gone(std::uint64_t client_id, std::vector<delivery>& out
 
 json task_queue::info(const json& request) const {
   const std::string& queue = string_field(request, wire::queue);
-  json r = json::object();
-  json list = json::array();
-  std::size_t running = 0;
+  wire::info out;
   auto qit = queues_.find(queue);
   if (qit != queues_.end()) {
     for (const std::uint64_t c : qit->second.workers) {
       const worker& w = workers_.at(c);
-      running += w.running.size();
-      json one = json::object();
-      one[wire::client] = c;
-      one[wire::pid] = w.pid;
-      one[wire::host] = w.host;
-      one[wire::running] = w.running.size();
-      one[wire::done] = w.done;
-      one[wire::retiring] = w.retiring;
-      list.push_back(std::move(one));
+      out.running += w.running.size();
+      out.workers.push_back({c, w.pid, w.host, w.running.size(), w.done, w.retiring});
     }
   }
-  r[wire::workers] = std::move(list);
-  r[wire::queued] = queued(queue);
-  r[wire::running] = running;
-  return r;
+  out.queued = queued(queue);
+  return wire::info_reply(out);
 }
 
 }  // namespace zproc::server_detail

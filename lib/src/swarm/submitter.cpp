@@ -3,7 +3,7 @@
 #include "client/async_runner.hpp"
 #include "client/client_core.hpp"
 #include "protocol/message.hpp"
-#include "protocol/tasks.hpp"
+#include "protocol/task_messages.hpp"
 #include "swarm/submitter.hpp"
 #include "swarm/swarm_core.hpp"
 
@@ -35,62 +35,12 @@ std::string no_workers_message(const std::string& queue) {
 
 }  // namespace
 
-void task_submitter::state::resolve(std::size_t workers, std::size_t size_hint) {
-  workers_ = std::max<std::size_t>(1, workers);
-  resolved_ = true;
-  chunk_size_ = settings.chunk_size;
-  if (chunk_size_ == 0)  // about 4 tasks per worker; unknown size: 1024 calls per task
-    chunk_size_ = size_hint == 0 ? 1024
-                                 : std::max<std::size_t>(1, (size_hint + 4 * workers_ - 1) /
-                                                                (4 * workers_));
-  window_ = settings.window;
-  if (window_ == 0) window_ = settings.lazy ? std::max<std::size_t>(8, 4 * workers_)
-                                            : std::numeric_limits<std::size_t>::max();
-}
-
-std::size_t task_submitter::state::room(std::size_t in_flight) const {
-  return in_flight >= window_ ? 0 : window_ - in_flight;
-}
-
-json task_submitter::state::next_request(std::vector<packed_chunk>& chunks, std::size_t& i,
-                                         std::size_t& n) const {
-  // One request per batch of tasks, well below the frame size; each batch's ids are
-  // consecutive (one collector each).
-  const std::size_t limit = core->client.impl()->options().max_frame_size / 2;
-  json list = json::array();
-  std::size_t size = 0;
-  while (i < chunks.size() && (list.empty() || size + chunks[i].bytes.size() + 16 <= limit)) {
-    auto& c = chunks[i++];
-    size += c.bytes.size() + 16;
-    list.push_back(json::array({json::binary(std::move(c.bytes)), c.items}));
-  }
-  n = list.size();
-  json r = json::object();
-  r[protocol::field::op] = protocol::name(protocol::op::task_submit);
-  r[wire::queue] = settings.queue;
-  r[wire::target] = settings.target;
-  r[wire::tasks] = std::move(list);
-  r[wire::bound] = settings.bound;
-  r[wire::max_attempts] = settings.max_attempts;
-  if (settings.call_timeout)
-    r[wire::call_timeout] = static_cast<std::uint64_t>(settings.call_timeout->count());
-  return r;
-}
+task_submitter::state::state(std::shared_ptr<swarm_core> c, config s)
+    : core(std::move(c)), plan(std::move(s), core->client.impl()->options().max_frame_size) {}
 
 std::shared_ptr<task_collector> task_submitter::state::collector_of(const json& reply,
                                                                     std::size_t n) const {
-  return std::make_shared<task_collector>(core, reply.at(wire::first).get<std::uint64_t>(), n);
-}
-
-json task_submitter::state::info_request() const {
-  json r = json::object();
-  r[protocol::field::op] = protocol::name(protocol::op::task_info);
-  r[wire::queue] = settings.queue;
-  return r;
-}
-
-std::size_t task_submitter::state::workers_in(const json& info) {
-  return info.at(wire::workers).size();
+  return std::make_shared<task_collector>(core, submit_plan::first_id(reply), n);
 }
 
 asio::any_io_executor task_submitter::executor() const {
@@ -99,35 +49,41 @@ asio::any_io_executor task_submitter::executor() const {
 }
 
 bool task_submitter::due(std::size_t in_flight) const noexcept {
-  return !s_->resolved_ || in_flight <= s_->window_ / 2;
+  return s_->plan.due(in_flight);
 }
 
 std::vector<std::shared_ptr<task_collector>> task_submitter::fill(input_feed& feed,
                                                                   std::size_t in_flight) {
   state& s = *s_;
-  if (!s.resolved_) {
-    std::size_t workers = s.settings.spawned;
+  submit_plan& plan = s.plan;
+  if (!plan.resolved()) {
+    std::size_t workers = plan.settings().spawned;
     if (workers == 0) {
-      json info = call<json>(s.core->client.impl(), request_access::wrap(s.info_request()));
+      json info = call<json>(s.core->client.impl(), request_access::wrap(plan.info_request()));
       try {
-        workers = state::workers_in(info);
-      } catch (const json::exception& e) {
+        workers = submit_plan::workers_in(info);
+      } catch (const wire::malformed& e) {
         throw zproc::error(client_errc::protocol_error,
                            std::string("unexpected task_info reply: ") + e.what());
       }
     }
-    if (workers == 0) throw std::logic_error(no_workers_message(s.settings.queue));
-    s.resolve(workers, feed.size_hint());
+    if (workers == 0) throw std::logic_error(no_workers_message(plan.settings().queue));
+    plan.resolve(workers, feed.size_hint());
   }
-  auto chunks = feed.pack(s.room(in_flight), s.chunk_size_, s.settings.max_bytes);
+  auto chunks = feed.pack(plan.room(in_flight), plan.chunk_size(), plan.settings().max_bytes);
   collectors out;
   std::size_t i = 0;
   try {
     while (i < chunks.size()) {
       std::size_t n = 0;
-      json r = s.next_request(chunks, i, n);
+      json r = plan.next_request(chunks, i, n);
       json reply = call<json>(s.core->client.impl(), request_access::wrap(std::move(r)));
-      out.push_back(s.collector_of(reply, n));
+      try {
+        out.push_back(s.collector_of(reply, n));
+      } catch (const wire::malformed& e) {
+        throw zproc::error(client_errc::protocol_error,
+                           std::string("unexpected task_submit reply: ") + e.what());
+      }
     }
   } catch (...) {
     for (auto& c : out) c->cancel_rest();
@@ -167,7 +123,7 @@ struct fill_op {
 void send_next(std::shared_ptr<fill_op> op) {
   if (op->next >= op->chunks.size()) return op->succeed();
   std::size_t n = 0;
-  json r = op->s->next_request(op->chunks, op->next, n);
+  json r = op->s->plan.next_request(op->chunks, op->next, n);
   auto impl = op->impl;
   start_request<json>(
       impl, request_access::wrap(std::move(r)),
@@ -175,7 +131,7 @@ void send_next(std::shared_ptr<fill_op> op) {
         if (ec) return op->fail(ec, {});  // the message is in the diagnostics already
         try {
           op->out.push_back(op->s->collector_of(reply, n));
-        } catch (const json::exception& e) {
+        } catch (const wire::malformed& e) {
           return op->fail(make_error_code(client_errc::protocol_error),
                           std::string("unexpected task_submit reply: ") + e.what());
         }
@@ -185,9 +141,10 @@ void send_next(std::shared_ptr<fill_op> op) {
 }
 
 void pack_and_send(std::shared_ptr<fill_op> op) {
-  auto& s = *op->s;
+  auto& plan = op->s->plan;
   try {
-    op->chunks = op->feed->pack(s.room(op->in_flight), s.chunk_size_, s.settings.max_bytes);
+    op->chunks =
+        op->feed->pack(plan.room(op->in_flight), plan.chunk_size(), plan.settings().max_bytes);
   } catch (const std::exception& e) {  // an input that could not be packed
     return op->fail(make_error_code(client_errc::protocol_error),
                     std::string("zproc: packing an input failed: ") + e.what());
@@ -202,27 +159,27 @@ void start_fill(std::shared_ptr<fill_op> op) {
   core->with_async_client([op](error_code ec, std::shared_ptr<client_impl> impl) mutable {
     if (ec) return op->fail(ec, "the swarm's async connection could not be made");
     op->impl = std::move(impl);
-    auto& s = *op->s;
-    if (s.resolved_ || s.settings.spawned > 0) {
-      if (!s.resolved_) s.resolve(s.settings.spawned, op->feed->size_hint());
+    auto& plan = op->s->plan;
+    if (plan.resolved() || plan.settings().spawned > 0) {
+      if (!plan.resolved()) plan.resolve(plan.settings().spawned, op->feed->size_hint());
       return pack_and_send(std::move(op));
     }
     auto conn = op->impl;
     start_request<json>(
-        conn, request_access::wrap(s.info_request()),
+        conn, request_access::wrap(plan.info_request()),
         handler<json>([op](error_code e, json info) mutable {
           if (e) return op->fail(e, {});
           std::size_t workers = 0;
           try {
-            workers = task_submitter::state::workers_in(info);
-          } catch (const json::exception& x) {
+            workers = submit_plan::workers_in(info);
+          } catch (const wire::malformed& x) {
             return op->fail(make_error_code(client_errc::protocol_error),
                             std::string("unexpected task_info reply: ") + x.what());
           }
           if (workers == 0)
             return op->fail(make_error_code(boost::system::errc::invalid_argument),
-                            no_workers_message(op->s->settings.queue));
-          op->s->resolve(workers, op->feed->size_hint());
+                            no_workers_message(op->s->plan.settings().queue));
+          op->s->plan.resolve(workers, op->feed->size_hint());
           pack_and_send(std::move(op));
         }),
         op->diagnostics);

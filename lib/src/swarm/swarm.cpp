@@ -4,7 +4,7 @@
 #include "process/crash.hpp"
 #include "process/registry.hpp"
 #include "protocol/message.hpp"
-#include "protocol/tasks.hpp"
+#include "protocol/task_messages.hpp"
 #include "swarm/submitter.hpp"
 #include "swarm/swarm_core.hpp"
 #include "swarm/worker.hpp"
@@ -78,13 +78,10 @@ void swarm::resize(std::size_t count) {
 
   std::vector<process> retiring(procs.begin() + static_cast<std::ptrdiff_t>(count), procs.end());
   procs.resize(count);
-  json r = json::object();
-  r[protocol::field::op] = protocol::name(protocol::op::task_retire);
-  r[wire::queue] = impl_->options.name;
-  json pids = json::array();
+  std::vector<std::int64_t> pids;
   for (const auto& p : retiring) pids.push_back(p.pid());
-  r[wire::pids] = std::move(pids);
-  r[wire::host] = process_detail::host_name();  // the workers this swarm spawned run here
+  // (The host: the workers this swarm spawned run here.)
+  json r = wire::retire_request(impl_->options.name, pids, process_detail::host_name());
   try {
     detail::call<json>(impl_->core->client.impl(),
                        detail::request_access::wrap(std::move(r)));
@@ -106,26 +103,19 @@ void swarm::resize(std::size_t count) {
 void swarm::stop() { resize(0); }
 
 swarm_status get_swarm_status(const client& c, const std::string& name) {
-  json r = json::object();
-  r[protocol::field::op] = protocol::name(protocol::op::task_info);
-  r[wire::queue] = name;
-  json reply = detail::call<json>(c.impl(), detail::request_access::wrap(std::move(r)));
-  swarm_status out;
+  json reply = detail::call<json>(c.impl(), detail::request_access::wrap(wire::info_request(name)));
+  wire::info in;
   try {
-    for (const auto& w : reply.at(wire::workers)) {
-      worker_info i;
-      i.pid = w.at(wire::pid).get<std::int64_t>();
-      i.host = w.at(wire::host).get<std::string>();
-      i.running = w.at(wire::running).get<std::size_t>();
-      i.done = w.at(wire::done).get<std::size_t>();
-      i.retiring = w.at(wire::retiring).get<bool>();
-      out.workers.push_back(std::move(i));
-    }
-    out.queued = reply.at(wire::queued).get<std::size_t>();
-    out.running = reply.at(wire::running).get<std::size_t>();
-  } catch (const json::exception& e) {
-    throw zproc::error(client_errc::protocol_error, std::string("unexpected task_info reply: ") + e.what());
+    in = wire::parse_info_reply(reply);
+  } catch (const wire::malformed& e) {
+    throw zproc::error(client_errc::protocol_error,
+                       std::string("unexpected task_info reply: ") + e.what());
   }
+  swarm_status out;
+  for (auto& w : in.workers)
+    out.workers.push_back({w.pid, std::move(w.host), w.running, w.done, w.retiring});
+  out.queued = in.queued;
+  out.running = in.running;
   return out;
 }
 

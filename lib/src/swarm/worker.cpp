@@ -5,7 +5,7 @@
 #include "process/crash.hpp"
 #include "process/registry.hpp"
 #include "protocol/message.hpp"
-#include "protocol/tasks.hpp"
+#include "protocol/task_messages.hpp"
 #include "swarm/worker.hpp"
 
 #include <zproc/context.hpp>
@@ -141,21 +141,13 @@ json run_task(context& ctx, const std::string& target, const json::binary_t& arg
     }
   }
   dog.disarm();
-  json o = json::object();
-  o[wire::values] = json::binary(std::move(out.values));
-  o[wire::items] = items;
-  o[wire::target_name] = target;
-  if (!out.failures.empty()) {
-    json list = json::array();
-    for (auto& f : out.failures) {
-      const std::string report = process_detail::format_crash_report(
-          {target, ::getpid(), ::getppid(), f.type + ": " + f.message, f.frames});
-      list.push_back(json::array(
-          {f.index, f.type, f.message, process_detail::format_stacktrace(f.frames), report}));
-    }
-    o[wire::failures] = std::move(list);
-  }
-  return o;
+  std::vector<wire::failure> failures;
+  failures.reserve(out.failures.size());
+  for (auto& f : out.failures)
+    failures.push_back({f.index, f.type, f.message, process_detail::format_stacktrace(f.frames),
+                        process_detail::format_crash_report(
+                            {target, ::getpid(), ::getppid(), f.type + ": " + f.message, f.frames})});
+  return wire::ran_outcome(std::move(out.values), items, target, failures);
 }
 
 /// One request in flight on the worker's connection.
@@ -209,13 +201,7 @@ void run_worker(context& ctx, const std::string& queue) {
   };
   const std::string& host = process_detail::host_name();
   auto take = [&](std::size_t max) {
-    json r = json::object();
-    r[protocol::field::op] = protocol::name(protocol::op::task_take);
-    r[wire::queue] = queue;
-    r[wire::max] = max;
-    r[wire::pid] = static_cast<std::int64_t>(::getpid());
-    r[wire::host] = host;
-    return send(std::move(r));
+    return send(wire::take_request(queue, max, static_cast<std::int64_t>(::getpid()), host));
   };
 
   // Tasks are taken so that a batch runs for about this long: tiny calls come many per round
@@ -239,26 +225,25 @@ void run_worker(context& ctx, const std::string& queue) {
       continue;
     }
     json reply = std::move(next->result);
-    if (reply.contains(wire::retire)) break;
-    const json& tasks = reply.at(wire::tasks);
+    wire::take_view taken;
+    try {
+      taken = wire::parse_take_reply(reply);
+    } catch (const wire::malformed& e) {
+      throw zproc::error(client_errc::protocol_error,
+                         "swarm worker: unexpected task_take reply: " + std::string(e.what()));
+    }
+    if (taken.retire) break;
+    const auto& tasks = taken.tasks;
     std::shared_ptr<pending> ahead;
     if (prefetch) ahead = take(max);
     const auto start = std::chrono::steady_clock::now();
     json results = json::array();
-    for (const auto& t : tasks) {
-      const auto id = t.at(0).get<std::uint64_t>();
-      const auto& target = t.at(1).get_ref<const std::string&>();
-      const std::int64_t call_timeout = t.size() > 5 ? t.at(5).get<std::int64_t>() : 0;
-      results.push_back(json::array({id, run_task(ctx, target, t.at(2).get_binary(),
-                                                  t.at(3).get<std::size_t>(), dog, call_timeout,
-                                                  id)}));
-    }
+    for (const auto& t : tasks)
+      results.push_back(wire::result(
+          t.id, run_task(ctx, *t.target, *t.args, t.items, dog, t.call_timeout_ms, t.id)));
     const auto took = std::chrono::steady_clock::now() - start;
-    json done = json::object();
-    done[protocol::field::op] = protocol::name(protocol::op::task_done);
-    done[wire::results] = std::move(results);
     std::erase_if(sent, [](const auto& p) { return p->done; });
-    sent.push_back(send(std::move(done)));
+    sent.push_back(send(wire::done_request(std::move(results))));
     const auto per_task = std::max<std::chrono::nanoseconds>(
         std::chrono::nanoseconds(100), took / std::max<std::size_t>(1, tasks.size()));
     max = std::clamp<std::size_t>(static_cast<std::size_t>(batch_time / per_task), 1, max_batch);

@@ -1,0 +1,339 @@
+#include "protocol/task_messages.hpp"
+
+#include "protocol/ops.hpp"
+#include "protocol/tasks.hpp"
+
+#include <limits>
+
+namespace zproc::protocol::tasks {
+
+namespace {
+
+[[noreturn]] void fail(const std::string& what) { throw malformed(what); }
+
+const json& member(const json& o, const char* name, const char* of) {
+  if (!o.is_object()) fail(std::string(of) + " is not an object");
+  auto it = o.find(name);
+  if (it == o.end()) fail(std::string(of) + " has no field '" + name + "'");
+  return *it;
+}
+
+// A number as JSON or MessagePack may give it: signed or unsigned.
+std::uint64_t count(const json& v, const char* what) {
+  if (v.is_number_unsigned()) return v.get<std::uint64_t>();
+  if (v.is_number_integer() && v.get<std::int64_t>() >= 0)
+    return static_cast<std::uint64_t>(v.get<std::int64_t>());
+  fail(std::string(what) + " is not a non-negative integer");
+}
+
+std::int64_t integer(const json& v, const char* what) {
+  if (v.is_number_unsigned() &&
+      v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
+    return static_cast<std::int64_t>(v.get<std::uint64_t>());
+  if (v.is_number_integer()) return v.get<std::int64_t>();
+  fail(std::string(what) + " is not an integer");
+}
+
+const std::string& text(const json& v, const char* what) {
+  if (!v.is_string()) fail(std::string(what) + " is not a string");
+  return v.get_ref<const std::string&>();
+}
+
+bool flag(const json& v, const char* what) {
+  if (!v.is_boolean()) fail(std::string(what) + " is not a boolean");
+  return v.get<bool>();
+}
+
+const json& array_of(const json& v, const char* what) {
+  if (!v.is_array()) fail(std::string(what) + " is not an array");
+  return v;
+}
+
+json request(op o) {
+  json r = json::object();
+  r[field::op] = name(o);
+  return r;
+}
+
+}  // namespace
+
+// --- requests ------------------------------------------------------------------------------------
+
+json submit_request(const submit_options& options, json chunks) {
+  json r = request(op::task_submit);
+  r[queue] = options.queue;
+  r[target] = options.target;
+  r[tasks] = std::move(chunks);
+  r[bound] = options.bound;
+  r[max_attempts] = options.max_attempts;
+  if (options.call_timeout_ms) r[call_timeout] = *options.call_timeout_ms;
+  return r;
+}
+
+json chunk(std::vector<std::uint8_t> packed_args, std::size_t calls) {
+  return json::array({json::binary(std::move(packed_args)), calls});
+}
+
+json take_request(const std::string& queue_name, std::size_t most, std::int64_t worker,
+                  const std::string& its_host) {
+  json r = request(op::task_take);
+  r[queue] = queue_name;
+  r[max] = most;
+  r[pid] = worker;
+  r[host] = its_host;
+  return r;
+}
+
+json done_request(json outcomes) {
+  json r = request(op::task_done);
+  r[results] = std::move(outcomes);
+  return r;
+}
+
+json result(std::uint64_t id, json outcome) { return json::array({id, std::move(outcome)}); }
+
+json wait_request(std::uint64_t begin, std::uint64_t last, std::uint64_t ms,
+                  const std::vector<std::uint64_t>& acks) {
+  json r = request(op::task_wait);
+  r[from] = begin;
+  r[to] = last;
+  r[wait_ms] = ms;
+  if (!acks.empty()) r[ack] = acks;
+  return r;
+}
+
+json cancel_request(std::uint64_t begin, std::uint64_t last) {
+  json r = request(op::task_cancel);
+  r[from] = begin;
+  r[to] = last;
+  return r;
+}
+
+json retire_request(const std::string& queue_name, const std::vector<std::int64_t>& leaving,
+                    const std::string& workers_host) {
+  json r = request(op::task_retire);
+  r[queue] = queue_name;
+  r[pids] = leaving;
+  r[host] = workers_host;
+  return r;
+}
+
+json info_request(const std::string& queue_name) {
+  json r = request(op::task_info);
+  r[queue] = queue_name;
+  return r;
+}
+
+// --- replies -------------------------------------------------------------------------------------
+
+json submit_reply(std::uint64_t id) {
+  json r = json::object();
+  r[first] = id;
+  return r;
+}
+
+std::uint64_t parse_submit_reply(const json& reply) {
+  return count(member(reply, first, "task_submit reply"), "task_submit reply's 'first'");
+}
+
+json taken_task(std::uint64_t id, const std::string& task_target, const json::binary_t& args,
+                std::size_t n, std::uint64_t attempt, std::int64_t call_timeout_ms) {
+  return json::array({id, task_target, args, n, attempt, call_timeout_ms});
+}
+
+json take_reply(json list) {
+  json r = json::object();
+  r[tasks] = std::move(list);
+  return r;
+}
+
+json retire_reply() {
+  json r = json::object();
+  r[retire] = true;
+  return r;
+}
+
+take_view parse_take_reply(const json& reply) {
+  take_view out;
+  if (!reply.is_object()) fail("task_take reply is not an object");
+  if (auto r = reply.find(retire); r != reply.end()) {
+    out.retire = flag(*r, "task_take reply's 'retire'");
+    if (out.retire) return out;
+  }
+  const json& list = array_of(member(reply, tasks, "task_take reply"), "task_take reply's tasks");
+  out.tasks.reserve(list.size());
+  for (const json& t : list) {
+    // [id, target, args, items, attempt, call_timeout]; a server older than call timeouts
+    // sends five.
+    if (!t.is_array() || t.size() < 5) fail("a task of a task_take reply is not [id, target, args, items, attempt, ...]");
+    task_view v;
+    v.id = count(t[0], "a taken task's id");
+    v.target = &text(t[1], "a taken task's target");
+    if (!t[2].is_binary()) fail("a taken task's arguments are not binary");
+    v.args = &t[2].get_binary();
+    v.items = static_cast<std::size_t>(count(t[3], "a taken task's item count"));
+    v.attempt = count(t[4], "a taken task's attempt");
+    v.call_timeout_ms = t.size() > 5 ? integer(t[5], "a taken task's call timeout") : 0;
+    out.tasks.push_back(v);
+  }
+  return out;
+}
+
+json wait_reply(json list, bool more) {
+  json r = json::object();
+  r[results] = std::move(list);
+  r[left] = more;
+  return r;
+}
+
+wait_view parse_wait_reply(json& reply) {
+  wait_view out;
+  if (!reply.is_object()) fail("task_wait reply is not an object");
+  auto it = reply.find(results);
+  if (it == reply.end() || !it->is_array()) fail("task_wait reply has no array 'r' of results");
+  json& list = *it;
+  out.results.reserve(list.size());
+  for (json& r : list) {
+    if (!r.is_array() || r.size() < 2) fail("a result of a task_wait reply is not [id, outcome]");
+    out.results.emplace_back(count(r[0], "a result's task id"), &r[1]);
+  }
+  out.left = flag(member(reply, left, "task_wait reply"), "task_wait reply's 'left'");
+  return out;
+}
+
+json info_reply(const info& i) {
+  json list = json::array();
+  for (const auto& w : i.workers) {
+    json one = json::object();
+    one[client] = w.client;
+    one[pid] = w.pid;
+    one[host] = w.host;
+    one[running] = w.running;
+    one[done] = w.done;
+    one[retiring] = w.retiring;
+    list.push_back(std::move(one));
+  }
+  json r = json::object();
+  r[workers] = std::move(list);
+  r[queued] = i.queued;
+  r[running] = i.running;
+  return r;
+}
+
+info parse_info_reply(const json& reply) {
+  info out;
+  for (const json& w : array_of(member(reply, workers, "task_info reply"), "task_info reply's workers")) {
+    worker_entry e;
+    e.client = count(member(w, client, "a worker of a task_info reply"), "a worker's client");
+    e.pid = integer(member(w, pid, "a worker of a task_info reply"), "a worker's pid");
+    e.host = text(member(w, host, "a worker of a task_info reply"), "a worker's host");
+    e.running = static_cast<std::size_t>(
+        count(member(w, running, "a worker of a task_info reply"), "a worker's running count"));
+    e.done = static_cast<std::size_t>(
+        count(member(w, done, "a worker of a task_info reply"), "a worker's done count"));
+    e.retiring = flag(member(w, retiring, "a worker of a task_info reply"), "a worker's 'retiring'");
+    out.workers.push_back(std::move(e));
+  }
+  out.queued = static_cast<std::size_t>(count(member(reply, queued, "task_info reply"), "'queued'"));
+  out.running =
+      static_cast<std::size_t>(count(member(reply, running, "task_info reply"), "'running'"));
+  return out;
+}
+
+// --- outcomes ------------------------------------------------------------------------------------
+
+json ran_outcome(std::vector<std::uint8_t> packed_values, std::size_t n, const std::string& name,
+                 const std::vector<failure>& failed) {
+  json o = json::object();
+  o[values] = json::binary(std::move(packed_values));
+  o[items] = n;
+  o[target_name] = name;
+  if (!failed.empty()) {
+    json list = json::array();
+    for (const auto& f : failed)
+      list.push_back(json::array({f.index, f.type, f.message, f.stacktrace, f.crash_report}));
+    o[failures] = std::move(list);
+  }
+  return o;
+}
+
+json lost_outcome(std::string why, std::int64_t pid_of_worker, const std::string& host_of_worker,
+                  std::uint64_t tries, std::size_t n, const std::string& name) {
+  json o = json::object();
+  o[lost] = std::move(why);
+  o[worker_pid] = pid_of_worker;
+  o[worker_host] = host_of_worker;
+  o[attempts] = tries;
+  o[items] = n;
+  o[target_name] = name;
+  return o;
+}
+
+void with_worker(json& outcome, std::int64_t pid_of_worker, const std::string& host_of_worker) {
+  outcome[worker_pid] = pid_of_worker;
+  outcome[worker_host] = host_of_worker;
+}
+
+std::size_t outcome_bytes(const json& outcome) {
+  std::size_t n = 32;
+  if (!outcome.is_object()) return n;
+  if (auto v = outcome.find(values); v != outcome.end() && v->is_binary())
+    n += v->get_binary().size();
+  if (auto f = outcome.find(failures); f != outcome.end() && f->is_array())
+    for (const auto& e : *f) {
+      n += 16;
+      if (e.is_array())
+        for (const auto& s : e)
+          if (s.is_string()) n += s.get_ref<const std::string&>().size();
+    }
+  if (auto x = outcome.find(lost); x != outcome.end() && x->is_string())
+    n += x->get_ref<const std::string&>().size();
+  return n;
+}
+
+std::size_t items_of(const json& o) noexcept {
+  if (!o.is_object()) return 1;
+  auto n = o.find(items);
+  if (n == o.end() || !n->is_number_integer() || n->get<std::int64_t>() < 1) return 1;
+  return static_cast<std::size_t>(n->get<std::int64_t>());
+}
+
+outcome parse_outcome(json& o) {
+  if (!o.is_object()) fail("an outcome is not an object");
+  outcome out;
+  // The task's identity: optional (a message is only less precise without it).
+  if (auto n = o.find(items); n != o.end()) out.items = std::max<std::size_t>(1, count(*n, "an outcome's item count"));
+  if (auto t = o.find(target_name); t != o.end()) out.target = text(*t, "an outcome's target");
+  if (auto p = o.find(worker_pid); p != o.end()) out.worker_pid = integer(*p, "an outcome's worker pid");
+  if (auto h = o.find(worker_host); h != o.end()) out.worker_host = text(*h, "an outcome's worker host");
+  if (auto x = o.find(lost); x != o.end()) {
+    out.lost = text(*x, "an outcome's 'lost'");
+    if (auto a = o.find(attempts); a != o.end()) out.attempts = count(*a, "an outcome's attempts");
+    return out;
+  }
+  if (auto v = o.find(values); v != o.end()) {
+    if (!v->is_binary()) fail("an outcome's values are not binary");
+    out.values = std::move(static_cast<std::vector<std::uint8_t>&>(v->get_binary()));
+  }
+  if (auto f = o.find(failures); f != o.end()) {
+    for (const json& e : array_of(*f, "an outcome's failures")) {
+      // An entry that names no call of the task is skipped (a negative or too large index,
+      // or not [index, type, message, stacktrace, crash_report]); one that names a call but
+      // whose texts are not strings makes the outcome malformed.
+      if (!e.is_array() || e.size() < 5 || !e[0].is_number_integer()) continue;
+      if (!e[0].is_number_unsigned() && e[0].get<std::int64_t>() < 0) continue;
+      const std::uint64_t index = e[0].get<std::uint64_t>();
+      if (index >= out.items) continue;
+      failure x;
+      x.index = static_cast<std::size_t>(index);
+      x.type = text(e[1], "a failure's type");
+      x.message = text(e[2], "a failure's message");
+      x.stacktrace = text(e[3], "a failure's stacktrace");
+      x.crash_report = text(e[4], "a failure's crash report");
+      out.failures.push_back(std::move(x));
+    }
+  }
+  return out;
+}
+
+}  // namespace zproc::protocol::tasks

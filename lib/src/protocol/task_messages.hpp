@@ -1,0 +1,154 @@
+// The messages of the swarm's task queue, typed (docs/protocol.md, "Tasks"): a builder for each
+// request and each reply, and a parser for each reply and for a task's outcome, shared by the
+// submitter, the collector and the worker (lib/src/swarm) and the server's task queue
+// (lib/src/server/task_queue.cpp). The field names are in protocol/tasks.hpp; nothing outside
+// lib/src/protocol picks a task message apart by hand. Plain functions, no I/O.
+//
+// A parser throws protocol::tasks::malformed for a reply of the wrong shape; the caller turns
+// that into client_errc::protocol_error with the message. Parsed views point into the reply
+// they were parsed from (it must outlive them).
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace zproc::protocol::tasks {
+
+using nlohmann::json;
+
+/// A reply or an outcome of the wrong shape.
+class malformed : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// --- requests (client side) --------------------------------------------------------------------
+
+struct submit_options {
+  std::string queue;
+  std::string target;
+  bool bound = true;
+  std::uint64_t max_attempts = 1;
+  std::optional<std::uint64_t> call_timeout_ms;  // none: calls may run for ever
+};
+/// task_submit of `chunks` ([[packed args (binary), items], ...]).
+json submit_request(const submit_options& options, json chunks);
+/// One chunk of a submit: the packed arguments of `items` calls.
+json chunk(std::vector<std::uint8_t> packed_args, std::size_t items);
+/// task_take: at most `max` tasks for the worker `pid` on `host`.
+json take_request(const std::string& queue, std::size_t max, std::int64_t pid,
+                  const std::string& host);
+/// task_done: `results` is [[id, outcome], ...] (see result()).
+json done_request(json results);
+json result(std::uint64_t id, json outcome);
+/// task_wait for tasks [from, to), parked up to `ms`, acknowledging `ack` (none if empty).
+json wait_request(std::uint64_t from, std::uint64_t to, std::uint64_t ms,
+                  const std::vector<std::uint64_t>& ack);
+/// task_cancel for tasks [from, to).
+json cancel_request(std::uint64_t from, std::uint64_t to);
+/// task_retire: the workers `pids` on `host` exit when they next ask for work.
+json retire_request(const std::string& queue, const std::vector<std::int64_t>& pids,
+                    const std::string& host);
+/// task_info of a swarm.
+json info_request(const std::string& queue);
+
+// --- replies -----------------------------------------------------------------------------------
+
+/// task_submit's reply: the id of the first task (the others follow it).
+json submit_reply(std::uint64_t first);
+std::uint64_t parse_submit_reply(const json& reply);
+
+/// A task as a take reply hands it to a worker.
+struct task_view {
+  std::uint64_t id = 0;
+  const std::string* target = nullptr;
+  const json::binary_t* args = nullptr;
+  std::size_t items = 0;
+  std::uint64_t attempt = 0;
+  std::int64_t call_timeout_ms = 0;  // 0: no limit
+};
+/// One task of a take reply (the server side).
+json taken_task(std::uint64_t id, const std::string& target, const json::binary_t& args,
+                std::size_t items, std::uint64_t attempt, std::int64_t call_timeout_ms);
+/// task_take's reply: the tasks (the list of taken_task()), or the order to exit.
+json take_reply(json tasks);
+json retire_reply();
+struct take_view {
+  bool retire = false;
+  std::vector<task_view> tasks;
+};
+take_view parse_take_reply(const json& reply);
+
+/// task_wait's reply: [[id, outcome], ...] and whether the range still holds tasks.
+struct wait_view {
+  std::vector<std::pair<std::uint64_t, json*>> results;
+  bool left = false;
+};
+json wait_reply(json results, bool left);
+wait_view parse_wait_reply(json& reply);
+
+/// task_info's reply.
+struct worker_entry {
+  std::uint64_t client = 0;
+  std::int64_t pid = 0;
+  std::string host;
+  std::size_t running = 0;
+  std::size_t done = 0;
+  bool retiring = false;
+};
+struct info {
+  std::vector<worker_entry> workers;
+  std::size_t queued = 0;
+  std::size_t running = 0;
+};
+json info_reply(const info& i);
+info parse_info_reply(const json& reply);
+
+// --- outcomes ----------------------------------------------------------------------------------
+
+/// A call of a task that threw.
+struct failure {
+  std::size_t index = 0;
+  std::string type;
+  std::string message;
+  std::string stacktrace;
+  std::string crash_report;
+};
+
+/// What became of a task: its calls' values and failures, or, when no worker could run it to
+/// its end, why (`lost`).
+struct outcome {
+  std::size_t items = 1;
+  std::string target;
+  std::int64_t worker_pid = 0;
+  std::string worker_host;
+  std::vector<std::uint8_t> values;  // the packed values of the calls that returned
+  std::vector<failure> failures;
+  std::optional<std::string> lost;
+  std::uint64_t attempts = 0;  // with `lost`
+};
+
+/// The outcome a worker reports (no pid or host: the server adds them, see with_worker()).
+json ran_outcome(std::vector<std::uint8_t> values, std::size_t items, const std::string& target,
+                 const std::vector<failure>& failures);
+/// The outcome the server makes when the task's workers died `attempts` times.
+json lost_outcome(std::string why, std::int64_t worker_pid, const std::string& worker_host,
+                  std::uint64_t attempts, std::size_t items, const std::string& target);
+/// Stamps the worker that ran it on an outcome.
+void with_worker(json& outcome, std::int64_t pid, const std::string& host);
+/// About how many bytes an outcome holds (the server's memory accounting).
+std::size_t outcome_bytes(const json& outcome);
+/// How many calls an outcome is about, as far as it tells (1 if it does not).
+std::size_t items_of(const json& outcome) noexcept;
+/// Reads an outcome; takes the values' bytes from it. A failure entry that names no call of the
+/// task (an index out of range, or not [index, type, message, stacktrace, report]) is skipped.
+outcome parse_outcome(json& o);
+
+}  // namespace zproc::protocol::tasks
