@@ -23,11 +23,13 @@
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
 #include <memory>
+#include <mutex>
 #include <utility>
 
 namespace zproc::detail {
@@ -100,5 +102,28 @@ inline auto cancel_request(const std::shared_ptr<client_impl>& c) {
       if (const auto id = t->id.load()) conn->cancel(id);
   };
 }
+
+/// A cancellation passed on from an operation to the inner request it has in flight (a swarm's
+/// task wait, an atomic's lock or read): the inner request is started with start(), which
+/// gives it the slot to bind to its handler; the operation's cancel action calls emit(). Both
+/// take one lock, so an emit from another thread never meets a slot being assigned.
+class forwarded_cancellation {
+ public:
+  /// Runs `start(slot)`: it starts the inner request with its handler bound to `slot`.
+  template <class Start>
+  void start(Start&& start) {
+    std::lock_guard lock(m_);
+    std::forward<Start>(start)(signal_.slot());
+  }
+  /// Cancels the inner request in flight, if any.
+  void emit(boost::asio::cancellation_type type = boost::asio::cancellation_type::terminal) {
+    std::lock_guard lock(m_);
+    signal_.emit(type);
+  }
+
+ private:
+  std::mutex m_;
+  boost::asio::cancellation_signal signal_;
+};
 
 }  // namespace zproc::detail

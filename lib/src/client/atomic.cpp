@@ -182,7 +182,7 @@ class atomic_run : public std::enable_shared_from_this<atomic_run> {
   atomic_run(std::shared_ptr<client_impl> c, std::string ns, std::uint64_t handle,
              std::vector<std::string> keys, atomic_options options,
              std::function<void(json&)> body, basic_held_handler<error_code>&& h,
-             diagnostics_ptr diagnostics, std::shared_ptr<asio::cancellation_signal> cancel)
+             diagnostics_ptr diagnostics, std::shared_ptr<forwarded_cancellation> cancel)
       : c_(std::move(c)),
         ns_(ns),
         algo_(std::move(ns), handle, std::move(keys), options.optimistic_attempts,
@@ -227,7 +227,7 @@ class atomic_run : public std::enable_shared_from_this<atomic_run> {
   /// else finishes, and the next lock or read is not sent.
   void cancel() {
     cancelled_ = true;
-    if (in_flight_ && algo_.cancellable()) cancel_->emit(asio::cancellation_type::terminal);
+    if (in_flight_ && algo_.cancellable()) cancel_->emit();
   }
 
  private:
@@ -240,9 +240,10 @@ class atomic_run : public std::enable_shared_from_this<atomic_run> {
       self->algo_.connection_is(on);
       self->drive(self->algo_.on_reply(ec, std::move(reply), failure->message()), false);
     };
-    start_connection_request(c_, 0, std::move(r),
-                             asio::bind_cancellation_slot(cancel_->slot(), std::move(done)),
-                             failure);
+    cancel_->start([&](asio::cancellation_slot slot) {
+      start_connection_request(c_, 0, std::move(r),
+                               asio::bind_cancellation_slot(slot, std::move(done)), failure);
+    });
   }
 
   std::shared_ptr<client_impl> c_;
@@ -251,7 +252,7 @@ class atomic_run : public std::enable_shared_from_this<atomic_run> {
   std::function<void(json&)> body_;
   basic_held_handler<error_code> h_;
   diagnostics_ptr diagnostics_;
-  std::shared_ptr<asio::cancellation_signal> cancel_;  // the slot of the request in flight
+  std::shared_ptr<forwarded_cancellation> cancel_;  // to the request in flight
   bool in_flight_ = false;
   bool cancelled_ = false;
 };
@@ -265,7 +266,7 @@ void start_atomic(const std::shared_ptr<client_impl>& c, std::string ns, std::ui
                   diagnostics_ptr diagnostics) {
   // The run is made on the client's executor (start); a cancellation reaches it there, after
   // it exists (both run on that executor, the cancel posted after the start).
-  auto cancel = std::make_shared<asio::cancellation_signal>();
+  auto cancel = std::make_shared<forwarded_cancellation>();
   auto run = std::make_shared<std::weak_ptr<atomic_run>>();
   auto d = diagnostics;
   run_client_async(

@@ -14,7 +14,6 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
-#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/append.hpp>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
@@ -22,19 +21,11 @@
 
 #include <algorithm>
 #include <atomic>
-#include <mutex>
 
 namespace zproc::detail {
 
 namespace asio = boost::asio;
 
-/// A cancellation of async_next() passed on to its request, which starts later (once the
-/// swarm's async connection is up). The mutex orders the emit (on the swarm's executor, which
-/// may be a thread pool) against the request connecting its slot.
-struct forwarded_cancel {
-  std::mutex m;
-  asio::cancellation_signal signal;
-};
 using outcomes_handler = basic_held_handler<std::exception_ptr, std::vector<task_outcome>>;
 
 struct task_collector::state : std::enable_shared_from_this<task_collector::state> {
@@ -72,7 +63,7 @@ struct task_collector::state : std::enable_shared_from_this<task_collector::stat
 
   /// One async task_wait on `impl`; completes `h` with the outcomes it brought, or the error.
   void wait_async(const std::shared_ptr<client_impl>& impl, std::shared_ptr<outcomes_handler> h,
-                  std::shared_ptr<forwarded_cancel> forward);
+                  std::shared_ptr<forwarded_cancellation> forward);
 };
 
 namespace {
@@ -172,15 +163,13 @@ void task_collector::async_next(handler_type h) {
                      "the swarm's async operations need swarm_options::executor")));
     return;
   }
-  // Terminal and partial cancellation: passed on to the wait's request (or, before it is sent,
-  // remembered by the token); nothing is lost, the outcomes stay on the server.
-  auto forward = std::make_shared<forwarded_cancel>();
+  // Terminal and partial cancellation: passed on to the wait's request, which starts later
+  // (once the swarm's async connection is up; before that the token remembers it), from the
+  // swarm's executor (maybe a thread pool); nothing is lost, the outcomes stay on the server.
+  auto forward = std::make_shared<forwarded_cancellation>();
   run_async(
       *s->core->executor(), std::move(h), nullptr, cancel_terminal_or_partial,
-      [forward](const std::shared_ptr<cancel_token>&) {
-        std::lock_guard lock(forward->m);
-        forward->signal.emit(asio::cancellation_type::terminal);
-      },
+      [forward](const std::shared_ptr<cancel_token>&) { forward->emit(); },
       [s, forward](outcomes_handler&& held, std::shared_ptr<cancel_token> token) {
         auto shared = std::make_shared<outcomes_handler>(std::move(held));
         s->core->with_async_client([s, shared, token, forward](error_code ec,
@@ -201,7 +190,7 @@ void task_collector::async_next(handler_type h) {
 
 void task_collector::state::wait_async(const std::shared_ptr<client_impl>& impl,
                                         std::shared_ptr<outcomes_handler> h,
-                                        std::shared_ptr<forwarded_cancel> forward) {
+                                        std::shared_ptr<forwarded_cancellation> forward) {
   json request = wait.request(wait.remaining() > 0 ? server_wait_ms : 0);
   auto diag = std::make_shared<zproc::diagnostics>();
   // `forward` lives until the request completes: its signal is the request's slot.
@@ -223,11 +212,10 @@ void task_collector::state::wait_async(const std::shared_ptr<client_impl>& impl,
     s->busy = false;
     h->complete(false, e, std::move(got));
   };
-  std::lock_guard lock(forward->m);
-  start_request<json>(impl, request_access::wrap(std::move(request)),
-                      handler<json>(asio::bind_cancellation_slot(forward->signal.slot(),
-                                                                 std::move(done))),
-                      diag);
+  forward->start([&](asio::cancellation_slot slot) {
+    start_request<json>(impl, request_access::wrap(std::move(request)),
+                        handler<json>(asio::bind_cancellation_slot(slot, std::move(done))), diag);
+  });
 }
 
 void task_collector::cancel_rest() noexcept {
