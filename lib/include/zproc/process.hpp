@@ -172,15 +172,28 @@ class process {
   /// forever.
   template <class R = void>
   R wait(std::chrono::milliseconds timeout = std::chrono::milliseconds::zero()) const {
-    std::string bytes = wait_raw(timeout, typeid(R).name());
-    if constexpr (!std::is_void_v<R>) return detail::unpack_value<R>(bytes);
+    error_code ec;
+    diagnostics diag;
+    if constexpr (std::is_void_v<R>) {
+      wait<R>(timeout, ec, diag);
+      if (ec) std::rethrow_exception(diag.to_exception(ec));
+    } else {
+      R v = wait<R>(timeout, ec, diag);
+      if (ec) std::rethrow_exception(diag.to_exception(ec));
+      return v;
+    }
   }
   /// wait() throwing nothing: a failure sets `ec` (process_errc, client_errc::timeout) and
   /// `diag` (the exception wait() would throw: diagnostics::exception()) and returns R{};
   /// success clears both.
   template <class R = void>
   R wait(std::chrono::milliseconds timeout, error_code& ec, diagnostics& diag) const {
-    return detail::outcome_or_code([&] { return wait<R>(timeout); }, ec, diag);
+    std::string bytes = wait_raw(timeout, typeid(R).name(), ec, diag);
+    if constexpr (!std::is_void_v<R>) {
+      if (ec) return R{};
+      // (A value that does not read as R: its exception is the failure.)
+      return detail::outcome_or_code([&] { return detail::unpack_value<R>(bytes); }, ec, diag);
+    }
   }
 
   /// Asynchronous wait: completion `void(error_code, R)` (`void(error_code)` for R = void).
@@ -236,7 +249,10 @@ class process {
   using raw_handler = boost::asio::any_completion_handler<void(std::exception_ptr, std::string)>;
 
  private:
-  std::string wait_raw(std::chrono::milliseconds timeout, const char* type) const;
+  /// The packed return value once the process ended; a failure sets `ec` and `diag` (and
+  /// clears them on success).
+  std::string wait_raw(std::chrono::milliseconds timeout, const char* type, error_code& ec,
+                       diagnostics& diag) const;
   static void start_wait(std::shared_ptr<detail::child> c, const char* type, raw_handler h);
 
   std::shared_ptr<detail::child> c_;

@@ -43,17 +43,41 @@ class task {
   /// task_lost_error (every worker that took it died), zproc::error with client_errc::timeout
   /// (the task goes on: call again).
   R get(std::chrono::milliseconds timeout = std::chrono::milliseconds::zero()) const {
-    std::lock_guard lock(s_->m);
-    while (!s_->result) {
-      for (auto& o : s_->collector->next(timeout)) take(o);
+    error_code ec;
+    diagnostics diag;
+    if constexpr (std::is_void_v<R>) {
+      get(timeout, ec, diag);
+      if (ec) std::rethrow_exception(diag.to_exception(ec));
+    } else {
+      R v = get(timeout, ec, diag);
+      if (ec) std::rethrow_exception(diag.to_exception(ec));
+      return v;
     }
-    return value();
   }
   /// get() throwing nothing: a failure sets `ec` (process_errc, client_errc::timeout) and
   /// `diag` (the exception get() would throw: diagnostics::exception()) and returns R{};
   /// success clears both.
   R get(std::chrono::milliseconds timeout, error_code& ec, diagnostics& diag) const {
-    return detail::outcome_or_code([&] { return get(timeout); }, ec, diag);
+    ec.clear();
+    diag.clear();
+    std::lock_guard lock(s_->m);
+    if (!s_->result) {
+      // The collector's wait throws (a timeout, the connection's failure): kept as the code.
+      detail::outcome_or_code(
+          [&] {
+            while (!s_->result)
+              for (auto& o : s_->collector->next(timeout)) take(o);
+          },
+          ec, diag);
+      if (ec) return fallback();
+    }
+    if (const auto& e = s_->result->errors.at(0)) {  // the task's own failure: not thrown here
+      std::string message;
+      ec = detail::failure_code(e, message);
+      detail::diagnostics_access::set_exception(diag, e, std::move(message));
+      return fallback();
+    }
+    if constexpr (!std::is_void_v<R>) return *s_->result->values[0];
   }
 
   /// Whether the result is here (one round trip to the server while it is not; false at once
@@ -95,9 +119,8 @@ class task {
   }
   void take(detail::task_outcome& o) const { take_into(*s_, o); }
 
-  R value() const {
-    if (s_->result->errors.at(0)) std::rethrow_exception(s_->result->errors[0]);
-    if constexpr (!std::is_void_v<R>) return *s_->result->values[0];
+  static R fallback() {
+    if constexpr (!std::is_void_v<R>) return R{};
   }
 
   /// Completes `h` with the result if it is here, else waits for the collector's next outcomes.

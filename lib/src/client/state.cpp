@@ -161,40 +161,42 @@ watcher state::when_available(std::string key, watch_options options) const {
 }
 
 namespace {
-json first(watcher w) {
-  auto v = w.next();
-  if (!v) throw zproc::error(client_errc::protocol_error, "the watch ended without an update");
-  return std::move(*v);
+/// The throwing forms: the error_code form, its failure thrown (diagnostics::to_exception).
+template <class F>
+json value_or_throw(F&& form) {
+  error_code ec;
+  diagnostics diag;
+  json v = std::forward<F>(form)(ec, diag);
+  if (ec) std::rethrow_exception(diag.to_exception(ec));
+  return v;
 }
 }  // namespace
 
 json state::get_when_change(std::vector<std::string> keys, watch_options options) const {
-  return first(make_watcher(keys_spec(std::move(keys)), once(std::move(options)), false));
+  return value_or_throw([&](error_code& ec, diagnostics& diag) {
+    return get_when_change(std::move(keys), std::move(options), ec, diag);
+  });
 }
 json state::get_when(std::function<bool(const json&)> pred, watch_options options) const {
-  return first(make_watcher(json::object(), once(std::move(options)), true, std::move(pred)));
+  return value_or_throw([&](error_code& ec, diagnostics& diag) {
+    return get_when(std::move(pred), std::move(options), ec, diag);
+  });
 }
-json state::get_when_equal(std::string key, json value, watch_options options) const {
-  return first(predicate_watcher(detail::predicate::equal, std::move(key), std::move(value), once(std::move(options)), true));
-}
-json state::get_when_not_equal(std::string key, json value, watch_options options) const {
-  return first(predicate_watcher(detail::predicate::not_equal, std::move(key), std::move(value), once(std::move(options)), true));
-}
-json state::get_when_truthy(std::string key, watch_options options) const {
-  return first(predicate_watcher(detail::predicate::truthy, std::move(key), no_value, once(std::move(options)), true));
-}
-json state::get_when_falsy(std::string key, watch_options options) const {
-  return first(predicate_watcher(detail::predicate::falsy, std::move(key), no_value, once(std::move(options)), true));
-}
-json state::get_when_none(std::string key, watch_options options) const {
-  return first(predicate_watcher(detail::predicate::none, std::move(key), no_value, once(std::move(options)), true));
-}
-json state::get_when_not_none(std::string key, watch_options options) const {
-  return first(predicate_watcher(detail::predicate::not_none, std::move(key), no_value, once(std::move(options)), true));
-}
-json state::get_when_available(std::string key, watch_options options) const {
-  return first(predicate_watcher(detail::predicate::available, std::move(key), no_value, once(std::move(options)), true));
-}
+
+#define ZPROC_GET_WHEN(name, ...)                                                          \
+  json state::name(std::string key, __VA_OPT__(json value, ) watch_options options) const { \
+    return value_or_throw([&](error_code& ec, diagnostics& diag) {                         \
+      return name(std::move(key), __VA_OPT__(std::move(value), ) std::move(options), ec, diag); \
+    });                                                                                    \
+  }
+ZPROC_GET_WHEN(get_when_equal, value)
+ZPROC_GET_WHEN(get_when_not_equal, value)
+ZPROC_GET_WHEN(get_when_truthy)
+ZPROC_GET_WHEN(get_when_falsy)
+ZPROC_GET_WHEN(get_when_none)
+ZPROC_GET_WHEN(get_when_not_none)
+ZPROC_GET_WHEN(get_when_available)
+#undef ZPROC_GET_WHEN
 
 namespace {
 /// The error_code forms: the first item of the watcher `make()` makes; a watcher that could

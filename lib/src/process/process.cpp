@@ -48,19 +48,29 @@ std::size_t process::attempts() const {
   return c.attempts;
 }
 
-std::string process::wait_raw(std::chrono::milliseconds timeout, const char* type) const {
+std::string process::wait_raw(std::chrono::milliseconds timeout, const char* type,
+                              error_code& ec, diagnostics& diag) const {
+  ec.clear();
+  diag.clear();
   auto& c = const_cast<detail::child&>(checked(c_));
   std::unique_lock lock(c.m);
   auto done = [&] { return c.done; };
   if (timeout == std::chrono::milliseconds::zero()) {
     c.cv.wait(lock, done);
   } else if (!c.cv.wait_for(lock, timeout, done)) {
-    throw error(client_errc::timeout, "process '" + c.target + "' (pid " + std::to_string(c.pid) +
-                                          ") still running after " +
-                                          std::to_string(timeout.count()) + " ms");
+    ec = client_errc::timeout;
+    detail::diagnostics_access::set_message(
+        diag, "process '" + c.target + "' (pid " + std::to_string(c.pid) + ") still running after " +
+                  std::to_string(timeout.count()) + " ms");
+    return {};
   }
-  if (c.error) std::rethrow_exception(c.error);
-  if (auto e = process_detail::type_mismatch(c, type)) std::rethrow_exception(e);
+  std::exception_ptr e = c.error ? c.error : process_detail::type_mismatch(c, type);
+  if (e) {
+    std::string message;
+    ec = detail::failure_code(e, message);
+    detail::diagnostics_access::set_exception(diag, e, std::move(message));
+    return {};
+  }
   return c.value;
 }
 
