@@ -49,6 +49,15 @@ TEST_SUITE("ops") {
     CHECK(!detail::is_idempotent("nope"));
   }
 
+  TEST_CASE("ops: the ops the server may hold unanswered, whose cancel the server is told") {
+    const std::set<op> expected = {op::lock, op::watch, op::task_take, op::task_wait};
+    for (std::size_t i = 0; i < protocol::op_count; ++i) {
+      const auto o = static_cast<op>(i);
+      INFO(protocol::name(o));
+      CHECK(protocol::parks(o) == expected.contains(o));
+    }
+  }
+
   TEST_CASE("ops: op_of reads a request's op, and nothing else") {
     CHECK(protocol::op_of(protocol::make(op::commit, "ns")) == op::commit);
     CHECK(!protocol::op_of(json::array()).has_value());

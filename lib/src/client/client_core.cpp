@@ -394,9 +394,9 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
                  true);
     return 0;
   }
-  if (policy_.enabled()) {
-    auto o = req.find(field::op);
-    op->idempotent = o != req.end() && o->is_string() && is_idempotent(o->get_ref<const std::string&>());
+  if (const auto code = protocol::op_of(req)) {
+    op->idempotent = policy_.enabled() && protocol::idempotent(*code);
+    op->parks = protocol::parks(*code);
   }
   auto token = op->token;
   pending_op* const raw = op.get();
@@ -445,8 +445,9 @@ class ignore_op final : public pending_op {
 bool connection::cancel(std::uint64_t id) {
   auto op = pending_.take(id);
   if (!op) return false;
+  const bool tell_server = (*op)->parks && state_ != state::closed;
   (*op)->complete(asio::error::operation_aborted, {}, "cancelled", false);
-  if (state_ != state::closed) request(protocol::cancel_request(id), std::make_unique<ignore_op>());
+  if (tell_server) request(protocol::cancel_request(id), std::make_unique<ignore_op>());
   return true;
 }
 

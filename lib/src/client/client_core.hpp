@@ -59,6 +59,8 @@ class pending_op {
   /// one until its reply comes, any other only until it is sent (queued while reconnecting).
   std::optional<json> wire;
   bool idempotent = false;
+  /// The server may hold it unanswered (protocol::parks): giving it up sends `cancel`.
+  bool parks = false;
   /// When it was last written to a socket, and how many connections were lost soon after
   /// (reconnect_policy::may_send_again bounds how often it is sent).
   reconnect_policy::sends sends;
@@ -83,9 +85,9 @@ class connection : public std::enable_shared_from_this<connection> {
   /// While reconnecting, the request waits and is sent once connected.
   std::uint64_t request(json req, std::unique_ptr<pending_op> op);
   /// Cancels a pending request: it completes with operation_aborted; a late reply is dropped.
-  /// Also tells the server (a `cancel` of that id, its reply ignored), so that what the
-  /// request waits for there (a namespace lock, a watch, a task wait) is given up; a no-op for
-  /// a request the server already answered. Returns whether it was pending.
+  /// A request the server may hold unanswered (protocol::parks: a namespace lock, a watch, a
+  /// task take or wait) is given up there too: a `cancel` of that id goes, its reply ignored
+  /// (a no-op for a request the server already answered). Returns whether it was pending.
   bool cancel(std::uint64_t id);
   /// Stops a connect in progress: it completes with operation_aborted.
   void abort_connect();

@@ -83,6 +83,11 @@ inline constexpr std::size_t op_count = ops.size();
 constexpr std::size_t index(op o) noexcept { return static_cast<std::size_t>(o); }
 constexpr std::string_view name(op o) noexcept { return ops[index(o)].name; }
 constexpr bool idempotent(op o) noexcept { return ops[index(o)].idempotent; }
+/// The server may hold a request of this op unanswered for long (a lock wait, a watch, a task
+/// take or wait): a client that gives one up sends `cancel` so that the server forgets it.
+constexpr bool parks(op o) noexcept {
+  return o == op::lock || o == op::watch || o == op::task_take || o == op::task_wait;
+}
 /// The op named `name`; nullopt for a name no server knows.
 std::optional<op> parse_op(std::string_view name) noexcept;
 
