@@ -34,7 +34,7 @@ class client_category_impl final : public boost::system::error_category {
         return "the connection to the server was lost; the request may or may not have been "
                "applied";
       case client_errc::body_threw:
-        return "the body of an atomic operation threw; nothing was committed";
+        return "code of the caller's that zproc ran (an atomic body, a watch predicate) threw";
     }
     return "unknown zproc client error " + std::to_string(ev);
   }

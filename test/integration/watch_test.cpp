@@ -8,10 +8,13 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/deferred.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/detached.hpp>
 
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <future>
 #include <thread>
 
 using namespace zproc;
@@ -389,6 +392,58 @@ TEST_SUITE("watch") {
     CHECK(state(closed, w.st.name()).get_when_change({}, {}, ec, diag) == nullptr);
     CHECK(ec);
     CHECK(!diag.message().empty());
+  }
+
+  TEST_CASE("a predicate that throws fails its watcher with body_threw; the client goes on") {
+    connected w(fresh_ns());
+    connected other(w.st.name());
+    other.st.set("x", 1);
+    auto picky = [](const json& s) -> bool {
+      if (s.value("x", 0) == 2) throw std::runtime_error("two is not allowed");
+      return s.value("x", 0) >= 3;
+    };
+    // Blocking: the one-shot throws zproc::error, the ec form gives the code.
+    auto waiter = std::async(std::launch::async, [&] {
+      return w.st.get_when(picky, {.timeout = std::chrono::milliseconds(10'000)});
+    });
+    std::this_thread::sleep_for(100ms);
+    other.st.set("x", 2);
+    try {
+      waiter.get();
+      FAIL("get_when did not throw");
+    } catch (const zproc::error& e) {
+      CHECK(e.code() == client_errc::body_threw);
+      CHECK(std::string(e.what()).find("two is not allowed") != std::string::npos);
+    }
+    error_code ec;
+    diagnostics diag;
+    CHECK(w.st.get_when(picky, {.timeout = std::chrono::milliseconds(2000)}, ec, diag) == nullptr);
+    CHECK(ec == client_errc::body_threw);  // the current state (x = 2) is tested first
+    // The client and its connection are fine.
+    CHECK(w.st.get("x") == 2);
+    other.st.set("x", 3);
+    CHECK(w.st.get_when(picky)["x"] == 3);
+
+    // Async: next() completes with the code; the io_context is not thrown out of.
+    other.st.set("x", 1);
+    boost::asio::io_context io;
+    client ac(io);
+    std::optional<error_code> got;
+    boost::asio::co_spawn(
+        io,
+        [&]() -> boost::asio::awaitable<void> {
+          co_await ac.async_connect(srv().ipc());
+          state ast(ac, w.st.name());
+          auto watcher = ast.when(picky);
+          other.st.set("x", 2);
+          auto [e, item] = co_await watcher.async_next(boost::asio::as_tuple(boost::asio::deferred));
+          got = e;
+          ac.close();
+        },
+        boost::asio::detached);
+    CHECK_NOTHROW(io.run_for(10s));
+    REQUIRE(got);
+    CHECK(*got == client_errc::body_threw);
   }
 
   TEST_CASE("fan-out: one write wakes 1,000 watchers") {

@@ -45,9 +45,11 @@ enum class client_errc {
   /// get it (reads are sent again); read the state to learn what happened. (If the client gives
   /// up instead, the request fails with connection_closed.)
   connection_lost,
-  /// The body of state::async_atomic() threw: nothing was committed and the namespace's lock,
-  /// if taken, was given back. The exception is in the diagnostics (diagnostics::exception()),
-  /// and is what `co_await st.async_atomic(fn)` rethrows.
+  /// Code of the caller's that the library ran threw. The body of state::async_atomic():
+  /// nothing was committed and the namespace's lock, if taken, was given back; the exception is
+  /// in the diagnostics (diagnostics::exception()) and is what `co_await st.async_atomic(fn)`
+  /// rethrows. The predicate of a state::when() / get_when() watcher: the watcher fails (after
+  /// the updates it let through), its message says what was thrown.
   body_threw,
 };
 

@@ -107,26 +107,37 @@ bool watch_cursor::on_reply(json&& result, const connection_facts& on) {
     }
     return false;
   }
-  if (auto base = result.find(field::base); base != result.end()) {
-    replica_ = std::move(*base);
-    have_replica_ = true;
-  }
-  for (auto& u : result.at(field::updates)) {
-    const auto rev = u.at(update_field::revision).get<std::uint64_t>();
-    if (s_.snapshot) {
-      if (auto d = u.find(update_field::diff); d != u.end() && have_replica_) apply_diff(replica_, *d);
-      if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, rev, false});
-    } else {
-      ready_.push_back({std::move(u), rev, false});
+  // The caller's predicate may throw: the watcher fails then (client_errc::body_threw), the
+  // updates it let through before stay to be read.
+  try {
+    if (auto base = result.find(field::base); base != result.end()) {
+      replica_ = std::move(*base);
+      have_replica_ = true;
     }
-  }
-  if (auto tail = result.find(field::tail); tail != result.end() && s_.snapshot && have_replica_)
-    apply_diff(replica_, *tail);
-  cursor_ = cursor;
-  cursor_on_ = on;
-  if (result.value(field::now, false) && s_.snapshot) {
-    s_.spec.erase(field::now);  // only the first request asks for the current state
-    if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, cursor, true});
+    for (auto& u : result.at(field::updates)) {
+      const auto rev = u.at(update_field::revision).get<std::uint64_t>();
+      if (s_.snapshot) {
+        if (auto d = u.find(update_field::diff); d != u.end() && have_replica_)
+          apply_diff(replica_, *d);
+        if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, rev, false});
+      } else {
+        ready_.push_back({std::move(u), rev, false});
+      }
+    }
+    if (auto tail = result.find(field::tail); tail != result.end() && s_.snapshot && have_replica_)
+      apply_diff(replica_, *tail);
+    cursor_ = cursor;
+    cursor_on_ = on;
+    if (result.value(field::now, false) && s_.snapshot) {
+      s_.spec.erase(field::now);  // only the first request asks for the current state
+      if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, cursor, true});
+    }
+  } catch (const std::exception& e) {
+    fail(client_errc::body_threw, std::string("the watch's predicate threw: ") + e.what());
+    return false;
+  } catch (...) {
+    fail(client_errc::body_threw, "the watch's predicate threw (not a std::exception)");
+    return false;
   }
   return true;
 }
