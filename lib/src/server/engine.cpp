@@ -37,6 +37,7 @@ void engine::lock(const std::string& ns, std::uint64_t client, std::uint64_t req
   if (st.locked_by == 0 || st.locked_by == client) {
     st.locked_by = client;
     l.lease_until = std::chrono::steady_clock::now() + lock_lease;
+    l.granted_request = request_id;
     out.push_back({client, protocol::make_reply(request_id, lock_lease.count())});
     return;
   }
@@ -56,6 +57,7 @@ void engine::release(const std::string& ns, std::vector<delivery>& out) {
   it->second.waiting.pop_front();
   st.locked_by = next.client_id;
   it->second.lease_until = std::chrono::steady_clock::now() + lock_lease;
+  it->second.granted_request = next.request_id;
   out.push_back({next.client_id, protocol::make_reply(next.request_id, lock_lease.count())});
 }
 
@@ -184,13 +186,21 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     const auto target_id = target->get<std::uint64_t>();
     bool found = watches_.cancel(ctx.client_id, target_id);
     found = tasks_.cancel(ctx.client_id, target_id) || found;
+    std::vector<std::string> given_back;
     for (auto& [name, l] : locks_) {  // a lock request given up
       const auto before = l.waiting.size();
       std::erase_if(l.waiting, [&](const lock_waiter& w) {
         return w.client_id == ctx.client_id && w.request_id == target_id;
       });
       found = found || l.waiting.size() != before;
+      // Granted already, but the grant had not reached the client when it gave up: the
+      // client will never use or unlock it.
+      if (l.granted_request == target_id)
+        if (const auto* st = store_.find(name); st && st->locked_by == ctx.client_id)
+          given_back.push_back(name);
     }
+    for (const auto& name : given_back) release(name, out);  // (release() edits locks_)
+    found = found || !given_back.empty();
     out.push_back({ctx.client_id, protocol::make_reply(request_id, found)});
     return;
   }

@@ -98,6 +98,9 @@ class engine {
   struct ns_lock {
     std::chrono::steady_clock::time_point lease_until;
     std::deque<lock_waiter> waiting;
+    /// The lock request the holder was granted by: a cancel of it (sent by a client that gave
+    /// the wait up before the grant reached it) releases the lock.
+    std::uint64_t granted_request = 0;
   };
   void lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
             std::vector<delivery>& out);

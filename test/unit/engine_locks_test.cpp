@@ -1,0 +1,84 @@
+// The server's namespace locks without sockets (server/engine.cpp): granted in order, and a
+// lock request that its client gave up (cancel) never stays held: not while it waits, and not
+// once granted before the grant reached the client.
+#include "protocol/message.hpp"
+#include "protocol/ops.hpp"
+#include "server/engine.hpp"
+
+#include <doctest/doctest.h>
+
+#include <vector>
+
+using zproc::json;
+using namespace zproc::server_detail;
+namespace protocol = zproc::protocol;
+
+namespace {
+
+struct fixture {
+  engine e{1, retention{}};
+  std::vector<delivery> out;
+
+  void send(std::uint64_t client, std::uint64_t id, json req) {
+    e.handle(req, id, request_context{client}, out);
+  }
+  void lock(std::uint64_t client, std::uint64_t id) {
+    send(client, id, protocol::make(protocol::op::lock, "ns"));
+  }
+  void unlock(std::uint64_t client, std::uint64_t id) {
+    send(client, id, protocol::make(protocol::op::unlock, "ns"));
+  }
+  void cancel(std::uint64_t client, std::uint64_t id, std::uint64_t target) {
+    send(client, id, protocol::cancel_request(target));
+  }
+  /// Whether `client` got the reply to request `id` since the last call (then clears out).
+  bool answered(std::uint64_t client, std::uint64_t id) {
+    bool found = false;
+    for (const auto& d : out)
+      if (d.client_id == client && d.reply.value(protocol::field::id, std::uint64_t{0}) == id)
+        found = true;
+    out.clear();
+    return found;
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("locks") {
+  TEST_CASE_FIXTURE(fixture, "locks: granted in order; a waiting request cancelled is dropped") {
+    lock(1, 10);
+    CHECK(answered(1, 10));
+    lock(2, 20);
+    lock(3, 30);
+    CHECK(!answered(2, 20));
+    cancel(2, 21, 20);  // client 2 gives its wait up
+    out.clear();
+    unlock(1, 11);
+    CHECK(answered(3, 30));  // granted to 3, not to 2
+  }
+
+  TEST_CASE_FIXTURE(fixture, "locks: a grant the client gave up before it arrived is released") {
+    lock(1, 10);
+    CHECK(answered(1, 10));
+    lock(2, 20);
+    lock(3, 30);
+    unlock(1, 11);
+    CHECK(answered(2, 20));  // granted to 2 ... whose cancel was on its way
+    cancel(2, 21, 20);
+    CHECK(answered(3, 30));  // released at once: 3 does not wait for 2's lease
+    lock(4, 40);
+    CHECK(!answered(4, 40));  // 3 holds it
+
+    // A lock granted at once and cancelled before its reply arrived: released too.
+    unlock(3, 31);
+    CHECK(answered(4, 40));
+    cancel(4, 41, 40);
+    lock(5, 50);
+    CHECK(answered(5, 50));
+
+    // A cancel of another request of the holder leaves the lock alone.
+    cancel(5, 51, 49);
+    lock(6, 60);
+    CHECK(!answered(6, 60));
+  }
+}
