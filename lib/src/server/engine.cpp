@@ -35,9 +35,10 @@ void engine::lock(const std::string& ns, std::uint64_t client, std::uint64_t req
   namespace_state& st = store_.open(ns);  // limit_reached past max_namespaces
   ns_lock& l = locks_[ns];
   if (st.locked_by == 0 || st.locked_by == client) {
+    // (Held by this connection already: granted again, and the first grant still names it.)
+    if (st.locked_by == 0) l.granted_request = request_id;
     st.locked_by = client;
     l.lease_until = std::chrono::steady_clock::now() + lock_lease;
-    l.granted_request = request_id;
     out.push_back({client, protocol::make_reply(request_id, lock_lease.count())});
     return;
   }
