@@ -383,7 +383,7 @@ TEST_SUITE("watch") {
     CHECK(diag.message().empty());
     CHECK(w.st.get_when_truthy("x", {}, ec, diag)["x"] == 1);
     CHECK(!ec);
-    CHECK(w.st.get_when([](const json& s) { return s.contains("x"); }, {}, ec, diag)["x"] == 1);
+    CHECK(w.st.get_when([](const json& snap) { return snap.contains("x"); }, {}, ec, diag)["x"] == 1);
     CHECK(!ec);
     // On a closed client: a code and a message, no exception.
     client closed;

@@ -7,6 +7,7 @@
 #include <zproc/diagnostics.hpp>
 #include <zproc/error.hpp>
 #include <zproc/json.hpp>
+#include <zproc/log.hpp>
 #include <zproc/map_stream.hpp>
 #include <zproc/process.hpp>
 #include <zproc/process_error.hpp>

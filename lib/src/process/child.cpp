@@ -5,6 +5,7 @@
 #include "process/supervisor.hpp"
 #include "process/throw_capture.hpp"
 
+#include <zproc/log.hpp>
 #include <zproc/context.hpp>
 
 
@@ -21,8 +22,8 @@ namespace {
 const ticket* current = nullptr;
 
 [[noreturn]] void die(const std::string& why) {
-  std::fprintf(stderr, "[zproc] spawned process %d: %s\n", ::getpid(), why.c_str());
-  std::fflush(stderr);
+  detail::log(log_level::error, "child",
+              "spawned process " + std::to_string(::getpid()) + ": " + why);
   ::_exit(125);
 }
 

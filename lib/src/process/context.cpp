@@ -2,6 +2,7 @@
 #include "process/registry.hpp"
 #include "process/supervisor.hpp"
 
+#include <zproc/log.hpp>
 #include <zproc/context.hpp>
 
 #include <boost/core/demangle.hpp>
@@ -56,11 +57,10 @@ context::~context() {
     for (const auto& p : procs)
       if (p.is_alive()) running.push_back(p);
     for (const auto& p : running) {
-      std::fprintf(stderr, "[zproc] Cleaning up '%s' (%lld)...\n", p.target().c_str(),
-                   static_cast<long long>(p.pid()));
+      detail::log(log_level::info, "process",
+                  "Cleaning up '" + p.target() + "' (" + std::to_string(p.pid()) + ")...");
       process_detail::supervisor::get().stop(p.impl(), false);  // all at once, then wait
     }
-    std::fflush(stderr);
     for (const auto& p : running) p.stop();
   }
 }

@@ -6,6 +6,7 @@
 #include "protocol/ops.hpp"
 #include "protocol/process_records.hpp"
 
+#include <zproc/log.hpp>
 #include <zproc/client.hpp>
 #include <zproc/detail/request.hpp>
 #include <zproc/error.hpp>
@@ -347,8 +348,9 @@ struct supervisor::recorder {
         if (ec == client_errc::connection_lost) {
           s->ids.erase(e.c.get());  // applied or not, on a server this sink no longer reaches
         } else if (ec) {
-          std::fprintf(stderr, "[zproc] the server refused a process record: %s\n",
-                       why->message().empty() ? ec.message().c_str() : why->message().c_str());
+          detail::log(log_level::warning, "process",
+                      "the server refused a process record: " +
+                          (why->message().empty() ? ec.message() : why->message()));
         } else if (e.start) {
           s->ids[e.c.get()] = {reply.get<std::uint64_t>(), on};  // the connection it came on
         } else if (e.fields_final) {
@@ -676,9 +678,10 @@ void supervisor::finish(const std::shared_ptr<attempt>& a) {
     } else if (retry) {
       printed += "  tried " + std::to_string(number) + " time(s); giving up\n";
     }
-    std::fflush(stdout);
-    std::fwrite(printed.data(), 1, printed.size(), stderr);
-    std::fflush(stderr);
+    constexpr std::string_view prefix = "[zproc] ";  // the log adds its own
+    std::string_view message = printed;
+    if (message.substr(0, prefix.size()) == prefix) message.remove_prefix(prefix.size());
+    detail::log(log_level::error, "process", message);
     if (c->options.on_crash) {
       try {
         c->options.on_crash(a->pid, report);

@@ -4,6 +4,7 @@
 #include "server/engine.hpp"
 #include "server/runtime_dir.hpp"
 
+#include <zproc/log.hpp>
 #include <zproc/address.hpp>
 #include <zproc/server.hpp>
 
@@ -246,11 +247,9 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     }
   }
 
-  /// What recovery or a snapshot wants an operator to hear of: stderr, like the rest of the
-  /// library's reports.
+  /// What recovery or a snapshot wants an operator to hear of: the log (zproc/log.hpp).
   static void print_notes(const std::vector<std::string>& notes) {
-    for (const auto& note : notes) std::fprintf(stderr, "[zproc] server: %s\n", note.c_str());
-    if (!notes.empty()) std::fflush(stderr);
+    for (const auto& note : notes) detail::log(log_level::warning, "server", "server: " + note);
   }
 
   /// Atomic locks whose holder hangs are taken back after their lease.

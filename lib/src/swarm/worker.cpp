@@ -8,6 +8,7 @@
 #include "protocol/task_messages.hpp"
 #include "swarm/worker.hpp"
 
+#include <zproc/log.hpp>
 #include <zproc/context.hpp>
 #include <zproc/detail/request.hpp>
 #include <zproc/target.hpp>
@@ -94,11 +95,10 @@ class watchdog {
       cv_.wait_for(lock, std::chrono::milliseconds(10));
       const std::int64_t t = started.load(std::memory_order_relaxed);
       if (t == 0 || detail::steady_now_ns() - t <= timeout_ns_) continue;
-      std::fprintf(stderr,
-                   "[zproc] worker %d: a call of %s ran longer than call_timeout (%lld ms): "
-                   "aborting it\n",
-                   ::getpid(), what_.c_str(), static_cast<long long>(timeout_ns_ / 1'000'000));
-      std::fflush(stderr);
+      detail::log(log_level::error, "swarm",
+                  "worker " + std::to_string(::getpid()) + ": a call of " + what_ +
+                      " ran longer than call_timeout (" + std::to_string(timeout_ns_ / 1'000'000) +
+                      " ms): aborting it");
       ::pthread_kill(worker_, SIGABRT);
       return;
     }
@@ -275,11 +275,13 @@ void work_if_asked(int argc, char** argv) {
     context_options options;
     options.address = address;
     context ctx(std::move(options));
-    std::fprintf(stderr, "[zproc] worker %d joined swarm '%s' at %s\n", ::getpid(), queue.c_str(),
-                 address.c_str());
+    detail::log(log_level::info, "swarm",
+                "worker " + std::to_string(::getpid()) + " joined swarm '" + queue + "' at " +
+                    address);
     run_worker(ctx, queue);
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "[zproc] worker %d: %s\n", ::getpid(), e.what());
+    detail::log(log_level::error, "swarm",
+                "worker " + std::to_string(::getpid()) + ": " + e.what());
     code = 1;
   }
   std::fflush(nullptr);
