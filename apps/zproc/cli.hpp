@@ -8,13 +8,27 @@
 
 namespace zproc::cli {
 
-/// Thrown for bad usage: main prints the message and the usage line, exit code 2.
+/// Thrown for bad usage: main prints the message and the hint, exit code 2.
 struct usage_error {
   std::string message;
+  std::string hint;  // empty: "see 'zproc --help'"
 };
+
+/// Exit codes, the same for every command.
+namespace exit_code {
+inline constexpr int ok = 0;
+inline constexpr int failed = 1;     // the server refused, or could not be reached
+inline constexpr int usage = 2;      // bad usage: an unknown option, a missing value, bad JSON
+inline constexpr int not_found = 3;  // a key that is not there
+inline constexpr int unchanged = 4;  // cas: the key did not hold the expected value
+}  // namespace exit_code
 
 struct arguments {
   std::string command;
+  std::string key;                     // set, del, incr, cas: KEY
+  std::string value_text;              // set: VALUE; incr: DELTA; cas: DESIRED
+  std::string expected_text;           // cas: EXPECTED
+  std::string swarm = "default";       // workers: NAME
   std::optional<std::string> address;  // --address, else ZPROC_ADDRESS
   std::string ns = "default";          // --namespace
   std::vector<std::string> listen;     // server: --listen (repeatable)
@@ -36,16 +50,24 @@ struct arguments {
   bool all = false;                    // ps: --all
   bool running = false;                // ps: --running
   bool json_lines = false;             // ps, workers: --json
-  bool help = false;
-  std::vector<std::string> positional;
+  std::vector<std::string> positional;  // get: KEY...; watch: KEY...
 
   /// The address to connect to; usage_error if neither --address nor ZPROC_ADDRESS is set.
   std::string require_address() const;
-  /// Exactly `n` positionals, else usage_error naming them.
-  void expect(std::size_t n, const char* names) const;
 };
 
-arguments parse(int argc, char** argv);
+/// What the command line asks for: a command with its arguments, or only a text to print
+/// (help, version).
+struct parsed {
+  arguments args;
+  std::string help;
+};
+
+/// Parses the command line (parse.cpp); usage_error for bad usage. Applies --log-level.
+parsed parse(int argc, char** argv);
+
+/// A value argument's text: itself, or all of stdin for "-", or the file's content for "@FILE".
+std::string read_value_argument(const std::string& text);
 
 int run_server(const arguments& args);
 int run_state_command(const arguments& args);
@@ -53,7 +75,5 @@ int run_watch(const arguments& args);
 int run_history(const arguments& args);
 int run_ps(const arguments& args);
 int run_workers(const arguments& args);
-
-extern const char* const usage_text;
 
 }  // namespace zproc::cli

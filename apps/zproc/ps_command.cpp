@@ -93,7 +93,6 @@ void print_table(const std::vector<process_record>& records, std::ostream& out) 
 }  // namespace
 
 int run_ps(const arguments& args) {
-  args.expect(0, "no arguments");
   if (args.all && args.running) throw usage_error{"'ps' takes --all or --running, not both"};
   client c;
   c.connect(args.require_address());

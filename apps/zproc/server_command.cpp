@@ -13,7 +13,6 @@
 namespace zproc::cli {
 
 int run_server(const arguments& args) {
-  if (!args.positional.empty()) throw usage_error{"'server' takes no arguments"};
   server_config config;
   config.listen = args.listen;
   if (config.listen.empty()) {

@@ -48,7 +48,6 @@ int run_watch(const arguments& args) {
 }
 
 int run_history(const arguments& args) {
-  args.expect(0, "no arguments");
   client c;
   c.connect(args.require_address());
   state st(c, args.ns);

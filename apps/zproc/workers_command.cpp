@@ -12,8 +12,7 @@
 namespace zproc::cli {
 
 int run_workers(const arguments& args) {
-  if (args.positional.size() > 1) throw usage_error{"'workers' takes at most one argument: NAME"};
-  const std::string name = args.positional.empty() ? "default" : args.positional[0];
+  const std::string& name = args.swarm;
   client c;
   c.connect(args.require_address());
   const swarm_status s = get_swarm_status(c, name);
