@@ -8,27 +8,6 @@
 
 namespace zproc::cli {
 
-namespace {
-
-json to_json(const update& u) {
-  json changes = json::array();
-  for (const auto& c : u.changes) {
-    json ch = {{"key", c.key}};
-    if (c.before) ch["before"] = *c.before;
-    if (c.after) ch["after"] = *c.after;
-    changes.push_back(std::move(ch));
-  }
-  const auto us =
-      std::chrono::duration_cast<std::chrono::microseconds>(u.time.time_since_epoch()).count();
-  return json{{"revision", u.revision},
-              {"time", static_cast<double>(us) / 1e6},
-              {"client", u.client_id},
-              {"identical", u.identical},
-              {"changes", std::move(changes)}};
-}
-
-}  // namespace
-
 int run_watch(const arguments& args) {
   client c;
   c.connect(args.require_address());
@@ -42,7 +21,7 @@ int run_watch(const arguments& args) {
     for (const auto& snapshot : w) std::cout << snapshot.dump() << std::endl;
   } else {
     auto w = st.when_change_raw(args.positional, options);
-    for (const auto& u : w) std::cout << to_json(u).dump() << std::endl;
+    for (const auto& u : w) std::cout << json(u).dump() << std::endl;  // the schema of zproc::to_json
   }
   return 0;
 }
@@ -56,7 +35,7 @@ int run_history(const arguments& args) {
   for (;;) {
     auto page = st.history(from, args.to);
     if (page.empty()) break;
-    for (const auto& u : page) std::cout << to_json(u).dump() << "\n";
+    for (const auto& u : page) std::cout << json(u).dump() << "\n";
     from = page.back().revision + 1;
     if (args.to && from > *args.to) break;
   }

@@ -4,6 +4,7 @@
 #include "support/server_process.hpp"
 
 #include <zproc/client.hpp>
+#include <zproc/process_record.hpp>
 #include <zproc/state.hpp>
 
 #include <doctest/doctest.h>
@@ -187,6 +188,19 @@ TEST_SUITE("cli") {
     CHECK(lines[2]["changes"][0] == nlohmann::json({{"key", "a"}, {"before", 1}}));
     CHECK(zproc_cmd({"history", "--from", "2", "--to", "2"}, {env}).out.find("\"revision\":2") !=
           std::string::npos);
+    // One schema: each line is what zproc::to_json makes of the update, and reads back.
+    zproc::client c;
+    c.connect(srv.ipc());
+    const auto updates = zproc::state(c, "default").history();
+    REQUIRE(updates.size() == lines.size());
+    for (std::size_t i = 0; i < lines.size(); ++i) {
+      CHECK(lines[i] == nlohmann::json(updates[i]));
+      const auto back = lines[i].get<zproc::update>();
+      CHECK(back.revision == updates[i].revision);
+      CHECK(back.client_id == updates[i].client_id);
+      CHECK(back.changes.size() == updates[i].changes.size());
+      CHECK(back.time == updates[i].time);
+    }
 
     // watch runs until interrupted: replay from revision 0, then stop it after a moment.
     auto w = zproc::test::run_program({ZPROC_EXE, "watch", "b", "--from", "0"}, 2s, {env});
@@ -347,12 +361,17 @@ TEST_SUITE("cli") {
     CHECK(second["id"] == 2);
     CHECK(second["pid"] == 4243);
     CHECK(second["target"] == "parser");
-    CHECK(second["n"] == "default");
+    CHECK(second["ns"] == "default");
     CHECK(second["state"] == "crashed");
     CHECK(second["exitcode"] == -11);
     CHECK(second["crash_report"] == report);
     CHECK(second["client"] == supervisor.id());
-    CHECK(second["ended"].get<std::int64_t>() >= second["started"].get<std::int64_t>());
+    CHECK(second["ended_ms"].get<std::int64_t>() >= second["started_ms"].get<std::int64_t>());
+    // One schema: what the command prints is what zproc::to_json makes of the records.
+    const auto records = zproc::list_processes(supervisor);
+    REQUIRE(records.size() == objects.size());
+    for (std::size_t i = 0; i < records.size(); ++i)
+      CHECK(nlohmann::json::parse(objects[i]) == nlohmann::json(records[i]));
     CHECK(lines_of(zproc_cmd({"ps", "--json", "--running"}, {env}).out).size() == 1);
 
     // The supervisor goes: its running process is lost.

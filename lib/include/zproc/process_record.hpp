@@ -44,9 +44,9 @@ struct process_record {
   friend bool operator==(const process_record&, const process_record&) = default;
 };
 
-/// The wire form of a record, as the server holds it (docs/protocol.md, "Process records"):
-/// `n`, `started` and `ended` for ns, started_ms and ended_ms; optional fields that are empty
-/// or zero are left out. Fields this struct does not know are ignored when reading.
+/// JSON in the schema every JSON output of zproc uses (`zproc ps --json` included): the member
+/// names; exitcode, crash_report, note, parent_record and ended_ms are left out when empty or
+/// zero. (The wire uses shorter names.)
 void to_json(json& j, const process_record& r);
 void from_json(const json& j, process_record& r);
 

@@ -38,12 +38,13 @@ struct update {
   }
 };
 
-/// The wire form of a change, {"k": key, "b"?: before, "a"?: after} (used by the server's
-/// records and by the client alike).
+/// JSON, in the schema every JSON output of zproc uses (the zproc command's `watch` and
+/// `history` included): the member names. A change is {"key", "before"?, "after"?} (absent:
+/// the key did not exist); an update is {"revision", "time" (seconds since the epoch, with
+/// microseconds), "client_id", "identical", "changes"}. (The wire uses shorter names.)
 void to_json(json& j, const key_change& c);
 void from_json(const json& j, key_change& c);
-
-/// Reads an update record as the server sends it (for json::get<update>()).
+void to_json(json& j, const update& u);
 void from_json(const json& j, update& u);
 
 }  // namespace zproc

@@ -1,5 +1,6 @@
 #include "client/async_runner.hpp"
 #include "client/client_core.hpp"
+#include "protocol/records.hpp"
 #include "client/completion.hpp"
 #include "protocol/message.hpp"
 
@@ -29,6 +30,10 @@ error_code convert(json&& result, T& out, std::string& message) {
   try {
     if constexpr (std::is_same_v<T, json>) {
       out = std::move(result);
+    } else if constexpr (std::is_same_v<T, std::vector<update>>) {  // the wire's form
+      if (!result.is_array()) throw json::type_error::create(302, "history is not a list", &result);
+      out.clear();
+      for (const auto& u : result) out.push_back(protocol::update_from_wire(u));
     } else {
       out = std::move(result).template get<T>();
     }

@@ -1,4 +1,5 @@
-// Process records on the client: their wire form, and listing them a page at a time.
+// Process records on the client: their wire form and their JSON (the user's schema), and
+// listing them a page at a time.
 #include "client/async_runner.hpp"
 #include "client/client_core.hpp"
 #include "client/completion.hpp"
@@ -20,20 +21,10 @@ namespace zproc {
 namespace wire = protocol::process;
 namespace rf = protocol::process::record_field;
 
-void to_json(json& j, const process_record& r) {
-  j = json{{rf::id, r.id},         {rf::pid, r.pid},       {rf::ppid, r.ppid},
-           {rf::target, r.target}, {rf::ns, r.ns},          {rf::host, r.host},
-           {rf::kind, r.kind},     {rf::state, r.state},   {rf::attempt, r.attempt},
-           {rf::started, r.started_ms}, {rf::client, r.client}};
-  if (r.exitcode) j[rf::exitcode] = *r.exitcode;
-  if (!r.crash_report.empty()) j[rf::crash_report] = r.crash_report;
-  if (!r.note.empty()) j[rf::note] = r.note;
-  if (r.parent_record != 0) j[rf::parent_record] = r.parent_record;
-  if (r.ended_ms != 0) j[rf::ended] = r.ended_ms;
-}
+namespace detail {
 
-void from_json(const json& j, process_record& r) {
-  r = process_record{};
+process_record record_from_wire(const json& j) {
+  process_record r;
   j.at(rf::id).get_to(r.id);  // throws for anything that is not a record
   const auto read = [&](const char* name, auto& out) {
     if (auto it = j.find(name); it != j.end() && !it->is_null()) it->get_to(out);
@@ -53,6 +44,46 @@ void from_json(const json& j, process_record& r) {
   read(rf::started, r.started_ms);
   read(rf::ended, r.ended_ms);
   read(rf::client, r.client);
+  return r;
+}
+
+}  // namespace detail
+
+// The user's schema: the member names; the optional ones (exitcode, crash_report, note,
+// parent_record, ended_ms) are left out when empty or zero.
+void to_json(json& j, const process_record& r) {
+  j = json{{"id", r.id},         {"pid", r.pid},       {"ppid", r.ppid},
+           {"target", r.target}, {"ns", r.ns},         {"host", r.host},
+           {"kind", r.kind},     {"state", r.state},   {"attempt", r.attempt},
+           {"started_ms", r.started_ms}, {"client", r.client}};
+  if (r.exitcode) j["exitcode"] = *r.exitcode;
+  if (!r.crash_report.empty()) j["crash_report"] = r.crash_report;
+  if (!r.note.empty()) j["note"] = r.note;
+  if (r.parent_record != 0) j["parent_record"] = r.parent_record;
+  if (r.ended_ms != 0) j["ended_ms"] = r.ended_ms;
+}
+
+void from_json(const json& j, process_record& r) {
+  r = process_record{};
+  j.at("id").get_to(r.id);
+  const auto read = [&](const char* name, auto& out) {
+    if (auto it = j.find(name); it != j.end() && !it->is_null()) it->get_to(out);
+  };
+  read("pid", r.pid);
+  read("ppid", r.ppid);
+  read("target", r.target);
+  read("ns", r.ns);
+  read("host", r.host);
+  read("kind", r.kind);
+  read("state", r.state);
+  if (auto it = j.find("exitcode"); it != j.end() && !it->is_null()) r.exitcode = it->get<int>();
+  read("crash_report", r.crash_report);
+  read("note", r.note);
+  read("attempt", r.attempt);
+  read("parent_record", r.parent_record);
+  read("started_ms", r.started_ms);
+  read("ended_ms", r.ended_ms);
+  read("client", r.client);
 }
 
 namespace detail {

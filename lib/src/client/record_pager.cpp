@@ -34,7 +34,7 @@ bool record_pager::on_reply(json&& page, error_code& ec, std::string& message) {
   std::uint64_t last = records_.empty() ? 0 : records_.back().id;
   for (auto& r : page) {
     try {
-      got.push_back(r.get<process_record>());
+      got.push_back(record_from_wire(r));
     } catch (const json::exception& e) {
       return fail(std::string("a record that does not parse: ") + e.what());
     }

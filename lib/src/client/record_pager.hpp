@@ -14,6 +14,11 @@
 
 namespace zproc::detail {
 
+/// A record as the server sends it (docs/protocol.md, "Process records": `n`, `started`,
+/// `ended` for ns, started_ms, ended_ms). Fields it does not know are ignored; throws
+/// json::exception for a record without an id or with a field of the wrong type.
+process_record record_from_wire(const json& j);
+
 class record_pager {
  public:
   /// `page_size`: records per request (at least 1).

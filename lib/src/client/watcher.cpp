@@ -1,4 +1,5 @@
 // zproc::watcher and raw_watcher: the type-erased front of watch_core.
+#include "protocol/records.hpp"
 #include "client/async_runner.hpp"
 #include "client/completion.hpp"
 #include "client/watch_core.hpp"
@@ -19,11 +20,7 @@ namespace asio = boost::asio;
 
 namespace {
 
-update to_update(const json& r) {
-  update u;
-  from_json(r, u);
-  return u;
-}
+update to_update(const json& r) { return protocol::update_from_wire(r); }
 
 }  // namespace
 }  // namespace detail

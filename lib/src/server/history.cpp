@@ -1,5 +1,7 @@
 #include "server/history.hpp"
 
+#include "protocol/records.hpp"
+
 #include "protocol/ops.hpp"
 
 #include <algorithm>
@@ -45,7 +47,7 @@ std::shared_ptr<const std::string> update_record::packed(bool with_diff) const {
 json to_json(const update_record& r) {
   return json{{uf::revision, r.revision}, {uf::time, r.time_us},
               {uf::client, r.client_id},  {uf::handle, r.handle},
-              {uf::identical, r.identical}, {uf::changes, r.changes}};
+              {uf::identical, r.identical}, {uf::changes, protocol::changes_to_wire(r.changes)}};
 }
 
 update_record record_from_json(const json& j) {
@@ -55,7 +57,7 @@ update_record record_from_json(const json& j) {
   r.client_id = j.at(uf::client).get<std::uint64_t>();
   r.handle = j.at(uf::handle).get<std::uint64_t>();
   r.identical = j.at(uf::identical).get<bool>();
-  r.changes = j.at(uf::changes).get<std::vector<key_change>>();
+  r.changes = protocol::changes_from_wire(j.at(uf::changes));
   r.bytes = record_bytes(r);
   return r;
 }

@@ -1,5 +1,7 @@
 #include "server/journal.hpp"
 
+#include "protocol/records.hpp"
+
 #include <boost/crc.hpp>
 
 #include <algorithm>
@@ -548,7 +550,7 @@ void parse_stream(file_reader& in, std::uint64_t file_size, const char* head, lo
         if (out.namespaces.empty() || out.namespaces.back().records.empty())
           throw std::invalid_argument("changes before their record");
         auto& changes = out.namespaces.back().records.back()->changes;
-        for (const auto& c : *hc) changes.push_back(c.get<key_change>());
+        for (const auto& c : *hc) changes.push_back(protocol::change_from_wire(c));
       } else if (auto ns = j.find("ns"); ns != j.end()) {
         loaded_namespace l;
         l.name = ns->get<std::string>();
