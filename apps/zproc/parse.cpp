@@ -231,6 +231,14 @@ parsed parse(int argc, char** argv) {
       hint = "see 'zproc " + sub->get_name() + " --help'";
       where = "zproc " + sub->get_name();
     }
+    if (app->get_subcommands().empty()) {  // no command, or one that does not exist
+      const auto rest = app->remaining();
+      for (const auto& x : rest)
+        if (!x.starts_with("-")) throw usage_error{"unknown command '" + x + "'", hint};
+      if (!rest.empty()) throw usage_error{"unknown option '" + rest.front() + "'", hint};
+      if (dynamic_cast<const CLI::RequiredError*>(&e))
+        throw usage_error{"no command given", hint};
+    }
     if (dynamic_cast<const CLI::ExtrasError*>(&e)) {  // (CLI11 lists them backwards)
       std::string extra;
       for (const auto& x : app->remaining()) extra += (extra.empty() ? "" : " ") + x;

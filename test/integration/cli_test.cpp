@@ -12,6 +12,8 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <regex>
 #include <thread>
 #include <sstream>
@@ -55,7 +57,81 @@ void proc_update(const zproc::client& c, std::uint64_t id, nlohmann::json record
 }
 }  // namespace
 
+namespace {
+/// Whether `line` matches `pattern`, where "…" in the pattern stands for any text.
+bool matches(const std::string& pattern, const std::string& line) {
+  const std::string any = "\u2026";
+  std::size_t p = 0, l = 0;
+  bool first = true;
+  while (true) {
+    const std::size_t next = pattern.find(any, p);
+    const std::string piece = pattern.substr(p, next == std::string::npos ? std::string::npos : next - p);
+    if (first) {
+      if (line.compare(0, piece.size(), piece) != 0) return false;
+      l = piece.size();
+      first = false;
+    } else if (next == std::string::npos) {
+      return line.size() >= l + piece.size() &&
+             line.compare(line.size() - piece.size(), piece.size(), piece) == 0;
+    } else {
+      const std::size_t at = line.find(piece, l);
+      if (at == std::string::npos) return false;
+      l = at + piece.size();
+    }
+    if (next == std::string::npos) return l == line.size();
+    p = next + any.size();
+  }
+}
+
+}  // namespace
+
 TEST_SUITE("cli") {
+  TEST_CASE("docs/cli.md: every console session runs as shown") {
+    std::ifstream doc(ZPROC_DOCS_DIR "/cli.md");
+    REQUIRE(doc);
+    zproc::test::server_process srv;
+    const std::string bin_dir = std::filesystem::path(ZPROC_EXE).parent_path().string();
+    const std::vector<std::string> env = {"ZPROC_ADDRESS=" + srv.ipc(),
+                                          "PATH=" + bin_dir + ":/usr/bin:/bin"};
+    // The commands of the ```console blocks, each with the lines it should print.
+    struct step {
+      std::string command;
+      std::vector<std::string> expected;
+      int exit_code = 0;
+    };
+    std::vector<step> steps;
+    bool in_console = false;
+    for (std::string line; std::getline(doc, line);) {
+      if (line == "```console") {
+        in_console = true;
+      } else if (line.rfind("```", 0) == 0) {
+        in_console = false;
+      } else if (in_console && line.rfind("$ ", 0) == 0) {
+        steps.push_back({line.substr(2), {}, 0});
+      } else if (in_console && !steps.empty()) {
+        if (line.rfind("(exit code ", 0) == 0) {
+          steps.back().exit_code = std::stoi(line.substr(11));
+        } else {
+          steps.back().expected.push_back(line);
+        }
+      }
+    }
+    CHECK(steps.size() >= 25);
+    for (const auto& s : steps) {
+      INFO("$ " << s.command);
+      auto r = run_program({"/bin/sh", "-c", s.command}, 20s, env);
+      INFO("stdout: " << r.out);
+      INFO("stderr: " << r.err);
+      CHECK(r.exit_code == s.exit_code);
+      const auto got = lines_of(r.out + r.err);
+      REQUIRE(got.size() == s.expected.size());
+      for (std::size_t i = 0; i < got.size(); ++i) {
+        INFO("line " << i << ": " << got[i]);
+        CHECK(matches(s.expected[i], got[i]));
+      }
+    }
+  }
+
   TEST_CASE("help: the whole text, one command's, and an unknown one; --version") {
     auto all = zproc_cmd({"--help"});
     CHECK(all.exit_code == 0);
