@@ -10,7 +10,10 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <boost/asio/io_context.hpp>
+
 #include <chrono>
+#include <mutex>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -113,6 +116,66 @@ TEST_SUITE("log") {
     CHECK(printed.find("Cleaning up") == std::string::npos);
     CHECK(printed.find("call_timeout") == std::string::npos);
     fs::remove_all(dir);
+  }
+
+  TEST_CASE("the server logs connections and refused requests (debug)") {
+    std::mutex m;
+    std::vector<std::string> lines;
+    auto previous = zproc::set_log_handler([&](const zproc::log_record& r) {
+      if (r.component != "server") return;
+      std::lock_guard lock(m);
+      lines.push_back(std::string(zproc::to_string(r.level)) + " " + std::string(r.message));
+    });
+    const auto level = zproc::get_log_level();
+    zproc::set_log_level(zproc::log_level::debug);
+    {
+      boost::asio::io_context io;
+      zproc::server_config config;
+      config.listen = {"tcp://127.0.0.1:0"};
+      zproc::server srv(io.get_executor(), config);
+      srv.start();
+      std::thread t([&] { io.run(); });
+      {
+        zproc::client c;
+        c.connect(srv.addresses().at(0));
+        CHECK_THROWS_AS(zproc::state(c, "ns").get("nope"), zproc::error);
+      }
+      const auto until = std::chrono::steady_clock::now() + 10s;
+      auto seen = [&](const std::string& text) {
+        std::lock_guard lock(m);
+        for (const auto& l : lines)
+          if (l.find(text) != std::string::npos) return true;
+        return false;
+      };
+      while (!seen("disconnected") && std::chrono::steady_clock::now() < until)
+        std::this_thread::sleep_for(10ms);
+      srv.stop();
+      t.join();
+      CHECK(seen("debug server: client 1 connected"));
+      CHECK(seen("debug server: client 1 refused get: key 'nope' not found in namespace 'ns'"));
+      CHECK(seen("debug server: client 1 disconnected"));
+    }
+    zproc::set_log_level(zproc::log_level::info);  // the default: none of that
+    std::size_t before = lines.size();
+    {
+      boost::asio::io_context io;
+      zproc::server_config config;
+      config.listen = {"tcp://127.0.0.1:0"};
+      zproc::server srv(io.get_executor(), config);
+      srv.start();
+      std::thread t([&] { io.run(); });
+      {
+        zproc::client c;
+        c.connect(srv.addresses().at(0));
+        CHECK_THROWS_AS(zproc::state(c, "ns").get("nope"), zproc::error);
+      }
+      std::this_thread::sleep_for(100ms);
+      srv.stop();
+      t.join();
+    }
+    CHECK(lines.size() == before);
+    zproc::set_log_level(level);
+    zproc::set_log_handler(std::move(previous));
   }
 
   TEST_CASE("levels filter; the default handler prints '[zproc] ' lines; a handler that throws "

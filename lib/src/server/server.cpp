@@ -285,6 +285,8 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       if (ec) {
         if (ec == asio::error::operation_aborted) co_return;
         // Out of file descriptors and the like: back off instead of spinning.
+        detail::log(log_level::error, "server",
+                    "server: accepting on " + l->addr.to_string() + " failed: " + ec.message());
         backoff.expires_after(std::chrono::milliseconds(50));
         co_await backoff.async_wait(asio::as_tuple(asio::use_awaitable));
         continue;
@@ -295,9 +297,11 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       }
       try {
         self->add_session(std::move(socket));
-      } catch (const std::exception&) {
+      } catch (const std::exception& e) {
         // No memory for one more connection: it is closed (the client sees that), and the
         // server goes on accepting.
+        detail::log(log_level::error, "server",
+                    std::string("server: a new connection could not be served: ") + e.what());
       }
     }
   }

@@ -1,6 +1,10 @@
 #include "server/session.hpp"
 
+#include <zproc/log.hpp>
+
 #include "protocol/message.hpp"
+
+#include <zproc/log.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -15,6 +19,14 @@ namespace zproc::server_detail {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using protocol::field::id;
+
+namespace {
+/// The server's log lines about one connection (zproc/log.hpp, component "server").
+void note(log_level level, std::uint64_t client, const std::string& what) {
+  if (detail::log_enabled(level))
+    detail::log(level, "server", "server: client " + std::to_string(client) + " " + what);
+}
+}  // namespace
 
 namespace {
 constexpr auto hello_deadline = 10s;
@@ -43,6 +55,7 @@ void session::close() {
   socket_.close(ignored);
   hello_timer_.cancel();
   drain_timer_.cancel();
+  if (greeted_) note(log_level::debug, ctx_.client_id, "disconnected");
   std::vector<delivery> released;  // lock grants to other clients
   try {
     env_.logic.client_gone(ctx_.client_id, released);
@@ -57,9 +70,10 @@ asio::awaitable<void> session::run() {
   auto self = shared_from_this();
   try {
     co_await serve();
-  } catch (const std::exception&) {
+  } catch (const std::exception& e) {
     // Out of memory (or a bug) while serving this connection: it closes, and everything it
     // held (watches, locks, tasks, process records) is released; other clients go on.
+    note(log_level::error, ctx_.client_id, std::string("closed after an error: ") + e.what());
   }
   close();
 }
@@ -120,6 +134,7 @@ bool session::handle_frame(std::string_view payload) {
   if (msg.is_discarded()) {
     queue(protocol::make_error_reply(0, server_errc::malformed_frame,
                                      "a frame's payload is not valid MessagePack"));
+    note(log_level::warning, ctx_.client_id, "sent a frame that is not MessagePack");
     return greeted_;  // before the hello, garbage means this is not a zproc client
   }
   if (!greeted_) {
@@ -128,8 +143,10 @@ bool session::handle_frame(std::string_view payload) {
     auto max_frame = protocol::check_hello(msg, ec, why);
     if (!max_frame) {
       queue(protocol::make_error_reply(0, ec, why));
+      note(log_level::warning, ctx_.client_id, "refused at hello: " + why);
       return false;
     }
+    note(log_level::debug, ctx_.client_id, "connected");
     greeted_ = true;
     hello_timer_.cancel();
     client_max_frame_ = *max_frame;
@@ -147,13 +164,29 @@ bool session::handle_frame(std::string_view payload) {
   if (request_id == 0) {
     queue(protocol::make_error_reply(0, server_errc::bad_request,
                                      "a request needs a positive integer id (field 'i')"));
+    note(log_level::warning, ctx_.client_id, "sent a request without an id");
     return true;
   }
   deliveries_.clear();
   env_.logic.handle(msg, request_id, ctx_, deliveries_);
+  if (detail::log_enabled(log_level::debug)) log_refusals(msg);
   route(deliveries_);
   check_pressure();
   return true;
+}
+
+void session::log_refusals(const nlohmann::json& request) const {
+  for (const auto& d : deliveries_) {
+    if (d.client_id != ctx_.client_id || d.packed || !d.reply.is_object()) continue;
+    auto e = d.reply.find(protocol::field::error);
+    if (e == d.reply.end()) continue;
+    std::string message;
+    const error_code ec = protocol::decode_error(*e, message);
+    const auto op = protocol::op_of(request);
+    note(log_level::debug, ctx_.client_id,
+         "refused " + std::string(op ? protocol::name(*op) : "a request") + ": " +
+             (message.empty() ? ec.message() : message));
+  }
 }
 
 void session::route(const std::vector<delivery>& ds) {

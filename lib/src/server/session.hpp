@@ -51,6 +51,8 @@ class session : public std::enable_shared_from_this<session> {
   void queue(const nlohmann::json& message);
   void queue_reply(const nlohmann::json& reply);
   void queue_delivery(const delivery& d);
+  /// Logs (debug) each of this client's requests that the last handle() refused.
+  void log_refusals(const nlohmann::json& request) const;
   /// Queues the deliveries addressed to this client; hands the others to their sessions.
   void route(const std::vector<delivery>& ds);
   /// Tells the engine when the output goes over its limit (its watchers wait) and when it has
