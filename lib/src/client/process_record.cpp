@@ -21,70 +21,70 @@ namespace zproc {
 namespace wire = protocol::process;
 namespace rf = protocol::process::record_field;
 
-namespace detail {
+namespace {
 
-process_record record_from_wire(const json& j) {
+/// The names of a record's fields: on the wire, and in the user's schema (the member names).
+struct record_names {
+  const char *id, *pid, *ppid, *target, *ns, *host, *kind, *state, *attempt, *started, *ended,
+      *client, *exitcode, *crash_report, *note, *parent_record;
+};
+constexpr record_names wire_names{
+    rf::id,    rf::pid,   rf::ppid,    rf::target, rf::ns,     rf::host,
+    rf::kind,  rf::state, rf::attempt, rf::started, rf::ended, rf::client,
+    rf::exitcode, rf::crash_report, rf::note, rf::parent_record};
+constexpr record_names user_names{
+    "id",   "pid",   "ppid",    "target",     "ns",    "host",
+    "kind", "state", "attempt", "started_ms", "ended_ms", "client",
+    "exitcode", "crash_report", "note", "parent_record"};
+
+/// Fields it does not know are ignored; throws json::exception for a record without an id or
+/// with a field of the wrong type.
+process_record read_record(const json& j, const record_names& n) {
   process_record r;
-  j.at(rf::id).get_to(r.id);  // throws for anything that is not a record
+  j.at(n.id).get_to(r.id);  // throws for anything that is not a record
   const auto read = [&](const char* name, auto& out) {
     if (auto it = j.find(name); it != j.end() && !it->is_null()) it->get_to(out);
   };
-  read(rf::pid, r.pid);
-  read(rf::ppid, r.ppid);
-  read(rf::target, r.target);
-  read(rf::ns, r.ns);
-  read(rf::host, r.host);
-  read(rf::kind, r.kind);
-  read(rf::state, r.state);
-  if (auto it = j.find(rf::exitcode); it != j.end() && !it->is_null()) r.exitcode = it->get<int>();
-  read(rf::crash_report, r.crash_report);
-  read(rf::note, r.note);
-  read(rf::attempt, r.attempt);
-  read(rf::parent_record, r.parent_record);
-  read(rf::started, r.started_ms);
-  read(rf::ended, r.ended_ms);
-  read(rf::client, r.client);
+  read(n.pid, r.pid);
+  read(n.ppid, r.ppid);
+  read(n.target, r.target);
+  read(n.ns, r.ns);
+  read(n.host, r.host);
+  read(n.kind, r.kind);
+  read(n.state, r.state);
+  if (auto it = j.find(n.exitcode); it != j.end() && !it->is_null()) r.exitcode = it->get<int>();
+  read(n.crash_report, r.crash_report);
+  read(n.note, r.note);
+  read(n.attempt, r.attempt);
+  read(n.parent_record, r.parent_record);
+  read(n.started, r.started_ms);
+  read(n.ended, r.ended_ms);
+  read(n.client, r.client);
   return r;
 }
 
+}  // namespace
+
+namespace detail {
+process_record record_from_wire(const json& j) { return read_record(j, wire_names); }
 }  // namespace detail
 
 // The user's schema: the member names; the optional ones (exitcode, crash_report, note,
 // parent_record, ended_ms) are left out when empty or zero.
 void to_json(json& j, const process_record& r) {
-  j = json{{"id", r.id},         {"pid", r.pid},       {"ppid", r.ppid},
-           {"target", r.target}, {"ns", r.ns},         {"host", r.host},
-           {"kind", r.kind},     {"state", r.state},   {"attempt", r.attempt},
-           {"started_ms", r.started_ms}, {"client", r.client}};
-  if (r.exitcode) j["exitcode"] = *r.exitcode;
-  if (!r.crash_report.empty()) j["crash_report"] = r.crash_report;
-  if (!r.note.empty()) j["note"] = r.note;
-  if (r.parent_record != 0) j["parent_record"] = r.parent_record;
-  if (r.ended_ms != 0) j["ended_ms"] = r.ended_ms;
+  const record_names& n = user_names;
+  j = json{{n.id, r.id},         {n.pid, r.pid},     {n.ppid, r.ppid},
+           {n.target, r.target}, {n.ns, r.ns},       {n.host, r.host},
+           {n.kind, r.kind},     {n.state, r.state}, {n.attempt, r.attempt},
+           {n.started, r.started_ms}, {n.client, r.client}};
+  if (r.exitcode) j[n.exitcode] = *r.exitcode;
+  if (!r.crash_report.empty()) j[n.crash_report] = r.crash_report;
+  if (!r.note.empty()) j[n.note] = r.note;
+  if (r.parent_record != 0) j[n.parent_record] = r.parent_record;
+  if (r.ended_ms != 0) j[n.ended] = r.ended_ms;
 }
 
-void from_json(const json& j, process_record& r) {
-  r = process_record{};
-  j.at("id").get_to(r.id);
-  const auto read = [&](const char* name, auto& out) {
-    if (auto it = j.find(name); it != j.end() && !it->is_null()) it->get_to(out);
-  };
-  read("pid", r.pid);
-  read("ppid", r.ppid);
-  read("target", r.target);
-  read("ns", r.ns);
-  read("host", r.host);
-  read("kind", r.kind);
-  read("state", r.state);
-  if (auto it = j.find("exitcode"); it != j.end() && !it->is_null()) r.exitcode = it->get<int>();
-  read("crash_report", r.crash_report);
-  read("note", r.note);
-  read("attempt", r.attempt);
-  read("parent_record", r.parent_record);
-  read("started_ms", r.started_ms);
-  read("ended_ms", r.ended_ms);
-  read("client", r.client);
-}
+void from_json(const json& j, process_record& r) { r = read_record(j, user_names); }
 
 namespace detail {
 
