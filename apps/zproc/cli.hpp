@@ -36,6 +36,8 @@ struct arguments {
   std::optional<std::uint64_t> to;     // history: --to REV
   bool live = false;                   // watch: --live
   bool snapshots = false;              // watch: --snapshots
+  std::string format;                  // watch, history: --format json|pretty (empty: by tty)
+  bool watch = false;                  // ps: --watch
   std::string data_dir;                // server: --data-dir
   std::string fsync = "interval";      // server: --fsync always|interval|never
   bool repair = false;                 // server: --repair

@@ -183,9 +183,14 @@ parsed parse(int argc, char** argv) {
   watch->add_option("--from", from_text, "start after revision REV (0: the oldest kept)")
       ->type_name("REV");
   watch->add_flag("--live", a.live, "skip updates that pile up while a line is printed");
+  const std::string format_help =
+      "json: one JSON object per update; pretty: a readable line per update, coloured on a "
+      "terminal (default: pretty on a terminal, json when piped)";
+  watch->add_option("--format", a.format, format_help)->check(CLI::IsMember({"json", "pretty"}));
   auto* history = app->add_subcommand("history", "print the kept updates as JSON lines");
   history->add_option("--from", from_text, "from revision REV")->type_name("REV");
   history->add_option("--to", to_text, "up to revision REV")->type_name("REV");
+  history->add_option("--format", a.format, format_help)->check(CLI::IsMember({"json", "pretty"}));
 
   // ps, workers
   auto* ps = app->add_subcommand(
@@ -194,6 +199,9 @@ parsed parse(int argc, char** argv) {
   auto* all = ps->add_flag("--all", a.all, "every record the server keeps (the default)");
   ps->add_flag("--running", a.running, "only the running processes")->excludes(all);
   ps->add_flag("--json", a.json_lines, "one JSON object per line");
+  ps->add_flag("--watch", a.watch,
+               "a live table: printed again whenever the records change, until interrupted "
+               "(redrawn in place on a terminal)");
   auto* workers = app->add_subcommand(
       "workers", "the workers of swarm NAME: pid, host, tasks held and done, tasks queued");
   workers->add_option("NAME", a.swarm, "the swarm (default \"default\")");

@@ -5,12 +5,18 @@
 #include <zproc/client.hpp>
 #include <zproc/process_record.hpp>
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
+#include <chrono>
 #include <ctime>
 #include <iostream>
+#include <optional>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <vector>
 
 namespace zproc::cli {
@@ -96,9 +102,29 @@ int run_ps(const arguments& args) {
   if (args.all && args.running) throw usage_error{"'ps' takes --all or --running, not both"};
   client c;
   c.connect(args.require_address());
-  std::vector<process_record> records = list_processes(c);
-  if (args.running)
-    std::erase_if(records, [](const process_record& r) { return r.state != "running"; });
+  auto fetch = [&] {
+    std::vector<process_record> records = list_processes(c);
+    if (args.running)
+      std::erase_if(records, [](const process_record& r) { return r.state != "running"; });
+    return records;
+  };
+  if (args.watch) {  // until interrupted (or the server gives up being reachable)
+    if (args.json_lines) throw usage_error{"'ps' takes --watch or --json, not both"};
+    const bool terminal = ::isatty(STDOUT_FILENO) == 1;
+    std::optional<std::vector<process_record>> shown;
+    for (;;) {
+      auto records = fetch();
+      if (records != shown) {
+        std::ostringstream table;
+        print_table(records, table);
+        std::cout << (terminal ? "\x1b[H\x1b[2J" : (shown ? "\n" : "")) << table.str();
+        std::cout.flush();
+        shown = std::move(records);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));  // (records have no watch)
+    }
+  }
+  std::vector<process_record> records = fetch();
   if (args.json_lines) {
     for (const auto& r : records)
       std::cout << json(r).dump(-1, ' ', false, json::error_handler_t::replace) << "\n";

@@ -285,6 +285,43 @@ TEST_SUITE("cli") {
     CHECK(zproc_cmd({"history", "--from", "x"}, {env}).exit_code == 2);
   }
 
+  TEST_CASE("history and watch --format pretty: a readable line per update; ps --watch") {
+    zproc::test::server_process srv;
+    const std::string env = "ZPROC_ADDRESS=" + srv.ipc();
+    zproc_cmd({"set", "a", "1"}, {env});
+    zproc_cmd({"set", "a", "2"}, {env});
+    zproc_cmd({"del", "a"}, {env});
+    const auto pretty = lines_of(zproc_cmd({"history", "--format", "pretty"}, {env}).out);
+    REQUIRE(pretty.size() == 3);
+    CHECK(std::regex_match(pretty[0], std::regex("rev 1  [0-9:.]{12}  client [0-9]+  a: \\(absent\\) \u2192 1")));
+    CHECK(pretty[1].find("a: 1 \u2192 2") != std::string::npos);
+    CHECK(pretty[2].find("a: 2 \u2192 (deleted)") != std::string::npos);
+    CHECK(pretty[0].find('\x1b') == std::string::npos);  // no colours when not on a terminal
+    // Piped, the default is JSON.
+    CHECK(nlohmann::json::parse(lines_of(zproc_cmd({"history"}, {env}).out).at(0))["revision"] == 1);
+    auto w = zproc::test::run_program({ZPROC_EXE, "watch", "--from", "0", "--format=pretty"}, 2s, {env});
+    CHECK(w.out.find("a: 1 \u2192 2") != std::string::npos);
+    CHECK(zproc_cmd({"history", "--format", "xml"}, {env}).exit_code == 2);
+
+    // ps --watch prints the table again when the records change.
+    std::thread later([&] {
+      std::this_thread::sleep_for(700ms);
+      zproc::client supervisor;
+      supervisor.connect(srv.ipc());
+      proc_start(supervisor, 4242, "watched");
+      std::this_thread::sleep_for(700ms);
+    });
+    auto ps = zproc::test::run_program({ZPROC_EXE, "ps", "--watch"}, 3s, {env});
+    later.join();
+    const auto tables = lines_of(ps.out);
+    REQUIRE(tables.size() >= 4);  // the empty table, a blank line, the table with the record
+    CHECK(tables[0].rfind("ID ", 0) == 0);
+    CHECK(tables[1].empty());
+    CHECK(tables[2].rfind("ID ", 0) == 0);
+    CHECK(tables[3].find("watched") != std::string::npos);
+    CHECK(zproc_cmd({"ps", "--watch", "--json"}, {env}).exit_code == 2);
+  }
+
   TEST_CASE("keys, dump and history of a namespace too big for one reply: page by page") {
     zproc::test::server_process srv;
     const std::string env = "ZPROC_ADDRESS=" + srv.ipc();
