@@ -247,9 +247,14 @@ parsed parse(int argc, char** argv) {
       if (dynamic_cast<const CLI::RequiredError*>(&e))
         throw usage_error{"no command given", hint};
     }
-    if (dynamic_cast<const CLI::ExtrasError*>(&e)) {  // (CLI11 lists them backwards)
+    // Arguments left over (CLI11 lists them backwards in its message): named first, also
+    // when something required is missing too (`zproc get --bogus`).
+    const auto rest = app->remaining();
+    const bool an_option_left =
+        std::any_of(rest.begin(), rest.end(), [](const std::string& x) { return x.starts_with("-"); });
+    if (dynamic_cast<const CLI::ExtrasError*>(&e) || an_option_left) {
       std::string extra;
-      for (const auto& x : app->remaining()) extra += (extra.empty() ? "" : " ") + x;
+      for (const auto& x : rest) extra += (extra.empty() ? "" : " ") + x;
       throw usage_error{"not an option or argument of '" + where + "': " + extra, hint};
     }
     throw usage_error{e.what(), hint};

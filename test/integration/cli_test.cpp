@@ -178,6 +178,16 @@ TEST_SUITE("cli") {
     CHECK(zproc_cmd({"set", "--", "-dash", "2"}, {env}).exit_code == 0);
     CHECK(zproc_cmd({"get", "--", "-dash"}, {env}).out == "2\n");
     CHECK(zproc_cmd({"--log-level", "error", "ping"}, {env}).exit_code == 0);
+    // Every command refuses an option it does not have, and one without its value.
+    for (const char* cmd : {"server", "ping", "get", "set", "del", "keys", "dump", "incr", "cas",
+                            "watch", "history", "ps", "workers"}) {
+      INFO(cmd);
+      auto r = zproc_cmd({cmd, "--bogus"}, {env});
+      CHECK(r.exit_code == 2);
+      CHECK(r.err.find("--bogus") != std::string::npos);
+      CHECK(r.err.find("(see 'zproc " + std::string(cmd) + " --help')") != std::string::npos);
+      CHECK(zproc_cmd({cmd, "--namespace"}, {env}).exit_code == 2);
+    }
   }
 
   TEST_CASE("values from stdin ('-') and from a file ('@FILE'); several keys at once") {

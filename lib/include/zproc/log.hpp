@@ -16,14 +16,17 @@
 
 namespace zproc {
 
+/// How much a message matters, least first; `off` (as a level to hear) silences everything.
 enum class log_level { trace, debug, info, warning, error, off };
 
-/// The name of a level ("info"), and the level a name means (nullopt for none).
+/// The name of a level: "trace", "debug", "info", "warning", "error", "off".
 std::string_view to_string(log_level level) noexcept;
+/// The level a name means ("warn" too); nullopt for none.
 std::optional<log_level> parse_log_level(std::string_view name) noexcept;
 
 /// One message of the library.
 struct log_record {
+  /// How much it matters.
   log_level level;
   /// What it comes from: "process" (supervision, crash reports, cleanup), "swarm" (workers),
   /// "server", "child" (a spawned process that could not start).
@@ -33,6 +36,7 @@ struct log_record {
   std::string_view message;
 };
 
+/// Receives the library's messages (see set_log_handler()).
 using log_handler = std::function<void(const log_record&)>;
 
 /// Sends the library's messages of at least the current level to `handler` (empty: the
@@ -42,6 +46,7 @@ using log_handler = std::function<void(const log_record&)>;
 log_handler set_log_handler(log_handler handler);
 /// Messages below `level` are dropped before they are made. Thread-safe.
 void set_log_level(log_level level) noexcept;
+/// The level set last, or at first ZPROC_LOG_LEVEL's (info when it is not set or not a level).
 log_level get_log_level() noexcept;
 
 namespace detail {
