@@ -25,11 +25,11 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME zproc)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS
-  "libboost-serialization1.81.0, libboost-filesystem1.81.0, libboost-stacktrace1.81.0, libstdc++6, libc6")
+  "libboost-serialization1.81.0, libboost-filesystem1.81.0, libboost-stacktrace1.81.0, libssl3, libstdc++6, libc6")
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME zproc-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS
-  "libboost1.81-dev, libboost-serialization1.81-dev, libboost-stacktrace1.81-dev, libboost-filesystem1.81-dev, nlohmann-json3-dev")
+  "libboost1.81-dev, libboost-serialization1.81-dev, libboost-stacktrace1.81-dev, libboost-filesystem1.81-dev, nlohmann-json3-dev, libssl-dev")
 set(CPACK_COMPONENT_RUNTIME_DESCRIPTION "zproc: the state server and its command line")
 set(CPACK_COMPONENT_DEV_DESCRIPTION "zproc: C++20 library, headers and CMake package")
 include(CPack)

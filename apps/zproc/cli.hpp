@@ -49,10 +49,20 @@ struct arguments {
   std::optional<std::size_t> history_total_bytes;  // server: --history-total-bytes BYTES
   std::string prefix;                  // keys, dump: --prefix P
   std::optional<std::size_t> snapshot_every;       // server: --snapshot-every N
+  std::optional<std::size_t> max_connections;      // server: --max-connections N
+  std::optional<std::size_t> max_parked;           // server: --max-parked N
+  std::optional<std::size_t> max_tasks;            // server: --max-tasks N
+  std::optional<std::size_t> max_running_records;  // server: --max-running-records N
+  std::optional<std::size_t> max_lock_hold_ms;     // server: --max-lock-hold MS
   bool all = false;                    // ps: --all
   bool running = false;                // ps: --running
   bool json_lines = false;             // ps, workers: --json
   std::vector<std::string> positional;  // get: KEY...; watch: KEY...
+  std::string token_file;              // --token-file: the client's token; the server's
+  std::string access_file;             // server: --access-file (tokens with roles)
+  bool insecure = false;               // server: --insecure
+  std::vector<std::string> allow_users;   // server: --allow-user (repeatable)
+  std::vector<std::string> allow_groups;  // server: --allow-group (repeatable)
 
   /// The address to connect to; usage_error if neither --address nor ZPROC_ADDRESS is set.
   std::string require_address() const;

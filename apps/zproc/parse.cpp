@@ -2,6 +2,7 @@
 // help; the global options (--address, --namespace, --log-level) before or after the command.
 #include "cli.hpp"
 
+#include <zproc/access.hpp>
 #include <zproc/address.hpp>
 #include <zproc/log.hpp>
 
@@ -9,6 +10,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <iostream>
@@ -23,7 +25,8 @@ namespace {
 struct server_counts {
   std::size_t max_process_records = 0, max_namespaces = 0, max_pending_output = 0,
               history_records = 0, history_bytes = 0, history_total_bytes = 0,
-              snapshot_every = 0;
+              snapshot_every = 0, max_connections = 0, max_parked = 0, max_tasks = 0,
+              max_running_records = 0, max_lock_hold_ms = 0;
 };
 
 void add_count(CLI::App* sub, const std::string& name, std::size_t& into,
@@ -98,6 +101,10 @@ parsed parse(int argc, char** argv) {
       "over along; default: $ZPROC_ADDRESS");
   address_opt->type_name("ADDR");
   app->add_option("--namespace", a.ns, "namespace (default: \"default\")")->type_name("NS");
+  app->add_option("--token-file", a.token_file,
+                  "the token to authenticate with (default: $ZPROC_TOKEN, $ZPROC_TOKEN_FILE); "
+                  "for 'server': the token clients must know, written (0600) if missing")
+      ->type_name("PATH");
   std::string log_level;
   app->add_option("--log-level", log_level,
                   "what the library reports on stderr: trace, debug, info, warning, error, off "
@@ -126,6 +133,20 @@ parsed parse(int argc, char** argv) {
   server->add_flag("--repair", a.repair,
                    "with --data-dir: keep the good part of a damaged directory, move the rest "
                    "aside, start");
+  server->add_option("--access-file", a.access_file,
+                     "more tokens, one per line: SECRET ROLE (admin, read-write[:NS,..], "
+                     "read-only[:NS,..], worker[:SWARM]); see docs/security.md")
+      ->type_name("PATH");
+  server->add_flag("--insecure", a.insecure,
+                   "listen on TCP without a token: anyone who reaches the port may do "
+                   "anything (tests on loopback only)");
+  server->add_option("--allow-user", a.allow_users,
+                     "a user (name or uid) allowed on the Unix socket besides the server's "
+                     "own and root; repeatable")
+      ->type_name("USER");
+  server->add_option("--allow-group", a.allow_groups,
+                     "a group (name or gid) whose members may use the Unix socket; repeatable")
+      ->type_name("GROUP");
   server_counts counts;  // (bound during the parse only: `after` copies them out)
   add_count(server, "--max-process-records", counts.max_process_records, a.max_process_records,
             "finished process records to keep (default 10000)", after);
@@ -143,6 +164,20 @@ parsed parse(int argc, char** argv) {
             "history bytes kept per namespace (default 64 MiB)", after);
   add_count(server, "--history-total-bytes", counts.history_total_bytes, a.history_total_bytes,
             "history bytes kept by all namespaces (default 512 MiB)", after);
+  add_count(server, "--max-connections", counts.max_connections, a.max_connections,
+            "connections open at once (default 10000; 0: no limit)", after);
+  add_count(server, "--max-parked", counts.max_parked, a.max_parked,
+            "requests held unanswered per connection: watches, lock waits, task takes and waits "
+            "(default 100000)",
+            after);
+  add_count(server, "--max-tasks", counts.max_tasks, a.max_tasks,
+            "swarm tasks held, all swarms together (default 1000000)", after);
+  add_count(server, "--max-running-records", counts.max_running_records, a.max_running_records,
+            "running process records per connection (default 10000)", after);
+  add_count(server, "--max-lock-hold", counts.max_lock_hold_ms, a.max_lock_hold_ms,
+            "milliseconds a connection may hold a namespace's lock by taking it again (default "
+            "60000)",
+            after);
 
   // state commands
   app->add_subcommand("ping", "print the server's pid");
@@ -272,6 +307,11 @@ parsed parse(int argc, char** argv) {
   if (!from_text.empty()) a.from = revision("--from", from_text);
   if (!to_text.empty()) a.to = revision("--to", to_text);
   if (!log_level.empty()) set_log_level(*parse_log_level(log_level));
+  if (!a.token_file.empty() && a.command != "server") {
+    // The clients read the token from the environment (client_options::token unset).
+    ::unsetenv(token_env);
+    ::setenv(token_file_env, a.token_file.c_str(), 1);
+  }
   return out;
 }
 

@@ -7,10 +7,70 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 
+#include <grp.h>
+#include <pwd.h>
+#include <sys/stat.h>
+
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 
 namespace zproc::cli {
+
+namespace {
+
+/// A user or group given by name or number.
+std::uint32_t id_of(const std::string& text, bool is_group) {
+  if (!text.empty() && text.find_first_not_of("0123456789") == std::string::npos)
+    return static_cast<std::uint32_t>(std::stoul(text));
+  if (is_group) {
+    if (const struct group* g = ::getgrnam(text.c_str())) return g->gr_gid;
+    throw usage_error{"--allow-group: no group '" + text + "'", {}};
+  }
+  if (const struct passwd* p = ::getpwnam(text.c_str())) return p->pw_uid;
+  throw usage_error{"--allow-user: no user '" + text + "'", {}};
+}
+
+/// Where the server keeps the token it generates when it listens on TCP and was given none:
+/// DIR/token with --data-dir, else $XDG_CONFIG_HOME/zproc/token (~/.config/zproc/token).
+std::string default_token_path(const arguments& args) {
+  if (!args.data_dir.empty()) return args.data_dir + "/token";
+  if (const char* x = std::getenv("XDG_CONFIG_HOME"); x && *x) return std::string(x) + "/zproc/token";
+  if (const char* h = std::getenv("HOME"); h && *h) return std::string(h) + "/.config/zproc/token";
+  throw usage_error{"no --token-file given and no $HOME to keep a generated one in", {}};
+}
+
+/// The token in `path`; a new one written there if there is no file yet (said on stdout).
+std::string token_at(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) return read_token_file(path);
+  std::string token = write_new_token_file(path);
+  std::printf("wrote a new token to %s (clients: ZPROC_TOKEN_FILE=%s)\n", path.c_str(),
+              path.c_str());
+  return token;
+}
+
+/// server_config::access from the command line and the environment.
+void configure_access(const arguments& args, server_config& config) {
+  auto& access = config.access;
+  access.insecure = args.insecure;
+  for (const auto& u : args.allow_users) access.allowed_uids.push_back(id_of(u, false));
+  for (const auto& g : args.allow_groups) access.allowed_gids.push_back(id_of(g, true));
+  if (!args.token_file.empty()) {
+    access.tokens.push_back({token_at(args.token_file), {}});
+  } else if (std::string env = token_from_env(); !env.empty()) {
+    access.tokens.push_back({std::move(env), {}});
+  }
+  if (!args.access_file.empty())
+    for (auto& t : read_access_file(args.access_file)) access.tokens.push_back(std::move(t));
+  const bool tcp = std::any_of(config.listen.begin(), config.listen.end(),
+                               [](const std::string& a) { return a.rfind("tcp://", 0) == 0; });
+  if (tcp && access.tokens.empty() && !access.insecure)
+    access.tokens.push_back({token_at(default_token_path(args)), {}});
+}
+
+}  // namespace
 
 int run_server(const arguments& args) {
   server_config config;
@@ -32,6 +92,14 @@ int run_server(const arguments& args) {
   if (args.history_records) config.history.max_records = *args.history_records;
   if (args.history_bytes) config.history.max_bytes = *args.history_bytes;
   if (args.history_total_bytes) config.history.max_total_bytes = *args.history_total_bytes;
+  auto& limits = config.limits;
+  if (args.max_connections) limits.max_connections = *args.max_connections;
+  if (args.max_parked) limits.max_parked_per_connection = *args.max_parked;
+  if (args.max_tasks) limits.max_tasks = *args.max_tasks;
+  if (args.max_running_records)
+    limits.max_running_records_per_connection = *args.max_running_records;
+  if (args.max_lock_hold_ms)
+    limits.max_lock_hold = std::chrono::milliseconds(*args.max_lock_hold_ms);
   if (args.snapshot_every) {
     if (args.data_dir.empty()) throw usage_error{"--snapshot-every needs --data-dir DIR"};
     if (*args.snapshot_every == 0) throw usage_error{"--snapshot-every needs a number > 0"};
@@ -46,6 +114,7 @@ int run_server(const arguments& args) {
   } else {
     throw usage_error{"--fsync takes always, interval or never, not '" + args.fsync + "'"};
   }
+  configure_access(args, config);
   boost::asio::io_context ioc(1);
   server srv(ioc.get_executor(), config);
   srv.start();

@@ -35,6 +35,8 @@ class client_category_impl final : public boost::system::error_category {
                "applied";
       case client_errc::body_threw:
         return "code of the caller's that zproc ran (an atomic body, a watch predicate) threw";
+      case client_errc::untrusted_server:
+        return "the server did not prove that it knows this client's token";
     }
     return "unknown zproc client error " + std::to_string(ev);
   }
@@ -66,6 +68,9 @@ class server_category_impl final : public boost::system::error_category {
         return "that revision is no longer in the server's history (compacted)";
       case server_errc::limit_reached: return "a limit of the server was reached";
       case server_errc::out_of_memory: return "the server is out of memory; nothing was changed";
+      case server_errc::unauthenticated:
+        return "the server did not let this connection in (token or user not accepted)";
+      case server_errc::forbidden: return "this connection may not do that";
     }
     return "unknown zproc server error " + std::to_string(ev);
   }

@@ -3,6 +3,7 @@
 // failure. Each case runs its own `zproc server` process and reads its memory in /proc.
 #include "server/history.hpp"
 #include "support/sanitizer.hpp"
+#include "support/raw_peer.hpp"
 #include "support/server_process.hpp"
 
 #include <zproc/zproc.hpp>
@@ -264,6 +265,50 @@ TEST_SUITE("bounds") {
     }
     CHECK(state(c, "a").get("k") == 1);
     CHECK_FALSE(state(c, "d").contains("k"));
+  }
+
+  TEST_CASE("max_connections and max_parked: refused with limit_reached, the others served") {
+    test::server_process srv({"--max-connections", "2", "--max-parked", "2"});
+    client a, b;
+    a.connect(srv.ipc());
+    b.connect(srv.tcp());
+    client_options once;
+    once.reconnect_timeout = std::chrono::milliseconds(0);
+    const auto connect_code = [&] {
+      client c(once);
+      try {
+        c.connect(srv.ipc());
+        return error_code{};
+      } catch (const error& e) {
+        CHECK(std::string(e.what()).find("--max-connections") != std::string::npos);
+        return e.code();
+      }
+    };
+    CHECK(connect_code() == server_errc::limit_reached);
+    CHECK(a.ping() == srv.pid());  // the others go on
+    a.close();
+    std::error_code ignored;
+    for (int i = 0; i < 100 && connect_code() != error_code{}; ++i)  // once the server saw it go
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(connect_code() == error_code{});
+
+    // Two watches wait on b's connection: a third request that would wait is refused.
+    test::raw_peer p(srv.ipc());
+    p.hello();
+    for (std::uint64_t id = 1; id <= 3; ++id) {
+      json w = protocol::make(protocol::op::watch, "parked");
+      w[protocol::field::key] = "k";
+      w[protocol::field::id] = id;
+      p.send(w);
+    }
+    const json reply = p.receive();
+    CHECK(reply.value("i", 0) == 3);
+    std::string message;
+    CHECK(protocol::decode_error(reply.at("e"), message) == server_errc::limit_reached);
+    CHECK(message.find("--max-parked") != std::string::npos);
+    state(b, "parked").set("k", 1);  // wakes the two
+    CHECK(p.receive().contains("r"));
+    CHECK(p.receive().contains("r"));
   }
 
   TEST_CASE("allocation failures at random points: no client hangs, no write is half-applied") {

@@ -138,6 +138,7 @@ TEST_SUITE("log") {
       boost::asio::io_context io;
       zproc::server_config config;
       config.listen = {"tcp://127.0.0.1:0"};
+      config.access.insecure = true;
       zproc::server srv(io.get_executor(), config);
       srv.start();
       std::thread t([&] { io.run(); });

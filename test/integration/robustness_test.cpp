@@ -2,6 +2,7 @@
 // and keeps serving everyone else.
 #include "protocol/frame.hpp"
 #include "protocol/message.hpp"
+#include "support/raw_peer.hpp"
 #include "support/server_process.hpp"
 
 #include <zproc/zproc.hpp>
@@ -29,48 +30,10 @@ test::server_process& srv() {
   return s;
 }
 
-/// A raw Unix-socket connection to the server, with a receive timeout so that no test hangs.
-class raw_peer {
+/// A raw connection to the shared server's Unix socket.
+class raw_peer : public test::raw_peer {
  public:
-  raw_peer() : sock_(ioc_) {
-    sock_.connect(asio::local::stream_protocol::endpoint(address::parse(srv().ipc()).path));
-    timeval tv{5, 0};
-    ::setsockopt(sock_.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  void send_bytes(std::string_view bytes) { asio::write(sock_, asio::buffer(bytes)); }
-  void send(const json& msg) {
-    std::string wire;
-    protocol::append_frame(wire, msg);
-    send_bytes(wire);
-  }
-  void hello() {
-    send(protocol::make_hello(protocol::default_max_frame_size));
-    CHECK(receive().contains("hello"));
-  }
-  /// The next frame; a discarded json if the server closed the connection.
-  json receive() {
-    std::string_view payload;
-    while (decoder_.next(payload) != protocol::frame_decoder::status::frame) {
-      auto space = decoder_.prepare();
-      error_code ec;
-      const auto n = sock_.read_some(asio::buffer(space.data(), space.size()), ec);
-      if (ec) return json::value_t::discarded;
-      decoder_.commit(n);
-    }
-    return protocol::decode_payload(payload);
-  }
-  /// True if the server closed the connection (EOF) within the receive timeout.
-  bool closed_by_server() {
-    char c;
-    error_code ec;
-    sock_.read_some(asio::buffer(&c, 1), ec);
-    return ec == asio::error::eof || ec == asio::error::connection_reset;
-  }
-
- private:
-  asio::io_context ioc_;
-  asio::local::stream_protocol::socket sock_;
-  protocol::frame_decoder decoder_;
+  raw_peer() : test::raw_peer(srv().ipc()) {}
 };
 
 /// Another, well-behaved client still gets answers.

@@ -27,6 +27,7 @@
 #include <chrono>
 #include <csignal>
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <future>
 #include <map>
@@ -337,15 +338,35 @@ TEST_SUITE("swarm") {
           std::vector<int>{1, 4, 9});
   }
 
-  TEST_CASE("workers started by hand join over TCP and take part") {
+  TEST_CASE("workers started by hand join over TCP with the token, and take part") {
     zproc::context_options co;
     co.server.listen = {"tcp://127.0.0.1:0"};
-    zproc::context ctx(co);
+    zproc::context ctx(co);  // a TCP server without a token given: the context makes one
     REQUIRE(ctx.address().rfind("tcp://", 0) == 0);
+    REQUIRE(ctx.token().size() >= zproc::min_token_size);
+    // The workers read the token from a file (ZPROC_TOKEN_FILE), as on another machine.
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("zproc-swarm-token-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(dir);
+    const std::string good = (dir / "good").string(), wrong = (dir / "wrong").string();
+    zproc::write_new_token_file(wrong);
+    {
+      std::ofstream(good) << ctx.token() << "\n";
+      std::filesystem::permissions(good, std::filesystem::perms::owner_read |
+                                             std::filesystem::perms::owner_write);
+    }
+    const auto start_worker = [&](const std::string& token_file) {
+      // env(1) sets the variable and execs the worker (same pid).
+      return ctx.spawn_command("/usr/bin/env",
+                               {std::string(zproc::token_file_env) + "=" + token_file, self_exe(),
+                                "--zproc-worker", ctx.address(), "--zproc-swarm", "remote"});
+    };
+    // A worker with another token is refused before it can take anything.
+    auto refused = start_worker(wrong);
+    CHECK_THROWS(refused.wait<void>(10s));
+    CHECK(refused.exitcode() == 1);
     std::vector<zproc::process> remote;
-    for (int i = 0; i < 2; ++i)
-      remote.push_back(ctx.spawn_command(self_exe(), {"--zproc-worker", ctx.address(),
-                                                      "--zproc-swarm", "remote"}));
+    for (int i = 0; i < 2; ++i) remote.push_back(start_worker(good));
     zproc::swarm_options so;
     so.name = "remote";
     auto sw = ctx.create_swarm(0, so);  // no workers of its own
@@ -365,6 +386,7 @@ TEST_SUITE("swarm") {
     const auto after = sw.map(worker_pid, std::vector<int>(50, 0), o);
     CHECK(std::set<std::int64_t>(after.begin(), after.end()) ==
           std::set<std::int64_t>{remote[1].pid()});
+    std::filesystem::remove_all(dir);
   }
 
   TEST_CASE("resize starts and retires workers; retired ones finish what they hold") {

@@ -28,7 +28,8 @@ run_result run_program(const std::vector<std::string>& argv, std::chrono::second
                        const std::vector<std::string>& extra_env = {});
 
 /// `zproc server --listen <ipc> --listen tcp://127.0.0.1:0`, started and waited for (until it
-/// prints its addresses). SIGTERM + waitpid on destruction.
+/// prints its addresses). SIGTERM + waitpid on destruction. `--insecure` unless the extra
+/// arguments give it a token (--token-file, --access-file).
 class server_process {
  public:
   server_process();

@@ -122,9 +122,16 @@ TEST_SUITE("protocol") {
   TEST_CASE("hello: accepted, wrong magic, wrong version") {
     error_code ec;
     std::string why;
-    auto max = check_hello(make_hello(12345), ec, why);
-    REQUIRE(max.has_value());
-    CHECK(*max == 12345);
+    auto hello = check_hello(make_hello(12345), ec, why);
+    REQUIRE(hello.has_value());
+    CHECK(hello->max_frame_size == 12345);
+    CHECK(hello->client_nonce.empty());
+    hello = check_hello(make_hello(100, "abc"), ec, why);
+    REQUIRE(hello.has_value());
+    CHECK(hello->client_nonce == "abc");
+    json bad_nonce = make_hello(100);
+    bad_nonce["cn"] = 5;
+    CHECK_FALSE(check_hello(bad_nonce, ec, why));
 
     CHECK_FALSE(check_hello(json{{"hello", "redis"}, {"version", version}}, ec, why));
     CHECK(ec == server_errc::handshake_required);

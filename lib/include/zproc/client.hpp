@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -22,6 +23,11 @@ namespace zproc {
 struct client_options {
   /// Largest frame this client sends or accepts (the server's own limit applies too).
   std::size_t max_frame_size = 8u * 1024u * 1024u;
+  /// The token to authenticate with (zproc/access.hpp, docs/security.md); the server must
+  /// prove it knows it too (else client_errc::untrusted_server). Not set: token_from_env()
+  /// (ZPROC_TOKEN, else the file ZPROC_TOKEN_FILE names), read at each connection attempt, so
+  /// that a reconnect picks up a rotated token file. Empty: no token.
+  std::optional<std::string> token;
   // Deadlines: zero means "no deadline" for each of them.
 
   /// Deadline of connect() / async_connect() (socket connect and hello); zero: none.

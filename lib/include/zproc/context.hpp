@@ -12,6 +12,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <ranges>
 #include <stdexcept>
 #include <string>
@@ -49,6 +50,11 @@ struct context_options {
   bool cleanup = true;
   /// Configuration of the embedded server.
   server_config server;
+  /// The token of this context's client and of the processes it spawns (docs/security.md).
+  /// Not set: in a spawned process the parent's; with an embedded server, its first token (one
+  /// is generated when it listens on TCP with none and is not `insecure`), or none; with an
+  /// `address`, token_from_env() (ZPROC_TOKEN, ZPROC_TOKEN_FILE).
+  std::optional<std::string> token;
 };
 
 class context {
@@ -60,6 +66,11 @@ class context {
 
   /// The server's address: give it to processes on other machines (tcp://) or to `zproc`.
   std::string address() const;
+  /// The token this context authenticates with (empty: none): give it, with the address, to
+  /// workers on other machines (as a file they name in ZPROC_TOKEN_FILE).
+  const std::string& token() const noexcept;
+  /// Options for another client of this context's server (its token); connect it to address().
+  client_options connect_options() const;
   const std::string& ns() const noexcept;
   /// Round trip to the server; returns the server's pid.
   std::int64_t ping();

@@ -51,6 +51,9 @@ enum class client_errc {
   /// rethrows. The predicate of a state::when() / get_when() watcher: the watcher fails (after
   /// the updates it let through), its message says what was thrown.
   body_threw,
+  /// The server could not prove that it knows the client's token (it has none, or another):
+  /// it is not the server the token was made for. Nothing was sent to it but the hello.
+  untrusted_server,
 };
 
 /// Errors reported by the server; they travel over the wire as {category, code, message}.
@@ -90,6 +93,13 @@ enum class server_errc {
   limit_reached,
   /// The server had no memory for this request; nothing was changed (try again later).
   out_of_memory,
+  /// The server did not let this connection in: no token where one is needed, a wrong token,
+  /// a replayed hello, or (Unix socket) a user it does not allow. The connection is closed.
+  unauthenticated,
+  /// The connection's role (the token it authenticated with) does not allow this request, or
+  /// it touches what belongs to another connection (a task it did not take, a process record
+  /// it did not create). Nothing was changed.
+  forbidden,
 };
 
 /// Why a spawned process or a swarm task gave no value. The async operations complete with

@@ -1,6 +1,7 @@
 // zproc/server.hpp - the state server: namespaces of JSON state, served over Unix and TCP sockets.
 #pragma once
 
+#include <zproc/access.hpp>
 #include <zproc/error.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -9,6 +10,7 @@
 #include <chrono>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <type_traits>
@@ -19,8 +21,24 @@ namespace zproc {
 
 struct server_config {
   /// Addresses to listen on: `ipc:///path/to.sock` (created with mode 0600; a stale socket file
-  /// nobody listens on is replaced) and/or `tcp://host:port` (port 0 picks a free port).
+  /// nobody listens on is replaced) and/or `tcp://host:port` (port 0 picks a free port). A TCP
+  /// address needs `access.tokens` (or `access.insecure`).
   std::vector<std::string> listen;
+  /// Who may connect (docs/security.md).
+  struct access_config {
+    /// The tokens a client may authenticate with, each with its role. A client that offers a
+    /// token must know one of them; over TCP every client must (with tokens here). Over a Unix
+    /// socket a client without a token is let in by its user (below), as admin.
+    std::vector<access_token> tokens;
+    /// Listen on TCP without tokens: anyone who reaches the port may do anything. For tests on
+    /// loopback only; without it, start() refuses a TCP address when `tokens` is empty.
+    bool insecure = false;
+    /// Users (uids) and groups (gids) whose processes may connect to a Unix socket (checked
+    /// with SO_PEERCRED), besides the server's own user and root. The socket file is 0600: a
+    /// socket shared on purpose (chmod, a passed descriptor) still lets only these in.
+    std::vector<std::uint32_t> allowed_uids;
+    std::vector<std::uint32_t> allowed_gids;
+  } access;
   /// Largest frame (request or reply) in bytes. A bigger request closes that connection with
   /// server_errc::frame_too_large; a bigger reply is replaced by server_errc::reply_too_large.
   std::size_t max_frame_size = 8u * 1024u * 1024u;
@@ -73,6 +91,26 @@ struct server_config {
   /// first. Records live in memory only (not in the data directory) and start again with ids
   /// at 1 when the server restarts.
   std::size_t max_process_records = 10'000;
+
+  /// What one client can make the server hold (docs/security.md). Past a limit the request
+  /// fails with server_errc::limit_reached and a message that names the limit (a connection
+  /// past max_connections gets it as the answer to its hello, and is closed); nothing is
+  /// changed and the server goes on serving everyone else. Zero: no limit.
+  struct limits_config {
+    /// Connections open at once.
+    std::size_t max_connections = 10'000;
+    /// Requests the server holds unanswered for one connection: watches, lock waits, task
+    /// takes and task waits.
+    std::size_t max_parked_per_connection = 100'000;
+    /// Tasks the server holds (queued, running, finished and not yet collected), all swarms
+    /// together.
+    std::size_t max_tasks = 1'000'000;
+    /// Running process records one connection registered.
+    std::size_t max_running_records_per_connection = 10'000;
+    /// The longest a connection holds a namespace's atomic lock by taking it again (each take
+    /// renews a 5 s lease): past it, the lock is released and that take fails.
+    std::chrono::milliseconds max_lock_hold{60'000};
+  } limits;
 };
 
 namespace server_detail {

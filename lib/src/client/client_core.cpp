@@ -2,8 +2,11 @@
 
 #include "keepalive.hpp"
 
+#include "protocol/auth.hpp"
 #include "protocol/message.hpp"
 #include "protocol/value_check.hpp"
+
+#include <zproc/access.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
@@ -206,33 +209,69 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
     co_return fail(client_errc::server_unreachable,
                    "cannot connect to " + where + ": " + ec.message());
 
-  // Hello, and wait for the answer (the only frame the server sends before it).
-  std::string hello;
-  protocol::append_frame(hello, protocol::make_hello(options_.max_frame_size));
-  std::tie(ec, std::ignore) =
-      co_await asio::async_write(socket_, asio::buffer(hello), asio::as_tuple(asio::use_awaitable));
-  std::optional<json> answer;
-  while (!ec && !answer) {
-    auto space = decoder->prepare();
-    std::size_t n = 0;
-    std::tie(ec, n) = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
-                                                       asio::as_tuple(asio::use_awaitable));
-    if (ec) break;
-    decoder->commit(n);
-    std::string_view payload;
-    switch (decoder->next(payload)) {
-      case protocol::frame_decoder::status::need_more: break;
-      case protocol::frame_decoder::status::too_large: ec = client_errc::protocol_error; break;
-      case protocol::frame_decoder::status::frame: answer = protocol::decode_payload(payload);
-    }
+  // Hello, and wait for the answer (the only frame the server sends before it). With a token:
+  // the server's challenge, our proof, then the answer with the server's proof
+  // (protocol/auth.hpp).
+  std::string token;
+  try {
+    token = options_.token ? *options_.token : token_from_env();
+  } catch (const zproc::error& e) {
+    co_return fail(e.code(), e.diagnostics());
   }
-  if (ec)
-    co_return fail(
-        ec == client_errc::protocol_error ? ec : make_error_code(client_errc::server_unreachable),
-        "no zproc hello from " + where + ": " + ec.message());
+  const std::string client_nonce = token.empty() ? std::string() : protocol::auth::make_nonce();
+  std::string server_nonce;
+  std::string out;
+  protocol::append_frame(out, protocol::make_hello(options_.max_frame_size, client_nonce));
+  std::optional<protocol::hello_reply> reply;
   std::string why;
-  auto reply = protocol::parse_hello_reply(*answer, ec, why);
-  if (!reply) co_return fail(ec, why);
+  while (!reply) {  // two rounds at most: hello (→ challenge), proof (→ reply)
+    std::tie(ec, std::ignore) =
+        co_await asio::async_write(socket_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+    std::optional<json> answer;
+    while (!ec && !answer) {
+      std::string_view payload;
+      const auto st = decoder->next(payload);
+      if (st == protocol::frame_decoder::status::frame) {
+        answer = protocol::decode_payload(payload);
+        break;
+      }
+      if (st == protocol::frame_decoder::status::too_large) {
+        ec = client_errc::protocol_error;
+        break;
+      }
+      auto space = decoder->prepare();
+      std::size_t n = 0;
+      std::tie(ec, n) = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
+                                                         asio::as_tuple(asio::use_awaitable));
+      if (!ec) decoder->commit(n);
+    }
+    if (ec)
+      co_return fail(
+          ec == client_errc::protocol_error ? ec : make_error_code(client_errc::server_unreachable),
+          "no zproc hello from " + where + ": " + ec.message());
+    auto r = protocol::parse_hello_reply(*answer, ec, why);
+    if (!r) co_return fail(ec, why);
+    if (r->challenge.empty()) {
+      reply = std::move(r);
+      break;
+    }
+    if (client_nonce.empty() || !server_nonce.empty())
+      co_return fail(client_errc::protocol_error,
+                     "the server at " + where + " sent a challenge this client did not ask for");
+    server_nonce = r->challenge;
+    out.clear();
+    protocol::append_frame(
+        out, protocol::make_proof(protocol::auth::client_proof(token, client_nonce, server_nonce)));
+  }
+  if (!client_nonce.empty() &&
+      (server_nonce.empty() ||
+       !protocol::auth::same_proof(
+           reply->server_proof,
+           protocol::auth::server_proof(token, client_nonce, server_nonce))))
+    co_return fail(client_errc::untrusted_server,
+                   "the server at " + where +
+                       " did not prove that it knows this client's token: it is not the server "
+                       "the token is for (or it runs without one)");
   if (state_ != expected)  // closed or cancelled while the hello was on its way
     co_return fail(client_errc::connection_closed, "closed while connecting");
   deadline.cancel();

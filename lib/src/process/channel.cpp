@@ -46,7 +46,8 @@ struct reader {
 
 std::string encode_ticket(const ticket& t) {
   const json header = {{"address", t.address}, {"ns", t.ns},           {"target", t.target},
-                       {"ppid", t.ppid},       {"attempt", t.attempt}, {"retry", t.retry_types}};
+                       {"ppid", t.ppid},       {"attempt", t.attempt}, {"retry", t.retry_types},
+                       {"token", t.token}};
   const std::string h = header.dump();
   std::string out;
   put_u32(out, static_cast<std::uint32_t>(h.size()));
@@ -70,6 +71,7 @@ std::optional<ticket> decode_ticket(std::string_view bytes) {
   t.ppid = header.at("ppid").get<std::int64_t>();
   t.attempt = header.at("attempt").get<std::size_t>();
   t.retry_types = header.at("retry").get<std::vector<std::string>>();
+  t.token = header.value("token", std::string());
   t.args.assign(bytes.substr(8 + hlen, alen));
   return t;
 }

@@ -20,6 +20,9 @@ constexpr std::string_view child_flag = "--zproc-child";
 
 struct ticket {
   std::string address;
+  /// The server's token (empty: none). Through the channel, not argv or the environment: it
+  /// shows in no `ps` and no /proc/PID/environ.
+  std::string token;
   std::string ns;
   std::string target;
   std::int64_t ppid = 0;

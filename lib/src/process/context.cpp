@@ -21,6 +21,7 @@ struct context::impl {
   context_options options;
   std::unique_ptr<server_thread> embedded;
   std::string address;
+  std::string token;
   std::mutex m;
   std::optional<zproc::client> conn;
   std::vector<process> procs;
@@ -28,12 +29,23 @@ struct context::impl {
 
 context::context(context_options options) : impl_(std::make_unique<impl>()) {
   impl_->options = std::move(options);
-  if (!impl_->options.address.empty()) {
-    impl_->address = impl_->options.address;
+  auto& o = impl_->options;
+  if (!o.address.empty()) {
+    impl_->address = o.address;
+    impl_->token = o.token ? *o.token : token_from_env();
   } else if (const auto* t = process_detail::spawned_ticket()) {
     impl_->address = t->address;
+    impl_->token = o.token ? *o.token : t->token;
   } else {
-    impl_->embedded = std::make_unique<server_thread>(impl_->options.server);
+    auto& access = o.server.access;
+    if (o.token && !o.token->empty() && access.tokens.empty())
+      access.tokens.push_back({*o.token, {}});
+    const bool tcp = std::any_of(o.server.listen.begin(), o.server.listen.end(),
+                                 [](const std::string& a) { return a.rfind("tcp://", 0) == 0; });
+    if (tcp && access.tokens.empty() && !access.insecure)
+      access.tokens.push_back({generate_token(), {}});
+    impl_->token = o.token ? *o.token : access.tokens.empty() ? "" : access.tokens.front().secret;
+    impl_->embedded = std::make_unique<server_thread>(o.server);
     impl_->address = impl_->embedded->address();
   }
 }
@@ -66,13 +78,20 @@ context::~context() {
 }
 
 std::string context::address() const { return impl_->address; }
+const std::string& context::token() const noexcept { return impl_->token; }
+
+client_options context::connect_options() const {
+  client_options co;
+  co.token = impl_->token;
+  return co;
+}
 const std::string& context::ns() const noexcept { return impl_->options.ns; }
 std::int64_t context::ping() { return client().ping(); }
 
 zproc::client& context::client() {
   std::lock_guard lock(impl_->m);
   if (!impl_->conn) {
-    zproc::client c;
+    zproc::client c(connect_options());
     c.connect(impl_->address);
     impl_->conn.emplace(std::move(c));
   }
@@ -90,6 +109,7 @@ std::shared_ptr<detail::child> context::make_child(const spawn_options& options)
   c->options = options;
   c->die_with_parent = impl_->options.cleanup;
   c->ticket.address = impl_->address;
+  c->ticket.token = impl_->token;
   c->ticket.ns = options.ns.empty() ? impl_->options.ns : options.ns;
   return c;
 }

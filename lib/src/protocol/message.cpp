@@ -10,8 +10,27 @@ error_code decode_error_unchecked(const json& e, std::string& message);
 constexpr std::string_view client_category_name = "zproc.client";
 }  // namespace
 
-json make_hello(std::size_t max_frame_size) {
-  return json{{field::hello, magic}, {field::version, version}, {field::max_frame, max_frame_size}};
+json make_hello(std::size_t max_frame_size, std::string_view client_nonce) {
+  json h{{field::hello, magic}, {field::version, version}, {field::max_frame, max_frame_size}};
+  if (!client_nonce.empty()) h[field::client_nonce] = client_nonce;
+  return h;
+}
+
+json make_challenge(std::string_view server_nonce) {
+  return json{{field::hello, magic}, {field::version, version}, {field::server_nonce, server_nonce}};
+}
+
+json make_proof(std::string_view client_proof) {
+  return json{{field::client_proof, client_proof}};
+}
+
+std::optional<std::string> parse_proof(const json& msg, error_code& ec, std::string& why) {
+  if (msg.is_object())
+    if (auto p = msg.find(field::client_proof); p != msg.end() && p->is_string())
+      return p->get<std::string>();
+  ec = server_errc::unauthenticated;
+  why = "expected the answer to the server's challenge (a proof of the token)";
+  return std::nullopt;
 }
 
 json make_hello_reply(const hello_reply& r) {
@@ -21,11 +40,13 @@ json make_hello_reply(const hello_reply& r) {
              {field::client_id, r.client_id},
              {field::max_frame, r.max_frame_size}};
   if (!r.server_id.empty()) reply[field::server_id] = r.server_id;
+  if (!r.server_proof.empty()) reply[field::server_proof] = r.server_proof;
+  if (!r.role.empty()) reply[field::role] = r.role;
   return reply;
 }
 
-std::optional<std::size_t> check_hello(const json& msg, error_code& ec, std::string& why) {
-  const auto fail = [&](server_errc e, std::string text) -> std::optional<std::size_t> {
+std::optional<hello_request> check_hello(const json& msg, error_code& ec, std::string& why) {
+  const auto fail = [&](server_errc e, std::string text) -> std::optional<hello_request> {
     ec = e;
     why = std::move(text);
     return std::nullopt;
@@ -43,10 +64,15 @@ std::optional<std::size_t> check_hello(const json& msg, error_code& ec, std::str
                 "client speaks protocol version " + std::to_string(v->get<std::int64_t>()) +
                     ", this server speaks version " + std::to_string(version) +
                     ": use the same zproc release on both ends");
-  std::size_t max_frame = default_max_frame_size;
+  hello_request r;
   if (auto m = msg.find(field::max_frame); m != msg.end() && m->is_number_unsigned())
-    max_frame = m->get<std::size_t>();
-  return max_frame;
+    r.max_frame_size = m->get<std::size_t>();
+  if (auto n = msg.find(field::client_nonce); n != msg.end()) {
+    if (!n->is_string() || n->get_ref<const std::string&>().empty())
+      return fail(server_errc::handshake_required, "the hello's client nonce is not a string");
+    r.client_nonce = n->get<std::string>();
+  }
+  return r;
 }
 
 std::optional<hello_reply> parse_hello_reply(const json& msg, error_code& ec, std::string& why) {
@@ -78,10 +104,19 @@ std::optional<hello_reply> parse_hello_reply_unchecked(const json& msg, error_co
         return std::nullopt;
       }
       hello_reply r;
+      if (auto sn = msg.find(field::server_nonce); sn != msg.end()) {
+        r.challenge = sn->get<std::string>();
+        if (!r.challenge.empty()) return r;
+        ec = client_errc::protocol_error;
+        why = "the server's challenge has no nonce";
+        return std::nullopt;
+      }
       r.server_pid = msg.value(field::pid, std::int64_t{0});
       r.client_id = msg.value(field::client_id, std::uint64_t{0});
       r.max_frame_size = msg.value(field::max_frame, std::size_t{default_max_frame_size});
       r.server_id = msg.value(field::server_id, std::string());
+      r.server_proof = msg.value(field::server_proof, std::string());
+      r.role = msg.value(field::role, std::string());
       return r;
     }
   }

@@ -19,7 +19,7 @@ namespace zproc::protocol {
 using nlohmann::json;
 
 /// Bumped on every incompatible change of the messages below.
-inline constexpr std::int64_t version = 1;
+inline constexpr std::int64_t version = 2;
 inline constexpr std::string_view magic = "zproc";
 
 // Field names: protocol/ops.hpp.
@@ -31,10 +31,24 @@ inline constexpr std::uint64_t default_page_limit = 1000;
 inline constexpr std::uint64_t max_page_limit = 100'000;
 inline constexpr std::uint64_t max_page_bytes = 4u * 1024u * 1024u;
 
-/// The client's first message.
-json make_hello(std::size_t max_frame_size);
+/// The client's first message; with `client_nonce` (auth::make_nonce()) when the client has a
+/// token: it asks the server to authenticate (protocol/auth.hpp).
+json make_hello(std::size_t max_frame_size, std::string_view client_nonce = {});
 
-/// What a server answers to a good hello.
+/// A hello as the server reads it.
+struct hello_request {
+  std::size_t max_frame_size = default_max_frame_size;
+  std::string client_nonce;  ///< empty: the client has no token
+};
+
+/// The server's challenge to a client that offered a nonce: prove you know the token.
+json make_challenge(std::string_view server_nonce);
+/// The client's answer to a challenge.
+json make_proof(std::string_view client_proof);
+/// Reads the client's answer (server side): its proof, or nullopt with an error in ec/why.
+std::optional<std::string> parse_proof(const json& msg, error_code& ec, std::string& why);
+
+/// What a server answers to a good hello (or, with `challenge` set, a challenge instead).
 struct hello_reply {
   std::int64_t server_pid = 0;
   std::uint64_t client_id = 0;
@@ -42,12 +56,19 @@ struct hello_reply {
   /// Names the server and its data: the same across restarts with the same data directory,
   /// new for each start of a server in memory. Empty from a server that sends none.
   std::string server_id;
+  /// The server's proof that it knows the client's token (auth::server_proof); empty when the
+  /// client authenticated with none.
+  std::string server_proof;
+  /// The connection's role (access_role::to_string()); empty from a server that sends none.
+  std::string role;
+  /// Not a reply but a challenge: the server's nonce. The client answers with make_proof().
+  std::string challenge;
 };
 json make_hello_reply(const hello_reply& r);
 
-/// Validates a hello (server side). Returns the client's max frame size, or an error with a
-/// message in `why`.
-std::optional<std::size_t> check_hello(const json& msg, error_code& ec, std::string& why);
+/// Validates a hello (server side). Returns what it asks for, or an error with a message in
+/// `why`.
+std::optional<hello_request> check_hello(const json& msg, error_code& ec, std::string& why);
 
 /// Reads a hello reply (client side): an error reply becomes `ec` + `why`.
 std::optional<hello_reply> parse_hello_reply(const json& msg, error_code& ec, std::string& why);

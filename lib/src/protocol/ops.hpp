@@ -100,6 +100,11 @@ inline constexpr const char* max_frame = "max_frame";
 inline constexpr const char* pid = "pid";
 inline constexpr const char* client_id = "client";
 inline constexpr const char* server_id = "sid";  // hello reply: which server (its data) this is
+inline constexpr const char* client_nonce = "cn";  // hello: the client's nonce (it has a token)
+inline constexpr const char* server_nonce = "sn";  // challenge: the server's nonce
+inline constexpr const char* client_proof = "cp";  // the client's answer to the challenge
+inline constexpr const char* server_proof = "sp";  // hello reply: the server's proof
+inline constexpr const char* role = "role";        // hello reply: the connection's role
 inline constexpr const char* id = "i";        // request id; 0 = the connection itself
 inline constexpr const char* op = "o";        // operation name
 inline constexpr const char* ns = "n";        // namespace

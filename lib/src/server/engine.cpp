@@ -1,6 +1,7 @@
 #include "server/engine.hpp"
 
 #include "protocol/message.hpp"
+#include "server/permissions.hpp"
 
 namespace zproc::server_detail {
 
@@ -34,11 +35,27 @@ void engine::lock(const std::string& ns, std::uint64_t client, std::uint64_t req
                   std::vector<delivery>& out) {
   namespace_state& st = store_.open(ns);  // limit_reached past max_namespaces
   ns_lock& l = locks_[ns];
+  const auto now = std::chrono::steady_clock::now();
   if (st.locked_by == 0 || st.locked_by == client) {
     // (Held by this connection already: granted again, and the first grant still names it.)
-    if (st.locked_by == 0) l.granted_request = request_id;
+    if (st.locked_by == 0) {
+      l.granted_request = request_id;
+      l.held_since = now;
+    }
+    const auto max_hold = limits_.max_lock_hold;
+    if (max_hold.count() > 0 && now - l.held_since >= max_hold) {
+      // Renewed for too long: the others get their turn.
+      release(ns, out);
+      throw op_error{server_errc::limit_reached,
+                     "the lock of namespace '" + ns + "' was held for " +
+                         std::to_string(max_hold.count()) +
+                         " ms, the most one connection may hold it by taking it again "
+                         "(server_config::limits.max_lock_hold, zproc server --max-lock-hold); "
+                         "it was released"};
+    }
     st.locked_by = client;
-    l.lease_until = std::chrono::steady_clock::now() + lock_lease;
+    l.lease_until = now + lock_lease;
+    if (max_hold.count() > 0) l.lease_until = std::min(l.lease_until, l.held_since + max_hold);
     out.push_back({client, protocol::make_reply(request_id, lock_lease.count())});
     return;
   }
@@ -57,9 +74,18 @@ void engine::release(const std::string& ns, std::vector<delivery>& out) {
   const lock_waiter next = it->second.waiting.front();
   it->second.waiting.pop_front();
   st.locked_by = next.client_id;
-  it->second.lease_until = std::chrono::steady_clock::now() + lock_lease;
+  it->second.held_since = std::chrono::steady_clock::now();
+  it->second.lease_until = it->second.held_since + lock_lease;
   it->second.granted_request = next.request_id;
   out.push_back({next.client_id, protocol::make_reply(next.request_id, lock_lease.count())});
+}
+
+std::size_t engine::parked_of(std::uint64_t client) const {
+  std::size_t n = watches_.pending_of(client) + tasks_.parked_of(client);
+  for (const auto& [name, l] : locks_)
+    n += static_cast<std::size_t>(std::count_if(l.waiting.begin(), l.waiting.end(),
+                                                [&](const lock_waiter& w) { return w.client_id == client; }));
+  return n;
 }
 
 void engine::congested(std::uint64_t client_id) noexcept {
@@ -135,10 +161,28 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
                     std::vector<delivery>& out) {
   using protocol::op;
   const std::optional<op> code = protocol::op_of(request);  // parsed once
+  if (code && protocol::parks(*code) && limits_.max_parked_per_connection > 0 &&
+      parked_of(ctx.client_id) >= limits_.max_parked_per_connection) {
+    out.push_back({ctx.client_id,
+                   protocol::make_error_reply(
+                       request_id, server_errc::limit_reached,
+                       "this connection has " + std::to_string(limits_.max_parked_per_connection) +
+                           " requests waiting already (watches, lock waits, task takes and "
+                           "waits: server_config::limits.max_parked_per_connection, zproc server "
+                           "--max-parked)")});
+    return;
+  }
+  if (code && ctx.role)
+    if (auto why = refusal(*ctx.role, *code, request)) {
+      out.push_back({ctx.client_id,
+                     protocol::make_error_reply(request_id, server_errc::forbidden, *why)});
+      return;
+    }
 
   if (code && process_registry::handles(*code)) {
     guarded(out, ctx.client_id, request_id, [&] {
-      json result = processes_.execute(*code, request, ctx.client_id, wall_clock_ms());
+      json result =
+          processes_.execute(*code, request, ctx.client_id, wall_clock_ms(), ctx.privileged());
       out.push_back({ctx.client_id, protocol::make_reply(request_id, std::move(result))});
     });
     return;
@@ -146,7 +190,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   if (code && task_queue::handles(*code)) {
     guarded(out, ctx.client_id, request_id, [&] {
       tasks_.execute(*code, request, request_id, ctx.client_id, std::chrono::steady_clock::now(),
-                     out);
+                     out, ctx.privileged());
     });
     return;
   }

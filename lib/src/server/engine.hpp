@@ -9,6 +9,8 @@
 #include "server/task_queue.hpp"
 #include "server/watch.hpp"
 
+#include <zproc/server.hpp>
+
 #include <chrono>
 #include <deque>
 #include <functional>
@@ -26,6 +28,13 @@ class engine {
   engine(std::int64_t server_pid, retention limits, std::size_t max_process_records = 10'000,
          std::size_t max_namespaces = 10'000)
       : store_(server_pid, limits, max_namespaces), processes_(max_process_records) {}
+
+  /// The limits of server_config (the connection count is the server's).
+  void set_limits(const server_config::limits_config& l) {
+    limits_ = l;
+    tasks_.set_max_tasks(l.max_tasks);
+    processes_.set_max_running_per_client(l.max_running_records_per_connection);
+  }
 
   /// Makes every write durable in `j` (recovering the state from it first).
   recovery_report attach(std::unique_ptr<journal> j);
@@ -97,6 +106,8 @@ class engine {
   };
   struct ns_lock {
     std::chrono::steady_clock::time_point lease_until;
+    /// Since when the holder holds it (taking it again renews the lease, not this).
+    std::chrono::steady_clock::time_point held_since;
     std::deque<lock_waiter> waiting;
     /// The lock request the holder was granted by: a cancel of it (sent by a client that gave
     /// the wait up before the grant reached it) releases the lock.
@@ -105,11 +116,15 @@ class engine {
   void lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
             std::vector<delivery>& out);
   void release(const std::string& ns, std::vector<delivery>& out);
+  /// The requests the server holds unanswered for `client` (watches, lock waits, task takes
+  /// and waits): limits_.max_parked_per_connection.
+  std::size_t parked_of(std::uint64_t client) const;
   /// Wakes the watchers of a committed write; never throws (a failure stalls them instead).
   void notify(const std::string& ns, const update_record& r, std::vector<delivery>& out) noexcept;
   std::unordered_map<std::string, ns_lock> locks_;
   std::unordered_set<std::uint64_t> congested_;  // clients over their output limit
   std::vector<std::uint64_t> gone_later_;        // client_gone() to finish at the next tick
+  server_config::limits_config limits_;
 };
 
 }  // namespace zproc::server_detail

@@ -142,6 +142,14 @@ json process_registry::checked(const json& fields, const json* current) {
 std::uint64_t process_registry::start(const json& fields, std::uint64_t client_id,
                                       std::int64_t now_ms) {
   json record = checked(fields, nullptr);
+  if (max_running_per_client_ > 0)
+    if (auto it = running_by_client_.find(client_id);
+        it != running_by_client_.end() && it->second.size() >= max_running_per_client_)
+      throw op_error{server_errc::limit_reached,
+                     "this connection has " + std::to_string(it->second.size()) +
+                         " running process records, its limit "
+                         "(server_config::limits.max_running_records_per_connection, zproc server "
+                         "--max-running-records)"};
   const std::uint64_t id = last_id_ + 1;
   record[rf::id] = id;
   record[rf::client] = client_id;
@@ -249,7 +257,7 @@ json process_registry::execute(const json& request, std::uint64_t client_id,
 }
 
 json process_registry::execute(detail::op o, const json& request, std::uint64_t client_id,
-                               std::int64_t now_ms) {
+                               std::int64_t now_ms, bool privileged) {
   using protocol::op;
   const auto field = [&](const char* name) -> const json* {
     auto it = request.find(name);
@@ -268,6 +276,12 @@ json process_registry::execute(detail::op o, const json& request, std::uint64_t 
     const json* record = field(wire::record);
     if (!record || !record->is_object())
       bad_request("proc_update needs the fields to change as an object ('record')");
+    if (!privileged)
+      if (auto it = records_.find(*value);
+          it != records_.end() && it->second.data.value(rf::client, std::uint64_t{0}) != client_id)
+        throw op_error{server_errc::forbidden,
+                       "process record " + std::to_string(*value) +
+                           " was created by another connection: only it (or an admin) changes it"};
     update(*value, *record, now_ms);
     return true;
   }

@@ -41,7 +41,13 @@ class process_registry {
   /// returns the reply's result. Bad input throws op_error (bad_request) and changes nothing.
   json execute(const json& request, std::uint64_t client_id, std::int64_t now_ms);
   /// The same, for a request whose op (one of handles()) the caller read already.
-  json execute(detail::op o, const json& request, std::uint64_t client_id, std::int64_t now_ms);
+  /// `privileged` (an admin connection): may change records another connection created.
+  json execute(detail::op o, const json& request, std::uint64_t client_id, std::int64_t now_ms,
+               bool privileged = true);
+
+  /// Running records one connection may register (0: no limit): a start past it fails with
+  /// limit_reached.
+  void set_max_running_per_client(std::size_t n) noexcept { max_running_per_client_ = n; }
 
   /// proc_start: registers a running process; returns its id. Throws op_error.
   std::uint64_t start(const json& fields, std::uint64_t client_id, std::int64_t now_ms);
@@ -82,6 +88,7 @@ class process_registry {
   std::map<std::uint64_t, entry> records_;           // by id: proc_list's order
   std::map<std::uint64_t, std::uint64_t> finished_;  // finish sequence -> id, oldest first
   std::unordered_map<std::uint64_t, std::set<std::uint64_t>> running_by_client_;
+  std::size_t max_running_per_client_ = 0;
   std::uint64_t last_id_ = 0;
   std::uint64_t last_finish_ = 0;
   std::size_t max_finished_;

@@ -117,6 +117,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         config_(std::move(config)),
         engine_(::getpid(), config_.history, config_.max_process_records,
                 config_.max_namespaces) {
+    engine_.set_limits(config_.limits);
     if (!config_.data_dir.empty()) {
       // The history outlives the process, and its records carry client ids: a client id of a
       // restarted server must not repeat one of before (a resumed watcher hides the writes of
@@ -146,8 +147,11 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         if (auto self = weak.lock()) asio::co_spawn(self->strand_, snapshot_loop(self), asio::detached);
       });
     }
+    std::vector<address> addresses;
+    for (const auto& text : config_.listen) addresses.push_back(address::parse(text));
+    check_access(addresses);
     std::vector<std::unique_ptr<listener>> bound;
-    for (const auto& text : config_.listen) bound.push_back(bind(address::parse(text)));
+    for (const auto& a : addresses) bound.push_back(bind(a));
     started_ = true;
     if (!config_.data_dir.empty() && config_.fsync == server_config::fsync_policy::interval)
       asio::co_spawn(strand_, sync_loop(shared_from_this()), asio::detached);
@@ -171,6 +175,26 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     asio::basic_socket_acceptor<generic_protocol> acceptor;
     address addr;
   };
+
+  /// A TCP port open to anyone is refused, unless asked for; tokens are checked here, not at
+  /// the first hello.
+  void check_access(const std::vector<address>& addresses) const {
+    const auto& access = config_.access;
+    for (const auto& t : access.tokens)
+      if (t.secret.size() < min_token_size)
+        throw zproc::error(make_error_code(std::errc::invalid_argument),
+                           "a token of server_config::access is shorter than " +
+                               std::to_string(min_token_size) + " characters");
+    if (!access.tokens.empty() || access.insecure) return;
+    for (const auto& a : addresses)
+      if (a.kind == address::transport::tcp)
+        throw zproc::error(make_error_code(std::errc::permission_denied),
+                           "refusing to listen at " + a.to_string() +
+                               " without a token: anyone who reaches the port could read and "
+                               "write everything. Give the server a token (zproc server "
+                               "--token-file PATH, server_config::access.tokens), or pass "
+                               "--insecure (access.insecure) for tests on loopback");
+  }
 
   std::unique_ptr<listener> bind(address a) {
     auto l = std::make_unique<listener>(listener{asio::basic_socket_acceptor<generic_protocol>(strand_), a});
@@ -319,6 +343,11 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         },
         shared_from_this()};
     auto s = std::make_shared<session>(std::move(socket), std::move(env), id);
+    if (const auto max = config_.limits.max_connections; max > 0 && sessions_.size() >= max)
+      s->refuse_hello(server_errc::limit_reached,
+                      "the server has " + std::to_string(sessions_.size()) +
+                          " connections open, its limit (server_config::limits.max_connections, zproc "
+                          "server --max-connections)");
     sessions_.emplace(id, s);
     s->start();
   }

@@ -1,7 +1,5 @@
 #include "server/session.hpp"
 
-#include <zproc/log.hpp>
-
 #include "protocol/message.hpp"
 
 #include <zproc/log.hpp>
@@ -11,6 +9,9 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
+
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <chrono>
 
@@ -29,6 +30,21 @@ void note(log_level level, std::uint64_t client, const std::string& what) {
 }  // namespace
 
 namespace {
+/// The peer of a Unix socket (SO_PEERCRED); nullopt for TCP.
+std::optional<peer_credentials> peer_of(session::socket_type& socket) {
+  error_code ec;
+  const auto local = socket.local_endpoint(ec);
+  if (ec || local.protocol().family() != AF_UNIX) return std::nullopt;
+  ucred cred{};
+  socklen_t size = sizeof cred;
+  if (::getsockopt(socket.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &size) != 0)
+    return peer_credentials{~0u, ~0u};  // unknown: only an explicitly allowed uid gets in
+  return peer_credentials{static_cast<std::uint32_t>(cred.uid),
+                          static_cast<std::uint32_t>(cred.gid)};
+}
+}  // namespace
+
+namespace {
 constexpr auto hello_deadline = 10s;
 constexpr auto final_flush_deadline = 2s;
 constexpr std::size_t read_chunk = 64 * 1024;
@@ -40,6 +56,7 @@ session::session(socket_type socket, environment env, std::uint64_t client_id)
       env_(std::move(env)),
       ctx_{client_id},
       decoder_(env_.config.max_frame_size),
+      handshake_(env_.config.access, static_cast<std::uint32_t>(::geteuid()), peer_of(socket_)),
       hello_timer_(socket_.get_executor()),
       drain_timer_(socket_.get_executor()) {}
 
@@ -138,21 +155,23 @@ bool session::handle_frame(std::string_view payload) {
     return greeted_;  // before the hello, garbage means this is not a zproc client
   }
   if (!greeted_) {
-    error_code ec;
-    std::string why;
-    auto max_frame = protocol::check_hello(msg, ec, why);
-    if (!max_frame) {
-      queue(protocol::make_error_reply(0, ec, why));
-      note(log_level::warning, ctx_.client_id, "refused at hello: " + why);
-      return false;
+    // Nothing before the handshake is over reaches the engine.
+    queue(handshake_.on_message(msg, {env_.server_pid, ctx_.client_id,
+                                      env_.config.max_frame_size, env_.server_id}));
+    switch (handshake_.current()) {
+      case handshake::state::refused:
+        note(log_level::warning, ctx_.client_id, "refused at hello: " + handshake_.refusal());
+        return false;
+      case handshake::state::accepted:
+        note(log_level::debug, ctx_.client_id,
+             "connected (" + handshake_.role().to_string() + ")");
+        greeted_ = true;
+        hello_timer_.cancel();
+        client_max_frame_ = handshake_.client_max_frame();
+        ctx_.role = &handshake_.role();
+        return true;
+      default: return true;  // a challenge: the proof comes next
     }
-    note(log_level::debug, ctx_.client_id, "connected");
-    greeted_ = true;
-    hello_timer_.cancel();
-    client_max_frame_ = *max_frame;
-    queue(protocol::make_hello_reply(
-        {env_.server_pid, ctx_.client_id, env_.config.max_frame_size, env_.server_id}));
-    return true;
   }
 
   std::uint64_t request_id = 0;

@@ -4,6 +4,7 @@
 
 #include "protocol/frame.hpp"
 #include "server/engine.hpp"
+#include "server/handshake.hpp"
 #include "server/output_queue.hpp"
 
 #include <zproc/server.hpp>
@@ -37,6 +38,8 @@ class session : public std::enable_shared_from_this<session> {
 
   /// Starts serving on the socket's executor.
   void start();
+  /// Answers the hello with this error and closes (call before start()).
+  void refuse_hello(error_code ec, std::string why) { handshake_.refuse_hello(ec, std::move(why)); }
   /// Closes the connection now (pending replies are dropped). Idempotent.
   void close();
   /// Queues a reply produced by another session's request (a woken watcher) and sends it.
@@ -72,6 +75,7 @@ class session : public std::enable_shared_from_this<session> {
   output_queue inflight_;  // replies being written
   bool writing_ = false;
   bool greeted_ = false;
+  handshake handshake_;
   bool closed_ = false;
   bool congested_ = false;  // over max_pending_output: the engine holds its watchers back
   std::size_t client_max_frame_ = protocol::default_max_frame_size;

@@ -5,6 +5,7 @@
 
 #include "server/history.hpp"
 
+#include <zproc/access.hpp>
 #include <zproc/detail/op.hpp>
 #include <zproc/error.hpp>
 
@@ -48,6 +49,10 @@ struct namespace_state {
 /// Who sent a request, for records and (later) for watchers that hide a client's own writes.
 struct request_context {
   std::uint64_t client_id = 0;
+  /// What the connection may do (the session's handshake): nullptr, or an admin role, may do
+  /// everything, to everything (others' tasks and process records too).
+  const access_role* role = nullptr;
+  bool privileged() const noexcept { return !role || role->what == access_role::kind::admin; }
 };
 
 /// The value of `compacted` errors: names the oldest revision still available.

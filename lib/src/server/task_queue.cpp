@@ -65,20 +65,27 @@ void task_queue::execute(const json& request, std::uint64_t request_id, std::uin
 
 void task_queue::execute(detail::op o, const json& request, std::uint64_t request_id,
                          std::uint64_t client_id, clock::time_point now,
-                         std::vector<delivery>& out) {
+                         std::vector<delivery>& out, bool privileged) {
   using protocol::op;
   switch (o) {
     case op::task_submit: return submit(request, request_id, client_id, out);
     case op::task_take: return take(request, request_id, client_id, out);
     case op::task_done: return done(request, request_id, client_id, out);
     case op::task_wait: return wait(request, request_id, client_id, now, out);
-    case op::task_cancel: return cancel_range(request, request_id, client_id, out);
+    case op::task_cancel: return cancel_range(request, request_id, client_id, privileged, out);
     case op::task_retire: return retire(request, request_id, client_id, now, out);
     case op::task_info:
       out.push_back({client_id, protocol::make_reply(request_id, info(request))});
       return;
     default: throw op_error{server_errc::unknown_op, "not an operation of the task queue"};
   }
+}
+
+std::size_t task_queue::parked_of(std::uint64_t client_id) const {
+  std::size_t n = static_cast<std::size_t>(std::count_if(
+      waits_.begin(), waits_.end(), [&](const parked_wait& w) { return w.client_id == client_id; }));
+  if (auto w = workers_.find(client_id); w != workers_.end() && w->second.parked) ++n;
+  return n;
 }
 
 std::size_t task_queue::queued(const std::string& queue) const {
@@ -114,6 +121,11 @@ void task_queue::submit(const json& request, std::uint64_t request_id, std::uint
     bound = b->get<bool>();
   }
 
+  if (max_tasks_ > 0 && tasks_.size() + list.size() > max_tasks_)
+    throw op_error{server_errc::limit_reached,
+                   "the server holds " + std::to_string(tasks_.size()) + " tasks; " +
+                       std::to_string(list.size()) + " more would pass its limit of " +
+                       std::to_string(max_tasks_) + " (server_config::limits.max_tasks, zproc server --max-tasks)"};
   const std::uint64_t first = last_id_ + 1;
   queue_state& q = queues_[queue];
   auto hint = tasks_.end();
@@ -402,12 +414,20 @@ bool task_queue::cancel(std::uint64_t client_id, std::uint64_t request_id) {
 }
 
 void task_queue::cancel_range(const json& request, std::uint64_t request_id,
-                              std::uint64_t client_id, std::vector<delivery>& out) {
+                              std::uint64_t client_id, bool privileged,
+                              std::vector<delivery>& out) {
   const std::uint64_t from = count_field(request, wire::from);
   const std::uint64_t to = count_field(request, wire::to);
   std::uint64_t n = 0;
-  for (auto it = tasks_.lower_bound(from); it != tasks_.end() && it->first < to; ++n)
+  // Only a task's submitter (or an admin) cancels it; others' tasks in the range stay.
+  for (auto it = tasks_.lower_bound(from); it != tasks_.end() && it->first < to;) {
+    if (!privileged && it->second.owner != client_id) {
+      ++it;
+      continue;
+    }
     it = drop(it);
+    ++n;
+  }
   out.push_back({client_id, protocol::make_reply(request_id, n)});
 }
 

@@ -51,8 +51,10 @@ class task_queue {
   void execute(const json& request, std::uint64_t request_id, std::uint64_t client_id,
                clock::time_point now, std::vector<delivery>& out);
   /// The same, for a request whose op (one of handles()) the caller read already.
+  /// `privileged` (an admin connection): may cancel tasks it did not submit.
   void execute(detail::op o, const json& request, std::uint64_t request_id,
-               std::uint64_t client_id, clock::time_point now, std::vector<delivery>& out);
+               std::uint64_t client_id, clock::time_point now, std::vector<delivery>& out,
+               bool privileged = true);
 
   /// Forgets a parked take or wait that its client gave up; false if there is none.
   bool cancel(std::uint64_t client_id, std::uint64_t request_id);
@@ -63,6 +65,12 @@ class task_queue {
 
   /// Answers the parked waits whose deadline passed (with no outcome).
   void tick(clock::time_point now, std::vector<delivery>& out);
+
+  /// Tasks held at most (server_config::limits.max_tasks; 0: no limit): a submit past it fails
+  /// with limit_reached.
+  void set_max_tasks(std::size_t n) noexcept { max_tasks_ = n; }
+  /// The takes and waits of `client_id` that wait for an answer.
+  std::size_t parked_of(std::uint64_t client_id) const;
 
   /// Counts, for tests and task_info.
   std::size_t size() const noexcept { return tasks_.size(); }
@@ -125,6 +133,7 @@ class task_queue {
   void wait(const json& request, std::uint64_t request_id, std::uint64_t client_id,
             clock::time_point now, std::vector<delivery>& out);
   void cancel_range(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+                    bool privileged,
                     std::vector<delivery>& out);
   void retire(const json& request, std::uint64_t request_id, std::uint64_t client_id,
               clock::time_point now, std::vector<delivery>& out);
@@ -157,7 +166,8 @@ class task_queue {
   std::unordered_map<std::uint64_t, worker> workers_;
   std::vector<parked_wait> waits_;
   std::unordered_map<std::uint64_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> owned_;
-  std::set<std::uint64_t> orphans_;  // finished tasks whose submitter is gone, oldest first
+  std::set<std::uint64_t> orphans_;
+  std::size_t max_tasks_ = 0;  // finished tasks whose submitter is gone, oldest first
   std::size_t max_orphaned_;
   std::uint64_t last_id_ = 0;
 };

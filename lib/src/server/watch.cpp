@@ -151,11 +151,6 @@ std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64
   const bool want_base = flag(req, field::base);
   const bool check_now = flag(req, field::now);
 
-  if (per_client_[client_id] >= max_per_client)
-    throw op_error{server_errc::bad_request,
-                   "too many pending watches on this connection (" +
-                       std::to_string(max_per_client) + ")"};
-
   static const namespace_state empty_ns;
   namespace_state* found = s.find(spec.ns);
   const namespace_state& ns = found ? *found : empty_ns;

@@ -104,9 +104,7 @@ class watch_registry {
 
   std::size_t pending() const noexcept { return by_id_.size(); }
   std::size_t pending_of(std::uint64_t client_id) const;
-
-  /// Most pending watches one client may have.
-  static constexpr std::size_t max_per_client = 100'000;
+  // (How many one client may have: the engine's limits.max_parked_per_connection.)
 
  private:
   struct waiter;

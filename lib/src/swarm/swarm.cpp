@@ -50,7 +50,7 @@ swarm::swarm(context& ctx, std::size_t count, swarm_options options)
   if (options.max_attempts == 0) throw std::invalid_argument("zproc: max_attempts must be >= 1");
   impl_->ctx = &ctx;
   impl_->options = options;
-  zproc::client c;
+  zproc::client c(ctx.connect_options());
   c.connect(ctx.address());
   impl_->core = std::make_shared<detail::swarm_core>(std::move(c), options.name, options.executor);
   resize(count);

@@ -161,7 +161,7 @@ struct pending {
 
 void run_worker(context& ctx, const std::string& queue) {
   asio::io_context io;
-  zproc::client c(io.get_executor());
+  zproc::client c(io.get_executor(), ctx.connect_options());
   bool connected = false;
   error_code connect_ec;
   c.async_connect(ctx.address(), [&](error_code ec) {

@@ -1,0 +1,139 @@
+// What each role may do, through the engine without sockets (server/permissions.cpp and the
+// ownership checks of task_queue and process_registry): a read-only token reads only its
+// namespaces, a worker token only takes its swarm's tasks, and nobody but its owner (or an
+// admin) cancels a task or changes a process record.
+#include "protocol/message.hpp"
+#include "protocol/ops.hpp"
+#include "protocol/task_messages.hpp"
+#include "server/engine.hpp"
+
+#include <doctest/doctest.h>
+
+#include <vector>
+
+using zproc::json;
+using namespace zproc::server_detail;
+namespace protocol = zproc::protocol;
+namespace tasks = zproc::protocol::tasks;
+using zproc::access_role;
+
+namespace {
+
+struct fixture {
+  engine e{1, retention{}};
+  std::vector<delivery> out;
+  std::uint64_t next_id = 1;
+
+  /// The reply to `req` from `client` with `role` (nullptr: admin); null if it parked.
+  json send(std::uint64_t client, const access_role* role, json req) {
+    out.clear();
+    const std::uint64_t id = next_id++;
+    req[protocol::field::id] = id;
+    e.handle(req, id, request_context{client, role}, out);
+    for (const auto& d : out)
+      if (d.client_id == client && !d.packed && d.reply.value("i", std::uint64_t{0}) == id)
+        return d.reply;
+    return nullptr;
+  }
+};
+
+json op_on(protocol::op o, const std::string& ns, const std::string& key = "k") {
+  json r = protocol::make(o, ns);
+  r[protocol::field::key] = key;
+  if (o == protocol::op::set) r[protocol::field::value] = 1;
+  return r;
+}
+
+zproc::error_code error_of(const json& reply) {
+  if (!reply.is_object() || !reply.contains("e")) return {};
+  std::string message;
+  return protocol::decode_error(reply["e"], message);
+}
+bool forbidden(const json& reply) { return error_of(reply) == zproc::server_errc::forbidden; }
+
+json submit(const std::string& queue) {
+  json chunks = json::array();
+  chunks.push_back(tasks::chunk({1, 2, 3}, 1));
+  return tasks::submit_request({queue, "f", false, 1, std::nullopt}, std::move(chunks));
+}
+
+json record_fields() {
+  return {{"pid", 11},      {"ppid", 100},     {"target", "t"}, {"n", "default"},
+          {"host", "box"},  {"kind", "target"}, {"attempt", 1}};
+}
+
+}  // namespace
+
+TEST_SUITE("permissions") {
+  TEST_CASE("read-only: reads and watches its namespaces, writes nothing") {
+    fixture f;
+    const auto reader = access_role::parse("read-only:metrics");
+    using protocol::op;
+    CHECK(error_of(f.send(1, nullptr, op_on(op::set, "metrics"))) == zproc::error_code{});
+    CHECK(f.send(2, &reader, op_on(op::get, "metrics")).at("r") == 1);
+    CHECK(forbidden(f.send(2, &reader, op_on(op::get, "secrets"))));
+    CHECK(forbidden(f.send(2, &reader, op_on(op::set, "metrics"))));
+    CHECK(forbidden(f.send(2, &reader, protocol::make(op::lock, "metrics"))));
+    CHECK(forbidden(f.send(2, &reader, submit("default"))));
+    CHECK(forbidden(f.send(2, &reader, json{{"o", "proc_start"}, {"record", record_fields()}})));
+    CHECK_FALSE(forbidden(f.send(2, &reader, json{{"o", "proc_list"}})));
+    CHECK(f.send(2, &reader, protocol::make(op::ping)).contains("r"));
+    // Refused writes changed nothing.
+    CHECK(f.send(1, nullptr, op_on(op::get, "metrics")).at("r") == 1);
+    const auto all = access_role::parse("read-only");
+    CHECK_FALSE(forbidden(f.send(3, &all, op_on(op::get, "secrets"))));
+  }
+
+  TEST_CASE("worker: takes its swarm's tasks; no state, no submit, no other swarm") {
+    fixture f;
+    const auto w = access_role::parse("worker:pool");
+    using protocol::op;
+    CHECK(forbidden(f.send(2, &w, op_on(op::get, "default"))));
+    CHECK(forbidden(f.send(2, &w, op_on(op::set, "default"))));
+    CHECK(forbidden(f.send(2, &w, submit("pool"))));
+    CHECK(forbidden(f.send(2, &w, tasks::take_request("other", 1, 5, "box"))));
+    CHECK(forbidden(f.send(2, &w, tasks::cancel_request(1, 100))));
+    f.send(1, nullptr, submit("pool"));
+    const json taken = f.send(2, &w, tasks::take_request("pool", 1, 5, "box"));
+    REQUIRE(taken.contains("r"));
+    CHECK(tasks::parse_take_reply(taken.at("r")).tasks.size() == 1);
+  }
+
+  TEST_CASE("results only from the connection that took the task") {
+    fixture f;
+    const auto w = access_role::parse("worker:pool");
+    const auto rw = access_role::parse("read-write");
+    f.send(1, &rw, submit("pool"));
+    const json taken = f.send(2, &w, tasks::take_request("pool", 1, 5, "box"));
+    const auto id = tasks::parse_take_reply(taken.at("r")).tasks.at(0).id;
+    json forged = json::array();
+    forged.push_back(tasks::result(id, tasks::lost_outcome("FORGED", 1, "x", 1, 1, "f")));
+    for (auto* role : {&rw, &w})  // another connection, whatever its role
+      CHECK(f.send(3, role, tasks::done_request(forged)).at("r") == 0);
+    CHECK(f.send(2, &w, tasks::done_request(forged)).at("r") == 1);  // the taker
+  }
+
+  TEST_CASE("only a task's submitter, or an admin, cancels it") {
+    fixture f;
+    const auto rw = access_role::parse("read-write");
+    const json first = f.send(1, &rw, submit("pool"));
+    const auto id = tasks::parse_submit_reply(first.at("r"));
+    CHECK(f.send(2, &rw, tasks::cancel_request(id, id + 1)).at("r") == 0);
+    CHECK(f.e.tasks().queued("pool") == 1);
+    CHECK(f.send(1, &rw, tasks::cancel_request(id, id + 1)).at("r") == 1);
+    f.send(1, &rw, submit("pool"));
+    CHECK(f.send(3, nullptr, tasks::cancel_request(0, 1000)).at("r") == 1);  // admin
+    CHECK(f.e.tasks().queued("pool") == 0);
+  }
+
+  TEST_CASE("only the connection that created a process record (or an admin) changes it") {
+    fixture f;
+    const auto rw = access_role::parse("read-write");
+    const json started = f.send(1, &rw, json{{"o", "proc_start"}, {"record", record_fields()}});
+    const auto id = started.at("r").get<std::uint64_t>();
+    const json update = {{"o", "proc_update"}, {"id", id}, {"record", {{"note", "x"}}}};
+    CHECK(forbidden(f.send(2, &rw, update)));
+    CHECK(f.send(1, &rw, update).at("r") == true);
+    CHECK(f.send(3, nullptr, update).at("r") == true);
+  }
+}
