@@ -1,8 +1,9 @@
 // The cost of getting in: connect + hello, without a token and with one (the HMAC
-// challenge-response: one more round trip, two HMACs per side), over TCP and the Unix socket,
-// against a raw TCP connect to the same server as the floor; and a set round trip on a
-// connection that authenticated vs one that did not (the same after the hello). Two real
-// server processes: `--insecure`, and `--token-file`. Run: build/bench/bench_connect [--quick]
+// challenge-response: one more round trip, two HMACs per side), over TCP, TLS and the Unix
+// socket, against a raw TCP connect to the same server as the floor; and a set round trip on a
+// connection that authenticated vs one that did not, and over TLS. Three real server
+// processes: `--insecure`, `--token-file`, and TLS with a token (a certificate made with the
+// openssl command). Run: build/bench/bench_connect [--quick]
 #include "support.hpp"
 
 #include <zproc/zproc.hpp>
@@ -44,9 +45,12 @@ stats raw_tcp_connect(const std::string& tcp) {
   });
 }
 
+std::optional<zproc::tls_options> tls;  // for the tls:// rows
+
 stats connect_hello(const std::string& address, const std::string& token) {
   zproc::client_options o;
   o.token = token;
+  o.tls = tls;
   return measure([&] {
     zproc::client c(o);
     c.connect(address);
@@ -56,6 +60,7 @@ stats connect_hello(const std::string& address, const std::string& token) {
 stats set_round_trip(const std::string& address, const std::string& token) {
   zproc::client_options o;
   o.token = token;
+  o.tls = tls;
   zproc::client c(o);
   c.connect(address);
   zproc::state st(c, "bench");
@@ -86,6 +91,20 @@ int main(int argc, char** argv) {
     const auto open_addrs = read_lines(open, "listening at ", 2);
     const auto guarded_addrs = read_lines(guarded, "listening at ", 2);
     const std::string token = zproc::read_token_file(token_file);
+    // A CA and a certificate for 127.0.0.1, for the TLS server.
+    const std::string pki = "/tmp/zproc-bench-pki-" + tag;
+    const std::string ec = " -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes 2>/dev/null";
+    const std::string make_pki =
+        "mkdir -p " + pki + " && cd " + pki +
+        " && openssl req -x509 -days 1 -subj /CN=ca -keyout ca.key -out ca.pem" + ec +
+        " && openssl req -subj /CN=localhost -keyout s.key -out s.csr" + ec +
+        " && echo subjectAltName=IP:127.0.0.1 > ext.cnf && openssl x509 -req -days 1 -in s.csr"
+        " -CA ca.pem -CAkey ca.key -CAcreateserial -out s.pem -extfile ext.cnf 2>/dev/null";
+    if (std::system(make_pki.c_str()) != 0) throw std::runtime_error("openssl failed");
+    child secure;
+    spawn(secure, {ZPROC_EXE, "server", "--listen", "tls://127.0.0.1:0", "--tls-cert",
+                   pki + "/s.pem", "--tls-key", pki + "/s.key", "--token-file", token_file});
+    const std::string tls_addr = read_lines(secure, "listening at ", 1)[0];
 
     std::printf("zproc bench_connect: %d per row, microseconds\n\n", iterations);
     std::printf("%-44s %9s %9s %9s\n", "connect + hello", "p50", "p99", "p50/floor");
@@ -99,14 +118,22 @@ int main(int argc, char** argv) {
     const stats ipc_auth = connect_hello(guarded_ipc, token);
     row("ipc, no token (peer uid checked)", ipc_open, floor.p50_us);
     row("ipc, token", ipc_auth, floor.p50_us);
+    tls = zproc::tls_options{pki + "/ca.pem", "", "", ""};
+    const stats tls_auth = connect_hello(tls_addr, token);
+    row("tls, token", tls_auth, floor.p50_us);
     std::printf("%-44s %29.2fx\n", "tcp: token / no token", tcp_auth.p50_us / tcp_open.p50_us);
 
     std::printf("\n%-44s %9s %9s %9s\n", "set round trip after the hello", "p50", "p99",
                 "vs no token");
+    tls.reset();
     const stats set_open = set_round_trip(open_addrs[1], "");
     const stats set_auth = set_round_trip(guarded_addrs[1], token);
     row("tcp, no token", set_open, set_open.p50_us);
     row("tcp, authenticated with a token", set_auth, set_open.p50_us);
+    tls = zproc::tls_options{pki + "/ca.pem", "", "", ""};
+    row("tls, authenticated with a token", set_round_trip(tls_addr, token), set_open.p50_us);
+    tls.reset();
+    std::filesystem::remove_all(pki);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_connect: %s\n", e.what());
     std::filesystem::remove(token_file);

@@ -60,6 +60,8 @@ struct arguments {
   std::vector<std::string> positional;  // get: KEY...; watch: KEY...
   std::string token_file;              // --token-file: the client's token; the server's
   std::string access_file;             // server: --access-file (tokens with roles)
+  std::string tls_ca;                  // --tls-ca: the client's CA; the server's client CA
+  std::string tls_cert, tls_key;       // server: --tls-cert, --tls-key
   bool insecure = false;               // server: --insecure
   std::vector<std::string> allow_users;   // server: --allow-user (repeatable)
   std::vector<std::string> allow_groups;  // server: --allow-group (repeatable)

@@ -3,6 +3,7 @@
 #include "cli.hpp"
 
 #include <zproc/access.hpp>
+#include <zproc/tls.hpp>
 #include <zproc/address.hpp>
 #include <zproc/log.hpp>
 
@@ -105,6 +106,11 @@ parsed parse(int argc, char** argv) {
                   "the token to authenticate with (default: $ZPROC_TOKEN, $ZPROC_TOKEN_FILE); "
                   "for 'server': the token clients must know, written (0600) if missing")
       ->type_name("PATH");
+  app->add_option("--tls-ca", a.tls_ca,
+                  "tls:// addresses: the CA the server's certificate must chain to (default: "
+                  "$ZPROC_TLS_CA, else the system's); for 'server': clients must show a "
+                  "certificate signed by it")
+      ->type_name("PEM");
   std::string log_level;
   app->add_option("--log-level", log_level,
                   "what the library reports on stderr: trace, debug, info, warning, error, off "
@@ -137,6 +143,10 @@ parsed parse(int argc, char** argv) {
                      "more tokens, one per line: SECRET ROLE (admin, read-write[:NS,..], "
                      "read-only[:NS,..], worker[:SWARM]); see docs/security.md")
       ->type_name("PATH");
+  server->add_option("--tls-cert", a.tls_cert,
+                     "the certificate chain of tls:// listeners (PEM)")
+      ->type_name("PEM");
+  server->add_option("--tls-key", a.tls_key, "the key of --tls-cert (PEM)")->type_name("PEM");
   server->add_flag("--insecure", a.insecure,
                    "listen on TCP without a token: anyone who reaches the port may do "
                    "anything (tests on loopback only)");
@@ -312,6 +322,7 @@ parsed parse(int argc, char** argv) {
     ::unsetenv(token_env);
     ::setenv(token_file_env, a.token_file.c_str(), 1);
   }
+  if (!a.tls_ca.empty() && a.command != "server") ::setenv(tls_ca_env, a.tls_ca.c_str(), 1);
   return out;
 }
 

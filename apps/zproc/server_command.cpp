@@ -65,7 +65,7 @@ void configure_access(const arguments& args, server_config& config) {
   if (!args.access_file.empty())
     for (auto& t : read_access_file(args.access_file)) access.tokens.push_back(std::move(t));
   const bool tcp = std::any_of(config.listen.begin(), config.listen.end(),
-                               [](const std::string& a) { return a.rfind("tcp://", 0) == 0; });
+                               [](const std::string& a) { return address::parse(a).is_tcp(); });
   if (tcp && access.tokens.empty() && !access.insecure)
     access.tokens.push_back({token_at(default_token_path(args)), {}});
 }
@@ -115,6 +115,7 @@ int run_server(const arguments& args) {
     throw usage_error{"--fsync takes always, interval or never, not '" + args.fsync + "'"};
   }
   configure_access(args, config);
+  config.tls = {args.tls_cert, args.tls_key, args.tls_ca};
   boost::asio::io_context ioc(1);
   server srv(ioc.get_executor(), config);
   srv.start();

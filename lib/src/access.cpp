@@ -2,6 +2,7 @@
 #include <zproc/access.hpp>
 
 #include <zproc/error.hpp>
+#include <zproc/tls.hpp>
 
 #include "protocol/auth.hpp"
 
@@ -121,6 +122,14 @@ std::string access_role::to_string() const {
   if (what == kind::worker) return out + ":" + swarm;
   for (std::size_t i = 0; i < namespaces.size(); ++i) out += (i == 0 ? ":" : ",") + namespaces[i];
   return out;
+}
+
+tls_options tls_options_from_env() {
+  const auto get = [](const char* name) {
+    const char* v = std::getenv(name);
+    return std::string(v ? v : "");
+  };
+  return {get(tls_ca_env), get(tls_cert_env), get(tls_key_env), get(tls_server_name_env)};
 }
 
 std::string generate_token() { return protocol::auth::random_hex(32); }

@@ -8,6 +8,7 @@ namespace zproc {
 namespace {
 constexpr std::string_view ipc_scheme = "ipc://";
 constexpr std::string_view tcp_scheme = "tcp://";
+constexpr std::string_view tls_scheme = "tls://";
 
 std::optional<address> bad(error_code& ec) {
   ec = client_errc::bad_address;
@@ -26,8 +27,9 @@ std::optional<address> address::parse(std::string_view text, error_code& ec) noe
       return bad(ec);
     return a;
   }
-  if (!text.starts_with(tcp_scheme)) return bad(ec);
-  std::string_view rest = text.substr(tcp_scheme.size());
+  const bool tls = text.starts_with(tls_scheme);
+  if (!tls && !text.starts_with(tcp_scheme)) return bad(ec);
+  std::string_view rest = text.substr(tcp_scheme.size());  // (both schemes are 6 long)
   std::string_view host;
   std::string_view port;
   if (rest.starts_with('[')) {  // [v6]:port
@@ -47,7 +49,7 @@ std::optional<address> address::parse(std::string_view text, error_code& ec) noe
   unsigned value = 0;
   auto [end, err] = std::from_chars(port.data(), port.data() + port.size(), value);
   if (err != std::errc() || end != port.data() + port.size() || value > 65535) return bad(ec);
-  a.kind = transport::tcp;
+  a.kind = tls ? transport::tls : transport::tcp;
   a.host = std::string(host);
   a.port = static_cast<std::uint16_t>(value);
   return a;
@@ -59,14 +61,14 @@ address address::parse(std::string_view text) {
   if (!a)
     throw zproc::error(ec, "bad address '" + std::string(text) +
                                "': expected ipc:///path/to.sock (path up to 107 bytes) or "
-                               "tcp://host:port");
+                               "tcp://host:port (tls://host:port)");
   return *a;
 }
 
 std::string address::to_string() const {
   if (kind == transport::ipc) return std::string(ipc_scheme) + path;
   const bool v6 = host.find(':') != std::string::npos;
-  return std::string(tcp_scheme) + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  return std::string(kind == transport::tls ? tls_scheme : tcp_scheme) + (v6 ? "[" + host + "]" : host) + ":" + std::to_string(port);
 }
 
 std::optional<std::string> address_from_env() {

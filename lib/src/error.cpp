@@ -12,7 +12,7 @@ class client_category_impl final : public boost::system::error_category {
   std::string message(int ev) const override {
     switch (static_cast<client_errc>(ev)) {
       case client_errc::bad_address:
-        return "bad address: expected ipc:///path/to.sock or tcp://host:port";
+        return "bad address: expected ipc:///path/to.sock, tcp://host:port or tls://host:port";
       case client_errc::server_unreachable:
         return "no zproc server at that address: start one with 'zproc server --listen ADDR' "
                "or check ZPROC_ADDRESS";

@@ -19,6 +19,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <numeric>
+#include <random>
 #include <thread>
 
 using namespace zproc;
@@ -51,6 +53,9 @@ struct token_server {
   test::server_process srv{{"--token-file", token_file}};
   std::string token = read_token_file(token_file);
 };
+
+int auth_square(int x) { return x * x; }
+ZPROC_TARGET(auth_square);
 
 client_options with_token(std::string token) {
   client_options o;
@@ -151,6 +156,90 @@ TEST_SUITE("auth") {
     client c(with_token(s.token));
     c.connect(s.srv.tcp());
     CHECK_FALSE(state(c, "auth").contains("stolen"));
+  }
+
+  TEST_CASE("roles from an access file: read-only reads, a worker token reads nothing") {
+    temp_dir dir;
+    const std::string admin = generate_token(), reader = generate_token(),
+                      worker = generate_token();
+    const std::string file = dir.file("access");
+    {
+      std::ofstream(file) << "# tokens\n"
+                          << admin << " admin\n"
+                          << reader << " read-only:metrics\n"
+                          << worker << " worker:render\n";
+      fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+    }
+    test::server_process srv({"--access-file", file});
+    client a(with_token(admin));
+    a.connect(srv.tcp());
+    state(a, "metrics").set("cpu", 0.5);
+    state(a, "secrets").set("key", "hunter2");
+
+    const auto code_of = [](auto&& f) {
+      try {
+        f();
+        return error_code{};
+      } catch (const zproc::error& e) {
+        return e.code();
+      }
+    };
+    client r(with_token(reader));
+    r.connect(srv.tcp());
+    CHECK(state(r, "metrics").get("cpu") == 0.5);
+    CHECK(code_of([&] { state(r, "metrics").set("cpu", 1); }) == server_errc::forbidden);
+    CHECK(code_of([&] { state(r, "secrets").get("key"); }) == server_errc::forbidden);
+    CHECK(state(a, "metrics").get("cpu") == 0.5);  // unchanged
+
+    client w(with_token(worker));
+    w.connect(srv.tcp());
+    CHECK(w.ping() == srv.pid());
+    CHECK(code_of([&] { state(w, "secrets").get("key"); }) == server_errc::forbidden);
+    CHECK(code_of([&] { state(w, "metrics").get("cpu"); }) == server_errc::forbidden);
+    CHECK(code_of([&] { state(w, "secrets").set("key", "mine"); }) == server_errc::forbidden);
+    CHECK(state(a, "secrets").get("key") == "hunter2");
+  }
+
+  TEST_CASE("fuzz before the handshake is over: only errors come back, nothing reaches the state") {
+    token_server s;
+    std::mt19937 rng(4242);
+    for (int round = 0; round < 120; ++round) {
+      test::raw_peer p(round % 3 == 0 ? s.srv.ipc() : s.srv.tcp());
+      const int stage = static_cast<int>(rng() % 3);  // nothing, a hello without a token, or
+      if (stage == 1) p.send(protocol::make_hello(protocol::default_max_frame_size));
+      if (stage == 2) {  // a hello with a nonce, then anything but the proof
+        p.send(protocol::make_hello(protocol::default_max_frame_size, auth::make_nonce()));
+        REQUIRE(p.receive().contains(protocol::field::server_nonce));
+      }
+      if (stage == 1 && round % 3 == 0) continue;  // (ipc, the server's own user: let in)
+      for (int i = 0; i < 3; ++i) {
+        json req = protocol::make(protocol::op::set, "fuzz");
+        req[protocol::field::key] = "k" + std::to_string(round);
+        req[protocol::field::value] = round;
+        req[protocol::field::id] = i + 1;
+        if (rng() % 3 == 0) req[protocol::field::client_proof] = auth::make_nonce();
+        if (rng() % 4 == 0) req = json::array({rng(), "zproc"});
+        std::string wire;
+        protocol::append_frame(wire, req);
+        if (i == 2 && rng() % 5 == 0) wire.resize(wire.size() / 2);  // a torn last frame
+        try {
+          p.send_bytes(wire);
+        } catch (const std::exception&) {
+          break;  // the server closed already
+        }
+      }
+      // At most one answer, an error about the connection itself, then the close.
+      json r = p.receive();
+      if (!r.is_discarded()) {
+        CHECK(r.value("i", std::uint64_t{1}) == 0);
+        CHECK(r.contains("e"));
+        CHECK_FALSE(r.contains("r"));
+        CHECK(p.receive().is_discarded());
+      }
+    }
+    client c(with_token(s.token));
+    c.connect(s.srv.tcp());
+    CHECK(state(c, "fuzz").size() == 0);
   }
 
   TEST_CASE("the client checks the server: an impostor that does not know the token is refused") {
@@ -266,5 +355,135 @@ TEST_SUITE("auth") {
         CHECK(r.err.find("user 65534 may not use") != std::string::npos);
       }
     }
+  }
+}
+
+namespace {
+
+/// Certificates made with the openssl command: a CA, a server certificate it signs for
+/// localhost and 127.0.0.1, and another CA that signed nothing of ours.
+struct test_pki {
+  temp_dir dir;
+  std::string ca = dir.file("ca.pem"), other_ca = dir.file("other-ca.pem"),
+              cert = dir.file("server.pem"), key = dir.file("server.key"),
+              client_cert = dir.file("client.pem"), client_key = dir.file("client.key");
+  test_pki() {
+    const auto run = [](std::vector<std::string> argv) {
+      argv.insert(argv.begin(), "/usr/bin/openssl");
+      auto r = test::run_program(argv, std::chrono::seconds(30));
+      REQUIRE_MESSAGE(r.exit_code == 0, r.err);
+    };
+    const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt",
+                                         "ec_paramgen_curve:prime256v1", "-nodes"};
+    auto self_signed = [&](const std::string& pem, const std::string& name) {
+      std::vector<std::string> argv = {"req", "-x509", "-days", "2", "-subj", "/CN=" + name,
+                                       "-keyout", pem + ".key", "-out", pem};
+      argv.insert(argv.end(), ec.begin(), ec.end());
+      run(argv);
+    };
+    self_signed(ca, "zproc test CA");
+    self_signed(other_ca, "someone else's CA");
+    std::vector<std::string> req = {"req", "-subj", "/CN=localhost", "-keyout", key, "-out",
+                                    dir.file("server.csr")};
+    req.insert(req.end(), ec.begin(), ec.end());
+    run(req);
+    std::ofstream(dir.file("ext.cnf")) << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
+    run({"x509", "-req", "-days", "2", "-in", dir.file("server.csr"), "-CA", ca, "-CAkey",
+         ca + ".key", "-CAcreateserial", "-out", cert, "-extfile", dir.file("ext.cnf")});
+    // A client certificate signed by the same CA (for a server that asks for one).
+    std::vector<std::string> creq = {"req", "-subj", "/CN=a client", "-keyout", client_key,
+                                     "-out", dir.file("client.csr")};
+    creq.insert(creq.end(), ec.begin(), ec.end());
+    run(creq);
+    run({"x509", "-req", "-days", "2", "-in", dir.file("client.csr"), "-CA", ca, "-CAkey",
+         ca + ".key", "-CAcreateserial", "-out", client_cert});
+  }
+};
+
+/// `zproc server` on a tls:// address with a token; its address.
+struct tls_server {
+  test_pki pki;
+  std::string token_file = pki.dir.file("token");
+  test::child_process proc;
+  std::string address;
+  std::string token;
+  /// `client_ca`: the server asks clients for a certificate signed by it.
+  explicit tls_server(bool client_ca = false)
+      : proc([&] {
+          std::vector<std::string> argv = {ZPROC_EXE,  "server",    "--listen",
+                                           "tls://127.0.0.1:0", "--tls-cert", pki.cert,
+                                           "--tls-key", pki.key,    "--token-file",
+                                           token_file};
+          if (client_ca) argv.insert(argv.end(), {"--tls-ca", pki.ca});
+          return argv;
+        }()) {
+    REQUIRE(proc.wait_for_line("listening at ", std::chrono::seconds(10)));
+    address = proc.last_line().substr(13);
+    token = read_token_file(token_file);
+  }
+  client_options options(std::string ca, std::string server_name = {}) const {
+    client_options o = with_token(token);
+    o.tls = tls_options{std::move(ca), "", "", std::move(server_name)};
+    return o;
+  }
+};
+
+}  // namespace
+
+TEST_SUITE("auth") {
+  TEST_CASE("TLS: the right CA and name get in; another CA, another name, plain TCP do not") {
+    tls_server s;
+    REQUIRE(s.address.rfind("tls://127.0.0.1:", 0) == 0);
+    client c(s.options(s.pki.ca));
+    c.connect(s.address);
+    state st_(c, "tls");
+    st_.set("k", "over TLS");
+    CHECK(st_.get("k") == "over TLS");
+
+    CHECK(connect_error(s.address, s.options(s.pki.other_ca)) == client_errc::untrusted_server);
+    CHECK(connect_error(s.address, s.options(s.pki.ca, "zproc.example")) ==
+          client_errc::untrusted_server);
+    // By name: localhost is in the certificate too.
+    const std::string by_name = "tls://localhost:" + s.address.substr(s.address.rfind(':') + 1);
+    CHECK(connect_error(by_name, s.options(s.pki.ca)) == error_code{});
+    // A plain client on the TLS port gets no zproc hello.
+    const std::string plain = "tcp://" + s.address.substr(6);
+    CHECK(connect_error(plain, with_token(s.token)) != error_code{});
+
+    // The command line: --tls-ca and --token-file.
+    auto r = test::run_program({ZPROC_EXE, "--address", s.address, "--tls-ca", s.pki.ca,
+                                "--token-file", s.token_file, "--namespace", "tls", "get", "k"},
+                               std::chrono::seconds(20));
+    CHECK(r.out == "\"over TLS\"\n");
+  }
+
+  TEST_CASE("TLS: a server that asks for client certificates lets in only those its CA signed") {
+    tls_server s(true);
+    CHECK(connect_error(s.address, s.options(s.pki.ca)) != error_code{});  // no certificate
+    client_options o = s.options(s.pki.ca);
+    o.tls->cert_file = s.pki.client_cert;
+    o.tls->key_file = s.pki.client_key;
+    client c(o);
+    c.connect(s.address);
+    CHECK(c.ping() == s.proc.pid());
+    o.tls->cert_file = s.pki.cert;  // signed by the CA, but with the server's key: no
+    CHECK(connect_error(s.address, o) != error_code{});
+  }
+
+  TEST_CASE("TLS: a swarm whose workers connect over TLS with the token") {
+    tls_server s;
+    context_options co;
+    co.address = s.address;
+    co.token = s.token;
+    co.tls = tls_options{s.pki.ca, "", "", ""};
+    context ctx(co);
+    auto sw = ctx.create_swarm(2);
+    std::vector<int> in(100);
+    std::iota(in.begin(), in.end(), 0);
+    map_options mo;
+    mo.timeout = std::chrono::seconds(60);
+    const auto out = sw.map(auth_square, in, mo);
+    REQUIRE(out.size() == in.size());
+    CHECK(out[99] == 99 * 99);
   }
 }

@@ -21,11 +21,22 @@ TEST_SUITE("address") {
     CHECK(v6.host == "::1");
     CHECK(v6.port == 0);
     CHECK(v6.to_string() == "tcp://[::1]:0");
+    CHECK(t.is_tcp());
+
+    auto tls = address::parse("tls://localhost:7443");
+    CHECK(tls.kind == address::transport::tls);
+    CHECK(tls.is_tcp());
+    CHECK(tls.host == "localhost");
+    CHECK(tls.port == 7443);
+    CHECK(tls.to_string() == "tls://localhost:7443");
+    CHECK(address::parse("tls://[::1]:1").to_string() == "tls://[::1]:1");
+    CHECK_FALSE(a.is_tcp());
   }
 
   TEST_CASE("bad addresses are rejected with bad_address") {
     for (const char* bad : {"", "ipc://", "http://x:1", "tcp://host", "tcp://:80", "tcp://h:",
                             "tcp://h:99999", "tcp://h:12x", "tcp://::1:80", "tcp://[::1]80",
+                            "tls://host", "tls://:80", "tcps://h:1",
                             "/tmp/sock", "ipc:///tmp/this-path-is-much-longer-than-the-one-"
                             "hundred-and-seven-bytes-that-a-unix-socket-address-can-hold-really.sock"}) {
       CAPTURE(bad);

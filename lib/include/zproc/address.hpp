@@ -14,8 +14,9 @@ namespace zproc {
 ///  - `ipc:///run/app.sock`: a Unix-domain stream socket at that path.
 ///  - `tcp://127.0.0.1:5000`, `tcp://[::1]:5000`, `tcp://localhost:0`: TCP; port 0 asks the
 ///    server to pick a free port (the server then reports the real address).
+///  - `tls://host:port`: TCP with TLS (zproc/tls.hpp, server_config::tls).
 struct address {
-  enum class transport { ipc, tcp };
+  enum class transport { ipc, tcp, tls };
 
   transport kind = transport::ipc;
   std::string path;        ///< ipc: the socket path
@@ -29,6 +30,8 @@ struct address {
 
   /// The canonical text form, which parse() accepts.
   std::string to_string() const;
+  /// TCP, with TLS or without.
+  bool is_tcp() const noexcept { return kind != transport::ipc; }
 
   friend bool operator==(const address&, const address&) = default;
 };

@@ -3,6 +3,7 @@
 
 #include <zproc/detail/request.hpp>
 #include <zproc/error.hpp>
+#include <zproc/tls.hpp>
 #include <zproc/with_diagnostics.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
@@ -28,6 +29,9 @@ struct client_options {
   /// (ZPROC_TOKEN, else the file ZPROC_TOKEN_FILE names), read at each connection attempt, so
   /// that a reconnect picks up a rotated token file. Empty: no token.
   std::optional<std::string> token;
+  /// TLS of tls:// addresses (zproc/tls.hpp). Not set: tls_options_from_env() (ZPROC_TLS_CA,
+  /// ...), read at each connection attempt.
+  std::optional<tls_options> tls;
   // Deadlines: zero means "no deadline" for each of them.
 
   /// Deadline of connect() / async_connect() (socket connect and hello); zero: none.

@@ -55,6 +55,9 @@ struct context_options {
   /// is generated when it listens on TCP with none and is not `insecure`), or none; with an
   /// `address`, token_from_env() (ZPROC_TOKEN, ZPROC_TOKEN_FILE).
   std::optional<std::string> token;
+  /// TLS settings for a tls:// `address` (zproc/tls.hpp). Not set: in a spawned process the
+  /// parent's; otherwise tls_options_from_env().
+  std::optional<tls_options> tls;
 };
 
 class context {

@@ -52,7 +52,8 @@ enum class client_errc {
   /// the updates it let through), its message says what was thrown.
   body_threw,
   /// The server could not prove that it knows the client's token (it has none, or another):
-  /// it is not the server the token was made for. Nothing was sent to it but the hello.
+  /// it is not the server the token was made for; or (tls://) its certificate was not
+  /// accepted (another CA, another name). Nothing was sent to it but the hello.
   untrusted_server,
 };
 

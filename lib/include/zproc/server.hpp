@@ -21,8 +21,9 @@ namespace zproc {
 
 struct server_config {
   /// Addresses to listen on: `ipc:///path/to.sock` (created with mode 0600; a stale socket file
-  /// nobody listens on is replaced) and/or `tcp://host:port` (port 0 picks a free port). A TCP
-  /// address needs `access.tokens` (or `access.insecure`).
+  /// nobody listens on is replaced), `tcp://host:port` (port 0 picks a free port) and/or
+  /// `tls://host:port` (TCP with TLS: `tls`). A TCP or TLS address needs `access.tokens` (or
+  /// `access.insecure`).
   std::vector<std::string> listen;
   /// Who may connect (docs/security.md).
   struct access_config {
@@ -39,6 +40,14 @@ struct server_config {
     std::vector<std::uint32_t> allowed_uids;
     std::vector<std::uint32_t> allowed_gids;
   } access;
+  /// TLS of `tls://` listeners (docs/security.md): the server's certificate chain and its key
+  /// (PEM files, both needed for a tls:// address). With `ca_file`, every TLS client must show a
+  /// certificate signed by one of those CAs.
+  struct tls_config {
+    std::string cert_file;
+    std::string key_file;
+    std::string ca_file;
+  } tls;
   /// Largest frame (request or reply) in bytes. A bigger request closes that connection with
   /// server_errc::frame_too_large; a bigger reply is replaced by server_errc::reply_too_large.
   std::size_t max_frame_size = 8u * 1024u * 1024u;

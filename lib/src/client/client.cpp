@@ -264,7 +264,7 @@ std::vector<address> parse_address_list(const std::string& text, error_code& ec,
     if (!item.empty() || comma == std::string::npos) {
       auto a = address::parse(item, ec);
       if (!a) {
-        message = "not a zproc address: '" + item + "' (ipc:///path or tcp://host:port)";
+        message = "not a zproc address: '" + item + "' (ipc:///path, tcp://host:port or tls://host:port)";
         return {};
       }
       list.push_back(std::move(*a));

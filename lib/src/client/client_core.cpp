@@ -27,10 +27,41 @@ namespace asio = boost::asio;
 namespace field = protocol::field;
 using generic_protocol = asio::generic::stream_protocol;
 
+namespace {
+/// The client's TLS context: the CA to verify the server with (the system's if none), and a
+/// certificate of its own if given. Throws std::runtime_error naming a file it cannot use.
+std::shared_ptr<asio::ssl::context> client_tls_context(const tls_options& t) {
+  auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_client);
+  ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                   asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                   asio::ssl::context::no_tlsv1_1);
+  error_code ec;
+  const auto check = [&](const std::string& what) {
+    if (ec) throw std::runtime_error("cannot use the TLS " + what + ": " + ec.message());
+  };
+  if (t.ca_file.empty()) {
+    ctx->set_default_verify_paths(ec);
+    check("system CAs");
+  } else {
+    ctx->load_verify_file(t.ca_file, ec);
+    check("CA file " + t.ca_file);
+  }
+  if (!t.cert_file.empty()) {
+    ctx->use_certificate_chain_file(t.cert_file, ec);
+    check("certificate " + t.cert_file);
+    ctx->use_private_key_file(t.key_file.empty() ? t.cert_file : t.key_file,
+                              asio::ssl::context::pem, ec);
+    check("key " + t.key_file);
+  }
+  return ctx;
+}
+}  // namespace
+
 connection::connection(asio::any_io_executor ex, client_options options)
     : ex_(std::move(ex)),
       options_(std::move(options)),
-      socket_(ex_),
+      link_(ex_),
+      socket_(link_.socket()),
       decoder_(std::make_shared<protocol::frame_decoder>(options_.max_frame_size)),
       policy_(reconnect_policy::config{options_.reconnect_initial_delay,
                                        options_.reconnect_max_delay, options_.reconnect_timeout}),
@@ -208,6 +239,32 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
   if (ec || state_ != expected)
     co_return fail(client_errc::server_unreachable,
                    "cannot connect to " + where + ": " + ec.message());
+  link_.reset_tls();
+  if (a.kind == address::transport::tls) {
+    std::string why;
+    tls_context_ = nullptr;
+    try {
+      tls_context_ = client_tls_context(options_.tls ? *options_.tls : tls_options_from_env());
+    } catch (const std::exception& e) {
+      why = e.what();
+    }
+    if (!tls_context_) co_return fail(make_error_code(std::errc::invalid_argument), why);
+    const tls_options t = options_.tls ? *options_.tls : tls_options_from_env();
+    const std::string name = t.server_name.empty() ? a.host : t.server_name;
+    auto& tls = link_.start_tls(*tls_context_);
+    // SNI (SSL_set_tlsext_host_name, spelled out: the macro casts the old way).
+    SSL_ctrl(tls.native_handle(), SSL_CTRL_SET_TLSEXT_HOSTNAME, TLSEXT_NAMETYPE_host_name,
+             const_cast<char*>(name.c_str()));
+    tls.set_verify_mode(asio::ssl::verify_peer);
+    tls.set_verify_callback(asio::ssl::host_name_verification(name));
+    std::tie(ec) = co_await tls.async_handshake(asio::ssl::stream_base::client,
+                                                asio::as_tuple(asio::use_awaitable));
+    if (ec)
+      co_return fail(client_errc::untrusted_server,
+                     "TLS with " + where + " failed: " + ec.message() +
+                         " (the server's certificate must chain to the CA of ZPROC_TLS_CA / "
+                         "client_options::tls and name '" + name + "')");
+  }
 
   // Hello, and wait for the answer (the only frame the server sends before it). With a token:
   // the server's challenge, our proof, then the answer with the server's proof
@@ -226,7 +283,7 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
   std::string why;
   while (!reply) {  // two rounds at most: hello (→ challenge), proof (→ reply)
     std::tie(ec, std::ignore) =
-        co_await asio::async_write(socket_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
+        co_await asio::async_write(link_, asio::buffer(out), asio::as_tuple(asio::use_awaitable));
     std::optional<json> answer;
     while (!ec && !answer) {
       std::string_view payload;
@@ -241,8 +298,8 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
       }
       auto space = decoder->prepare();
       std::size_t n = 0;
-      std::tie(ec, n) = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
-                                                         asio::as_tuple(asio::use_awaitable));
+      std::tie(ec, n) = co_await link_.async_read_some(asio::buffer(space.data(), space.size()),
+                                                       asio::as_tuple(asio::use_awaitable));
       if (!ec) decoder->commit(n);
     }
     if (ec)
@@ -511,7 +568,7 @@ asio::awaitable<void> connection::read_loop(std::uint64_t generation) {
   const auto current = [&] { return state_ == state::connected && generation == generation_; };
   while (current()) {
     auto space = decoder->prepare();
-    auto [ec, n] = co_await socket_.async_read_some(asio::buffer(space.data(), space.size()),
+    auto [ec, n] = co_await link_.async_read_some(asio::buffer(space.data(), space.size()),
                                                      asio::as_tuple(asio::use_awaitable));
     if (!current()) co_return;
     if (ec) {
@@ -578,7 +635,7 @@ void connection::flush() {
   // the old write may still be finishing.
   auto inflight = std::make_shared<std::string>();
   inflight->swap(out_);
-  asio::async_write(socket_, asio::buffer(*inflight),
+  asio::async_write(link_, asio::buffer(*inflight),
                     [self = shared_from_this(), inflight, gen = generation_](error_code ec,
                                                                              std::size_t) {
                       if (gen != self->generation_) return;  // an old socket's

@@ -10,6 +10,7 @@
 #pragma once
 
 #include "client/reconnect_policy.hpp"
+#include "link.hpp"
 #include "protocol/frame.hpp"
 #include "protocol/request_table.hpp"
 
@@ -137,7 +138,9 @@ class connection : public std::enable_shared_from_this<connection> {
 
   boost::asio::any_io_executor ex_;
   client_options options_;
-  socket_type socket_;
+  detail::link link_;
+  socket_type& socket_;  // link_'s
+  std::shared_ptr<boost::asio::ssl::context> tls_context_;  // of the TLS stream in link_
   std::shared_ptr<protocol::frame_decoder> decoder_;  // a new one per socket
   protocol::request_table<std::unique_ptr<pending_op>> pending_;
   std::string out_;

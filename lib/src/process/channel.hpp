@@ -4,6 +4,7 @@
 #pragma once
 
 #include <zproc/json.hpp>
+#include <zproc/tls.hpp>
 
 #include <cstdint>
 #include <optional>
@@ -23,6 +24,7 @@ struct ticket {
   /// The server's token (empty: none). Through the channel, not argv or the environment: it
   /// shows in no `ps` and no /proc/PID/environ.
   std::string token;
+  tls_options tls;  ///< for a tls:// address
   std::string ns;
   std::string target;
   std::int64_t ppid = 0;

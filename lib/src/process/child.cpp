@@ -94,6 +94,8 @@ void run_spawned(int, char**) {
   {
     context_options options;
     options.address = t.address;
+    options.token = t.token;
+    options.tls = t.tls;
     options.ns = t.ns;
     context ctx(std::move(options));
     try {

@@ -3,6 +3,7 @@
 #include "process/supervisor.hpp"
 
 #include <zproc/log.hpp>
+#include <zproc/address.hpp>
 #include <zproc/context.hpp>
 
 #include <boost/core/demangle.hpp>
@@ -22,6 +23,7 @@ struct context::impl {
   std::unique_ptr<server_thread> embedded;
   std::string address;
   std::string token;
+  tls_options tls;
   std::mutex m;
   std::optional<zproc::client> conn;
   std::vector<process> procs;
@@ -33,18 +35,21 @@ context::context(context_options options) : impl_(std::make_unique<impl>()) {
   if (!o.address.empty()) {
     impl_->address = o.address;
     impl_->token = o.token ? *o.token : token_from_env();
+    impl_->tls = o.tls ? *o.tls : tls_options_from_env();
   } else if (const auto* t = process_detail::spawned_ticket()) {
     impl_->address = t->address;
     impl_->token = o.token ? *o.token : t->token;
+    impl_->tls = o.tls ? *o.tls : t->tls;
   } else {
     auto& access = o.server.access;
     if (o.token && !o.token->empty() && access.tokens.empty())
       access.tokens.push_back({*o.token, {}});
     const bool tcp = std::any_of(o.server.listen.begin(), o.server.listen.end(),
-                                 [](const std::string& a) { return a.rfind("tcp://", 0) == 0; });
+                                 [](const std::string& a) { return address::parse(a).is_tcp(); });
     if (tcp && access.tokens.empty() && !access.insecure)
       access.tokens.push_back({generate_token(), {}});
     impl_->token = o.token ? *o.token : access.tokens.empty() ? "" : access.tokens.front().secret;
+    impl_->tls = o.tls ? *o.tls : tls_options{};
     impl_->embedded = std::make_unique<server_thread>(o.server);
     impl_->address = impl_->embedded->address();
   }
@@ -83,6 +88,7 @@ const std::string& context::token() const noexcept { return impl_->token; }
 client_options context::connect_options() const {
   client_options co;
   co.token = impl_->token;
+  co.tls = impl_->tls;
   return co;
 }
 const std::string& context::ns() const noexcept { return impl_->options.ns; }
@@ -110,6 +116,7 @@ std::shared_ptr<detail::child> context::make_child(const spawn_options& options)
   c->die_with_parent = impl_->options.cleanup;
   c->ticket.address = impl_->address;
   c->ticket.token = impl_->token;
+  c->ticket.tls = impl_->tls;
   c->ticket.ns = options.ns.empty() ? impl_->options.ns : options.ns;
   return c;
 }

@@ -150,6 +150,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     std::vector<address> addresses;
     for (const auto& text : config_.listen) addresses.push_back(address::parse(text));
     check_access(addresses);
+    make_tls_context(addresses);
     std::vector<std::unique_ptr<listener>> bound;
     for (const auto& a : addresses) bound.push_back(bind(a));
     started_ = true;
@@ -187,13 +188,47 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
                                std::to_string(min_token_size) + " characters");
     if (!access.tokens.empty() || access.insecure) return;
     for (const auto& a : addresses)
-      if (a.kind == address::transport::tcp)
+      if (a.is_tcp())
         throw zproc::error(make_error_code(std::errc::permission_denied),
                            "refusing to listen at " + a.to_string() +
                                " without a token: anyone who reaches the port could read and "
                                "write everything. Give the server a token (zproc server "
                                "--token-file PATH, server_config::access.tokens), or pass "
                                "--insecure (access.insecure) for tests on loopback");
+  }
+
+  /// The TLS context of tls:// listeners: the certificate and key, and (with a CA file) the
+  /// clients' certificates required. Bad files throw here, before anything is bound.
+  void make_tls_context(const std::vector<address>& addresses) {
+    if (std::none_of(addresses.begin(), addresses.end(),
+                     [](const address& a) { return a.kind == address::transport::tls; }))
+      return;
+    const auto& t = config_.tls;
+    if (t.cert_file.empty() || t.key_file.empty())
+      throw zproc::error(make_error_code(std::errc::invalid_argument),
+                         "a tls:// address needs a certificate and its key (zproc server "
+                         "--tls-cert FILE --tls-key FILE, server_config::tls)");
+    auto ctx = std::make_shared<asio::ssl::context>(asio::ssl::context::tls_server);
+    ctx->set_options(asio::ssl::context::default_workarounds | asio::ssl::context::no_sslv2 |
+                     asio::ssl::context::no_sslv3 | asio::ssl::context::no_tlsv1 |
+                     asio::ssl::context::no_tlsv1_1);
+    const auto load = [](const std::string& what, const std::string& file, auto&& f) {
+      error_code ec;
+      f(ec);
+      if (ec)
+        throw zproc::error(make_error_code(std::errc::invalid_argument),
+                           "cannot use the TLS " + what + " " + file + ": " + ec.message());
+    };
+    load("certificate", t.cert_file,
+         [&](error_code& ec) { ctx->use_certificate_chain_file(t.cert_file, ec); });
+    load("key", t.key_file, [&](error_code& ec) {
+      ctx->use_private_key_file(t.key_file, asio::ssl::context::pem, ec);
+    });
+    if (!t.ca_file.empty()) {
+      load("CA file", t.ca_file, [&](error_code& ec) { ctx->load_verify_file(t.ca_file, ec); });
+      ctx->set_verify_mode(asio::ssl::verify_peer | asio::ssl::verify_fail_if_no_peer_cert);
+    }
+    tls_ = std::move(ctx);
   }
 
   std::unique_ptr<listener> bind(address a) {
@@ -216,7 +251,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     }
     auto& acc = l->acceptor;
     if (acc.open(ep.protocol(), ec); ec) throw_bind_error(a, ec.message());
-    if (a.kind == address::transport::tcp) acc.set_option(asio::socket_base::reuse_address(true));
+    if (a.is_tcp()) acc.set_option(asio::socket_base::reuse_address(true));
     if (acc.bind(ep, ec); ec) throw_bind_error(a, ec.message());
     if (a.kind == address::transport::ipc) {
       // Only this user may connect. Nobody can connect between bind() and listen().
@@ -301,7 +336,8 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   }
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<server_impl> self, listener* l) {
-    const bool tcp = l->addr.kind == address::transport::tcp;
+    const bool tcp = l->addr.is_tcp();
+    const bool tls = l->addr.kind == address::transport::tls;
     asio::steady_timer backoff(self->strand_);
     while (!self->stopped_) {
       auto [ec, socket] = co_await l->acceptor.async_accept(asio::as_tuple(asio::use_awaitable));
@@ -320,7 +356,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         detail::enable_keepalive(socket.native_handle());
       }
       try {
-        self->add_session(std::move(socket));
+        self->add_session(std::move(socket), tls ? self->tls_ : nullptr);
       } catch (const std::exception& e) {
         // No memory for one more connection: it is closed (the client sees that), and the
         // server goes on accepting.
@@ -330,7 +366,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     }
   }
 
-  void add_session(session::socket_type socket) {
+  void add_session(session::socket_type socket, std::shared_ptr<asio::ssl::context> tls) {
     std::weak_ptr<server_impl> weak = weak_from_this();
     const std::uint64_t id = ++last_client_id_;
     session::environment env{
@@ -342,7 +378,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
           if (auto self = weak.lock()) self->deliver(d);
         },
         shared_from_this()};
-    auto s = std::make_shared<session>(std::move(socket), std::move(env), id);
+    auto s = std::make_shared<session>(std::move(socket), std::move(env), id, std::move(tls));
     if (const auto max = config_.limits.max_connections; max > 0 && sessions_.size() >= max)
       s->refuse_hello(server_errc::limit_reached,
                       "the server has " + std::to_string(sessions_.size()) +
@@ -386,6 +422,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions_;  // by client id
   std::uint64_t last_client_id_ = 0;
   std::string server_id_;  // see protocol::hello_reply::server_id
+  std::shared_ptr<asio::ssl::context> tls_;  // tls:// listeners' (make_tls_context)
 };
 
 }  // namespace server_detail

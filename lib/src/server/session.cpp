@@ -51,8 +51,11 @@ constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t shrink_above = 1024 * 1024;  // idle buffers larger than this are freed
 }  // namespace
 
-session::session(socket_type socket, environment env, std::uint64_t client_id)
-    : socket_(std::move(socket)),
+session::session(socket_type socket, environment env, std::uint64_t client_id,
+                 std::shared_ptr<tls_context> tls)
+    : link_(std::move(socket)),
+      socket_(link_.socket()),
+      tls_(std::move(tls)),
       env_(std::move(env)),
       ctx_{client_id},
       decoder_(env_.config.max_frame_size),
@@ -102,12 +105,20 @@ asio::awaitable<void> session::serve() {
     if (!ec && !self->greeted_) self->close();
   });
 
+  if (tls_) {
+    auto [ec] = co_await link_.start_tls(*tls_).async_handshake(
+        asio::ssl::stream_base::server, asio::as_tuple(asio::use_awaitable));
+    if (ec) {
+      note(log_level::warning, ctx_.client_id, "TLS handshake failed: " + ec.message());
+      co_return;
+    }
+  }
   bool graceful_close = false;
   const std::size_t limit = env_.config.max_pending_output;
   while (!closed_) {
     // Reads are capped so that one read cannot queue more than a bounded amount of work.
     auto space = decoder_.prepare(read_chunk);
-    auto [ec, n] = co_await socket_.async_read_some(
+    auto [ec, n] = co_await link_.async_read_some(
         asio::buffer(space.data(), std::min(space.size(), read_chunk)),
         asio::as_tuple(asio::use_awaitable));
     if (ec) break;
@@ -283,7 +294,7 @@ void session::flush() {
   if (writing_ || out_.empty() || closed_) return;
   inflight_.swap(out_);
   try {
-    asio::async_write(socket_, inflight_.buffers(), [self = shared_from_this()](error_code ec,
+    asio::async_write(link_, inflight_.buffers(), [self = shared_from_this()](error_code ec,
                                                                                 std::size_t) {
       self->writing_ = false;
       self->inflight_.clear(shrink_above);

@@ -2,6 +2,7 @@
 // writes the replies back, batched. A thin I/O driver around protocol/ and store.
 #pragma once
 
+#include "link.hpp"
 #include "protocol/frame.hpp"
 #include "server/engine.hpp"
 #include "server/handshake.hpp"
@@ -22,6 +23,7 @@ namespace zproc::server_detail {
 class session : public std::enable_shared_from_this<session> {
  public:
   using socket_type = boost::asio::generic::stream_protocol::socket;
+  using tls_context = boost::asio::ssl::context;
 
   struct environment {
     engine& logic;
@@ -34,7 +36,9 @@ class session : public std::enable_shared_from_this<session> {
     std::shared_ptr<void> owner;             // keeps `logic` and `config` alive
   };
 
-  session(socket_type socket, environment env, std::uint64_t client_id);
+  /// `tls`: the connection speaks TLS (a tls:// listener's), with this context.
+  session(socket_type socket, environment env, std::uint64_t client_id,
+          std::shared_ptr<tls_context> tls = nullptr);
 
   /// Starts serving on the socket's executor.
   void start();
@@ -67,7 +71,9 @@ class session : public std::enable_shared_from_this<session> {
   boost::asio::awaitable<void> drain_to(std::size_t limit,
                                         boost::asio::steady_timer::time_point deadline);
 
-  socket_type socket_;
+  detail::link link_;
+  socket_type& socket_;  // link_'s
+  std::shared_ptr<tls_context> tls_;
   environment env_;
   request_context ctx_;
   protocol::frame_decoder decoder_;
