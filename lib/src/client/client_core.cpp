@@ -61,7 +61,6 @@ connection::connection(asio::any_io_executor ex, client_options options)
     : ex_(std::move(ex)),
       options_(std::move(options)),
       link_(ex_),
-      socket_(link_.socket()),
       decoder_(std::make_shared<protocol::frame_decoder>(options_.max_frame_size)),
       policy_(reconnect_policy::config{options_.reconnect_initial_delay,
                                        options_.reconnect_max_delay, options_.reconnect_timeout}),
@@ -192,7 +191,7 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
     *expired = true;
     resolver->cancel();
     error_code ignored;
-    socket_.close(ignored);
+    link_.socket().close(ignored);
   });
   const bool& timed_out = *expired;
 
@@ -200,7 +199,7 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
     deadline.cancel();
     ++attempt_;
     error_code ignored;
-    socket_.close(ignored);
+    link_.socket().close(ignored);
     if (timed_out) {
       ec = client_errc::timeout;
       why = "connecting to " + where + " timed out";
@@ -211,9 +210,9 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
 
   error_code ec;
   if (a.kind == address::transport::ipc) {
-    socket_.open(generic_protocol(AF_UNIX, 0), ec);
+    link_.socket().open(generic_protocol(AF_UNIX, 0), ec);
     if (!ec)
-      std::tie(ec) = co_await socket_.async_connect(
+      std::tie(ec) = co_await link_.socket().async_connect(
           generic_protocol::endpoint(asio::local::stream_protocol::endpoint(a.path)),
           asio::as_tuple(asio::use_awaitable));
   } else {
@@ -224,16 +223,17 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
       ec = asio::error::host_not_found;
       for (const auto& entry : results) {
         error_code ignored;
-        socket_.close(ignored);
+        link_.socket().close(ignored);
         if (timed_out || state_ != expected) break;
         generic_protocol::endpoint ep(entry.endpoint());
-        socket_.open(ep.protocol(), ec);
+        link_.socket().open(ep.protocol(), ec);
         if (ec) continue;
-        std::tie(ec) = co_await socket_.async_connect(ep, asio::as_tuple(asio::use_awaitable));
+        std::tie(ec) =
+            co_await link_.socket().async_connect(ep, asio::as_tuple(asio::use_awaitable));
         if (!ec) break;
       }
-      if (!ec) socket_.set_option(asio::ip::tcp::no_delay(true), ec);
-      if (!ec) enable_keepalive(socket_.native_handle());
+      if (!ec) link_.socket().set_option(asio::ip::tcp::no_delay(true), ec);
+      if (!ec) enable_keepalive(link_.socket().native_handle());
     }
   }
   if (ec || state_ != expected)
@@ -241,15 +241,13 @@ asio::awaitable<error_code> connection::try_connect(address a, state expected,
                    "cannot connect to " + where + ": " + ec.message());
   link_.reset_tls();
   if (a.kind == address::transport::tls) {
-    std::string why;
-    tls_context_ = nullptr;
-    try {
-      tls_context_ = client_tls_context(options_.tls ? *options_.tls : tls_options_from_env());
-    } catch (const std::exception& e) {
-      why = e.what();
-    }
-    if (!tls_context_) co_return fail(make_error_code(std::errc::invalid_argument), why);
+    // The settings and the CA file are read at each attempt (a rotated CA is picked up).
     const tls_options t = options_.tls ? *options_.tls : tls_options_from_env();
+    try {
+      tls_context_ = client_tls_context(t);
+    } catch (const std::exception& e) {
+      co_return fail(make_error_code(std::errc::invalid_argument), e.what());
+    }
     const std::string name = t.server_name.empty() ? a.host : t.server_name;
     auto& tls = link_.start_tls(*tls_context_);
     // SNI (SSL_set_tlsext_host_name, spelled out: the macro casts the old way).
@@ -407,8 +405,8 @@ void connection::on_lost(const std::string& message) {
                      // the generation changed
   out_.clear();      // requests not yet written are in pending_: idempotent ones are sent again
   error_code ignored;
-  socket_.shutdown(socket_type::shutdown_both, ignored);
-  socket_.close(ignored);
+  link_.socket().shutdown(socket_type::shutdown_both, ignored);
+  link_.socket().close(ignored);
   last_error_ = message;
   lost_reason_ = message;
   const auto now = reconnect_policy::clock::now();
@@ -554,8 +552,8 @@ void connection::close(error_code reason, const std::string& message) {
   closed_reason_ = reason;
   closed_message_ = message.empty() ? reason.message() : message;
   error_code ignored;
-  socket_.shutdown(socket_type::shutdown_both, ignored);
-  socket_.close(ignored);
+  link_.socket().shutdown(socket_type::shutdown_both, ignored);
+  link_.socket().close(ignored);
   backoff_timer_.cancel();
   give_up_timer_.cancel();
   for (auto& op : pending_.take_all())

@@ -139,7 +139,6 @@ class connection : public std::enable_shared_from_this<connection> {
   boost::asio::any_io_executor ex_;
   client_options options_;
   detail::link link_;
-  socket_type& socket_;  // link_'s
   std::shared_ptr<boost::asio::ssl::context> tls_context_;  // of the TLS stream in link_
   std::shared_ptr<protocol::frame_decoder> decoder_;  // a new one per socket
   protocol::request_table<std::unique_ptr<pending_op>> pending_;

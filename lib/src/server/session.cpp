@@ -54,25 +54,25 @@ constexpr std::size_t shrink_above = 1024 * 1024;  // idle buffers larger than t
 session::session(socket_type socket, environment env, std::uint64_t client_id,
                  std::shared_ptr<tls_context> tls)
     : link_(std::move(socket)),
-      socket_(link_.socket()),
       tls_(std::move(tls)),
       env_(std::move(env)),
       ctx_{client_id},
       decoder_(env_.config.max_frame_size),
-      handshake_(env_.config.access, static_cast<std::uint32_t>(::geteuid()), peer_of(socket_)),
-      hello_timer_(socket_.get_executor()),
-      drain_timer_(socket_.get_executor()) {}
+      handshake_(env_.config.access, static_cast<std::uint32_t>(::geteuid()),
+                 peer_of(link_.socket())),
+      hello_timer_(link_.get_executor()),
+      drain_timer_(link_.get_executor()) {}
 
 void session::start() {
-  asio::co_spawn(socket_.get_executor(), run(), asio::detached);
+  asio::co_spawn(link_.get_executor(), run(), asio::detached);
 }
 
 void session::close() {
   if (closed_) return;
   closed_ = true;
   error_code ignored;
-  socket_.shutdown(socket_type::shutdown_both, ignored);
-  socket_.close(ignored);
+  link_.socket().shutdown(socket_type::shutdown_both, ignored);
+  link_.socket().close(ignored);
   hello_timer_.cancel();
   drain_timer_.cancel();
   if (greeted_) note(log_level::debug, ctx_.client_id, "disconnected");

@@ -72,7 +72,6 @@ class session : public std::enable_shared_from_this<session> {
                                         boost::asio::steady_timer::time_point deadline);
 
   detail::link link_;
-  socket_type& socket_;  // link_'s
   std::shared_ptr<tls_context> tls_;
   environment env_;
   request_context ctx_;
