@@ -1,17 +1,20 @@
 // Private: arguments and return values of targets travel as Boost.Serialization binary
-// archives (the same binary on both ends, so the binary format is safe).
+// archives (the same binary on both ends, so the binary format is safe). They are read by
+// checked_iarchive: the bytes come from another process, and are not trusted.
 #pragma once
 
-#include <boost/archive/binary_iarchive.hpp>
 #include <boost/archive/binary_oarchive.hpp>
 #include <boost/serialization/map.hpp>
 #include <boost/serialization/optional.hpp>
 #include <boost/serialization/string.hpp>
 #include <boost/serialization/utility.hpp>
 #include <boost/serialization/vector.hpp>
+#include <zproc/detail/checked_iarchive.hpp>
 
 #include <sstream>
+#include <streambuf>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <typeinfo>
 #include <vector>
@@ -31,12 +34,22 @@ std::string pack(const T&... values) {
   return std::move(os).str();
 }
 
-/// Unpacks an archive made by pack() into the elements of `out`.
+/// A streambuf reading a range of bytes in place.
+class memory_source : public std::streambuf {
+ public:
+  explicit memory_source(std::string_view data) {
+    char* p = const_cast<char*>(data.data());  // read only: the get area is never written
+    setg(p, p, p + data.size());
+  }
+};
+
+/// Unpacks an archive made by pack() into the elements of `out` (malformed_archive, or
+/// boost::archive::archive_exception, when the bytes are not such an archive).
 template <class... T>
 void unpack(const std::string& bytes, std::tuple<T...>& out) {
   if constexpr (sizeof...(T) > 0) {
-    std::istringstream is(bytes, std::ios::binary);
-    boost::archive::binary_iarchive ar(is, archive_flags);
+    memory_source src(bytes);
+    checked_iarchive ar(src, archive_flags);
     std::apply([&](auto&... v) { (ar >> ... >> v); }, out);
   }
 }

@@ -92,15 +92,6 @@ class byte_sink : public std::streambuf {
   std::size_t base_;
 };
 
-/// A streambuf reading a range of bytes in place.
-class memory_source : public std::streambuf {
- public:
-  explicit memory_source(std::string_view data) {
-    char* p = const_cast<char*>(data.data());  // read only: the get area is never written
-    setg(p, p, p + data.size());
-  }
-};
-
 /// The packed arguments of some calls.
 struct packed_chunk {
   detail::bytes bytes;
@@ -177,7 +168,7 @@ struct chunk_output {
 template <class Args, class Value, class Fn>
 void run_chunk(std::string_view packed, std::size_t items, chunk_output& out, Fn&& fn) {
   memory_source src(packed);
-  std::optional<boost::archive::binary_iarchive> in;
+  std::optional<checked_iarchive> in;
   byte_sink sink(out.values);
   std::optional<boost::archive::binary_oarchive> values;
   std::size_t i = 0;
@@ -239,7 +230,7 @@ chunk_values<R> unpack_chunk(std::string_view packed, std::vector<std::exception
   out.values.resize(failed.size());
   if constexpr (!std::is_void_v<R>) {
     std::optional<memory_source> src;
-    std::optional<boost::archive::binary_iarchive> ar;
+    std::optional<checked_iarchive> ar;
     for (std::size_t i = 0; i < failed.size(); ++i) {
       if (failed[i]) continue;
       try {

@@ -1,0 +1,189 @@
+// The reader of archives from other processes (zproc/detail/checked_iarchive.hpp): it reads
+// what Boost's binary_oarchive writes, refuses lengths the bytes cannot hold before allocating
+// for them, and survives malformed input.
+#include <zproc/detail/archive.hpp>
+#include <zproc/detail/chunk.hpp>
+
+#include <boost/serialization/unique_ptr.hpp>
+#include <boost/serialization/unordered_map.hpp>
+
+#include <doctest/doctest.h>
+#include <sys/resource.h>
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <random>
+#include <string>
+#include <tuple>
+#include <vector>
+
+using zproc::detail::malformed_archive;
+using zproc::detail::pack;
+using zproc::detail::unpack;
+using zproc::detail::unpack_value;
+
+namespace {
+
+struct point {
+  int x = 0;
+  std::string label;
+  std::vector<double> path;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned version) {
+    ar & x & label;
+    if (version > 0) ar & path;
+  }
+  bool operator==(const point&) const = default;
+};
+
+struct node {
+  int value = 0;
+  std::unique_ptr<node> next;
+  template <class Archive>
+  void serialize(Archive& ar, unsigned) {
+    ar & value & next;
+  }
+};
+
+/// The largest resident size this process has had, in KiB.
+long peak_rss_kib() {
+  rusage u{};
+  getrusage(RUSAGE_SELF, &u);
+  return u.ru_maxrss;
+}
+
+/// Replaces the 8 bytes at `at` (a length or a count, in the machine's order) by `v`.
+void patch_u64(std::string& bytes, std::size_t at, std::uint64_t v) {
+  REQUIRE(at + sizeof v <= bytes.size());
+  std::memcpy(bytes.data() + at, &v, sizeof v);
+}
+
+std::uint64_t read_u64(const std::string& bytes, std::size_t at) {
+  std::uint64_t v = 0;
+  std::memcpy(&v, bytes.data() + at, sizeof v);
+  return v;
+}
+
+/// Where the 8 bytes `v` first appear (a count, after whatever class information precedes it).
+std::size_t find_u64(const std::string& bytes, std::uint64_t v) {
+  for (std::size_t at = 0; at + sizeof v <= bytes.size(); ++at)
+    if (read_u64(bytes, at) == v) return at;
+  FAIL("not found");
+  return 0;
+}
+
+}  // namespace
+
+BOOST_CLASS_VERSION(point, 1)
+
+TEST_SUITE("archive") {
+  TEST_CASE("what binary_oarchive writes reads back unchanged") {
+    using all = std::tuple<std::string, std::wstring, std::vector<int>,
+                           std::map<std::string, std::vector<double>>,
+                           std::unordered_map<int, std::string>, point, std::vector<point>>;
+    const all in{"hello",
+                 L"wide",
+                 {1, 2, 3},
+                 {{"a", {1.5}}, {"b", {}}},
+                 {{1, "one"}, {2, "two"}},
+                 {7, "p", {0.5, 0.25}},
+                 {{1, "q", {}}, {2, "", {3.0}}}};
+    const std::string bytes = std::apply([](const auto&... v) { return pack(v...); }, in);
+    all out;
+    unpack(bytes, out);
+    CHECK(out == in);
+
+    const node alone = unpack_value<node>(pack(node{4, nullptr}));  // a null pointer travels
+    CHECK(alone.value == 4);
+    CHECK(alone.next == nullptr);
+  }
+
+  TEST_CASE("a pointer that is not null is refused (Boost trusts its ids as table indexes)") {
+    const node list{1, std::make_unique<node>(node{2, nullptr})};
+    CHECK_THROWS_WITH_AS(unpack_value<node>(pack(list)), doctest::Contains("pointer"),
+                         malformed_archive);
+  }
+
+  TEST_CASE("a string longer than the bytes left is refused before it is allocated") {
+    std::string bytes = pack(std::string("hello"));
+    REQUIRE(read_u64(bytes, 0) == 5);
+    patch_u64(bytes, 0, std::uint64_t{1} << 30);  // 1 GiB claimed, 5 bytes there
+    const long before = peak_rss_kib();
+    CHECK_THROWS_WITH_AS(unpack_value<std::string>(bytes),
+                         doctest::Contains("a string of 1073741824 claimed with 5 bytes left"),
+                         malformed_archive);
+    CHECK(peak_rss_kib() - before < 256 * 1024);  // Boost's own reader zero-fills 1 GiB first
+
+    patch_u64(bytes, 0, ~std::uint64_t{0});
+    CHECK_THROWS_AS(unpack_value<std::string>(bytes), malformed_archive);
+  }
+
+  TEST_CASE("a collection with more elements than bytes left is refused before it is resized") {
+    std::string bytes = pack(std::vector<std::uint64_t>{7, 7, 7});
+    REQUIRE(read_u64(bytes, 0) == 3);
+    patch_u64(bytes, 0, std::uint64_t{1} << 40);
+    const long before = peak_rss_kib();
+    CHECK_THROWS_AS(unpack_value<std::vector<std::uint64_t>>(bytes), malformed_archive);
+    std::string map_bytes = pack(std::map<int, int>{{1, 2}});
+    patch_u64(map_bytes, find_u64(map_bytes, 1), std::uint64_t{1} << 50);
+    CHECK_THROWS_AS((unpack_value<std::map<int, int>>(map_bytes)), malformed_archive);
+    CHECK(peak_rss_kib() - before < 256 * 1024);
+  }
+
+  TEST_CASE("malformed archives: an exception, never a crash (mutations of good ones)") {
+    using args = std::tuple<std::string, std::vector<int>, std::map<std::string, std::vector<double>>,
+                            std::unordered_map<int, std::string>, std::vector<point>, node>;
+    const node list{9, nullptr};
+    const std::string original =
+        pack(std::string("some text"), std::vector<int>{1, 2, 3, 4},
+             std::map<std::string, std::vector<double>>{{"k", {1.0, 2.0}}, {"l", {}}},
+             std::unordered_map<int, std::string>{{5, "five"}},
+             std::vector<point>{{1, "a", {0.5}}, {2, "b", {}}}, list);
+    std::mt19937_64 rng(20261206);
+    int refused = 0, read = 0;
+    for (int round = 0; round < 20000; ++round) {
+      std::string bytes = original;
+      switch (rng() % 4) {
+        case 0:  // a byte flipped
+          bytes[rng() % bytes.size()] = static_cast<char>(rng());
+          break;
+        case 1: {  // a word overwritten (a length, often)
+          const std::size_t at = rng() % (bytes.size() - 8);
+          patch_u64(bytes, at, rng() % 3 == 0 ? rng() : rng() % 512);
+          break;
+        }
+        case 2:  // cut short
+          bytes.resize(rng() % bytes.size());
+          break;
+        default:  // several bytes changed
+          for (int i = 0; i < 8; ++i) bytes[rng() % bytes.size()] = static_cast<char>(rng() % 4);
+      }
+      args out;
+      try {
+        unpack(bytes, out);
+        ++read;
+      } catch (const std::exception&) {
+        ++refused;
+      }
+    }
+    CHECK(refused > 1000);
+    CHECK(read + refused == 20000);
+  }
+
+  TEST_CASE("a chunk with a hostile argument archive fails its calls, and runs none") {
+    std::string bytes = pack(std::string("abc"), std::string("def"));
+    patch_u64(bytes, 0, std::uint64_t{1} << 33);
+    zproc::detail::chunk_output out;
+    int calls = 0;
+    zproc::detail::run_chunk<std::tuple<std::string>, int>(bytes, 2, out, [&](const std::string&) {
+      return ++calls;
+    });
+    CHECK(calls == 0);
+    REQUIRE(out.failures.size() == 2);
+    CHECK(out.failures[0].type.find("malformed_archive") != std::string::npos);
+  }
+}
