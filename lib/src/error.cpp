@@ -36,7 +36,8 @@ class client_category_impl final : public boost::system::error_category {
       case client_errc::body_threw:
         return "code of the caller's that zproc ran (an atomic body, a watch predicate) threw";
       case client_errc::untrusted_server:
-        return "the server did not prove that it knows this client's token";
+        return "the server did not prove that it is the one this client trusts (its token, or "
+               "its TLS certificate)";
     }
     return "unknown zproc client error " + std::to_string(ev);
   }

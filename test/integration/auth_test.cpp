@@ -3,6 +3,7 @@
 // user check (a client run as another user), the command line's --token-file, and a TCP
 // server that will not start without a token.
 #include "protocol/auth.hpp"
+#include "support/pki.hpp"
 #include "support/raw_peer.hpp"
 #include "support/server_process.hpp"
 
@@ -30,21 +31,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-/// A fresh directory for token files, removed at the end.
-struct temp_dir {
-  fs::path path = fs::temp_directory_path() /
-                  ("zproc-auth-" + std::to_string(::getpid()) + "-" + std::to_string(++count()));
-  temp_dir() { fs::create_directories(path); }
-  ~temp_dir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static int& count() {
-    static int n = 0;
-    return n;
-  }
-};
+using test::temp_dir;
 
 /// A server process with a token (written by the server itself, at first start).
 struct token_server {
@@ -360,49 +347,9 @@ TEST_SUITE("auth") {
 
 namespace {
 
-/// Certificates made with the openssl command: a CA, a server certificate it signs for
-/// localhost and 127.0.0.1, and another CA that signed nothing of ours.
-struct test_pki {
-  temp_dir dir;
-  std::string ca = dir.file("ca.pem"), other_ca = dir.file("other-ca.pem"),
-              cert = dir.file("server.pem"), key = dir.file("server.key"),
-              client_cert = dir.file("client.pem"), client_key = dir.file("client.key");
-  test_pki() {
-    const auto run = [](std::vector<std::string> argv) {
-      argv.insert(argv.begin(), "/usr/bin/openssl");
-      auto r = test::run_program(argv, std::chrono::seconds(30));
-      REQUIRE_MESSAGE(r.exit_code == 0, r.err);
-    };
-    const std::vector<std::string> ec = {"-newkey", "ec", "-pkeyopt",
-                                         "ec_paramgen_curve:prime256v1", "-nodes"};
-    auto self_signed = [&](const std::string& pem, const std::string& name) {
-      std::vector<std::string> argv = {"req", "-x509", "-days", "2", "-subj", "/CN=" + name,
-                                       "-keyout", pem + ".key", "-out", pem};
-      argv.insert(argv.end(), ec.begin(), ec.end());
-      run(argv);
-    };
-    self_signed(ca, "zproc test CA");
-    self_signed(other_ca, "someone else's CA");
-    std::vector<std::string> req = {"req", "-subj", "/CN=localhost", "-keyout", key, "-out",
-                                    dir.file("server.csr")};
-    req.insert(req.end(), ec.begin(), ec.end());
-    run(req);
-    std::ofstream(dir.file("ext.cnf")) << "subjectAltName=DNS:localhost,IP:127.0.0.1\n";
-    run({"x509", "-req", "-days", "2", "-in", dir.file("server.csr"), "-CA", ca, "-CAkey",
-         ca + ".key", "-CAcreateserial", "-out", cert, "-extfile", dir.file("ext.cnf")});
-    // A client certificate signed by the same CA (for a server that asks for one).
-    std::vector<std::string> creq = {"req", "-subj", "/CN=a client", "-keyout", client_key,
-                                     "-out", dir.file("client.csr")};
-    creq.insert(creq.end(), ec.begin(), ec.end());
-    run(creq);
-    run({"x509", "-req", "-days", "2", "-in", dir.file("client.csr"), "-CA", ca, "-CAkey",
-         ca + ".key", "-CAcreateserial", "-out", client_cert});
-  }
-};
-
 /// `zproc server` on a tls:// address with a token; its address.
 struct tls_server {
-  test_pki pki;
+  test::test_pki pki;
   std::string token_file = pki.dir.file("token");
   test::child_process proc;
   std::string address;

@@ -1,6 +1,7 @@
 // Spawned processes: real children (this test binary run again by zproc::init), an embedded
 // server, return values, remote exceptions with the throw's stacktrace, crashes, retries,
 // nesting, stop, timeouts, and no orphans when the parent is SIGKILLed.
+#include "support/transport.hpp"
 #include "support/server_process.hpp"
 
 #include <zproc/zproc.hpp>
@@ -24,6 +25,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <csignal>
 #include <fstream>
 #include <future>
@@ -56,6 +58,13 @@ std::string greet(zproc::context& ctx, std::string name) {
   return "hello " + name;
 }
 ZPROC_TARGET(greet);
+
+/// How the child reached the server: its address, and whether it has a token.
+std::string how_connected(zproc::context& ctx) {
+  ctx.ping();
+  return ctx.address() + (ctx.token().empty() ? "" : " with a token");
+}
+ZPROC_TARGET(how_connected);
 
 point make_point(int x, std::string label) { return {x * 2, label + "!"}; }
 ZPROC_TARGET(make_point);
@@ -186,8 +195,18 @@ bool all_gone_within(const pid_t (&pids)[3], std::chrono::milliseconds limit) {
 }  // namespace
 
 TEST_SUITE("process") {
+  TEST_CASE("the suite runs on the transport asked for (ZPROC_TEST_TRANSPORT), children too") {
+    const char* t = std::getenv("ZPROC_TEST_TRANSPORT");
+    const std::string transport = t && *t ? t : "ipc";
+    zproc::context ctx(zproc::test::context_options());
+    CHECK(ctx.address().rfind(transport + "://", 0) == 0);
+    const std::string child = ctx.spawn(how_connected).wait<std::string>(20s);
+    CHECK(child.rfind(transport + "://", 0) == 0);
+    if (transport != "ipc") CHECK(child == ctx.address() + " with a token");
+  }
+
   TEST_CASE("a target's return value comes back deserialized, of any serializable type") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     CHECK(ctx.spawn(add, 2, 3).wait<int>(20s) == 5);
     auto st = ctx.create_state({});
     CHECK(ctx.spawn(greet, "ada").wait<std::string>(20s) == "hello ada");
@@ -204,7 +223,7 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("a context forgets processes that ended and that no handle refers to") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     for (int i = 0; i < 5; ++i) CHECK(ctx.spawn(add, i, i).wait<int>(20s) == 2 * i);
     auto kept = ctx.spawn(add, 1, 1);
     CHECK(kept.wait<int>(20s) == 2);
@@ -222,14 +241,14 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("asking for the wrong type is a clear error, void ignores the value") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto p = ctx.spawn(add, 1, 1);
     CHECK_THROWS_AS(p.wait<std::string>(20s), std::invalid_argument);
     CHECK_NOTHROW(p.wait(20s));
   }
 
   TEST_CASE("an exception in the child is a remote_error with the stacktrace of the throw") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto p = ctx.spawn(eat_cookies);
     try {
       p.wait(20s);
@@ -262,7 +281,7 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("a target inlined into zproc's runner keeps its frame in the crash report") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto p = ctx.spawn(throw_inlined);
     try {
       p.wait(20s);
@@ -279,7 +298,7 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("a SIGSEGV is a process_wait_error with exit code -11 and a crash report") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto p = ctx.spawn(segfault);
     try {
       p.wait(20s);
@@ -297,7 +316,7 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("retries: for an exception type, for a signal, max_retries, retry_args") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     SUBCASE("exception") {
       ctx.create_state({});
       auto p = ctx.spawn(quick_retries({zproc::retry_on<std::exception>()}), flaky, 3, false);
@@ -348,14 +367,14 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("nested processes three levels deep share the state") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto st = ctx.create_state({{"visits", 0}});
     CHECK(ctx.spawn(nested, 1).wait<int>(30s) == 203);
     CHECK(st.get("visits") == 3);
   }
 
   TEST_CASE("stop: SIGTERM, and SIGKILL after the grace period") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto p = ctx.spawn(sleeper, 60);
     CHECK(p.is_alive());
     CHECK_FALSE(p.exitcode());
@@ -378,7 +397,7 @@ TEST_SUITE("process") {
   // itself. Here processes end and start all the time while others are stopped: every stop
   // must end the process by its SIGTERM (an 8 s sleeper must not run to its end).
   TEST_CASE("stop under churn: no stop waits for a process that ended or started beside it") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     std::atomic<bool> done{false};
     std::atomic<int> churn_errors{0};
     std::thread churn([&] {
@@ -418,7 +437,7 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("wait with a timeout throws and leaves the process running") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto p = ctx.spawn(sleeper, 60);
     CHECK_THROWS_AS(p.wait(100ms), zproc::error);
     CHECK(p.is_alive());
@@ -427,7 +446,7 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("ctx.wait_all() waits for every process, then throws the first failure") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto bad = ctx.spawn(not_zero, 0);      // fails at once
     auto slow = ctx.spawn(sleeper, 1);      // still running when the failure is known
     auto worse = ctx.spawn(eat_cookies);    // a later failure: stays on its handle
@@ -444,7 +463,7 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("async_wait keeps its io_context busy, and honours cancellation") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto p = ctx.spawn(sleeper, 1);
     boost::asio::io_context io;
     bool done = false;
@@ -473,7 +492,7 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("spawn_map, wait_all and async_wait") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     const std::vector<int> inputs{1, 2, 3, 4};
     auto procs = ctx.spawn_map(squares, inputs);
     auto values = zproc::wait_all<std::vector<int>>(procs, 30s);
@@ -509,7 +528,7 @@ TEST_SUITE("process") {
   }
 
   TEST_CASE("external commands under the same supervision") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     CHECK_NOTHROW(ctx.spawn_command("/bin/sh", {"-c", "exit 0"}).wait(20s));
     auto p = ctx.spawn_command("/bin/sh", {"-c", "exit 3"});
     CHECK_THROWS_AS(p.wait(20s), zproc::process_wait_error);

@@ -1,6 +1,7 @@
 // The swarm, end to end: real worker processes (this test binary run again by zproc::init),
 // an embedded server, maps in order, errors per call, workers killed in the middle of a map,
 // poison tasks, workers that join over TCP, resize, and co_await.
+#include "support/transport.hpp"
 #include "support/server_process.hpp"
 
 #include <zproc/zproc.hpp>
@@ -178,7 +179,7 @@ static void run_coroutine(boost::asio::io_context& io, boost::asio::awaitable<vo
 
 TEST_SUITE("swarm") {
   TEST_CASE("map of 10,000 items returns every result in input order") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = ctx.create_swarm(2);
     std::vector<int> in(10'000);
     std::iota(in.begin(), in.end(), 0);
@@ -204,7 +205,7 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("map with fewer items than workers, of nothing, and over tuples") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = ctx.create_swarm(8);
     CHECK(sw.count() == 8);
     CHECK(sw.map(square, std::vector<int>{1, 2, 3}, within_a_minute) ==
@@ -215,7 +216,7 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("run returns a handle; the result can be collected by id from another handle") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = ctx.create_swarm(1);
     auto t = sw.run(add_pair, 20, 22);
     CHECK(t.get(30s) == 42);
@@ -231,7 +232,7 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("an exception in one call reaches the caller; map_lazy gives the others") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = ctx.create_swarm(2);
     std::vector<int> in(40);
     std::iota(in.begin(), in.end(), 0);
@@ -274,7 +275,7 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("a worker SIGKILLed in the middle of a map: every result exactly once") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = ctx.create_swarm(2);
     std::vector<int> in(400);
     std::iota(in.begin(), in.end(), 0);
@@ -297,7 +298,7 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("a task that kills every worker fails with the crash report, and nothing hangs") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     zproc::swarm_options so;
     so.max_attempts = 2;
     so.respawn_delay = 50ms;
@@ -318,7 +319,7 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("a call stuck past call_timeout is aborted where it hangs; the swarm goes on") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     zproc::swarm_options so;
     so.max_attempts = 2;
     so.respawn_delay = 50ms;
@@ -390,7 +391,7 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("resize starts and retires workers; retired ones finish what they hold") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = ctx.create_swarm(1);
     sw.resize(3);
     CHECK(sw.count() == 3);
@@ -412,7 +413,7 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("long tasks are shared out, not held ahead by one worker") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = ctx.create_swarm(2);
     for (int i = 0; i < 200 && sw.workers().size() < 2; ++i) std::this_thread::sleep_for(25ms);
     REQUIRE(sw.workers().size() == 2);
@@ -432,7 +433,7 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("threads waiting on one swarm do not wait for each other") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = ctx.create_swarm(2);
     auto slow = sw.run(nap, 5);
     std::atomic<bool> slow_done{false};
@@ -447,21 +448,23 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("zproc workers shows the swarm's workers and queue") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     zproc::swarm_options so;
     so.name = "shown";
     auto sw = ctx.create_swarm(2, so);
     for (int i = 0; i < 200 && sw.workers().size() < 2; ++i) std::this_thread::sleep_for(25ms);
     sw.map(square, std::vector<int>{1, 2, 3, 4}, within_a_minute);
     auto table = zproc::test::run_program(
-        {ZPROC_EXE, "workers", "shown", "--address", ctx.address()}, 20s);
+        {ZPROC_EXE, "workers", "shown", "--address", ctx.address()}, 20s,
+        zproc::test::client_env(ctx));
     INFO(table.out, table.err);
     CHECK(table.exit_code == 0);
     CHECK(table.out.find("swarm 'shown': 2 worker(s), 0 task(s) queued, 0 running\n") == 0);
     for (const auto& p : sw.processes())
       CHECK(table.out.find(std::to_string(p.pid())) != std::string::npos);
     auto js = zproc::test::run_program(
-        {ZPROC_EXE, "workers", "shown", "--json", "--address", ctx.address()}, 20s);
+        {ZPROC_EXE, "workers", "shown", "--json", "--address", ctx.address()}, 20s,
+        zproc::test::client_env(ctx));
     const auto j = zproc::json::parse(js.out);
     CHECK(j["workers"].size() == 2);
     std::size_t done = 0;
@@ -490,7 +493,7 @@ TEST_SUITE("swarm") {
 
   TEST_CASE("co_await a task and a map stream") {
     boost::asio::io_context io;
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = async_swarm(ctx, io);
     auto t = sw.run(square, 12);
     std::vector<int> in(100);
@@ -516,7 +519,7 @@ TEST_SUITE("swarm") {
 
   TEST_CASE("a task and a map stream: every completion token; the io_context waits for them") {
     boost::asio::io_context io;
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = async_swarm(ctx, io);
     // Runs `io` until `done` (the swarm's connection keeps it busy anyway), 30 s at most.
     auto run_until = [&](const bool& done) {
@@ -621,7 +624,7 @@ TEST_SUITE("swarm") {
 
   TEST_CASE("async_run, async_map, async_map_lazy: co_await with the default token") {
     boost::asio::io_context io;
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = async_swarm(ctx, io);
     std::vector<int> in(1000);
     std::iota(in.begin(), in.end(), 0);
@@ -663,7 +666,7 @@ TEST_SUITE("swarm") {
 
   TEST_CASE("async_run, async_map, async_map_lazy: callbacks, use_future, as_tuple") {
     boost::asio::io_context io;
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = async_swarm(ctx, io);
     auto run_until = [&](const bool& done) {
       const auto until = std::chrono::steady_clock::now() + 30s;
@@ -761,7 +764,7 @@ TEST_SUITE("swarm") {
 
   TEST_CASE("the async submissions of a blocking-mode swarm complete with wrong_mode") {
     boost::asio::io_context io;
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = ctx.create_swarm(1);  // no executor
     std::vector<zproc::error_code> codes;  // the handlers run on io (else: the system executor)
     sw.async_run(square, 2, boost::asio::bind_executor(io, [&](zproc::error_code e, zproc::task<long long>) {
@@ -798,7 +801,7 @@ TEST_SUITE("swarm") {
 
   TEST_CASE("an io_context with only a pending async_map does not return before it completes") {
     boost::asio::io_context conn_io;  // the swarm's connection runs here, on another thread
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = async_swarm(ctx, conn_io);
     auto guard = boost::asio::make_work_guard(conn_io);
     std::thread conn_thread([&] { conn_io.run(); });
@@ -821,7 +824,7 @@ TEST_SUITE("swarm") {
 
   TEST_CASE("async_map: terminal cancellation completes with operation_aborted and cancels the tasks") {
     boost::asio::io_context io;
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     zproc::swarm_options so;
     so.executor = io.get_executor();
     so.name = "cancelled";
@@ -857,7 +860,7 @@ TEST_SUITE("swarm") {
     CHECK(timer_first);
     CHECK(ec == boost::asio::error::operation_aborted);
     // The tasks no worker had taken were cancelled: the queue empties without running them.
-    zproc::client c;
+    zproc::client c(ctx.connect_options());
     c.connect(ctx.address());
     std::size_t queued = 1;
     for (int i = 0; i < 100 && queued > 0; ++i) {
@@ -870,7 +873,7 @@ TEST_SUITE("swarm") {
   }
 
   TEST_CASE("map_lazy submits a non-sized input range in a bounded window as results are read") {
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = ctx.create_swarm(2);
     zproc::map_options o;
     o.chunk_size = 10;
@@ -915,7 +918,7 @@ TEST_SUITE("swarm") {
 
   TEST_CASE("async_map_lazy streams a non-sized input range in a bounded window") {
     boost::asio::io_context io;
-    zproc::context ctx;
+    zproc::context ctx(zproc::test::context_options());
     auto sw = async_swarm(ctx, io);
     zproc::map_options o;
     o.chunk_size = 5;
