@@ -64,9 +64,7 @@ void configure_access(const arguments& args, server_config& config) {
   }
   if (!args.access_file.empty())
     for (auto& t : read_access_file(args.access_file)) access.tokens.push_back(std::move(t));
-  const bool tcp = std::any_of(config.listen.begin(), config.listen.end(),
-                               [](const std::string& a) { return address::parse(a).is_tcp(); });
-  if (tcp && access.tokens.empty() && !access.insecure)
+  if (config.needs_token())
     access.tokens.push_back({token_at(default_token_path(args)), {}});
 }
 

@@ -82,6 +82,31 @@ TEST_SUITE("limits") {
     CHECK(f.send(3, watch("x")).is_null());
   }
 
+  TEST_CASE("a parked request stops counting once answered or cancelled (locks, watches)") {
+    zproc::server_config::limits_config l;
+    l.max_parked_per_connection = 2;
+    fixture f(l);
+    const json lock = protocol::make(protocol::op::lock, "ns");
+    const json unlock = protocol::make(protocol::op::unlock, "ns");
+    CHECK(f.send(2, lock).contains("r"));
+    CHECK(f.send(1, lock).is_null());  // waits for client 2: 1 parked
+    CHECK(f.send(1, watch("a")).is_null());  // 2 parked
+    CHECK(!limit_message(f.send(1, watch("b"))).empty());
+    CHECK(f.send(2, unlock).contains("r"));  // client 1 is granted the lock: 1 parked
+    CHECK(f.send(1, watch("b")).is_null());   // 2 parked
+    CHECK(!limit_message(f.send(1, watch("c"))).empty());
+    const std::uint64_t watch_b = f.next_id - 2;  // the id of watch("b") above
+    f.send(1, protocol::cancel_request(watch_b));  // 1 parked
+    CHECK(f.send(1, watch("c")).is_null());        // 2 parked
+    // A lock wait given up (cancel) counts no more either.
+    const std::uint64_t wait3 = f.next_id;
+    CHECK(f.send(3, lock).is_null());  // client 1 holds it
+    CHECK(f.send(3, watch("x")).is_null());
+    CHECK(!limit_message(f.send(3, watch("y"))).empty());
+    f.send(3, protocol::cancel_request(wait3));
+    CHECK(f.send(3, watch("y")).is_null());
+  }
+
   TEST_CASE("tasks held by the server, all swarms together") {
     zproc::server_config::limits_config l;
     l.max_tasks = 5;

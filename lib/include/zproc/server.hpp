@@ -120,6 +120,10 @@ struct server_config {
     /// renews a 5 s lease): past it, the lock is released and that take fails.
     std::chrono::milliseconds max_lock_hold{60'000};
   } limits;
+
+  /// True when a listen address is TCP or TLS, `access.tokens` is empty and `access.insecure`
+  /// is not set: start() refuses such a configuration (give it a token, e.g. generate_token()).
+  bool needs_token() const;
 };
 
 namespace server_detail {

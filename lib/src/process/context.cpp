@@ -44,10 +44,7 @@ context::context(context_options options) : impl_(std::make_unique<impl>()) {
     auto& access = o.server.access;
     if (o.token && !o.token->empty() && access.tokens.empty())
       access.tokens.push_back({*o.token, {}});
-    const bool tcp = std::any_of(o.server.listen.begin(), o.server.listen.end(),
-                                 [](const std::string& a) { return address::parse(a).is_tcp(); });
-    if (tcp && access.tokens.empty() && !access.insecure)
-      access.tokens.push_back({generate_token(), {}});
+    if (o.server.needs_token()) access.tokens.push_back({generate_token(), {}});
     impl_->token = o.token ? *o.token : access.tokens.empty() ? "" : access.tokens.front().secret;
     impl_->tls = o.tls ? *o.tls : tls_options{};
     impl_->embedded = std::make_unique<server_thread>(o.server);

@@ -60,6 +60,7 @@ void engine::lock(const std::string& ns, std::uint64_t client, std::uint64_t req
     return;
   }
   l.waiting.push_back({client, request_id});  // answered when granted
+  lock_waits_.add(client);
 }
 
 void engine::release(const std::string& ns, std::vector<delivery>& out) {
@@ -73,6 +74,7 @@ void engine::release(const std::string& ns, std::vector<delivery>& out) {
   }
   const lock_waiter next = it->second.waiting.front();
   it->second.waiting.pop_front();
+  lock_waits_.remove(next.client_id);
   st.locked_by = next.client_id;
   it->second.held_since = std::chrono::steady_clock::now();
   it->second.lease_until = it->second.held_since + lock_lease;
@@ -81,11 +83,7 @@ void engine::release(const std::string& ns, std::vector<delivery>& out) {
 }
 
 std::size_t engine::parked_of(std::uint64_t client) const {
-  std::size_t n = watches_.pending_of(client) + tasks_.parked_of(client);
-  for (const auto& [name, l] : locks_)
-    n += static_cast<std::size_t>(std::count_if(l.waiting.begin(), l.waiting.end(),
-                                                [&](const lock_waiter& w) { return w.client_id == client; }));
-  return n;
+  return watches_.pending_of(client) + tasks_.parked_of(client) + lock_waits_.of(client);
 }
 
 void engine::congested(std::uint64_t client_id) noexcept {
@@ -119,6 +117,7 @@ void engine::client_gone(std::uint64_t client_id, std::vector<delivery>& out) {
     std::erase_if(l.waiting, [&](const lock_waiter& w) { return w.client_id == client_id; });
     if (const auto* st = store_.find(name); st && st->locked_by == client_id) held.push_back(name);
   }
+  lock_waits_.forget(client_id);
   for (const auto& name : held) release(name, out);  // a killed holder blocks nobody
   processes_.client_gone(client_id, wall_clock_ms());
   tasks_.client_gone(client_id, out);
@@ -237,6 +236,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
       std::erase_if(l.waiting, [&](const lock_waiter& w) {
         return w.client_id == ctx.client_id && w.request_id == target_id;
       });
+      lock_waits_.remove(ctx.client_id, before - l.waiting.size());
       found = found || l.waiting.size() != before;
       // Granted already, but the grant had not reached the client when it gave up: the
       // client will never use or unlock it.

@@ -3,6 +3,7 @@
 // the deliveries it returns.
 #pragma once
 
+#include "server/client_counts.hpp"
 #include "server/journal.hpp"
 #include "server/process_registry.hpp"
 #include "server/store.hpp"
@@ -122,6 +123,7 @@ class engine {
   /// Wakes the watchers of a committed write; never throws (a failure stalls them instead).
   void notify(const std::string& ns, const update_record& r, std::vector<delivery>& out) noexcept;
   std::unordered_map<std::string, ns_lock> locks_;
+  client_counts lock_waits_;  // lock waiters per connection
   std::unordered_set<std::uint64_t> congested_;  // clients over their output limit
   std::vector<std::uint64_t> gone_later_;        // client_gone() to finish at the next tick
   server_config::limits_config limits_;

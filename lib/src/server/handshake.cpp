@@ -16,9 +16,11 @@ protocol::json handshake::on_message(const protocol::json& msg, protocol::hello_
   switch (state_) {
     case state::hello: return on_hello(msg, base);
     case state::proof: return on_proof(msg, base);
-    default:
-      return refuse(server_errc::handshake_required, "the handshake is over");  // not reached
+    case state::accepted:
+    case state::refused:  // the session stops passing messages here once it is over
+      break;
   }
+  return refuse(server_errc::handshake_required, "the handshake is over");
 }
 
 protocol::json handshake::on_hello(const protocol::json& msg, protocol::hello_reply& base) {

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -36,6 +37,12 @@
 #include <unordered_map>
 
 namespace zproc {
+
+bool server_config::needs_token() const {
+  if (!access.tokens.empty() || access.insecure) return false;
+  return std::any_of(listen.begin(), listen.end(),
+                     [](const std::string& a) { return address::parse(a).is_tcp(); });
+}
 namespace server_detail {
 
 namespace asio = boost::asio;
@@ -186,7 +193,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         throw zproc::error(make_error_code(std::errc::invalid_argument),
                            "a token of server_config::access is shorter than " +
                                std::to_string(min_token_size) + " characters");
-    if (!access.tokens.empty() || access.insecure) return;
+    if (!config_.needs_token()) return;
     for (const auto& a : addresses)
       if (a.is_tcp())
         throw zproc::error(make_error_code(std::errc::permission_denied),

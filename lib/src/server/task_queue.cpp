@@ -82,8 +82,7 @@ void task_queue::execute(detail::op o, const json& request, std::uint64_t reques
 }
 
 std::size_t task_queue::parked_of(std::uint64_t client_id) const {
-  std::size_t n = static_cast<std::size_t>(std::count_if(
-      waits_.begin(), waits_.end(), [&](const parked_wait& w) { return w.client_id == client_id; }));
+  std::size_t n = wait_counts_.of(client_id);
   if (auto w = workers_.find(client_id); w != workers_.end() && w->second.parked) ++n;
   return n;
 }
@@ -374,6 +373,7 @@ void task_queue::wait(const json& request, std::uint64_t request_id, std::uint64
     return;
   }
   waits_.push_back({client_id, request_id, from, to, now + std::chrono::milliseconds(ms)});
+  wait_counts_.add(client_id);
 }
 
 void task_queue::serve_waits(const std::vector<std::uint64_t>& finished,
@@ -387,6 +387,7 @@ void task_queue::serve_waits(const std::vector<std::uint64_t>& finished,
     json r = collect(w.from, w.to);
     if (r[wire::results].empty()) return false;  // cancelled meanwhile
     out.push_back({w.client_id, protocol::make_reply(w.request_id, std::move(r))});
+    wait_counts_.remove(w.client_id);
     return true;
   });
 }
@@ -395,6 +396,7 @@ void task_queue::tick(clock::time_point now, std::vector<delivery>& out) {
   std::erase_if(waits_, [&](const parked_wait& w) {
     if (now < w.deadline) return false;
     out.push_back({w.client_id, protocol::make_reply(w.request_id, collect(w.from, w.to))});
+    wait_counts_.remove(w.client_id);
     return true;
   });
 }
@@ -404,7 +406,10 @@ bool task_queue::cancel(std::uint64_t client_id, std::uint64_t request_id) {
   std::erase_if(waits_, [&](const parked_wait& w) {
     return w.client_id == client_id && w.request_id == request_id;
   });
-  if (waits_.size() != before) return true;
+  if (waits_.size() != before) {
+    wait_counts_.remove(client_id, before - waits_.size());
+    return true;
+  }
   auto it = workers_.find(client_id);
   if (it == workers_.end() || !it->second.parked || it->second.parked->request_id != request_id)
     return false;
@@ -484,6 +489,7 @@ void task_queue::lost(std::uint64_t id, const worker& w, std::vector<std::uint64
 
 void task_queue::client_gone(std::uint64_t client_id, std::vector<delivery>& out) {
   std::erase_if(waits_, [&](const parked_wait& w) { return w.client_id == client_id; });
+  wait_counts_.forget(client_id);
 
   if (auto wit = workers_.find(client_id); wit != workers_.end()) {
     worker w = std::move(wit->second);

@@ -9,6 +9,7 @@
 // the server is answered when an outcome arrives, or empty when its deadline passes.
 #pragma once
 
+#include "server/client_counts.hpp"
 #include "server/op_error.hpp"
 #include "server/watch.hpp"
 
@@ -165,6 +166,7 @@ class task_queue {
   std::unordered_map<std::string, queue_state> queues_;
   std::unordered_map<std::uint64_t, worker> workers_;
   std::vector<parked_wait> waits_;
+  client_counts wait_counts_;  // waits_ per connection
   std::unordered_map<std::uint64_t, std::vector<std::pair<std::uint64_t, std::uint64_t>>> owned_;
   std::set<std::uint64_t> orphans_;
   std::size_t max_tasks_ = 0;  // finished tasks whose submitter is gone, oldest first

@@ -414,7 +414,7 @@ void watch_registry::add(waiter w) {
   waiters_.push_back(std::move(w));
   auto it = std::prev(waiters_.end());
   by_id_.emplace(key, it);
-  ++per_client_[it->spec.client_id];
+  per_client_.add(it->spec.client_id);
   auto& index = by_ns_[it->spec.ns];
   for (auto& k : index_keys(it->spec)) {
     slot_list& list = index[k];
@@ -435,7 +435,7 @@ void watch_registry::remove(waiter_list::iterator it) {
     if (index.empty()) by_ns_.erase(ns_it);
   }
   by_id_.erase({it->spec.client_id, it->spec.request_id});
-  if (--per_client_[it->spec.client_id] == 0) per_client_.erase(it->spec.client_id);
+  per_client_.remove(it->spec.client_id);
   waiters_.erase(it);
 }
 
@@ -455,8 +455,7 @@ void watch_registry::drop_client(std::uint64_t client_id) {
 }
 
 std::size_t watch_registry::pending_of(std::uint64_t client_id) const {
-  auto it = per_client_.find(client_id);
-  return it == per_client_.end() ? 0 : it->second;
+  return per_client_.of(client_id);
 }
 
 }  // namespace zproc::server_detail

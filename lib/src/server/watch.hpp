@@ -19,6 +19,7 @@
 //             "tail"?: diff, "now"?: true}
 #pragma once
 
+#include "server/client_counts.hpp"
 #include "server/history.hpp"
 #include "server/op_error.hpp"
 #include "server/store.hpp"
@@ -152,7 +153,7 @@ class watch_registry {
   std::map<key_type, waiter_list::iterator> by_id_;
   // Index: waiters by namespace, and within it by watched key ("" = every update).
   std::unordered_map<std::string, std::unordered_map<std::string, slot_list>> by_ns_;
-  std::unordered_map<std::uint64_t, std::size_t> per_client_;
+  client_counts per_client_;
   std::size_t stalled_ = 0;
   bool retry_due_ = false;  // a reply could not be built: retry_stalled() has work
 };
