@@ -200,9 +200,18 @@ TEST_SUITE("process") {
     const std::string transport = t && *t ? t : "ipc";
     zproc::context ctx(zproc::test::context_options());
     CHECK(ctx.address().rfind(transport + "://", 0) == 0);
-    const std::string child = ctx.spawn(how_connected).wait<std::string>(20s);
+    auto p = ctx.spawn(how_connected);
+    const std::string child = p.wait<std::string>(20s);
     CHECK(child.rfind(transport + "://", 0) == 0);
     if (transport != "ipc") CHECK(child == ctx.address() + " with a token");
+    // The supervisor's records reach the server the same way (what `zproc ps` shows).
+    bool recorded = false;
+    for (int i = 0; i < 200 && !recorded; ++i) {
+      for (const auto& r : zproc::list_processes(ctx.client()))
+        recorded = recorded || (r.pid == p.pid() && r.state == "exited");
+      if (!recorded) std::this_thread::sleep_for(25ms);
+    }
+    CHECK(recorded);
   }
 
   TEST_CASE("a target's return value comes back deserialized, of any serializable type") {

@@ -284,7 +284,7 @@ struct supervisor::recorder {
     bool fields_final = false;  ///< the last record of this process
   };
   struct sink {
-    explicit sink(asio::any_io_executor ex) : conn(ex), wake(ex) {}
+    sink(asio::any_io_executor ex, client_options options) : conn(ex, std::move(options)), wake(ex) {}
     zproc::client conn;
     asio::steady_timer wake;
     std::deque<entry> queue;
@@ -308,7 +308,12 @@ struct supervisor::recorder {
   void push(const std::string& address, entry e) {
     auto& s = sinks[address];
     if (!s) {
-      s = std::make_shared<sink>(io.get_executor());
+      // With the credentials of the context that spawned it (its ticket's): the same for every
+      // process spawned by contexts on this server, unless they were given different ones.
+      client_options options;
+      options.token = e.c->ticket.token;
+      options.tls = e.c->ticket.tls;
+      s = std::make_shared<sink>(io.get_executor(), std::move(options));
       s->wake.expires_at(asio::steady_timer::time_point::max());
       asio::co_spawn(io, run(address, s), asio::detached);
     }
