@@ -49,6 +49,10 @@ constexpr auto hello_deadline = 10s;
 constexpr auto final_flush_deadline = 2s;
 constexpr std::size_t read_chunk = 64 * 1024;
 constexpr std::size_t shrink_above = 1024 * 1024;  // idle buffers larger than this are freed
+// Requests of one read handled before the replies so far are sent (once per read, if no write
+// is on its way): the client works on the first replies while the server does the rest of a
+// deep pipeline, instead of both taking turns on whole batches (docs/performance.md, issue 15).
+constexpr int early_reply_after = 32;
 }  // namespace
 
 session::session(socket_type socket, environment env, std::uint64_t client_id,
@@ -125,7 +129,8 @@ asio::awaitable<void> session::serve() {
     decoder_.commit(n);
 
     std::string_view payload;
-    for (;;) {
+    for (int handled = 0;; ++handled) {
+      if (handled == early_reply_after) flush();
       auto st = decoder_.next(payload);
       if (st == protocol::frame_decoder::status::need_more) break;
       if (st == protocol::frame_decoder::status::too_large) {

@@ -1,0 +1,206 @@
+// bench_scale: the state server under many clients and deep pipelines, side by side with Redis
+// in the same run (the machines are shared and noisy: absolute rates drift, ratios hold).
+//
+// A `zproc server` process and a `redis-server` process (Debian's, started and stopped here
+// by PID, on a Unix socket, no persistence) each serve every row of the table, one after the
+// other. A row is C client connections over NS namespaces, each connection with D sets in
+// flight, for a fixed time:
+//   zproc   one client process (this one), one thread: C zproc::client connections on one
+//           io_context, D coroutines per connection doing co_await async_set back to back
+//           (connection i writes namespace i % NS)
+//   Redis   redis-benchmark -c C -P D -t set (one thread, C connections, pipelines of D)
+// It prints ops/s of both and zproc / Redis. Redis has no namespaces: its rows ignore NS.
+// The server runs on one thread (server_config has no `threads` yet: issue 15, item 3).
+//
+// Usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] [--depth 1,16,256]
+//                    [--ns 1,64]
+//        (redis-server and redis-benchmark: `scripts/deps --bench`; without them the Redis
+//        column says so)
+#include <zproc/zproc.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/steady_timer.hpp>
+
+#include <chrono>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "support.hpp"
+
+namespace {
+
+using namespace zproc::bench;
+namespace asio = boost::asio;
+using clock_type = std::chrono::steady_clock;
+
+std::vector<int> parse_list(const std::string& s) {
+  std::vector<int> out;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) out.push_back(std::stoi(item));
+  return out;
+}
+
+/// C connections × D sets in flight for `duration`: sets per second.
+double zproc_sets(const std::string& address, int clients, int depth, int namespaces,
+                  std::chrono::milliseconds duration) {
+  asio::io_context ioc(1);
+  std::vector<std::unique_ptr<zproc::client>> conns;
+  std::vector<std::optional<zproc::state>> states(static_cast<std::size_t>(clients));
+  for (int i = 0; i < clients; ++i)
+    conns.push_back(std::make_unique<zproc::client>(ioc.get_executor()));
+  long long done = 0;
+  bool measuring = false, stop = false;
+  int running = 0;
+  clock_type::time_point t0, t1;
+  const auto worker = [&](std::size_t c) -> asio::awaitable<void> {
+    const zproc::json v = 1;
+    while (!stop) {
+      co_await states[c]->async_set("key", v);
+      if (measuring) ++done;
+    }
+    if (--running == 0)
+      for (auto& cl : conns) cl->close();  // lets ioc.run() return
+  };
+  asio::co_spawn(
+      ioc,
+      [&]() -> asio::awaitable<void> {
+        for (int i = 0; i < clients; ++i) {
+          co_await conns[static_cast<std::size_t>(i)]->async_connect(address);
+          states[static_cast<std::size_t>(i)].emplace(*conns[static_cast<std::size_t>(i)],
+                                                      "scale" + std::to_string(i % namespaces));
+        }
+        for (int i = 0; i < clients; ++i)
+          for (int d = 0; d < depth; ++d, ++running)
+            asio::co_spawn(ioc, worker(static_cast<std::size_t>(i)), asio::detached);
+        asio::steady_timer t(ioc, duration / 5);  // warm-up
+        co_await t.async_wait(asio::use_awaitable);
+        measuring = true;
+        t0 = clock_type::now();
+        t.expires_after(duration);
+        co_await t.async_wait(asio::use_awaitable);
+        measuring = false;
+        t1 = clock_type::now();
+        stop = true;
+      },
+      asio::detached);
+  ioc.run();
+  return static_cast<double>(done) / std::chrono::duration<double>(t1 - t0).count();
+}
+
+/// A redis-server on a Unix socket, stopped (SIGTERM) with this object.
+struct redis {
+  std::string socket = "/tmp/zproc-bench-redis-" + std::to_string(::getpid()) + ".sock";
+  child proc;
+  bool up = false;
+  redis() {
+    if (::access("/usr/bin/redis-server", X_OK) != 0 ||
+        ::access("/usr/bin/redis-benchmark", X_OK) != 0)
+      return;
+    spawn(proc, {"/usr/bin/redis-server", "--port", "0", "--unixsocket", socket,
+                 "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--loglevel",
+                 "warning"});
+    for (int i = 0; i < 100 && !up; ++i) {
+      struct stat st {};
+      up = ::stat(socket.c_str(), &st) == 0;
+      if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+  }
+  ~redis() { ::unlink(socket.c_str()); }
+
+  /// redis-benchmark's SET rate with C connections and pipelines of D, about `duration` long
+  /// (the request count is sized from a first short run); 0 on failure.
+  double sets(int clients, int depth, std::chrono::milliseconds duration) const {
+    const auto run = [&](long long n) {
+      const std::string cmd = "/usr/bin/redis-benchmark -s " + socket + " -c " +
+                              std::to_string(clients) + " -P " + std::to_string(depth) +
+                              " -t set -n " + std::to_string(n) + " -q --csv 2>/dev/null";
+      FILE* p = ::popen(cmd.c_str(), "r");
+      if (!p) return 0.0;
+      char line[512];
+      double rate = 0;
+      while (std::fgets(line, sizeof line, p))
+        if (std::string(line).rfind("\"SET\"", 0) == 0)
+          rate = std::strtod(line + 7, nullptr);  // "SET","RATE",...
+      ::pclose(p);
+      return rate;
+    };
+    const double probe = run(std::max<long long>(1000, 100LL * clients * depth));
+    if (probe <= 0) return 0;
+    return run(std::max<long long>(1000, static_cast<long long>(
+                                             probe * std::chrono::duration<double>(duration).count())));
+  }
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  std::vector<int> clients = {1, 4, 16, 64}, depths = {1, 16, 256}, namespaces = {1, 64};
+  std::chrono::milliseconds duration(1000);
+  bool with_redis = true;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") {
+      duration = std::chrono::milliseconds(250);
+    } else if (a == "--no-redis") {
+      with_redis = false;
+    } else if (i + 1 < argc && a == "--clients") {
+      clients = parse_list(argv[++i]);
+    } else if (i + 1 < argc && a == "--depth") {
+      depths = parse_list(argv[++i]);
+    } else if (i + 1 < argc && a == "--ns") {
+      namespaces = parse_list(argv[++i]);
+    } else {
+      std::fprintf(stderr,
+                   "usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] "
+                   "[--depth 1,16,256] [--ns 1,64]\n");
+      return 2;
+    }
+  }
+  try {
+    const std::string ipc = "ipc:///tmp/zproc-bench-scale-" + std::to_string(::getpid()) + ".sock";
+    child server;
+    spawn(server, {ZPROC_EXE, "server", "--listen", ipc});
+    read_lines(server, "listening at ", 1);
+    const std::optional<redis> started = with_redis ? std::optional<redis>(std::in_place) : std::nullopt;
+    const bool redis_up = started && started->up;
+
+    std::printf("zproc bench_scale: sets/s, %lld ms per cell, server on one thread, %u cores\n",
+                static_cast<long long>(duration.count()), std::thread::hardware_concurrency());
+    if (with_redis && !redis_up)
+      std::printf("(redis-server / redis-benchmark not found: scripts/deps --bench)\n");
+    std::printf("\n| clients | in flight each | namespaces | zproc sets/s | Redis sets/s | zproc / Redis |\n");
+    std::printf("|---|---|---|---|---|---|\n");
+    for (int c : clients)
+      for (int d : depths) {
+        const double redis_rate = redis_up ? started->sets(c, d, duration) : 0;
+        for (int ns : namespaces) {
+          if (ns > c && ns != namespaces.front()) continue;  // more namespaces than clients
+          const double z = zproc_sets(ipc, c, d, ns, duration);
+          if (redis_rate > 0)
+            std::printf("| %d | %d | %d | %.0f | %.0f | %.2fx |\n", c, d, ns, z, redis_rate,
+                        z / redis_rate);
+          else
+            std::printf("| %d | %d | %d | %.0f | — | — |\n", c, d, ns, z);
+          std::fflush(stdout);
+        }
+      }
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "bench_scale: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}
