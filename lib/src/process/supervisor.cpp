@@ -3,6 +3,7 @@
 #include "process/crash.hpp"
 
 #include "client/client_core.hpp"
+#include "protocol/auth.hpp"
 #include "protocol/ops.hpp"
 #include "protocol/process_records.hpp"
 
@@ -413,6 +414,9 @@ supervisor::supervisor() : recorder_(std::make_unique<recorder>(io_)) {
 
 supervisor& supervisor::get() {
   static supervisor* instance = [] {
+    // OpenSSL's exit-time cleanup must come after the join below (the thread connects with
+    // tokens and TLS): atexit handlers run in reverse order of registration.
+    protocol::auth::initialize_openssl();
     auto* sup = new supervisor();  // never destroyed: used until the very end of the program
     static const pid_t owner = ::getpid();
     std::atexit([] {

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
+#include <openssl/ssl.h>
 
 #include <array>
 #include <vector>
@@ -72,5 +73,7 @@ std::string server_proof(std::string_view token, std::string_view client_nonce,
 bool same_proof(std::string_view a, std::string_view b) noexcept {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
+
+void initialize_openssl() { OPENSSL_init_ssl(0, nullptr); }
 
 }  // namespace zproc::protocol::auth
