@@ -37,10 +37,11 @@ bool same_proof(std::string_view a, std::string_view b) noexcept;
 /// `n` random bytes from OpenSSL's random source, in hex.
 std::string random_hex(std::size_t n);
 
-/// Initializes OpenSSL (crypto and TLS) now. OpenSSL frees its global state in an atexit
-/// handler registered at its first use; one who registers an atexit handler that joins a
-/// thread using OpenSSL calls this first, so that the join (whose thread-exit hook frees the
-/// thread's OpenSSL state) runs before OpenSSL's cleanup, not after it (a leak).
+/// Initializes OpenSSL's base now (its configuration and TLS still load at first use). OpenSSL
+/// frees its global state in an atexit handler registered at its first use; one who registers
+/// an atexit handler that joins a thread using OpenSSL calls this first, so that the join
+/// (whose thread-exit hook frees the thread's OpenSSL state) runs before OpenSSL's cleanup, not
+/// after it (a leak).
 void initialize_openssl();
 
 }  // namespace zproc::protocol::auth
