@@ -54,6 +54,7 @@ struct arguments {
   std::optional<std::size_t> max_tasks;            // server: --max-tasks N
   std::optional<std::size_t> max_running_records;  // server: --max-running-records N
   std::optional<std::size_t> max_lock_hold_ms;     // server: --max-lock-hold MS
+  std::optional<std::size_t> threads;              // server: --threads N
   bool all = false;                    // ps: --all
   bool running = false;                // ps: --running
   bool json_lines = false;             // ps, workers: --json

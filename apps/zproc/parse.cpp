@@ -27,7 +27,7 @@ struct server_counts {
   std::size_t max_process_records = 0, max_namespaces = 0, max_pending_output = 0,
               history_records = 0, history_bytes = 0, history_total_bytes = 0,
               snapshot_every = 0, max_connections = 0, max_parked = 0, max_tasks = 0,
-              max_running_records = 0, max_lock_hold_ms = 0;
+              max_running_records = 0, max_lock_hold_ms = 0, threads = 0;
 };
 
 void add_count(CLI::App* sub, const std::string& name, std::size_t& into,
@@ -184,6 +184,10 @@ parsed parse(int argc, char** argv) {
             "swarm tasks held, all swarms together (default 1000000)", after);
   add_count(server, "--max-running-records", counts.max_running_records, a.max_running_records,
             "running process records per connection (default 10000)", after);
+  add_count(server, "--threads", counts.threads, a.threads,
+            "threads that serve connections (default: the number of cores; 1: one thread for "
+            "everything)",
+            after);
   add_count(server, "--max-lock-hold", counts.max_lock_hold_ms, a.max_lock_hold_ms,
             "milliseconds a connection may hold a namespace's lock by taking it again (default "
             "60000)",

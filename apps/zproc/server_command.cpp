@@ -15,6 +15,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
 namespace zproc::cli {
 
@@ -90,6 +91,8 @@ int run_server(const arguments& args) {
   if (args.history_records) config.history.max_records = *args.history_records;
   if (args.history_bytes) config.history.max_bytes = *args.history_bytes;
   if (args.history_total_bytes) config.history.max_total_bytes = *args.history_total_bytes;
+  if (args.threads && *args.threads == 0) throw usage_error{"--threads needs a number > 0"};
+  config.threads = args.threads ? *args.threads : std::max(1u, std::thread::hardware_concurrency());
   auto& limits = config.limits;
   if (args.max_connections) limits.max_connections = *args.max_connections;
   if (args.max_parked) limits.max_parked_per_connection = *args.max_parked;

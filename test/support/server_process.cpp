@@ -4,7 +4,10 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstdio>
 #include <cstring>
+#include <chrono>
+#include <thread>
 #include <filesystem>
 #include <stdexcept>
 
@@ -224,7 +227,33 @@ int server_process::terminate() {
   return -1000;
 }
 
-void server_process::stop_signal() { ::kill(pid_, SIGSTOP); }
+namespace {
+/// True when every thread of `pid` is stopped (state T in /proc/PID/task/TID/stat).
+bool all_threads_stopped(pid_t pid) {
+  std::error_code ec;
+  const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::FILE* f = std::fopen((entry.path() / "stat").c_str(), "r");
+    if (!f) continue;  // (that thread just ended)
+    char line[512] = {};
+    const std::size_t n = std::fread(line, 1, sizeof line - 1, f);
+    std::fclose(f);
+    // "TID (comm) S ...": the state follows the last ')'.
+    const char* close = std::strrchr(line, ')');
+    if (n == 0 || !close || close[1] != ' ' || close[2] != 'T') return false;
+  }
+  return !ec;
+}
+}  // namespace
+
+void server_process::stop_signal() {
+  ::kill(pid_, SIGSTOP);
+  // kill() returns before a thread running on another core has stopped: wait (5 s at most)
+  // until every thread of the server has, so that nothing sent from now on is answered.
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (!all_threads_stopped(pid_) && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::microseconds(200));
+}
 void server_process::continue_signal() { ::kill(pid_, SIGCONT); }
 
 void server_process::kill_now() {

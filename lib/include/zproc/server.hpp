@@ -48,6 +48,14 @@ struct server_config {
     std::string key_file;
     std::string ca_file;
   } tls;
+  /// Threads that serve connections (docs/architecture.md, "Threads"). 1: everything runs on
+  /// the strand of the executor the server was given (the embedded mode: the server creates
+  /// no thread). N > 1: the server starts N threads of its own and each connection is read,
+  /// decoded, answered and written on one of them; listeners and timers stay on the given
+  /// executor. The requests themselves still take effect one at a time, in one order, so every
+  /// guarantee (atomic ops, gap-free revisions, watchers that see every update in order) is
+  /// the same. `zproc server --threads N` (default there: the number of cores). 0 means 1.
+  std::size_t threads = 1;
   /// Largest frame (request or reply) in bytes. A bigger request closes that connection with
   /// server_errc::frame_too_large; a bigger reply is replaced by server_errc::reply_too_large.
   std::size_t max_frame_size = 8u * 1024u * 1024u;
@@ -131,7 +139,8 @@ class server_impl;
 }
 
 /// The state server, as an I/O object on an executor you give it (embedding in an Asio
-/// application). All its work runs on a strand of that executor; it never creates threads.
+/// application). All its work runs on a strand of that executor; it creates no thread unless
+/// server_config::threads asks for more than one.
 ///
 ///   asio::io_context ioc;
 ///   zproc::server srv(ioc.get_executor(), {.listen = {"ipc:///tmp/app.sock"}});
@@ -147,7 +156,7 @@ class server {
     requires std::is_convertible_v<ExecutionContext&, boost::asio::execution_context&>
   server(ExecutionContext& context, server_config config)
       : server(executor_type(context.get_executor()), std::move(config)) {}
-  ~server();  ///< stops (closes listeners and connections)
+  ~server();  ///< stops (closes listeners and connections; joins the threads of `threads`)
   server(const server&) = delete;
   server& operator=(const server&) = delete;
 
@@ -167,6 +176,7 @@ class server {
   executor_type get_executor() const noexcept;
 
  private:
+  friend class server_thread;  // joins the threads of server_config::threads at its stop()
   std::shared_ptr<server_detail::server_impl> impl_;
 };
 

@@ -2,6 +2,8 @@
 
 #include "keepalive.hpp"
 #include "server/engine.hpp"
+#include "server/hub.hpp"
+#include "server/io_threads.hpp"
 #include "server/runtime_dir.hpp"
 
 #include <zproc/log.hpp>
@@ -32,6 +34,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <future>
+#include <mutex>
 #include <random>
 #include <thread>
 #include <unordered_map>
@@ -161,6 +164,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     std::vector<std::unique_ptr<listener>> bound;
     for (const auto& a : addresses) bound.push_back(bind(a));
     started_ = true;
+    if (config_.threads > 1) io_ = std::make_unique<io_threads>(config_.threads);
     if (!config_.data_dir.empty() && config_.fsync == server_config::fsync_policy::interval)
       asio::co_spawn(strand_, sync_loop(shared_from_this()), asio::detached);
     asio::co_spawn(strand_, lease_loop(shared_from_this()), asio::detached);
@@ -173,6 +177,20 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
 
   void stop() {
     asio::dispatch(strand_, [self = shared_from_this()] { self->stop_now(); });
+  }
+
+  /// After stop(), from outside the server's threads: closes the connections served on the
+  /// threads of config.threads and joins those (their work left after 5 s is dropped).
+  void shutdown_threads() {
+    if (!io_) return;
+    io_->close();  // no new connection goes there
+    {
+      std::lock_guard lock(hub_.mutex);
+      close_sessions_locked();
+      // Closing or not, nothing is handed to them any more: their io_contexts end below.
+      hub_.sessions.clear();
+    }
+    io_->shutdown();
   }
 
   std::vector<std::string> addresses() const { return addresses_; }
@@ -283,6 +301,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     while (!self->stopped_) {
       timer.expires_after(self->config_.fsync_interval);
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
+      std::lock_guard lock(self->hub_.mutex);
       self->engine_.sync();
     }
   }
@@ -298,6 +317,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     while (!self->stopped_) {  // stop_now() finishes it
       auto progress = journal::snapshot_progress::syncing;  // on failure: pause, retry
       try {
+        std::lock_guard lock(self->hub_.mutex);
         progress = self->engine_.snapshot_step();
         print_notes(self->engine_.take_journal_notes());
       } catch (const std::exception&) {
@@ -327,19 +347,14 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       if (self->stopped_) break;
       grants.clear();
+      std::lock_guard lock(self->hub_.mutex);
       try {
         self->engine_.tick(grants);
       } catch (const std::exception&) {
         // Out of memory: what it did not finish, the next tick does.
       }
-      for (const auto& d : grants) self->deliver(d);
+      self->hub_.deliver_locked(grants);
     }
-  }
-
-  void deliver(const delivery& d) {
-    auto it = sessions_.find(d.client_id);
-    if (it != sessions_.end())
-      if (auto s = it->second.lock()) s->deliver(d);
   }
 
   static asio::awaitable<void> accept_loop(std::shared_ptr<server_impl> self, listener* l) {
@@ -363,7 +378,19 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         detail::enable_keepalive(socket.native_handle());
       }
       try {
-        self->add_session(std::move(socket), tls ? self->tls_ : nullptr);
+        auto session_tls = tls ? self->tls_ : nullptr;
+        if (!self->io_) {
+          self->add_session(std::move(socket), std::move(session_tls));
+          continue;
+        }
+        // Served on one of the server's threads: the descriptor moves to its io_context.
+        const auto protocol = socket.local_endpoint().protocol();
+        const bool taken = self->io_->on_next([&](asio::any_io_executor ex) {
+          session::socket_type moved(ex);
+          moved.assign(protocol, socket.release());
+          self->add_session(std::move(moved), std::move(session_tls));
+        });
+        if (!taken) co_return;  // shutting down
       } catch (const std::exception& e) {
         // No memory for one more connection: it is closed (the client sees that), and the
         // server goes on accepting.
@@ -374,25 +401,26 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   }
 
   void add_session(session::socket_type socket, std::shared_ptr<asio::ssl::context> tls) {
-    std::weak_ptr<server_impl> weak = weak_from_this();
     const std::uint64_t id = ++last_client_id_;
-    session::environment env{
-        engine_, config_, ::getpid(), server_id_,
-        [weak, id](session*) {
-          if (auto self = weak.lock()) self->sessions_.erase(id);
-        },
-        [weak](const delivery& d) {
-          if (auto self = weak.lock()) self->deliver(d);
-        },
-        shared_from_this()};
+    session::environment env{hub_, config_, ::getpid(), server_id_, shared_from_this()};
     auto s = std::make_shared<session>(std::move(socket), std::move(env), id, std::move(tls));
-    if (const auto max = config_.limits.max_connections; max > 0 && sessions_.size() >= max)
-      s->refuse_hello(server_errc::limit_reached,
-                      "the server has " + std::to_string(sessions_.size()) +
-                          " connections open, its limit (server_config::limits.max_connections, zproc "
-                          "server --max-connections)");
-    sessions_.emplace(id, s);
+    {
+      std::lock_guard lock(hub_.mutex);
+      const std::size_t open = hub_.sessions.size();
+      if (const auto max = config_.limits.max_connections; max > 0 && open >= max)
+        s->refuse_hello(server_errc::limit_reached,
+                        "the server has " + std::to_string(open) +
+                            " connections open, its limit (server_config::limits.max_connections, "
+                            "zproc server --max-connections)");
+      hub_.sessions.emplace(id, s);
+    }
     s->start();
+  }
+
+  /// Under the hub's lock: every connection closes, on its own executor.
+  void close_sessions_locked() {
+    for (auto& [id, weak] : hub_.sessions)
+      if (auto s = weak.lock()) asio::post(s->get_executor(), [s] { s->close(); });
   }
 
   void stop_now() {
@@ -404,10 +432,9 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     }
     sync_timer_.cancel();
     lease_timer_.cancel();
-    auto sessions = sessions_;
-    for (auto& [raw, weak] : sessions)
-      if (auto s = weak.lock()) s->close();
-    sessions_.clear();
+    if (io_) io_->close();
+    std::lock_guard lock(hub_.mutex);
+    close_sessions_locked();
     for (const auto& path : unlink_on_stop_) ::unlink(path.c_str());
     // A snapshot in progress is finished (nobody is served any more, nobody waits).
     engine_.finish_snapshot();
@@ -420,13 +447,14 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   asio::steady_timer lease_timer_;  // takes back the locks of hung holders
   server_config config_;
   engine engine_;
+  hub hub_{engine_};  // the engine and the sessions, under one lock
+  std::unique_ptr<io_threads> io_;  // config_.threads > 1: the threads connections run on
   bool started_ = false;
   bool recovered_ = false;
   bool stopped_ = false;
   std::vector<std::unique_ptr<listener>> listeners_;
   std::vector<std::string> addresses_;
   std::vector<std::string> unlink_on_stop_;
-  std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions_;  // by client id
   std::uint64_t last_client_id_ = 0;
   std::string server_id_;  // see protocol::hello_reply::server_id
   std::shared_ptr<asio::ssl::context> tls_;  // tls:// listeners' (make_tls_context)
@@ -438,7 +466,10 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
 
 server::server(executor_type ex, server_config config)
     : impl_(std::make_shared<server_detail::server_impl>(std::move(ex), std::move(config))) {}
-server::~server() { impl_->stop(); }
+server::~server() {
+  impl_->stop();
+  impl_->shutdown_threads();
+}
 void server::start() { impl_->start(); }
 std::vector<std::string> server::addresses() const { return impl_->addresses(); }
 void server::stop() { impl_->stop(); }
@@ -487,6 +518,7 @@ void server_thread::stop() {
   if (impl_->finished.get_future().wait_for(std::chrono::seconds(5)) != std::future_status::ready)
     impl_->ioc.stop();
   impl_->thread.join();
+  impl_->srv.impl_->shutdown_threads();
 }
 
 }  // namespace zproc

@@ -7,6 +7,7 @@
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/write.hpp>
 
@@ -68,7 +69,8 @@ session::session(socket_type socket, environment env, std::uint64_t client_id,
       drain_timer_(link_.get_executor()) {}
 
 void session::start() {
-  asio::co_spawn(link_.get_executor(), run(), asio::detached);
+  // (The coroutine holds the session: on another thread's executor it starts later.)
+  asio::co_spawn(link_.get_executor(), run(shared_from_this()), asio::detached);
 }
 
 void session::close() {
@@ -80,20 +82,23 @@ void session::close() {
   hello_timer_.cancel();
   drain_timer_.cancel();
   if (greeted_) note(log_level::debug, ctx_.client_id, "disconnected");
+  hub& shared = env_.shared;
+  std::lock_guard lock(shared.mutex);
+  inbox_.clear();
+  shared.sessions.erase(ctx_.client_id);
   std::vector<delivery> released;  // lock grants to other clients
   try {
-    env_.logic.client_gone(ctx_.client_id, released);
+    shared.logic.client_gone(ctx_.client_id, released);
   } catch (...) {
-    env_.logic.client_gone_later(ctx_.client_id);  // out of memory: the next tick finishes it
+    shared.logic.client_gone_later(ctx_.client_id);  // out of memory: the next tick finishes it
   }
-  for (const auto& d : released) env_.deliver(d);
-  if (env_.on_close) env_.on_close(this);
+  for (auto& d : released)
+    if (d.client_id != ctx_.client_id) shared.deliver_locked(std::move(d));
 }
 
-asio::awaitable<void> session::run() {
-  auto self = shared_from_this();
+asio::awaitable<void> session::run(std::shared_ptr<session> self) {
   try {
-    co_await serve();
+    co_await self->serve();
   } catch (const std::exception& e) {
     // Out of memory (or a bug) while serving this connection: it closes, and everything it
     // held (watches, locks, tasks, process records) is released; other clients go on.
@@ -202,17 +207,54 @@ bool session::handle_frame(std::string_view payload) {
     note(log_level::warning, ctx_.client_id, "sent a request without an id");
     return true;
   }
-  deliveries_.clear();
-  env_.logic.handle(msg, request_id, ctx_, deliveries_);
-  if (detail::log_enabled(log_level::debug)) log_refusals(msg);
-  route(deliveries_);
+  const std::size_t own = with_engine([&](engine& logic, std::vector<delivery>& out) {
+    logic.handle(msg, request_id, ctx_, out);
+  });
+  if (detail::log_enabled(log_level::debug)) log_refusals(msg, own);
+  queue_mine();
   check_pressure();
   return true;
 }
 
-void session::log_refusals(const nlohmann::json& request) const {
-  for (const auto& d : deliveries_) {
-    if (d.client_id != ctx_.client_id || d.packed || !d.reply.is_object()) continue;
+template <class F>
+std::size_t session::with_engine(F&& f) {
+  hub& shared = env_.shared;
+  std::lock_guard lock(shared.mutex);
+  for (auto& d : inbox_) mine_.push_back(std::move(d));
+  inbox_.clear();
+  inbox_posted_ = false;
+  const std::size_t own = mine_.size();
+  deliveries_.clear();
+  f(shared.logic, deliveries_);
+  // Other clients first: if this client's own reply cannot be queued (no memory), this
+  // connection closes, and theirs are delivered all the same.
+  for (auto& d : deliveries_)
+    if (d.client_id != ctx_.client_id) shared.deliver_locked(std::move(d));
+  for (auto& d : deliveries_)
+    if (d.client_id == ctx_.client_id) mine_.push_back(std::move(d));
+  deliveries_.clear();
+  return own;
+}
+
+void session::queue_mine() {
+  // Swapped out first: queueing never re-enters with_engine(), but this costs nothing.
+  std::vector<delivery> mine;
+  mine.swap(mine_);
+  try {
+    for (const auto& d : mine) queue_delivery(d);
+  } catch (...) {
+    mine.clear();
+    mine_.swap(mine);
+    throw;
+  }
+  mine.clear();
+  mine_.swap(mine);  // keeps the capacity
+}
+
+void session::log_refusals(const nlohmann::json& request, std::size_t own) const {
+  for (std::size_t i = own; i < mine_.size(); ++i) {
+    const auto& d = mine_[i];
+    if (d.packed || !d.reply.is_object()) continue;
     auto e = d.reply.find(protocol::field::error);
     if (e == d.reply.end()) continue;
     std::string message;
@@ -224,23 +266,23 @@ void session::log_refusals(const nlohmann::json& request) const {
   }
 }
 
-void session::route(const std::vector<delivery>& ds) {
-  // Other clients first: if this client's own reply cannot be queued (no memory), this
-  // connection closes, and theirs are delivered all the same.
-  for (const auto& d : ds)
-    if (d.client_id != ctx_.client_id) env_.deliver(d);
-  for (const auto& d : ds)
-    if (d.client_id == ctx_.client_id) queue_delivery(d);
+void session::deliver_locked(delivery&& d) {
+  // (A closed session is no longer in hub::sessions: close() took it out under the lock.)
+  inbox_.push_back(std::move(d));
+  if (inbox_posted_) return;
+  inbox_posted_ = true;
+  asio::post(link_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
 }
 
-void session::deliver(const delivery& d) {
+void session::drain_inbox() {
   if (closed_) return;
   try {
-    queue_delivery(d);
+    with_engine([](engine&, std::vector<delivery>&) {});
+    queue_mine();
     check_pressure();
     flush();
   } catch (const std::exception&) {
-    close();  // no memory for this client's reply: it sees its connection close, not a hang
+    close();  // no memory for this client's replies: it sees its connection close, not a hang
   }
 }
 
@@ -248,13 +290,15 @@ void session::check_pressure() {
   const std::size_t limit = env_.config.max_pending_output;
   if (congested_ && pending_output() <= limit / 2) {
     // Drained to half: held-back watchers catch up, half a limit's worth at a time.
-    std::vector<delivery> caught_up;
-    congested_ = !env_.logic.resume(ctx_.client_id, limit / 2, caught_up);
-    route(caught_up);
+    with_engine([&](engine& logic, std::vector<delivery>& out) {
+      congested_ = !logic.resume(ctx_.client_id, limit / 2, out);
+    });
+    queue_mine();
   }
   if (!congested_ && pending_output() > limit) {
     congested_ = true;
-    env_.logic.congested(ctx_.client_id);
+    with_engine([&](engine& logic, std::vector<delivery>&) { logic.congested(ctx_.client_id); });
+    queue_mine();
   }
 }
 

@@ -1,11 +1,14 @@
-// One client connection on the server: reads frames, runs each request against the store, and
-// writes the replies back, batched. A thin I/O driver around protocol/ and store.
+// One client connection on the server: reads frames, runs each request against the engine (under
+// the hub's lock), and writes the replies back, batched. A thin I/O driver around protocol/ and
+// the engine. All of a session's work runs on its socket's executor (one thread at a time);
+// what other connections' requests send it arrives in its inbox.
 #pragma once
 
 #include "link.hpp"
 #include "protocol/frame.hpp"
 #include "server/engine.hpp"
 #include "server/handshake.hpp"
+#include "server/hub.hpp"
 #include "server/output_queue.hpp"
 
 #include <zproc/server.hpp>
@@ -26,14 +29,11 @@ class session : public std::enable_shared_from_this<session> {
   using tls_context = boost::asio::ssl::context;
 
   struct environment {
-    engine& logic;
+    hub& shared;  // the engine, and the other sessions
     const server_config& config;
     std::int64_t server_pid;
-    std::string server_id;                   // the hello reply's "sid"
-    std::function<void(session*)> on_close;  // runs once, on the server's strand
-    /// Hands a reply to another client's session (a watcher this client's write woke).
-    std::function<void(const delivery& d)> deliver;
-    std::shared_ptr<void> owner;             // keeps `logic` and `config` alive
+    std::string server_id;        // the hello reply's "sid"
+    std::shared_ptr<void> owner;  // keeps `shared` and `config` alive
   };
 
   /// `tls`: the connection speaks TLS (a tls:// listener's), with this context.
@@ -44,24 +44,34 @@ class session : public std::enable_shared_from_this<session> {
   void start();
   /// Answers the hello with this error and closes (call before start()).
   void refuse_hello(error_code ec, std::string why) { handshake_.refuse_hello(ec, std::move(why)); }
-  /// Closes the connection now (pending replies are dropped). Idempotent.
+  /// Closes the connection now (pending replies are dropped); on the session's executor.
+  /// Idempotent.
   void close();
-  /// Queues a reply produced by another session's request (a woken watcher) and sends it.
-  void deliver(const delivery& d);
+  /// Under the hub's lock, from any thread: a reply produced by another session's request (a
+  /// woken watcher), queued in the inbox; the session sends it from its own thread.
+  void deliver_locked(delivery&& d);
   std::uint64_t client_id() const noexcept { return ctx_.client_id; }
+  detail::link::executor_type get_executor() noexcept { return link_.get_executor(); }
 
  private:
-  boost::asio::awaitable<void> run();
+  boost::asio::awaitable<void> run(std::shared_ptr<session> self);
   boost::asio::awaitable<void> serve();
   /// Handles one frame; returns false when the connection must close after flushing.
   bool handle_frame(std::string_view payload);
+  /// Runs `f(engine, deliveries)` under the hub's lock: appends to `mine_` this session's inbox,
+  /// then the deliveries of `f` that are this client's (in that order: the order of the
+  /// engine's steps); hands the others to their sessions. Returns where `f`'s own start.
+  template <class F>
+  std::size_t with_engine(F&& f);
+  /// Queues `mine_` (after with_engine(), outside the lock) and empties it.
+  void queue_mine();
+  /// Sends what the inbox holds (posted by deliver_locked()).
+  void drain_inbox();
   void queue(const nlohmann::json& message);
   void queue_reply(const nlohmann::json& reply);
   void queue_delivery(const delivery& d);
-  /// Logs (debug) each of this client's requests that the last handle() refused.
-  void log_refusals(const nlohmann::json& request) const;
-  /// Queues the deliveries addressed to this client; hands the others to their sessions.
-  void route(const std::vector<delivery>& ds);
+  /// Logs (debug) the request if its reply, `mine_` from `own` on, is a refusal.
+  void log_refusals(const nlohmann::json& request, std::size_t own) const;
   /// Tells the engine when the output goes over its limit (its watchers wait) and when it has
   /// drained to half of it (they catch up).
   void check_pressure();
@@ -84,7 +94,10 @@ class session : public std::enable_shared_from_this<session> {
   bool closed_ = false;
   bool congested_ = false;  // over max_pending_output: the engine holds its watchers back
   std::size_t client_max_frame_ = protocol::default_max_frame_size;
-  std::vector<delivery> deliveries_;  // scratch, reused per request
+  std::vector<delivery> deliveries_;  // scratch of with_engine(), reused per request
+  std::vector<delivery> mine_;        // with_engine()'s result, reused per request
+  std::vector<delivery> inbox_;       // under the hub's lock
+  bool inbox_posted_ = false;         // under the hub's lock: a drain_inbox() is on its way
   boost::asio::steady_timer hello_timer_;
   boost::asio::steady_timer drain_timer_;
 };
