@@ -5,15 +5,17 @@
 // by PID, on a Unix socket, no persistence) each serve every row of the table, one after the
 // other. A row is C client connections over NS namespaces, each connection with D sets in
 // flight, for a fixed time:
-//   zproc   one client process (this one), one thread: C zproc::client connections on one
-//           io_context, D coroutines per connection doing co_await async_set back to back
-//           (connection i writes namespace i % NS)
+//   zproc   one client process (this one), K threads (--client-threads, default 1): C
+//           zproc::client connections spread over K io_contexts, D coroutines per connection
+//           doing co_await async_set back to back (connection i writes namespace i % NS)
 //   Redis   redis-benchmark -c C -P D -t set (one thread, C connections, pipelines of D)
 // It prints ops/s of both and zproc / Redis. Redis has no namespaces: its rows ignore NS.
-// The server runs on one thread (server_config has no `threads` yet: issue 15, item 3).
+// Each row runs once per server thread count of --threads (zproc server --threads T; a server
+// process per T). On a 2-core machine the client and server share the cores: thread counts
+// above 1 show the cost of the threads more than their gain (docs/performance.md).
 //
 // Usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] [--depth 1,16,256]
-//                    [--ns 1,64]
+//                    [--ns 1,64] [--threads 1] [--client-threads 1]
 //        (redis-server and redis-benchmark: `scripts/deps --bench`; without them the Redis
 //        column says so)
 #include <zproc/zproc.hpp>
@@ -23,6 +25,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -53,9 +56,10 @@ std::vector<int> parse_list(const std::string& s) {
   return out;
 }
 
-/// C connections × D sets in flight for `duration`: sets per second.
+/// C connections × D sets in flight for `duration`: sets per second. Connection i is number
+/// first + i * step of the row (its namespace).
 double zproc_sets(const std::string& address, int clients, int depth, int namespaces,
-                  std::chrono::milliseconds duration) {
+                  std::chrono::milliseconds duration, int first = 0, int step = 1) {
   asio::io_context ioc(1);
   std::vector<std::unique_ptr<zproc::client>> conns;
   std::vector<std::optional<zproc::state>> states(static_cast<std::size_t>(clients));
@@ -80,7 +84,7 @@ double zproc_sets(const std::string& address, int clients, int depth, int namesp
         for (int i = 0; i < clients; ++i) {
           co_await conns[static_cast<std::size_t>(i)]->async_connect(address);
           states[static_cast<std::size_t>(i)].emplace(*conns[static_cast<std::size_t>(i)],
-                                                      "scale" + std::to_string(i % namespaces));
+                                                      "scale" + std::to_string((first + i * step) % namespaces));
         }
         for (int i = 0; i < clients; ++i)
           for (int d = 0; d < depth; ++d, ++running)
@@ -98,6 +102,25 @@ double zproc_sets(const std::string& address, int clients, int depth, int namesp
       asio::detached);
   ioc.run();
   return static_cast<double>(done) / std::chrono::duration<double>(t1 - t0).count();
+}
+
+/// The same over `threads` client threads (an io_context each), measured at the same time.
+double zproc_sets_threaded(const std::string& address, int clients, int depth, int namespaces,
+                           std::chrono::milliseconds duration, int threads) {
+  threads = std::max(1, std::min(threads, clients));
+  if (threads == 1) return zproc_sets(address, clients, depth, namespaces, duration);
+  std::vector<double> rates(static_cast<std::size_t>(threads));
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t)
+    pool.emplace_back([&, t] {
+      const int mine = clients / threads + (t < clients % threads ? 1 : 0);
+      rates[static_cast<std::size_t>(t)] =
+          zproc_sets(address, mine, depth, namespaces, duration, t, threads);
+    });
+  for (auto& th : pool) th.join();
+  double sum = 0;
+  for (double r : rates) sum += r;
+  return sum;
 }
 
 /// A redis-server on a Unix socket, stopped (SIGTERM) with this object.
@@ -148,7 +171,9 @@ struct redis {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  std::vector<int> clients = {1, 4, 16, 64}, depths = {1, 16, 256}, namespaces = {1, 64};
+  std::vector<int> clients = {1, 4, 16, 64}, depths = {1, 16, 256}, namespaces = {1, 64},
+                   server_threads = {1};
+  int client_threads = 1;
   std::chrono::milliseconds duration(1000);
   bool with_redis = true;
   for (int i = 1; i < argc; ++i) {
@@ -163,41 +188,54 @@ int main(int argc, char** argv) {
       depths = parse_list(argv[++i]);
     } else if (i + 1 < argc && a == "--ns") {
       namespaces = parse_list(argv[++i]);
+    } else if (i + 1 < argc && a == "--threads") {
+      server_threads = parse_list(argv[++i]);
+    } else if (i + 1 < argc && a == "--client-threads") {
+      client_threads = std::max(1, std::stoi(argv[++i]));
     } else {
       std::fprintf(stderr,
                    "usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] "
-                   "[--depth 1,16,256] [--ns 1,64]\n");
+                   "[--depth 1,16,256] [--ns 1,64] [--threads 1,2] [--client-threads K]\n");
       return 2;
     }
   }
   try {
-    const std::string ipc = "ipc:///tmp/zproc-bench-scale-" + std::to_string(::getpid()) + ".sock";
-    child server;
-    spawn(server, {ZPROC_EXE, "server", "--listen", ipc});
-    read_lines(server, "listening at ", 1);
     const std::optional<redis> started = with_redis ? std::optional<redis>(std::in_place) : std::nullopt;
     const bool redis_up = started && started->up;
 
-    std::printf("zproc bench_scale: sets/s, %lld ms per cell, server on one thread, %u cores\n",
-                static_cast<long long>(duration.count()), std::thread::hardware_concurrency());
+    std::printf("zproc bench_scale: sets/s, %lld ms per cell, %d client thread(s), %u cores\n",
+                static_cast<long long>(duration.count()), client_threads,
+                std::thread::hardware_concurrency());
     if (with_redis && !redis_up)
       std::printf("(redis-server / redis-benchmark not found: scripts/deps --bench)\n");
-    std::printf("\n| clients | in flight each | namespaces | zproc sets/s | Redis sets/s | zproc / Redis |\n");
-    std::printf("|---|---|---|---|---|---|\n");
-    for (int c : clients)
-      for (int d : depths) {
-        const double redis_rate = redis_up ? started->sets(c, d, duration) : 0;
-        for (int ns : namespaces) {
-          if (ns > c && ns != namespaces.front()) continue;  // more namespaces than clients
-          const double z = zproc_sets(ipc, c, d, ns, duration);
-          if (redis_rate > 0)
-            std::printf("| %d | %d | %d | %.0f | %.0f | %.2fx |\n", c, d, ns, z, redis_rate,
-                        z / redis_rate);
-          else
-            std::printf("| %d | %d | %d | %.0f | — | — |\n", c, d, ns, z);
-          std::fflush(stdout);
+    std::printf("\n| clients | in flight each | namespaces | server threads | zproc sets/s | "
+                "Redis sets/s | zproc / Redis |\n");
+    std::printf("|---|---|---|---|---|---|---|\n");
+    std::vector<double> redis_rates;  // per (clients, depth), measured at the first thread count
+    for (std::size_t ti = 0; ti < server_threads.size(); ++ti) {
+      const int threads = server_threads[ti];
+      const std::string ipc = "ipc:///tmp/zproc-bench-scale-" + std::to_string(::getpid()) +
+                              "-" + std::to_string(threads) + ".sock";
+      child server;
+      spawn(server, {ZPROC_EXE, "server", "--listen", ipc, "--threads", std::to_string(threads)});
+      read_lines(server, "listening at ", 1);
+      std::size_t cell = 0;
+      for (int c : clients)
+        for (int d : depths) {
+          if (ti == 0) redis_rates.push_back(redis_up ? started->sets(c, d, duration) : 0);
+          const double redis_rate = redis_rates[cell++];
+          for (int ns : namespaces) {
+            if (ns > c && ns != namespaces.front()) continue;  // more namespaces than clients
+            const double z = zproc_sets_threaded(ipc, c, d, ns, duration, client_threads);
+            if (redis_rate > 0)
+              std::printf("| %d | %d | %d | %d | %.0f | %.0f | %.2fx |\n", c, d, ns, threads, z,
+                          redis_rate, z / redis_rate);
+            else
+              std::printf("| %d | %d | %d | %d | %.0f | — | — |\n", c, d, ns, threads, z);
+            std::fflush(stdout);
+          }
         }
-      }
+    }
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_scale: %s\n", e.what());
     return 1;

@@ -28,6 +28,11 @@ if(ZPROC_SANITIZE)
   endif()
 endif()
 
+if(ZPROC_TSAN)
+  target_compile_options(zproc_internal INTERFACE -fsanitize=thread -fno-omit-frame-pointer)
+  target_link_options(zproc_internal INTERFACE -fsanitize=thread)
+endif()
+
 # Every internal executable reuses the library's precompiled header (same flags, same defines).
 function(zproc_internal_target target)
   target_link_libraries(${target} PRIVATE zproc::zproc zproc_internal)

@@ -170,6 +170,9 @@ TEST_SUITE("cli") {
     auto bad_choice = zproc_cmd({"server", "--listen", srv.ipc(), "--fsync", "sometimes"});
     CHECK(bad_choice.exit_code == 2);
     CHECK(bad_choice.err.find("always") != std::string::npos);
+    auto no_threads = zproc_cmd({"server", "--listen", srv.ipc(), "--threads", "0"});
+    CHECK(no_threads.exit_code == 2);
+    CHECK(no_threads.err.find("--threads needs a number > 0") != std::string::npos);
     CHECK(zproc_cmd({"ping", "--log-level", "loud"}, {env}).exit_code == 2);
     CHECK(zproc_cmd({"ping", "extra"}, {env}).exit_code == 2);
     // --opt=value, global options before or after the command, and a key after --.

@@ -22,6 +22,9 @@ struct hub {
   std::mutex mutex;
   engine& logic;  // under `mutex`
   std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions;  // under `mutex`
+  /// Under `mutex`: the server stopped; a request read but not yet handled takes no effect
+  /// (its connection closes).
+  bool stopped = false;
 
   /// Under `mutex`: hands `d` to its client's session, which sends it from its own thread;
   /// dropped if that connection is closed.

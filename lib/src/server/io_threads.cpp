@@ -1,5 +1,7 @@
 #include "server/io_threads.hpp"
 
+#include <zproc/log.hpp>
+
 #include <algorithm>
 #include <stdexcept>
 
@@ -17,7 +19,16 @@ io_threads::io_threads(std::size_t count) {
   try {
     for (auto& ctx : contexts_)
       threads_.emplace_back([this, c = ctx.get()] {
-        c->run();
+        for (;;) {
+          try {
+            c->run();
+            break;
+          } catch (const std::exception& e) {
+            // A handler threw (a session's closes on no memory): the others go on.
+            detail::log(log_level::error, "server",
+                        std::string("server: a connection thread caught: ") + e.what());
+          }
+        }
         std::lock_guard lock(mutex_);
         --running_;
         finished_.notify_all();

@@ -307,25 +307,33 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   }
 
   /// A snapshot in progress, written one bounded piece per turn: between two pieces, the
-  /// requests that came meanwhile run (a post() queues behind them on the strand). While its
-  /// thread fsyncs and renames, polled every 2 ms.
+  /// requests that came meanwhile run (on one thread a post() queues behind them on the
+  /// strand; on several, the connections' threads wait for the hub's lock, which a mutex does
+  /// not hand over: a 50 us pause lets them in). While its thread fsyncs and renames, polled
+  /// every 2 ms.
   static asio::awaitable<void> snapshot_loop(std::shared_ptr<server_impl> self) {
     asio::steady_timer poll(self->strand_);
-    // co_spawn starts it inline (dispatch) from the write that began the snapshot: let that
-    // write's reply go out first.
+    // co_spawn starts it inline (dispatch) from the write that began the snapshot, under the
+    // hub's lock: this post lets that write's reply go out first, and the lock be released
+    // before the first step takes it (it is not recursive).
     co_await asio::post(self->strand_, asio::use_awaitable);
     while (!self->stopped_) {  // stop_now() finishes it
       auto progress = journal::snapshot_progress::syncing;  // on failure: pause, retry
+      std::vector<std::string> notes;
       try {
         std::lock_guard lock(self->hub_.mutex);
         progress = self->engine_.snapshot_step();
-        print_notes(self->engine_.take_journal_notes());
+        notes = self->engine_.take_journal_notes();
       } catch (const std::exception&) {
         // Out of memory for this step: it is tried again after the pause below.
       }
+      print_notes(notes);  // (outside the lock: a log handler may call into the server)
       if (progress == journal::snapshot_progress::idle) co_return;
-      if (progress == journal::snapshot_progress::more) {
+      if (progress == journal::snapshot_progress::more && !self->io_) {
         co_await asio::post(self->strand_, asio::use_awaitable);
+      } else if (progress == journal::snapshot_progress::more) {
+        poll.expires_after(std::chrono::microseconds(50));
+        co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
       } else {
         poll.expires_after(std::chrono::milliseconds(2));
         co_await poll.async_wait(asio::as_tuple(asio::use_awaitable));
@@ -384,10 +392,17 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
           continue;
         }
         // Served on one of the server's threads: the descriptor moves to its io_context.
-        const auto protocol = socket.local_endpoint().protocol();
+        session::socket_type accepted = std::move(socket);  // (a lambda cannot capture a binding)
+        const auto protocol = accepted.local_endpoint().protocol();
         const bool taken = self->io_->on_next([&](asio::any_io_executor ex) {
           session::socket_type moved(ex);
-          moved.assign(protocol, socket.release());
+          const auto fd = accepted.release();
+          try {
+            moved.assign(protocol, fd);
+          } catch (...) {
+            ::close(fd);  // (nobody owns it otherwise)
+            throw;
+          }
           self->add_session(std::move(moved), std::move(session_tls));
         });
         if (!taken) co_return;  // shutting down
@@ -433,13 +448,18 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     sync_timer_.cancel();
     lease_timer_.cancel();
     if (io_) io_->close();
-    std::lock_guard lock(hub_.mutex);
-    close_sessions_locked();
-    for (const auto& path : unlink_on_stop_) ::unlink(path.c_str());
-    // A snapshot in progress is finished (nobody is served any more, nobody waits).
-    engine_.finish_snapshot();
-    print_notes(engine_.take_journal_notes());
-    engine_.sync();
+    std::vector<std::string> notes;
+    {
+      std::lock_guard lock(hub_.mutex);
+      hub_.stopped = true;  // a request read but not yet handled is not any more
+      close_sessions_locked();
+      for (const auto& path : unlink_on_stop_) ::unlink(path.c_str());
+      // A snapshot in progress is finished (nobody is served any more, nobody waits).
+      engine_.finish_snapshot();
+      notes = engine_.take_journal_notes();
+      engine_.sync();
+    }
+    print_notes(notes);
   }
 
   asio::any_io_executor strand_;

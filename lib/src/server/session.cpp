@@ -54,6 +54,12 @@ constexpr std::size_t shrink_above = 1024 * 1024;  // idle buffers larger than t
 // is on its way): the client works on the first replies while the server does the rest of a
 // deep pipeline, instead of both taking turns on whole batches (docs/performance.md, issue 15).
 constexpr int early_reply_after = 32;
+/// What an inbox counts for a reply that is not encoded yet (a lock grant, a task): small.
+constexpr std::size_t approximate_reply_size = 64;
+/// Thrown by with_engine() once the server stopped: the connection closes without a word.
+struct server_stopped : std::exception {
+  const char* what() const noexcept override { return "the server stopped"; }
+};
 }  // namespace
 
 session::session(socket_type socket, environment env, std::uint64_t client_id,
@@ -99,6 +105,8 @@ void session::close() {
 asio::awaitable<void> session::run(std::shared_ptr<session> self) {
   try {
     co_await self->serve();
+  } catch (const server_stopped&) {
+    // The server stopped while this connection's requests were read: it closes.
   } catch (const std::exception& e) {
     // Out of memory (or a bug) while serving this connection: it closes, and everything it
     // held (watches, locks, tasks, process records) is released; other clients go on.
@@ -130,11 +138,11 @@ asio::awaitable<void> session::serve() {
     auto [ec, n] = co_await link_.async_read_some(
         asio::buffer(space.data(), std::min(space.size(), read_chunk)),
         asio::as_tuple(asio::use_awaitable));
-    if (ec) break;
+    if (ec || closed_) break;  // (a read that completed before a close() still has data)
     decoder_.commit(n);
 
     std::string_view payload;
-    for (int handled = 0;; ++handled) {
+    for (int handled = 0; !closed_; ++handled) {
       if (handled == early_reply_after) flush();
       auto st = decoder_.next(payload);
       if (st == protocol::frame_decoder::status::need_more) break;
@@ -220,8 +228,15 @@ template <class F>
 std::size_t session::with_engine(F&& f) {
   hub& shared = env_.shared;
   std::lock_guard lock(shared.mutex);
+  if (shared.stopped) throw server_stopped{};
   for (auto& d : inbox_) mine_.push_back(std::move(d));
   inbox_.clear();
+  inbox_bytes_ = 0;
+  if (inbox_congested_) {
+    // deliver_locked() held this client's watchers back: they catch up once the output drains.
+    inbox_congested_ = false;
+    congested_ = true;
+  }
   inbox_posted_ = false;
   const std::size_t own = mine_.size();
   deliveries_.clear();
@@ -268,10 +283,18 @@ void session::log_refusals(const nlohmann::json& request, std::size_t own) const
 
 void session::deliver_locked(delivery&& d) {
   // (A closed session is no longer in hub::sessions: close() took it out under the lock.)
+  // Counted toward the output limit as queued replies are: a connection whose thread falls
+  // behind has its watchers held back (they keep their cursors) until it catches up.
+  inbox_bytes_ += d.packed ? d.head.size() + d.packed->size() : approximate_reply_size;
   inbox_.push_back(std::move(d));
+  const std::size_t limit = env_.config.max_pending_output;
+  if (!inbox_congested_ && inbox_bytes_ > limit) {
+    inbox_congested_ = true;
+    env_.shared.logic.congested(ctx_.client_id);
+  }
   if (inbox_posted_) return;
-  inbox_posted_ = true;
   asio::post(link_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
+  inbox_posted_ = true;  // (only once the post is made: a failed one is tried again)
 }
 
 void session::drain_inbox() {

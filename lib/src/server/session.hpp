@@ -98,6 +98,8 @@ class session : public std::enable_shared_from_this<session> {
   std::vector<delivery> mine_;        // with_engine()'s result, reused per request
   std::vector<delivery> inbox_;       // under the hub's lock
   bool inbox_posted_ = false;         // under the hub's lock: a drain_inbox() is on its way
+  std::size_t inbox_bytes_ = 0;       // under the hub's lock: what inbox_ holds, about
+  bool inbox_congested_ = false;      // under the hub's lock: deliver_locked() told the engine
   boost::asio::steady_timer hello_timer_;
   boost::asio::steady_timer drain_timer_;
 };
