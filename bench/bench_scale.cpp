@@ -123,16 +123,28 @@ double zproc_sets_threaded(const std::string& address, int clients, int depth, i
   return sum;
 }
 
+/// The programs this benchmark starts: the build's, unless the environment names others (on
+/// the many-core machine, a bundle's: bench/device/scale.sh).
+std::string zproc_exe() {
+  const char* p = std::getenv("ZPROC_BENCH_ZPROC");
+  return p ? p : ZPROC_EXE;
+}
+std::string redis_dir() {
+  const char* p = std::getenv("ZPROC_BENCH_REDIS_DIR");
+  return p ? p : "/usr/bin";
+}
+
 /// A redis-server on a Unix socket, stopped (SIGTERM) with this object.
 struct redis {
   std::string socket = "/tmp/zproc-bench-redis-" + std::to_string(::getpid()) + ".sock";
+  std::string dir = redis_dir();
   child proc;
   bool up = false;
   redis() {
-    if (::access("/usr/bin/redis-server", X_OK) != 0 ||
-        ::access("/usr/bin/redis-benchmark", X_OK) != 0)
+    if (::access((dir + "/redis-server").c_str(), X_OK) != 0 ||
+        ::access((dir + "/redis-benchmark").c_str(), X_OK) != 0)
       return;
-    spawn(proc, {"/usr/bin/redis-server", "--port", "0", "--unixsocket", socket,
+    spawn(proc, {dir + "/redis-server", "--port", "0", "--unixsocket", socket,
                  "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--loglevel",
                  "warning"});
     for (int i = 0; i < 100 && !up; ++i) {
@@ -147,7 +159,7 @@ struct redis {
   /// (the request count is sized from a first short run); 0 on failure.
   double sets(int clients, int depth, std::chrono::milliseconds duration) const {
     const auto run = [&](long long n) {
-      const std::string cmd = "/usr/bin/redis-benchmark -s " + socket + " -c " +
+      const std::string cmd = dir + "/redis-benchmark -s " + socket + " -c " +
                               std::to_string(clients) + " -P " + std::to_string(depth) +
                               " -t set -n " + std::to_string(n) + " -q --csv 2>/dev/null";
       FILE* p = ::popen(cmd.c_str(), "r");
@@ -217,7 +229,7 @@ int main(int argc, char** argv) {
       const std::string ipc = "ipc:///tmp/zproc-bench-scale-" + std::to_string(::getpid()) +
                               "-" + std::to_string(threads) + ".sock";
       child server;
-      spawn(server, {ZPROC_EXE, "server", "--listen", ipc, "--threads", std::to_string(threads)});
+      spawn(server, {zproc_exe(), "server", "--listen", ipc, "--threads", std::to_string(threads)});
       read_lines(server, "listening at ", 1);
       std::size_t cell = 0;
       for (int c : clients)
