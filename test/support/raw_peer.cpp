@@ -36,9 +36,12 @@ void raw_peer::send(const nlohmann::json& msg) {
   send_bytes(wire);
 }
 
-void raw_peer::hello() {
+void raw_peer::hello() { CHECK(try_hello()); }
+
+bool raw_peer::try_hello() {
   send(protocol::make_hello(protocol::default_max_frame_size));
-  CHECK(receive().contains("hello"));
+  const auto reply = receive();
+  return reply.is_object() && reply.contains("hello");
 }
 
 nlohmann::json raw_peer::receive() {

@@ -21,6 +21,8 @@ class raw_peer {
   void send(const nlohmann::json& msg);
   /// A hello without a token; checks that the server answered with its hello.
   void hello();
+  /// The same without checking: whether the server answered with its hello.
+  bool try_hello();
   /// The next frame; a discarded json if the server closed the connection.
   nlohmann::json receive();
   /// True if the server closed the connection (EOF) within the receive timeout.

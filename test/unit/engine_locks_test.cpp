@@ -35,7 +35,7 @@ struct fixture {
   bool answered(std::uint64_t client, std::uint64_t id) {
     bool found = false;
     for (const auto& d : out)
-      if (d.client_id == client && d.reply.value(protocol::field::id, std::uint64_t{0}) == id)
+      if (d.client_id == client && d.message().value(protocol::field::id, std::uint64_t{0}) == id)
         found = true;
     out.clear();
     return found;

@@ -33,8 +33,8 @@ struct fixture {
     req[protocol::field::id] = id;
     e.handle(req, id, request_context{client}, out);
     for (const auto& d : out)
-      if (d.client_id == client && !d.packed && d.reply.value("i", std::uint64_t{0}) == id)
-        return d.reply;
+      if (d.client_id == client && !d.packed && d.message().value("i", std::uint64_t{0}) == id)
+        return d.message();
     return nullptr;
   }
 };
@@ -149,8 +149,8 @@ TEST_SUITE("limits") {
     f.e.handle(again, id, request_context{1}, f.out);
     bool refused = false, granted_to_2 = false;
     for (const auto& d : f.out) {
-      if (d.client_id == 1 && !limit_message(d.reply).empty()) refused = true;
-      if (d.client_id == 2 && d.reply.contains("r")) granted_to_2 = true;
+      if (d.client_id == 1 && !limit_message(d.message()).empty()) refused = true;
+      if (d.client_id == 2 && d.message().contains("r")) granted_to_2 = true;
     }
     CHECK(refused);
     CHECK(granted_to_2);  // the waiter got it

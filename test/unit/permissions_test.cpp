@@ -31,8 +31,8 @@ struct fixture {
     req[protocol::field::id] = id;
     e.handle(req, id, request_context{client, role}, out);
     for (const auto& d : out)
-      if (d.client_id == client && !d.packed && d.reply.value("i", std::uint64_t{0}) == id)
-        return d.reply;
+      if (d.client_id == client && !d.packed && d.message().value("i", std::uint64_t{0}) == id)
+        return d.message();
     return nullptr;
   }
 };

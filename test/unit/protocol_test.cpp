@@ -24,6 +24,28 @@ void feed(frame_decoder& d, std::string_view bytes) {
 }  // namespace
 
 TEST_SUITE("protocol") {
+  TEST_CASE("encode_reply: the bytes of make_reply() encoded, without the json object") {
+    const std::vector<json> results = {
+        nullptr, true, false, 0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295u,
+        4294967296u, std::numeric_limits<std::uint64_t>::max(), -1, -33, -129, -70000,
+        std::numeric_limits<std::int64_t>::min(), 1.5, "", "abc", std::string(300, 'x'),
+        json::array({1, "two"}), json{{"k", 1}}};
+    for (const json& r : results)
+      for (const std::uint64_t id : {std::uint64_t{1}, std::uint64_t{200}, std::uint64_t{1} << 40}) {
+        CAPTURE(r.dump());
+        CAPTURE(id);
+        const auto as_string = [](const std::vector<std::uint8_t>& v) {
+          return std::string(v.begin(), v.end());
+        };
+        CHECK(protocol::encode_reply(id, r) ==
+              as_string(json::to_msgpack(protocol::make_reply(id, r))));
+        CHECK(protocol::encode_reply(id, r, 7) ==
+              as_string(json::to_msgpack(protocol::make_reply(id, r, 7))));
+        CHECK(protocol::encode_reply(id, r, std::uint64_t{1} << 33) ==
+              as_string(json::to_msgpack(protocol::make_reply(id, r, std::uint64_t{1} << 33))));
+      }
+  }
+
   TEST_CASE("a frame round-trips, whole or byte by byte") {
     const json msg = {{"i", 7}, {"o", "set"}, {"k", "cookies"}, {"v", {1, 2.5, "x", nullptr}}};
     std::string wire;
@@ -226,7 +248,12 @@ nlohmann::json random_value(std::mt19937& rng, int depth) {
     default: {
       json o = json::object();
       const std::size_t n = rng() % 17;
-      for (std::size_t i = 0; i < n; ++i) o["k" + std::to_string(i)] = random_value(rng, depth + 1);
+      for (std::size_t i = 0; i < n; ++i) {
+        // Keys of every string form: fixstr, str8 (40 bytes), str16 (300 bytes).
+        const std::size_t r = rng() % 6;
+        const std::string prefix = r == 0 ? std::string(40, 'q') : r == 1 ? std::string(300, 'z') : "k";
+        o[prefix + std::to_string(i)] = random_value(rng, depth + 1);
+      }
       return o;
     }
   }
@@ -270,6 +297,11 @@ TEST_SUITE("protocol") {
     greedy.resize(8 * 1024 * 1024, '\xc0');
     CHECK(decode_msgpack(greedy).is_discarded());
     CHECK(decode_msgpack("\x92\x01\x02") == nlohmann::json::array({1, 2}));
+    CHECK(decode_msgpack("\x81\xd9\x05" "ab").is_discarded());  // a key cut short (str8)
+    CHECK(decode_msgpack("\x81\xda\x00").is_discarded());    // a key's length cut short
+    CHECK(decode_msgpack(std::string("\x81\xc0\x01", 3)).is_discarded());  // a nil key
+    // A key given twice: the last value stands.
+    CHECK(decode_msgpack("\x82\xa1k\x01\xa1k\x02") == nlohmann::json{{"k", 2}});
   }
 }
 

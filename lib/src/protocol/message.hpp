@@ -83,6 +83,11 @@ error_code decode_error(const json& e, std::string& message);
 json make_reply(std::uint64_t id, json result);
 json make_reply(std::uint64_t id, json result, std::uint64_t revision);
 json make_error_reply(std::uint64_t id, error_code ec, std::string_view message);
+/// make_reply()'s message as MessagePack, written without building it: the same bytes that
+/// encoding make_reply(id, result[, revision]) gives. For the server's hot path (a store op's
+/// reply costs no json object, no map nodes, no second pass).
+std::string encode_reply(std::uint64_t id, const json& result,
+                         std::optional<std::uint64_t> revision = std::nullopt);
 
 /// The MessagePack of {"i": id, "r": {"cursor": cursor, "updates": [<update>]}} up to the
 /// update: the update's bytes (already MessagePack, shared by every watcher) follow it in the

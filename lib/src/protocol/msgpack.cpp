@@ -149,10 +149,30 @@ class reader {
     out = json::object();
     auto& o = out.get_ref<json::object_t&>();
     for (std::size_t i = 0; i < n; ++i) {
-      json key;
-      if (!value(key, depth + 1) || !key.is_string()) return false;
-      if (!value(o[key.get_ref<const std::string&>()], depth + 1)) return false;
+      std::string_view key;
+      if (!key_string(key)) return false;
+      // (A key given twice: the last value stands, as before.)
+      if (!value(o[std::string(key)], depth + 1)) return false;
     }
+    return true;
+  }
+  /// A map's key, which must be a string: read in place (no json built for it).
+  bool key_string(std::string_view& key) {
+    if (left() < 1) return false;
+    const unsigned char b = *p_++;
+    std::size_t n = 0;
+    if ((b & 0xe0) == 0xa0) {
+      n = b & 0x1f;
+    } else if (b == 0xd9 || b == 0xda || b == 0xdb) {
+      const int bytes = b == 0xd9 ? 1 : b == 0xda ? 2 : 4;
+      if (left() < static_cast<std::size_t>(bytes)) return false;
+      for (int i = 0; i < bytes; ++i) n = (n << 8) | *p_++;
+    } else {
+      return false;  // not a string
+    }
+    if (left() < n) return false;
+    key = std::string_view(reinterpret_cast<const char*>(p_), n);
+    p_ += n;
     return true;
   }
 

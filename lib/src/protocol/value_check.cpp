@@ -69,7 +69,8 @@ std::optional<std::string> check(const json& v, std::size_t depth, std::size_t m
         if (auto why = check(x, depth + 1, max_depth)) return why;
       return std::nullopt;
     case json::value_t::object:
-      for (const auto& [k, x] : v.items()) {
+      // (The map itself, not items(): its proxy builds strings at every step.)
+      for (const auto& [k, x] : v.get_ref<const json::object_t&>()) {
         if (!valid_utf8(k)) return "a key that is not valid UTF-8 cannot be stored: \"" + shown(k) + "\"";
         if (auto why = check(x, depth + 1, max_depth)) return why;
       }

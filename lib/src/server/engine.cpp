@@ -6,6 +6,10 @@
 namespace zproc::server_detail {
 
 namespace {
+/// A string result up to this size is encoded under the engine's lock (engine::handle); a larger
+/// result is encoded by its session, outside it.
+constexpr std::size_t small_result = 256;
+
 std::int64_t wall_clock_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::system_clock::now().time_since_epoch())
@@ -291,6 +295,14 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   }
   if (o.error) {
     out.push_back({ctx.client_id, protocol::make_error_reply(request_id, o.error, o.message)});
+  } else if (!o.result.is_structured() && !o.result.is_binary() &&
+             (!o.result.is_string() ||
+              o.result.get_ref<const std::string&>().size() <= small_result)) {
+    // The common reply (a set's, a small get's): encoded at once, no json object built.
+    delivery d{ctx.client_id, json(), nullptr, request_id, {}, {}};
+    d.bytes = protocol::encode_reply(request_id, o.result,
+                                     o.has_revision ? std::optional(o.revision) : std::nullopt);
+    out.push_back(std::move(d));
   } else if (o.has_revision) {
     out.push_back({ctx.client_id, protocol::make_reply(request_id, std::move(o.result), o.revision)});
   } else {

@@ -269,7 +269,7 @@ void session::queue_mine() {
 void session::log_refusals(const nlohmann::json& request, std::size_t own) const {
   for (std::size_t i = own; i < mine_.size(); ++i) {
     const auto& d = mine_[i];
-    if (d.packed || !d.reply.is_object()) continue;
+    if (d.packed || !d.bytes.empty() || !d.reply.is_object()) continue;
     auto e = d.reply.find(protocol::field::error);
     if (e == d.reply.end()) continue;
     std::string message;
@@ -326,11 +326,24 @@ void session::check_pressure() {
 }
 
 void session::queue_delivery(const delivery& d) {
+  const std::size_t max = std::min(client_max_frame_, env_.config.max_frame_size);
+  if (!d.bytes.empty()) {
+    if (d.bytes.size() > max) {  // (only if a client's maximum frame is tiny: results are small)
+      queue(protocol::make_error_reply(
+          d.request_id, server_errc::reply_too_large,
+          "the reply has " + std::to_string(d.bytes.size()) +
+              " bytes, more than the maximum frame of " + std::to_string(max) + " bytes"));
+      return;
+    }
+    std::string& bytes = out_.bytes();
+    protocol::append_frame_header(bytes, d.bytes.size());
+    bytes += d.bytes;
+    return;
+  }
   if (!d.packed) {
     queue_reply(d.reply);
     return;
   }
-  const std::size_t max = std::min(client_max_frame_, env_.config.max_frame_size);
   const std::size_t size = d.head.size() + d.packed->size();
   if (size <= max) {
     std::string& bytes = out_.bytes();

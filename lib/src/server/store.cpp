@@ -739,8 +739,8 @@ outcome store::execute(op code, const json& request, const request_context& ctx)
     if (auto why = protocol::unstorable(request))
       return error_outcome(server_errc::bad_request, std::move(*why));
 
-  // Reads of a namespace nobody wrote do not create it.
-  namespace_state empty;
+  // Reads of a namespace nobody wrote do not create it (an empty one stands in, built only then).
+  std::optional<namespace_state> empty;
   namespace_state* ns = nullptr;
   if (what.may_write) {
     try {
@@ -753,7 +753,7 @@ outcome store::execute(op code, const json& request, const request_context& ctx)
     }
   } else {
     auto it = namespaces_.find(ns_name);
-    ns = it == namespaces_.end() ? &empty : &it->second;
+    ns = it == namespaces_.end() ? &empty.emplace() : &it->second;
   }
 
   const args a(request);

@@ -7,6 +7,11 @@
 
 namespace zproc::server_detail {
 
+json delivery::message() const {
+  if (!bytes.empty()) return protocol::decode_msgpack(bytes);
+  return packed ? json() : reply;
+}
+
 namespace field = protocol::field;
 namespace update_field = protocol::update_field;
 

@@ -69,8 +69,15 @@ struct delivery {
   /// A woken watcher's reply, already MessagePack: `head` (the envelope), then `packed` (the
   /// update record, encoded once and shared by every watcher it wakes: never copied).
   std::shared_ptr<const std::string> packed;
-  std::uint64_t request_id = 0;  // with `packed`: the request it answers
+  std::uint64_t request_id = 0;  // with `packed` or `bytes`: the request it answers
   std::string head;
+  /// A complete reply already MessagePack (protocol::encode_reply), if not empty: `reply` and
+  /// `packed` are unused.
+  std::string bytes;
+
+  /// The reply as json, whichever form it has (`bytes` decoded; `packed` ones: null). For
+  /// tests and logs, not the hot path.
+  json message() const;
 };
 
 class watch_registry {
