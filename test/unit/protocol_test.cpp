@@ -284,6 +284,47 @@ TEST_SUITE("protocol") {
     }
   }
 
+  TEST_CASE("append_msgpack writes the bytes of nlohmann's to_msgpack") {
+    std::mt19937 rng(777);
+    const auto ours = [](const nlohmann::json& v) {
+      std::string out;
+      zproc::protocol::append_msgpack(out, v);
+      return out;
+    };
+    const auto theirs = [](const nlohmann::json& v) {
+      const auto b = nlohmann::json::to_msgpack(v);
+      return std::string(b.begin(), b.end());
+    };
+    for (int i = 0; i < 300; ++i) {
+      const nlohmann::json v = random_value(rng, 0);
+      REQUIRE(ours(v) == theirs(v));
+    }
+    // Every width's edges, floats that are exact in 32 bits and those that are not.
+    using nlohmann::json;
+    const std::vector<json> edges = {
+        0, 127, 128, 255, 256, 65535, 65536, 4294967295u, 4294967296u,
+        std::numeric_limits<std::uint64_t>::max(), -1, -32, -33, -128, -129, -32768, -32769,
+        std::int64_t{-2147483648LL}, std::int64_t{-2147483649LL},
+        std::numeric_limits<std::int64_t>::min(), 0.0, -0.0, 1.5, 0.1, 1e300, -1e-300,
+        std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN(),
+        static_cast<double>(std::numeric_limits<float>::max()), json::array(),
+        json::array({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15}),
+        json::array({1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16}), json::object()};
+    for (const auto& v : edges) {
+      CAPTURE(v.dump());
+      CHECK(ours(v) == theirs(v));
+    }
+    for (const std::size_t n : {0u, 1u, 2u, 3u, 4u, 8u, 16u, 17u, 255u, 256u, 65535u, 65536u}) {
+      const std::vector<std::uint8_t> bytes(n, 9);
+      CHECK(ours(json::binary(bytes)) == theirs(json::binary(bytes)));
+      CHECK(ours(json::binary(bytes, 5)) == theirs(json::binary(bytes, 5)));
+      CHECK(ours(std::string(n, 'y')) == theirs(std::string(n, 'y')));
+    }
+    json wide = json::object();
+    for (int i = 0; i < 16; ++i) wide["k" + std::to_string(i)] = i;
+    CHECK(ours(wide) == theirs(wide));
+  }
+
   TEST_CASE("decode_msgpack refuses malformed input") {
     using zproc::protocol::decode_msgpack;
     CHECK(decode_msgpack("").is_discarded());

@@ -10,7 +10,7 @@ namespace zproc::protocol {
 std::size_t append_frame(std::string& out, const nlohmann::json& message) {
   const std::size_t start = out.size();
   out.append(frame_header_size, '\0');
-  nlohmann::json::to_msgpack(message, nlohmann::detail::output_adapter<char>(out));
+  append_msgpack(out, message);
   const std::size_t size = out.size() - start - frame_header_size;
   const auto n = static_cast<std::uint32_t>(size);
   out[start + 0] = static_cast<char>((n >> 24) & 0xff);

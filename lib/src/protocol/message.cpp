@@ -1,5 +1,7 @@
 #include "protocol/message.hpp"
 
+#include "protocol/msgpack.hpp"
+
 namespace zproc::protocol {
 
 namespace {
@@ -224,7 +226,7 @@ std::string encode_reply(std::uint64_t id, const json& result,
   } else if (result.is_number_unsigned()) {
     put_uint(out, result.get<std::uint64_t>());
   } else {
-    json::to_msgpack(result, nlohmann::detail::output_adapter<char>(out));
+    append_msgpack(out, result);
   }
   if (revision) {
     put_key(out, field::revision);
@@ -237,7 +239,7 @@ std::string watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
   std::string out;
   out.reserve(48);
   auto put = [&out](const json& j) {
-    json::to_msgpack(j, nlohmann::detail::output_adapter<char>(out));
+    append_msgpack(out, j);
   };
   out.push_back(static_cast<char>(0x82));  // map of 2
   put(field::id);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -200,6 +201,139 @@ std::size_t header_size(std::size_t n, std::size_t fix_below, bool has_8bit) {
 }
 }  // namespace
 
+namespace {
+/// `n` in `bytes` big-endian bytes.
+void put_be(std::string& out, std::uint64_t n, int bytes) {
+  char b[8];
+  for (int i = bytes - 1; i >= 0; --i) {
+    b[i] = static_cast<char>(n & 0xff);
+    n >>= 8;
+  }
+  out.append(b, static_cast<std::size_t>(bytes));
+}
+void put_type(std::string& out, unsigned char t) { out.push_back(static_cast<char>(t)); }
+/// A header of `n` elements or bytes: fix form below `fix_below` (type `fix | n`), else the
+/// 8-bit form if `type8` is not 0, then 16 and 32 bits.
+void put_header(std::string& out, std::size_t n, std::size_t fix_below, unsigned char fix,
+                unsigned char type8, unsigned char type16, unsigned char type32) {
+  if (n < fix_below) {
+    put_type(out, static_cast<unsigned char>(fix | n));
+  } else if (type8 != 0 && n <= 0xff) {
+    put_type(out, type8);
+    put_be(out, n, 1);
+  } else if (n <= 0xffff) {
+    put_type(out, type16);
+    put_be(out, n, 2);
+  } else {
+    put_type(out, type32);
+    put_be(out, n, 4);
+  }
+}
+void put_unsigned(std::string& out, std::uint64_t v) {
+  if (v < 128) {
+    put_type(out, static_cast<unsigned char>(v));
+  } else if (v <= 0xff) {
+    put_type(out, 0xcc);
+    put_be(out, v, 1);
+  } else if (v <= 0xffff) {
+    put_type(out, 0xcd);
+    put_be(out, v, 2);
+  } else if (v <= 0xffffffffu) {
+    put_type(out, 0xce);
+    put_be(out, v, 4);
+  } else {
+    put_type(out, 0xcf);
+    put_be(out, v, 8);
+  }
+}
+void put_signed(std::string& out, std::int64_t v) {
+  if (v >= 0) return put_unsigned(out, static_cast<std::uint64_t>(v));
+  const auto bits = static_cast<std::uint64_t>(v);
+  if (v >= -32) {
+    put_type(out, static_cast<unsigned char>(bits & 0xff));  // negative fixint
+  } else if (v >= INT8_MIN) {
+    put_type(out, 0xd0);
+    put_be(out, bits, 1);
+  } else if (v >= INT16_MIN) {
+    put_type(out, 0xd1);
+    put_be(out, bits, 2);
+  } else if (v >= INT32_MIN) {
+    put_type(out, 0xd2);
+    put_be(out, bits, 4);
+  } else {
+    put_type(out, 0xd3);
+    put_be(out, bits, 8);
+  }
+}
+void put_float(std::string& out, double d) {
+  const auto f = static_cast<float>(d);
+  if (d >= static_cast<double>(std::numeric_limits<float>::lowest()) &&
+      d <= static_cast<double>(std::numeric_limits<float>::max()) &&
+      static_cast<double>(f) == d) {
+    std::uint32_t bits;
+    std::memcpy(&bits, &f, sizeof bits);
+    put_type(out, 0xca);
+    put_be(out, bits, 4);
+  } else {
+    std::uint64_t bits;
+    std::memcpy(&bits, &d, sizeof bits);
+    put_type(out, 0xcb);
+    put_be(out, bits, 8);
+  }
+}
+void put_binary(std::string& out, const json::binary_t& b) {
+  const std::size_t n = b.size();
+  if (!b.has_subtype()) {
+    put_header(out, n, 0, 0, 0xc4, 0xc5, 0xc6);
+  } else {
+    switch (n) {
+      case 1: put_type(out, 0xd4); break;
+      case 2: put_type(out, 0xd5); break;
+      case 4: put_type(out, 0xd6); break;
+      case 8: put_type(out, 0xd7); break;
+      case 16: put_type(out, 0xd8); break;
+      default: put_header(out, n, 0, 0, 0xc7, 0xc8, 0xc9);
+    }
+    put_type(out, static_cast<unsigned char>(b.subtype()));
+  }
+  out.append(reinterpret_cast<const char*>(b.data()), n);
+}
+}  // namespace
+
+void append_msgpack(std::string& out, const json& v) {
+  switch (v.type()) {
+    case json::value_t::null: put_type(out, 0xc0); return;
+    case json::value_t::boolean: put_type(out, v.get<bool>() ? 0xc3 : 0xc2); return;
+    case json::value_t::number_integer: put_signed(out, v.get<std::int64_t>()); return;
+    case json::value_t::number_unsigned: put_unsigned(out, v.get<std::uint64_t>()); return;
+    case json::value_t::number_float: put_float(out, v.get<double>()); return;
+    case json::value_t::string: {
+      const auto& s = v.get_ref<const std::string&>();
+      put_header(out, s.size(), 32, 0xa0, 0xd9, 0xda, 0xdb);
+      out += s;
+      return;
+    }
+    case json::value_t::binary: put_binary(out, v.get_binary()); return;
+    case json::value_t::array: {
+      const auto& a = v.get_ref<const json::array_t&>();
+      put_header(out, a.size(), 16, 0x90, 0, 0xdc, 0xdd);
+      for (const auto& e : a) append_msgpack(out, e);
+      return;
+    }
+    case json::value_t::object: {
+      const auto& o = v.get_ref<const json::object_t&>();
+      put_header(out, o.size(), 16, 0x80, 0, 0xde, 0xdf);
+      for (const auto& [k, e] : o) {
+        put_header(out, k.size(), 32, 0xa0, 0xd9, 0xda, 0xdb);
+        out += k;
+        append_msgpack(out, e);
+      }
+      return;
+    }
+    case json::value_t::discarded: return;  // (nlohmann writes nothing for it either)
+  }
+}
+
 std::size_t packed_size(const json& v) {
   switch (v.type()) {
     case json::value_t::string: {
@@ -217,7 +351,8 @@ std::size_t packed_size(const json& v) {
     }
     case json::value_t::object: {
       std::size_t n = header_size(v.size(), 16, false);
-      for (const auto& [k, e] : v.items()) n += header_size(k.size(), 32, true) + k.size() + packed_size(e);
+      for (const auto& [k, e] : v.get_ref<const json::object_t&>())
+        n += header_size(k.size(), 32, true) + k.size() + packed_size(e);
       return n;
     }
     case json::value_t::number_integer:

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 namespace zproc::protocol {
@@ -16,6 +17,11 @@ inline constexpr std::size_t max_msgpack_depth = 512;
 /// Decodes one MessagePack value that spans all of `bytes`; a discarded value
 /// (is_discarded()) if the bytes are not exactly one valid value.
 nlohmann::json decode_msgpack(std::string_view bytes);
+
+/// Appends `v` as MessagePack to `out`: the bytes json::to_msgpack writes (the same choice of
+/// widths: the smallest integer, float32 when exact), written straight into the string
+/// (nlohmann's writer makes a virtual call per piece and an adapter per call).
+void append_msgpack(std::string& out, const nlohmann::json& v);
 
 /// An upper bound of the bytes json::to_msgpack writes for `v` (numbers count as 9 bytes, the
 /// rest is exact), without encoding it: O(size of v). For the byte budgets of pages.

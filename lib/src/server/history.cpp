@@ -1,5 +1,6 @@
 #include "server/history.hpp"
 
+#include "protocol/msgpack.hpp"
 #include "protocol/records.hpp"
 
 #include "protocol/ops.hpp"
@@ -37,7 +38,7 @@ std::shared_ptr<const std::string> update_record::packed(bool with_diff) const {
       j[uf::diff] = json{{uf::diff_set, std::move(set)}, {uf::diff_erased, std::move(del)}};
     }
     auto encoded = std::make_shared<std::string>();
-    json::to_msgpack(j, nlohmann::detail::output_adapter<char>(*encoded));
+    protocol::append_msgpack(*encoded, j);
     shared = std::move(encoded);
     slot = shared;
   }

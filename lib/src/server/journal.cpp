@@ -1,5 +1,6 @@
 #include "server/journal.hpp"
 
+#include "protocol/msgpack.hpp"
 #include "protocol/records.hpp"
 
 #include <boost/crc.hpp>
@@ -159,7 +160,7 @@ void patch_u32(std::string& out, std::size_t at, std::uint32_t v) {
 void put_item(std::string& out, const json& item) {
   const std::size_t at = out.size();
   out.append(4, '\0');
-  json::to_msgpack(item, nlohmann::detail::output_adapter<char>(out));
+  protocol::append_msgpack(out, item);
   patch_u32(out, at, static_cast<std::uint32_t>(out.size() - at - 4));
 }
 
@@ -748,7 +749,7 @@ void journal::replay_log(store& s, recovery_report& report, const std::string& n
 
 void journal::append(const std::string& ns, const update_record& r) {
   std::string payload;
-  json::to_msgpack(json{{"n", ns}, {"r", to_json(r)}}, nlohmann::detail::output_adapter<char>(payload));
+  protocol::append_msgpack(payload, json{{"n", ns}, {"r", to_json(r)}});
   std::string bytes;
   bytes.reserve(header + payload.size());
   put_u32(bytes, static_cast<std::uint32_t>(payload.size()));
@@ -903,11 +904,11 @@ journal::snapshot_progress journal::snapshot_step(const store& s) {
             put_msgpack_str(buf, c.key);
             if (c.before) {
               put_msgpack_str(buf, "b");
-              json::to_msgpack(*c.before, nlohmann::detail::output_adapter<char>(buf));
+              protocol::append_msgpack(buf, *c.before);
             }
             if (c.after) {
               put_msgpack_str(buf, "a");
-              json::to_msgpack(*c.after, nlohmann::detail::output_adapter<char>(buf));
+              protocol::append_msgpack(buf, *c.after);
             }
           }
           if (buf.size() - item_at > max_item) throw std::length_error("a value of over 2 GiB");
@@ -943,7 +944,7 @@ journal::snapshot_progress journal::snapshot_step(const store& s) {
         for (; it != obj.end() && keys < step_keys && buf.size() < step_bytes; ++it, ++keys, ++n) {
           buf.push_back(static_cast<char>(0x93));
           put_msgpack_str(buf, it->first);
-          json::to_msgpack(it->second, nlohmann::detail::output_adapter<char>(buf));
+          protocol::append_msgpack(buf, it->second);
           put_msgpack_uint(buf, ns->modified_at(it->first));
         }
         if (buf.size() - item_at > max_item) throw std::length_error("a value of over 2 GiB");
