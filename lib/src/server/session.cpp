@@ -285,7 +285,9 @@ void session::deliver_locked(delivery&& d) {
   // (A closed session is no longer in hub::sessions: close() took it out under the lock.)
   // Counted toward the output limit as queued replies are: a connection whose thread falls
   // behind has its watchers held back (they keep their cursors) until it catches up.
-  inbox_bytes_ += d.packed ? d.head.size() + d.packed->size() : approximate_reply_size;
+  inbox_bytes_ += d.packed           ? d.head.size() + d.packed->size()
+                  : !d.bytes.empty() ? d.bytes.size()
+                                     : approximate_reply_size;
   inbox_.push_back(std::move(d));
   const std::size_t limit = env_.config.max_pending_output;
   if (!inbox_congested_ && inbox_bytes_ > limit) {
