@@ -15,7 +15,8 @@
 // above 1 show the cost of the threads more than their gain (docs/performance.md).
 //
 // Usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] [--depth 1,16,256]
-//                    [--ns 1,64] [--threads 1] [--client-threads 1]
+//                    [--ns 1,64] [--threads 1] [--client-threads 1] [--idle 1000]
+// Last, the servers' memory per idle connection: --idle N connections (0: skipped).
 //        (redis-server and redis-benchmark: `scripts/deps --bench`; without them the Redis
 //        column says so)
 #include <zproc/zproc.hpp>
@@ -38,6 +39,7 @@
 #include <thread>
 #include <vector>
 
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -181,11 +183,57 @@ struct redis {
 
 }  // namespace
 
+/// The server's memory per idle connection: `n` connections that each made one set (zproc) or
+/// redis-benchmark's idle mode (-I), the server's VmRSS before and after.
+void memory_rows(const std::optional<redis>& r, int n) {
+  if (n <= 0) return;
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) == 0 && lim.rlim_cur < lim.rlim_max) {
+    lim.rlim_cur = lim.rlim_max;  // (n connections: n descriptors here)
+    ::setrlimit(RLIMIT_NOFILE, &lim);
+  }
+  std::printf("\n| server memory per idle connection (%d connections) | zproc | Redis |\n", n);
+  std::printf("|---|---|---|\n");
+  const std::string ipc =
+      "ipc:///tmp/zproc-bench-scale-" + std::to_string(::getpid()) + "-memory.sock";
+  child server;
+  spawn(server, {zproc_exe(), "server", "--listen", ipc, "--threads", "1"});
+  read_lines(server, "listening at ", 1);
+  double zproc_kib = -1;
+  {
+    zproc::client first;
+    first.connect(ipc);
+    zproc::state(first, "memory").set("k", 0);
+    const double before = proc_status_mib(server.pid, "VmRSS");
+    std::vector<std::unique_ptr<zproc::client>> conns;
+    for (int i = 0; i < n; ++i) {
+      conns.push_back(std::make_unique<zproc::client>());
+      conns.back()->connect(ipc);
+      zproc::state(*conns.back(), "memory").set("k", i);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    zproc_kib = (proc_status_mib(server.pid, "VmRSS") - before) * 1024.0 / n;
+  }
+  double redis_kib = -1;
+  if (r && r->up) {
+    const double before = proc_status_mib(r->proc.pid, "VmRSS");
+    child idle;  // redis-benchmark -I: opens the connections and waits (stopped with `idle`)
+    spawn(idle, {r->dir + "/redis-benchmark", "-s", r->socket, "-c", std::to_string(n), "-I"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    redis_kib = (proc_status_mib(r->proc.pid, "VmRSS") - before) * 1024.0 / n;
+  }
+  if (redis_kib >= 0)
+    std::printf("| KiB (VmRSS growth / connections) | %.1f | %.1f |\n", zproc_kib, redis_kib);
+  else
+    std::printf("| KiB (VmRSS growth / connections) | %.1f | — |\n", zproc_kib);
+}
+
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   std::vector<int> clients = {1, 4, 16, 64}, depths = {1, 16, 256}, namespaces = {1, 64},
                    server_threads = {1};
   int client_threads = 1;
+  int idle_connections = 1000;
   std::chrono::milliseconds duration(1000);
   bool with_redis = true;
   for (int i = 1; i < argc; ++i) {
@@ -202,12 +250,15 @@ int main(int argc, char** argv) {
       namespaces = parse_list(argv[++i]);
     } else if (i + 1 < argc && a == "--threads") {
       server_threads = parse_list(argv[++i]);
+    } else if (i + 1 < argc && a == "--idle") {
+      idle_connections = std::stoi(argv[++i]);
     } else if (i + 1 < argc && a == "--client-threads") {
       client_threads = std::max(1, std::stoi(argv[++i]));
     } else {
       std::fprintf(stderr,
                    "usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] "
-                   "[--depth 1,16,256] [--ns 1,64] [--threads 1,2] [--client-threads K]\n");
+                   "[--depth 1,16,256] [--ns 1,64] [--threads 1,2] [--client-threads K] "
+                   "[--idle N]\n");
       return 2;
     }
   }
@@ -248,6 +299,7 @@ int main(int argc, char** argv) {
           }
         }
     }
+    memory_rows(started, idle_connections);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "bench_scale: %s\n", e.what());
     return 1;

@@ -48,7 +48,11 @@ std::optional<peer_credentials> peer_of(session::socket_type& socket) {
 namespace {
 constexpr auto hello_deadline = 10s;
 constexpr auto final_flush_deadline = 2s;
+// A connection reads into a buffer of its own, which it holds while it waits: small while its
+// client sends little (what an idle connection costs), 64 KiB once a read fills it (a pipeline),
+// back to small once a read comes back short with nothing left over.
 constexpr std::size_t read_chunk = 64 * 1024;
+constexpr std::size_t small_read = 2 * 1024;
 constexpr std::size_t shrink_above = 1024 * 1024;  // idle buffers larger than this are freed
 // Requests of one read handled before the replies so far are sent (once per read, if no write
 // is on its way): the client works on the first replies while the server does the rest of a
@@ -134,12 +138,17 @@ asio::awaitable<void> session::serve() {
   const std::size_t limit = env_.config.max_pending_output;
   while (!closed_) {
     // Reads are capped so that one read cannot queue more than a bounded amount of work.
-    auto space = decoder_.prepare(read_chunk);
-    auto [ec, n] = co_await link_.async_read_some(
-        asio::buffer(space.data(), std::min(space.size(), read_chunk)),
-        asio::as_tuple(asio::use_awaitable));
+    auto space = decoder_.prepare(read_size_);
+    const std::size_t asked = std::min(space.size(), read_chunk);
+    auto [ec, n] = co_await link_.async_read_some(asio::buffer(space.data(), asked),
+                                                  asio::as_tuple(asio::use_awaitable));
     if (ec || closed_) break;  // (a read that completed before a close() still has data)
     decoder_.commit(n);
+    if (n == asked) {
+      read_size_ = read_chunk;  // more is coming: read in big pieces
+    } else if (n < small_read && read_size_ > small_read) {
+      read_size_ = small_read;  // the burst is over: the big buffer goes once it is empty
+    }
 
     std::string_view payload;
     for (int handled = 0; !closed_; ++handled) {
@@ -169,7 +178,7 @@ asio::awaitable<void> session::serve() {
     }
     flush();
     if (graceful_close) break;
-    decoder_.shrink_if_idle();
+    decoder_.shrink_if_idle(read_size_);
   }
   if (graceful_close && !closed_)
     co_await drain_to(0, asio::steady_timer::clock_type::now() + final_flush_deadline);

@@ -86,6 +86,7 @@ class session : public std::enable_shared_from_this<session> {
   environment env_;
   request_context ctx_;
   protocol::frame_decoder decoder_;
+  std::size_t read_size_ = 2 * 1024;  // the next read's size (session.cpp: small_read, read_chunk)
   output_queue out_;       // replies waiting for the next write
   output_queue inflight_;  // replies being written
   bool writing_ = false;
