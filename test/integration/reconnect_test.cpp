@@ -314,7 +314,7 @@ TEST_SUITE("reconnect") {
       client c(ioc.get_executor());
       co_await c.async_connect(ipc);
       state st(c, "f");
-      ::kill(srv->pid(), SIGSTOP);  // requests reach the server and stay unanswered
+      srv->stop_signal();  // requests reach the server and stay unanswered
       std::optional<error_code> write_ec, read_ec, queued_ec;
       json read_value;
       st.async_set("x", "lost?", [&](error_code ec, std::uint64_t) { write_ec = ec; });
@@ -365,7 +365,7 @@ TEST_SUITE("reconnect") {
       st.atomic([&](json& s) {
         ++bodies;
         s["n"] = s.value("n", 0) + 1;
-        ::kill(srv->pid(), SIGSTOP);  // the commit reaches a server that never answers
+        srv->stop_signal();  // the commit reaches a server that never answers
         killer = std::thread([&] {
           std::this_thread::sleep_for(200ms);
           srv->kill_and_wait();

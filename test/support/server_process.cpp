@@ -246,14 +246,17 @@ bool all_threads_stopped(pid_t pid) {
 }
 }  // namespace
 
-void server_process::stop_signal() {
-  ::kill(pid_, SIGSTOP);
+void stop_process(pid_t pid) {
+  ::kill(pid, SIGSTOP);
   // kill() returns before a thread running on another core has stopped: wait (5 s at most)
-  // until every thread of the server has, so that nothing sent from now on is answered.
+  // until every thread of the process has, so that nothing sent from now on is answered.
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
-  while (!all_threads_stopped(pid_) && std::chrono::steady_clock::now() < deadline)
+  while (!all_threads_stopped(pid) && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::microseconds(200));
 }
+
+void server_process::stop_signal() { stop_process(pid_); }
+void child_process::stop_signal() { stop_process(pid_); }
 void server_process::continue_signal() { ::kill(pid_, SIGCONT); }
 
 void server_process::kill_now() {

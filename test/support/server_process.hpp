@@ -58,6 +58,11 @@ class server_process {
 };
 
 /// A program running in the background whose stdout lines we can wait for.
+/// SIGSTOP to `pid`, returning once every thread of it has stopped (5 s at most): kill()
+/// returns before a thread running on another core stops, and a multi-threaded server would
+/// still answer what arrives meanwhile.
+void stop_process(pid_t pid);
+
 class child_process {
  public:
   explicit child_process(const std::vector<std::string>& argv);
@@ -70,6 +75,8 @@ class child_process {
   const std::string& last_line() const { return last_line_; }
   pid_t pid() const { return pid_; }
   void signal(int sig);
+  /// SIGSTOP, returning once every thread of the process has stopped (see stop_process()).
+  void stop_signal();
   int kill_and_wait();
 
  private:
