@@ -68,6 +68,10 @@ std::string fresh_ipc_address() {
   static std::atomic<int> n{0};
   auto path = std::filesystem::temp_directory_path() /
               ("zproc-test-" + std::to_string(::getpid()) + "-" + std::to_string(n++) + ".sock");
+  // A file there is left by a dead process that had this pid (a server killed by a test does
+  // not remove its socket, and pids come round again): this name is ours now.
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);
   return "ipc://" + path.string();
 }
 
