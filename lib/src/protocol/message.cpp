@@ -181,56 +181,19 @@ json make_reply(std::uint64_t id, json result, std::uint64_t revision) {
   return r;
 }
 
-namespace {
-/// A non-negative integer as MessagePack, in its smallest form (as nlohmann's writer does).
-void put_uint(std::string& out, std::uint64_t v) {
-  const auto be = [&out](std::uint64_t x, int bytes) {
-    for (int i = bytes - 1; i >= 0; --i) out.push_back(static_cast<char>((x >> (8 * i)) & 0xff));
-  };
-  if (v < 128) {
-    out.push_back(static_cast<char>(v));
-  } else if (v <= 0xff) {
-    out.push_back(static_cast<char>(0xcc));
-    be(v, 1);
-  } else if (v <= 0xffff) {
-    out.push_back(static_cast<char>(0xcd));
-    be(v, 2);
-  } else if (v <= 0xffffffffu) {
-    out.push_back(static_cast<char>(0xce));
-    be(v, 4);
-  } else {
-    out.push_back(static_cast<char>(0xcf));
-    be(v, 8);
-  }
-}
-/// A key of at most 31 bytes (a fixstr).
-void put_key(std::string& out, std::string_view key) {
-  out.push_back(static_cast<char>(0xa0 | key.size()));
-  out.append(key);
-}
-}  // namespace
-
 std::string encode_reply(std::uint64_t id, const json& result,
                          std::optional<std::uint64_t> revision) {
   std::string out;
   out.reserve(32);
   // The keys in json::object's order ("i" < "r" < "rv"): the bytes make_reply() encodes to.
   out.push_back(static_cast<char>(revision ? 0x83 : 0x82));
-  put_key(out, field::id);
-  put_uint(out, id);
-  put_key(out, field::result);
-  if (result.is_null()) {
-    out.push_back(static_cast<char>(0xc0));
-  } else if (result.is_boolean()) {
-    out.push_back(static_cast<char>(result.get<bool>() ? 0xc3 : 0xc2));
-  } else if (result.is_number_unsigned()) {
-    put_uint(out, result.get<std::uint64_t>());
-  } else {
-    append_msgpack(out, result);
-  }
+  append_msgpack_string(out, field::id);
+  append_msgpack_unsigned(out, id);
+  append_msgpack_string(out, field::result);
+  append_msgpack(out, result);
   if (revision) {
-    put_key(out, field::revision);
-    put_uint(out, *revision);
+    append_msgpack_string(out, field::revision);
+    append_msgpack_unsigned(out, *revision);
   }
   return out;
 }

@@ -300,6 +300,13 @@ void put_binary(std::string& out, const json::binary_t& b) {
 }
 }  // namespace
 
+void append_msgpack_unsigned(std::string& out, std::uint64_t v) { put_unsigned(out, v); }
+
+void append_msgpack_string(std::string& out, std::string_view s) {
+  put_header(out, s.size(), 32, 0xa0, 0xd9, 0xda, 0xdb);
+  out.append(s);
+}
+
 void append_msgpack(std::string& out, const json& v) {
   switch (v.type()) {
     case json::value_t::null: put_type(out, 0xc0); return;
@@ -307,12 +314,7 @@ void append_msgpack(std::string& out, const json& v) {
     case json::value_t::number_integer: put_signed(out, v.get<std::int64_t>()); return;
     case json::value_t::number_unsigned: put_unsigned(out, v.get<std::uint64_t>()); return;
     case json::value_t::number_float: put_float(out, v.get<double>()); return;
-    case json::value_t::string: {
-      const auto& s = v.get_ref<const std::string&>();
-      put_header(out, s.size(), 32, 0xa0, 0xd9, 0xda, 0xdb);
-      out += s;
-      return;
-    }
+    case json::value_t::string: append_msgpack_string(out, v.get_ref<const std::string&>()); return;
     case json::value_t::binary: put_binary(out, v.get_binary()); return;
     case json::value_t::array: {
       const auto& a = v.get_ref<const json::array_t&>();
@@ -324,8 +326,7 @@ void append_msgpack(std::string& out, const json& v) {
       const auto& o = v.get_ref<const json::object_t&>();
       put_header(out, o.size(), 16, 0x80, 0, 0xde, 0xdf);
       for (const auto& [k, e] : o) {
-        put_header(out, k.size(), 32, 0xa0, 0xd9, 0xda, 0xdb);
-        out += k;
+        append_msgpack_string(out, k);
         append_msgpack(out, e);
       }
       return;

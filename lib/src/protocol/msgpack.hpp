@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <string>
 #include <string_view>
 
@@ -22,6 +23,9 @@ nlohmann::json decode_msgpack(std::string_view bytes);
 /// widths: the smallest integer, float32 when exact), written straight into the string
 /// (nlohmann's writer makes a virtual call per piece and an adapter per call).
 void append_msgpack(std::string& out, const nlohmann::json& v);
+/// One unsigned integer or one string, as append_msgpack() writes it (no json built for it).
+void append_msgpack_unsigned(std::string& out, std::uint64_t v);
+void append_msgpack_string(std::string& out, std::string_view s);
 
 /// An upper bound of the bytes json::to_msgpack writes for `v` (numbers count as 9 bytes, the
 /// rest is exact), without encoding it: O(size of v). For the byte budgets of pages.
