@@ -125,12 +125,8 @@ double zproc_sets_threaded(const std::string& address, int clients, int depth, i
   return sum;
 }
 
-/// The programs this benchmark starts: the build's, unless the environment names others (on
-/// the many-core machine, a bundle's: bench/device/scale.sh).
-std::string zproc_exe() {
-  const char* p = std::getenv("ZPROC_BENCH_ZPROC");
-  return p ? p : ZPROC_EXE;
-}
+/// Where redis-server and redis-benchmark are: on the PATH, unless the environment names a
+/// folder (on the many-core machine, a bundle's: bench/device/scale.sh).
 std::string redis_dir() {
   const char* p = std::getenv("ZPROC_BENCH_REDIS_DIR");
   return p ? p : "/usr/bin";

@@ -482,7 +482,8 @@ struct fan_stats {
   double peak_mib = 0;  // and once every watcher got it
 };
 
-fan_stats measure_fan(const std::string& self, const std::string& address, pid_t server) {
+fan_stats measure_fan(const std::string& self, const std::string& address, pid_t server,
+                      bool memory_round = true) {
   child fan;
   spawn(fan, {self, "--fan", address, std::to_string(fan_watchers),
               std::to_string(fan_connections)});
@@ -505,6 +506,7 @@ fan_stats measure_fan(const std::string& self, const std::string& address, pid_t
     first.push_back(static_cast<double>((*a->after)[1].get<std::int64_t>()) / 1e3);
     last.push_back(static_cast<double>((*a->after)[2].get<std::int64_t>()) / 1e3);
   }
+  if (!memory_round) return {summarize(first), summarize(last), 0, 0};
   // Memory: one update of fan_big_bytes to every watcher. A private copy per watcher would
   // cost watchers x its size; shared, it costs about the update once.
   const double idle = proc_status_mib(server, "VmHWM");
@@ -523,7 +525,7 @@ fan_stats measure_fan(const std::string& self, const std::string& address, pid_t
 void measure_memory() {
   const std::string ipc = "ipc:///tmp/zproc-bench-mem-" + std::to_string(::getpid()) + ".sock";
   child server;
-  spawn(server, {ZPROC_EXE, "server", "--listen", ipc});
+  spawn(server, {zproc_exe(), "server", "--listen", ipc});
   read_lines(server, "listening at ", 1);
 
   std::printf("\nmemory: fresh server, default history limits, a raw watcher that never reads,\n"
@@ -631,6 +633,27 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "bench_watch %s: %s\n", argv[1], e.what());
     return 1;
   }
+  if (argc >= 2 && std::string(argv[1]) == "--fan-only") {
+    // Only the fan-out rows, `rounds` writes (for profiles and A/B runs of the server).
+    if (argc == 3) fan_rounds = std::stoi(argv[2]);
+    try {
+      const std::string ipc = "ipc:///tmp/zproc-bench-fan-" + std::to_string(::getpid()) + ".sock";
+      child server;
+      spawn(server, {zproc_exe(), "server", "--listen", ipc});
+      read_lines(server, "listening at ", 1);
+      // The watchers' process: this program, or a wrapper that runs it (under a profiler).
+      const char* wrapper = std::getenv("ZPROC_BENCH_FAN_CHILD");
+      const fan_stats f = measure_fan(wrapper ? wrapper : "/proc/self/exe", ipc, server.pid, false);
+      std::printf("fan-out, %d writes to %d watchers on %d connections: first woken p50 %.2f ms "
+                  "(p99 %.2f), all woken p50 %.2f ms (p99 %.2f)\n",
+                  fan_rounds, fan_watchers, fan_connections, f.first.p50_us / 1e3,
+                  f.first.p99_us / 1e3, f.last.p50_us / 1e3, f.last.p99_us / 1e3);
+      return 0;
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "bench_watch: %s\n", e.what());
+      return 1;
+    }
+  }
   if (argc == 2 && std::string(argv[1]) == "--quick") {
     iterations = 1000;
     blocks = 5;
@@ -641,7 +664,7 @@ int main(int argc, char** argv) {
   try {
     const std::string ipc = "ipc:///tmp/zproc-bench-" + std::to_string(::getpid()) + ".sock";
     child server;
-    spawn(server, {ZPROC_EXE, "server", "--listen", ipc});
+    spawn(server, {zproc_exe(), "server", "--listen", ipc});
     read_lines(server, "listening at ", 1);
 
     std::printf("zproc bench_watch: %d samples per latency row, in %d interleaved blocks; fan-out: "

@@ -51,6 +51,16 @@ struct child {
   }
 };
 
+#ifdef ZPROC_EXE
+/// The `zproc` program a benchmark starts its servers from: the build's, unless the environment
+/// names another (ZPROC_BENCH_ZPROC: a bundle's on the many-core machine, bench/device/scale.sh;
+/// a wrapper for a profile; another build for an A/B run).
+inline std::string zproc_exe() {
+  const char* p = std::getenv("ZPROC_BENCH_ZPROC");
+  return p ? p : ZPROC_EXE;
+}
+#endif
+
 /// Spawns argv with stdout to a pipe.
 inline void spawn(child& c, std::vector<std::string> argv) {
   int fds[2];

@@ -344,6 +344,110 @@ TEST_SUITE("protocol") {
     // A key given twice: the last value stands.
     CHECK(decode_msgpack("\x82\xa1k\x01\xa1k\x02") == nlohmann::json{{"k", 2}});
   }
+
+  TEST_CASE("msgpack_reader: skip() steps over exactly what decode_msgpack() accepts") {
+    using zproc::protocol::msgpack_reader;
+    const auto skips = [](std::string_view bytes) {
+      msgpack_reader r(bytes);
+      return r.skip() && r.at_end();
+    };
+    std::mt19937 rng(4242);
+    for (int i = 0; i < 300; ++i) {
+      const auto bytes = nlohmann::json::to_msgpack(random_value(rng, 0));
+      const std::string_view view(reinterpret_cast<const char*>(bytes.data()), bytes.size());
+      CHECK(skips(view));
+      const auto cut = view.substr(0, rng() % bytes.size());
+      CHECK(!skips(cut));
+      std::string longer(view);
+      longer.push_back('\0');
+      CHECK(!skips(longer));
+    }
+    for (const std::string& bad :
+         {std::string(), std::string("\xc1"), std::string("\x81\x01\x02"),
+          std::string("\xdd\xff\xff\xff\xff"), std::string(100000, '\x91'),
+          std::string("\x81\xd9\x05" "ab"), std::string("\x81\xc0\x01", 3)}) {
+      CHECK(!skips(bad));
+      CHECK(zproc::protocol::decode_msgpack(bad).is_discarded());
+    }
+    // Nesting: the same limit as decode_msgpack's.
+    const std::string deepest = std::string(zproc::protocol::max_msgpack_depth, '\x91') + "\x01";
+    CHECK(skips(deepest));
+    CHECK(!zproc::protocol::decode_msgpack(deepest).is_discarded());
+    CHECK(!skips("\x91" + deepest));
+    CHECK(zproc::protocol::decode_msgpack("\x91" + deepest).is_discarded());
+  }
+
+  TEST_CASE("msgpack_reader: scalars of any width, and a value of another type is left unread") {
+    using zproc::protocol::msgpack_reader;
+    using nlohmann::json;
+    for (const json& v : {json(0), json(127), json(128), json(65536), json(4294967296u),
+                          json(std::numeric_limits<std::uint64_t>::max()), json(-1), json(-129),
+                          json(std::numeric_limits<std::int64_t>::min())}) {
+      CAPTURE(v.dump());
+      const auto b = json::to_msgpack(v);
+      const std::string bytes(b.begin(), b.end());
+      msgpack_reader u(bytes);
+      std::uint64_t uv = 0;
+      if (v.is_number_unsigned() || v.get<std::int64_t>() >= 0) {
+        REQUIRE(u.unsigned_integer(uv));
+        CHECK(uv == v.get<std::uint64_t>());
+      } else {
+        CHECK(!u.unsigned_integer(uv));
+        CHECK(u.skip());  // nothing was consumed
+      }
+      msgpack_reader s(bytes);
+      std::int64_t sv = 0;
+      if (v.is_number_integer() && !(v.is_number_unsigned() && v.get<std::uint64_t>() >
+                                                                 std::numeric_limits<std::int64_t>::max())) {
+        REQUIRE(s.signed_integer(sv));
+        CHECK(sv == v.get<std::int64_t>());
+      } else {
+        CHECK(!s.signed_integer(sv));
+      }
+    }
+    // A signed encoding of a non-negative number reads as unsigned too.
+    const std::string int16_256("\xd1\x01\x00", 3);
+    msgpack_reader r(int16_256);
+    std::uint64_t v = 0;
+    CHECK(r.unsigned_integer(v));
+    CHECK(v == 256);
+    msgpack_reader t("\xa3" "abc");
+    bool b = false;
+    std::string_view sv;
+    CHECK(!t.boolean(b));
+    CHECK(!t.nil());
+    REQUIRE(t.string(sv));
+    CHECK(sv == "abc");
+    CHECK(t.at_end());
+  }
+
+  TEST_CASE("parse_reply: id, error and the result's bytes, without decoding the result") {
+    using nlohmann::json;
+    const auto parse = [](const json& msg, zproc::protocol::reply_view& out) {
+      static std::vector<std::string> keep;  // the views point into these
+      const auto b = json::to_msgpack(msg);
+      keep.emplace_back(b.begin(), b.end());
+      return zproc::protocol::parse_reply(keep.back(), out);
+    };
+    zproc::protocol::reply_view r;
+    const json result{{"a", {1, 2, {{"b", nullptr}}}}};
+    REQUIRE(parse(json{{"i", 7}, {"r", result}, {"rv", 3}}, r));
+    CHECK(r.id == 7);
+    CHECK(!r.error);
+    CHECK(zproc::protocol::decode_msgpack(r.result) == result);
+    REQUIRE(parse(json{{"i", 8}, {"e", {{"c", "zproc.server"}, {"n", 1}, {"m", "x"}}}}, r));
+    CHECK(r.id == 8);
+    REQUIRE(r.error);
+    CHECK((*r.error)["m"] == "x");
+    CHECK(r.result.empty());
+    REQUIRE(parse(json{{"i", "seven"}, {"r", 1}}, r));  // an id that is not a count: 0
+    CHECK(r.id == 0);
+    CHECK(!parse(json::array({1}), r));
+    const std::string deep = "\x81\xa1r" + std::string(zproc::protocol::max_msgpack_depth, '\x91') + "\x01";
+    CHECK(!zproc::protocol::parse_reply(deep, r));  // as decode_msgpack() refuses it
+    CHECK(zproc::protocol::decode_msgpack(deep).is_discarded());
+    CHECK(!zproc::protocol::parse_reply("\x81\xa1r\x92\x01", r));  // cut short
+  }
 }
 
 #include "protocol/value_check.hpp"

@@ -6,7 +6,9 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
 #include <string>
+#include <variant>
 #include <vector>
 
 using zproc::json;
@@ -23,9 +25,20 @@ const connection_facts other{2, "server-B", "ipc:///b"};      // a failover: oth
 
 json spec() { return json{{field::op, "watch"}, {field::ns, "n"}}; }
 
-/// An update record of revision `rv` setting key `k` to `v`.
+/// An update record of revision `rv` setting key `k` to `v` (with a snapshot watcher's diff).
 json update(std::uint64_t rv, const std::string& k, json v) {
-  return json{{uf::revision, rv}, {uf::diff, {{uf::diff_set, {{k, v}}}}}};
+  return json{{uf::revision, rv},
+              {uf::time, 1'700'000'000'000'000},
+              {uf::client, 7},
+              {uf::identical, false},
+              {uf::changes, json::array({json{{field::key, k}, {uf::after_value, v}}})},
+              {uf::diff, {{uf::diff_set, {{k, v}}}}}};
+}
+
+/// A result as it travels (the cursor reads its MessagePack).
+std::string wire(const json& result) {
+  const auto b = json::to_msgpack(result);
+  return std::string(b.begin(), b.end());
 }
 
 json reply(std::uint64_t cursor, std::vector<json> updates) {
@@ -52,7 +65,7 @@ TEST_SUITE("client_algorithms") {
     CHECK(r1->at(field::max) == watch_cursor::batch);
     CHECK(!r1->contains(field::after));
     CHECK(!c.started());
-    REQUIRE(c.on_reply(reply(7, {}), first));
+    REQUIRE(c.on_reply(wire(reply(7, {})), first));
     CHECK(c.started());
     CHECK(*c.cursor() == 7);
     CHECK(!c.has_ready());
@@ -60,7 +73,7 @@ TEST_SUITE("client_algorithms") {
     REQUIRE(r2);
     CHECK(!r2->contains(field::pin));
     CHECK(r2->at(field::after) == 7);
-    REQUIRE(c.on_reply(reply(9, {update(8, "a", 1), update(9, "a", 2)}), first));
+    REQUIRE(c.on_reply(wire(reply(9, {update(8, "a", 1), update(9, "a", 2)})), first));
     CHECK(drain(c) == std::vector<std::uint64_t>{8, 9});
     CHECK(c.next_request(first)->at(field::after) == 9);
   }
@@ -77,7 +90,7 @@ TEST_SUITE("client_algorithms") {
   TEST_CASE("watch cursor: a restarted server with the same data: resumed after the cursor, "
             "resent as it was") {
     watch_cursor c({.spec = spec()});
-    REQUIRE(c.on_reply(reply(3, {update(3, "a", 1)}), first));
+    REQUIRE(c.on_reply(wire(reply(3, {update(3, "a", 1)})), first));
     drain(c);
     auto r = c.next_request(first);
     json resent = *r;
@@ -90,7 +103,7 @@ TEST_SUITE("client_algorithms") {
   TEST_CASE("watch cursor: another server (failover) fails a watcher that must see every "
             "update with compacted, never a silent gap") {
     watch_cursor c({.spec = spec()});
-    REQUIRE(c.on_reply(reply(3, {}), first));
+    REQUIRE(c.on_reply(wire(reply(3, {})), first));
     json resent = *c.next_request(first);
     CHECK(!c.adjust_resend(resent, other));
     CHECK(c.failure() == zproc::server_errc::compacted);
@@ -100,17 +113,17 @@ TEST_SUITE("client_algorithms") {
     CHECK(!c.next_request(first));
 
     watch_cursor d({.spec = spec()});
-    REQUIRE(d.on_reply(reply(3, {}), first));
+    REQUIRE(d.on_reply(wire(reply(3, {})), first));
     CHECK(!d.next_request(other));  // the same when the next request is a new one
     CHECK(d.failure() == zproc::server_errc::compacted);
   }
 
   TEST_CASE("watch cursor: a server without an identity, before or after, is not judged") {
     watch_cursor c({.spec = spec()});
-    REQUIRE(c.on_reply(reply(3, {}), {1, "", "ipc:///a"}));
+    REQUIRE(c.on_reply(wire(reply(3, {})), {1, "", "ipc:///a"}));
     CHECK(c.next_request(other)->at(field::after) == 3);
     watch_cursor d({.spec = spec()});
-    REQUIRE(d.on_reply(reply(3, {}), first));
+    REQUIRE(d.on_reply(wire(reply(3, {})), first));
     CHECK(d.next_request({2, "", "ipc:///a"})->at(field::after) == 3);
   }
 
@@ -121,7 +134,7 @@ TEST_SUITE("client_algorithms") {
     CHECK(r1->at(field::base) == true);  // no replica yet
     json base_reply = reply(10, {});
     base_reply[field::base] = json{{"a", 1}};
-    REQUIRE(c.on_reply(std::move(base_reply), first));
+    REQUIRE(c.on_reply(wire(std::move(base_reply)), first));
     auto same = c.next_request(first);
     CHECK(same->at(field::after) == 10);
     CHECK(!same->contains(field::base));
@@ -143,14 +156,14 @@ TEST_SUITE("client_algorithms") {
     json r = reply(4, {});
     r[field::base] = json{{"a", 1}};
     r[field::now] = true;
-    REQUIRE(c.on_reply(std::move(r), first));
+    REQUIRE(c.on_reply(wire(std::move(r)), first));
     CHECK(!c.next_request(first)->contains(field::now));  // only the first request asks
-    REQUIRE(c.on_reply(reply(5, {update(5, "a", 2)}), first));
+    REQUIRE(c.on_reply(wire(reply(5, {update(5, "a", 2)})), first));
     c.forget_updates();
     REQUIRE(c.has_ready());
     auto found = c.pop();
     CHECK(found.now);
-    CHECK(found.value == json{{"a", 1}});
+    CHECK(std::get<json>(found.value) == json{{"a", 1}});
     CHECK(found.revision == 4);
     CHECK(!c.has_ready());
   }
@@ -162,26 +175,32 @@ TEST_SUITE("client_algorithms") {
                     }});
     json r = reply(3, {update(2, "a", 1), update(3, "a", 2)});
     r[field::base] = json{{"a", 0}, {"b", "x"}};
-    REQUIRE(c.on_reply(std::move(r), first));
+    REQUIRE(c.on_reply(wire(std::move(r)), first));
     REQUIRE(c.has_ready());
     auto snap = c.pop();
     CHECK(snap.revision == 3);
-    CHECK(snap.value == json{{"a", 2}, {"b", "x"}});
+    CHECK(std::get<json>(snap.value) == json{{"a", 2}, {"b", "x"}});
     CHECK(!c.has_ready());  // revision 2 (a = 1) filtered out
     // A tail (updates the filter of the server skipped) still moves the replica.
     json t = reply(5, {update(5, "a", 4)});
     t[field::tail] = json{{uf::diff_erased, {"b"}}};
-    REQUIRE(c.on_reply(std::move(t), first));
+    REQUIRE(c.on_reply(wire(std::move(t)), first));
     // The update applies first, then the tail.
-    CHECK(c.pop().value == json{{"a", 4}, {"b", "x"}});
-    REQUIRE(c.on_reply(reply(6, {update(6, "a", 6)}), first));
-    CHECK(c.pop().value == json{{"a", 6}});
+    CHECK(std::get<json>(c.pop().value) == json{{"a", 4}, {"b", "x"}});
+    REQUIRE(c.on_reply(wire(reply(6, {update(6, "a", 6)})), first));
+    CHECK(std::get<json>(c.pop().value) == json{{"a", 6}});
   }
 
   TEST_CASE("watch cursor: a malformed reply at any step fails it with protocol_error and "
             "changes nothing else") {
     // Each reply breaks one thing a well-formed one has.
-    const std::vector<std::pair<const char*, json>> broken = {
+    struct case_ {
+      const char* what;
+      json bad;
+      bool records_read_it = true;    // a watcher of updates refuses it
+      bool snapshots_read_it = true;  // a watcher of snapshots refuses it
+    };
+    const std::vector<case_> broken = {
         {"no cursor", json{{field::updates, json::array()}}},
         {"a cursor that is not a number", json{{field::cursor, "x"}, {field::updates, json::array()}}},
         {"no updates", json{{field::cursor, 9}}},
@@ -196,37 +215,91 @@ TEST_SUITE("client_algorithms") {
          }()},
         {"an erased key that is not text",
          [] {
-           json r = reply(9, {json{{uf::revision, 9}, {uf::diff, {{uf::diff_erased, {1}}}}}});
+           json r = reply(9, {update(9, "a", 1)});
+           r[field::updates][0][uf::diff] = {{uf::diff_erased, {1}}};
            r[field::base] = json::object();
            return r;
-         }()},
+         }(),
+         false, true},
+        {"a record without its changes",
+         [] {
+           json r = reply(9, {update(9, "a", 1)});
+           r[field::updates][0].erase(uf::changes);
+           return r;
+         }(),
+         true, false},
+        {"a change whose key is not text",
+         [] {
+           json r = reply(9, {update(9, "a", 1)});
+           r[field::updates][0][uf::changes][0][field::key] = 5;
+           return r;
+         }(),
+         true, false},
+        {"a time that is text",
+         [] {
+           json r = reply(9, {update(9, "a", 1)});
+           r[field::updates][0][uf::time] = "now";
+           return r;
+         }(),
+         true, false},
     };
     for (const auto& entry : broken) {  // (no structured binding: CAPTURE is a lambda, and
-      const char* what = entry.first;      // Clang 14 cannot capture one)
-      const json& bad = entry.second;
+      const char* what = entry.what;       // Clang 14 cannot capture one)
+      const json& bad = entry.bad;
       CAPTURE(what);
       for (bool snapshot : {false, true}) {
         CAPTURE(snapshot);
         watch_cursor c({.spec = spec(), .snapshot = snapshot});
         json good = reply(2, {update(2, "a", 1)});
         if (snapshot) good[field::base] = json{{"a", 0}};
-        REQUIRE(c.on_reply(std::move(good), first));
+        REQUIRE(c.on_reply(wire(std::move(good)), first));
         const auto before = drain(c);
         CHECK(before == std::vector<std::uint64_t>{2});
         json copy = bad;
-        if (!c.on_reply(std::move(copy), first)) {
+        if (!c.on_reply(wire(std::move(copy)), first)) {
           CHECK(c.failure() == zproc::client_errc::protocol_error);
           CHECK(c.failure_message().find("malformed watch reply") != std::string::npos);
           CHECK(*c.cursor() == 2);  // unchanged
           CHECK(!c.has_ready());    // nothing half-applied
           CHECK(!c.next_request(first));
         } else {
-          // Accepted only where the broken part is not read: an erased key of a watcher
-          // without a replica, a diff of an update watcher.
-          CHECK(!snapshot);
+          // Accepted only where the broken part is not read: a diff by a watcher of updates,
+          // a record's fields by a watcher of snapshots.
+          CHECK(!(snapshot ? entry.snapshots_read_it : entry.records_read_it));
         }
       }
     }
+  }
+
+  TEST_CASE("watch cursor: a watcher of updates gets each record decoded; bytes that are not "
+            "one MessagePack value fail it") {
+    watch_cursor c({.spec = spec()});
+    json r = reply(3, {update(3, "a", json{{"x", {1, 2}}})});
+    r[field::updates][0][uf::changes].push_back(
+        json{{field::key, "b"}, {uf::before, "old"}});  // erased: no "a"
+    r[field::updates][0]["h"] = 11;  // a field this client does not read: stepped over
+    REQUIRE(c.on_reply(wire(r), first));
+    REQUIRE(c.has_ready());
+    const auto item = c.pop();
+    const auto* u = std::get_if<zproc::update>(&item.value);
+    REQUIRE(u != nullptr);
+    CHECK(u->revision == 3);
+    CHECK(u->client_id == 7);
+    CHECK(!u->identical);
+    CHECK(u->time.time_since_epoch() == std::chrono::microseconds(1'700'000'000'000'000));
+    REQUIRE(u->changes.size() == 2);
+    CHECK(u->changes[0].key == "a");
+    CHECK(!u->changes[0].before);
+    CHECK(*u->changes[0].after == json{{"x", {1, 2}}});
+    CHECK(u->changes[1].key == "b");
+    CHECK(*u->changes[1].before == "old");
+    CHECK(!u->changes[1].after);
+
+    std::string cut = wire(reply(4, {update(4, "a", 2)}));
+    cut.pop_back();
+    CHECK(!c.on_reply(cut, first));
+    CHECK(c.failure() == zproc::client_errc::protocol_error);
+    CHECK(*c.cursor() == 3);
   }
 
   TEST_CASE("watch cursor: the first failure stays") {
@@ -236,7 +309,7 @@ TEST_SUITE("client_algorithms") {
     CHECK(c.failure() == zproc::client_errc::connection_lost);
     CHECK(c.failure_message() == "lost");
     CHECK(!c.next_request(first));
-    CHECK(!c.on_reply(json::object(), first));
+    CHECK(!c.on_reply(wire(json::object()), first));
     CHECK(c.failure() == zproc::client_errc::connection_lost);
   }
 }

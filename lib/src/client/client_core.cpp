@@ -4,6 +4,7 @@
 
 #include "protocol/auth.hpp"
 #include "protocol/message.hpp"
+#include "protocol/msgpack.hpp"
 #include "protocol/value_check.hpp"
 
 #include <zproc/access.hpp>
@@ -592,20 +593,16 @@ asio::awaitable<void> connection::read_loop(std::uint64_t generation) {
 }
 
 void connection::on_frame(std::string_view payload) {
-  json msg = protocol::decode_payload(payload);
-  if (msg.is_discarded() || !msg.is_object()) {
+  protocol::reply_view msg;
+  if (!protocol::parse_reply(payload, msg)) {
     close(client_errc::protocol_error, "the server sent a frame that is not a zproc message");
     return;
   }
-  auto id_it = msg.find(field::id);
-  const std::uint64_t id =
-      id_it != msg.end() && id_it->is_number_unsigned() ? id_it->get<std::uint64_t>() : 0;
-  auto err_it = msg.find(field::error);
-  if (id == 0) {
+  if (msg.id == 0) {
     // A message about the connection itself: the server is about to close it.
     std::string message = "the server closed the connection";
     error_code ec = client_errc::protocol_error;
-    if (err_it != msg.end()) ec = protocol::decode_error(*err_it, message);
+    if (msg.error) ec = protocol::decode_error(*msg.error, message);
     close(ec, message);
     return;
   }
@@ -613,17 +610,15 @@ void connection::on_frame(std::string_view payload) {
     working_ = true;
     policy_.working();
   }
-  auto op = pending_.take(id);
+  auto op = pending_.take(msg.id);
   if (!op) return;  // cancelled: its late reply is dropped
-  if (err_it != msg.end()) {
+  if (msg.error) {
     std::string message;
-    const error_code ec = protocol::decode_error(*err_it, message);
+    const error_code ec = protocol::decode_error(*msg.error, message);
     (*op)->complete(ec, {}, std::move(message), false);
     return;
   }
-  auto r = msg.find(field::result);
-  json result = r == msg.end() ? json() : std::move(*r);
-  (*op)->complete({}, std::move(result), {}, false);
+  (*op)->complete_result(msg.result);
 }
 
 void connection::flush() {
@@ -644,6 +639,12 @@ void connection::flush() {
                       }
                       self->flush();
                     });
+}
+
+void pending_op::complete_result(std::string_view result) {
+  // parse_reply() checked the result as decode_msgpack() does: this decodes.
+  json r = result.empty() ? json() : protocol::decode_msgpack(result);
+  complete({}, std::move(r), {}, false);
 }
 
 // --- client_impl ------------------------------------------------------------------------------

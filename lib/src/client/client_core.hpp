@@ -51,6 +51,10 @@ class pending_op {
  public:
   virtual ~pending_op() = default;
   virtual void complete(error_code ec, json&& result, std::string&& message, bool must_post) = 0;
+  /// The reply came with a result: `result` is its MessagePack (empty: the reply has none), a
+  /// view into the frame valid during the call. By default decoded into json for complete();
+  /// an op that reads its result's shape itself (a watch) overrides this.
+  virtual void complete_result(std::string_view result);
   /// Called before the request is sent again on a new connection (a watch adjusts its request);
   /// false: do not send it, it fails with connection_lost.
   virtual bool before_resend(json& /*request*/) { return true; }

@@ -18,18 +18,21 @@ namespace {
 /// The pending watch request: forwards its reply to the core, if the core still exists.
 class watch_reply_op final : public pending_op {
  public:
-  explicit watch_reply_op(std::weak_ptr<watch_core> core, std::function<void(error_code, json&&, std::string&&)> f)
-      : core_(std::move(core)), f_(std::move(f)) {}
-  void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
-    if (core_.expired()) return;
+  explicit watch_reply_op(std::weak_ptr<watch_core> core) : core_(std::move(core)) {}
+  void complete(error_code ec, json&&, std::string&& message, bool must_post) override {
+    auto core = core_.lock();
+    if (!core) return;
     if (must_post) {
-      auto ex = core_.lock()->client()->get_executor();
-      asio::post(ex, [f = std::move(f_), ec, r = std::move(result), m = std::move(message)]() mutable {
-        f(ec, std::move(r), std::move(m));
+      auto ex = core->client()->get_executor();
+      asio::post(ex, [weak = core_, ec, m = std::move(message)]() mutable {
+        if (auto c = weak.lock()) c->on_reply(ec, {}, std::move(m));
       });
     } else {
-      f_(ec, std::move(result), std::move(message));
+      core->on_reply(ec, {}, std::move(message));
     }
+  }
+  void complete_result(std::string_view result) override {
+    if (auto core = core_.lock()) core->on_reply({}, result, {});
   }
   bool before_resend(json& request) override {
     auto core = core_.lock();
@@ -38,7 +41,6 @@ class watch_reply_op final : public pending_op {
 
  private:
   std::weak_ptr<watch_core> core_;
-  std::function<void(error_code, json&&, std::string&&)> f_;
 };
 
 }  // namespace
@@ -74,11 +76,8 @@ void watch_core::send() {
     if (waiting_) finish_waiting(cursor_.failure(), std::nullopt, cursor_.failure_message(), true);
     return;
   }
-  std::weak_ptr<watch_core> weak = weak_from_this();
-  inflight_id_ = client_->conn()->request(
-      std::move(*req), std::make_unique<watch_reply_op>(weak, [weak](error_code ec, json&& r, std::string&& m) {
-        if (auto self = weak.lock()) self->on_reply(ec, std::move(r), std::move(m));
-      }));
+  inflight_id_ =
+      client_->conn()->request(std::move(*req), std::make_unique<watch_reply_op>(weak_from_this()));
   // request() may have failed at once (not connected): on_reply runs later with the error.
 }
 
@@ -87,11 +86,11 @@ bool watch_core::before_resend(json& request) {
   return cursor_.adjust_resend(request, facts());
 }
 
-void watch_core::on_reply(error_code ec, json&& result, std::string&& message) {
+void watch_core::on_reply(error_code ec, std::string_view result, std::string&& message) {
   inflight_id_ = 0;
   if (ec == asio::error::operation_aborted) return;
   if (ec) cursor_.fail(ec, std::move(message));
-  if (ec || !cursor_.on_reply(std::move(result), facts())) {
+  if (ec || !cursor_.on_reply(result, facts())) {
     if (auto pinned = std::move(pinned_)) pinned(cursor_.failure(), cursor_.failure_message());
     if (waiting_)
       finish_waiting(cursor_.failure(), std::nullopt, cursor_.failure_message(), false);
@@ -162,8 +161,8 @@ void watch_core::deliver(bool from_initiation) {
     finish_waiting(cursor_.failure(), std::nullopt, cursor_.failure_message(), from_initiation);
 }
 
-void watch_core::finish_waiting(error_code ec, std::optional<json> item, std::string message,
-                                bool must_post) {
+void watch_core::finish_waiting(error_code ec, std::optional<watch_value> item,
+                                std::string message, bool must_post) {
   auto op = std::move(waiting_);
   timer_.cancel();
   op->complete(ec, std::move(item), std::move(message), must_post);

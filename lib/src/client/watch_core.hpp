@@ -21,8 +21,8 @@ namespace zproc::detail {
 class next_op {
  public:
   virtual ~next_op() = default;
-  /// `item` is a snapshot (json object) or an update record (json), or empty at the end.
-  virtual void complete(error_code ec, std::optional<json> item, std::string message,
+  /// `item` is a snapshot or an update record, or empty at the end.
+  virtual void complete(error_code ec, std::optional<watch_value> item, std::string message,
                         bool must_post) = 0;
   /// Set if the caller can cancel this next().
   std::shared_ptr<cancel_token> token;
@@ -53,6 +53,9 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
   /// The pending watch request is sent again on a new connection (the old one broke): adjusts
   /// it. On the connection's executor.
   bool before_resend(json& request);
+  /// The pending watch request failed (`ec`), or its result came (`result`, MessagePack: a view
+  /// into the frame, valid during the call). On the connection's executor.
+  void on_reply(error_code ec, std::string_view result, std::string&& message);
 
   const std::shared_ptr<client_impl>& client() const noexcept { return client_; }
   std::uint64_t revision() const noexcept { return revision_; }
@@ -62,9 +65,8 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
 
  private:
   void send();
-  void on_reply(error_code ec, json&& result, std::string&& message);
   void deliver(bool from_initiation);
-  void finish_waiting(error_code ec, std::optional<json> item, std::string message,
+  void finish_waiting(error_code ec, std::optional<watch_value> item, std::string message,
                       bool must_post);
   /// Forgets the pending watch request, here and on the server (its reply is dropped).
   void drop_inflight();

@@ -1,6 +1,7 @@
 #include "client/watch_cursor.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/watch_reply.hpp"
 
 #include <algorithm>
 #include <stdexcept>
@@ -83,24 +84,18 @@ void apply_diff(json& replica, const json& diff) {
 
 }  // namespace
 
-bool watch_cursor::on_reply(json&& result, const connection_facts& on) {
-  // The whole reply is checked before anything changes: a malformed one leaves the watcher
-  // as it was (failed), without copying the replica.
-  std::uint64_t cursor = 0;
+bool watch_cursor::on_reply(std::string_view result, const connection_facts& on) {
+  // The whole reply is decoded and checked before anything changes: a malformed one leaves the
+  // watcher as it was (failed), without copying the replica.
+  protocol::watch_reply r;
   try {
-    if (auto base = result.find(field::base); base != result.end() && !base->is_object())
-      throw std::invalid_argument("'base' is not an object");
-    const json& updates = result.at(field::updates);
-    if (!updates.is_array()) throw std::invalid_argument("'updates' is not a list");
-    for (const auto& u : updates) {
-      u.at(update_field::revision).get<std::uint64_t>();
-      if (s_.snapshot)
-        if (auto d = u.find(update_field::diff); d != u.end()) check_diff(*d);
+    r = protocol::decode_watch_reply(result, !s_.snapshot);
+    if (s_.snapshot) {
+      for (const auto& u : r.updates)
+        if (u.diff) check_diff(*u.diff);
+      if (r.tail) check_diff(*r.tail);
     }
-    if (auto tail = result.find(field::tail); tail != result.end() && s_.snapshot)
-      check_diff(*tail);
-    cursor = result.at(field::cursor).get<std::uint64_t>();
-  } catch (const std::exception& e) {  // json::exception, or what the checks threw
+  } catch (const std::exception& e) {  // what the decoder or the checks threw
     if (!failed_) {
       failed_ = client_errc::protocol_error;
       failed_message_ = std::string("malformed watch reply: ") + e.what();
@@ -110,27 +105,24 @@ bool watch_cursor::on_reply(json&& result, const connection_facts& on) {
   // The caller's predicate may throw: the watcher fails then (client_errc::body_threw), the
   // updates it let through before stay to be read.
   try {
-    if (auto base = result.find(field::base); base != result.end()) {
-      replica_ = std::move(*base);
+    if (r.base) {
+      replica_ = std::move(*r.base);
       have_replica_ = true;
     }
-    for (auto& u : result.at(field::updates)) {
-      const auto rev = u.at(update_field::revision).get<std::uint64_t>();
+    for (auto& u : r.updates) {
       if (s_.snapshot) {
-        if (auto d = u.find(update_field::diff); d != u.end() && have_replica_)
-          apply_diff(replica_, *d);
-        if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, rev, false});
+        if (u.diff && have_replica_) apply_diff(replica_, *u.diff);
+        if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, u.revision, false});
       } else {
-        ready_.push_back({std::move(u), rev, false});
+        ready_.push_back({std::move(u.record), u.revision, false});
       }
     }
-    if (auto tail = result.find(field::tail); tail != result.end() && s_.snapshot && have_replica_)
-      apply_diff(replica_, *tail);
-    cursor_ = cursor;
+    if (r.tail && s_.snapshot && have_replica_) apply_diff(replica_, *r.tail);
+    cursor_ = r.cursor;
     cursor_on_ = on;
-    if (result.value(field::now, false) && s_.snapshot) {
+    if (r.now && s_.snapshot) {
       s_.spec.erase(field::now);  // only the first request asks for the current state
-      if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, cursor, true});
+      if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, r.cursor, true});
     }
   } catch (const std::exception& e) {
     fail(client_errc::body_threw, std::string("the watch's predicate threw: ") + e.what());

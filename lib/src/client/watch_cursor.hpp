@@ -7,12 +7,15 @@
 
 #include <zproc/error.hpp>
 #include <zproc/json.hpp>
+#include <zproc/update.hpp>
 
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <variant>
 
 namespace zproc::detail {
 
@@ -23,6 +26,9 @@ struct connection_facts {
   std::string remote;        ///< its address (for messages)
 };
 
+/// What a watcher returns: a snapshot of the namespace, or an update record.
+using watch_value = std::variant<json, update>;
+
 class watch_cursor {
  public:
   struct settings {
@@ -32,9 +38,9 @@ class watch_cursor {
     std::optional<std::uint64_t> start;  ///< watch_options::start: after this revision (0: oldest)
     std::function<bool(const json&)> filter;  ///< on snapshots (may be empty)
   };
-  /// An item ready to return: a snapshot, or an update record.
+  /// An item ready to return: a snapshot (json), or an update record.
   struct item {
-    json value;
+    watch_value value;
     std::uint64_t revision;
     bool now;  ///< the state the watcher found at its start (a predicate that held already)
   };
@@ -49,9 +55,9 @@ class watch_cursor {
   /// A request made by next_request() is sent again on the new connection `on` (the old one
   /// broke before its reply): adjusts it. False: it must not be sent (the watcher failed).
   bool adjust_resend(json& request, const connection_facts& on);
-  /// The result of a watch reply that came on connection `on`. False: the reply is malformed
-  /// (the watcher failed with protocol_error).
-  bool on_reply(json&& result, const connection_facts& on);
+  /// The result of a watch reply (its MessagePack: protocol::reply_view::result) that came on
+  /// connection `on`. False: the reply is malformed (the watcher failed with protocol_error).
+  bool on_reply(std::string_view result, const connection_facts& on);
   /// The watch request failed (a server error, a lost connection that is not resent): the
   /// watcher fails with it, unless it failed already (the first failure stays).
   void fail(error_code ec, std::string message);

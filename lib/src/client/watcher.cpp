@@ -1,5 +1,4 @@
 // zproc::watcher and raw_watcher: the type-erased front of watch_core.
-#include "protocol/records.hpp"
 #include "client/async_runner.hpp"
 #include "client/completion.hpp"
 #include "client/watch_core.hpp"
@@ -20,22 +19,16 @@ namespace asio = boost::asio;
 
 namespace {
 
-update to_update(const json& r) { return protocol::update_from_wire(r); }
-
-}  // namespace
-}  // namespace detail
-
-namespace detail {
-namespace {
-
+/// The item as the watcher's type returns it (a watcher of snapshots gets json, one of
+/// updates an update: the cursor makes the kind the watcher asked for).
 template <class T>
-std::optional<T> convert_item(std::optional<json>&& item) {
+std::optional<T> convert_item(std::optional<watch_value>&& item, error_code& ec,
+                              std::string& message) {
   if (!item) return std::nullopt;
-  if constexpr (std::is_same_v<T, json>) {
-    return std::move(item);
-  } else {
-    return to_update(*item);
-  }
+  if (T* v = std::get_if<T>(&*item)) return std::move(*v);
+  ec = client_errc::protocol_error;
+  message = "the watcher got an item of the other kind (a snapshot for an update, or back)";
+  return std::nullopt;
 }
 
 template <class T>
@@ -43,17 +36,10 @@ class handler_next_op final : public next_op {
  public:
   explicit handler_next_op(held_handler<std::optional<T>>&& h) : h_(std::move(h)) {}
 
-  void complete(error_code ec, std::optional<json> item, std::string message,
+  void complete(error_code ec, std::optional<watch_value> item, std::string message,
                 bool must_post) override {
     std::optional<T> value;
-    if (!ec) {
-      try {
-        value = convert_item<T>(std::move(item));
-      } catch (const json::exception& e) {
-        ec = client_errc::protocol_error;
-        message = std::string("malformed update record: ") + e.what();
-      }
-    }
+    if (!ec) value = convert_item<T>(std::move(item), ec, message);
     if (ec) h_.set_message(std::move(message));
     h_.complete(must_post, ec, std::move(value));
   }
@@ -62,15 +48,22 @@ class handler_next_op final : public next_op {
   held_handler<std::optional<T>> h_;
 };
 
+/// A blocking next(): the item goes to `item` before the result is set (the waiting thread
+/// reads it once the result is done).
 class blocking_next_op final : public next_op {
  public:
-  explicit blocking_next_op(std::shared_ptr<blocking_result> r) : r_(std::move(r)) {}
-  void complete(error_code ec, std::optional<json> item, std::string message, bool) override {
-    r_->set(ec, item ? std::move(*item) : json(json::value_t::discarded), std::move(message));
+  blocking_next_op(std::shared_ptr<blocking_result> r,
+                   std::shared_ptr<std::optional<watch_value>> item)
+      : r_(std::move(r)), item_(std::move(item)) {}
+  void complete(error_code ec, std::optional<watch_value> item, std::string message,
+                bool) override {
+    *item_ = std::move(item);
+    r_->set(ec, json(), std::move(message));
   }
 
  private:
   std::shared_ptr<blocking_result> r_;
+  std::shared_ptr<std::optional<watch_value>> item_;
 };
 
 
@@ -113,52 +106,50 @@ void start_next_once(const std::shared_ptr<watch_core>& core,
 }
 
 namespace {
-std::optional<json> next_blocking(const std::shared_ptr<watch_core>& core, error_code& ec,
-                                  diagnostics& diag) {
+template <class T>
+std::optional<T> next_blocking(const std::shared_ptr<watch_core>& core, error_code& ec,
+                               diagnostics& diag) {
   ec.clear();
   diag.clear();
   auto r = std::make_shared<blocking_result>();
+  auto item = std::make_shared<std::optional<watch_value>>();
   core->client()->run_blocking(
-      *r, [core, r] { core->next(std::make_unique<blocking_next_op>(r), true); },
+      *r, [core, r, item] { core->next(std::make_unique<blocking_next_op>(r, item), true); },
       std::chrono::milliseconds(0),  // the watcher's own timeout applies (watch_options)
       [] {});
   std::lock_guard lock(r->mutex);
-  if (r->ec) {
-    ec = r->ec;
-    diagnostics_access::set_message(diag, std::move(r->message));
-    return std::nullopt;
-  }
-  if (r->value.is_discarded()) return std::nullopt;
-  return std::move(r->value);
+  std::string message = std::move(r->message);
+  ec = r->ec;
+  std::optional<T> value;
+  if (!ec) value = convert_item<T>(std::move(*item), ec, message);
+  if (ec) diagnostics_access::set_message(diag, std::move(message));
+  return value;
 }
 
-std::optional<json> next_blocking(const std::shared_ptr<watch_core>& core) {
+template <class T>
+std::optional<T> next_blocking(const std::shared_ptr<watch_core>& core) {
   error_code ec;
   diagnostics diag;
-  auto item = next_blocking(core, ec, diag);
+  auto item = next_blocking<T>(core, ec, diag);
   if (ec) throw zproc::error(ec, diag.message());
   return item;
 }
 }  // namespace
 
 std::optional<json> next_snapshot(const std::shared_ptr<watch_core>& core) {
-  return next_blocking(core);
+  return next_blocking<json>(core);
 }
 std::optional<json> next_snapshot(const std::shared_ptr<watch_core>& core, error_code& ec,
                                   diagnostics& diag) {
-  return next_blocking(core, ec, diag);
+  return next_blocking<json>(core, ec, diag);
 }
 
 std::optional<update> next_update(const std::shared_ptr<watch_core>& core) {
-  auto item = next_blocking(core);
-  if (!item) return std::nullopt;
-  return to_update(*item);
+  return next_blocking<update>(core);
 }
 std::optional<update> next_update(const std::shared_ptr<watch_core>& core, error_code& ec,
                                   diagnostics& diag) {
-  auto item = next_blocking(core, ec, diag);
-  if (!item) return std::nullopt;
-  return to_update(*item);
+  return next_blocking<update>(core, ec, diag);
 }
 
 }  // namespace detail

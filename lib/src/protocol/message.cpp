@@ -223,4 +223,26 @@ json make_error_reply(std::uint64_t id, error_code ec, std::string_view message)
   return r;
 }
 
+bool parse_reply(std::string_view payload, reply_view& out) {
+  out = {};
+  msgpack_reader r(payload);
+  std::size_t n = 0;
+  if (!r.map_header(n)) return false;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string_view key;
+    if (!r.string(key)) return false;
+    // The fields are the map's values: one level down, as decode_msgpack() counts depth.
+    if (key == field::id && r.unsigned_integer(out.id)) continue;
+    if (key == field::error) {
+      if (!r.value(out.error.emplace(), 1)) return false;
+      continue;
+    }
+    const char* const start = r.position();
+    if (!r.skip(1)) return false;
+    if (key == field::result) out.result = std::string_view(start, r.position() - start);
+    if (key == field::id) out.id = 0;  // not an unsigned integer
+  }
+  return r.at_end();
+}
+
 }  // namespace zproc::protocol

@@ -79,6 +79,17 @@ json encode_error(error_code ec, std::string_view message);
 /// The inverse; an unknown category becomes client_errc::protocol_error.
 error_code decode_error(const json& e, std::string& message);
 
+/// A reply as the client reads it, without a json tree for its result.
+struct reply_view {
+  std::uint64_t id = 0;  ///< 0 (or not a number): a message about the connection itself
+  std::optional<json> error;  ///< {c, n, m}: decode_error()
+  /// The result's MessagePack (one checked value, as decode_msgpack() accepts it); empty if
+  /// the reply has none. A view into the payload.
+  std::string_view result;
+};
+/// Reads a message from the server (a frame's payload). False: it is not one MessagePack map.
+bool parse_reply(std::string_view payload, reply_view& out);
+
 /// A reply to request `id`.
 json make_reply(std::uint64_t id, json result);
 json make_reply(std::uint64_t id, json result, std::uint64_t revision);

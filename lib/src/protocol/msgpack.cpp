@@ -9,183 +9,346 @@
 
 namespace zproc::protocol {
 
-namespace {
-
 using json = nlohmann::json;
 
-class reader {
- public:
-  reader(const unsigned char* p, const unsigned char* end) : p_(p), end_(end) {}
+// --- msgpack_reader: into json ----------------------------------------------------------------
 
-  bool value(json& out, std::size_t depth) {
-    if (depth > max_msgpack_depth || p_ == end_) return false;
-    const unsigned char b = *p_++;
-    if (b <= 0x7f) {
-      out = static_cast<std::uint64_t>(b);
+bool msgpack_reader::value(json& out, std::size_t depth) {
+  if (depth > max_msgpack_depth || p_ == end_) return false;
+  const unsigned char b = *p_++;
+  if (b <= 0x7f) {
+    out = static_cast<std::uint64_t>(b);
+    return true;
+  }
+  if (b >= 0xe0) {
+    out = static_cast<std::int64_t>(static_cast<std::int8_t>(b));
+    return true;
+  }
+  if ((b & 0xf0) == 0x80) return object(b & 0x0f, out, depth);
+  if ((b & 0xf0) == 0x90) return array(b & 0x0f, out, depth);
+  if ((b & 0xe0) == 0xa0) return string(b & 0x1f, out);
+  switch (b) {
+    case 0xc0: out = nullptr; return true;
+    case 0xc2: out = false; return true;
+    case 0xc3: out = true; return true;
+    case 0xc4: return sized<std::uint8_t>([&](std::size_t n) { return binary(n, out); });
+    case 0xc5: return sized<std::uint16_t>([&](std::size_t n) { return binary(n, out); });
+    case 0xc6: return sized<std::uint32_t>([&](std::size_t n) { return binary(n, out); });
+    case 0xc7: return sized<std::uint8_t>([&](std::size_t n) { return ext(n, out); });
+    case 0xc8: return sized<std::uint16_t>([&](std::size_t n) { return ext(n, out); });
+    case 0xc9: return sized<std::uint32_t>([&](std::size_t n) { return ext(n, out); });
+    case 0xca: {
+      std::uint32_t u;
+      if (!number(u)) return false;
+      float f;
+      std::memcpy(&f, &u, sizeof f);
+      out = static_cast<double>(f);
       return true;
     }
-    if (b >= 0xe0) {
-      out = static_cast<std::int64_t>(static_cast<std::int8_t>(b));
+    case 0xcb: {
+      std::uint64_t u;
+      if (!number(u)) return false;
+      double d;
+      std::memcpy(&d, &u, sizeof d);
+      out = d;
       return true;
     }
-    if ((b & 0xf0) == 0x80) return object(b & 0x0f, out, depth);
-    if ((b & 0xf0) == 0x90) return array(b & 0x0f, out, depth);
-    if ((b & 0xe0) == 0xa0) return string(b & 0x1f, out);
-    switch (b) {
-      case 0xc0: out = nullptr; return true;
-      case 0xc2: out = false; return true;
-      case 0xc3: out = true; return true;
-      case 0xc4: return sized<std::uint8_t>([&](std::size_t n) { return binary(n, out); });
-      case 0xc5: return sized<std::uint16_t>([&](std::size_t n) { return binary(n, out); });
-      case 0xc6: return sized<std::uint32_t>([&](std::size_t n) { return binary(n, out); });
-      case 0xc7: return sized<std::uint8_t>([&](std::size_t n) { return ext(n, out); });
-      case 0xc8: return sized<std::uint16_t>([&](std::size_t n) { return ext(n, out); });
-      case 0xc9: return sized<std::uint32_t>([&](std::size_t n) { return ext(n, out); });
-      case 0xca: {
-        std::uint32_t u;
-        if (!number(u)) return false;
-        float f;
-        std::memcpy(&f, &u, sizeof f);
-        out = static_cast<double>(f);
-        return true;
-      }
-      case 0xcb: {
-        std::uint64_t u;
-        if (!number(u)) return false;
-        double d;
-        std::memcpy(&d, &u, sizeof d);
-        out = d;
-        return true;
-      }
-      case 0xcc: return unsigned_value<std::uint8_t>(out);
-      case 0xcd: return unsigned_value<std::uint16_t>(out);
-      case 0xce: return unsigned_value<std::uint32_t>(out);
-      case 0xcf: return unsigned_value<std::uint64_t>(out);
-      case 0xd0: return signed_value<std::uint8_t, std::int8_t>(out);
-      case 0xd1: return signed_value<std::uint16_t, std::int16_t>(out);
-      case 0xd2: return signed_value<std::uint32_t, std::int32_t>(out);
-      case 0xd3: return signed_value<std::uint64_t, std::int64_t>(out);
-      case 0xd4: return ext(1, out);
-      case 0xd5: return ext(2, out);
-      case 0xd6: return ext(4, out);
-      case 0xd7: return ext(8, out);
-      case 0xd8: return ext(16, out);
-      case 0xd9: return sized<std::uint8_t>([&](std::size_t n) { return string(n, out); });
-      case 0xda: return sized<std::uint16_t>([&](std::size_t n) { return string(n, out); });
-      case 0xdb: return sized<std::uint32_t>([&](std::size_t n) { return string(n, out); });
-      case 0xdc: return sized<std::uint16_t>([&](std::size_t n) { return array(n, out, depth); });
-      case 0xdd: return sized<std::uint32_t>([&](std::size_t n) { return array(n, out, depth); });
-      case 0xde: return sized<std::uint16_t>([&](std::size_t n) { return object(n, out, depth); });
-      case 0xdf: return sized<std::uint32_t>([&](std::size_t n) { return object(n, out, depth); });
-      default: return false;  // 0xc1 is never used
-    }
+    case 0xcc: return unsigned_value<std::uint8_t>(out);
+    case 0xcd: return unsigned_value<std::uint16_t>(out);
+    case 0xce: return unsigned_value<std::uint32_t>(out);
+    case 0xcf: return unsigned_value<std::uint64_t>(out);
+    case 0xd0: return signed_value<std::uint8_t, std::int8_t>(out);
+    case 0xd1: return signed_value<std::uint16_t, std::int16_t>(out);
+    case 0xd2: return signed_value<std::uint32_t, std::int32_t>(out);
+    case 0xd3: return signed_value<std::uint64_t, std::int64_t>(out);
+    case 0xd4: return ext(1, out);
+    case 0xd5: return ext(2, out);
+    case 0xd6: return ext(4, out);
+    case 0xd7: return ext(8, out);
+    case 0xd8: return ext(16, out);
+    case 0xd9: return sized<std::uint8_t>([&](std::size_t n) { return string(n, out); });
+    case 0xda: return sized<std::uint16_t>([&](std::size_t n) { return string(n, out); });
+    case 0xdb: return sized<std::uint32_t>([&](std::size_t n) { return string(n, out); });
+    case 0xdc: return sized<std::uint16_t>([&](std::size_t n) { return array(n, out, depth); });
+    case 0xdd: return sized<std::uint32_t>([&](std::size_t n) { return array(n, out, depth); });
+    case 0xde: return sized<std::uint16_t>([&](std::size_t n) { return object(n, out, depth); });
+    case 0xdf: return sized<std::uint32_t>([&](std::size_t n) { return object(n, out, depth); });
+    default: return false;  // 0xc1 is never used
   }
+}
 
-  bool at_end() const noexcept { return p_ == end_; }
+/// A big-endian unsigned integer of type U.
+template <class U>
+bool msgpack_reader::number(U& out) noexcept {
+  if (left() < sizeof(U)) return false;
+  U v = 0;
+  for (std::size_t i = 0; i < sizeof(U); ++i) v = static_cast<U>((v << 8) | p_[i]);
+  p_ += sizeof(U);
+  out = v;
+  return true;
+}
+template <class U, class F>
+bool msgpack_reader::sized(F&& then) {
+  U n;
+  return number(n) && then(static_cast<std::size_t>(n));
+}
+template <class U>
+bool msgpack_reader::unsigned_value(json& out) {
+  U v;
+  if (!number(v)) return false;
+  out = static_cast<std::uint64_t>(v);
+  return true;
+}
+template <class U, class S>
+bool msgpack_reader::signed_value(json& out) {
+  U v;
+  if (!number(v)) return false;
+  out = static_cast<std::int64_t>(static_cast<S>(v));
+  return true;
+}
 
- private:
-  std::size_t left() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+bool msgpack_reader::string(std::size_t n, json& out) {
+  if (left() < n) return false;
+  out = std::string(reinterpret_cast<const char*>(p_), n);
+  p_ += n;
+  return true;
+}
+bool msgpack_reader::binary(std::size_t n, json& out) {
+  if (left() < n) return false;
+  out = json::binary(std::vector<std::uint8_t>(p_, p_ + n));
+  p_ += n;
+  return true;
+}
+bool msgpack_reader::ext(std::size_t n, json& out) {
+  if (left() < 1 || left() - 1 < n) return false;
+  const auto subtype = static_cast<std::int8_t>(*p_++);
+  out = json::binary(std::vector<std::uint8_t>(p_, p_ + n), static_cast<std::uint8_t>(subtype));
+  p_ += n;
+  return true;
+}
+bool msgpack_reader::array(std::size_t n, json& out, std::size_t depth) {
+  if (left() < n) return false;  // every element takes at least one byte
+  out = json::array();
+  auto& a = out.get_ref<json::array_t&>();
+  // Not n at once: nested arrays each announcing the rest of the frame would multiply it.
+  a.reserve(std::min<std::size_t>(n, 1024));
+  for (std::size_t i = 0; i < n; ++i)
+    if (!value(a.emplace_back(), depth + 1)) return false;
+  return true;
+}
+bool msgpack_reader::object(std::size_t n, json& out, std::size_t depth) {
+  if (left() / 2 < n) return false;  // a key and a value: at least two bytes
+  out = json::object();
+  auto& o = out.get_ref<json::object_t&>();
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string_view key;
+    if (!string(key)) return false;  // a map's key must be a string (read in place)
+    // (A key given twice: the last value stands, as before.)
+    if (!value(o[std::string(key)], depth + 1)) return false;
+  }
+  return true;
+}
 
-  /// A big-endian unsigned integer of type U.
-  template <class U>
-  bool number(U& out) {
-    if (left() < sizeof(U)) return false;
-    U v = 0;
-    for (std::size_t i = 0; i < sizeof(U); ++i) v = static_cast<U>((v << 8) | p_[i]);
-    p_ += sizeof(U);
-    out = v;
-    return true;
-  }
-  template <class U, class F>
-  bool sized(F&& then) {
-    U n;
-    return number(n) && then(static_cast<std::size_t>(n));
-  }
-  template <class U>
-  bool unsigned_value(json& out) {
-    U v;
-    if (!number(v)) return false;
-    out = static_cast<std::uint64_t>(v);
-    return true;
-  }
-  template <class U, class S>
-  bool signed_value(json& out) {
-    U v;
-    if (!number(v)) return false;
-    out = static_cast<std::int64_t>(static_cast<S>(v));
-    return true;
-  }
+// --- msgpack_reader: in place -----------------------------------------------------------------
 
-  bool string(std::size_t n, json& out) {
-    if (left() < n) return false;
-    out = std::string(reinterpret_cast<const char*>(p_), n);
-    p_ += n;
-    return true;
-  }
-  bool binary(std::size_t n, json& out) {
-    if (left() < n) return false;
-    out = json::binary(std::vector<std::uint8_t>(p_, p_ + n));
-    p_ += n;
-    return true;
-  }
-  bool ext(std::size_t n, json& out) {
-    if (left() < 1 || left() - 1 < n) return false;
-    const auto subtype = static_cast<std::int8_t>(*p_++);
-    out = json::binary(std::vector<std::uint8_t>(p_, p_ + n), static_cast<std::uint8_t>(subtype));
-    p_ += n;
-    return true;
-  }
-  bool array(std::size_t n, json& out, std::size_t depth) {
-    if (left() < n) return false;  // every element takes at least one byte
-    out = json::array();
-    auto& a = out.get_ref<json::array_t&>();
-    // Not n at once: nested arrays each announcing the rest of the frame would multiply it.
-    a.reserve(std::min<std::size_t>(n, 1024));
-    for (std::size_t i = 0; i < n; ++i)
-      if (!value(a.emplace_back(), depth + 1)) return false;
-    return true;
-  }
-  bool object(std::size_t n, json& out, std::size_t depth) {
-    if (left() / 2 < n) return false;  // a key and a value: at least two bytes
-    out = json::object();
-    auto& o = out.get_ref<json::object_t&>();
+bool msgpack_reader::skip_bytes(std::size_t n) noexcept {
+  if (left() < n) return false;
+  p_ += n;
+  return true;
+}
+
+bool msgpack_reader::skip(std::size_t depth) noexcept {
+  if (depth > max_msgpack_depth || p_ == end_) return false;
+  const unsigned char b = *p_;
+  std::size_t n = 0;
+  if ((b & 0xf0) == 0x80 || b == 0xde || b == 0xdf) {
+    if (!map_header(n)) return false;
     for (std::size_t i = 0; i < n; ++i) {
       std::string_view key;
-      if (!key_string(key)) return false;
-      // (A key given twice: the last value stands, as before.)
-      if (!value(o[std::string(key)], depth + 1)) return false;
+      if (!string(key) || !skip(depth + 1)) return false;
     }
     return true;
   }
-  /// A map's key, which must be a string: read in place (no json built for it).
-  bool key_string(std::string_view& key) {
-    if (left() < 1) return false;
-    const unsigned char b = *p_++;
-    std::size_t n = 0;
-    if ((b & 0xe0) == 0xa0) {
-      n = b & 0x1f;
-    } else if (b == 0xd9 || b == 0xda || b == 0xdb) {
-      const int bytes = b == 0xd9 ? 1 : b == 0xda ? 2 : 4;
-      if (left() < static_cast<std::size_t>(bytes)) return false;
-      for (int i = 0; i < bytes; ++i) n = (n << 8) | *p_++;
-    } else {
-      return false;  // not a string
-    }
-    if (left() < n) return false;
-    key = std::string_view(reinterpret_cast<const char*>(p_), n);
-    p_ += n;
+  if ((b & 0xf0) == 0x90 || b == 0xdc || b == 0xdd) {
+    if (!array_header(n)) return false;
+    for (std::size_t i = 0; i < n; ++i)
+      if (!skip(depth + 1)) return false;
     return true;
   }
+  ++p_;
+  if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return true;
+  if ((b & 0xe0) == 0xa0) return skip_bytes(b & 0x1f);
+  const auto then_skip = [this](std::size_t extra) {
+    return [this, extra](std::size_t len) { return skip_bytes(len + extra); };
+  };
+  switch (b) {
+    case 0xc4: case 0xd9: return sized<std::uint8_t>(then_skip(0));
+    case 0xc5: case 0xda: return sized<std::uint16_t>(then_skip(0));
+    case 0xc6: case 0xdb: return sized<std::uint32_t>(then_skip(0));
+    case 0xc7: return sized<std::uint8_t>(then_skip(1));  // ext: a subtype, then the bytes
+    case 0xc8: return sized<std::uint16_t>(then_skip(1));
+    case 0xc9: return sized<std::uint32_t>(then_skip(1));
+    case 0xcc: case 0xd0: return skip_bytes(1);
+    case 0xcd: case 0xd1: return skip_bytes(2);
+    case 0xca: case 0xce: case 0xd2: return skip_bytes(4);
+    case 0xcb: case 0xcf: case 0xd3: return skip_bytes(8);
+    case 0xd4: return skip_bytes(2);
+    case 0xd5: return skip_bytes(3);
+    case 0xd6: return skip_bytes(5);
+    case 0xd7: return skip_bytes(9);
+    case 0xd8: return skip_bytes(17);
+    default: return false;  // 0xc1 is never used
+  }
+}
 
-  const unsigned char* p_;
-  const unsigned char* end_;
-};
+bool msgpack_reader::map_header(std::size_t& n) noexcept {
+  if (p_ == end_) return false;
+  const unsigned char b = *p_;
+  if ((b & 0xf0) == 0x80) {
+    ++p_;
+    n = b & 0x0f;
+  } else if (b == 0xde) {
+    ++p_;
+    std::uint16_t k;
+    if (!number(k)) return false;
+    n = k;
+  } else if (b == 0xdf) {
+    ++p_;
+    std::uint32_t k;
+    if (!number(k)) return false;
+    n = k;
+  } else {
+    return false;
+  }
+  return left() / 2 >= n;  // a key and a value: at least two bytes
+}
 
-}  // namespace
+bool msgpack_reader::array_header(std::size_t& n) noexcept {
+  if (p_ == end_) return false;
+  const unsigned char b = *p_;
+  if ((b & 0xf0) == 0x90) {
+    ++p_;
+    n = b & 0x0f;
+  } else if (b == 0xdc) {
+    ++p_;
+    std::uint16_t k;
+    if (!number(k)) return false;
+    n = k;
+  } else if (b == 0xdd) {
+    ++p_;
+    std::uint32_t k;
+    if (!number(k)) return false;
+    n = k;
+  } else {
+    return false;
+  }
+  return left() >= n;  // every element takes at least one byte
+}
+
+bool msgpack_reader::string(std::string_view& s) noexcept {
+  if (p_ == end_) return false;
+  const unsigned char b = *p_;
+  std::size_t n = 0;
+  if ((b & 0xe0) == 0xa0) {
+    ++p_;
+    n = b & 0x1f;
+  } else if (b == 0xd9 || b == 0xda || b == 0xdb) {
+    ++p_;
+    const int bytes = b == 0xd9 ? 1 : b == 0xda ? 2 : 4;
+    if (left() < static_cast<std::size_t>(bytes)) return false;
+    for (int i = 0; i < bytes; ++i) n = (n << 8) | *p_++;
+  } else {
+    return false;
+  }
+  if (left() < n) return false;
+  s = std::string_view(reinterpret_cast<const char*>(p_), n);
+  p_ += n;
+  return true;
+}
+
+bool msgpack_reader::integer(std::uint64_t& bits, bool& is_signed) noexcept {
+  if (p_ == end_) return false;
+  const unsigned char* const start = p_;
+  const unsigned char b = *p_;
+  is_signed = false;
+  if (b <= 0x7f) {
+    ++p_;
+    bits = b;
+    return true;
+  }
+  if (b >= 0xe0) {
+    ++p_;
+    is_signed = true;
+    bits = static_cast<std::uint64_t>(static_cast<std::int64_t>(static_cast<std::int8_t>(b)));
+    return true;
+  }
+  const auto read = [&](auto width, bool sign) {
+    using U = decltype(width);
+    using S = std::make_signed_t<U>;
+    ++p_;
+    U v;
+    if (!number(v)) {
+      p_ = start;
+      return false;
+    }
+    is_signed = sign;
+    bits = sign ? static_cast<std::uint64_t>(static_cast<std::int64_t>(static_cast<S>(v)))
+                : static_cast<std::uint64_t>(v);
+    return true;
+  };
+  switch (b) {
+    case 0xcc: return read(std::uint8_t{}, false);
+    case 0xcd: return read(std::uint16_t{}, false);
+    case 0xce: return read(std::uint32_t{}, false);
+    case 0xcf: return read(std::uint64_t{}, false);
+    case 0xd0: return read(std::uint8_t{}, true);
+    case 0xd1: return read(std::uint16_t{}, true);
+    case 0xd2: return read(std::uint32_t{}, true);
+    case 0xd3: return read(std::uint64_t{}, true);
+    default: return false;
+  }
+}
+
+bool msgpack_reader::unsigned_integer(std::uint64_t& v) noexcept {
+  std::uint64_t bits;
+  bool is_signed;
+  const unsigned char* const start = p_;
+  if (!integer(bits, is_signed)) return false;
+  if (is_signed && static_cast<std::int64_t>(bits) < 0) {
+    p_ = start;
+    return false;
+  }
+  v = bits;
+  return true;
+}
+
+bool msgpack_reader::signed_integer(std::int64_t& v) noexcept {
+  std::uint64_t bits;
+  bool is_signed;
+  const unsigned char* const start = p_;
+  if (!integer(bits, is_signed)) return false;
+  if (!is_signed && bits > static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max())) {
+    p_ = start;
+    return false;
+  }
+  v = static_cast<std::int64_t>(bits);
+  return true;
+}
+
+bool msgpack_reader::boolean(bool& b) noexcept {
+  if (p_ == end_ || (*p_ != 0xc2 && *p_ != 0xc3)) return false;
+  b = *p_++ == 0xc3;
+  return true;
+}
+
+bool msgpack_reader::nil() noexcept {
+  if (p_ == end_ || *p_ != 0xc0) return false;
+  ++p_;
+  return true;
+}
 
 json decode_msgpack(std::string_view bytes) {
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  reader r(p, p + bytes.size());
+  msgpack_reader r(bytes);
   json out;
   if (!r.value(out, 0) || !r.at_end()) return json(json::value_t::discarded);
   return out;

@@ -19,6 +19,60 @@ inline constexpr std::size_t max_msgpack_depth = 512;
 /// (is_discarded()) if the bytes are not exactly one valid value.
 nlohmann::json decode_msgpack(std::string_view bytes);
 
+/// A pull reader over MessagePack bytes, for the shapes decoded without a json tree (a reply's
+/// envelope, a watch reply): headers, strings and scalars are read in place, a value is decoded
+/// into json (as decode_msgpack() would) or stepped over. A read that meets a value of another
+/// type returns false and consumes nothing (skip() it, or read it otherwise); after a failure
+/// on malformed or truncated input the reader is of no further use. Nothing throws but
+/// value()'s allocations.
+class msgpack_reader {
+ public:
+  explicit msgpack_reader(std::string_view bytes) noexcept
+      : p_(reinterpret_cast<const unsigned char*>(bytes.data())), end_(p_ + bytes.size()) {}
+
+  /// One whole value into `out`, nested at most max_msgpack_depth - depth levels deep.
+  bool value(nlohmann::json& out, std::size_t depth = 0);
+  /// Steps over one whole value, refusing what value() would refuse (without allocating).
+  bool skip(std::size_t depth = 0) noexcept;
+  /// The header of a map (`n` pairs follow) or of an array (`n` elements).
+  bool map_header(std::size_t& n) noexcept;
+  bool array_header(std::size_t& n) noexcept;
+  /// A string, in place: valid as long as the bytes are.
+  bool string(std::string_view& s) noexcept;
+  /// An integer of any width that fits `v`.
+  bool unsigned_integer(std::uint64_t& v) noexcept;
+  bool signed_integer(std::int64_t& v) noexcept;
+  bool boolean(bool& b) noexcept;
+  /// Whether the next value is nil (then it is consumed).
+  bool nil() noexcept;
+
+  bool at_end() const noexcept { return p_ == end_; }
+  /// Where the next value starts (the bytes of a value: position() before and after skip()).
+  const char* position() const noexcept { return reinterpret_cast<const char*>(p_); }
+
+ private:
+  std::size_t left() const noexcept { return static_cast<std::size_t>(end_ - p_); }
+  template <class U>
+  bool number(U& out) noexcept;
+  template <class U, class F>
+  bool sized(F&& then);
+  template <class U>
+  bool unsigned_value(nlohmann::json& out);
+  template <class U, class S>
+  bool signed_value(nlohmann::json& out);
+  bool string(std::size_t n, nlohmann::json& out);
+  bool binary(std::size_t n, nlohmann::json& out);
+  bool ext(std::size_t n, nlohmann::json& out);
+  bool array(std::size_t n, nlohmann::json& out, std::size_t depth);
+  bool object(std::size_t n, nlohmann::json& out, std::size_t depth);
+  bool skip_bytes(std::size_t n) noexcept;
+  /// An integer's bits and whether it is signed (false: not an integer).
+  bool integer(std::uint64_t& bits, bool& is_signed) noexcept;
+
+  const unsigned char* p_;
+  const unsigned char* end_;
+};
+
 /// Appends `v` as MessagePack to `out`: the bytes json::to_msgpack writes (the same choice of
 /// widths: the smallest integer, float32 when exact), written straight into the string
 /// (nlohmann's writer makes a virtual call per piece and an adapter per call).
