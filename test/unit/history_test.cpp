@@ -188,7 +188,7 @@ TEST_SUITE("history") {
       return o;
     };
     write("x", 0);
-    CHECK_FALSE(w.watch(s, {{"i", 5}, {"o", "watch"}, {"n", "ns"}, {"keys", {"x"}}}, 1));
+    CHECK_FALSE(w.watch(s, watch_registry::request_of({{"i", 5}, {"o", "watch"}, {"n", "ns"}, {"keys", {"x"}}}), 1));
     std::vector<delivery> out;
     const std::unordered_set<std::uint64_t> none, client_1{1};
     for (int i = 0; i < 100; ++i) {
@@ -206,5 +206,66 @@ TEST_SUITE("history") {
     CHECK(out[0].packed != nullptr);  // the update itself, not a `compacted` error
     CHECK(w.stalled() == 0);
     CHECK(w.pending() == 0);
+  }
+}
+
+#include "server/op_error.hpp"
+
+TEST_SUITE("history") {
+  TEST_CASE("a watch request read from MessagePack (no json tree) is the one read from json; "
+            "what the fast decoder leaves is the json path's to answer or refuse") {
+    using zproc::protocol::decode_watch_request;
+    using zproc::protocol::watch_request;
+    const auto packed = [](const json& j) {
+      const auto b = json::to_msgpack(j);
+      return std::string(b.begin(), b.end());
+    };
+    const auto same = [](const watch_request& a, const watch_request& b) {
+      return a.id == b.id && a.ns == b.ns && a.handle == b.handle && a.keys == b.keys &&
+             a.pred == b.pred && a.max == b.max && a.after == b.after && a.exclude == b.exclude &&
+             a.identical == b.identical && a.own == b.own && a.live == b.live && a.snap == b.snap &&
+             a.now == b.now && a.base == b.base && a.oldest == b.oldest && a.pin == b.pin;
+    };
+    const json base{{"i", 9}, {"o", "watch"}, {"n", "ns"}};
+    const std::vector<json> good = {
+        base,
+        json{{"i", 1}, {"o", "watch"}, {"n", "a"}, {"h", 4}, {"keys", {"x", "y"}}, {"exclude", true},
+             {"pred", {{"kind", "equal"}, {"k", "x"}, {"v", {1, {{"z", nullptr}}}}}},
+             {"identical", true}, {"own", false}, {"live", true}, {"snap", true}, {"now", true},
+             {"base", true}, {"max", 512}, {"after", 77}, {"pin", true}, {"unknown", {1, 2}}},
+        json{{"i", 2}, {"o", "watch"}, {"n", "a"}, {"oldest", true}, {"after", 3}},
+        json{{"i", 3}, {"o", "watch"}, {"n", "a"}, {"after", nullptr}, {"max", nullptr},
+             {"live", "yes"}, {"h", -1}},  // a flag that is not a boolean: false; no handle
+    };
+    for (const auto& j : good) {
+      CAPTURE(j.dump());
+      watch_request fast;
+      REQUIRE(decode_watch_request(packed(j), fast));
+      // (The json the server decodes from those bytes: numbers as MessagePack typed them.)
+      CHECK(same(fast, watch_registry::request_of(json::from_msgpack(packed(j)))));
+    }
+    // Left to the json path: other ops, no id, no namespace, fields of the wrong type.
+    const std::vector<json> other = {
+        json{{"i", 9}, {"o", "get"}, {"n", "ns"}, {"k", "x"}},
+        json{{"o", "watch"}, {"n", "ns"}},
+        json{{"i", 9}, {"o", "watch"}},
+        json{{"i", 9}, {"o", "watch"}, {"n", 5}},
+        json{{"i", 9}, {"o", "watch"}, {"n", "ns"}, {"keys", "x"}},
+        json{{"i", 9}, {"o", "watch"}, {"n", "ns"}, {"keys", {1}}},
+        json{{"i", 9}, {"o", "watch"}, {"n", "ns"}, {"after", "3"}},
+        json{{"i", 9}, {"o", "watch"}, {"n", "ns"}, {"max", -1}},
+        json::array({1}),
+    };
+    for (const auto& j : other) {
+      CAPTURE(j.dump());
+      watch_request fast;
+      CHECK_FALSE(decode_watch_request(packed(j), fast));
+    }
+    CHECK_THROWS_AS(watch_registry::request_of(json::from_msgpack(packed(other[5]))), op_error);
+    CHECK_THROWS_AS(watch_registry::request_of(json::from_msgpack(packed(other[6]))), op_error);
+    std::string cut = packed(good[1]);
+    cut.pop_back();
+    watch_request fast;
+    CHECK_FALSE(decode_watch_request(cut, fast));
   }
 }

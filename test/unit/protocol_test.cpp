@@ -2,6 +2,7 @@
 #include "protocol/frame.hpp"
 #include "protocol/message.hpp"
 #include "protocol/msgpack.hpp"
+#include "protocol/packed_request.hpp"
 #include "protocol/request_table.hpp"
 
 #include <doctest/doctest.h>
@@ -419,6 +420,30 @@ TEST_SUITE("protocol") {
     REQUIRE(t.string(sv));
     CHECK(sv == "abc");
     CHECK(t.at_end());
+  }
+
+  TEST_CASE("packed_request: the frame of the json request with its id") {
+    using nlohmann::json;
+    const json req{{"o", "set"}, {"n", "ns"}, {"k", "key"}, {"v", {{"a", {1, 2.5, "x"}}}}};
+    auto packed = zproc::protocol::packed_request::from(req);
+    CHECK(packed.code == zproc::protocol::op::set);
+    CHECK(packed.to_json() == req);
+    packed.add_unsigned("max", 512);
+    packed.add_bool("pin", true);
+    std::string framed;
+    const std::size_t size = zproc::protocol::append_request_frame(framed, packed, 77);
+    json with_id = req;
+    with_id["i"] = 77;
+    with_id["max"] = 512;
+    with_id["pin"] = true;
+    REQUIRE(framed.size() == size + zproc::protocol::frame_header_size);
+    zproc::protocol::frame_decoder d;
+    auto space = d.prepare(framed.size());
+    std::memcpy(space.data(), framed.data(), framed.size());
+    d.commit(framed.size());
+    std::string_view payload;
+    REQUIRE(d.next(payload) == zproc::protocol::frame_decoder::status::frame);
+    CHECK(zproc::protocol::decode_msgpack(payload) == with_id);
   }
 
   TEST_CASE("parse_reply: id, error and the result's bytes, without decoding the result") {

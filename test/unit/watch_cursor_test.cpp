@@ -3,6 +3,7 @@
 // every step.
 #include "client/watch_cursor.hpp"
 #include "protocol/ops.hpp"
+#include "protocol/value_check.hpp"
 
 #include <doctest/doctest.h>
 
@@ -61,9 +62,11 @@ TEST_SUITE("client_algorithms") {
     watch_cursor c({.spec = spec()});
     auto r1 = c.next_request(first);
     REQUIRE(r1);
-    CHECK(r1->at(field::pin) == true);
-    CHECK(r1->at(field::max) == watch_cursor::batch);
-    CHECK(!r1->contains(field::after));
+    CHECK(r1->to_json().at(field::pin) == true);
+    CHECK(r1->to_json().at(field::max) == watch_cursor::batch);
+    CHECK(!r1->to_json().contains(field::after));
+    CHECK(r1->fields == r1->to_json().size());  // no field twice
+    CHECK(r1->code == zproc::protocol::op::watch);
     CHECK(!c.started());
     REQUIRE(c.on_reply(wire(reply(7, {})), first));
     CHECK(c.started());
@@ -71,20 +74,20 @@ TEST_SUITE("client_algorithms") {
     CHECK(!c.has_ready());
     auto r2 = c.next_request(first);
     REQUIRE(r2);
-    CHECK(!r2->contains(field::pin));
-    CHECK(r2->at(field::after) == 7);
+    CHECK(!r2->to_json().contains(field::pin));
+    CHECK(r2->to_json().at(field::after) == 7);
     REQUIRE(c.on_reply(wire(reply(9, {update(8, "a", 1), update(9, "a", 2)})), first));
     CHECK(drain(c) == std::vector<std::uint64_t>{8, 9});
-    CHECK(c.next_request(first)->at(field::after) == 9);
+    CHECK(c.next_request(first)->to_json().at(field::after) == 9);
   }
 
   TEST_CASE("watch cursor: a start revision, or the oldest one") {
     watch_cursor from({.spec = spec(), .start = 5});
-    CHECK(from.next_request(first)->at(field::after) == 5);
+    CHECK(from.next_request(first)->to_json().at(field::after) == 5);
     watch_cursor oldest({.spec = spec(), .start = 0});
     auto r = oldest.next_request(first);
-    CHECK(r->at(field::oldest) == true);
-    CHECK(!r->contains(field::after));
+    CHECK(r->to_json().at(field::oldest) == true);
+    CHECK(!r->to_json().contains(field::after));
   }
 
   TEST_CASE("watch cursor: a restarted server with the same data: resumed after the cursor, "
@@ -93,10 +96,10 @@ TEST_SUITE("client_algorithms") {
     REQUIRE(c.on_reply(wire(reply(3, {update(3, "a", 1)})), first));
     drain(c);
     auto r = c.next_request(first);
-    json resent = *r;
+    auto resent = *r;
     CHECK(c.adjust_resend(resent, restarted));
-    CHECK(resent == *r);  // after the cursor
-    CHECK(c.next_request(restarted)->at(field::after) == 3);
+    CHECK(resent.to_json() == r->to_json());  // after the cursor
+    CHECK(c.next_request(restarted)->to_json().at(field::after) == 3);
     CHECK(!c.failure());
   }
 
@@ -104,7 +107,7 @@ TEST_SUITE("client_algorithms") {
             "update with compacted, never a silent gap") {
     watch_cursor c({.spec = spec()});
     REQUIRE(c.on_reply(wire(reply(3, {})), first));
-    json resent = *c.next_request(first);
+    auto resent = *c.next_request(first);
     CHECK(!c.adjust_resend(resent, other));
     CHECK(c.failure() == zproc::server_errc::compacted);
     CHECK(c.failure_message().find("ipc:///b") != std::string::npos);
@@ -121,30 +124,30 @@ TEST_SUITE("client_algorithms") {
   TEST_CASE("watch cursor: a server without an identity, before or after, is not judged") {
     watch_cursor c({.spec = spec()});
     REQUIRE(c.on_reply(wire(reply(3, {})), {1, "", "ipc:///a"}));
-    CHECK(c.next_request(other)->at(field::after) == 3);
+    CHECK(c.next_request(other)->to_json().at(field::after) == 3);
     watch_cursor d({.spec = spec()});
     REQUIRE(d.on_reply(wire(reply(3, {})), first));
-    CHECK(d.next_request({2, "", "ipc:///a"})->at(field::after) == 3);
+    CHECK(d.next_request({2, "", "ipc:///a"})->to_json().at(field::after) == 3);
   }
 
   TEST_CASE("watch cursor: a live watcher goes on from the new server's revision, with a fresh "
             "replica") {
     watch_cursor c({.spec = spec(), .snapshot = true, .live = true});
     auto r1 = c.next_request(first);
-    CHECK(r1->at(field::base) == true);  // no replica yet
+    CHECK(r1->to_json().at(field::base) == true);  // no replica yet
     json base_reply = reply(10, {});
     base_reply[field::base] = json{{"a", 1}};
     REQUIRE(c.on_reply(wire(std::move(base_reply)), first));
     auto same = c.next_request(first);
-    CHECK(same->at(field::after) == 10);
-    CHECK(!same->contains(field::base));
+    CHECK(same->to_json().at(field::after) == 10);
+    CHECK(!same->to_json().contains(field::base));
     auto next = c.next_request(other);  // another connection: no cursor, a new replica
-    CHECK(!next->contains(field::after));
-    CHECK(next->at(field::base) == true);
-    json resent = *same;
+    CHECK(!next->to_json().contains(field::after));
+    CHECK(next->to_json().at(field::base) == true);
+    auto resent = *same;
     CHECK(c.adjust_resend(resent, other));
-    CHECK(!resent.contains(field::after));
-    CHECK(resent.at(field::base) == true);
+    CHECK(!resent.to_json().contains(field::after));
+    CHECK(resent.to_json().at(field::base) == true);
     CHECK(!c.failure());  // a live watcher has no gap to report
   }
 
@@ -157,7 +160,7 @@ TEST_SUITE("client_algorithms") {
     r[field::base] = json{{"a", 1}};
     r[field::now] = true;
     REQUIRE(c.on_reply(wire(std::move(r)), first));
-    CHECK(!c.next_request(first)->contains(field::now));  // only the first request asks
+    CHECK(!c.next_request(first)->to_json().contains(field::now));  // only the first request asks
     REQUIRE(c.on_reply(wire(reply(5, {update(5, "a", 2)})), first));
     c.forget_updates();
     REQUIRE(c.has_ready());
@@ -300,6 +303,17 @@ TEST_SUITE("client_algorithms") {
     CHECK(!c.on_reply(cut, first));
     CHECK(c.failure() == zproc::client_errc::protocol_error);
     CHECK(*c.cursor() == 3);
+  }
+
+  TEST_CASE("watch cursor: a spec nested too deep is refused before sending") {
+    json s = spec();
+    json v = 1;
+    for (std::size_t i = 0; i < zproc::protocol::max_request_depth + 1; ++i) v = json::array({v});
+    s[field::pred] = json{{field::kind, "equal"}, {field::key, "a"}, {field::value, v}};
+    watch_cursor c({.spec = s});
+    CHECK(!c.next_request(first));
+    CHECK(c.failure() == zproc::server_errc::bad_request);
+    CHECK(c.failure_message().find("nested deeper") != std::string::npos);
   }
 
   TEST_CASE("watch cursor: the first failure stays") {

@@ -377,7 +377,7 @@ void connection::on_connected() {
       continue;
     }
     const std::size_t before = out_.size();
-    const std::size_t size = protocol::append_frame(out_, *p.wire);
+    const std::size_t size = protocol::append_request_frame(out_, *p.wire, id);
     if (size > server_max_frame_ || size > options_.max_frame_size) {
       out_.resize(before);
       auto taken = pending_.take(id);
@@ -466,6 +466,19 @@ asio::awaitable<void> connection::reconnect_loop(std::uint64_t generation) {
 }
 
 std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
+  if (protocol::deeper_than(req, protocol::max_request_depth)) {
+    // The server would refuse it (or, past its decoder's limit, not even read it).
+    op->complete(server_errc::bad_request, {},
+                 "a value nested deeper than " + std::to_string(protocol::max_request_depth) +
+                     " levels (request and value together) cannot be stored (refused before "
+                     "sending)",
+                 true);
+    return 0;
+  }
+  return request(protocol::packed_request::from(req), std::move(op));
+}
+
+std::uint64_t connection::request(protocol::packed_request req, std::unique_ptr<pending_op> op) {
   if (state_ != state::connected && state_ != state::reconnecting) {
     if (state_ == state::closed)
       op->complete(closed_reason_, {}, std::string(closed_message_), true);
@@ -480,23 +493,13 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
                  true);
     return 0;
   }
-  if (protocol::deeper_than(req, protocol::max_request_depth)) {
-    // The server would refuse it (or, past its decoder's limit, not even read it).
-    op->complete(server_errc::bad_request, {},
-                 "a value nested deeper than " + std::to_string(protocol::max_request_depth) +
-                     " levels (request and value together) cannot be stored (refused before "
-                     "sending)",
-                 true);
-    return 0;
-  }
-  if (const auto code = protocol::op_of(req)) {
-    op->idempotent = policy_.enabled() && protocol::idempotent(*code);
-    op->parks = protocol::parks(*code);
+  if (req.code) {
+    op->idempotent = policy_.enabled() && protocol::idempotent(*req.code);
+    op->parks = protocol::parks(*req.code);
   }
   auto token = op->token;
   pending_op* const raw = op.get();
   const std::uint64_t id = pending_.add(std::move(op));
-  req[field::id] = id;
   if (token) {
     token->id = id;
     if (token->cancelled) {  // cancelled before it could be sent
@@ -510,7 +513,7 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
     return id;
   }
   const std::size_t before = out_.size();
-  const std::size_t size = protocol::append_frame(out_, req);
+  const std::size_t size = protocol::append_request_frame(out_, req, id);
   if (size > server_max_frame_ || size > options_.max_frame_size) {
     out_.resize(before);
     auto failed = pending_.take(id);

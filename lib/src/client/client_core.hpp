@@ -12,6 +12,7 @@
 #include "client/reconnect_policy.hpp"
 #include "link.hpp"
 #include "protocol/frame.hpp"
+#include "protocol/packed_request.hpp"
 #include "protocol/request_table.hpp"
 
 #include <zproc/address.hpp>
@@ -57,12 +58,13 @@ class pending_op {
   virtual void complete_result(std::string_view result);
   /// Called before the request is sent again on a new connection (a watch adjusts its request);
   /// false: do not send it, it fails with connection_lost.
-  virtual bool before_resend(json& /*request*/) { return true; }
+  virtual bool before_resend(protocol::packed_request& /*request*/) { return true; }
   /// Set if the caller can cancel the operation.
   std::shared_ptr<cancel_token> token;
-  /// The request (with its id), kept while it must be sent on a new connection: an idempotent
-  /// one until its reply comes, any other only until it is sent (queued while reconnecting).
-  std::optional<json> wire;
+  /// The request (sent with the op's id), kept while it must be sent on a new connection: an
+  /// idempotent one until its reply comes, any other only until it is sent (queued while
+  /// reconnecting).
+  std::optional<protocol::packed_request> wire;
   bool idempotent = false;
   /// The server may hold it unanswered (protocol::parks): giving it up sends `cancel`.
   bool parks = false;
@@ -89,6 +91,9 @@ class connection : public std::enable_shared_from_this<connection> {
   /// Sends a request (adds the id) and registers `op`; returns the id (0 if it failed at once).
   /// While reconnecting, the request waits and is sent once connected.
   std::uint64_t request(json req, std::unique_ptr<pending_op> op);
+  /// The same, for a request packed already (a value nested deeper than
+  /// protocol::max_request_depth is the caller's to refuse).
+  std::uint64_t request(protocol::packed_request req, std::unique_ptr<pending_op> op);
   /// Cancels a pending request: it completes with operation_aborted; a late reply is dropped.
   /// A request the server may hold unanswered (protocol::parks: a namespace lock, a watch, a
   /// task take or wait) is given up there too: a `cancel` of that id goes, its reply ignored

@@ -34,7 +34,7 @@ class watch_reply_op final : public pending_op {
   void complete_result(std::string_view result) override {
     if (auto core = core_.lock()) core->on_reply({}, result, {});
   }
-  bool before_resend(json& request) override {
+  bool before_resend(protocol::packed_request& request) override {
     auto core = core_.lock();
     return core && core->before_resend(request);
   }
@@ -71,8 +71,12 @@ connection_facts watch_core::facts() const {
 void watch_core::send() {
   if (inflight_id_ != 0 || closed_ || cursor_.failure() || finished()) return;
   auto req = cursor_.next_request(facts());
-  if (!req) {  // the cursor is another server's
-    // Posted: send() may run inside next()'s initiation.
+  if (!req) {  // the cursor is another server's, or the request cannot be sent
+    // Posted: send() may run inside next()'s or arm_here()'s initiation.
+    if (auto pinned = std::move(pinned_))
+      asio::post(client_->get_executor(),
+                 [pinned = std::move(pinned), ec = cursor_.failure(),
+                  m = cursor_.failure_message()]() mutable { pinned(ec, std::move(m)); });
     if (waiting_) finish_waiting(cursor_.failure(), std::nullopt, cursor_.failure_message(), true);
     return;
   }
@@ -81,7 +85,7 @@ void watch_core::send() {
   // request() may have failed at once (not connected): on_reply runs later with the error.
 }
 
-bool watch_core::before_resend(json& request) {
+bool watch_core::before_resend(protocol::packed_request& request) {
   // Not sent: its reply (connection_lost) then finds the watcher failed already and keeps that.
   return cursor_.adjust_resend(request, facts());
 }

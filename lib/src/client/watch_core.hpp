@@ -52,7 +52,7 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
 
   /// The pending watch request is sent again on a new connection (the old one broke): adjusts
   /// it. On the connection's executor.
-  bool before_resend(json& request);
+  bool before_resend(protocol::packed_request& request);
   /// The pending watch request failed (`ec`), or its result came (`result`, MessagePack: a view
   /// into the frame, valid during the call). On the connection's executor.
   void on_reply(error_code ec, std::string_view result, std::string&& message);

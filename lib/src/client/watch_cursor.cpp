@@ -1,6 +1,7 @@
 #include "client/watch_cursor.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/value_check.hpp"
 #include "protocol/watch_reply.hpp"
 
 #include <algorithm>
@@ -11,7 +12,7 @@ namespace zproc::detail {
 namespace field = protocol::field;
 namespace update_field = protocol::update_field;
 
-watch_cursor::watch_cursor(settings s) : s_(std::move(s)) {}
+watch_cursor::watch_cursor(settings s) : s_(std::move(s)) { set_spec(std::move(s_.spec)); }
 
 bool watch_cursor::fail_if_other_server(const connection_facts& on) {
   if (s_.live || !cursor_ || cursor_on_.server_id.empty()) return false;
@@ -24,40 +25,64 @@ bool watch_cursor::fail_if_other_server(const connection_facts& on) {
   return true;
 }
 
-std::optional<json> watch_cursor::next_request(const connection_facts& on) {
+std::optional<protocol::packed_request> watch_cursor::next_request(const connection_facts& on) {
   if (failed_ || fail_if_other_server(on)) return std::nullopt;
-  json req = s_.spec;
-  req[field::max] = batch;
+  if (spec_too_deep_) {
+    // The server would refuse it (or, past its decoder's limit, not even read it).
+    fail(server_errc::bad_request,
+         "a value nested deeper than " + std::to_string(protocol::max_request_depth) +
+             " levels (request and value together) cannot be stored (refused before sending)");
+    return std::nullopt;
+  }
+  request_fields f;
   if (cursor_ && s_.live && on.number != cursor_on_.number) {
     // The cursor is the last connection's: a live watcher goes on from the new server's
     // current revision (with a fresh replica), as when its request is sent again.
-    if (s_.snapshot) req[field::base] = true;
+    f.base = s_.snapshot;
   } else if (cursor_) {
-    req[field::after] = *cursor_;
+    f.after = *cursor_;
   } else if (s_.start) {
     if (*s_.start == 0) {
-      req[field::oldest] = true;
+      f.oldest = true;
     } else {
-      req[field::after] = *s_.start;
+      f.after = *s_.start;
     }
   }
-  if (s_.snapshot && !have_replica_) req[field::base] = true;
-  if (!cursor_) req[field::pin] = true;  // the first request: answered at once, fixing the start
-  return req;
+  if (s_.snapshot && !have_replica_) f.base = true;
+  f.pin = !cursor_;  // the first request: answered at once, fixing the start
+  last_ = f;
+  return pack(f);
 }
 
-bool watch_cursor::adjust_resend(json& request, const connection_facts& on) {
+bool watch_cursor::adjust_resend(protocol::packed_request& request, const connection_facts& on) {
   if (failed_ || fail_if_other_server(on)) return false;
   if (s_.live) {
     // A live watcher continues with the updates made after the reconnect: from the new server's
     // current revision (which may be behind this cursor, after a failover), with a fresh replica.
-    request.erase(field::after);
-    request.erase(field::oldest);
-    if (s_.snapshot) request[field::base] = true;
+    last_.after.reset();
+    last_.oldest = false;
+    last_.base = last_.base || s_.snapshot;
+    request = pack(last_);
   }
   // Any other watcher resumes from its cursor: a restarted durable server has the history after
   // it (else the reply is `compacted`); another server (fail_if_other_server) does not.
   return true;
+}
+
+protocol::packed_request watch_cursor::pack(const request_fields& f) const {
+  protocol::packed_request r = spec_packed_;
+  r.add_unsigned(field::max, batch);
+  if (f.after) r.add_unsigned(field::after, *f.after);
+  if (f.oldest) r.add_bool(field::oldest, true);
+  if (f.base) r.add_bool(field::base, true);
+  if (f.pin) r.add_bool(field::pin, true);
+  return r;
+}
+
+void watch_cursor::set_spec(json spec) {
+  s_.spec = std::move(spec);
+  spec_too_deep_ = protocol::deeper_than(s_.spec, protocol::max_request_depth);
+  spec_packed_ = protocol::packed_request::from(s_.spec);
 }
 
 namespace {
@@ -121,7 +146,9 @@ bool watch_cursor::on_reply(std::string_view result, const connection_facts& on)
     cursor_ = r.cursor;
     cursor_on_ = on;
     if (r.now && s_.snapshot) {
-      s_.spec.erase(field::now);  // only the first request asks for the current state
+      json spec = std::move(s_.spec);
+      spec.erase(field::now);  // only the first request asks for the current state
+      set_spec(std::move(spec));
       if (!s_.filter || s_.filter(replica_)) ready_.push_back({replica_, r.cursor, true});
     }
   } catch (const std::exception& e) {

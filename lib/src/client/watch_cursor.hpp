@@ -5,6 +5,8 @@
 // sends what it answers. Unit-tested with scripted replies in test/unit/watch_cursor_test.cpp.
 #pragma once
 
+#include "protocol/packed_request.hpp"
+
 #include <zproc/error.hpp>
 #include <zproc/json.hpp>
 #include <zproc/update.hpp>
@@ -49,12 +51,13 @@ class watch_cursor {
 
   explicit watch_cursor(settings s);
 
-  /// The next watch request, to go on connection `on`; empty once the watcher failed (then
-  /// failure() says why: a cursor of another server is `compacted`).
-  std::optional<json> next_request(const connection_facts& on);
-  /// A request made by next_request() is sent again on the new connection `on` (the old one
-  /// broke before its reply): adjusts it. False: it must not be sent (the watcher failed).
-  bool adjust_resend(json& request, const connection_facts& on);
+  /// The next watch request, to go on connection `on` (packed once the spec is: it is made
+  /// again after every reply); empty once the watcher failed (then failure() says why: a cursor
+  /// of another server is `compacted`).
+  std::optional<protocol::packed_request> next_request(const connection_facts& on);
+  /// The request made last by next_request() is sent again on the new connection `on` (the old
+  /// one broke before its reply): adjusts it. False: it must not be sent (the watcher failed).
+  bool adjust_resend(protocol::packed_request& request, const connection_facts& on);
   /// The result of a watch reply (its MessagePack: protocol::reply_view::result) that came on
   /// connection `on`. False: the reply is malformed (the watcher failed with protocol_error).
   bool on_reply(std::string_view result, const connection_facts& on);
@@ -82,7 +85,21 @@ class watch_cursor {
   /// failover, or a server restarted without its data): fails it with `compacted`.
   bool fail_if_other_server(const connection_facts& on);
 
+  /// The fields a request adds to the spec.
+  struct request_fields {
+    std::optional<std::uint64_t> after;
+    bool oldest = false;
+    bool base = false;
+    bool pin = false;
+  };
+  protocol::packed_request pack(const request_fields& f) const;
+  /// Replaces the spec (and its packed form).
+  void set_spec(json spec);
+
   settings s_;
+  protocol::packed_request spec_packed_;  // s_.spec's fields
+  bool spec_too_deep_ = false;            // s_.spec nests past protocol::max_request_depth
+  request_fields last_;                   // of the request made last
   std::optional<std::uint64_t> cursor_;  // empty until the server fixed the start
   connection_facts cursor_on_;           // the connection the cursor came on
   json replica_;                         // snapshot watchers: the namespace at cursor_

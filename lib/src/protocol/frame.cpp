@@ -7,10 +7,13 @@
 
 namespace zproc::protocol {
 
-std::size_t append_frame(std::string& out, const nlohmann::json& message) {
+std::size_t begin_frame(std::string& out) {
   const std::size_t start = out.size();
   out.append(frame_header_size, '\0');
-  append_msgpack(out, message);
+  return start;
+}
+
+std::size_t end_frame(std::string& out, std::size_t start) {
   const std::size_t size = out.size() - start - frame_header_size;
   const auto n = static_cast<std::uint32_t>(size);
   out[start + 0] = static_cast<char>((n >> 24) & 0xff);
@@ -18,6 +21,12 @@ std::size_t append_frame(std::string& out, const nlohmann::json& message) {
   out[start + 2] = static_cast<char>((n >> 8) & 0xff);
   out[start + 3] = static_cast<char>(n & 0xff);
   return size;
+}
+
+std::size_t append_frame(std::string& out, const nlohmann::json& message) {
+  const std::size_t start = begin_frame(out);
+  append_msgpack(out, message);
+  return end_frame(out, start);
 }
 
 void append_frame_header(std::string& out, std::size_t payload_size) {

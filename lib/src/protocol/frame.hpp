@@ -20,6 +20,11 @@ inline constexpr std::size_t default_max_frame_size = 8u * 1024u * 1024u;
 /// size, so that callers can enforce a maximum (and roll back with out.resize()).
 std::size_t append_frame(std::string& out, const nlohmann::json& message);
 
+/// A frame written in place: begin_frame() reserves its header and returns where it starts;
+/// the payload is appended; end_frame() fills the header and returns the payload's size.
+std::size_t begin_frame(std::string& out);
+std::size_t end_frame(std::string& out, std::size_t start);
+
 /// Appends the header of a frame of `payload_size` bytes (the payload follows separately).
 void append_frame_header(std::string& out, std::size_t payload_size);
 

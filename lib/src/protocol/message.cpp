@@ -201,18 +201,15 @@ std::string encode_reply(std::uint64_t id, const json& result,
 std::string watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
   std::string out;
   out.reserve(48);
-  auto put = [&out](const json& j) {
-    append_msgpack(out, j);
-  };
-  out.push_back(static_cast<char>(0x82));  // map of 2
-  put(field::id);
-  put(id);
-  put(field::result);
-  out.push_back(static_cast<char>(0x82));  // map of 2
-  put("cursor");
-  put(cursor);
-  put("updates");
-  out.push_back(static_cast<char>(0x91));  // array of 1
+  append_msgpack_map_header(out, 2);
+  append_msgpack_string(out, field::id);
+  append_msgpack_unsigned(out, id);
+  append_msgpack_string(out, field::result);
+  append_msgpack_map_header(out, 2);
+  append_msgpack_string(out, field::cursor);
+  append_msgpack_unsigned(out, cursor);
+  append_msgpack_string(out, field::updates);
+  out.push_back(static_cast<char>(0x91));  // an array of 1: the update follows
   return out;
 }
 

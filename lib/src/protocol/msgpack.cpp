@@ -322,6 +322,19 @@ bool msgpack_reader::unsigned_integer(std::uint64_t& v) noexcept {
   return true;
 }
 
+bool msgpack_reader::unsigned_form(std::uint64_t& v) noexcept {
+  const unsigned char* const start = p_;
+  std::uint64_t bits;
+  bool is_signed;
+  if (!integer(bits, is_signed)) return false;
+  if (is_signed) {
+    p_ = start;
+    return false;
+  }
+  v = bits;
+  return true;
+}
+
 bool msgpack_reader::signed_integer(std::int64_t& v) noexcept {
   std::uint64_t bits;
   bool is_signed;
@@ -465,6 +478,10 @@ void put_binary(std::string& out, const json::binary_t& b) {
 
 void append_msgpack_unsigned(std::string& out, std::uint64_t v) { put_unsigned(out, v); }
 
+void append_msgpack_map_header(std::string& out, std::size_t n) {
+  put_header(out, n, 16, 0x80, 0, 0xde, 0xdf);
+}
+
 void append_msgpack_string(std::string& out, std::string_view s) {
   put_header(out, s.size(), 32, 0xa0, 0xd9, 0xda, 0xdb);
   out.append(s);
@@ -487,7 +504,7 @@ void append_msgpack(std::string& out, const json& v) {
     }
     case json::value_t::object: {
       const auto& o = v.get_ref<const json::object_t&>();
-      put_header(out, o.size(), 16, 0x80, 0, 0xde, 0xdf);
+      append_msgpack_map_header(out, o.size());
       for (const auto& [k, e] : o) {
         append_msgpack_string(out, k);
         append_msgpack(out, e);

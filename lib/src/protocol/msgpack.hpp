@@ -41,6 +41,9 @@ class msgpack_reader {
   bool string(std::string_view& s) noexcept;
   /// An integer of any width that fits `v`.
   bool unsigned_integer(std::uint64_t& v) noexcept;
+  /// An integer in an unsigned form (a positive fixint, uint 8 to 64): what json reads as
+  /// number_unsigned (a non-negative integer in a signed form is not).
+  bool unsigned_form(std::uint64_t& v) noexcept;
   bool signed_integer(std::int64_t& v) noexcept;
   bool boolean(bool& b) noexcept;
   /// Whether the next value is nil (then it is consumed).
@@ -80,6 +83,8 @@ void append_msgpack(std::string& out, const nlohmann::json& v);
 /// One unsigned integer or one string, as append_msgpack() writes it (no json built for it).
 void append_msgpack_unsigned(std::string& out, std::uint64_t v);
 void append_msgpack_string(std::string& out, std::string_view s);
+/// The header of a map of `n` pairs (its keys and values follow).
+void append_msgpack_map_header(std::string& out, std::size_t n);
 
 /// An upper bound of the bytes json::to_msgpack writes for `v` (numbers count as 9 bytes, the
 /// rest is exact), without encoding it: O(size of v). For the byte budgets of pages.

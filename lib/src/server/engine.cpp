@@ -160,21 +160,41 @@ recovery_report engine::attach(std::unique_ptr<journal> j) {
   return journal_->recover(store_);
 }
 
+bool engine::over_parked(std::uint64_t request_id, const request_context& ctx,
+                         std::vector<delivery>& out) {
+  if (limits_.max_parked_per_connection == 0 ||
+      parked_of(ctx.client_id) < limits_.max_parked_per_connection)
+    return false;
+  out.push_back({ctx.client_id,
+                 protocol::make_error_reply(
+                     request_id, server_errc::limit_reached,
+                     "this connection has " + std::to_string(limits_.max_parked_per_connection) +
+                         " requests waiting already (watches, lock waits, task takes and "
+                         "waits: server_config::limits.max_parked_per_connection, zproc server "
+                         "--max-parked)")});
+  return true;
+}
+
+void engine::handle(const protocol::watch_request& request, const request_context& ctx,
+                    std::vector<delivery>& out) {
+  if (over_parked(request.id, ctx, out)) return;
+  if (ctx.role)
+    if (auto why = refusal(*ctx.role, protocol::op::watch, request_scope{request.ns, {}})) {
+      out.push_back({ctx.client_id,
+                     protocol::make_error_reply(request.id, server_errc::forbidden, *why)});
+      return;
+    }
+  guarded(out, ctx.client_id, request.id, [&] {
+    if (auto now = watches_.watch(store_, request, ctx.client_id))
+      out.push_back({ctx.client_id, protocol::make_reply(request.id, std::move(*now))});
+  });
+}
+
 void engine::handle(const json& request, std::uint64_t request_id, const request_context& ctx,
                     std::vector<delivery>& out) {
   using protocol::op;
   const std::optional<op> code = protocol::op_of(request);  // parsed once
-  if (code && protocol::parks(*code) && limits_.max_parked_per_connection > 0 &&
-      parked_of(ctx.client_id) >= limits_.max_parked_per_connection) {
-    out.push_back({ctx.client_id,
-                   protocol::make_error_reply(
-                       request_id, server_errc::limit_reached,
-                       "this connection has " + std::to_string(limits_.max_parked_per_connection) +
-                           " requests waiting already (watches, lock waits, task takes and "
-                           "waits: server_config::limits.max_parked_per_connection, zproc server "
-                           "--max-parked)")});
-    return;
-  }
+  if (code && protocol::parks(*code) && over_parked(request_id, ctx, out)) return;
   if (code && ctx.role)
     if (auto why = refusal(*ctx.role, *code, request)) {
       out.push_back({ctx.client_id,
@@ -199,7 +219,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   }
   if (code == op::watch) {
     guarded(out, ctx.client_id, request_id, [&] {
-      if (auto now = watches_.watch(store_, request, ctx.client_id))
+      if (auto now = watches_.watch(store_, watch_registry::request_of(request), ctx.client_id))
         out.push_back({ctx.client_id, protocol::make_reply(request_id, std::move(*now))});
     });
     return;

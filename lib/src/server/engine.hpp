@@ -65,6 +65,10 @@ class engine {
   void handle(const json& request, std::uint64_t request_id, const request_context& ctx,
               std::vector<delivery>& out);
 
+  /// The same for a watch request read without a json tree (protocol::decode_watch_request).
+  void handle(const protocol::watch_request& request, const request_context& ctx,
+              std::vector<delivery>& out);
+
   /// The client's connection closed: its pending watches go, its atomic locks are released,
   /// the processes it registered and that still run are "lost", the tasks its worker held are
   /// queued again.
@@ -117,6 +121,10 @@ class engine {
   void lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
             std::vector<delivery>& out);
   void release(const std::string& ns, std::vector<delivery>& out);
+  /// The connection holds limits_.max_parked_per_connection requests already: appends the
+  /// refusal of request `request_id` and returns true.
+  bool over_parked(std::uint64_t request_id, const request_context& ctx,
+                   std::vector<delivery>& out);
   /// The requests the server holds unanswered for `client` (watches, lock waits, task takes
   /// and waits): limits_.max_parked_per_connection.
   std::size_t parked_of(std::uint64_t client) const;

@@ -47,40 +47,49 @@ op_class class_of(op o) {
 std::string what(const access_role& role) { return "a " + role.to_string() + " connection"; }
 
 /// The role's namespace list allows the request's namespace.
-std::optional<std::string> check_namespace(const access_role& role, const nlohmann::json& request) {
+std::optional<std::string> check_namespace(const access_role& role, std::string_view ns) {
   if (role.namespaces.empty()) return std::nullopt;
-  auto n = request.find(protocol::field::ns);
-  const std::string ns = n != request.end() && n->is_string() ? n->get<std::string>() : "";
   if (std::find(role.namespaces.begin(), role.namespaces.end(), ns) != role.namespaces.end())
     return std::nullopt;
-  return what(role) + " may not use namespace '" + ns + "'";
+  return what(role) + " may not use namespace '" + std::string(ns) + "'";
+}
+
+/// A string field of `request`; nullopt if absent or not a string.
+std::optional<std::string_view> text_field(const nlohmann::json& request, const char* name) {
+  auto it = request.find(name);
+  if (it == request.end() || !it->is_string()) return std::nullopt;
+  return std::string_view(it->get_ref<const std::string&>());
 }
 
 }  // namespace
 
-std::optional<std::string> refusal(const access_role& role, op code, const nlohmann::json& request) {
+std::optional<std::string> refusal(const access_role& role, op code, request_scope scope) {
   const op_class c = class_of(code);
   if (role.what == kind::admin || c == op_class::any) return std::nullopt;
   const std::string name(protocol::name(code));
   switch (role.what) {
     case kind::read_write:
-      if (c == op_class::read || c == op_class::write) return check_namespace(role, request);
+      if (c == op_class::read || c == op_class::write) return check_namespace(role, scope.ns);
       return std::nullopt;  // processes and tasks (ownership is checked where they live)
     case kind::read_only:
-      if (c == op_class::read) return check_namespace(role, request);
+      if (c == op_class::read) return check_namespace(role, scope.ns);
       if (c == op_class::process_read) return std::nullopt;
       return what(role) + " may not send '" + name + "' (it only reads)";
     case kind::worker: {
       if (c != op_class::task_work)
         return what(role) + " may not send '" + name + "' (it only takes and finishes tasks)";
       if (code == op::task_done) return std::nullopt;  // only the tasks it holds count
-      auto q = request.find(protocol::tasks::queue);
-      if (q != request.end() && q->is_string() && q->get_ref<const std::string&>() == role.swarm)
-        return std::nullopt;
+      if (scope.swarm && *scope.swarm == role.swarm) return std::nullopt;
       return what(role) + " takes only the tasks of swarm '" + role.swarm + "'";
     }
     default: return std::nullopt;
   }
+}
+
+std::optional<std::string> refusal(const access_role& role, op code, const nlohmann::json& request) {
+  return refusal(role, code,
+                 request_scope{text_field(request, protocol::field::ns).value_or(""),
+                               text_field(request, protocol::tasks::queue)});
 }
 
 }  // namespace zproc::server_detail

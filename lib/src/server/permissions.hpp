@@ -11,10 +11,19 @@
 
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace zproc::server_detail {
 
-/// Why `role` may not send `request` (whose op is `code`); nullopt when it may.
+/// What of a request the role is checked against: its namespace ("" if it names none), and a
+/// task's swarm.
+struct request_scope {
+  std::string_view ns;
+  std::optional<std::string_view> swarm;
+};
+/// Why `role` may not send a request of op `code` in `scope`; nullopt when it may.
+std::optional<std::string> refusal(const access_role& role, detail::op code, request_scope scope);
+/// The same for a request as json (its namespace and swarm read from it).
 std::optional<std::string> refusal(const access_role& role, detail::op code,
                                    const nlohmann::json& request);
 

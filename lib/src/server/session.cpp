@@ -1,6 +1,7 @@
 #include "server/session.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/watch_request.hpp"
 
 #include <zproc/log.hpp>
 
@@ -185,6 +186,16 @@ asio::awaitable<void> session::serve() {
 }
 
 bool session::handle_frame(std::string_view payload) {
+  protocol::watch_request watch;
+  if (greeted_ && !detail::log_enabled(log_level::debug) &&
+      protocol::decode_watch_request(payload, watch)) {
+    // The hottest request (a watcher asks again after each update): no json tree. (With debug
+    // logging on, it takes the generic path, which logs refusals.)
+    with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(watch, ctx_, out); });
+    queue_mine();
+    check_pressure();
+    return true;
+  }
   nlohmann::json msg = protocol::decode_payload(payload);
   if (msg.is_discarded()) {
     queue(protocol::make_error_reply(0, server_errc::malformed_frame,

@@ -84,9 +84,10 @@ json diff(const namespace_state& ns, std::uint64_t from, std::uint64_t to) {
   return d;
 }
 
-std::uint64_t revision_field(const json& req, const char* name, std::uint64_t fallback) {
+/// A revision field: absent or nil (nullopt), or an unsigned integer.
+std::optional<std::uint64_t> revision_field(const json& req, const char* name) {
   auto it = req.find(name);
-  if (it == req.end() || it->is_null()) return fallback;
+  if (it == req.end() || it->is_null()) return std::nullopt;
   if (!it->is_number_unsigned()) bad_request(std::string("'") + name + "' must be a revision");
   return it->get<std::uint64_t>();
 }
@@ -130,39 +131,61 @@ bool watch_spec::matches(const update_record& r) const {
   return true;
 }
 
-std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64_t client_id) {
-  watch_spec spec;
-  spec.client_id = client_id;
-  spec.request_id = req.at(field::id).get<std::uint64_t>();
+protocol::watch_request watch_registry::request_of(const json& req) {
+  protocol::watch_request w;
+  w.id = req.at(field::id).get<std::uint64_t>();
   auto ns_it = req.find(field::ns);
   if (ns_it == req.end() || !ns_it->is_string()) bad_request("missing namespace (field 'n')");
-  spec.ns = ns_it->get<std::string>();
+  w.ns = ns_it->get<std::string>();
   if (auto h = req.find(field::handle); h != req.end() && h->is_number_unsigned())
-    spec.handle = h->get<std::uint64_t>();
+    w.handle = h->get<std::uint64_t>();
   if (auto k = req.find(field::keys); k != req.end()) {
     if (!k->is_array()) bad_request("'keys' must be an array of strings");
     for (const auto& key : *k) {
       if (!key.is_string()) bad_request("'keys' must be an array of strings");
-      spec.keys.push_back(key.get<std::string>());
+      w.keys.push_back(key.get<std::string>());
     }
   }
-  spec.exclude = flag(req, field::exclude);
-  if (auto p = req.find(field::pred); p != req.end()) spec.pred = parse_predicate(*p);
-  spec.identical_okay = flag(req, field::identical);
-  spec.include_own = flag(req, field::own);
-  spec.live = flag(req, field::live);
-  spec.snapshot = flag(req, field::snap);
-  spec.max = static_cast<std::size_t>(std::clamp<std::uint64_t>(revision_field(req, field::max, 256), 1, 10'000));
-  const bool want_base = flag(req, field::base);
-  const bool check_now = flag(req, field::now);
+  if (auto p = req.find(field::pred); p != req.end()) w.pred = *p;
+  w.exclude = flag(req, field::exclude);
+  w.identical = flag(req, field::identical);
+  w.own = flag(req, field::own);
+  w.live = flag(req, field::live);
+  w.snap = flag(req, field::snap);
+  w.now = flag(req, field::now);
+  w.base = flag(req, field::base);
+  w.oldest = flag(req, field::oldest);
+  w.pin = flag(req, field::pin);
+  w.max = revision_field(req, field::max);
+  // (An 'after' beside 'oldest' is not read.)
+  if (!w.oldest) w.after = revision_field(req, field::after);
+  return w;
+}
+
+std::optional<json> watch_registry::watch(store& s, const protocol::watch_request& req,
+                                          std::uint64_t client_id) {
+  watch_spec spec;
+  spec.client_id = client_id;
+  spec.request_id = req.id;
+  spec.ns = req.ns;
+  spec.handle = req.handle;
+  spec.keys = req.keys;
+  spec.exclude = req.exclude;
+  if (req.pred) spec.pred = parse_predicate(*req.pred);
+  spec.identical_okay = req.identical;
+  spec.include_own = req.own;
+  spec.live = req.live;
+  spec.snapshot = req.snap;
+  spec.max = static_cast<std::size_t>(std::clamp<std::uint64_t>(req.max.value_or(256), 1, 10'000));
+  const bool want_base = req.base;
+  const bool check_now = req.now;
 
   static const namespace_state empty_ns;
   namespace_state* found = s.find(spec.ns);
   const namespace_state& ns = found ? *found : empty_ns;
   const std::uint64_t current = ns.revision;
   // "oldest": from the oldest record kept (a watcher started at revision 0).
-  const std::uint64_t after =
-      flag(req, field::oldest) ? ns.hist.oldest() - 1 : revision_field(req, field::after, current);
+  const std::uint64_t after = req.oldest ? ns.hist.oldest() - 1 : req.after.value_or(current);
   if (after > current)
     bad_request("revision " + std::to_string(after) + " is in the future (now " + std::to_string(current) + ")");
 
@@ -211,7 +234,7 @@ std::optional<json> watch_registry::watch(store& s, const json& req, std::uint64
     for (auto& [k, v] : result.items()) a[k] = v;
     return a;
   }
-  if (result.contains(field::base) || flag(req, field::pin)) {
+  if (result.contains(field::base) || req.pin) {
     // A base snapshot, or a client that wants to know where it starts ("pin": a watcher being
     // created), does not wait: answer now with no updates; the client asks again.
     result[field::cursor] = w.cursor;

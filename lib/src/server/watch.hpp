@@ -19,6 +19,7 @@
 //             "tail"?: diff, "now"?: true}
 #pragma once
 
+#include "protocol/watch_request.hpp"
 #include "server/client_counts.hpp"
 #include "server/history.hpp"
 #include "server/op_error.hpp"
@@ -84,7 +85,11 @@ class watch_registry {
  public:
   /// Handles a watch request: either answers at once (returns the reply's result, or throws
   /// op_error) or registers it until a write matches.
-  std::optional<json> watch(store& s, const json& request, std::uint64_t client_id);
+  std::optional<json> watch(store& s, const protocol::watch_request& request,
+                            std::uint64_t client_id);
+  /// A watch request as json, read as decode_watch_request() reads its MessagePack; a field of
+  /// the wrong type throws op_error (bad_request) saying which.
+  static protocol::watch_request request_of(const json& request);
 
   /// A write was committed to `ns`: answers the waiters it matches. A waiter whose client is
   /// `congested` (its connection is over its output limit), or whose reply cannot be built now

@@ -1,0 +1,49 @@
+#include "protocol/packed_request.hpp"
+
+#include "protocol/frame.hpp"
+#include "protocol/msgpack.hpp"
+
+namespace zproc::protocol {
+
+void packed_request::add(std::string_view key, const nlohmann::json& value) {
+  append_msgpack_string(entries, key);
+  append_msgpack(entries, value);
+  ++fields;
+}
+
+void packed_request::add_unsigned(std::string_view key, std::uint64_t value) {
+  append_msgpack_string(entries, key);
+  append_msgpack_unsigned(entries, value);
+  ++fields;
+}
+
+void packed_request::add_bool(std::string_view key, bool value) {
+  append_msgpack_string(entries, key);
+  entries.push_back(value ? '\xc3' : '\xc2');
+  ++fields;
+}
+
+packed_request packed_request::from(const nlohmann::json& request) {
+  packed_request r;
+  r.code = op_of(request);
+  for (const auto& [k, v] : request.get_ref<const nlohmann::json::object_t&>()) r.add(k, v);
+  return r;
+}
+
+nlohmann::json packed_request::to_json() const {
+  std::string bytes;
+  append_msgpack_map_header(bytes, fields);
+  bytes += entries;
+  return decode_msgpack(bytes);
+}
+
+std::size_t append_request_frame(std::string& out, const packed_request& r, std::uint64_t id) {
+  const std::size_t start = begin_frame(out);
+  append_msgpack_map_header(out, r.fields + 1);
+  append_msgpack_string(out, field::id);
+  append_msgpack_unsigned(out, id);
+  out += r.entries;
+  return end_frame(out, start);
+}
+
+}  // namespace zproc::protocol

@@ -1,0 +1,38 @@
+// A request as it goes on the wire but for its id: the MessagePack entries of its map, written
+// field by field without a json tree (a watch is re-armed after every update it returns), or
+// packed from a json request. The connection puts the id in front when it sends it, and keeps
+// the packed request to send again after a reconnect. No I/O.
+#pragma once
+
+#include "protocol/ops.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace zproc::protocol {
+
+struct packed_request {
+  std::optional<op> code;  ///< its op (nullopt: it names none the client knows)
+  std::size_t fields = 0;  ///< the entries in `entries`
+  std::string entries;     ///< `fields` pairs: a key (a MessagePack string), then its value
+
+  void add(std::string_view key, const nlohmann::json& value);
+  void add_unsigned(std::string_view key, std::uint64_t value);
+  void add_bool(std::string_view key, bool value);
+
+  /// Every field of `request` (a json object), in its order; the op read from it.
+  static packed_request from(const nlohmann::json& request);
+  /// The request as json (without the id), for the rare path that edits one.
+  nlohmann::json to_json() const;
+};
+
+/// Appends the frame of `r` sent with id `id`: the map {"i": id, <its entries>}. Returns the
+/// payload's size (to check it against a maximum and roll back with out.resize()).
+std::size_t append_request_frame(std::string& out, const packed_request& r, std::uint64_t id);
+
+}  // namespace zproc::protocol

@@ -1,0 +1,104 @@
+#include "protocol/watch_request.hpp"
+
+#include "protocol/msgpack.hpp"
+#include "protocol/ops.hpp"
+
+namespace zproc::protocol {
+
+namespace {
+
+/// A flag: true only if it is `true` (any other value counts as absent, as on the json path).
+bool read_flag(msgpack_reader& r, bool& out) {
+  bool b = false;
+  if (r.boolean(b)) {
+    out = b;
+    return true;
+  }
+  out = false;
+  return r.skip(1);
+}
+
+/// A revision: nil (absent) or an unsigned integer; anything else is the json path's to refuse.
+bool read_revision(msgpack_reader& r, std::optional<std::uint64_t>& out) {
+  if (r.nil()) {
+    out.reset();
+    return true;
+  }
+  std::uint64_t v = 0;
+  if (!r.unsigned_form(v)) return false;
+  out = v;
+  return true;
+}
+
+}  // namespace
+
+bool decode_watch_request(std::string_view payload, watch_request& out) {
+  msgpack_reader r(payload);
+  std::size_t n = 0;
+  if (!r.map_header(n)) return false;
+  out = {};
+  bool is_watch = false, has_ns = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string_view key;
+    if (!r.string(key)) return false;
+    bool ok = true;
+    if (key == field::id) {
+      ok = r.unsigned_integer(out.id);
+    } else if (key == field::op) {
+      std::string_view name;
+      ok = r.string(name) && parse_op(name) == op::watch;
+      is_watch = ok;
+    } else if (key == field::ns) {
+      std::string_view ns;
+      ok = r.string(ns);
+      out.ns = ns;
+      has_ns = ok;
+    } else if (key == field::handle) {
+      // (Not an unsigned integer: no handle, as on the json path.)
+      if (!r.unsigned_form(out.handle)) {
+        out.handle = 0;
+        ok = r.skip(1);
+      }
+    } else if (key == field::keys) {
+      std::size_t k = 0;
+      ok = r.array_header(k);
+      out.keys.clear();
+      for (std::size_t j = 0; ok && j < k; ++j) {
+        std::string_view name;
+        ok = r.string(name);
+        if (ok) out.keys.emplace_back(name);
+      }
+    } else if (key == field::pred) {
+      ok = r.value(out.pred.emplace(), 1);
+    } else if (key == field::max) {
+      ok = read_revision(r, out.max);
+    } else if (key == field::after) {
+      ok = read_revision(r, out.after);
+    } else if (key == field::exclude) {
+      ok = read_flag(r, out.exclude);
+    } else if (key == field::identical) {
+      ok = read_flag(r, out.identical);
+    } else if (key == field::own) {
+      ok = read_flag(r, out.own);
+    } else if (key == field::live) {
+      ok = read_flag(r, out.live);
+    } else if (key == field::snap) {
+      ok = read_flag(r, out.snap);
+    } else if (key == field::now) {
+      ok = read_flag(r, out.now);
+    } else if (key == field::base) {
+      ok = read_flag(r, out.base);
+    } else if (key == field::oldest) {
+      ok = read_flag(r, out.oldest);
+    } else if (key == field::pin) {
+      ok = read_flag(r, out.pin);
+    } else {
+      ok = r.skip(1);
+    }
+    if (!ok) return false;
+  }
+  if (out.oldest) out.after.reset();  // (an 'after' beside 'oldest' is not read)
+  return r.at_end() && is_watch && has_ns && out.id > 0;
+}
+
+}  // namespace zproc::protocol
