@@ -98,7 +98,7 @@ int main(int argc, char** argv) {
   try {
     const std::string ipc = "ipc:///tmp/zproc-bench-atomic-" + std::to_string(::getpid()) + ".sock";
     child server;
-    spawn(server, {ZPROC_EXE, "server", "--listen", ipc});
+    spawn(server, {zproc_exe(), "server", "--listen", ipc});
     read_lines(server, "listening at ", 1);
     const std::string self = "/proc/self/exe";
 

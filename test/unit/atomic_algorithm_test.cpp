@@ -65,6 +65,35 @@ TEST_SUITE("client_algorithms") {
     CHECK(a.conflicts() == 1);
   }
 
+  TEST_CASE("atomic: the lock asks for the read; a grant that brings it goes straight to the "
+            "body (one round trip less); one that does not (an older server) reads") {
+    atomic_algorithm a("ns", 1, {"k"}, 0, false);  // lock at once
+    auto s = a.start();
+    CHECK(op_of(s) == "lock");
+    CHECK(sent(s).at("read") == true);
+    CHECK(sent(s).at("keys") == json::array({"k"}));
+    s = a.on_reply({}, {{"lease", 5000}, {"read", {{"data", {{"k", 2}}}, {"mods", {{"k", 4}}}}}},
+                   {});
+    REQUIRE(s.what == kind::run_body);
+    CHECK(s.payload == json({{"k", 2}}));
+    s.payload["k"] = 3;
+    s = a.on_body_done(s.payload);
+    CHECK(op_of(s) == "commit");
+    CHECK(sent(s).at("mods") == json({{"k", 4}}));
+    s = a.on_reply({}, 9, {});
+    CHECK(s.what == kind::done);
+
+    atomic_algorithm old("ns", 1, {}, 0, false);
+    s = old.start();
+    s = old.on_reply({}, 5000, {});  // the lease alone
+    CHECK(op_of(s) == "read");
+
+    atomic_algorithm bad("ns", 1, {}, 0, false);
+    s = bad.start();
+    s = bad.on_reply({}, {{"lease", 5000}, {"read", 3}}, {});  // a read that is not one
+    CHECK(op_of(s) == "unlock");
+  }
+
   TEST_CASE("atomic: a lock granted on a connection that was lost since is taken again") {
     atomic_algorithm a("ns", 1, {"k"}, 0, false);  // lock at once
     auto s = a.start();

@@ -81,4 +81,41 @@ TEST_SUITE("locks") {
     lock(6, 60);
     CHECK(!answered(6, 60));
   }
+
+  TEST_CASE_FIXTURE(fixture, "locks: a lock that asks to read gets the namespace with the grant, "
+                             "as of the grant (after the previous holder's commit)") {
+    const auto grant_of = [&](std::uint64_t client, std::uint64_t id) -> json {
+      for (const auto& d : out)
+        if (d.client_id == client && d.message().value(protocol::field::id, std::uint64_t{0}) == id)
+          return d.message().at(protocol::field::result);
+      return nullptr;
+    };
+    send(9, 1, json{{"o", "set"}, {"n", "ns"}, {"k", "a"}, {"v", 1}});
+    send(9, 2, json{{"o", "set"}, {"n", "ns"}, {"k", "b"}, {"v", 2}});
+    out.clear();
+    send(1, 10, protocol::lock_request("ns", {"a"}));
+    const json first = grant_of(1, 10);
+    REQUIRE(protocol::lock_grant_read(first));
+    CHECK(first.at(protocol::field::lease) == engine::lock_lease.count());
+    CHECK(protocol::lock_grant_read(first)->at(protocol::field::data) == json{{"a", 1}});
+    out.clear();
+    send(2, 20, protocol::lock_request("ns", {}));  // waits; reads everything
+    CHECK(grant_of(2, 20).is_null());
+    // The holder commits a = 5 (the read's reply is what commit_request builds on).
+    send(1, 11, protocol::commit_request("ns", 0, true, *protocol::lock_grant_read(first),
+                                         json{{"a", 5}}));
+    const json second = grant_of(2, 20);
+    REQUIRE(protocol::lock_grant_read(second));
+    CHECK(protocol::lock_grant_read(second)->at(protocol::field::data) == json{{"a", 5}, {"b", 2}});
+    CHECK(protocol::lock_grant_read(second)->at(protocol::field::rev) == 3);
+    out.clear();
+    // A plain lock's grant is the lease alone (as before); keys that are not text are refused.
+    unlock(2, 21);
+    lock(3, 30);
+    CHECK(grant_of(3, 30) == engine::lock_lease.count());
+    out.clear();
+    send(4, 40, json{{"o", "lock"}, {"n", "ns"}, {"read", true}, {"keys", {1}}});
+    REQUIRE(!out.empty());
+    CHECK(out.back().message().contains(protocol::field::error));
+  }
 }

@@ -38,7 +38,8 @@ step atomic_algorithm::start() { return read_or_lock(); }
 
 step atomic_algorithm::read_or_lock() {
   if (!locked_ && conflicts_ >= optimistic_attempts_)
-    return send(access::wrap(protocol::make(op::lock, ns_)), phase::locking);  // waits for the holder (leased)
+    // Waits for the holder (leased); the grant brings the read.
+    return send(access::wrap(protocol::lock_request(ns_, keys_)), phase::locking);
   return send(access::wrap(protocol::read_request(ns_, keys_)), phase::reading);
 }
 
@@ -73,15 +74,12 @@ step atomic_algorithm::on_reply(error_code ec, json result, std::string message)
       locked_ = true;
       lock_connection_ = connection_;
       needed_lock_ = true;
+      if (const json* read = protocol::lock_grant_read(result)) return on_read(json(*read));
+      // (A server that reads nothing with the grant: the holder reads.)
       return send(access::wrap(protocol::read_request(ns_, keys_)), phase::reading);
     case phase::reading:
       if (ec) return fail(ec, std::move(message));
-      if (!result.is_object() || !result.contains(protocol::field::data) ||
-          !result[protocol::field::data].is_object())
-        return fail(client_errc::protocol_error, "atomic(): malformed read reply");
-      read_reply_ = std::move(result);
-      phase_ = phase::body;
-      return {step::kind::run_body, read_reply_[protocol::field::data]};
+      return on_read(std::move(result));
     case phase::committing:
       if (!ec) {
         locked_ = false;  // a holder's commit releases the lock on the server
@@ -101,6 +99,15 @@ step atomic_algorithm::on_reply(error_code ec, json result, std::string message)
       return {step::kind::failed, nullptr, make_error_code(client_errc::protocol_error),
               "atomic(): a reply came when none was expected"};
   }
+}
+
+step atomic_algorithm::on_read(json result) {
+  if (!result.is_object() || !result.contains(protocol::field::data) ||
+      !result[protocol::field::data].is_object())
+    return fail(client_errc::protocol_error, "atomic(): malformed read reply");
+  read_reply_ = std::move(result);
+  phase_ = phase::body;
+  return {step::kind::run_body, read_reply_[protocol::field::data]};
 }
 
 step atomic_algorithm::on_body_done(const json& changed) {

@@ -65,6 +65,19 @@ json read_request(const std::string& ns, const std::vector<std::string>& keys) {
   return r;
 }
 
+json lock_request(const std::string& ns, const std::vector<std::string>& keys) {
+  json r = make(op::lock, ns);
+  r[field::read_result] = true;
+  if (!keys.empty()) r[field::keys] = keys;
+  return r;
+}
+
+const json* lock_grant_read(const json& grant) {
+  if (!grant.is_object()) return nullptr;
+  auto it = grant.find(field::read_result);
+  return it == grant.end() ? nullptr : &*it;
+}
+
 json commit_request(const std::string& ns, std::uint64_t handle, bool keys_declared,
                     const json& read_reply, const json& changed) {
   if (!changed.is_object())

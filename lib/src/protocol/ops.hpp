@@ -138,6 +138,9 @@ inline constexpr const char* keys = "keys";  // read, watch: only these keys
 inline constexpr const char* rev = "rev";    // read reply; at: the revision asked for
 inline constexpr const char* data = "data";
 inline constexpr const char* mods = "mods";  // {key: the revision of its last write}
+// lock: {read?: true, keys?} -> the lease (ms), or with `read`: {lease, read: <read's reply>}
+inline constexpr const char* read_result = "read";
+inline constexpr const char* lease = "lease";
 inline constexpr const char* base = "base";  // commit: the revision read; watch: a snapshot
 inline constexpr const char* set = "set";    // commit: keys written
 inline constexpr const char* del = "del";    // commit: keys erased
@@ -211,6 +214,12 @@ json make(op o, const std::string& ns);
 json cancel_request(std::uint64_t target);
 /// read: what an atomic() body starts from (`keys` empty: the whole namespace).
 json read_request(const std::string& ns, const std::vector<std::string>& keys);
+/// lock that reads the namespace (`keys` empty: all of it) when it is granted: the grant's
+/// result is {lease, read: <what read_request() would get>} (a server that does not know the
+/// field grants the lease alone: lock_grant_read() then finds nothing, and the holder reads).
+json lock_request(const std::string& ns, const std::vector<std::string>& keys);
+/// The read that came with a lock's grant, or nullptr.
+const json* lock_grant_read(const json& grant);
 /// commit: writes `changed` (the body's snapshot) over `read_reply` (the read's reply).
 json commit_request(const std::string& ns, std::uint64_t handle, bool keys_declared,
                     const json& read_reply, const json& changed);

@@ -35,8 +35,32 @@ void guarded(std::vector<delivery>& out, std::uint64_t client_id, std::uint64_t 
 
 }  // namespace
 
-void engine::lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
-                  std::vector<delivery>& out) {
+delivery engine::grant(const lock_waiter& w) {
+  if (w.read) {
+    outcome o = store_.execute(protocol::op::read, *w.read, request_context{w.client_id});
+    if (!o.error) {
+      json result = json::object();
+      result[protocol::field::lease] = lock_lease.count();
+      result[protocol::field::read_result] = std::move(o.result);
+      return {w.client_id, protocol::make_reply(w.request_id, std::move(result))};
+    }
+    // (Not read, for lack of memory: the holder reads it itself.)
+  }
+  return {w.client_id, protocol::make_reply(w.request_id, lock_lease.count())};
+}
+
+void engine::lock(const std::string& ns, const json& request, std::uint64_t client,
+                  std::uint64_t request_id, std::vector<delivery>& out) {
+  lock_waiter me{client, request_id, std::nullopt};
+  if (auto r = request.find(protocol::field::read_result); r != request.end() && r->is_boolean() &&
+                                                           r->get<bool>()) {
+    me.read = protocol::read_request(ns, {});
+    if (auto k = request.find(protocol::field::keys); k != request.end()) {
+      if (!k->is_array() || !std::all_of(k->begin(), k->end(), [](const json& x) { return x.is_string(); }))
+        throw op_error{server_errc::bad_request, "'keys' must be strings"};
+      (*me.read)[protocol::field::keys] = *k;
+    }
+  }
   namespace_state& st = store_.open(ns);  // limit_reached past max_namespaces
   ns_lock& l = locks_[ns];
   const auto now = std::chrono::steady_clock::now();
@@ -60,10 +84,10 @@ void engine::lock(const std::string& ns, std::uint64_t client, std::uint64_t req
     st.locked_by = client;
     l.lease_until = now + lock_lease;
     if (max_hold.count() > 0) l.lease_until = std::min(l.lease_until, l.held_since + max_hold);
-    out.push_back({client, protocol::make_reply(request_id, lock_lease.count())});
+    out.push_back(grant(me));
     return;
   }
-  l.waiting.push_back({client, request_id});  // answered when granted
+  l.waiting.push_back(std::move(me));  // answered when granted
   lock_waits_.add(client);
 }
 
@@ -76,14 +100,14 @@ void engine::release(const std::string& ns, std::vector<delivery>& out) {
     locks_.erase(it);
     return;
   }
-  const lock_waiter next = it->second.waiting.front();
+  lock_waiter next = std::move(it->second.waiting.front());
   it->second.waiting.pop_front();
   lock_waits_.remove(next.client_id);
   st.locked_by = next.client_id;
   it->second.held_since = std::chrono::steady_clock::now();
   it->second.lease_until = it->second.held_since + lock_lease;
   it->second.granted_request = next.request_id;
-  out.push_back({next.client_id, protocol::make_reply(next.request_id, lock_lease.count())});
+  out.push_back(grant(next));
 }
 
 std::size_t engine::parked_of(std::uint64_t client) const {
@@ -234,7 +258,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     const auto& name = ns->get_ref<const std::string&>();
     guarded(out, ctx.client_id, request_id, [&] {
       if (code == op::lock) {
-        lock(name, ctx.client_id, request_id, out);
+        lock(name, request, ctx.client_id, request_id, out);
         return;
       }
       if (const auto* st = store_.find(name); st && st->locked_by == ctx.client_id)

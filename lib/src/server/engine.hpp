@@ -108,6 +108,9 @@ class engine {
   struct lock_waiter {
     std::uint64_t client_id;
     std::uint64_t request_id;
+    /// The lock asked to read the namespace (protocol::lock_request): the read request whose
+    /// result goes with the grant, so that the holder needs no round trip of its own for it.
+    std::optional<json> read;
   };
   struct ns_lock {
     std::chrono::steady_clock::time_point lease_until;
@@ -118,8 +121,11 @@ class engine {
     /// the wait up before the grant reached it) releases the lock.
     std::uint64_t granted_request = 0;
   };
-  void lock(const std::string& ns, std::uint64_t client, std::uint64_t request_id,
-            std::vector<delivery>& out);
+  /// `request`: the lock request (its `read` and `keys` fields).
+  void lock(const std::string& ns, const json& request, std::uint64_t client,
+            std::uint64_t request_id, std::vector<delivery>& out);
+  /// The reply that grants a lock to `w`: the lease, and the read it asked for.
+  delivery grant(const lock_waiter& w);
   void release(const std::string& ns, std::vector<delivery>& out);
   /// The connection holds limits_.max_parked_per_connection requests already: appends the
   /// refusal of request `request_id` and returns true.

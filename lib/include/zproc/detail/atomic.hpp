@@ -82,6 +82,8 @@ class atomic_algorithm {
   enum class phase { idle, locking, reading, body, committing, unlocking, over };
 
   step read_or_lock();
+  /// The read's reply (from a read, or with a lock's grant): the body runs on its data.
+  step on_read(json result);
   step send(request r, phase next);
   step fail(error_code ec, std::string message);
 
