@@ -224,7 +224,7 @@ int main(int argc, char** argv) {
   try {
     const std::string ipc = "ipc:///tmp/zproc-bench-" + std::to_string(::getpid()) + ".sock";
     child server;
-    spawn(server, {ZPROC_EXE, "server", "--listen", ipc, "--listen", "tcp://127.0.0.1:0", "--insecure"});
+    spawn(server, {zproc_exe(), "server", "--listen", ipc, "--listen", "tcp://127.0.0.1:0", "--insecure"});
     const auto addrs = read_lines(server, "listening at ", 2);
     const std::string& tcp = addrs[1];
 
