@@ -119,3 +119,92 @@ TEST_SUITE("locks") {
     CHECK(out.back().message().contains(protocol::field::error));
   }
 }
+
+#include "protocol/store_request.hpp"
+
+TEST_SUITE("locks") {
+  TEST_CASE("flat store requests (read without a json tree) answer and write exactly as the "
+            "json path does, refusals included") {
+    const auto packed = [](const json& j) {
+      const auto b = json::to_msgpack(j);
+      return std::string(b.begin(), b.end());
+    };
+    engine by_json{1, retention{}};
+    engine by_flat{1, retention{}};
+    std::vector<json> requests;
+    std::uint64_t id = 0;
+    const auto add = [&](json r) {
+      r["i"] = ++id;
+      requests.push_back(std::move(r));
+    };
+    const std::string bad_utf8("\xff\xfe", 2);
+    json deep = 1;
+    for (int i = 0; i < 300; ++i) deep = json::array({deep});
+    add({{"o", "set"}, {"n", "ns"}, {"k", "a"}, {"v", 1}, {"h", 7}});
+    add({{"o", "get"}, {"n", "ns"}, {"k", "a"}});
+    add({{"o", "get"}, {"n", "ns"}, {"k", "nope"}});
+    add({{"o", "get"}, {"n", "ns"}, {"k", "nope"}, {"d", "fallback"}});
+    add({{"o", "incr"}, {"n", "ns"}, {"k", "a"}});
+    add({{"o", "incr"}, {"n", "ns"}, {"k", "a"}, {"v", 2.5}});
+    add({{"o", "incr"}, {"n", "ns"}, {"k", "a"}, {"v", "x"}});
+    add({{"o", "set"}, {"n", "ns"}, {"k", "s"}, {"v", bad_utf8}});
+    add({{"o", "set"}, {"n", "ns"}, {"k", bad_utf8}, {"v", 1}});
+    add({{"o", "set"}, {"n", "ns"}, {"k", "deep"}, {"v", deep}});
+    add({{"o", "set"}, {"n", "ns"}, {"v", 1}});  // no key
+    add({{"o", "set"}, {"n", "ns"}, {"k", "nokey"}});  // no value
+    add({{"o", "update"}, {"n", "ns"}, {"v", {{"b", {1, 2}}, {"c", nullptr}}}});
+    add({{"o", "update"}, {"n", "ns"}, {"v", 3}});
+    add({{"o", "append"}, {"n", "ns"}, {"k", "b"}, {"v", 3}});
+    add({{"o", "contains"}, {"n", "ns"}, {"k", "b"}});
+    add({{"o", "pop"}, {"n", "ns"}, {"k", "c"}});
+    add({{"o", "pop"}, {"n", "ns"}, {"k", "c"}});
+    add({{"o", "pop"}, {"n", "ns"}, {"k", "c"}, {"d", 0}});
+    add({{"o", "setdefault"}, {"n", "ns"}, {"k", "e"}, {"d", {{"x", 1}}}});
+    add({{"o", "size"}, {"n", "ns"}});
+    add({{"o", "values"}, {"n", "ns"}});
+    add({{"o", "copy"}, {"n", "ns"}});
+    add({{"o", "revision"}, {"n", "other"}});
+    add({{"o", "del"}, {"n", "ns"}, {"k", "e"}});
+    add({{"o", "del"}, {"n", "ns"}, {"k", "e"}});
+    add({{"o", "replace"}, {"n", "ns"}, {"v", {{"z", 26}}}});
+    add({{"o", "popitem"}, {"n", "ns"}});
+    add({{"o", "popitem"}, {"n", "ns"}});
+    add({{"o", "clear"}, {"n", "ns"}});
+    std::size_t flat = 0;
+    for (const auto& r : requests) {
+      CAPTURE(r.dump());
+      std::vector<delivery> a, b;
+      by_json.handle(json::from_msgpack(packed(r)), r["i"].get<std::uint64_t>(),
+                     request_context{1}, a);
+      protocol::store_request s;
+      if (protocol::decode_store_request(packed(r), s)) {
+        ++flat;
+        by_flat.handle(s, request_context{1}, b);
+      } else {
+        by_flat.handle(json::from_msgpack(packed(r)), r["i"].get<std::uint64_t>(),
+                       request_context{1}, b);
+      }
+      REQUIRE(a.size() == b.size());
+      for (std::size_t i = 0; i < a.size(); ++i) CHECK(a[i].message() == b[i].message());
+    }
+    CHECK(flat == requests.size());  // every one of these took the flat path
+    for (const char* ns : {"ns", "other"}) {
+      REQUIRE((by_json.data().find(ns) == nullptr) == (by_flat.data().find(ns) == nullptr));
+      if (by_json.data().find(ns)) {
+        CHECK(by_json.data().find(ns)->data == by_flat.data().find(ns)->data);
+        CHECK(by_json.data().find(ns)->revision == by_flat.data().find(ns)->revision);
+      }
+    }
+    // Left to the json path: other ops, unknown fields, a key that is not text, a bad handle.
+    for (const json& r : {json{{"i", 1}, {"o", "cas"}, {"n", "ns"}, {"k", "a"}, {"v", 1}},
+                          json{{"i", 1}, {"o", "set"}, {"n", "ns"}, {"k", "a"}, {"v", 1}, {"x", 0}},
+                          json{{"i", 1}, {"o", "set"}, {"n", "ns"}, {"k", 5}, {"v", 1}},
+                          json{{"i", 1}, {"o", "set"}, {"n", "ns"}, {"k", "a"}, {"h", "x"}},
+                          json{{"o", "set"}, {"n", "ns"}, {"k", "a"}, {"v", 1}},
+                          json{{"i", 1}, {"o", "set"}, {"k", "a"}, {"v", 1}}}) {
+      CAPTURE(r.dump());
+      protocol::store_request s;
+      CHECK_FALSE(protocol::decode_store_request(packed(r), s));
+    }
+  }
+}

@@ -98,4 +98,13 @@ std::optional<std::string> unstorable(const json& request, std::size_t max_depth
   return check(request, 1, max_depth);
 }
 
+std::optional<std::string> unstorable_field(const json& value, std::size_t max_depth) {
+  return check(value, 2, max_depth);  // a field's value is one level into the request
+}
+
+std::optional<std::string> unstorable_text(std::string_view text) {
+  if (valid_utf8(text)) return std::nullopt;
+  return "a string that is not valid UTF-8 cannot be stored: \"" + shown(text) + "\"";
+}
+
 }  // namespace zproc::protocol

@@ -29,5 +29,10 @@ bool deeper_than(const json& v, std::size_t max_depth);
 /// UTF-8, with where it is), or empty.
 std::optional<std::string> unstorable(const json& request,
                                       std::size_t max_depth = max_request_depth);
+/// The same for one field of a request (its value, as unstorable() judges it in the request),
+/// and for a text field.
+std::optional<std::string> unstorable_field(const json& value,
+                                            std::size_t max_depth = max_request_depth);
+std::optional<std::string> unstorable_text(std::string_view text);
 
 }  // namespace zproc::protocol

@@ -299,6 +299,25 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   }
 
   outcome o = code ? store_.execute(*code, request, ctx) : store_.execute(request, ctx);
+  const std::string* release_ns = nullptr;  // an atomic operation is done: its lock goes
+  if (code == op::commit && !o.error)
+    release_ns = &request.find(protocol::field::ns)->get_ref<const std::string&>();
+  answer_store(std::move(o), request_id, ctx, release_ns, out);
+}
+
+void engine::handle(const protocol::store_request& request, const request_context& ctx,
+                    std::vector<delivery>& out) {
+  if (ctx.role)
+    if (auto why = refusal(*ctx.role, request.code, request_scope{request.ns, {}})) {
+      out.push_back({ctx.client_id,
+                     protocol::make_error_reply(request.id, server_errc::forbidden, *why)});
+      return;
+    }
+  answer_store(store_.execute(request, ctx), request.id, ctx, nullptr, out);
+}
+
+void engine::answer_store(outcome&& o, std::uint64_t request_id, const request_context& ctx,
+                          const std::string* release_ns, std::vector<delivery>& out) {
   // Watchers hear of a committed write whatever happens to its own reply below (a reply that
   // cannot be built for lack of memory closes the writer's connection, not their wait).
   struct notify_on_exit {
@@ -309,12 +328,9 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
       if (o.committed) e.notify(*o.ns, *o.committed, out);
     }
   } notify_guard{*this, o, out};
-  if (code == op::commit && !o.error) {
-    auto ns = request.find(protocol::field::ns);
-    if (const auto* st = store_.find(ns->get_ref<const std::string&>());
-        st && st->locked_by == ctx.client_id)
-      release(ns->get_ref<const std::string&>(), out);  // the atomic operation is done
-  }
+  if (release_ns)
+    if (const auto* st = store_.find(*release_ns); st && st->locked_by == ctx.client_id)
+      release(*release_ns, out);
   if (o.committed && journal_) {
     // Durable before acknowledged: the reply is queued only after the log write (and fsync).
     try {

@@ -68,6 +68,9 @@ class engine {
   /// The same for a watch request read without a json tree (protocol::decode_watch_request).
   void handle(const protocol::watch_request& request, const request_context& ctx,
               std::vector<delivery>& out);
+  /// The same for a store request read without a json tree (protocol::decode_store_request).
+  void handle(const protocol::store_request& request, const request_context& ctx,
+              std::vector<delivery>& out);
 
   /// The client's connection closed: its pending watches go, its atomic locks are released,
   /// the processes it registered and that still run are "lost", the tasks its worker held are
@@ -127,6 +130,10 @@ class engine {
   /// The reply that grants a lock to `w`: the lease, and the read it asked for.
   delivery grant(const lock_waiter& w);
   void release(const std::string& ns, std::vector<delivery>& out);
+  /// The store's outcome `o` of request `request_id`: made durable, answered, and its watchers
+  /// woken; `release_ns` (a commit's namespace) has its atomic lock released first.
+  void answer_store(outcome&& o, std::uint64_t request_id, const request_context& ctx,
+                    const std::string* release_ns, std::vector<delivery>& out);
   /// The connection holds limits_.max_parked_per_connection requests already: appends the
   /// refusal of request `request_id` and returns true.
   bool over_parked(std::uint64_t request_id, const request_context& ctx,

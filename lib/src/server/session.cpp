@@ -1,6 +1,7 @@
 #include "server/session.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/store_request.hpp"
 #include "protocol/watch_request.hpp"
 
 #include <zproc/log.hpp>
@@ -186,16 +187,7 @@ asio::awaitable<void> session::serve() {
 }
 
 bool session::handle_frame(std::string_view payload) {
-  protocol::watch_request watch;
-  if (greeted_ && !detail::log_enabled(log_level::debug) &&
-      protocol::decode_watch_request(payload, watch)) {
-    // The hottest request (a watcher asks again after each update): no json tree. (With debug
-    // logging on, it takes the generic path, which logs refusals.)
-    with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(watch, ctx_, out); });
-    queue_mine();
-    check_pressure();
-    return true;
-  }
+  if (greeted_ && !detail::log_enabled(log_level::debug) && handle_flat(payload)) return true;
   nlohmann::json msg = protocol::decode_payload(payload);
   if (msg.is_discarded()) {
     queue(protocol::make_error_reply(0, server_errc::malformed_frame,
@@ -239,6 +231,24 @@ bool session::handle_frame(std::string_view payload) {
     logic.handle(msg, request_id, ctx_, out);
   });
   if (detail::log_enabled(log_level::debug)) log_refusals(msg, own);
+  queue_mine();
+  check_pressure();
+  return true;
+}
+
+bool session::handle_flat(std::string_view payload) {
+  // The hottest requests (a watcher asks again after each update; get, set, incr...) read
+  // without a json tree. (With debug logging on, everything takes the generic path, which logs
+  // refusals.)
+  protocol::watch_request watch;
+  protocol::store_request store;
+  if (protocol::decode_watch_request(payload, watch)) {
+    with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(watch, ctx_, out); });
+  } else if (protocol::decode_store_request(payload, store)) {
+    with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(store, ctx_, out); });
+  } else {
+    return false;
+  }
   queue_mine();
   check_pressure();
   return true;

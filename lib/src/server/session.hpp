@@ -58,6 +58,9 @@ class session : public std::enable_shared_from_this<session> {
   boost::asio::awaitable<void> serve();
   /// Handles one frame; returns false when the connection must close after flushing.
   bool handle_frame(std::string_view payload);
+  /// A request of the shapes read without a json tree (a watch, a flat store op): handled.
+  /// False: it is another, for the generic path.
+  bool handle_flat(std::string_view payload);
   /// Runs `f(engine, deliveries)` under the hub's lock: appends to `mine_` this session's inbox,
   /// then the deliveries of `f` that are this client's (in that order: the order of the
   /// engine's steps); hands the others to their sessions. Returns where `f`'s own start.

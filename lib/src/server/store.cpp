@@ -41,23 +41,37 @@ std::string quote(std::string_view s) {
   return q;
 }
 
-/// The arguments of one request, checked on access.
-class args {
+}  // namespace
+
+/// What an operation reads of its request: a json request's fields, or a flat one's
+/// (protocol::store_request, for the ops of protocol::flat_store_op: they read no other field).
+class store_args {
  public:
-  explicit args(const json& req) : req_(req) {}
+  explicit store_args(const json& req) : req_(&req) {}
+  explicit store_args(const protocol::store_request& req) : flat_(&req) {}
 
   const std::string& key() const {
-    auto it = req_.find(field::key);
-    if (it == req_.end()) fail(server_errc::bad_request, "missing key (field 'k')");
+    if (flat_) {
+      if (!flat_->key) fail(server_errc::bad_request, "missing key (field 'k')");
+      return *flat_->key;
+    }
+    auto it = req_->find(field::key);
+    if (it == req_->end()) fail(server_errc::bad_request, "missing key (field 'k')");
     if (!it->is_string())
       fail(server_errc::bad_request,
            std::string("the key must be a string, not ") + it->type_name());
     return it->get_ref<const std::string&>();
   }
   const json& value() const {
-    auto it = req_.find(field::value);
-    if (it == req_.end()) fail(server_errc::bad_request, "missing value (field 'v')");
-    return *it;
+    const json* v = value_if();
+    if (!v) fail(server_errc::bad_request, "missing value (field 'v')");
+    return *v;
+  }
+  /// The value, or nullptr if the request has none.
+  const json* value_if() const {
+    if (flat_) return flat_->value ? &*flat_->value : nullptr;
+    auto it = req_->find(field::value);
+    return it == req_->end() ? nullptr : &*it;
   }
   const json& object_value(std::string_view op_name) const {
     const json& v = value();
@@ -66,21 +80,29 @@ class args {
                                         v.type_name());
     return v;
   }
-  const json& raw() const { return req_; }
+  /// The whole request (a json request's: no flat op reads it).
+  const json& raw() const {
+    if (flat_) fail(server_errc::internal, "a flat request has no json form");
+    return *req_;
+  }
   const json* fallback() const {
-    auto it = req_.find(field::fallback);
-    return it == req_.end() ? nullptr : &*it;
+    if (flat_) return flat_->fallback ? &*flat_->fallback : nullptr;
+    auto it = req_->find(field::fallback);
+    return it == req_->end() ? nullptr : &*it;
   }
 
  private:
-  const json& req_;
+  const json* req_ = nullptr;
+  const protocol::store_request* flat_ = nullptr;
 };
+
+namespace {
 
 /// An operation: reads or writes one namespace. Writes bump the revision.
 struct op_env {
   namespace_state& ns;
   const std::string& ns_name;
-  const args& a;
+  const store_args& a;
   const request_context& ctx;
   bool wrote = false;
   std::vector<key_change> changes;
@@ -99,6 +121,16 @@ struct op_env {
 };
 
 using op_fn = json (*)(op_env&);
+
+}  // namespace
+
+struct store_op {
+  json (*fn)(op_env&);
+  bool may_write;
+  bool returns_revision = false;  // the result is the revision after the write
+};
+
+namespace {
 
 /// The current value of `key`, if present (a copy: it becomes the change's "before").
 std::optional<json> current(const json& data, const std::string& key) {
@@ -334,7 +366,7 @@ json op_revision(op_env& e) { return e.ns.revision; }
 /// incr: {k, v: delta (default 1)} -> the new value. An absent key counts as 0.
 json op_incr(op_env& e) {
   const auto& key = e.a.key();
-  const json* d = e.a.raw().contains(field::value) ? &e.a.value() : nullptr;
+  const json* d = e.a.value_if();
   const json delta = d ? *d : json(1);
   if (!delta.is_number())
     fail(server_errc::wrong_type, std::string("increment needs a number, not ") + delta.type_name());
@@ -450,7 +482,7 @@ json op_txn(op_env& e) {
                                                 : std::string();
       fail(server_errc::bad_request, "a transaction cannot run '" + name + "'");
     }
-    const args sub_args(sub_request);
+    const store_args sub_args(sub_request);
     op_env sub{e.ns, e.ns_name, sub_args, e.ctx, false, {}};
     auto merge = [&] {
       for (auto& c : sub.changes) e.changes.push_back(std::move(c));
@@ -576,14 +608,8 @@ json op_history(op_env& e) {
   return records;
 }
 
-struct op_info {
-  op_fn fn;
-  bool may_write;
-  bool returns_revision = false;  // the result is the revision after the write
-};
-
 /// The store's part of `o` (fn null: not a store op).
-constexpr op_info info(op o) noexcept {
+constexpr store_op info(op o) noexcept {
   switch (o) {
     case op::get: return {op_get, false};
     case op::set: return {op_set, true, true};
@@ -724,7 +750,7 @@ outcome store::execute(op code, const json& request, const request_context& ctx)
     return o;
   }
 
-  const op_info what = info(code);
+  const store_op what = info(code);
   if (!what.fn)
     return error_outcome(server_errc::unknown_op,
                          "unknown operation " + quote(protocol::name(code)) + " for the store");
@@ -738,6 +764,31 @@ outcome store::execute(op code, const json& request, const request_context& ctx)
   if (what.may_write)
     if (auto why = protocol::unstorable(request))
       return error_outcome(server_errc::bad_request, std::move(*why));
+  std::optional<std::uint64_t> handle;
+  if (auto h = request.find(field::handle); h != request.end() && h->is_number_unsigned())
+    handle = h->get<std::uint64_t>();
+  return run(what, ns_name, store_args(request), handle, ctx);
+}
+
+outcome store::execute(const protocol::store_request& request, const request_context& ctx) {
+  const store_op what = info(request.code);
+  if (!what.fn || !protocol::flat_store_op(request.code))
+    return error_outcome(server_errc::unknown_op, "not a flat store op: " +
+                                                      quote(protocol::name(request.code)));
+  if (what.may_write) {
+    // As unstorable() judges the json request, field by field in its order (d, k, n, v).
+    std::optional<std::string> why;
+    if (request.fallback) why = protocol::unstorable_field(*request.fallback);
+    if (!why && request.key) why = protocol::unstorable_text(*request.key);
+    if (!why) why = protocol::unstorable_text(request.ns);
+    if (!why && request.value) why = protocol::unstorable_field(*request.value);
+    if (why) return error_outcome(server_errc::bad_request, std::move(*why));
+  }
+  return run(what, request.ns, store_args(request), request.handle, ctx);
+}
+
+outcome store::run(const store_op& what, const std::string& ns_name, const store_args& a,
+                   std::optional<std::uint64_t> handle, const request_context& ctx) {
 
   // Reads of a namespace nobody wrote do not create it (an empty one stands in, built only then).
   std::optional<namespace_state> empty;
@@ -756,7 +807,6 @@ outcome store::execute(op code, const json& request, const request_context& ctx)
     ns = it == namespaces_.end() ? &empty.emplace() : &it->second;
   }
 
-  const args a(request);
   op_env env{*ns, ns_name, a, ctx, false, {}};
   outcome o;
   // A failed operation changes nothing: what it changed before failing is undone.
@@ -795,8 +845,7 @@ outcome store::execute(op code, const json& request, const request_context& ctx)
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
       rec->client_id = ctx.client_id;
-      if (auto h = request.find(field::handle); h != request.end() && h->is_number_unsigned())
-        rec->handle = h->get<std::uint64_t>();
+      if (handle) rec->handle = *handle;
       rec->identical = true;
       for (const auto& c : env.changes)
         if (c.before != c.after) rec->identical = false;

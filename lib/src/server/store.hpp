@@ -3,6 +3,7 @@
 // requests and sends back what it returns.
 #pragma once
 
+#include "protocol/store_request.hpp"
 #include "server/history.hpp"
 
 #include <zproc/access.hpp>
@@ -47,6 +48,9 @@ struct namespace_state {
 };
 
 /// Who sent a request, for records and (later) for watchers that hide a client's own writes.
+struct store_op;
+class store_args;
+
 struct request_context {
   std::uint64_t client_id = 0;
   /// What the connection may do (the session's handshake): nullptr, or an admin role, may do
@@ -82,6 +86,8 @@ class store {
   outcome execute(const json& request, const request_context& ctx);
   /// The same, for a request whose op the caller read already.
   outcome execute(detail::op code, const json& request, const request_context& ctx);
+  /// The same, for a request read without a json tree (protocol::decode_store_request).
+  outcome execute(const protocol::store_request& request, const request_context& ctx);
 
   /// Namespace by name, or nullptr if nothing was ever written there.
   const namespace_state* find(std::string_view ns) const;
@@ -110,6 +116,9 @@ class store {
   }
 
  private:
+  /// Runs `what` on namespace `ns_name` with the request's arguments `a`.
+  outcome run(const store_op& what, const std::string& ns_name, const store_args& a,
+              std::optional<std::uint64_t> handle, const request_context& ctx);
   namespace_state& get_or_create(const std::string& ns, bool limited);
   void count_dropped(history::dropped d) noexcept;
 
