@@ -17,7 +17,7 @@ namespace {
 json read_reply(json data, std::uint64_t rev) { return {{"data", std::move(data)}, {"rev", rev}}; }
 
 /// What a send step sends.
-const json& sent(const atomic_algorithm::step& s) {
+json sent(const atomic_algorithm::step& s) {
   REQUIRE(s.what == kind::send);
   return detail::request_access::body(s.outgoing);
 }

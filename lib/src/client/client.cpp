@@ -97,8 +97,8 @@ class blocking_op final : public pending_op {
 
 }  // namespace
 
-json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& ec,
-              std::string& message, std::uint64_t* on) {
+json call_raw(const std::shared_ptr<client_impl>& c, protocol::packed_request request,
+              error_code& ec, std::string& message, std::uint64_t* on) {
   ec.clear();
   message.clear();
   auto result = std::make_shared<blocking_result>();
@@ -106,7 +106,7 @@ json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& e
   auto conn = c->conn();
   // Everything the lambdas use is captured by value: after a timeout in async mode they may run
   // after this function returned.
-  auto req = std::make_shared<json>(std::move(request));
+  auto req = std::make_shared<protocol::packed_request>(std::move(request));
   const bool in_time = c->run_blocking(
       *result,
       [conn, req, result, id] {
@@ -133,7 +133,7 @@ namespace {
 
 /// Sends `request` with the op `make(held handler)` makes, on the client's connection.
 template <class... Values, class Make>
-void send_async(const std::shared_ptr<client_impl>& c, json request,
+void send_async(const std::shared_ptr<client_impl>& c, protocol::packed_request request,
                 asio::any_completion_handler<void(error_code, Values...)> h,
                 diagnostics_ptr diagnostics, Make make) {
   run_client_async(c, std::move(h), std::move(diagnostics), cancel_terminal_or_partial,
@@ -212,24 +212,25 @@ ZPROC_INSTANTIATE(item_page)
 #undef ZPROC_INSTANTIATE
 
 request make_request(op o, const std::string& ns, std::uint64_t handle) {
-  json r = protocol::make(o, ns);
-  r[protocol::field::handle] = handle;
+  auto r = protocol::packed_request::make(o, ns);
+  r.add_unsigned(protocol::field::handle, handle);
   return request_access::wrap(std::move(r));
 }
 
 request make_request(op o, const std::string& ns, std::uint64_t handle, std::string key) {
-  auto r = make_request(o, ns, handle);
-  request_access::body(r)[protocol::field::key] = std::move(key);
-  return r;
+  auto r = protocol::packed_request::make(o, ns);
+  r.add_unsigned(protocol::field::handle, handle);
+  r.add_string(protocol::field::key, key);
+  return request_access::wrap(std::move(r));
 }
 
 request with_value(request r, json value) {
-  request_access::body(r)[protocol::field::value] = std::move(value);
+  request_access::add(r, protocol::field::value, value);
   return r;
 }
 
 request with_fallback(request r, json fallback) {
-  request_access::body(r)[protocol::field::fallback] = std::move(fallback);
+  request_access::add(r, protocol::field::fallback, fallback);
   return r;
 }
 

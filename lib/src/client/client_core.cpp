@@ -466,7 +466,11 @@ asio::awaitable<void> connection::reconnect_loop(std::uint64_t generation) {
 }
 
 std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
-  if (protocol::deeper_than(req, protocol::max_request_depth)) {
+  return request(protocol::packed_request::from(req), std::move(op));
+}
+
+std::uint64_t connection::request(protocol::packed_request req, std::unique_ptr<pending_op> op) {
+  if (req.too_deep) {
     // The server would refuse it (or, past its decoder's limit, not even read it).
     op->complete(server_errc::bad_request, {},
                  "a value nested deeper than " + std::to_string(protocol::max_request_depth) +
@@ -475,10 +479,6 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
                  true);
     return 0;
   }
-  return request(protocol::packed_request::from(req), std::move(op));
-}
-
-std::uint64_t connection::request(protocol::packed_request req, std::unique_ptr<pending_op> op) {
   if (state_ != state::connected && state_ != state::reconnecting) {
     if (state_ == state::closed)
       op->complete(closed_reason_, {}, std::string(closed_message_), true);

@@ -91,8 +91,7 @@ class connection : public std::enable_shared_from_this<connection> {
   /// Sends a request (adds the id) and registers `op`; returns the id (0 if it failed at once).
   /// While reconnecting, the request waits and is sent once connected.
   std::uint64_t request(json req, std::unique_ptr<pending_op> op);
-  /// The same, for a request packed already (a value nested deeper than
-  /// protocol::max_request_depth is the caller's to refuse).
+  /// The same, for a request packed already.
   std::uint64_t request(protocol::packed_request req, std::unique_ptr<pending_op> op);
   /// Cancels a pending request: it completes with operation_aborted; a late reply is dropped.
   /// A request the server may hold unanswered (protocol::parks: a namespace lock, a watch, a
@@ -266,7 +265,7 @@ class client_impl {
 /// nothing of its own: the error_code forms of the blocking calls rest on it). `on`, if set,
 /// gets the number of the connection the reply came on (connection::connections()). Defined
 /// in client.cpp.
-json call_raw(const std::shared_ptr<client_impl>& c, json request, error_code& ec,
-              std::string& message, std::uint64_t* on = nullptr);
+json call_raw(const std::shared_ptr<client_impl>& c, protocol::packed_request request,
+              error_code& ec, std::string& message, std::uint64_t* on = nullptr);
 
 }  // namespace zproc::detail

@@ -1,7 +1,6 @@
 #include "client/watch_cursor.hpp"
 
 #include "protocol/message.hpp"
-#include "protocol/value_check.hpp"
 #include "protocol/watch_reply.hpp"
 
 #include <algorithm>
@@ -27,13 +26,6 @@ bool watch_cursor::fail_if_other_server(const connection_facts& on) {
 
 std::optional<protocol::packed_request> watch_cursor::next_request(const connection_facts& on) {
   if (failed_ || fail_if_other_server(on)) return std::nullopt;
-  if (spec_too_deep_) {
-    // The server would refuse it (or, past its decoder's limit, not even read it).
-    fail(server_errc::bad_request,
-         "a value nested deeper than " + std::to_string(protocol::max_request_depth) +
-             " levels (request and value together) cannot be stored (refused before sending)");
-    return std::nullopt;
-  }
   request_fields f;
   if (cursor_ && s_.live && on.number != cursor_on_.number) {
     // The cursor is the last connection's: a live watcher goes on from the new server's
@@ -81,8 +73,7 @@ protocol::packed_request watch_cursor::pack(const request_fields& f) const {
 
 void watch_cursor::set_spec(json spec) {
   s_.spec = std::move(spec);
-  spec_too_deep_ = protocol::deeper_than(s_.spec, protocol::max_request_depth);
-  spec_packed_ = protocol::packed_request::from(s_.spec);
+  spec_packed_ = protocol::packed_request::from(s_.spec);  // (too deep: the connection refuses it)
 }
 
 namespace {

@@ -98,7 +98,6 @@ class watch_cursor {
 
   settings s_;
   protocol::packed_request spec_packed_;  // s_.spec's fields
-  bool spec_too_deep_ = false;            // s_.spec nests past protocol::max_request_depth
   request_fields last_;                   // of the request made last
   std::optional<std::uint64_t> cursor_;  // empty until the server fixed the start
   connection_facts cursor_on_;           // the connection the cursor came on

@@ -4,6 +4,8 @@
 // op or a field (scripts/check-layers checks the op names). Plain functions, no I/O.
 #pragma once
 
+#include "protocol/packed_request.hpp"
+
 #include <zproc/detail/op.hpp>
 
 #include <nlohmann/json.hpp>
@@ -230,8 +232,52 @@ namespace zproc::detail {
 /// The protocol layer's access to a request's wire form.
 struct request_access {
   static request wrap(json body) noexcept { return request(std::move(body)); }
-  static const json& body(const request& r) noexcept { return r.body_; }
-  static json& body(request& r) noexcept { return r.body_; }
-  static json take(request&& r) noexcept { return std::move(r.body_); }
+  static request wrap(protocol::packed_request p) noexcept {
+    request r;
+    r.packed_ = std::move(p.entries);
+    r.fields_ = p.fields;
+    r.op_ = p.code ? static_cast<int>(*p.code) : -1;
+    r.too_deep_ = p.too_deep;
+    return r;
+  }
+  /// The request as json (a packed one is unpacked: for the few that are built field by field,
+  /// and tests).
+  static json& body(request& r) {
+    if (r.body_.is_null()) {
+      r.body_ = unpacked(r);
+      r.packed_.clear();
+      r.fields_ = 0;
+    }
+    return r.body_;
+  }
+  static json body(const request& r) { return r.body_.is_null() ? unpacked(r) : r.body_; }
+  /// Adds a field (a packed request stays packed).
+  static void add(request& r, std::string_view key, const json& value) {
+    if (!r.body_.is_null()) {
+      r.body_[std::string(key)] = value;
+      return;
+    }
+    protocol::packed_request p = take(std::move(r));
+    p.add(key, value);
+    r = wrap(std::move(p));
+  }
+  /// The request, packed, as the connection sends it.
+  static protocol::packed_request take(request&& r) {
+    if (!r.body_.is_null()) return protocol::packed_request::from(r.body_);
+    protocol::packed_request p;
+    p.entries = std::move(r.packed_);
+    p.fields = r.fields_;
+    if (r.op_ >= 0) p.code = static_cast<op>(r.op_);
+    p.too_deep = r.too_deep_;
+    return p;
+  }
+
+ private:
+  static json unpacked(const request& r) {
+    protocol::packed_request p;
+    p.entries = r.packed_;
+    p.fields = r.fields_;
+    return p.to_json();
+  }
 };
 }  // namespace zproc::detail

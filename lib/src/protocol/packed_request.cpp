@@ -2,12 +2,30 @@
 
 #include "protocol/frame.hpp"
 #include "protocol/msgpack.hpp"
+#include "protocol/ops.hpp"
+#include "protocol/value_check.hpp"
 
 namespace zproc::protocol {
 
+packed_request packed_request::make(detail::op code, std::string_view ns) {
+  packed_request r;
+  r.code = code;
+  r.add_string(field::op, name(code));
+  r.add_string(field::ns, ns);
+  return r;
+}
+
 void packed_request::add(std::string_view key, const nlohmann::json& value) {
+  // One level for the request's own map.
+  if (value.is_structured() && deeper_than(value, max_request_depth - 1)) too_deep = true;
   append_msgpack_string(entries, key);
   append_msgpack(entries, value);
+  ++fields;
+}
+
+void packed_request::add_string(std::string_view key, std::string_view value) {
+  append_msgpack_string(entries, key);
+  append_msgpack_string(entries, value);
   ++fields;
 }
 

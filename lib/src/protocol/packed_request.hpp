@@ -4,7 +4,7 @@
 // the packed request to send again after a reconnect. No I/O.
 #pragma once
 
-#include "protocol/ops.hpp"
+#include <zproc/detail/op.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -17,13 +17,20 @@
 namespace zproc::protocol {
 
 struct packed_request {
-  std::optional<op> code;  ///< its op (nullopt: it names none the client knows)
-  std::size_t fields = 0;  ///< the entries in `entries`
-  std::string entries;     ///< `fields` pairs: a key (a MessagePack string), then its value
+  std::optional<detail::op> code;  ///< its op (nullopt: it names none the client knows)
+  std::size_t fields = 0;          ///< the entries in `entries`
+  std::string entries;  ///< `fields` pairs: a key (a MessagePack string), then its value
+  /// A value nests deeper than a request may (value_check.hpp, max_request_depth): the server
+  /// would refuse it, so it is refused before sending.
+  bool too_deep = false;
+
+  /// {"o": code, "n": ns}: the start of most requests.
+  static packed_request make(detail::op code, std::string_view ns);
 
   void add(std::string_view key, const nlohmann::json& value);
   void add_unsigned(std::string_view key, std::uint64_t value);
   void add_bool(std::string_view key, bool value);
+  void add_string(std::string_view key, std::string_view value);
 
   /// Every field of `request` (a json object), in its order; the op read from it.
   static packed_request from(const nlohmann::json& request);

@@ -5,7 +5,9 @@
 
 #include <zproc/json.hpp>
 
+#include <cstddef>
 #include <cstdint>
+#include <string>
 #include <utility>
 
 namespace zproc::detail {
@@ -31,7 +33,9 @@ enum class predicate : std::uint8_t { equal, not_equal, truthy, falsy, none, not
 struct request_access;
 
 /// A request as the client sends it. Only the protocol layer (lib/src/protocol) reads or writes
-/// its wire form; everyone else makes one with the builders of zproc/detail/request.hpp.
+/// its wire form; everyone else makes one with the builders of zproc/detail/request.hpp. It is
+/// held packed (MessagePack, as it will be sent) or, for the few requests that are built field
+/// by field, as json.
 class request {
  public:
   request() = default;
@@ -39,7 +43,11 @@ class request {
  private:
   friend struct request_access;
   explicit request(json body) noexcept : body_(std::move(body)) {}
-  json body_;
+  json body_;            // a request held as json; null when packed
+  std::string packed_;   // a packed request's entries (lib/src/protocol/packed_request.hpp)
+  std::size_t fields_ = 0;
+  int op_ = -1;          // a packed request's op (-1: none)
+  bool too_deep_ = false;
 };
 
 }  // namespace zproc::detail
