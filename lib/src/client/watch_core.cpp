@@ -65,7 +65,11 @@ void watch_core::arm_here(std::function<void(error_code, std::string)> pinned) {
 
 connection_facts watch_core::facts() const {
   const auto& conn = *client_->conn();
-  return {conn.connections(), conn.server_id(), conn.remote()};
+  if (conn.connections() != remote_of_) {  // (copied once per connection, not per request)
+    remote_ = conn.remote();
+    remote_of_ = conn.connections();
+  }
+  return {conn.connections(), conn.server_id(), remote_};
 }
 
 void watch_core::send() {

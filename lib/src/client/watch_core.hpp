@@ -74,6 +74,8 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
 
   /// The connection the requests go on now.
   connection_facts facts() const;
+  mutable std::string remote_;         // its address, for facts()
+  mutable std::uint64_t remote_of_ = 0;  // the connection remote_ is of
 
   std::shared_ptr<client_impl> client_;
   watch_options options_;

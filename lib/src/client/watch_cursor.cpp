@@ -14,11 +14,11 @@ namespace update_field = protocol::update_field;
 watch_cursor::watch_cursor(settings s) : s_(std::move(s)) { set_spec(std::move(s_.spec)); }
 
 bool watch_cursor::fail_if_other_server(const connection_facts& on) {
-  if (s_.live || !cursor_ || cursor_on_.server_id.empty()) return false;
-  if (on.server_id.empty() || on.server_id == cursor_on_.server_id) return false;
+  if (s_.live || !cursor_ || cursor_server_.empty()) return false;
+  if (on.server_id.empty() || on.server_id == cursor_server_) return false;
   failed_ = server_errc::compacted;
   failed_message_ = "the watcher's cursor (revision " + std::to_string(*cursor_) +
-                    ") is of another server than the one at " + on.remote +
+                    ") is of another server than the one at " + std::string(on.remote) +
                     " now (a failover, or a server restarted without its data): the updates "
                     "after it are not there";
   return true;
@@ -27,7 +27,7 @@ bool watch_cursor::fail_if_other_server(const connection_facts& on) {
 std::optional<protocol::packed_request> watch_cursor::next_request(const connection_facts& on) {
   if (failed_ || fail_if_other_server(on)) return std::nullopt;
   request_fields f;
-  if (cursor_ && s_.live && on.number != cursor_on_.number) {
+  if (cursor_ && s_.live && on.number != cursor_connection_) {
     // The cursor is the last connection's: a live watcher goes on from the new server's
     // current revision (with a fresh replica), as when its request is sent again.
     f.base = s_.snapshot;
@@ -135,7 +135,10 @@ bool watch_cursor::on_reply(std::string_view result, const connection_facts& on)
     }
     if (r.tail && s_.snapshot && have_replica_) apply_diff(replica_, *r.tail);
     cursor_ = r.cursor;
-    cursor_on_ = on;
+    if (on.number != cursor_connection_ || on.server_id != cursor_server_) {
+      cursor_connection_ = on.number;
+      cursor_server_ = on.server_id;  // (copied only when the connection changes)
+    }
     if (r.now && s_.snapshot) {
       json spec = std::move(s_.spec);
       spec.erase(field::now);  // only the first request asks for the current state

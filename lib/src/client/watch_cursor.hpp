@@ -21,11 +21,11 @@
 
 namespace zproc::detail {
 
-/// The connection a request goes on, or a reply came on.
+/// The connection a request goes on, or a reply came on (views: valid during the call).
 struct connection_facts {
-  std::uint64_t number = 0;  ///< connection::connections(): +1 per connection made
-  std::string server_id;     ///< the server's identity from its hello ("" if it has none)
-  std::string remote;        ///< its address (for messages)
+  std::uint64_t number = 0;     ///< connection::connections(): +1 per connection made
+  std::string_view server_id;   ///< the server's identity from its hello ("" if it has none)
+  std::string_view remote;      ///< its address (for messages)
 };
 
 /// What a watcher returns: a snapshot of the namespace, or an update record.
@@ -100,7 +100,9 @@ class watch_cursor {
   protocol::packed_request spec_packed_;  // s_.spec's fields
   request_fields last_;                   // of the request made last
   std::optional<std::uint64_t> cursor_;  // empty until the server fixed the start
-  connection_facts cursor_on_;           // the connection the cursor came on
+  // The connection the cursor came on: its number and server identity.
+  std::uint64_t cursor_connection_ = 0;
+  std::string cursor_server_;
   json replica_;                         // snapshot watchers: the namespace at cursor_
   bool have_replica_ = false;
   std::deque<item> ready_;               // received, not yet returned
