@@ -92,6 +92,16 @@ TEST_SUITE("client_algorithms") {
     s = bad.start();
     s = bad.on_reply({}, {{"lease", 5000}, {"read", 3}}, {});  // a read that is not one
     CHECK(op_of(s) == "unlock");
+
+    // Granted, but the namespace read with the grant did not fit in a reply: the lock is held
+    // on the server, so it is given back at once, not left to its lease.
+    atomic_algorithm big("ns", 1, {}, 0, false);
+    s = big.start();
+    s = big.on_reply(make_error_code(server_errc::reply_too_large), {}, "too large");
+    CHECK(op_of(s) == "unlock");
+    s = big.on_reply({}, true, {});
+    CHECK(s.what == kind::failed);
+    CHECK(s.ec == server_errc::reply_too_large);
   }
 
   TEST_CASE("atomic: a lock granted on a connection that was lost since is taken again") {

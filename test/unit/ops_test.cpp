@@ -77,6 +77,16 @@ TEST_SUITE("ops") {
     CHECK(request_access::body(g).at(field::fallback).is_null());
     CHECK(request_access::body(g).at(field::op) == "get");
     CHECK(request_access::body(detail::ping_request()) == json{{field::op, "ping"}});
+    // A value nested deeper than a request may: marked, for the connection to refuse (also
+    // once more fields are added, as cas and txn do), not thrown here.
+    json deep = 1;
+    for (std::size_t i = 0; i < 600; ++i) deep = json::array({deep});
+    auto d = detail::with_value(detail::make_request(op::cas, "kitchen", 1, "k"), deep);
+    request_access::add(d, field::absent, true);
+    CHECK(request_access::take(std::move(d)).too_deep);
+    auto fine = detail::with_value(detail::make_request(op::cas, "kitchen", 1, "k"), 1);
+    request_access::add(fine, field::expected, 0);
+    CHECK(!request_access::take(std::move(fine)).too_deep);
 
     CHECK(cancel_request(42) == json{{field::op, "cancel"}, {field::target, 42}});
     CHECK(read_request("ns", {}) == json{{field::op, "read"}, {field::ns, "ns"}});

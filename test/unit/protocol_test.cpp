@@ -467,6 +467,9 @@ TEST_SUITE("protocol") {
     CHECK(r.result.empty());
     REQUIRE(parse(json{{"i", "seven"}, {"r", 1}}, r));  // an id that is not a count: 0
     CHECK(r.id == 0);
+    const std::string signed_id("\x82\xa1i\xd0\x05\xa1r\x01", 8);  // i: int8 5
+    REQUIRE(zproc::protocol::parse_reply(signed_id, r));
+    CHECK(r.id == 0);  // as json read it: not number_unsigned
     CHECK(!parse(json::array({1}), r));
     const std::string deep = "\x81\xa1r" + std::string(zproc::protocol::max_msgpack_depth, '\x91') + "\x01";
     CHECK(!zproc::protocol::parse_reply(deep, r));  // as decode_msgpack() refuses it

@@ -298,11 +298,26 @@ TEST_SUITE("client_algorithms") {
     CHECK(*u->changes[1].before == "old");
     CHECK(!u->changes[1].after);
 
+    // A field given twice: the last stands (as the json decoder keeps it).
+    {
+      std::string twice("\x83", 1);
+      const auto field = [](const char* k, const json& v) {
+        const auto b = json::to_msgpack(json{{k, v}});
+        return std::string(b.begin() + 1, b.end());  // the pair without its map header
+      };
+      twice += field("cursor", 6);
+      twice += field("updates", json::array({update(5, "a", 5)}));
+      twice += field("updates", json::array({update(6, "a", 6)}));
+      REQUIRE(c.on_reply(twice, first));
+      const auto items = drain(c);
+      CHECK(items == std::vector<std::uint64_t>{6});
+    }
+
     std::string cut = wire(reply(4, {update(4, "a", 2)}));
     cut.pop_back();
     CHECK(!c.on_reply(cut, first));
     CHECK(c.failure() == zproc::client_errc::protocol_error);
-    CHECK(*c.cursor() == 3);
+    CHECK(*c.cursor() == 6);
   }
 
   TEST_CASE("watch cursor: a spec nested too deep makes requests the connection refuses") {

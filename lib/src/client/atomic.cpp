@@ -70,6 +70,12 @@ void atomic_algorithm::connection_is(std::uint64_t number) noexcept {
 step atomic_algorithm::on_reply(error_code ec, json result, std::string message) {
   switch (phase_) {
     case phase::locking:
+      if (ec == server_errc::reply_too_large) {
+        // Granted, but the namespace read with the grant did not fit in a reply: the lock is
+        // held, and given back (fail() unlocks) rather than left to its lease.
+        locked_ = true;
+        lock_connection_ = connection_;
+      }
       if (ec) return fail(ec, std::move(message));
       locked_ = true;
       lock_connection_ = connection_;
@@ -310,21 +316,19 @@ void from_json(const json& j, transaction_result& r) {
 detail::request state::cas_request(std::string key, std::optional<json> expected,
                                    json desired) const {
   auto r = detail::with_value(req(op::cas, std::move(key)), std::move(desired));
-  json& body = detail::request_access::body(r);
   if (expected) {
-    body[protocol::field::expected] = std::move(*expected);
+    detail::request_access::add(r, protocol::field::expected, *expected);
   } else {
-    body[protocol::field::absent] = true;
+    detail::request_access::add(r, protocol::field::absent, true);
   }
   return r;
 }
 
 detail::request state::txn_request(const txn& t) const {
   auto r = req(op::txn);
-  json& body = detail::request_access::body(r);
-  body[protocol::field::txn_if] = t.compare;
-  body[protocol::field::txn_then] = t.then;
-  body[protocol::field::txn_else] = t.otherwise;
+  detail::request_access::add(r, protocol::field::txn_if, t.compare);
+  detail::request_access::add(r, protocol::field::txn_then, t.then);
+  detail::request_access::add(r, protocol::field::txn_else, t.otherwise);
   return r;
 }
 

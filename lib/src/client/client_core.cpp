@@ -470,15 +470,6 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
 }
 
 std::uint64_t connection::request(protocol::packed_request req, std::unique_ptr<pending_op> op) {
-  if (req.too_deep) {
-    // The server would refuse it (or, past its decoder's limit, not even read it).
-    op->complete(server_errc::bad_request, {},
-                 "a value nested deeper than " + std::to_string(protocol::max_request_depth) +
-                     " levels (request and value together) cannot be stored (refused before "
-                     "sending)",
-                 true);
-    return 0;
-  }
   if (state_ != state::connected && state_ != state::reconnecting) {
     if (state_ == state::closed)
       op->complete(closed_reason_, {}, std::string(closed_message_), true);
@@ -490,6 +481,15 @@ std::uint64_t connection::request(protocol::packed_request req, std::unique_ptr<
     op->complete(client_errc::connection_lost, {},
                  "the request belongs to a connection to the server since lost (it names what "
                  "the server gave on that connection): not sent",
+                 true);
+    return 0;
+  }
+  if (req.too_deep) {
+    // The server would refuse it (or, past its decoder's limit, not even read it).
+    op->complete(server_errc::bad_request, {},
+                 "a value nested deeper than " + std::to_string(protocol::max_request_depth) +
+                     " levels (request and value together) cannot be stored (refused before "
+                     "sending)",
                  true);
     return 0;
   }

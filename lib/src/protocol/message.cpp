@@ -229,7 +229,8 @@ bool parse_reply(std::string_view payload, reply_view& out) {
     std::string_view key;
     if (!r.string(key)) return false;
     // The fields are the map's values: one level down, as decode_msgpack() counts depth.
-    if (key == field::id && r.unsigned_integer(out.id)) continue;
+    // (An id in a signed form is no id: json read it so, and the connection closed.)
+    if (key == field::id && r.unsigned_form(out.id)) continue;
     if (key == field::error) {
       if (!r.value(out.error.emplace(), 1)) return false;
       continue;

@@ -3,6 +3,7 @@
 #include "protocol/msgpack.hpp"
 #include "protocol/ops.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 #include <string>
 
@@ -77,7 +78,10 @@ watch_reply::entry read_entry(msgpack_reader& r, std::size_t depth, bool records
     } else if (records && name == uf::changes) {
       std::size_t k = 0;
       if (!r.array_header(k)) malformed("an update whose changes are not a list");
-      e.record.changes.reserve(k);
+      // (A count the bytes may not hold: reserved up to a bound, as the json decoder does. A
+      // field given twice: the last stands.)
+      e.record.changes.clear();
+      e.record.changes.reserve(std::min<std::size_t>(k, 1024));
       for (std::size_t j = 0; j < k; ++j) e.record.changes.push_back(read_change(r, depth + 2));
       has_ch = true;
     } else if (!r.skip(depth + 1)) {
@@ -108,7 +112,8 @@ watch_reply decode_watch_reply(std::string_view result, bool records) {
     } else if (name == field::updates) {
       std::size_t k = 0;
       if (!r.array_header(k)) malformed("'updates' is not a list");
-      out.updates.reserve(k);
+      out.updates.clear();
+      out.updates.reserve(std::min<std::size_t>(k, 1024));
       for (std::size_t j = 0; j < k; ++j) out.updates.push_back(read_entry(r, depth + 1, records));
       has_updates = true;
     } else if (name == field::base) {

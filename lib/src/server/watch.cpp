@@ -146,7 +146,10 @@ protocol::watch_request watch_registry::request_of(const json& req) {
       w.keys.push_back(key.get<std::string>());
     }
   }
-  if (auto p = req.find(field::pred); p != req.end()) w.pred = *p;
+  if (auto p = req.find(field::pred); p != req.end()) {
+    parse_predicate(*p);  // its shape is judged before the fields below, as it always was
+    w.pred = *p;
+  }
   w.exclude = flag(req, field::exclude);
   w.identical = flag(req, field::identical);
   w.own = flag(req, field::own);
