@@ -432,8 +432,11 @@ TEST_SUITE("state") {
       for (std::size_t i = 1; i < levels; ++i) v = json::array({std::move(v)});
       return v;
     };
-    for (std::size_t levels : {300u, 507u, 508u, 509u, 510u, 511u, 512u, 600u})
+    for (std::size_t levels : {300u, 507u, 508u, 509u, 510u, 511u, 512u, 600u}) {
       refused([&] { st.set("deep", nested(levels)); }, "nested deeper");
+      // (cas adds a field after its value: the request stays refusable, not a json exception)
+      refused([&] { st.compare_and_set("deep", std::nullopt, nested(levels)); }, "nested deeper");
+    }
     // Nothing was stored, the connection is fine, and what is stored is readable by everyone.
     CHECK(st.size() == 0);
     st.set("deep", nested(250));

@@ -261,6 +261,13 @@ TEST_SUITE("history") {
       watch_request fast;
       CHECK_FALSE(decode_watch_request(packed(j), fast));
     }
+    // Fields judged in the order they always were: the predicate's shape before 'max'.
+    try {
+      watch_registry::request_of(json{{"i", 1}, {"o", "watch"}, {"n", "x"}, {"pred", 5}, {"max", "a"}});
+      FAIL("accepted");
+    } catch (const op_error& e) {
+      CHECK(e.message.find("'pred'") != std::string::npos);
+    }
     CHECK_THROWS_AS(watch_registry::request_of(json::from_msgpack(packed(other[5]))), op_error);
     CHECK_THROWS_AS(watch_registry::request_of(json::from_msgpack(packed(other[6]))), op_error);
     std::string cut = packed(good[1]);
