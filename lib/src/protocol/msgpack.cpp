@@ -201,18 +201,19 @@ bool msgpack_reader::skip(std::size_t depth) noexcept {
   }
 }
 
-bool msgpack_reader::map_header(std::size_t& n) noexcept {
+bool msgpack_reader::header(std::size_t& n, unsigned char fix, unsigned char type16,
+                            unsigned char type32, std::size_t min_bytes_each) noexcept {
   if (p_ == end_) return false;
   const unsigned char b = *p_;
-  if ((b & 0xf0) == 0x80) {
+  if ((b & 0xf0) == fix) {
     ++p_;
     n = b & 0x0f;
-  } else if (b == 0xde) {
+  } else if (b == type16) {
     ++p_;
     std::uint16_t k;
     if (!number(k)) return false;
     n = k;
-  } else if (b == 0xdf) {
+  } else if (b == type32) {
     ++p_;
     std::uint32_t k;
     if (!number(k)) return false;
@@ -220,29 +221,15 @@ bool msgpack_reader::map_header(std::size_t& n) noexcept {
   } else {
     return false;
   }
-  return left() / 2 >= n;  // a key and a value: at least two bytes
+  return left() / min_bytes_each >= n;  // what the bytes left can hold
+}
+
+bool msgpack_reader::map_header(std::size_t& n) noexcept {
+  return header(n, 0x80, 0xde, 0xdf, 2);  // a key and a value: at least two bytes
 }
 
 bool msgpack_reader::array_header(std::size_t& n) noexcept {
-  if (p_ == end_) return false;
-  const unsigned char b = *p_;
-  if ((b & 0xf0) == 0x90) {
-    ++p_;
-    n = b & 0x0f;
-  } else if (b == 0xdc) {
-    ++p_;
-    std::uint16_t k;
-    if (!number(k)) return false;
-    n = k;
-  } else if (b == 0xdd) {
-    ++p_;
-    std::uint32_t k;
-    if (!number(k)) return false;
-    n = k;
-  } else {
-    return false;
-  }
-  return left() >= n;  // every element takes at least one byte
+  return header(n, 0x90, 0xdc, 0xdd, 1);  // every element takes at least one byte
 }
 
 bool msgpack_reader::string(std::string_view& s) noexcept {

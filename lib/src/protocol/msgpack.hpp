@@ -69,6 +69,10 @@ class msgpack_reader {
   bool array(std::size_t n, nlohmann::json& out, std::size_t depth);
   bool object(std::size_t n, nlohmann::json& out, std::size_t depth);
   bool skip_bytes(std::size_t n) noexcept;
+  /// A map's or an array's header: fix form (`fix` | n < 16), 16 or 32 bits; false if the
+  /// bytes left cannot hold n elements of at least `min_bytes_each`.
+  bool header(std::size_t& n, unsigned char fix, unsigned char type16, unsigned char type32,
+              std::size_t min_bytes_each) noexcept;
   /// An integer's bits and whether it is signed (false: not an integer).
   bool integer(std::uint64_t& bits, bool& is_signed) noexcept;
 

@@ -3,6 +3,8 @@
 #include "protocol/msgpack.hpp"
 #include "protocol/ops.hpp"
 
+#include <utility>
+
 namespace zproc::protocol {
 
 namespace {
@@ -28,6 +30,19 @@ bool read_revision(msgpack_reader& r, std::optional<std::uint64_t>& out) {
   if (!r.unsigned_form(v)) return false;
   out = v;
   return true;
+}
+
+/// The flag field called `name`, or nullptr.
+bool watch_request::*flag_named(std::string_view name) {
+  static constexpr std::pair<const char*, bool watch_request::*> flags[] = {
+      {field::exclude, &watch_request::exclude}, {field::identical, &watch_request::identical},
+      {field::own, &watch_request::own},         {field::live, &watch_request::live},
+      {field::snap, &watch_request::snap},       {field::now, &watch_request::now},
+      {field::base, &watch_request::base},       {field::oldest, &watch_request::oldest},
+      {field::pin, &watch_request::pin}};
+  for (const auto& [n, member] : flags)
+    if (name == n) return member;
+  return nullptr;
 }
 
 }  // namespace
@@ -74,24 +89,8 @@ bool decode_watch_request(std::string_view payload, watch_request& out) {
       ok = read_revision(r, out.max);
     } else if (key == field::after) {
       ok = read_revision(r, out.after);
-    } else if (key == field::exclude) {
-      ok = read_flag(r, out.exclude);
-    } else if (key == field::identical) {
-      ok = read_flag(r, out.identical);
-    } else if (key == field::own) {
-      ok = read_flag(r, out.own);
-    } else if (key == field::live) {
-      ok = read_flag(r, out.live);
-    } else if (key == field::snap) {
-      ok = read_flag(r, out.snap);
-    } else if (key == field::now) {
-      ok = read_flag(r, out.now);
-    } else if (key == field::base) {
-      ok = read_flag(r, out.base);
-    } else if (key == field::oldest) {
-      ok = read_flag(r, out.oldest);
-    } else if (key == field::pin) {
-      ok = read_flag(r, out.pin);
+    } else if (bool watch_request::*flag = flag_named(key)) {
+      ok = read_flag(r, out.*flag);
     } else {
       ok = r.skip(1);
     }
