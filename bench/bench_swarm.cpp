@@ -3,9 +3,16 @@
 // same run (chunksize left to Python, and chunksize=1), and beside a plain loop in one process.
 // Prints tasks per second and the ratios. See docs/performance.md.
 //
-//   build/bench/bench_swarm [--quick]
+//   build/bench/bench_swarm [--quick] [--only auto|one] [--tasks N] [--no-python] [--external]
+//
+// --only runs one mode, --tasks maps N ints instead of 100,000, --no-python skips the Pool,
+// --external runs the server as a `zproc server` process (ZPROC_BENCH_ZPROC names another
+// program: a wrapper that runs it under callgrind counts the server's instructions per task).
 #include <zproc/zproc.hpp>
 
+#include "support.hpp"
+
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -65,8 +72,27 @@ std::map<std::string, double> python_pool(int n, int rounds) {
 
 int main(int argc, char** argv) {
   zproc::init(argc, argv);
-  const bool quick = argc > 1 && std::string(argv[1]) == "--quick";
-  const int n = 100'000;
+  bool quick = false, python = true, external = false;
+  std::string only;
+  int n = 100'000;
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    if (a == "--quick") {
+      quick = true;
+    } else if (a == "--external") {
+      external = true;
+    } else if (a == "--no-python") {
+      python = false;
+    } else if (a == "--only" && i + 1 < argc) {
+      only = argv[++i];
+    } else if (a == "--tasks" && i + 1 < argc) {
+      n = std::max(1000, std::atoi(argv[++i]));
+    } else {
+      std::fprintf(stderr, "usage: bench_swarm [--quick] [--only auto|one] [--tasks N] "
+                           "[--no-python] [--external]\n");
+      return 2;
+    }
+  }
   const int rounds = quick ? 1 : 3;
   std::vector<int> in(n);
   std::iota(in.begin(), in.end(), 0);
@@ -85,10 +111,19 @@ int main(int argc, char** argv) {
 
   std::map<std::string, double> ours;
   {
-    zproc::context ctx;
+    zproc::bench::child server;
+    zproc::context_options options;
+    if (external) {
+      options.address = "ipc:///tmp/zproc_bench_swarm_" + std::to_string(::getpid()) + ".sock";
+      zproc::bench::spawn(server, {zproc::bench::zproc_exe(), "server", "--listen",
+                                   options.address, "--threads", "1"});
+      zproc::bench::read_lines(server, "listening at ", 1);
+    }
+    zproc::context ctx(options);
     auto sw = ctx.create_swarm(2);
     sw.map(square, std::vector<int>(1000, 3));  // workers started and connected
     for (auto [name, chunk] : {std::pair<const char*, std::size_t>{"auto", 0}, {"one", 1}}) {
+      if (!only.empty() && only != name) continue;
       double best = 0;
       for (int r = 0; r < rounds; ++r) {
         zproc::map_options o;
@@ -103,19 +138,21 @@ int main(int argc, char** argv) {
       ours[name] = best;
     }
   }
-  const auto py = python_pool(n, rounds);
+  const auto py = python ? python_pool(n, rounds) : std::map<std::string, double>{};
 
   std::printf("map of %d squares on 2 workers (best of %d), tasks per second\n\n", n, rounds);
   std::printf("| mode | zproc swarm | Python Pool(2) | zproc / Python | target |\n");
   std::printf("|---|---|---|---|---|\n");
   for (const char* mode : {"auto", "one"}) {
+    if (!only.empty() && only != mode) continue;
     const double p = py.count(mode) ? py.at(mode) : 0;
     std::printf("| %s | %.0f | %.0f | %.2fx | >= 2x |\n",
                 std::string(mode) == "auto" ? "automatic chunks" : "chunk size 1", ours[mode], p,
                 p > 0 ? ours[mode] / p : 0.0);
   }
-  std::printf("\nplain loop in one process: %.0f tasks/s (swarm automatic = %.4fx of it)\n",
-              loop_rate, ours["auto"] / loop_rate);
-  if (py.empty()) std::printf("(python3 not found: no comparison)\n");
+  if (ours.count("auto"))
+    std::printf("\nplain loop in one process: %.0f tasks/s (swarm automatic = %.4fx of it)\n",
+                loop_rate, ours["auto"] / loop_rate);
+  if (py.empty() && python) std::printf("(python3 not found: no comparison)\n");
   return 0;
 }

@@ -1,8 +1,10 @@
 // The typed messages of the task queue (protocol/task_messages.hpp): every reply a server builds
 // reads back as it was built, every request carries its op and fields, and a reply damaged at
 // any position is refused as `malformed` (never another exception, never a crash).
+#include "protocol/msgpack.hpp"
 #include "protocol/ops.hpp"
 #include "protocol/task_messages.hpp"
+#include "protocol/task_request.hpp"
 #include "protocol/tasks.hpp"
 
 #include <doctest/doctest.h>
@@ -71,11 +73,31 @@ std::size_t refusals(const json& good, Parse parse) {
   return refused;
 }
 
+/// The whole MessagePack of `v`.
+std::string packed(const json& v) {
+  std::string out;
+  zproc::protocol::append_msgpack(out, v);
+  return out;
+}
+
+/// A take reply as the server writes it: its result.
 json a_take_reply() {
-  json list = json::array();
-  list.push_back(wire::taken_task(7, "square", json::binary_t({1, 2, 3}), 4, 1, 250));
-  list.push_back(wire::taken_task(8, "square", json::binary_t({4}), 1, 2, 0));
-  return wire::take_reply(std::move(list));
+  wire::take_reply_writer w(5);
+  w.add(7, "square", packed(json::binary({1, 2, 3})), 4, 1, 250);
+  w.add(8, "square", packed(json::binary({4})), 1, 2, 0);
+  CHECK(w.size() == 2);
+  const json reply = zproc::protocol::decode_msgpack(std::move(w).finish());
+  CHECK(reply[field::id] == 5);
+  return reply[field::result];
+}
+
+/// A wait reply as the server writes it, of `outcomes` (by id): its result.
+json a_wait_reply(const std::vector<std::pair<std::uint64_t, json>>& outcomes, bool left) {
+  wire::wait_reply_writer w(6);
+  for (const auto& [id, o] : outcomes) w.add(id, packed(o));
+  const json reply = zproc::protocol::decode_msgpack(std::move(w).finish(left));
+  CHECK(reply[field::id] == 6);
+  return reply[field::result];
 }
 
 json an_info_reply() {
@@ -90,9 +112,8 @@ json an_info_reply() {
 json a_ran_outcome() {
   std::vector<wire::failure> failed;
   failed.push_back({1, "std::runtime_error", "boom", "#0 f()", "report"});
-  json o = wire::ran_outcome({9, 9}, 3, "square", failed);
-  wire::with_worker(o, 42, "h1");
-  return o;
+  const json o = wire::ran_outcome({9, 9}, 3, "square", failed);
+  return zproc::protocol::decode_msgpack(wire::stamped_outcome(packed(o), 42, "h1"));
 }
 
 }  // namespace
@@ -162,12 +183,20 @@ TEST_SUITE("protocol") {
     older[wire::tasks][0].erase(5);
     CHECK(wire::parse_take_reply(older).tasks[0].call_timeout_ms == 0);
 
-    json wait = wire::wait_reply(json::array({wire::result(7, a_ran_outcome())}), true);
+    json wait = a_wait_reply({{7, a_ran_outcome()}}, true);
     const auto w = wire::parse_wait_reply(wait);
     CHECK(w.left);
     REQUIRE(w.results.size() == 1);
     CHECK(w.results[0].first == 7);
     CHECK(w.results[0].second == &wait[wire::results][0][1]);  // a view, not a copy
+    CHECK(*w.results[0].second == a_ran_outcome());
+    json none = a_wait_reply({}, false);
+    CHECK(wire::parse_wait_reply(none).results.empty());
+    // Many entries: the count is patched in after them.
+    std::vector<std::pair<std::uint64_t, json>> many;
+    for (std::uint64_t id = 1; id <= 70'000; ++id) many.emplace_back(id, json::object());
+    json all = a_wait_reply(many, false);
+    CHECK(wire::parse_wait_reply(all).results.size() == 70'000);
 
     const auto i = wire::parse_info_reply(an_info_reply());
     REQUIRE(i.workers.size() == 2);
@@ -184,7 +213,6 @@ TEST_SUITE("protocol") {
 
   TEST_CASE("task messages: outcomes read back; the bytes are accounted") {
     json ran = a_ran_outcome();
-    CHECK(wire::outcome_bytes(ran) > 2 + 6 + 4 + 6);
     CHECK(wire::items_of(ran) == 3);
     const auto o = wire::parse_outcome(ran);
     CHECK(!o.lost);
@@ -201,7 +229,6 @@ TEST_SUITE("protocol") {
     CHECK(o.failures[0].crash_report == "report");
 
     json lost = wire::lost_outcome("it died", 43, "h2", 3, 2, "square");
-    CHECK(wire::outcome_bytes(lost) >= 32 + 7);
     const auto l = wire::parse_outcome(lost);
     REQUIRE(l.lost);
     CHECK(*l.lost == "it died");
@@ -218,7 +245,7 @@ TEST_SUITE("protocol") {
     // is refused; most are refused.
     CHECK(refusals(wire::submit_reply(41), [](json& j) { wire::parse_submit_reply(j); }) >= 5);
     CHECK(refusals(a_take_reply(), [](json& j) { wire::parse_take_reply(j); }) >= 40);
-    CHECK(refusals(wire::wait_reply(json::array({wire::result(7, a_ran_outcome())}), false),
+    CHECK(refusals(a_wait_reply({{7, a_ran_outcome()}}, false),
                    [](json& j) { wire::parse_wait_reply(j); }) >= 10);
     CHECK(refusals(an_info_reply(), [](json& j) { wire::parse_info_reply(j); }) >= 40);
     CHECK(refusals(a_ran_outcome(), [](json& j) { wire::parse_outcome(j); }) >= 15);
@@ -238,5 +265,118 @@ TEST_SUITE("protocol") {
     info[wire::workers][1].erase(wire::host);
     CHECK_THROWS_WITH_AS(wire::parse_info_reply(info),
                          doctest::Contains("has no field 'host'"), wire::malformed);
+  }
+
+  TEST_CASE("task messages: the server stamps the worker on an outcome, replacing the worker's") {
+    const json ran = wire::ran_outcome({1}, 1, "square", {});
+    json o = zproc::protocol::decode_msgpack(wire::stamped_outcome(packed(ran), -5, "box"));
+    json want = ran;
+    want[wire::worker_pid] = -5;
+    want[wire::worker_host] = "box";
+    CHECK(o == want);
+    // A worker that names itself is not believed: the server's pid and host stand, once.
+    json lying = ran;
+    lying[wire::worker_pid] = 1;
+    lying[wire::worker_host] = "elsewhere";
+    const std::string bytes = wire::stamped_outcome(packed(lying), 42, "box");
+    o = zproc::protocol::decode_msgpack(bytes);
+    want[wire::worker_pid] = 42;
+    CHECK(o == want);
+    std::size_t fields = 0;
+    zproc::protocol::msgpack_reader r(bytes);
+    REQUIRE(r.map_header(fields));
+    CHECK(fields == want.size());  // no key twice
+    CHECK(zproc::protocol::decode_msgpack(wire::stamped_outcome(packed(json::object()), 1, "")) ==
+          json{{wire::worker_pid, 1}, {wire::worker_host, ""}});
+    CHECK_THROWS_AS(wire::stamped_outcome(packed(json::array({1})), 1, "h"), wire::malformed);
+    CHECK_THROWS_AS(wire::stamped_outcome(std::string("\x81\x01\x02", 3), 1, "h"),
+                    wire::malformed);  // a key that is not a string
+    CHECK_THROWS_AS(wire::stamped_outcome(packed(ran).substr(0, 5), 1, "h"), wire::malformed);
+  }
+
+  TEST_CASE("task requests: read without a json tree, as the client sends them") {
+    namespace protocol = zproc::protocol;
+    using protocol::op;
+    auto framed = [](json r, std::uint64_t id = 9) {
+      r[field::id] = id;
+      return packed(r);
+    };
+    wire::submit_options s;
+    s.queue = "q";
+    s.target = "square";
+    s.bound = true;
+    s.max_attempts = 2;
+    s.call_timeout_ms = 500;
+    const json chunks = json::array({wire::chunk({1, 2}, 2), wire::chunk({3}, 1)});
+    protocol::task_request t;
+    const std::string submit = framed(wire::submit_request(s, chunks));
+    REQUIRE(protocol::decode_task_request(submit, t));
+    CHECK(t.id == 9);
+    CHECK(t.code == op::task_submit);
+    CHECK(t.queue == "q");
+    CHECK(t.target == "square");
+    CHECK(t.bound);
+    CHECK(t.max_attempts == 2);
+    CHECK(t.call_timeout_ms == 500);
+    REQUIRE(t.tasks.size() == 2);
+    CHECK(t.tasks[0].args == packed(chunks[0][0]));  // the whole binary, as it came
+    CHECK(t.tasks[0].items == 2);
+    CHECK(t.tasks[1].args == packed(chunks[1][0]));
+
+    const std::string take = framed(wire::take_request("q", 16, -3, "h"));  // (views into it)
+    REQUIRE(protocol::decode_task_request(take, t));
+    CHECK(t.code == op::task_take);
+    CHECK(t.queue == "q");
+    CHECK(t.max == 16);
+    CHECK(t.pid == -3);
+    CHECK(t.host == "h");
+
+    const json outcome = wire::ran_outcome({9}, 1, "square", {{0, "e", "m", "s", "c"}});
+    const std::string done =
+        framed(wire::done_request(json::array({wire::result(7, outcome), wire::result(8, json::object())})));
+    REQUIRE(protocol::decode_task_request(done, t));
+    CHECK(t.code == op::task_done);
+    REQUIRE(t.results.size() == 2);
+    CHECK(t.results[0].task == 7);
+    CHECK(t.results[0].outcome == packed(outcome));
+    CHECK(t.results[1].outcome == packed(json::object()));
+
+    REQUIRE(protocol::decode_task_request(framed(wire::wait_request(10, 20, 5, {11, 12})), t));
+    CHECK(t.code == op::task_wait);
+    CHECK(t.from == 10);
+    CHECK(t.to == 20);
+    CHECK(t.wait_ms == 5);
+    CHECK(t.ack == std::vector<std::uint64_t>{11, 12});
+
+    // Cut anywhere: not read (the json path refuses it as a broken frame).
+    for (const std::string& whole : {submit, done})
+      for (std::size_t n = 0; n < whole.size(); ++n)
+        CHECK(!protocol::decode_task_request(std::string_view(whole).substr(0, n), t));
+    // What the json path words a refusal for, or reads differently, is left to it.
+    const json good_submit = wire::submit_request(s, chunks);
+    const std::vector<json> left_to_json = {
+        framed(good_submit, 0),                                      // no id
+        [&] { json r = good_submit; r["extra"] = 1; return r; }(),   // a field it does not know
+        [&] { json r = good_submit; r[wire::queue] = ""; return r; }(),
+        [&] { json r = good_submit; r[wire::target] = 5; return r; }(),
+        [&] { json r = good_submit; r[wire::tasks] = json::array(); return r; }(),
+        [&] { json r = good_submit; r[wire::tasks][0][1] = 0; return r; }(),  // no items
+        [&] { json r = good_submit; r[wire::tasks][0][0] = json::binary({1}, 3); return r; }(),
+        [&] { json r = good_submit; r[wire::max_attempts] = 0; return r; }(),
+        [&] { json r = good_submit; r[wire::max_attempts] = 1ULL << 32; return r; }(),
+        [&] { json r = good_submit; r[wire::bound] = 1; return r; }(),
+        [&] { json r = good_submit; r.erase(wire::target); return r; }(),
+        wire::take_request("", 1, 1, "h"),
+        [] { json r = wire::take_request("q", 1, 1, "h"); r[wire::pid] = "1"; return r; }(),
+        wire::done_request(json::array({json::array({7, json::array()})})),  // not a map
+        wire::done_request(json::array({json::array({-7, json::object()})})),
+        [] { json r = wire::wait_request(1, 2, 0, {}); r.erase(wire::to); return r; }(),
+        [] { json r = wire::wait_request(1, 2, 0, {3}); r[wire::ack][0] = "3"; return r; }(),
+        wire::cancel_request(1, 2),  // an op it does not hold
+    };
+    for (const json& r : left_to_json) {
+      CAPTURE(r.dump());
+      CHECK(!protocol::decode_task_request(r.is_string() ? r.get<std::string>() : framed(r), t));
+    }
   }
 }

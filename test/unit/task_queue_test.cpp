@@ -1,12 +1,19 @@
 // The swarm's task queues without sockets: submitting, taking (fair shares, parking), outcomes
 // held until acknowledged, a worker that dies (its tasks queued again, then lost after
 // max_attempts), bound tasks cancelled with their submitter, retiring, and bad input.
+//
+// Every request runs twice, on twin queues: as json (the generic path) and as the MessagePack
+// a client sends, read by protocol::decode_task_request (the server's flat path). Both must
+// give the same replies, the same refusals and the same state.
+#include "protocol/msgpack.hpp"
 #include "protocol/ops.hpp"
+#include "protocol/task_request.hpp"
 #include "protocol/tasks.hpp"
 #include "server/task_queue.hpp"
 
 #include <doctest/doctest.h>
 
+#include <optional>
 #include <string>
 
 using namespace zproc;
@@ -28,17 +35,76 @@ namespace {
 
 constexpr std::uint64_t owner = 1, w1 = 2, w2 = 3, other = 4;
 
+/// The replies as json, in order, with their clients.
+json messages(const std::vector<delivery>& replies) {
+  json all = json::array();
+  for (const auto& d : replies) all.push_back(json::array({d.client_id, d.message()}));
+  return all;
+}
+
 struct fixture {
-  task_queue q;
+  task_queue q;     // requests as json
+  task_queue twin;  // the same requests as MessagePack, through the flat reader
   std::vector<delivery> out;
   std::uint64_t next_request = 100;
   task_queue::clock::time_point now = task_queue::clock::now();
 
-  /// Runs a request; returns the replies it produced (and clears them).
+  /// Runs a request on both queues; returns the replies it produced (and clears them). A
+  /// refusal is thrown (after checking that both refused it alike).
   std::vector<delivery> run(std::uint64_t client, json request) {
     out.clear();
-    q.execute(request, ++next_request, client, now, out);
+    const std::uint64_t id = ++next_request;
+    std::optional<op_error> refused, twin_refused;
+    try {
+      q.execute(request, id, client, now, out);
+    } catch (const op_error& e) {
+      refused = e;
+    }
+    json framed = request;
+    framed["i"] = id;
+    std::string bytes;
+    protocol::append_msgpack(bytes, framed);
+    protocol::task_request flat;
+    const bool read = protocol::decode_task_request(bytes, flat);
+    // What the generic path takes, the flat one reads too (these tests send well-typed
+    // fields); what it refuses, the flat one leaves to it, or refuses alike.
+    const auto o = protocol::op_of(request);
+    if (!refused) CHECK(read == (o && protocol::flat_task_op(*o)));
+    std::vector<delivery> twin_out;
+    try {
+      if (read) {
+        twin.execute(flat, client, now, twin_out);
+      } else {
+        twin.execute(request, id, client, now, twin_out);
+      }
+    } catch (const op_error& e) {
+      twin_refused = e;
+    }
+    REQUIRE(refused.has_value() == twin_refused.has_value());
+    CHECK(messages(out) == messages(twin_out));
+    CHECK(q.size() == twin.size());
+    CHECK(q.finished() == twin.finished());
+    if (refused) {
+      CHECK(refused->message == twin_refused->message);
+      throw *refused;
+    }
     return std::move(out);
+  }
+  /// A connection closes (on both queues).
+  std::vector<delivery> gone(std::uint64_t client) {
+    std::vector<delivery> a, b;
+    q.client_gone(client, a);
+    twin.client_gone(client, b);
+    CHECK(messages(a) == messages(b));
+    return a;
+  }
+  /// The clock ticks (on both queues).
+  std::vector<delivery> tick(task_queue::clock::time_point t) {
+    std::vector<delivery> a, b;
+    q.tick(t, a);
+    twin.tick(t, b);
+    CHECK(messages(a) == messages(b));
+    return a;
   }
   std::uint64_t submit(std::size_t n, std::uint64_t client = owner, bool bound = false,
                        std::uint64_t max_attempts = 3) {
@@ -48,7 +114,7 @@ struct fixture {
     auto r = run(client, {{"o", submit_op}, {"q", "s"}, {"tg", "square"}, {"t", tasks},
                           {"bound", bound}, {"ma", max_attempts}});
     REQUIRE(!r.empty());
-    return r.front().reply.at("r").at(wire::first).get<std::uint64_t>();
+    return r.front().message().at("r").at(wire::first).get<std::uint64_t>();
   }
   json take_request(std::size_t max, std::int64_t pid = 42) {
     return {{"o", take_op}, {"q", "s"}, {"max", max}, {"pid", pid}, {"host", "box"}};
@@ -66,7 +132,7 @@ struct fixture {
   json wait(std::uint64_t from, std::uint64_t to, json ack = json::array(), std::uint64_t ms = 0) {
     auto r = run(owner, {{"o", wait_op}, {"from", from}, {"to", to}, {"ack", ack},
                          {"ms", ms}});
-    return r.empty() ? json() : r.front().reply.at("r");
+    return r.empty() ? json() : r.front().message().at("r");
   }
 };
 
@@ -89,7 +155,7 @@ TEST_SUITE("task_queue") {
     CHECK(f.q.queued("s") == 3);
     auto r = f.run(w1, f.take_request(10));
     REQUIRE(r.size() == 1);
-    CHECK(f.ids(r[0].reply) == std::vector<std::uint64_t>{first, first + 1, first + 2});
+    CHECK(f.ids(r[0].message()) == std::vector<std::uint64_t>{first, first + 1, first + 2});
     CHECK(f.q.queued("s") == 0);
 
     f.done(w1, first + 1);
@@ -110,21 +176,17 @@ TEST_SUITE("task_queue") {
     const auto first = f.submit(2);
     f.run(w1, f.take_request(10));
     CHECK(f.wait(first, first + 2, json::array(), 5000).is_null());  // parked
-    f.out.clear();
-    f.q.execute({{"o", done_op},
-                 {"r", json::array({json::array({first, json{{"v", json::binary({1})}}})})}},
-                1, w1, f.now, f.out);
-    REQUIRE(f.out.size() == 2);  // the worker's reply and the parked wait's
-    CHECK(f.out[1].client_id == owner);
-    CHECK(f.out[1].reply["r"]["r"].size() == 1);
+    auto r = f.run(w1, {{"o", done_op},
+                        {"r", json::array({json::array({first, json{{"v", json::binary({1})}}})})}});
+    REQUIRE(r.size() == 2);  // the worker's reply and the parked wait's
+    CHECK(r[1].client_id == owner);
+    CHECK(r[1].message()["r"]["r"].size() == 1);
 
     CHECK(f.wait(first, first + 2, json::array({first}), 100).is_null());
-    std::vector<delivery> expired;
-    f.q.tick(f.now + std::chrono::milliseconds(50), expired);
-    CHECK(expired.empty());
-    f.q.tick(f.now + std::chrono::milliseconds(150), expired);
+    CHECK(f.tick(f.now + std::chrono::milliseconds(50)).empty());
+    const auto expired = f.tick(f.now + std::chrono::milliseconds(150));
     REQUIRE(expired.size() == 1);
-    CHECK(expired[0].reply["r"]["r"].empty());
+    CHECK(expired[0].message()["r"]["r"].empty());
   }
 
   TEST_CASE("a take parks when nothing is queued and is served by the next submit") {
@@ -135,7 +197,7 @@ TEST_SUITE("task_queue") {
                            {"t", json::array({json::array({json::binary({1}), 1})})}});
     REQUIRE(r.size() == 2);  // submit reply, then the parked take's
     CHECK(r[1].client_id == w1);
-    CHECK(f.ids(r[1].reply).size() == 1);
+    CHECK(f.ids(r[1].message()).size() == 1);
     CHECK(failure(f, w1, f.take_request(1)) == "");  // one take at a time is fine
     CHECK(!failure(f, w1, f.take_request(1)).empty());  // a second one while parked is not
   }
@@ -151,23 +213,21 @@ TEST_SUITE("task_queue") {
     CHECK(f.q.queued("s") == 0);
     // Each got a share, not one worker all 8.
     CHECK(r[1].client_id == w1);
-    CHECK(f.ids(r[1].reply).size() == 4);
+    CHECK(f.ids(r[1].message()).size() == 4);
     CHECK(r[2].client_id == w2);
-    CHECK(f.ids(r[2].reply).size() == 4);
+    CHECK(f.ids(r[2].message()).size() == 4);
   }
 
   TEST_CASE("a worker that dies gives its tasks back; after max_attempts they are lost") {
     fixture f;
     const auto first = f.submit(1, owner, false, 2);
     f.run(w1, f.take_request(1, 501));
-    std::vector<delivery> out;
-    f.q.client_gone(w1, out);
+    f.gone(w1);
     CHECK(f.q.queued("s") == 1);  // attempt 1 failed: queued again
     auto r = f.run(w2, f.take_request(1, 502));
     REQUIRE(r.size() == 1);
-    CHECK(r[0].reply["r"]["t"][0][4] == 2);  // attempt 2
-    out.clear();
-    f.q.client_gone(w2, out);
+    CHECK(r[0].message()["r"]["t"][0][4] == 2);  // attempt 2
+    f.gone(w2);
     json got = f.wait(first, first + 1);
     REQUIRE(got.at("r").size() == 1);
     const json& o = got["r"][0][1];
@@ -180,15 +240,14 @@ TEST_SUITE("task_queue") {
     fixture f;
     const auto bound = f.submit(2, owner, true);
     const auto kept = f.submit(1, owner, false);
-    std::vector<delivery> out;
-    f.q.client_gone(owner, out);
+    f.gone(owner);
     CHECK(f.q.queued("s") == 1);
     auto r = f.run(w1, f.take_request(10));
-    CHECK(f.ids(r[0].reply) == std::vector<std::uint64_t>{kept});
+    CHECK(f.ids(r[0].message()) == std::vector<std::uint64_t>{kept});
     f.done(w1, kept);
     // Anyone may collect it by id.
     auto got = f.run(other, {{"o", wait_op}, {"from", kept}, {"to", kept + 1}});
-    CHECK(got[0].reply["r"]["r"].size() == 1);
+    CHECK(got[0].message()["r"]["r"].size() == 1);
     (void)bound;
   }
 
@@ -196,7 +255,7 @@ TEST_SUITE("task_queue") {
     fixture f;
     const auto first = f.submit(3);
     auto r = f.run(w1, f.take_request(1));
-    CHECK(f.ids(r[0].reply) == std::vector<std::uint64_t>{first});
+    CHECK(f.ids(r[0].message()) == std::vector<std::uint64_t>{first});
     f.run(owner, {{"o", cancel_op}, {"from", first}, {"to", first + 3}});
     CHECK(f.q.queued("s") == 0);
     f.done(w1, first);
@@ -211,13 +270,13 @@ TEST_SUITE("task_queue") {
     // Another host's worker with the same pid is not this one.
     auto other_host = f.run(owner, {{"o", retire_op}, {"q", "s"}, {"host", "elsewhere"},
                                     {"pids", json::array({77})}});
-    CHECK(other_host[0].reply["r"] == 0);
+    CHECK(other_host[0].message()["r"] == 0);
     auto ret = f.run(owner, {{"o", retire_op}, {"q", "s"}, {"host", "box"},
                              {"pids", json::array({77})}});
-    CHECK(ret[0].reply["r"] == 1);
-    f.done(w1, f.ids(r[0].reply)[0]);
+    CHECK(ret[0].message()["r"] == 1);
+    f.done(w1, f.ids(r[0].message())[0]);
     auto bye = f.run(w1, f.take_request(1, 77));
-    CHECK(bye[0].reply["r"]["retire"] == true);
+    CHECK(bye[0].message()["r"]["retire"] == true);
   }
 
   TEST_CASE("a worker retired before it connected is retired when it does") {
@@ -225,7 +284,7 @@ TEST_SUITE("task_queue") {
     f.run(owner, {{"o", retire_op}, {"q", "s"}, {"host", "box"}, {"pids", json::array({88})}});
     f.submit(1);
     auto r = f.run(w1, f.take_request(1, 88));
-    CHECK(r[0].reply["r"]["retire"] == true);
+    CHECK(r[0].message()["r"]["retire"] == true);
     CHECK(f.q.queued("s") == 1);  // the task waits for another worker
   }
 
@@ -240,7 +299,7 @@ TEST_SUITE("task_queue") {
     auto tasks = json::array();
     for (int i = 0; i < 4; ++i) tasks.push_back(json::array({json::binary({1}), 1}));
     const auto first = run(owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"}, {"t", tasks}})[0]
-                           .reply["r"]["first"].get<std::uint64_t>();
+                           .message()["r"]["first"].get<std::uint64_t>();
     std::vector<delivery> ignored;
     q.client_gone(owner, ignored);  // unbound: kept
     run(w1, {{"o", take_op}, {"q", "s"}, {"max", 10}, {"pid", 1}, {"host", "box"}});
@@ -250,8 +309,8 @@ TEST_SUITE("task_queue") {
     run(w1, {{"o", done_op}, {"r", results}});
     CHECK(q.finished() == 2);  // the two oldest went
     auto got = run(other, {{"o", wait_op}, {"from", first}, {"to", first + 4}});
-    REQUIRE(got[0].reply["r"]["r"].size() == 2);
-    CHECK(got[0].reply["r"]["r"][0][0] == first + 2);
+    REQUIRE(got[0].message()["r"]["r"].size() == 2);
+    CHECK(got[0].message()["r"]["r"][0][0] == first + 2);
     // Collected: no longer held, nor counted.
     run(other, {{"o", wait_op}, {"from", first}, {"to", first + 4},
                 {"ack", json::array({first + 2, first + 3})}});
@@ -274,7 +333,7 @@ TEST_SUITE("task_queue") {
     const auto first = f.submit(1);
     auto r = f.run(w2, {{"o", done_op},
                         {"r", json::array({json::array({first, json::object()})})}});
-    CHECK(r[0].reply["r"] == 0);
+    CHECK(r[0].message()["r"] == 0);
     CHECK(f.q.queued("s") == 1);
   }
 }

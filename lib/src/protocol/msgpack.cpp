@@ -232,6 +232,26 @@ bool msgpack_reader::array_header(std::size_t& n) noexcept {
   return header(n, 0x90, 0xdc, 0xdd, 1);  // every element takes at least one byte
 }
 
+bool msgpack_reader::binary(std::string_view& bytes) noexcept {
+  if (p_ == end_ || *p_ < 0xc4 || *p_ > 0xc6) return false;
+  const unsigned char* const start = p_;
+  const int width = *p_ == 0xc4 ? 1 : *p_ == 0xc5 ? 2 : 4;
+  ++p_;
+  std::size_t n = 0;
+  if (left() < static_cast<std::size_t>(width)) {
+    p_ = start;
+    return false;
+  }
+  for (int i = 0; i < width; ++i) n = (n << 8) | *p_++;
+  if (left() < n) {
+    p_ = start;
+    return false;
+  }
+  bytes = std::string_view(reinterpret_cast<const char*>(p_), n);
+  p_ += n;
+  return true;
+}
+
 bool msgpack_reader::string(std::string_view& s) noexcept {
   if (p_ == end_) return false;
   const unsigned char b = *p_;
@@ -465,8 +485,21 @@ void put_binary(std::string& out, const json::binary_t& b) {
 
 void append_msgpack_unsigned(std::string& out, std::uint64_t v) { put_unsigned(out, v); }
 
+void append_msgpack_signed(std::string& out, std::int64_t v) { put_signed(out, v); }
+
+void append_msgpack_bool(std::string& out, bool b) { put_type(out, b ? 0xc3 : 0xc2); }
+
+void append_msgpack_binary(std::string& out, std::string_view bytes) {
+  put_header(out, bytes.size(), 0, 0, 0xc4, 0xc5, 0xc6);
+  out.append(bytes);
+}
+
 void append_msgpack_map_header(std::string& out, std::size_t n) {
   put_header(out, n, 16, 0x80, 0, 0xde, 0xdf);
+}
+
+void append_msgpack_array_header(std::string& out, std::size_t n) {
+  put_header(out, n, 16, 0x90, 0, 0xdc, 0xdd);
 }
 
 void append_msgpack_string(std::string& out, std::string_view s) {

@@ -39,6 +39,8 @@ class msgpack_reader {
   bool array_header(std::size_t& n) noexcept;
   /// A string, in place: valid as long as the bytes are.
   bool string(std::string_view& s) noexcept;
+  /// A binary (bin 8, 16 or 32; not an ext), its bytes in place.
+  bool binary(std::string_view& b) noexcept;
   /// An integer of any width that fits `v`.
   bool unsigned_integer(std::uint64_t& v) noexcept;
   /// An integer in an unsigned form (a positive fixint, uint 8 to 64): what json reads as
@@ -87,8 +89,13 @@ void append_msgpack(std::string& out, const nlohmann::json& v);
 /// One unsigned integer or one string, as append_msgpack() writes it (no json built for it).
 void append_msgpack_unsigned(std::string& out, std::uint64_t v);
 void append_msgpack_string(std::string& out, std::string_view s);
-/// The header of a map of `n` pairs (its keys and values follow).
+void append_msgpack_signed(std::string& out, std::int64_t v);
+void append_msgpack_bool(std::string& out, bool b);
+/// A binary (no subtype) of `bytes`.
+void append_msgpack_binary(std::string& out, std::string_view bytes);
+/// The header of a map of `n` pairs (its keys and values follow), of an array of `n` elements.
 void append_msgpack_map_header(std::string& out, std::size_t n);
+void append_msgpack_array_header(std::string& out, std::size_t n);
 
 /// An upper bound of the bytes json::to_msgpack writes for `v` (numbers count as 9 bytes, the
 /// rest is exact), without encoding it: O(size of v). For the byte budgets of pages.

@@ -1,5 +1,7 @@
 #include "protocol/task_messages.hpp"
 
+#include "protocol/message.hpp"
+#include "protocol/msgpack.hpp"
 #include "protocol/ops.hpp"
 #include "protocol/tasks.hpp"
 
@@ -47,6 +49,28 @@ bool flag(const json& v, const char* what) {
 const json& array_of(const json& v, const char* what) {
   if (!v.is_array()) fail(std::string(what) + " is not an array");
   return v;
+}
+
+/// {"i": id, "r": {<name>: [ — the list's count left to patch_count() (an array 32 header,
+/// which any reader takes for any count). Returns where the count goes.
+std::size_t begin_listing_reply(std::string& out, std::uint64_t request_id, std::size_t fields,
+                                std::string_view name) {
+  out.reserve(256);
+  append_msgpack_map_header(out, 2);
+  append_msgpack_string(out, field::id);
+  append_msgpack_unsigned(out, request_id);
+  append_msgpack_string(out, field::result);
+  append_msgpack_map_header(out, fields);
+  append_msgpack_string(out, name);
+  out.push_back(static_cast<char>(0xdd));
+  const std::size_t at = out.size();
+  out.append(4, '\0');
+  return at;
+}
+
+void patch_count(std::string& out, std::size_t at, std::size_t n) {
+  for (int i = 0; i < 4; ++i)
+    out[at + static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * (3 - i))) & 0xff);
 }
 
 json request(op o) {
@@ -136,17 +160,6 @@ std::uint64_t parse_submit_reply(const json& reply) {
   return count(member(reply, first, "task_submit reply"), "task_submit reply's 'first'");
 }
 
-json taken_task(std::uint64_t id, const std::string& task_target, const json::binary_t& args,
-                std::size_t n, std::uint64_t attempt, std::int64_t call_timeout_ms) {
-  return json::array({id, task_target, args, n, attempt, call_timeout_ms});
-}
-
-json take_reply(json list) {
-  json r = json::object();
-  r[tasks] = std::move(list);
-  return r;
-}
-
 json retire_reply() {
   json r = json::object();
   r[retire] = true;
@@ -179,11 +192,42 @@ take_view parse_take_reply(const json& reply) {
   return out;
 }
 
-json wait_reply(json list, bool more) {
-  json r = json::object();
-  r[results] = std::move(list);
-  r[left] = more;
-  return r;
+take_reply_writer::take_reply_writer(std::uint64_t request_id)
+    : count_at_(begin_listing_reply(out_, request_id, 1, tasks)) {}
+
+void take_reply_writer::add(std::uint64_t id, std::string_view task_target,
+                            std::string_view packed_args, std::uint64_t n, std::uint64_t attempt,
+                            std::int64_t call_timeout_ms) {
+  out_.push_back(static_cast<char>(0x96));  // [id, target, args, items, attempt, ct]
+  append_msgpack_unsigned(out_, id);
+  append_msgpack_string(out_, task_target);
+  out_.append(packed_args);
+  append_msgpack_unsigned(out_, n);
+  append_msgpack_unsigned(out_, attempt);
+  append_msgpack_signed(out_, call_timeout_ms);
+  ++count_;
+}
+
+std::string take_reply_writer::finish() && {
+  patch_count(out_, count_at_, count_);
+  return std::move(out_);
+}
+
+wait_reply_writer::wait_reply_writer(std::uint64_t request_id)
+    : count_at_(begin_listing_reply(out_, request_id, 2, results)) {}
+
+void wait_reply_writer::add(std::uint64_t id, std::string_view outcome) {
+  out_.push_back(static_cast<char>(0x92));  // [id, outcome]
+  append_msgpack_unsigned(out_, id);
+  out_.append(outcome);
+  ++count_;
+}
+
+std::string wait_reply_writer::finish(bool more) && {
+  patch_count(out_, count_at_, count_);
+  append_msgpack_string(out_, left);
+  append_msgpack_bool(out_, more);
+  return std::move(out_);
 }
 
 wait_view parse_wait_reply(json& reply) {
@@ -269,26 +313,40 @@ json lost_outcome(std::string why, std::int64_t pid_of_worker, const std::string
   return o;
 }
 
-void with_worker(json& outcome, std::int64_t pid_of_worker, const std::string& host_of_worker) {
-  outcome[worker_pid] = pid_of_worker;
-  outcome[worker_host] = host_of_worker;
-}
-
-std::size_t outcome_bytes(const json& outcome) {
-  std::size_t n = 32;
-  if (!outcome.is_object()) return n;
-  if (auto v = outcome.find(values); v != outcome.end() && v->is_binary())
-    n += v->get_binary().size();
-  if (auto f = outcome.find(failures); f != outcome.end() && f->is_array())
-    for (const auto& e : *f) {
-      n += 16;
-      if (e.is_array())
-        for (const auto& s : e)
-          if (s.is_string()) n += s.get_ref<const std::string&>().size();
+std::string stamped_outcome(std::string_view outcome, std::int64_t pid_of_worker,
+                            std::string_view host_of_worker) {
+  // A first pass counts the entries to replace (a worker sends none: then the entries are
+  // copied in one piece); a second copies the others one by one.
+  std::size_t n = 0, replaced = 0;
+  msgpack_reader r(outcome);
+  if (!r.map_header(n)) fail("an outcome is not a map");
+  const char* const entries = r.position();
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string_view key;
+    if (!r.string(key) || !r.skip(1)) fail("an outcome is not a map of named fields");
+    if (key == worker_pid || key == worker_host) ++replaced;
+  }
+  const char* const end = r.position();
+  std::string out;
+  out.reserve(outcome.size() + host_of_worker.size() + 16);
+  append_msgpack_map_header(out, n - replaced + 2);
+  if (replaced == 0) {
+    out.append(entries, static_cast<std::size_t>(end - entries));
+  } else {
+    msgpack_reader again(std::string_view(entries, static_cast<std::size_t>(end - entries)));
+    for (std::size_t i = 0; i < n; ++i) {
+      const char* const entry = again.position();
+      std::string_view key;
+      if (!again.string(key) || !again.skip(1)) break;  // (read once already)
+      if (key != worker_pid && key != worker_host)
+        out.append(entry, static_cast<std::size_t>(again.position() - entry));
     }
-  if (auto x = outcome.find(lost); x != outcome.end() && x->is_string())
-    n += x->get_ref<const std::string&>().size();
-  return n;
+  }
+  append_msgpack_string(out, worker_pid);
+  append_msgpack_signed(out, pid_of_worker);
+  append_msgpack_string(out, worker_host);
+  append_msgpack_string(out, host_of_worker);
+  return out;
 }
 
 std::size_t items_of(const json& o) noexcept {

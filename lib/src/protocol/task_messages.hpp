@@ -16,6 +16,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -74,11 +75,7 @@ struct task_view {
   std::uint64_t attempt = 0;
   std::int64_t call_timeout_ms = 0;  // 0: no limit
 };
-/// One task of a take reply (the server side).
-json taken_task(std::uint64_t id, const std::string& target, const json::binary_t& args,
-                std::size_t items, std::uint64_t attempt, std::int64_t call_timeout_ms);
-/// task_take's reply: the tasks (the list of taken_task()), or the order to exit.
-json take_reply(json tasks);
+/// task_take's reply when the worker is to exit (the tasks: take_reply_writer below).
 json retire_reply();
 struct take_view {
   bool retire = false;
@@ -86,13 +83,48 @@ struct take_view {
 };
 take_view parse_take_reply(const json& reply);
 
-/// task_wait's reply: [[id, outcome], ...] and whether the range still holds tasks.
+/// task_wait's reply: [[id, outcome], ...] and whether the range still holds tasks (written by
+/// wait_reply_writer below).
 struct wait_view {
   std::vector<std::pair<std::uint64_t, json*>> results;
   bool left = false;
 };
-json wait_reply(json results, bool left);
 wait_view parse_wait_reply(json& reply);
+
+/// The replies the server sends most (a take's tasks, a wait's outcomes) written as MessagePack
+/// while the queue walks its tasks, without a json tree: the bytes of a complete reply to
+/// request `request_id`, as parse_take_reply() and parse_wait_reply() read them. A task's
+/// arguments and an outcome are copied in as the bytes they were kept as.
+class take_reply_writer {
+ public:
+  explicit take_reply_writer(std::uint64_t request_id);
+  /// One task: [id, target, args, items, attempt, call timeout]; `packed_args` is the whole
+  /// MessagePack binary.
+  void add(std::uint64_t id, std::string_view target, std::string_view packed_args,
+           std::uint64_t items, std::uint64_t attempt, std::int64_t call_timeout_ms);
+  std::size_t size() const noexcept { return count_; }
+  /// The reply: {"i": request_id, "r": {"t": [...]}}.
+  std::string finish() &&;
+
+ private:
+  std::string out_;
+  std::size_t count_at_ = 0;
+  std::size_t count_ = 0;
+};
+class wait_reply_writer {
+ public:
+  explicit wait_reply_writer(std::uint64_t request_id);
+  /// One result; `outcome` is one whole MessagePack map.
+  void add(std::uint64_t id, std::string_view outcome);
+  std::size_t size() const noexcept { return count_; }
+  /// The reply: {"i": request_id, "r": {"r": [...], "left": left}}.
+  std::string finish(bool left) &&;
+
+ private:
+  std::string out_;
+  std::size_t count_at_ = 0;
+  std::size_t count_ = 0;
+};
 
 /// task_info's reply.
 struct worker_entry {
@@ -135,16 +167,16 @@ struct outcome {
   std::uint64_t attempts = 0;  // with `lost`
 };
 
-/// The outcome a worker reports (no pid or host: the server adds them, see with_worker()).
+/// The outcome a worker reports (no pid or host: the server adds them, see stamped_outcome()).
 json ran_outcome(std::vector<std::uint8_t> values, std::size_t items, const std::string& target,
                  const std::vector<failure>& failures);
 /// The outcome the server makes when the task's workers died `attempts` times.
 json lost_outcome(std::string why, std::int64_t worker_pid, const std::string& worker_host,
                   std::uint64_t attempts, std::size_t items, const std::string& target);
-/// Stamps the worker that ran it on an outcome.
-void with_worker(json& outcome, std::int64_t pid, const std::string& host);
-/// About how many bytes an outcome holds (the server's memory accounting).
-std::size_t outcome_bytes(const json& outcome);
+/// Stamps the worker that ran it on an outcome (`outcome`: one whole MessagePack map, as a
+/// task_done carries it; a "w" or "h" it holds already is replaced): the map the server keeps
+/// for the submitter.
+std::string stamped_outcome(std::string_view outcome, std::int64_t pid, std::string_view host);
 /// How many calls an outcome is about, as far as it tells (1 if it does not).
 std::size_t items_of(const json& outcome) noexcept;
 /// Reads an outcome; takes the values' bytes from it. A failure entry that names no call of the

@@ -199,15 +199,21 @@ bool engine::over_parked(std::uint64_t request_id, const request_context& ctx,
   return true;
 }
 
+bool engine::admitted(protocol::op code, std::uint64_t request_id, request_scope scope,
+                      const request_context& ctx, std::vector<delivery>& out) {
+  if (protocol::parks(code) && over_parked(request_id, ctx, out)) return false;
+  if (ctx.role)
+    if (auto why = refusal(*ctx.role, code, scope)) {
+      out.push_back({ctx.client_id,
+                     protocol::make_error_reply(request_id, server_errc::forbidden, *why)});
+      return false;
+    }
+  return true;
+}
+
 void engine::handle(const protocol::watch_request& request, const request_context& ctx,
                     std::vector<delivery>& out) {
-  if (over_parked(request.id, ctx, out)) return;
-  if (ctx.role)
-    if (auto why = refusal(*ctx.role, protocol::op::watch, request_scope{request.ns, {}})) {
-      out.push_back({ctx.client_id,
-                     protocol::make_error_reply(request.id, server_errc::forbidden, *why)});
-      return;
-    }
+  if (!admitted(protocol::op::watch, request.id, request_scope{request.ns, {}}, ctx, out)) return;
   guarded(out, ctx.client_id, request.id, [&] {
     if (auto now = watches_.watch(store_, request, ctx.client_id))
       out.push_back({ctx.client_id, protocol::make_reply(request.id, std::move(*now))});
@@ -307,13 +313,18 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
 
 void engine::handle(const protocol::store_request& request, const request_context& ctx,
                     std::vector<delivery>& out) {
-  if (ctx.role)
-    if (auto why = refusal(*ctx.role, request.code, request_scope{request.ns, {}})) {
-      out.push_back({ctx.client_id,
-                     protocol::make_error_reply(request.id, server_errc::forbidden, *why)});
-      return;
-    }
+  if (!admitted(request.code, request.id, request_scope{request.ns, {}}, ctx, out)) return;
   answer_store(store_.execute(request, ctx), request.id, ctx, nullptr, out);
+}
+
+void engine::handle(const protocol::task_request& request, const request_context& ctx,
+                    std::vector<delivery>& out) {
+  std::optional<std::string_view> swarm;
+  if (!request.queue.empty()) swarm = request.queue;
+  if (!admitted(request.code, request.id, request_scope{"", swarm}, ctx, out)) return;
+  guarded(out, ctx.client_id, request.id, [&] {
+    tasks_.execute(request, ctx.client_id, std::chrono::steady_clock::now(), out);
+  });
 }
 
 void engine::answer_store(outcome&& o, std::uint64_t request_id, const request_context& ctx,

@@ -5,6 +5,7 @@
 
 #include "server/client_counts.hpp"
 #include "server/journal.hpp"
+#include "server/permissions.hpp"
 #include "server/process_registry.hpp"
 #include "server/store.hpp"
 #include "server/task_queue.hpp"
@@ -70,6 +71,9 @@ class engine {
               std::vector<delivery>& out);
   /// The same for a store request read without a json tree (protocol::decode_store_request).
   void handle(const protocol::store_request& request, const request_context& ctx,
+              std::vector<delivery>& out);
+  /// The same for a task request read without a json tree (protocol::decode_task_request).
+  void handle(const protocol::task_request& request, const request_context& ctx,
               std::vector<delivery>& out);
 
   /// The client's connection closed: its pending watches go, its atomic locks are released,
@@ -138,6 +142,10 @@ class engine {
   /// refusal of request `request_id` and returns true.
   bool over_parked(std::uint64_t request_id, const request_context& ctx,
                    std::vector<delivery>& out);
+  /// Whether a request read without a json tree may run: appends its refusal and returns false
+  /// when it would park one request too many (over_parked()) or its role forbids it.
+  bool admitted(protocol::op code, std::uint64_t request_id, request_scope scope,
+                const request_context& ctx, std::vector<delivery>& out);
   /// The requests the server holds unanswered for `client` (watches, lock waits, task takes
   /// and waits): limits_.max_parked_per_connection.
   std::size_t parked_of(std::uint64_t client) const;

@@ -2,6 +2,7 @@
 
 #include "protocol/message.hpp"
 #include "protocol/store_request.hpp"
+#include "protocol/task_request.hpp"
 #include "protocol/watch_request.hpp"
 
 #include <zproc/log.hpp>
@@ -237,8 +238,8 @@ bool session::handle_frame(std::string_view payload) {
 }
 
 bool session::handle_flat(std::string_view payload) {
-  // The hottest requests (a watcher asks again after each update; get, set, incr...) read
-  // without a json tree. (With debug logging on, everything takes the generic path, which logs
+  // The hottest requests (a watcher asks again after each update; get, set, incr...; a swarm's
+  // submits, takes, outcomes and waits) read without a json tree. (With debug logging on, everything takes the generic path, which logs
   // refusals.)
   protocol::watch_request watch;
   protocol::store_request store;
@@ -246,6 +247,8 @@ bool session::handle_flat(std::string_view payload) {
     with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(watch, ctx_, out); });
   } else if (protocol::decode_store_request(payload, store)) {
     with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(store, ctx_, out); });
+  } else if (protocol::task_request task; protocol::decode_task_request(payload, task)) {
+    with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(task, ctx_, out); });
   } else {
     return false;
   }

@@ -3,6 +3,7 @@
 #include "protocol/ops.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/msgpack.hpp"
 #include "protocol/task_messages.hpp"
 #include "protocol/tasks.hpp"
 
@@ -40,6 +41,13 @@ const std::string& string_field(const json& request, const char* name) {
   return v.get_ref<const std::string&>();
 }
 
+/// A reply already MessagePack.
+delivery packed(std::uint64_t client_id, std::string bytes) {
+  delivery d{client_id, json()};
+  d.bytes = std::move(bytes);
+  return d;
+}
+
 }  // namespace
 
 bool task_queue::handles(detail::op o) noexcept {
@@ -67,11 +75,11 @@ void task_queue::execute(detail::op o, const json& request, std::uint64_t reques
                          std::uint64_t client_id, clock::time_point now,
                          std::vector<delivery>& out, bool privileged) {
   using protocol::op;
+  if (protocol::flat_task_op(o)) {
+    std::string storage;
+    return execute(request_of(o, request, request_id, storage), client_id, now, out);
+  }
   switch (o) {
-    case op::task_submit: return submit(request, request_id, client_id, out);
-    case op::task_take: return take(request, request_id, client_id, out);
-    case op::task_done: return done(request, request_id, client_id, out);
-    case op::task_wait: return wait(request, request_id, client_id, now, out);
     case op::task_cancel: return cancel_range(request, request_id, client_id, privileged, out);
     case op::task_retire: return retire(request, request_id, client_id, now, out);
     case op::task_info:
@@ -79,6 +87,102 @@ void task_queue::execute(detail::op o, const json& request, std::uint64_t reques
       return;
     default: throw op_error{server_errc::unknown_op, "not an operation of the task queue"};
   }
+}
+
+void task_queue::execute(const protocol::task_request& request, std::uint64_t client_id,
+                         clock::time_point now, std::vector<delivery>& out) {
+  using protocol::op;
+  switch (request.code) {
+    case op::task_submit: return submit(request, client_id, out);
+    case op::task_take: return take(request, client_id, out);
+    case op::task_done: return done(request, client_id, out);
+    case op::task_wait: return wait(request, client_id, now, out);
+    default: throw op_error{server_errc::unknown_op, "not an operation of the task queue"};
+  }
+}
+
+protocol::task_request task_queue::request_of(detail::op o, const json& request,
+                                              std::uint64_t request_id, std::string& storage) {
+  using protocol::op;
+  protocol::task_request r;
+  r.id = request_id;
+  r.code = o;
+  // The packed arguments and outcomes are written into `storage` first, their views taken
+  // after (the string may move while it grows).
+  std::vector<std::pair<std::size_t, std::size_t>> spans;
+  auto pack = [&](const json& v) {
+    const std::size_t at = storage.size();
+    protocol::append_msgpack(storage, v);
+    spans.emplace_back(at, storage.size() - at);
+  };
+  auto span = [&](std::size_t i) {
+    return std::string_view(storage).substr(spans[i].first, spans[i].second);
+  };
+  switch (o) {
+    case op::task_submit: {
+      r.queue = string_field(request, wire::queue);
+      r.target = string_field(request, wire::target);
+      const json& list = field(request, wire::tasks);
+      if (!list.is_array() || list.empty())
+        bad_request("field 't' must be a non-empty array of tasks");
+      for (const auto& t : list) {
+        if (!t.is_array() || t.size() != 2 || !t[0].is_binary() || !as_count(t[1]) ||
+            t[1].get<std::uint64_t>() == 0)
+          bad_request("each task must be [packed arguments (binary), number of items (> 0)]");
+      }
+      r.max_attempts = count_or(request, wire::max_attempts, 3);
+      if (r.max_attempts == 0 || r.max_attempts > std::numeric_limits<std::uint32_t>::max())
+        bad_request("field 'ma' (max_attempts) must be at least 1");
+      r.call_timeout_ms = count_or(request, wire::call_timeout, 0);
+      if (auto b = request.find(wire::bound); b != request.end()) {
+        if (!b->is_boolean()) bad_request("field 'bound' must be a boolean");
+        r.bound = b->get<bool>();
+      }
+      for (const auto& t : list) pack(t[0]);
+      r.tasks.reserve(list.size());
+      for (std::size_t i = 0; i < list.size(); ++i)
+        r.tasks.push_back({span(i), list[i][1].get<std::uint64_t>()});
+      break;
+    }
+    case op::task_take: {
+      r.queue = string_field(request, wire::queue);
+      r.max = count_or(request, wire::max, 1);
+      // (A pid or host of another type is no pid or host: the worker is only less named.)
+      if (auto p = request.find(wire::pid); p != request.end()) r.pid = as_int64(*p).value_or(0);
+      if (auto h = request.find(wire::host); h != request.end() && h->is_string())
+        r.host = h->get_ref<const std::string&>();
+      break;
+    }
+    case op::task_done: {
+      const json& list = field(request, wire::results);
+      if (!list.is_array()) bad_request("field 'r' must be an array of [id, outcome]");
+      for (const auto& t : list)
+        if (!t.is_array() || t.size() != 2 || !as_count(t[0]) || !t[1].is_object())
+          bad_request("each result must be [task id, outcome object]");
+      for (const auto& t : list) pack(t[1]);
+      r.results.reserve(list.size());
+      for (std::size_t i = 0; i < list.size(); ++i)
+        r.results.push_back({*as_count(list[i][0]), span(i)});
+      break;
+    }
+    case op::task_wait: {
+      r.from = count_field(request, wire::from);
+      r.to = count_field(request, wire::to);
+      if (r.to < r.from) bad_request("task_wait: 'to' must not be below 'from'");
+      r.wait_ms = count_or(request, wire::wait_ms, 0);
+      if (auto ack = request.find(wire::ack); ack != request.end()) {
+        if (!ack->is_array()) bad_request("field 'ack' must be an array of task ids");
+        for (const auto& id : *ack) {
+          const auto v = as_count(id);
+          if (!v) bad_request("field 'ack' must be an array of task ids");
+          r.ack.push_back(*v);
+        }
+      }
+      break;
+    }
+    default: throw op_error{server_errc::unknown_op, "not an operation of the task queue"};
+  }
+  return r;
 }
 
 std::size_t task_queue::parked_of(std::uint64_t client_id) const {
@@ -99,32 +203,16 @@ std::size_t task_queue::workers(const std::string& queue) const {
 
 // --- submitting ------------------------------------------------------------------------
 
-void task_queue::submit(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+void task_queue::submit(const protocol::task_request& request, std::uint64_t client_id,
                         std::vector<delivery>& out) {
-  const std::string& queue = string_field(request, wire::queue);
-  auto target = std::make_shared<const std::string>(string_field(request, wire::target));
-  const json& list = field(request, wire::tasks);
-  if (!list.is_array() || list.empty()) bad_request("field 't' must be a non-empty array of tasks");
-  for (const auto& t : list) {
-    if (!t.is_array() || t.size() != 2 || !t[0].is_binary() || !as_count(t[1]) ||
-        t[1].get<std::uint64_t>() == 0)
-      bad_request("each task must be [packed arguments (binary), number of items (> 0)]");
-  }
-  const std::uint64_t max_attempts = count_or(request, wire::max_attempts, 3);
-  if (max_attempts == 0 || max_attempts > std::numeric_limits<std::uint32_t>::max())
-    bad_request("field 'ma' (max_attempts) must be at least 1");
-  const std::uint64_t call_timeout = count_or(request, wire::call_timeout, 0);
-  bool bound = false;
-  if (auto b = request.find(wire::bound); b != request.end()) {
-    if (!b->is_boolean()) bad_request("field 'bound' must be a boolean");
-    bound = b->get<bool>();
-  }
-
+  const auto& list = request.tasks;
   if (max_tasks_ > 0 && tasks_.size() + list.size() > max_tasks_)
     throw op_error{server_errc::limit_reached,
                    "the server holds " + std::to_string(tasks_.size()) + " tasks; " +
                        std::to_string(list.size()) + " more would pass its limit of " +
                        std::to_string(max_tasks_) + " (server_config::limits.max_tasks, zproc server --max-tasks)"};
+  const std::string queue(request.queue);
+  const auto target = std::make_shared<const std::string>(request.target);
   const std::uint64_t first = last_id_ + 1;
   queue_state& q = queues_[queue];
   auto hint = tasks_.end();
@@ -132,12 +220,12 @@ void task_queue::submit(const json& request, std::uint64_t request_id, std::uint
     task x;
     x.queue = queue;
     x.target = target;
-    x.args = t[0];
-    x.items = t[1].get<std::uint64_t>();
+    x.args = t.args;
+    x.items = t.items;
     x.owner = client_id;
-    x.bound = bound;
-    x.max_attempts = static_cast<std::uint32_t>(max_attempts);
-    x.call_timeout_ms = call_timeout;
+    x.bound = request.bound;
+    x.max_attempts = static_cast<std::uint32_t>(request.max_attempts);
+    x.call_timeout_ms = request.call_timeout_ms;
     const std::uint64_t id = ++last_id_;
     hint = tasks_.emplace_hint(hint, id, std::move(x));
     q.pending.push_back(id);
@@ -156,47 +244,45 @@ void task_queue::submit(const json& request, std::uint64_t request_id, std::uint
   } else {
     ranges.emplace_back(first, last_id_ + 1);
   }
-  out.push_back({client_id, protocol::make_reply(request_id, wire::submit_reply(first))});
+  out.push_back({client_id, protocol::make_reply(request.id, wire::submit_reply(first))});
   serve_takers(queue, out);
 }
 
 // --- workers ---------------------------------------------------------------------------
 
-void task_queue::take(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+void task_queue::take(const protocol::task_request& request, std::uint64_t client_id,
                       std::vector<delivery>& out) {
-  const std::string& queue = string_field(request, wire::queue);
-  const std::uint64_t max = std::max<std::uint64_t>(1, count_or(request, wire::max, 1));
+  const std::uint64_t max = std::max<std::uint64_t>(1, request.max);
   auto it = workers_.find(client_id);
   if (it == workers_.end()) {
     worker w;
-    w.queue = queue;
-    if (auto p = request.find(wire::pid); p != request.end())
-      w.pid = as_int64(*p).value_or(0);
-    if (auto h = request.find(wire::host); h != request.end() && h->is_string())
-      w.host = h->get<std::string>();
-    queue_state& q = queues_[queue];
+    w.queue = request.queue;
+    w.pid = request.pid;
+    w.host = request.host;
+    queue_state& q = queues_[w.queue];
     if (q.retire_pending.erase({w.host, w.pid}) > 0) w.retiring = true;
     it = workers_.emplace(client_id, std::move(w)).first;
     q.workers.push_back(client_id);
-  } else if (it->second.queue != queue) {
+  } else if (it->second.queue != request.queue) {
     bad_request("this connection is already a worker of swarm '" + it->second.queue + "'");
   } else if (it->second.parked) {
     bad_request("this worker already waits for tasks (one task_take at a time)");
   }
   worker& w = it->second;
   if (w.retiring) {
-    out.push_back({client_id, protocol::make_reply(request_id, wire::retire_reply())});
+    out.push_back({client_id, protocol::make_reply(request.id, wire::retire_reply())});
     return;
   }
-  if (auto tasks = assign(client_id, w, max)) {
-    out.push_back({client_id, protocol::make_reply(request_id, std::move(*tasks))});
+  if (auto tasks = assign(client_id, w, max, request.id)) {
+    out.push_back(packed(client_id, std::move(*tasks)));
     return;
   }
-  w.parked = parked_take{request_id, max};
-  queues_[queue].parked.push_back(client_id);
+  w.parked = parked_take{request.id, max};
+  queues_[w.queue].parked.push_back(client_id);
 }
 
-std::optional<json> task_queue::assign(std::uint64_t client_id, worker& w, std::size_t max) {
+std::optional<std::string> task_queue::assign(std::uint64_t client_id, worker& w,
+                                              std::size_t max, std::uint64_t request_id) {
   queue_state& q = queues_[w.queue];
   if (q.live == 0) return std::nullopt;
   // A fair share among the workers asking now (this one and those parked): with 8 tasks
@@ -204,7 +290,7 @@ std::optional<json> task_queue::assign(std::uint64_t client_id, worker& w, std::
   const std::size_t askers = q.parked.size() + 1;
   const std::size_t share = (q.live + askers - 1) / askers;
   const std::size_t n = std::min(max, share);
-  json list = json::array();
+  wire::take_reply_writer list(request_id);
   while (list.size() < n && !q.pending.empty()) {
     const std::uint64_t id = q.pending.front();
     q.pending.pop_front();
@@ -216,11 +302,11 @@ std::optional<json> task_queue::assign(std::uint64_t client_id, worker& w, std::
     t.worker = client_id;
     ++t.attempts;
     w.running.insert(id);
-    list.push_back(
-        wire::taken_task(id, *t.target, t.args, t.items, t.attempts, t.call_timeout_ms));
+    list.add(id, *t.target, t.args, t.items, t.attempts,
+             static_cast<std::int64_t>(t.call_timeout_ms));
   }
-  if (list.empty()) return std::nullopt;
-  return wire::take_reply(std::move(list));
+  if (list.size() == 0) return std::nullopt;
+  return std::move(list).finish();
 }
 
 void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& out) {
@@ -235,8 +321,8 @@ void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& o
     worker& w = wit->second;
     const parked_take p = *w.parked;
     w.parked.reset();
-    if (auto tasks = assign(client, w, p.max)) {
-      out.push_back({client, protocol::make_reply(p.request_id, std::move(*tasks))});
+    if (auto tasks = assign(client, w, p.max, p.request_id)) {
+      out.push_back(packed(client, std::move(*tasks)));
     } else {
       w.parked = p;
       q.parked.push_front(client);
@@ -245,44 +331,41 @@ void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& o
   }
 }
 
-void task_queue::done(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+void task_queue::done(const protocol::task_request& request, std::uint64_t client_id,
                       std::vector<delivery>& out) {
-  const json& list = field(request, wire::results);
-  if (!list.is_array()) bad_request("field 'r' must be an array of [id, outcome]");
-  for (const auto& r : list)
-    if (!r.is_array() || r.size() != 2 || !as_count(r[0]) || !r[1].is_object())
-      bad_request("each result must be [task id, outcome object]");
   auto wit = workers_.find(client_id);
   std::uint64_t accepted = 0;
   std::vector<std::uint64_t> finished;
-  for (const auto& r : list) {
-    const auto id = r[0].get<std::uint64_t>();
-    auto it = tasks_.find(id);
+  for (const auto& r : request.results) {
+    auto it = tasks_.find(r.task);
     // Only the worker that holds the task may finish it.
     if (wit == workers_.end() || it == tasks_.end() || it->second.state != task_state::running ||
         it->second.worker != client_id)
       continue;
-    wit->second.running.erase(id);
+    std::string outcome;
+    try {
+      outcome = wire::stamped_outcome(r.outcome, wit->second.pid, wit->second.host);
+    } catch (const wire::malformed& e) {  // (the readers took only maps of named fields)
+      bad_request(std::string("a result's outcome: ") + e.what());
+    }
+    wit->second.running.erase(r.task);
     ++wit->second.done;
     ++accepted;
-    json outcome = r[1];
-    wire::with_worker(outcome, wit->second.pid, wit->second.host);
-    finish(id, it->second, std::move(outcome));
-    finished.push_back(id);
+    finish(r.task, it->second, std::move(outcome));
+    finished.push_back(r.task);
   }
-  out.push_back({client_id, protocol::make_reply(request_id, accepted)});
+  out.push_back(packed(client_id, protocol::encode_reply(request.id, accepted)));
   serve_waits(finished, out);
 }
 
-void task_queue::finish(std::uint64_t id, task& t, json outcome) {
+void task_queue::finish(std::uint64_t id, task& t, std::string outcome) {
   if (t.cancelled) {
     erase(tasks_.find(id));
     return;
   }
   t.state = task_state::done;
   t.worker = 0;
-  t.args = json();  // not needed any more
-  t.outcome_bytes = wire::outcome_bytes(outcome);
+  t.args = std::string();  // not needed any more
   t.outcome = std::move(outcome);
   done_.insert(id);
   if (t.owner == 0) orphan(id);
@@ -338,41 +421,39 @@ void task_queue::retire(const json& request, std::uint64_t request_id, std::uint
 
 // --- collecting ------------------------------------------------------------------------
 
-json task_queue::collect(std::uint64_t from, std::uint64_t to) const {
-  json list = json::array();
+task_queue::collected task_queue::collect(std::uint64_t from, std::uint64_t to,
+                                          std::uint64_t request_id) const {
+  wire::wait_reply_writer list(request_id);
   std::size_t bytes = 0;
   for (auto it = done_.lower_bound(from); it != done_.end() && *it < to; ++it) {
     const task& t = tasks_.at(*it);
-    if (!list.empty() && bytes + t.outcome_bytes > wire::max_wait_reply_bytes) break;
-    bytes += t.outcome_bytes;
-    list.push_back(wire::result(*it, t.outcome));
+    if (list.size() > 0 && bytes + t.outcome.size() > wire::max_wait_reply_bytes) break;
+    bytes += t.outcome.size();
+    list.add(*it, t.outcome);
   }
+  collected c;
+  c.results = list.size();
   auto first = tasks_.lower_bound(from);
-  return wire::wait_reply(std::move(list), first != tasks_.end() && first->first < to);
+  c.left = first != tasks_.end() && first->first < to;
+  c.reply = std::move(list).finish(c.left);
+  return c;
 }
 
-void task_queue::wait(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+void task_queue::wait(const protocol::task_request& request, std::uint64_t client_id,
                       clock::time_point now, std::vector<delivery>& out) {
-  const std::uint64_t from = count_field(request, wire::from);
-  const std::uint64_t to = count_field(request, wire::to);
-  if (to < from) bad_request("task_wait: 'to' must not be below 'from'");
-  const std::uint64_t ms = std::min<std::uint64_t>(count_or(request, wire::wait_ms, 0),
-                                                   wire::max_wait_ms);
-  if (auto ack = request.find(wire::ack); ack != request.end()) {
-    if (!ack->is_array()) bad_request("field 'ack' must be an array of task ids");
-    for (const auto& id : *ack)
-      if (!as_count(id)) bad_request("field 'ack' must be an array of task ids");
-    for (const auto& id : *ack) {
-      auto it = tasks_.find(id.get<std::uint64_t>());
-      if (it != tasks_.end() && it->second.state == task_state::done) erase(it);
-    }
+  if (request.to < request.from) bad_request("task_wait: 'to' must not be below 'from'");
+  const std::uint64_t ms = std::min<std::uint64_t>(request.wait_ms, wire::max_wait_ms);
+  for (const std::uint64_t id : request.ack) {
+    auto it = tasks_.find(id);
+    if (it != tasks_.end() && it->second.state == task_state::done) erase(it);
   }
-  json r = collect(from, to);
-  if (!r[wire::results].empty() || !r[wire::left].get<bool>() || ms == 0) {
-    out.push_back({client_id, protocol::make_reply(request_id, std::move(r))});
+  collected c = collect(request.from, request.to, request.id);
+  if (c.results > 0 || !c.left || ms == 0) {
+    out.push_back(packed(client_id, std::move(c.reply)));
     return;
   }
-  waits_.push_back({client_id, request_id, from, to, now + std::chrono::milliseconds(ms)});
+  waits_.push_back(
+      {client_id, request.id, request.from, request.to, now + std::chrono::milliseconds(ms)});
   wait_counts_.add(client_id);
 }
 
@@ -384,9 +465,9 @@ void task_queue::serve_waits(const std::vector<std::uint64_t>& finished,
       return id >= w.from && id < w.to;
     });
     if (!concerned) return false;
-    json r = collect(w.from, w.to);
-    if (r[wire::results].empty()) return false;  // cancelled meanwhile
-    out.push_back({w.client_id, protocol::make_reply(w.request_id, std::move(r))});
+    collected c = collect(w.from, w.to, w.request_id);
+    if (c.results == 0) return false;  // cancelled meanwhile
+    out.push_back(packed(w.client_id, std::move(c.reply)));
     wait_counts_.remove(w.client_id);
     return true;
   });
@@ -395,7 +476,7 @@ void task_queue::serve_waits(const std::vector<std::uint64_t>& finished,
 void task_queue::tick(clock::time_point now, std::vector<delivery>& out) {
   std::erase_if(waits_, [&](const parked_wait& w) {
     if (now < w.deadline) return false;
-    out.push_back({w.client_id, protocol::make_reply(w.request_id, collect(w.from, w.to))});
+    out.push_back(packed(w.client_id, collect(w.from, w.to, w.request_id).reply));
     wait_counts_.remove(w.client_id);
     return true;
   });
@@ -477,13 +558,15 @@ void task_queue::lost(std::uint64_t id, const worker& w, std::vector<std::uint64
     ++q.live;
     return;
   }
-  json outcome = wire::lost_outcome(
+  const json outcome = wire::lost_outcome(
       "the worker running it (pid " + std::to_string(w.pid) + " on " +
           (w.host.empty() ? std::string("an unknown host") : w.host) +
           ") died or disconnected; tried " + std::to_string(t.attempts) + " time(s) (max_attempts " +
           std::to_string(t.max_attempts) + ")",
       w.pid, w.host, t.attempts, t.items, *t.target);
-  finish(id, t, std::move(outcome));
+  std::string bytes;
+  protocol::append_msgpack(bytes, outcome);
+  finish(id, t, std::move(bytes));
   finished.push_back(id);
 }
 

@@ -9,6 +9,7 @@
 // the server is answered when an outcome arrives, or empty when its deadline passes.
 #pragma once
 
+#include "protocol/task_request.hpp"
 #include "server/client_counts.hpp"
 #include "server/op_error.hpp"
 #include "server/watch.hpp"
@@ -57,6 +58,16 @@ class task_queue {
                std::uint64_t client_id, clock::time_point now, std::vector<delivery>& out,
                bool privileged = true);
 
+  /// The same for a request read without a json tree (protocol::decode_task_request): a
+  /// submit, take, done or wait.
+  void execute(const protocol::task_request& request, std::uint64_t client_id,
+               clock::time_point now, std::vector<delivery>& out);
+  /// A submit, take, done or wait as json, read as decode_task_request() reads its
+  /// MessagePack; a field missing or of the wrong type throws op_error (bad_request) saying
+  /// which. Views point into `request`, or into `storage` (the packed arguments and outcomes).
+  static protocol::task_request request_of(detail::op o, const json& request,
+                                           std::uint64_t request_id, std::string& storage);
+
   /// Forgets a parked take or wait that its client gave up; false if there is none.
   bool cancel(std::uint64_t client_id, std::uint64_t request_id);
 
@@ -84,7 +95,7 @@ class task_queue {
   struct task {
     std::string queue;
     std::shared_ptr<const std::string> target;
-    json args;  // binary
+    std::string args;  // the packed arguments: one whole MessagePack binary, as submitted
     std::uint64_t items = 0;
     std::uint64_t owner = 0;  // 0: its submitter is gone
     bool bound = false;
@@ -94,8 +105,7 @@ class task_queue {
     std::uint32_t max_attempts = 3;
     std::uint64_t call_timeout_ms = 0;  // for the worker's watchdog; 0: none
     std::uint64_t worker = 0;  // running: the client running it
-    json outcome;
-    std::size_t outcome_bytes = 0;  // an estimate of its MessagePack size
+    std::string outcome;  // done: one whole MessagePack map, stamped with its worker
   };
   struct parked_take {
     std::uint64_t request_id;
@@ -125,13 +135,13 @@ class task_queue {
     clock::time_point deadline;
   };
 
-  void submit(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+  void submit(const protocol::task_request& request, std::uint64_t client_id,
               std::vector<delivery>& out);
-  void take(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+  void take(const protocol::task_request& request, std::uint64_t client_id,
             std::vector<delivery>& out);
-  void done(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+  void done(const protocol::task_request& request, std::uint64_t client_id,
             std::vector<delivery>& out);
-  void wait(const json& request, std::uint64_t request_id, std::uint64_t client_id,
+  void wait(const protocol::task_request& request, std::uint64_t client_id,
             clock::time_point now, std::vector<delivery>& out);
   void cancel_range(const json& request, std::uint64_t request_id, std::uint64_t client_id,
                     bool privileged,
@@ -140,18 +150,25 @@ class task_queue {
               clock::time_point now, std::vector<delivery>& out);
   json info(const json& request) const;
 
-  /// Up to `max` tasks of the worker's queue (a fair share when others wait too), as the take
-  /// reply's result; nullopt when there is none.
-  std::optional<json> assign(std::uint64_t client_id, worker& w, std::size_t max);
+  /// Up to `max` tasks of the worker's queue (a fair share when others wait too), as the
+  /// reply to its take `request_id`; nullopt when there is none.
+  std::optional<std::string> assign(std::uint64_t client_id, worker& w, std::size_t max,
+                                    std::uint64_t request_id);
   /// Hands queued tasks to the parked takes of `queue`.
   void serve_takers(const std::string& queue, std::vector<delivery>& out);
   /// Answers the parked waits that `finished` (ids that just got an outcome) concern.
   void serve_waits(const std::vector<std::uint64_t>& finished, std::vector<delivery>& out);
-  /// The outcomes held in [from, to), up to the reply limit, and whether tasks remain there.
-  json collect(std::uint64_t from, std::uint64_t to) const;
+  /// A wait's reply: the outcomes held in [from, to), up to the reply limit, and whether tasks
+  /// remain there.
+  struct collected {
+    std::string reply;  // to wait `request_id`, MessagePack
+    std::size_t results = 0;
+    bool left = false;
+  };
+  collected collect(std::uint64_t from, std::uint64_t to, std::uint64_t request_id) const;
   using task_map = std::map<std::uint64_t, task>;
   /// The task ends with `outcome`: held for collection (or dropped if cancelled).
-  void finish(std::uint64_t id, task& t, json outcome);
+  void finish(std::uint64_t id, task& t, std::string outcome);
   /// Cancels a task: removed, or, while a worker runs it, its outcome dropped when it comes.
   /// Returns the next task.
   task_map::iterator drop(task_map::iterator it);

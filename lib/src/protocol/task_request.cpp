@@ -1,0 +1,142 @@
+#include "protocol/task_request.hpp"
+
+#include "protocol/message.hpp"
+#include "protocol/msgpack.hpp"
+#include "protocol/tasks.hpp"
+
+#include <limits>
+
+namespace zproc::protocol {
+
+namespace {
+
+// Where the values of a request's fields are nested: the request's map is depth 0.
+constexpr std::size_t field_depth = 1;
+
+bool non_empty_string(msgpack_reader& r, std::string_view& s) noexcept {
+  return r.string(s) && !s.empty();
+}
+
+/// [[binary, items > 0], ...], not empty.
+bool read_chunks(msgpack_reader& r, std::vector<task_chunk>& out) {
+  std::size_t n = 0;
+  if (!r.array_header(n) || n == 0) return false;
+  out.clear();
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t pair = 0;
+    task_chunk c;
+    std::string_view bytes;
+    if (!r.array_header(pair) || pair != 2) return false;
+    const char* const args = r.position();
+    if (!r.binary(bytes)) return false;  // (an ext: the json path)
+    c.args = std::string_view(args, static_cast<std::size_t>(r.position() - args));
+    if (!r.unsigned_integer(c.items) || c.items == 0) return false;
+    out.push_back(c);
+  }
+  return true;
+}
+
+/// [[id, outcome map], ...].
+bool read_results(msgpack_reader& r, std::vector<task_result>& out) {
+  std::size_t n = 0;
+  if (!r.array_header(n)) return false;
+  out.clear();
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t pair = 0, fields = 0;
+    task_result t;
+    if (!r.array_header(pair) || pair != 2 || !r.unsigned_integer(t.task)) return false;
+    const char* const start = r.position();
+    if (!r.map_header(fields)) return false;
+    for (std::size_t k = 0; k < fields; ++k) {
+      std::string_view key;
+      if (!r.string(key) || !r.skip(field_depth + 3)) return false;
+    }
+    t.outcome = std::string_view(start, static_cast<std::size_t>(r.position() - start));
+    out.push_back(t);
+  }
+  return true;
+}
+
+bool read_counts(msgpack_reader& r, std::vector<std::uint64_t>& out) {
+  std::size_t n = 0;
+  if (!r.array_header(n)) return false;
+  out.clear();
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    std::uint64_t v = 0;
+    if (!r.unsigned_integer(v)) return false;
+    out.push_back(v);
+  }
+  return true;
+}
+
+}  // namespace
+
+bool flat_task_op(op o) noexcept {
+  return o == op::task_submit || o == op::task_take || o == op::task_done || o == op::task_wait;
+}
+
+bool decode_task_request(std::string_view payload, task_request& out) {
+  msgpack_reader r(payload);
+  std::size_t n = 0;
+  if (!r.map_header(n)) return false;
+  out = {};
+  bool has_op = false, has_tasks = false, has_results = false, has_from = false, has_to = false;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string_view name;
+    if (!r.string(name)) return false;
+    bool ok = false;
+    // (A field given twice: the last stands, as on the json path.)
+    if (name == field::id) {
+      ok = r.unsigned_integer(out.id);
+    } else if (name == field::op) {
+      std::string_view text;
+      const auto code = r.string(text) ? parse_op(text) : std::nullopt;
+      ok = has_op = code && flat_task_op(*code);
+      if (ok) out.code = *code;
+    } else if (name == tasks::queue) {
+      ok = non_empty_string(r, out.queue);
+    } else if (name == tasks::target) {
+      ok = non_empty_string(r, out.target);
+    } else if (name == tasks::tasks) {
+      ok = has_tasks = read_chunks(r, out.tasks);
+    } else if (name == tasks::bound) {
+      ok = r.boolean(out.bound);
+    } else if (name == tasks::max_attempts) {
+      ok = r.unsigned_integer(out.max_attempts) && out.max_attempts > 0 &&
+           out.max_attempts <= std::numeric_limits<std::uint32_t>::max();
+    } else if (name == tasks::call_timeout) {
+      ok = r.unsigned_integer(out.call_timeout_ms);
+    } else if (name == tasks::max) {
+      ok = r.unsigned_integer(out.max);
+    } else if (name == tasks::pid) {
+      ok = r.signed_integer(out.pid);
+    } else if (name == tasks::host) {
+      ok = r.string(out.host);
+    } else if (name == tasks::results) {
+      ok = has_results = read_results(r, out.results);
+    } else if (name == tasks::from) {
+      ok = has_from = r.unsigned_integer(out.from);
+    } else if (name == tasks::to) {
+      ok = has_to = r.unsigned_integer(out.to);
+    } else if (name == tasks::wait_ms) {
+      ok = r.unsigned_integer(out.wait_ms);
+    } else if (name == tasks::ack) {
+      ok = read_counts(r, out.ack);
+    }
+    // Any other field: the json path (it may mean something this reader does not know).
+    if (!ok) return false;
+  }
+  if (!r.at_end() || !has_op || out.id == 0) return false;
+  switch (out.code) {
+    case op::task_submit: return !out.queue.empty() && !out.target.empty() && has_tasks;
+    case op::task_take: return !out.queue.empty();
+    case op::task_done: return has_results;
+    case op::task_wait: return has_from && has_to;
+    default: return false;
+  }
+}
+
+}  // namespace zproc::protocol
