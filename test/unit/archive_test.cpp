@@ -186,4 +186,79 @@ TEST_SUITE("archive") {
     REQUIRE(out.failures.size() == 2);
     CHECK(out.failures[0].type.find("malformed_archive") != std::string::npos);
   }
+
+  TEST_CASE("arithmetic chunks are written and read without an archive, as the same bytes") {
+    namespace d = zproc::detail;
+    static_assert(d::all_raw_packed<std::tuple<int, double, bool, char, std::uint64_t>>);
+    static_assert(!d::all_raw_packed<std::tuple<int, std::string>>);
+    // The chunk's arguments as pack_some() writes them (raw) and as a binary_oarchive does.
+    std::vector<std::tuple<int, double, bool, char, std::uint64_t>> in;
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 100; ++i)
+      in.emplace_back(static_cast<int>(rng()), static_cast<double>(rng()) / 3.0, rng() % 2 == 1,
+                      static_cast<char>(rng()), rng());
+    std::size_t packed = 0;
+    auto it = in.begin();
+    const auto chunks = d::pack_some<std::tuple<int, double, bool, char, std::uint64_t>>(
+        it, in.end(), 1, in.size(), std::size_t{1} << 20, packed);
+    REQUIRE(chunks.size() == 1);
+    REQUIRE(packed == in.size());
+    std::string boost_bytes;
+    {
+      std::ostringstream os(std::ios::binary);
+      {
+        boost::archive::binary_oarchive ar(os, d::archive_flags);
+        for (const auto& [a, b, c, e, f] : in) ar << a << b << c << e << f;
+      }
+      boost_bytes = std::move(os).str();
+    }
+    const std::string raw(chunks[0].bytes.begin(), chunks[0].bytes.end());
+    CHECK(raw == boost_bytes);
+
+    // A worker runs them (reading raw) and writes the values raw; the submitter reads them.
+    d::chunk_output out;
+    std::vector<double> seen;
+    d::run_chunk<std::tuple<int, double, bool, char, std::uint64_t>, double>(
+        boost_bytes, in.size(), out, [&](int a, double b, bool c, char, std::uint64_t) {
+          seen.push_back(b);
+          return c ? b : static_cast<double>(a);
+        });
+    CHECK(out.failures.empty());
+    REQUIRE(seen.size() == in.size());
+    for (std::size_t i = 0; i < in.size(); ++i) CHECK(seen[i] == std::get<1>(in[i]));
+    std::string values_boost;
+    {
+      std::ostringstream os(std::ios::binary);
+      {
+        boost::archive::binary_oarchive ar(os, d::archive_flags);
+        for (const auto& [a, b, c, e, f] : in) ar << (c ? b : static_cast<double>(a));
+      }
+      values_boost = std::move(os).str();
+    }
+    CHECK(std::string(out.values.begin(), out.values.end()) == values_boost);
+    auto got = d::unpack_chunk<double>(values_boost, std::vector<std::exception_ptr>(in.size()));
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      REQUIRE(got.values[i].has_value());
+      CHECK(*got.values[i] == (std::get<2>(in[i]) ? std::get<1>(in[i])
+                                                  : static_cast<double>(std::get<0>(in[i]))));
+    }
+
+    // Cut short: the calls it cannot read fail (the rest of the chunk), as with an archive.
+    d::chunk_output cut;
+    int calls = 0;
+    d::run_chunk<std::tuple<int>, int>(std::string(6, '\0'), 2, cut, [&](int) { return ++calls; });
+    CHECK(calls == 1);
+    REQUIRE(cut.failures.size() == 1);
+    CHECK(cut.failures[0].index == 1);
+    CHECK(cut.failures[0].type.find("malformed_archive") != std::string::npos);
+    auto short_values = d::unpack_chunk<std::int64_t>(std::string(12, '\0'),
+                                                      std::vector<std::exception_ptr>(2));
+    CHECK(short_values.values[0].has_value());
+    CHECK(!short_values.values[1].has_value());
+    CHECK(short_values.errors[1] != nullptr);
+    // A bool that is neither 0 nor 1 is refused, not read as true.
+    auto bad_bool = d::unpack_chunk<bool>(std::string(1, '\x02'), std::vector<std::exception_ptr>(1));
+    CHECK(!bad_bool.values[0].has_value());
+    CHECK(bad_bool.errors[0] != nullptr);
+  }
 }

@@ -1,7 +1,9 @@
 // Private: a chunk is the unit of work a swarm hands to a worker: the arguments of several
 // calls of one target packed one after the other into one Boost.Serialization archive, and the
 // values of those calls packed the same way (one archive per chunk, not per call: a chunk of
-// 10,000 ints costs one archive's set-up, not 10,000).
+// 10,000 ints costs one archive's set-up, not 10,000). Arithmetic values are written and read
+// without an archive, as the same bytes (raw_oarchive, raw_iarchive): an archive's set-up
+// copies a locale and its facets, which is most of what a chunk of one small call costs.
 #pragma once
 
 #include <zproc/detail/archive.hpp>
@@ -92,6 +94,102 @@ class byte_sink : public std::streambuf {
   std::size_t base_;
 };
 
+/// Whether a T is packed as its object representation: an arithmetic type, which a Boost binary
+/// archive writes as save_binary(&t, sizeof t) (native byte order, as everything it writes) and
+/// reads back the same way. Written without an archive, the bytes are the same.
+template <class T>
+inline constexpr bool raw_packed = std::is_arithmetic_v<T>;
+template <class Tuple>
+inline constexpr bool all_raw_packed = false;
+template <class... T>
+inline constexpr bool all_raw_packed<std::tuple<T...>> = (raw_packed<T> && ...);
+
+/// Writes arithmetic values as a binary_oarchive would, without its set-up.
+class raw_oarchive {
+ public:
+  explicit raw_oarchive(byte_sink& sink) noexcept : sink_(sink) {}
+  template <class T>
+  raw_oarchive& operator<<(const T& v) {
+    static_assert(raw_packed<T>);
+    sink_.sputn(reinterpret_cast<const char*>(&v), static_cast<std::streamsize>(sizeof v));
+    return *this;
+  }
+
+ private:
+  byte_sink& sink_;
+};
+
+/// Reads what raw_oarchive (or a binary_oarchive, of arithmetic values) wrote; checks the length
+/// as checked_iarchive does, and that a bool is 0 or 1.
+class raw_iarchive {
+ public:
+  explicit raw_iarchive(std::string_view packed) noexcept : bytes_(packed) {}
+  template <class T>
+  raw_iarchive& operator>>(T& v) {
+    static_assert(raw_packed<T>);
+    if (bytes_.size() - at_ < sizeof v)
+      throw malformed_archive("zproc: an archive ends inside a value");
+    if constexpr (std::is_same_v<T, bool>) {
+      const auto b = static_cast<unsigned char>(bytes_[at_]);
+      if (b > 1) throw malformed_archive("zproc: an archive holds a bool that is neither 0 nor 1");
+      v = b == 1;
+    } else {
+      std::memcpy(&v, bytes_.data() + at_, sizeof v);
+    }
+    at_ += sizeof v;
+    return *this;
+  }
+
+ private:
+  std::string_view bytes_;
+  std::size_t at_ = 0;
+};
+
+/// The archive a chunk of `Args` (a tuple) is written with: one on a byte_sink, started
+/// with open().
+template <class Tuple>
+class chunk_oarchive {
+ public:
+  void open(byte_sink& sink) {
+    if constexpr (all_raw_packed<Tuple>) {
+      sink_ = &sink;
+    } else {
+      ar_.emplace(sink, archive_flags);
+    }
+  }
+  void close() noexcept {
+    sink_ = nullptr;
+    ar_.reset();
+  }
+  bool is_open() const noexcept { return sink_ != nullptr || ar_.has_value(); }
+  template <class T>
+  chunk_oarchive& operator<<(const T& v) {
+    if constexpr (all_raw_packed<Tuple>) {
+      raw_oarchive(*sink_) << v;
+    } else {
+      *ar_ << v;
+    }
+    return *this;
+  }
+
+ private:
+  byte_sink* sink_ = nullptr;
+  std::optional<boost::archive::binary_oarchive> ar_;
+};
+/// The archive a chunk of `Args` is read with.
+template <class Tuple>
+using args_iarchive = std::conditional_t<all_raw_packed<Tuple>, raw_iarchive, checked_iarchive>;
+
+/// Starts an archive of type A on `src` over `packed`.
+template <class A>
+void open_archive(std::optional<A>& ar, memory_source& src, std::string_view packed) {
+  if constexpr (std::is_same_v<A, raw_iarchive>) {
+    ar.emplace(packed);
+  } else {
+    ar.emplace(src, archive_flags);
+  }
+}
+
 /// The packed arguments of some calls.
 struct packed_chunk {
   detail::bytes bytes;
@@ -127,20 +225,20 @@ std::vector<packed_chunk> pack_some(It& it, const Sentinel& end, std::size_t max
                                     std::size_t& packed) {
   std::vector<packed_chunk> chunks;
   std::optional<byte_sink> sink;
-  std::optional<boost::archive::binary_oarchive> ar;
+  chunk_oarchive<Args> ar;
   for (; it != end; ++it) {
-    if (!ar) {
+    if (!ar.is_open()) {
       if (chunks.size() >= max_chunks) break;
       chunks.emplace_back();
       sink.emplace(chunks.back().bytes);
-      ar.emplace(*sink, archive_flags);
+      ar.open(*sink);
     }
     auto&& x = *it;
-    write_call(*ar, static_cast<Args*>(nullptr), x);
+    write_call(ar, static_cast<Args*>(nullptr), x);
     ++packed;
     packed_chunk& c = chunks.back();
     if (++c.items >= chunk_size || sink->size() >= max_bytes) {
-      ar.reset();
+      ar.close();
       sink.reset();
     }
   }
@@ -168,13 +266,13 @@ struct chunk_output {
 template <class Args, class Value, class Fn>
 void run_chunk(std::string_view packed, std::size_t items, chunk_output& out, Fn&& fn) {
   memory_source src(packed);
-  std::optional<checked_iarchive> in;
+  std::optional<args_iarchive<Args>> in;
   byte_sink sink(out.values);
-  std::optional<boost::archive::binary_oarchive> values;
+  chunk_oarchive<std::tuple<std::conditional_t<std::is_void_v<Value>, int, Value>>> values;
   std::size_t i = 0;
   try {
-    in.emplace(src, archive_flags);
-    if constexpr (!std::is_void_v<Value>) values.emplace(sink, archive_flags);
+    open_archive(in, src, packed);
+    if constexpr (!std::is_void_v<Value>) values.open(sink);
   } catch (...) {
     for (; i < items; ++i) out.fail(i);
     return;
@@ -204,7 +302,7 @@ void run_chunk(std::string_view packed, std::size_t items, chunk_output& out, Fn
       }
       const std::size_t before = sink.size();
       try {
-        *values << *v;
+        values << *v;
       } catch (...) {  // half a value written: drop it; the archive may be off, stop here
         sink.truncate(before);
         for (; i < items; ++i) out.fail(i);
@@ -230,13 +328,13 @@ chunk_values<R> unpack_chunk(std::string_view packed, std::vector<std::exception
   out.values.resize(failed.size());
   if constexpr (!std::is_void_v<R>) {
     std::optional<memory_source> src;
-    std::optional<checked_iarchive> ar;
+    std::optional<args_iarchive<std::tuple<R>>> ar;
     for (std::size_t i = 0; i < failed.size(); ++i) {
       if (failed[i]) continue;
       try {
         if (!ar) {
           src.emplace(packed);
-          ar.emplace(*src, archive_flags);
+          open_archive(ar, *src, packed);
         }
         R v;
         *ar >> v;
