@@ -3,6 +3,7 @@
 // namespaces, a worker token only takes its swarm's tasks, and nobody but its owner (or an
 // admin) cancels a task or changes a process record.
 #include "protocol/message.hpp"
+#include "protocol/msgpack.hpp"
 #include "protocol/ops.hpp"
 #include "protocol/task_messages.hpp"
 #include "server/engine.hpp"
@@ -18,6 +19,13 @@ namespace tasks = zproc::protocol::tasks;
 using zproc::access_role;
 
 namespace {
+
+/// The whole MessagePack of `v` (a reply's result, as the client's readers take it).
+std::string packed(const nlohmann::json& v) {
+  std::string out;
+  zproc::protocol::append_msgpack(out, v);
+  return out;
+}
 
 struct fixture {
   engine e{1, retention{}};
@@ -96,7 +104,7 @@ TEST_SUITE("permissions") {
     f.send(1, nullptr, submit("pool"));
     const json taken = f.send(2, &w, tasks::take_request("pool", 1, 5, "box"));
     REQUIRE(taken.contains("r"));
-    CHECK(tasks::parse_take_reply(taken.at("r")).tasks.size() == 1);
+    CHECK(tasks::parse_take_reply(packed(taken.at("r"))).tasks.size() == 1);
   }
 
   TEST_CASE("results only from the connection that took the task") {
@@ -105,7 +113,7 @@ TEST_SUITE("permissions") {
     const auto rw = access_role::parse("read-write");
     f.send(1, &rw, submit("pool"));
     const json taken = f.send(2, &w, tasks::take_request("pool", 1, 5, "box"));
-    const auto id = tasks::parse_take_reply(taken.at("r")).tasks.at(0).id;
+    const auto id = tasks::parse_take_reply(packed(taken.at("r"))).tasks.at(0).id;
     json forged = json::array();
     forged.push_back(tasks::result(id, tasks::lost_outcome("FORGED", 1, "x", 1, 1, "f")));
     for (auto* role : {&rw, &w})  // another connection, whatever its role

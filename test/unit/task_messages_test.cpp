@@ -168,35 +168,38 @@ TEST_SUITE("protocol") {
     CHECK(wire::parse_submit_reply(wire::submit_reply(41)) == 41);
 
     const json take = a_take_reply();
-    const auto t = wire::parse_take_reply(take);
+    const std::string take_bytes = packed(take);  // (the views point into it)
+    const auto t = wire::parse_take_reply(take_bytes);
     CHECK(!t.retire);
     REQUIRE(t.tasks.size() == 2);
     CHECK(t.tasks[0].id == 7);
-    CHECK(*t.tasks[0].target == "square");
-    CHECK(*t.tasks[0].args == json::binary_t({1, 2, 3}));
+    CHECK(t.tasks[0].target == "square");
+    CHECK(t.tasks[0].args == std::string("\x01\x02\x03", 3));
     CHECK(t.tasks[0].items == 4);
     CHECK(t.tasks[0].attempt == 1);
     CHECK(t.tasks[0].call_timeout_ms == 250);
     CHECK(t.tasks[1].call_timeout_ms == 0);
-    CHECK(wire::parse_take_reply(wire::retire_reply()).retire);
+    CHECK(wire::parse_take_reply(packed(wire::retire_reply())).retire);
     json older = a_take_reply();  // a server without call timeouts sends five fields
     older[wire::tasks][0].erase(5);
-    CHECK(wire::parse_take_reply(older).tasks[0].call_timeout_ms == 0);
+    CHECK(wire::parse_take_reply(packed(older)).tasks[0].call_timeout_ms == 0);
 
     json wait = a_wait_reply({{7, a_ran_outcome()}}, true);
-    const auto w = wire::parse_wait_reply(wait);
+    const std::string wait_bytes = packed(wait);
+    const auto w = wire::parse_wait_reply(wait_bytes);
     CHECK(w.left);
     REQUIRE(w.results.size() == 1);
     CHECK(w.results[0].first == 7);
-    CHECK(w.results[0].second == &wait[wire::results][0][1]);  // a view, not a copy
-    CHECK(*w.results[0].second == a_ran_outcome());
+    CHECK(w.results[0].second.data() > wait_bytes.data());  // a view, not a copy
+    CHECK(w.results[0].second.data() < wait_bytes.data() + wait_bytes.size());
+    CHECK(zproc::protocol::decode_msgpack(w.results[0].second) == a_ran_outcome());
     json none = a_wait_reply({}, false);
-    CHECK(wire::parse_wait_reply(none).results.empty());
+    CHECK(wire::parse_wait_reply(packed(none)).results.empty());
     // Many entries: the count is patched in after them.
     std::vector<std::pair<std::uint64_t, json>> many;
     for (std::uint64_t id = 1; id <= 70'000; ++id) many.emplace_back(id, json::object());
     json all = a_wait_reply(many, false);
-    CHECK(wire::parse_wait_reply(all).results.size() == 70'000);
+    CHECK(wire::parse_wait_reply(packed(all)).results.size() == 70'000);
 
     const auto i = wire::parse_info_reply(an_info_reply());
     REQUIRE(i.workers.size() == 2);
@@ -213,8 +216,8 @@ TEST_SUITE("protocol") {
 
   TEST_CASE("task messages: outcomes read back; the bytes are accounted") {
     json ran = a_ran_outcome();
-    CHECK(wire::items_of(ran) == 3);
-    const auto o = wire::parse_outcome(ran);
+    CHECK(wire::items_of(packed(ran)) == 3);
+    const auto o = wire::parse_outcome(packed(ran));
     CHECK(!o.lost);
     CHECK(o.items == 3);
     CHECK(o.target == "square");
@@ -229,37 +232,45 @@ TEST_SUITE("protocol") {
     CHECK(o.failures[0].crash_report == "report");
 
     json lost = wire::lost_outcome("it died", 43, "h2", 3, 2, "square");
-    const auto l = wire::parse_outcome(lost);
+    const auto l = wire::parse_outcome(packed(lost));
     REQUIRE(l.lost);
     CHECK(*l.lost == "it died");
     CHECK(l.attempts == 3);
     CHECK(l.items == 2);
     CHECK(l.worker_pid == 43);
 
-    CHECK(wire::items_of(json("not an outcome")) == 1);
-    CHECK(wire::items_of(json::object()) == 1);
+    CHECK(wire::items_of(packed(json("not an outcome"))) == 1);
+    CHECK(wire::items_of(packed(json::object())) == 1);
+    CHECK(wire::items_of("\xc1") == 1);  // not MessagePack
   }
 
   TEST_CASE("task messages: a reply damaged anywhere is refused as malformed, nothing else") {
     // Every damage either parses (a field that may be absent or an entry that is skipped) or
     // is refused; most are refused.
     CHECK(refusals(wire::submit_reply(41), [](json& j) { wire::parse_submit_reply(j); }) >= 5);
-    CHECK(refusals(a_take_reply(), [](json& j) { wire::parse_take_reply(j); }) >= 40);
+    CHECK(refusals(a_take_reply(), [](json& j) { wire::parse_take_reply(packed(j)); }) >= 40);
     CHECK(refusals(a_wait_reply({{7, a_ran_outcome()}}, false),
-                   [](json& j) { wire::parse_wait_reply(j); }) >= 10);
+                   [](json& j) { wire::parse_wait_reply(packed(j)); }) >= 10);
     CHECK(refusals(an_info_reply(), [](json& j) { wire::parse_info_reply(j); }) >= 40);
-    CHECK(refusals(a_ran_outcome(), [](json& j) { wire::parse_outcome(j); }) >= 15);
+    CHECK(refusals(a_ran_outcome(), [](json& j) { wire::parse_outcome(packed(j)); }) >= 15);
     CHECK(refusals(wire::lost_outcome("x", 1, "h", 1, 1, "t"),
-                   [](json& j) { wire::parse_outcome(j); }) >= 10);
+                   [](json& j) { wire::parse_outcome(packed(j)); }) >= 10);
 
     // Some damages in particular.
     json take = a_take_reply();
     take[wire::tasks][0][2] = "not binary";
-    CHECK_THROWS_AS(wire::parse_take_reply(take), wire::malformed);
+    CHECK_THROWS_AS(wire::parse_take_reply(packed(take)), wire::malformed);
     take = a_take_reply();
     take[wire::tasks][1][0] = -7;  // a negative id
-    CHECK_THROWS_AS(wire::parse_take_reply(take), wire::malformed);
-    CHECK_THROWS_AS(wire::parse_take_reply(json::object()), wire::malformed);
+    CHECK_THROWS_AS(wire::parse_take_reply(packed(take)), wire::malformed);
+    CHECK_THROWS_AS(wire::parse_take_reply(packed(json::object())), wire::malformed);
+    // Not MessagePack, or cut anywhere: refused as malformed too.
+    const std::string whole = packed(a_take_reply());
+    for (std::size_t n = 0; n < whole.size(); ++n)
+      CHECK_THROWS_AS(wire::parse_take_reply(whole.substr(0, n)), wire::malformed);
+    const std::string outcome = packed(a_ran_outcome());
+    for (std::size_t n = 0; n < outcome.size(); ++n)
+      CHECK_THROWS_AS(wire::parse_outcome(outcome.substr(0, n)), wire::malformed);
     CHECK_THROWS_AS(wire::parse_submit_reply(json::array()), wire::malformed);
     json info = an_info_reply();
     info[wire::workers][1].erase(wire::host);

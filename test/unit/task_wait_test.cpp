@@ -3,6 +3,7 @@
 // crash report), tasks gone from the server, and a malformed reply or outcome at every step.
 #include "protocol/ops.hpp"
 #include "protocol/tasks.hpp"
+#include "protocol/msgpack.hpp"
 #include "swarm/task_wait.hpp"
 
 #include <zproc/process_error.hpp>
@@ -41,7 +42,9 @@ struct outcome_of {
 
 outcome_of feed(task_wait& w, json r, const task_wait::crash_report_fn& report = {}) {
   outcome_of o;
-  o.got = w.on_reply(r, report, o.ec, o.message);
+  std::string bytes;
+  zproc::protocol::append_msgpack(bytes, r);
+  o.got = w.on_reply(bytes, report, o.ec, o.message);
   return o;
 }
 

@@ -3,6 +3,7 @@
 #include "protocol/records.hpp"
 #include "client/completion.hpp"
 #include "protocol/message.hpp"
+#include "protocol/msgpack.hpp"
 
 #include <zproc/client.hpp>
 #include <zproc/state.hpp>
@@ -80,25 +81,61 @@ class connection_op final : public pending_op {
   const connection& conn_;  // owns this op
 };
 
-/// A pending blocking operation: hands its outcome to the waiting thread.
+/// A result handed over undecoded (call_packed, start_packed_request): as it came, or, if an
+/// op is ever completed with a json result, that result packed.
+std::string packed_form(std::string_view bytes) { return std::string(bytes); }
+std::string packed_form(const json& result) {
+  std::string out;
+  if (!result.is_null()) protocol::append_msgpack(out, result);
+  return out;
+}
+
+/// A pending blocking operation: hands its outcome to the waiting thread (`packed`: its result
+/// undecoded, in blocking_result::packed).
 class blocking_op final : public pending_op {
  public:
-  blocking_op(std::shared_ptr<blocking_result> r, const connection& conn)
-      : r_(std::move(r)), conn_(conn) {}
+  blocking_op(std::shared_ptr<blocking_result> r, const connection& conn, bool packed)
+      : r_(std::move(r)), conn_(conn), packed_(packed) {}
   void complete(error_code ec, json&& result, std::string&& message, bool) override {
     // A reply completes the op in on_frame, while its connection is the current one.
+    if (packed_) {
+      r_->packed = packed_form(result);
+      result = json();
+    }
     r_->set(ec, std::move(result), std::move(message), conn_.connections());
+  }
+  void complete_result(std::string_view result) override {
+    if (!packed_) return pending_op::complete_result(result);
+    r_->packed = packed_form(result);  // (before set(): the waiting thread reads it after)
+    r_->set({}, json(), {}, conn_.connections());
   }
 
  private:
   std::shared_ptr<blocking_result> r_;
   const connection& conn_;  // owns this op
+  bool packed_;
 };
 
-}  // namespace
+/// A pending async operation whose result is handed over undecoded.
+class packed_handler_op final : public pending_op {
+ public:
+  explicit packed_handler_op(basic_held_handler<error_code, std::string>&& h) : h_(std::move(h)) {}
+  void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
+    if (ec) h_.set_message(std::move(message));
+    h_.complete(must_post, ec, ec ? std::string() : packed_form(result));
+  }
+  void complete_result(std::string_view result) override {
+    h_.complete(false, error_code{}, packed_form(result));
+  }
 
-json call_raw(const std::shared_ptr<client_impl>& c, protocol::packed_request request,
-              error_code& ec, std::string& message, std::uint64_t* on) {
+ private:
+  basic_held_handler<error_code, std::string> h_;
+};
+
+/// Runs one blocking request: the outcome, or nullptr after setting ec and message.
+std::shared_ptr<blocking_result> run_call(const std::shared_ptr<client_impl>& c,
+                                          protocol::packed_request request, bool packed,
+                                          error_code& ec, std::string& message) {
   ec.clear();
   message.clear();
   auto result = std::make_shared<blocking_result>();
@@ -109,24 +146,42 @@ json call_raw(const std::shared_ptr<client_impl>& c, protocol::packed_request re
   auto req = std::make_shared<protocol::packed_request>(std::move(request));
   const bool in_time = c->run_blocking(
       *result,
-      [conn, req, result, id] {
-        *id = conn->request(std::move(*req), std::make_unique<blocking_op>(result, *conn));
+      [conn, req, result, id, packed] {
+        *id = conn->request(std::move(*req), std::make_unique<blocking_op>(result, *conn, packed));
       },
       c->options().request_timeout, [conn, id] { conn->cancel(*id); });
   if (!in_time) {
     ec = client_errc::timeout;
     message = "no reply within " + std::to_string(c->options().request_timeout.count()) +
               " ms (client_options::request_timeout)";
-    return {};
+    return nullptr;
   }
   std::lock_guard lock(result->mutex);
-  if (on) *on = result->connection;
   if (result->ec) {
     ec = result->ec;
     message = std::move(result->message);
-    return {};
   }
+  return result;
+}
+
+}  // namespace
+
+json call_raw(const std::shared_ptr<client_impl>& c, protocol::packed_request request,
+              error_code& ec, std::string& message, std::uint64_t* on) {
+  auto result = run_call(c, std::move(request), false, ec, message);
+  if (!result) return {};
+  std::lock_guard lock(result->mutex);
+  if (on) *on = result->connection;
+  if (ec) return {};
   return std::move(result->value);
+}
+
+std::string call_packed(const std::shared_ptr<client_impl>& c, request r, error_code& ec,
+                        std::string& message) {
+  auto result = run_call(c, request_access::take(std::move(r)), true, ec, message);
+  if (!result || ec) return {};
+  std::lock_guard lock(result->mutex);
+  return std::move(result->packed);
 }
 
 namespace {
@@ -155,6 +210,15 @@ void start_request(const std::shared_ptr<client_impl>& c, request r, handler<T> 
   send_async(c, request_access::take(std::move(r)), std::move(h), std::move(diagnostics),
              [](held_handler<T>&& held, const connection&) {
                return std::make_unique<handler_op<T>>(std::move(held));
+             });
+}
+
+void start_packed_request(const std::shared_ptr<client_impl>& c, request r,
+                          asio::any_completion_handler<void(error_code, std::string)> h,
+                          diagnostics_ptr diagnostics) {
+  send_async(c, request_access::take(std::move(r)), std::move(h), std::move(diagnostics),
+             [](basic_held_handler<error_code, std::string>&& held, const connection&) {
+               return std::make_unique<packed_handler_op>(std::move(held));
              });
 }
 

@@ -189,6 +189,7 @@ struct blocking_result {
   bool done = false;
   error_code ec;
   json value;
+  std::string packed;  // call_packed(): the result's MessagePack, undecoded
   std::string message;
   std::uint64_t connection = 0;  // of the reply: connection::connections() when it came
 
@@ -267,5 +268,15 @@ class client_impl {
 /// in client.cpp.
 json call_raw(const std::shared_ptr<client_impl>& c, protocol::packed_request request,
               error_code& ec, std::string& message, std::uint64_t* on = nullptr);
+
+/// Requests whose result the caller reads itself, with the protocol layer's readers: the
+/// result's MessagePack as it came (empty if the reply has none), one copy of its bytes and no
+/// json tree (a swarm's wait reply holds thousands of outcomes). Blocking, as call_raw(); and
+/// async, completing `h` on the client's executor. Defined in client.cpp.
+std::string call_packed(const std::shared_ptr<client_impl>& c, request r, error_code& ec,
+                        std::string& message);
+void start_packed_request(const std::shared_ptr<client_impl>& c, request r,
+                          boost::asio::any_completion_handler<void(error_code, std::string)> h,
+                          diagnostics_ptr diagnostics);
 
 }  // namespace zproc::detail

@@ -73,6 +73,99 @@ void patch_count(std::string& out, std::size_t at, std::size_t n) {
     out[at + static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * (3 - i))) & 0xff);
 }
 
+// --- reading MessagePack without a json tree ----------------------------------------------------
+
+/// One MessagePack value (`bytes` is exactly one), read as a T by `read` or malformed.
+template <class T, class Read>
+T packed_value(std::string_view bytes, Read read, const char* what, const char* expected) {
+  msgpack_reader r(bytes);
+  T v{};
+  if (!read(r, v) || !r.at_end()) fail(std::string(what) + " is not " + expected);
+  return v;
+}
+std::uint64_t packed_count(std::string_view v, const char* what) {
+  return packed_value<std::uint64_t>(
+      v, [](msgpack_reader& r, std::uint64_t& x) { return r.unsigned_integer(x); }, what,
+      "a non-negative integer");
+}
+std::int64_t packed_integer(std::string_view v, const char* what) {
+  return packed_value<std::int64_t>(
+      v, [](msgpack_reader& r, std::int64_t& x) { return r.signed_integer(x); }, what,
+      "an integer");
+}
+std::string_view packed_text(std::string_view v, const char* what) {
+  return packed_value<std::string_view>(
+      v, [](msgpack_reader& r, std::string_view& x) { return r.string(x); }, what, "a string");
+}
+bool packed_flag(std::string_view v, const char* what) {
+  return packed_value<bool>(
+      v, [](msgpack_reader& r, bool& x) { return r.boolean(x); }, what, "a boolean");
+}
+
+/// The bytes of the next value of `r`; malformed (`what`) if there is none.
+std::string_view next_value(msgpack_reader& r, const char* what) {
+  const char* const start = r.position();
+  if (!r.skip(1)) fail(what);
+  return std::string_view(start, static_cast<std::size_t>(r.position() - start));
+}
+
+/// The elements of a MessagePack array, each as the bytes of its value.
+std::vector<std::string_view> packed_elements(std::string_view v, const char* what) {
+  msgpack_reader r(v);
+  std::size_t n = 0;
+  if (!r.array_header(n)) fail(std::string(what) + " is not an array");
+  std::vector<std::string_view> out;
+  out.reserve(n);
+  for (std::size_t i = 0; i < n; ++i) {
+    const char* const start = r.position();
+    if (!r.skip(1)) fail(std::string(what) + " is not an array of values");
+    out.emplace_back(start, static_cast<std::size_t>(r.position() - start));
+  }
+  if (!r.at_end()) fail(std::string(what) + " is not one value");
+  return out;
+}
+
+/// A MessagePack map read in place: its fields looked up by name (the last of a name given
+/// twice, as json reads it). A lookup walks the map (a reply's maps hold a few fields).
+class packed_map {
+ public:
+  packed_map(std::string_view bytes, const char* of) : bytes_(bytes), of_(of) {
+    msgpack_reader r(bytes);
+    if (!r.map_header(n_)) fail(std::string(of) + " is not an object");
+    entries_ = r.position();
+    for (std::size_t i = 0; i < n_; ++i) {
+      std::string_view key;
+      if (!r.string(key) || !r.skip(1)) fail(std::string(of) + " is not an object");
+    }
+    if (!r.at_end()) fail(std::string(of) + " is not one value");
+  }
+  /// The bytes of field `name`'s value; nullopt if the map has none.
+  std::optional<std::string_view> find(std::string_view name) const {
+    msgpack_reader r(std::string_view(entries_, static_cast<std::size_t>(
+                                                    bytes_.data() + bytes_.size() - entries_)));
+    std::optional<std::string_view> found;
+    for (std::size_t i = 0; i < n_; ++i) {
+      std::string_view key;
+      r.string(key);  // (checked by the constructor)
+      const char* const start = r.position();
+      r.skip(1);
+      if (key == name) found = std::string_view(start, static_cast<std::size_t>(r.position() - start));
+    }
+    return found;
+  }
+  std::string_view member(std::string_view name) const {
+    auto v = find(name);
+    if (!v) fail(std::string(of_) + " has no field '" + std::string(name) + "'");
+    return *v;
+  }
+
+ private:
+  std::string_view bytes_;
+  const char* of_;
+  std::size_t n_ = 0;
+  const char* entries_ = nullptr;
+};
+
 json request(op o) {
   json r = json::object();
   r[field::op] = name(o);
@@ -166,32 +259,6 @@ json retire_reply() {
   return r;
 }
 
-take_view parse_take_reply(const json& reply) {
-  take_view out;
-  if (!reply.is_object()) fail("task_take reply is not an object");
-  if (auto r = reply.find(retire); r != reply.end()) {
-    out.retire = flag(*r, "task_take reply's 'retire'");
-    if (out.retire) return out;
-  }
-  const json& list = array_of(member(reply, tasks, "task_take reply"), "task_take reply's tasks");
-  out.tasks.reserve(list.size());
-  for (const json& t : list) {
-    // [id, target, args, items, attempt, call_timeout]; a server older than call timeouts
-    // sends five.
-    if (!t.is_array() || t.size() < 5) fail("a task of a task_take reply is not [id, target, args, items, attempt, ...]");
-    task_view v;
-    v.id = count(t[0], "a taken task's id");
-    v.target = &text(t[1], "a taken task's target");
-    if (!t[2].is_binary()) fail("a taken task's arguments are not binary");
-    v.args = &t[2].get_binary();
-    v.items = static_cast<std::size_t>(count(t[3], "a taken task's item count"));
-    v.attempt = count(t[4], "a taken task's attempt");
-    v.call_timeout_ms = t.size() > 5 ? integer(t[5], "a taken task's call timeout") : 0;
-    out.tasks.push_back(v);
-  }
-  return out;
-}
-
 take_reply_writer::take_reply_writer(std::uint64_t request_id)
     : count_at_(begin_listing_reply(out_, request_id, 1, tasks)) {}
 
@@ -230,21 +297,6 @@ std::string wait_reply_writer::finish(bool more) && {
   return std::move(out_);
 }
 
-wait_view parse_wait_reply(json& reply) {
-  wait_view out;
-  if (!reply.is_object()) fail("task_wait reply is not an object");
-  auto it = reply.find(results);
-  if (it == reply.end() || !it->is_array()) fail("task_wait reply has no array 'r' of results");
-  json& list = *it;
-  out.results.reserve(list.size());
-  for (json& r : list) {
-    if (!r.is_array() || r.size() < 2) fail("a result of a task_wait reply is not [id, outcome]");
-    out.results.emplace_back(count(r[0], "a result's task id"), &r[1]);
-  }
-  out.left = flag(member(reply, left, "task_wait reply"), "task_wait reply's 'left'");
-  return out;
-}
-
 json info_reply(const info& i) {
   json list = json::array();
   for (const auto& w : i.workers) {
@@ -281,6 +333,60 @@ info parse_info_reply(const json& reply) {
   out.queued = static_cast<std::size_t>(count(member(reply, queued, "task_info reply"), "'queued'"));
   out.running =
       static_cast<std::size_t>(count(member(reply, running, "task_info reply"), "'running'"));
+  return out;
+}
+
+take_view parse_take_reply(std::string_view reply) {
+  take_view out;
+  const packed_map m(reply, "task_take reply");
+  if (auto r = m.find(retire)) {
+    out.retire = packed_flag(*r, "task_take reply's 'retire'");
+    if (out.retire) return out;
+  }
+  msgpack_reader list(m.member(tasks));
+  std::size_t n = 0;
+  if (!list.array_header(n)) fail("task_take reply's tasks is not an array");
+  out.tasks.reserve(n);
+  constexpr const char* shape =
+      "a task of a task_take reply is not [id, target, args, items, attempt, ...]";
+  for (std::size_t i = 0; i < n; ++i) {
+    // [id, target, args, items, attempt, call_timeout]; a server older than call timeouts
+    // sends five.
+    std::size_t fields = 0;
+    if (!list.array_header(fields) || fields < 5) fail(shape);
+    task_view v;
+    v.id = packed_count(next_value(list, shape), "a taken task's id");
+    v.target = packed_text(next_value(list, shape), "a taken task's target");
+    v.args = packed_value<std::string_view>(
+        next_value(list, shape), [](msgpack_reader& r, std::string_view& x) { return r.binary(x); },
+        "a taken task's arguments", "binary");
+    v.items = static_cast<std::size_t>(packed_count(next_value(list, shape), "a taken task's item count"));
+    v.attempt = packed_count(next_value(list, shape), "a taken task's attempt");
+    if (fields > 5)
+      v.call_timeout_ms = packed_integer(next_value(list, shape), "a taken task's call timeout");
+    for (std::size_t k = 6; k < fields; ++k) next_value(list, shape);
+    out.tasks.push_back(v);
+  }
+  return out;
+}
+
+wait_view parse_wait_reply(std::string_view reply) {
+  wait_view out;
+  const packed_map m(reply, "task_wait reply");
+  const auto r = m.find(results);
+  msgpack_reader list(r.value_or(std::string_view()));
+  std::size_t n = 0;
+  if (!r || !list.array_header(n)) fail("task_wait reply has no array 'r' of results");
+  out.results.reserve(n);
+  constexpr const char* shape = "a result of a task_wait reply is not [id, outcome]";
+  for (std::size_t i = 0; i < n; ++i) {
+    std::size_t fields = 0;
+    if (!list.array_header(fields) || fields < 2) fail(shape);
+    const std::uint64_t id = packed_count(next_value(list, shape), "a result's task id");
+    out.results.emplace_back(id, next_value(list, shape));
+    for (std::size_t k = 2; k < fields; ++k) next_value(list, shape);
+  }
+  out.left = packed_flag(m.member(left), "task_wait reply's 'left'");
   return out;
 }
 
@@ -349,45 +455,82 @@ std::string stamped_outcome(std::string_view outcome, std::int64_t pid_of_worker
   return out;
 }
 
-std::size_t items_of(const json& o) noexcept {
-  if (!o.is_object()) return 1;
-  auto n = o.find(items);
-  if (n == o.end() || !n->is_number_integer() || n->get<std::int64_t>() < 1) return 1;
-  return static_cast<std::size_t>(n->get<std::int64_t>());
+std::size_t items_of(std::string_view o) noexcept {
+  try {
+    const packed_map m(o, "an outcome");
+    auto n = m.find(items);
+    if (!n) return 1;
+    return static_cast<std::size_t>(std::max<std::uint64_t>(1, packed_count(*n, "'n'")));
+  } catch (const std::exception&) {
+    return 1;
+  }
 }
 
-outcome parse_outcome(json& o) {
-  if (!o.is_object()) fail("an outcome is not an object");
+outcome parse_outcome(std::string_view o) {
+  // One pass over the map: each known field's value (the last of a name given twice, as json
+  // reads it); then read in the order json's reader took them.
+  struct {
+    std::optional<std::string_view> items, target, pid, host, lost, attempts, values, failures;
+  } f;
+  {
+    msgpack_reader r(o);
+    std::size_t n = 0;
+    if (!r.map_header(n)) fail("an outcome is not an object");
+    constexpr const char* shape = "an outcome is not an object";
+    for (std::size_t i = 0; i < n; ++i) {
+      std::string_view key;
+      if (!r.string(key)) fail(shape);
+      const std::string_view v = next_value(r, shape);
+      if (key == items) f.items = v;
+      else if (key == target_name) f.target = v;
+      else if (key == worker_pid) f.pid = v;
+      else if (key == worker_host) f.host = v;
+      else if (key == lost) f.lost = v;
+      else if (key == attempts) f.attempts = v;
+      else if (key == values) f.values = v;
+      else if (key == failures) f.failures = v;
+    }
+    if (!r.at_end()) fail("an outcome is not one value");
+  }
   outcome out;
   // The task's identity: optional (a message is only less precise without it).
-  if (auto n = o.find(items); n != o.end()) out.items = std::max<std::size_t>(1, count(*n, "an outcome's item count"));
-  if (auto t = o.find(target_name); t != o.end()) out.target = text(*t, "an outcome's target");
-  if (auto p = o.find(worker_pid); p != o.end()) out.worker_pid = integer(*p, "an outcome's worker pid");
-  if (auto h = o.find(worker_host); h != o.end()) out.worker_host = text(*h, "an outcome's worker host");
-  if (auto x = o.find(lost); x != o.end()) {
-    out.lost = text(*x, "an outcome's 'lost'");
-    if (auto a = o.find(attempts); a != o.end()) out.attempts = count(*a, "an outcome's attempts");
+  if (auto n = f.items) out.items = std::max<std::size_t>(1, packed_count(*n, "an outcome's item count"));
+  if (auto t = f.target) out.target = packed_text(*t, "an outcome's target");
+  if (auto p = f.pid) out.worker_pid = packed_integer(*p, "an outcome's worker pid");
+  if (auto h = f.host) out.worker_host = packed_text(*h, "an outcome's worker host");
+  if (auto x = f.lost) {
+    out.lost = packed_text(*x, "an outcome's 'lost'");
+    if (auto a = f.attempts) out.attempts = packed_count(*a, "an outcome's attempts");
     return out;
   }
-  if (auto v = o.find(values); v != o.end()) {
-    if (!v->is_binary()) fail("an outcome's values are not binary");
-    out.values = std::move(static_cast<std::vector<std::uint8_t>&>(v->get_binary()));
+  if (auto v = f.values) {
+    const auto bytes = packed_value<std::string_view>(
+        *v, [](msgpack_reader& r, std::string_view& x) { return r.binary(x); },
+        "an outcome's values", "binary");
+    out.values.assign(bytes.begin(), bytes.end());
   }
-  if (auto f = o.find(failures); f != o.end()) {
-    for (const json& e : array_of(*f, "an outcome's failures")) {
-      // An entry that names no call of the task is skipped (a negative or too large index,
-      // or not [index, type, message, stacktrace, crash_report]); one that names a call but
-      // whose texts are not strings makes the outcome malformed.
-      if (!e.is_array() || e.size() < 5 || !e[0].is_number_integer()) continue;
-      if (!e[0].is_number_unsigned() && e[0].get<std::int64_t>() < 0) continue;
-      const std::uint64_t index = e[0].get<std::uint64_t>();
+  if (auto list = f.failures) {
+    for (const auto one : packed_elements(*list, "an outcome's failures")) {
+      // An entry that names no call of the task (a negative or too large index, or not
+      // [index, type, message, stacktrace, crash_report]) is skipped; one that names a call
+      // but whose texts are not strings makes the outcome malformed.
+      std::vector<std::string_view> e;
+      try {
+        e = packed_elements(one, "a failure");
+      } catch (const malformed&) {
+        continue;
+      }
+      if (e.size() < 5) continue;
+      std::uint64_t index = 0;
+      msgpack_reader r(e[0]);
+      if (!r.unsigned_integer(index) || !r.at_end()) continue;  // not an index, or negative
       if (index >= out.items) continue;
       failure x;
       x.index = static_cast<std::size_t>(index);
-      x.type = text(e[1], "a failure's type");
-      x.message = text(e[2], "a failure's message");
-      x.stacktrace = text(e[3], "a failure's stacktrace");
-      x.crash_report = text(e[4], "a failure's crash report");
+      x.type = packed_text(e[1], "a failure's type");
+      x.message = packed_text(e[2], "a failure's message");
+      x.stacktrace = packed_text(e[3], "a failure's stacktrace");
+      x.crash_report = packed_text(e[4], "a failure's crash report");
       out.failures.push_back(std::move(x));
     }
   }

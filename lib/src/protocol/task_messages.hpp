@@ -5,8 +5,9 @@
 // lib/src/protocol picks a task message apart by hand. Plain functions, no I/O.
 //
 // A parser throws protocol::tasks::malformed for a reply of the wrong shape; the caller turns
-// that into client_errc::protocol_error with the message. Parsed views point into the reply
-// they were parsed from (it must outlive them).
+// that into client_errc::protocol_error with the message. The busy replies (a take's tasks, a
+// wait's outcomes) are read from their MessagePack without a json tree; parsed views point
+// into the reply they were parsed from (it must outlive them).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -69,8 +70,8 @@ std::uint64_t parse_submit_reply(const json& reply);
 /// A task as a take reply hands it to a worker.
 struct task_view {
   std::uint64_t id = 0;
-  const std::string* target = nullptr;
-  const json::binary_t* args = nullptr;
+  std::string_view target;
+  std::string_view args;  ///< the packed arguments (the binary's bytes)
   std::size_t items = 0;
   std::uint64_t attempt = 0;
   std::int64_t call_timeout_ms = 0;  // 0: no limit
@@ -81,15 +82,17 @@ struct take_view {
   bool retire = false;
   std::vector<task_view> tasks;
 };
-take_view parse_take_reply(const json& reply);
+/// Reads a take reply's result (`reply`: its MessagePack).
+take_view parse_take_reply(std::string_view reply);
 
 /// task_wait's reply: [[id, outcome], ...] and whether the range still holds tasks (written by
 /// wait_reply_writer below).
 struct wait_view {
-  std::vector<std::pair<std::uint64_t, json*>> results;
+  std::vector<std::pair<std::uint64_t, std::string_view>> results;  ///< id, outcome's MessagePack
   bool left = false;
 };
-wait_view parse_wait_reply(json& reply);
+/// Reads a wait reply's result (`reply`: its MessagePack).
+wait_view parse_wait_reply(std::string_view reply);
 
 /// The replies the server sends most (a take's tasks, a wait's outcomes) written as MessagePack
 /// while the queue walks its tasks, without a json tree: the bytes of a complete reply to
@@ -177,10 +180,10 @@ json lost_outcome(std::string why, std::int64_t worker_pid, const std::string& w
 /// task_done carries it; a "w" or "h" it holds already is replaced): the map the server keeps
 /// for the submitter.
 std::string stamped_outcome(std::string_view outcome, std::int64_t pid, std::string_view host);
-/// How many calls an outcome is about, as far as it tells (1 if it does not).
-std::size_t items_of(const json& outcome) noexcept;
-/// Reads an outcome; takes the values' bytes from it. A failure entry that names no call of the
-/// task (an index out of range, or not [index, type, message, stacktrace, report]) is skipped.
-outcome parse_outcome(json& o);
+/// How many calls an outcome (its MessagePack) is about, as far as it tells (1 if it does not).
+std::size_t items_of(std::string_view outcome) noexcept;
+/// Reads an outcome (its MessagePack). A failure entry that names no call of the task (an index
+/// out of range, or not [index, type, message, stacktrace, report]) is skipped.
+outcome parse_outcome(std::string_view o);
 
 }  // namespace zproc::protocol::tasks

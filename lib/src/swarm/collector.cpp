@@ -38,7 +38,7 @@ struct task_collector::state : std::enable_shared_from_this<task_collector::stat
 
   /// The outcomes of a reply; throws zproc::error for a malformed reply or tasks gone.
   /// `report_wait`: how long a lost task's crash report may be waited for.
-  std::vector<task_outcome> absorb(json& reply, std::chrono::milliseconds report_wait) {
+  std::vector<task_outcome> absorb(std::string_view reply, std::chrono::milliseconds report_wait) {
     error_code ec;
     std::string message;
     auto out = wait.on_reply(
@@ -51,12 +51,13 @@ struct task_collector::state : std::enable_shared_from_this<task_collector::stat
   /// One blocking task_wait on `conn` (parking up to `ms` on the server); the outcomes it
   /// brought. Throws what the call throws (the acknowledgements stay for the next one).
   std::vector<task_outcome> round_trip(const std::shared_ptr<client_impl>& conn, std::uint64_t ms) {
-    json reply;
-    try {
-      reply = call<json>(conn, request_access::wrap(wait.request(ms)));
-    } catch (...) {
+    // (The reply's outcomes are read from its MessagePack: no json tree for thousands of them.)
+    error_code ec;
+    std::string message;
+    const std::string reply = call_packed(conn, request_access::wrap(wait.request(ms)), ec, message);
+    if (ec) {
       wait.no_reply();
-      throw;
+      throw zproc::error(ec, message);
     }
     return absorb(reply, std::chrono::milliseconds(3000));
   }
@@ -194,7 +195,7 @@ void task_collector::state::wait_async(const std::shared_ptr<client_impl>& impl,
   json request = wait.request(wait.remaining() > 0 ? server_wait_ms : 0);
   auto diag = std::make_shared<zproc::diagnostics>();
   // `forward` lives until the request completes: its signal is the request's slot.
-  auto done = [s = shared_from_this(), h, diag, forward](error_code ec, json reply) {
+  auto done = [s = shared_from_this(), h, diag, forward](error_code ec, std::string reply) {
     std::exception_ptr e;
     std::vector<task_outcome> got;
     if (ec) {
@@ -213,8 +214,8 @@ void task_collector::state::wait_async(const std::shared_ptr<client_impl>& impl,
     h->complete(false, e, std::move(got));
   };
   forward->start([&](asio::cancellation_slot slot) {
-    start_request<json>(impl, request_access::wrap(std::move(request)),
-                        handler<json>(asio::bind_cancellation_slot(slot, std::move(done))), diag);
+    start_packed_request(impl, request_access::wrap(std::move(request)),
+                         asio::bind_cancellation_slot(slot, std::move(done)), diag);
   });
 }
 

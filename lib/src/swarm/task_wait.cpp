@@ -35,32 +35,36 @@ json task_wait::cancel_request() {
   return r;
 }
 
-task_outcome task_wait::parse(std::uint64_t id, json& o, const crash_report_fn& crash_report) const {
+task_outcome task_wait::parse(std::uint64_t id, std::string_view o,
+                              const crash_report_fn& crash_report) const {
   wire::outcome in = wire::parse_outcome(o);
   task_outcome out;
   out.id = id;
-  const std::string where = "swarm '" + swarm_ + "' task " + std::to_string(id) +
-                            ", worker pid " + std::to_string(in.worker_pid) +
-                            (in.worker_host.empty() ? std::string() : " on " + in.worker_host);
   out.failed.resize(in.items);
-  if (in.lost) {
-    std::string report = crash_report ? crash_report(in.worker_pid) : std::string();
-    auto e = std::make_exception_ptr(task_lost_error(
-        "no worker could run " + where + " to its end: " + *in.lost, in.worker_pid, in.target,
-        std::move(report), in.worker_host, static_cast<std::size_t>(in.attempts)));
-    std::fill(out.failed.begin(), out.failed.end(), e);
-    return out;
+  if (in.lost.has_value() || !in.failures.empty()) {  // (most tasks have no error to word)
+    const std::string where = "swarm '" + swarm_ + "' task " + std::to_string(id) +
+                              ", worker pid " + std::to_string(in.worker_pid) +
+                              (in.worker_host.empty() ? std::string() : " on " + in.worker_host);
+    if (in.lost) {
+      std::string report = crash_report ? crash_report(in.worker_pid) : std::string();
+      auto e = std::make_exception_ptr(task_lost_error(
+          "no worker could run " + where + " to its end: " + *in.lost, in.worker_pid, in.target,
+          std::move(report), in.worker_host, static_cast<std::size_t>(in.attempts)));
+      std::fill(out.failed.begin(), out.failed.end(), e);
+      return out;
+    }
+    for (auto& f : in.failures)
+      out.failed[f.index] = std::make_exception_ptr(remote_error(
+          f.type + ": " + f.message + " (in " + where + ", call " + std::to_string(f.index) + ")",
+          in.worker_pid, in.target, std::move(f.crash_report), f.type, f.message,
+          std::move(f.stacktrace)));
   }
   out.values = std::move(in.values);
-  for (auto& f : in.failures)
-    out.failed[f.index] = std::make_exception_ptr(remote_error(
-        f.type + ": " + f.message + " (in " + where + ", call " + std::to_string(f.index) + ")",
-        in.worker_pid, in.target, std::move(f.crash_report), f.type, f.message,
-        std::move(f.stacktrace)));
   return out;
 }
 
-std::vector<task_outcome> task_wait::on_reply(json& reply, const crash_report_fn& crash_report,
+std::vector<task_outcome> task_wait::on_reply(std::string_view reply,
+                                              const crash_report_fn& crash_report,
                                               error_code& ec, std::string& message) {
   ec.clear();
   message.clear();
@@ -82,11 +86,11 @@ std::vector<task_outcome> task_wait::on_reply(json& reply, const crash_report_fn
     --remaining_;
     ack_.push_back(id);
     try {
-      out.push_back(parse(id, *outcome, crash_report));
+      out.push_back(parse(id, outcome, crash_report));
     } catch (const std::exception& e) {  // a malformed outcome: its calls fail, not all
       task_outcome bad;
       bad.id = id;
-      bad.failed.assign(wire::items_of(*outcome),
+      bad.failed.assign(wire::items_of(outcome),
                         std::make_exception_ptr(zproc::error(
                             client_errc::protocol_error, "swarm '" + swarm_ + "' task " +
                                                              std::to_string(id) +

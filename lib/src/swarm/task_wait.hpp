@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace zproc::detail {
@@ -30,11 +31,12 @@ class task_wait {
   json request(std::uint64_t ms);
   /// The last request got no reply: what it acknowledged goes with the next one.
   void no_reply();
-  /// The reply to the last request: the outcomes not received before, in the order they came.
+  /// The reply to the last request (its result's MessagePack): the outcomes not received
+  /// before, in the order they came.
   /// A malformed outcome fails its own calls (protocol_error), not the others. Sets `ec` and
   /// `message` for a malformed reply (protocol_error) or tasks the server no longer holds
   /// (bad_request: cancelled, or collected by another process).
-  std::vector<task_outcome> on_reply(json& reply, const crash_report_fn& crash_report,
+  std::vector<task_outcome> on_reply(std::string_view reply, const crash_report_fn& crash_report,
                                      error_code& ec, std::string& message);
   /// The task_cancel request for the tasks not received yet; nothing is left to receive or
   /// to acknowledge after it.
@@ -47,7 +49,7 @@ class task_wait {
   const std::string& swarm() const noexcept { return swarm_; }
 
  private:
-  task_outcome parse(std::uint64_t id, json& o, const crash_report_fn& crash_report) const;
+  task_outcome parse(std::uint64_t id, std::string_view o, const crash_report_fn& crash_report) const;
 
   std::string swarm_;
   std::uint64_t first_;

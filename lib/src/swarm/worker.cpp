@@ -73,13 +73,15 @@ class watchdog {
   }
 
   /// Arms it for the calls of one task (timeout 0: none); `what` names the task.
-  void arm(std::int64_t timeout_ms, std::string what, chunk_output& out) {
+  /// Watches the calls of task `id` of `target` (none without a timeout).
+  void arm(std::int64_t timeout_ms, std::string_view target, std::uint64_t id,
+           chunk_output& out) {
     started.store(0, std::memory_order_relaxed);
     if (timeout_ms <= 0) return;
     {
       std::lock_guard lock(m_);
       timeout_ns_ = timeout_ms * 1'000'000;
-      what_ = std::move(what);
+      what_ = "'" + std::string(target) + "' (task " + std::to_string(id) + ")";
     }
     out.call_started = &started;
     if (!thread_.joinable()) thread_ = std::thread([this] { run(); });
@@ -114,11 +116,12 @@ class watchdog {
 };
 
 /// Runs one task; returns its outcome.
-json run_task(context& ctx, const std::string& target, const json::binary_t& args,
+json run_task(context& ctx, std::string_view target_name, std::string_view args,
               std::size_t items, watchdog& dog, std::int64_t call_timeout_ms,
               std::uint64_t id) {
+  const std::string target(target_name);
   chunk_output out;
-  dog.arm(call_timeout_ms, "'" + target + "' (task " + std::to_string(id) + ")", out);
+  dog.arm(call_timeout_ms, target, id, out);
   const detail::target_info* info = process_detail::target_named(target);
   if (!info || !info->invoke_chunk) {
     for (std::size_t i = 0; i < items; ++i) {
@@ -132,9 +135,7 @@ json run_task(context& ctx, const std::string& target, const json::binary_t& arg
     }
   } else {
     try {
-      info->invoke_chunk(ctx,
-                         std::string_view(reinterpret_cast<const char*>(args.data()), args.size()),
-                         items, out);
+      info->invoke_chunk(ctx, args, items, out);
     } catch (...) {  // outside the calls (making the target's state): all of them fail
       out = chunk_output{};
       for (std::size_t i = 0; i < items; ++i) out.fail(i);
@@ -154,7 +155,7 @@ json run_task(context& ctx, const std::string& target, const json::binary_t& arg
 struct pending {
   bool done = false;
   error_code ec;
-  json result;
+  std::string result;  // its MessagePack (read with the protocol's readers: no json tree)
 };
 
 }  // namespace
@@ -175,12 +176,13 @@ void run_worker(context& ctx, const std::string& queue) {
 
   auto send = [&](json request) {
     auto p = std::make_shared<pending>();
-    detail::start_request<json>(c.impl(), detail::request_access::wrap(std::move(request)),
-                                detail::handler<json>([p](error_code ec, json r) {
-                                  p->done = true;
-                                  p->ec = ec;
-                                  p->result = std::move(r);
-                                }));
+    detail::start_packed_request(c.impl(), detail::request_access::wrap(std::move(request)),
+                                 [p](error_code ec, std::string r) {
+                                   p->done = true;
+                                   p->ec = ec;
+                                   p->result = std::move(r);
+                                 },
+                                 nullptr);
     io.poll();  // written now, while this thread computes
     return p;
   };
@@ -224,7 +226,7 @@ void run_worker(context& ctx, const std::string& queue) {
       next = take(max);        // handed out again by the server that kept them, if any)
       continue;
     }
-    json reply = std::move(next->result);
+    const std::string reply = std::move(next->result);
     wire::take_view taken;
     try {
       taken = wire::parse_take_reply(reply);
@@ -240,7 +242,7 @@ void run_worker(context& ctx, const std::string& queue) {
     json results = json::array();
     for (const auto& t : tasks)
       results.push_back(wire::result(
-          t.id, run_task(ctx, *t.target, *t.args, t.items, dog, t.call_timeout_ms, t.id)));
+          t.id, run_task(ctx, t.target, t.args, t.items, dog, t.call_timeout_ms, t.id)));
     const auto took = std::chrono::steady_clock::now() - start;
     std::erase_if(sent, [](const auto& p) { return p->done; });
     sent.push_back(send(wire::done_request(std::move(results))));
