@@ -53,9 +53,9 @@ json watch(const std::string& key) {
 }
 
 json submit(std::size_t n) {
-  json chunks = json::array();
-  for (std::size_t i = 0; i < n; ++i) chunks.push_back(tasks::chunk({1}, 1));
-  return tasks::submit_request({"q", "f", false, 1, std::nullopt}, std::move(chunks));
+  tasks::submit_writer w({"q", "f", false, 1, std::nullopt});
+  for (std::size_t i = 0; i < n; ++i) w.add("\x01", 1);
+  return std::move(w).finish().to_json();
 }
 
 json proc_start(int pid) {

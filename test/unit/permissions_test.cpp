@@ -60,9 +60,9 @@ zproc::error_code error_of(const json& reply) {
 bool forbidden(const json& reply) { return error_of(reply) == zproc::server_errc::forbidden; }
 
 json submit(const std::string& queue) {
-  json chunks = json::array();
-  chunks.push_back(tasks::chunk({1, 2, 3}, 1));
-  return tasks::submit_request({queue, "f", false, 1, std::nullopt}, std::move(chunks));
+  tasks::submit_writer w({queue, "f", false, 1, std::nullopt});
+  w.add("\x01\x02\x03", 1);
+  return std::move(w).finish().to_json();
 }
 
 json record_fields() {
@@ -114,11 +114,12 @@ TEST_SUITE("permissions") {
     f.send(1, &rw, submit("pool"));
     const json taken = f.send(2, &w, tasks::take_request("pool", 1, 5, "box"));
     const auto id = tasks::parse_take_reply(packed(taken.at("r"))).tasks.at(0).id;
-    json forged = json::array();
-    forged.push_back(tasks::result(id, tasks::lost_outcome("FORGED", 1, "x", 1, 1, "f")));
+    tasks::done_writer writer;
+    writer.add(id, packed(tasks::lost_outcome("FORGED", 1, "x", 1, 1, "f")));
+    const json forged = std::move(writer).finish().to_json();
     for (auto* role : {&rw, &w})  // another connection, whatever its role
-      CHECK(f.send(3, role, tasks::done_request(forged)).at("r") == 0);
-    CHECK(f.send(2, &w, tasks::done_request(forged)).at("r") == 1);  // the taker
+      CHECK(f.send(3, role, forged).at("r") == 0);
+    CHECK(f.send(2, &w, forged).at("r") == 1);  // the taker
   }
 
   TEST_CASE("only a task's submitter, or an admin, cancels it") {

@@ -112,8 +112,8 @@ json an_info_reply() {
 json a_ran_outcome() {
   std::vector<wire::failure> failed;
   failed.push_back({1, "std::runtime_error", "boom", "#0 f()", "report"});
-  const json o = wire::ran_outcome({9, 9}, 3, "square", failed);
-  return zproc::protocol::decode_msgpack(wire::stamped_outcome(packed(o), 42, "h1"));
+  return zproc::protocol::decode_msgpack(
+      wire::stamped_outcome(wire::ran_outcome("\x09\x09", 3, "square", failed), 42, "h1"));
 }
 
 }  // namespace
@@ -126,8 +126,14 @@ TEST_SUITE("protocol") {
     s.bound = false;
     s.max_attempts = 3;
     s.call_timeout_ms = 500;
-    json chunks = json::array({wire::chunk({1, 2}, 2)});
-    json r = wire::submit_request(s, chunks);
+    auto submit_of = [](const wire::submit_options& o, const std::vector<std::string>& args) {
+      wire::submit_writer w(o);
+      for (const auto& a : args) w.add(a, a.size());
+      CHECK(w.size() == args.size());
+      return std::move(w).finish().to_json();
+    };
+    json r = submit_of(s, {"\x01\x02"});
+    const json chunks = json::array({json::array({json::binary({1, 2}), 2})});
     CHECK(zproc::protocol::op_of(r) == zproc::protocol::op::task_submit);
     CHECK(r[wire::queue] == "q");
     CHECK(r[wire::target] == "square");
@@ -136,7 +142,9 @@ TEST_SUITE("protocol") {
     CHECK(r[wire::call_timeout] == 500);
     CHECK(r[wire::tasks] == chunks);
     s.call_timeout_ms.reset();
-    CHECK(!wire::submit_request(s, chunks).contains(wire::call_timeout));
+    CHECK(!submit_of(s, {"\x01"}).contains(wire::call_timeout));
+    CHECK(submit_of(s, {}).at(wire::tasks).empty());
+    CHECK(!r.contains(zproc::protocol::field::ns));  // a swarm, not a namespace
 
     r = wire::take_request("q", 16, 99, "h");
     CHECK(zproc::protocol::op_of(r) == zproc::protocol::op::task_take);
@@ -159,7 +167,10 @@ TEST_SUITE("protocol") {
     CHECK(zproc::protocol::op_of(r) == zproc::protocol::op::task_retire);
     CHECK(r[wire::pids] == json::array({5, 6}));
     CHECK(zproc::protocol::op_of(wire::info_request("q")) == zproc::protocol::op::task_info);
-    r = wire::done_request(json::array({wire::result(7, a_ran_outcome())}));
+    wire::done_writer done;
+    done.add(7, packed(a_ran_outcome()));
+    CHECK(done.size() == 1);
+    r = std::move(done).finish().to_json();
     CHECK(zproc::protocol::op_of(r) == zproc::protocol::op::task_done);
     CHECK(r[wire::results][0][0] == 7);
   }
@@ -279,7 +290,8 @@ TEST_SUITE("protocol") {
   }
 
   TEST_CASE("task messages: the server stamps the worker on an outcome, replacing the worker's") {
-    const json ran = wire::ran_outcome({1}, 1, "square", {});
+    const json ran = zproc::protocol::decode_msgpack(wire::ran_outcome("\x01", 1, "square", {}));
+    CHECK(ran == json{{wire::values, json::binary({1})}, {wire::items, 1}, {wire::target_name, "square"}});
     json o = zproc::protocol::decode_msgpack(wire::stamped_outcome(packed(ran), -5, "box"));
     json want = ran;
     want[wire::worker_pid] = -5;
@@ -318,9 +330,14 @@ TEST_SUITE("protocol") {
     s.bound = true;
     s.max_attempts = 2;
     s.call_timeout_ms = 500;
-    const json chunks = json::array({wire::chunk({1, 2}, 2), wire::chunk({3}, 1)});
+    const json chunks = json::array(
+        {json::array({json::binary({1, 2}), 2}), json::array({json::binary({3}), 1})});
+    wire::submit_writer writer(s);
+    writer.add("\x01\x02", 2);
+    writer.add("\x03", 1);
+    const json good_submit = std::move(writer).finish().to_json();
     protocol::task_request t;
-    const std::string submit = framed(wire::submit_request(s, chunks));
+    const std::string submit = framed(good_submit);
     REQUIRE(protocol::decode_task_request(submit, t));
     CHECK(t.id == 9);
     CHECK(t.code == op::task_submit);
@@ -342,9 +359,20 @@ TEST_SUITE("protocol") {
     CHECK(t.pid == -3);
     CHECK(t.host == "h");
 
-    const json outcome = wire::ran_outcome({9}, 1, "square", {{0, "e", "m", "s", "c"}});
-    const std::string done =
-        framed(wire::done_request(json::array({wire::result(7, outcome), wire::result(8, json::object())})));
+    const json outcome =
+        zproc::protocol::decode_msgpack(wire::ran_outcome("\x09", 1, "square", {{0, "e", "m", "s", "c"}}));
+    CHECK(outcome[wire::failures] == json::array({json::array({0, "e", "m", "s", "c"})}));
+    // A task_done as json (the shapes a writer would not write, too).
+    auto done_of = [](json list) {
+      json r = json::object();
+      r[field::op] = std::string(protocol::name(op::task_done));
+      r[wire::results] = std::move(list);
+      return r;
+    };
+    wire::done_writer writer_of_done;
+    writer_of_done.add(7, packed(outcome));
+    writer_of_done.add(8, packed(json::object()));
+    const std::string done = framed(std::move(writer_of_done).finish().to_json());
     REQUIRE(protocol::decode_task_request(done, t));
     CHECK(t.code == op::task_done);
     REQUIRE(t.results.size() == 2);
@@ -364,7 +392,6 @@ TEST_SUITE("protocol") {
       for (std::size_t n = 0; n < whole.size(); ++n)
         CHECK(!protocol::decode_task_request(std::string_view(whole).substr(0, n), t));
     // What the json path words a refusal for, or reads differently, is left to it.
-    const json good_submit = wire::submit_request(s, chunks);
     const std::vector<json> left_to_json = {
         framed(good_submit, 0),                                      // no id
         [&] { json r = good_submit; r["extra"] = 1; return r; }(),   // a field it does not know
@@ -379,8 +406,8 @@ TEST_SUITE("protocol") {
         [&] { json r = good_submit; r.erase(wire::target); return r; }(),
         wire::take_request("", 1, 1, "h"),
         [] { json r = wire::take_request("q", 1, 1, "h"); r[wire::pid] = "1"; return r; }(),
-        wire::done_request(json::array({json::array({7, json::array()})})),  // not a map
-        wire::done_request(json::array({json::array({-7, json::object()})})),
+        done_of(json::array({json::array({7, json::array()})})),  // not a map
+        done_of(json::array({json::array({-7, json::object()})})),
         [] { json r = wire::wait_request(1, 2, 0, {}); r.erase(wire::to); return r; }(),
         [] { json r = wire::wait_request(1, 2, 0, {3}); r[wire::ack][0] = "3"; return r; }(),
         wire::cancel_request(1, 2),  // an op it does not hold

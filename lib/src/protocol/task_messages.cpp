@@ -12,11 +12,19 @@ namespace zproc::protocol::tasks {
 namespace {
 
 [[noreturn]] void fail(const std::string& what) { throw malformed(what); }
+/// fail() with the message `subject` + `predicate` (out of line: GCC 12 warns falsely about
+/// std::string's operator+ once it is inlined into the readers).
+[[noreturn, gnu::noinline, gnu::cold]] void fail(std::string_view subject,
+                                                 std::string_view predicate) {
+  std::string message(subject);
+  message.append(predicate);
+  throw malformed(message);
+}
 
 const json& member(const json& o, const char* name, const char* of) {
-  if (!o.is_object()) fail(std::string(of) + " is not an object");
+  if (!o.is_object()) fail(of, " is not an object");
   auto it = o.find(name);
-  if (it == o.end()) fail(std::string(of) + " has no field '" + name + "'");
+  if (it == o.end()) fail(of, std::string(" has no field '") + name + "'");
   return *it;
 }
 
@@ -25,7 +33,7 @@ std::uint64_t count(const json& v, const char* what) {
   if (v.is_number_unsigned()) return v.get<std::uint64_t>();
   if (v.is_number_integer() && v.get<std::int64_t>() >= 0)
     return static_cast<std::uint64_t>(v.get<std::int64_t>());
-  fail(std::string(what) + " is not a non-negative integer");
+  fail(what, " is not a non-negative integer");
 }
 
 std::int64_t integer(const json& v, const char* what) {
@@ -33,26 +41,34 @@ std::int64_t integer(const json& v, const char* what) {
       v.get<std::uint64_t>() <= static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max()))
     return static_cast<std::int64_t>(v.get<std::uint64_t>());
   if (v.is_number_integer()) return v.get<std::int64_t>();
-  fail(std::string(what) + " is not an integer");
+  fail(what, " is not an integer");
 }
 
 const std::string& text(const json& v, const char* what) {
-  if (!v.is_string()) fail(std::string(what) + " is not a string");
+  if (!v.is_string()) fail(what, " is not a string");
   return v.get_ref<const std::string&>();
 }
 
 bool flag(const json& v, const char* what) {
-  if (!v.is_boolean()) fail(std::string(what) + " is not a boolean");
+  if (!v.is_boolean()) fail(what, " is not a boolean");
   return v.get<bool>();
 }
 
 const json& array_of(const json& v, const char* what) {
-  if (!v.is_array()) fail(std::string(what) + " is not an array");
+  if (!v.is_array()) fail(what, " is not an array");
   return v;
 }
 
-/// {"i": id, "r": {<name>: [ — the list's count left to patch_count() (an array 32 header,
-/// which any reader takes for any count). Returns where the count goes.
+/// An array's header whose count is patched in later (patch_count()): an array 32 header,
+/// which any reader takes for any count. Returns where the count goes.
+std::size_t begin_count(std::string& out) {
+  out.push_back(static_cast<char>(0xdd));
+  const std::size_t at = out.size();
+  out.append(4, '\0');
+  return at;
+}
+
+/// {"i": id, "r": {<name>: [ — the list's count left to patch_count(). Returns where it goes.
 std::size_t begin_listing_reply(std::string& out, std::uint64_t request_id, std::size_t fields,
                                 std::string_view name) {
   out.reserve(256);
@@ -62,10 +78,7 @@ std::size_t begin_listing_reply(std::string& out, std::uint64_t request_id, std:
   append_msgpack_string(out, field::result);
   append_msgpack_map_header(out, fields);
   append_msgpack_string(out, name);
-  out.push_back(static_cast<char>(0xdd));
-  const std::size_t at = out.size();
-  out.append(4, '\0');
-  return at;
+  return begin_count(out);
 }
 
 void patch_count(std::string& out, std::size_t at, std::size_t n) {
@@ -80,7 +93,7 @@ template <class T, class Read>
 T packed_value(std::string_view bytes, Read read, const char* what, const char* expected) {
   msgpack_reader r(bytes);
   T v{};
-  if (!read(r, v) || !r.at_end()) fail(std::string(what) + " is not " + expected);
+  if (!read(r, v) || !r.at_end()) fail(what, std::string(" is not ") + expected);
   return v;
 }
 std::uint64_t packed_count(std::string_view v, const char* what) {
@@ -113,15 +126,15 @@ std::string_view next_value(msgpack_reader& r, const char* what) {
 std::vector<std::string_view> packed_elements(std::string_view v, const char* what) {
   msgpack_reader r(v);
   std::size_t n = 0;
-  if (!r.array_header(n)) fail(std::string(what) + " is not an array");
+  if (!r.array_header(n)) fail(what, " is not an array");
   std::vector<std::string_view> out;
   out.reserve(n);
   for (std::size_t i = 0; i < n; ++i) {
     const char* const start = r.position();
-    if (!r.skip(1)) fail(std::string(what) + " is not an array of values");
+    if (!r.skip(1)) fail(what, " is not an array of values");
     out.emplace_back(start, static_cast<std::size_t>(r.position() - start));
   }
-  if (!r.at_end()) fail(std::string(what) + " is not one value");
+  if (!r.at_end()) fail(what, " is not one value");
   return out;
 }
 
@@ -131,13 +144,13 @@ class packed_map {
  public:
   packed_map(std::string_view bytes, const char* of) : bytes_(bytes), of_(of) {
     msgpack_reader r(bytes);
-    if (!r.map_header(n_)) fail(std::string(of) + " is not an object");
+    if (!r.map_header(n_)) fail(of, " is not an object");
     entries_ = r.position();
     for (std::size_t i = 0; i < n_; ++i) {
       std::string_view key;
-      if (!r.string(key) || !r.skip(1)) fail(std::string(of) + " is not an object");
+      if (!r.string(key) || !r.skip(1)) fail(of, " is not an object");
     }
-    if (!r.at_end()) fail(std::string(of) + " is not one value");
+    if (!r.at_end()) fail(of, " is not one value");
   }
   /// The bytes of field `name`'s value; nullopt if the map has none.
   std::optional<std::string_view> find(std::string_view name) const {
@@ -155,7 +168,7 @@ class packed_map {
   }
   std::string_view member(std::string_view name) const {
     auto v = find(name);
-    if (!v) fail(std::string(of_) + " has no field '" + std::string(name) + "'");
+    if (!v) fail(of_, " has no field '" + std::string(name) + "'");
     return *v;
   }
 
@@ -176,19 +189,29 @@ json request(op o) {
 
 // --- requests ------------------------------------------------------------------------------------
 
-json submit_request(const submit_options& options, json chunks) {
-  json r = request(op::task_submit);
-  r[queue] = options.queue;
-  r[target] = options.target;
-  r[tasks] = std::move(chunks);
-  r[bound] = options.bound;
-  r[max_attempts] = options.max_attempts;
-  if (options.call_timeout_ms) r[call_timeout] = *options.call_timeout_ms;
-  return r;
+submit_writer::submit_writer(const submit_options& options) {
+  r_.code = op::task_submit;  // (no namespace: a submit names a swarm)
+  r_.add_string(field::op, name(op::task_submit));
+  r_.add_string(queue, options.queue);
+  r_.add_string(target, options.target);
+  r_.add_bool(bound, options.bound);
+  r_.add_unsigned(max_attempts, options.max_attempts);
+  if (options.call_timeout_ms) r_.add_unsigned(call_timeout, *options.call_timeout_ms);
+  append_msgpack_string(r_.entries, tasks);
+  ++r_.fields;
+  count_at_ = begin_count(r_.entries);
 }
 
-json chunk(std::vector<std::uint8_t> packed_args, std::size_t calls) {
-  return json::array({json::binary(std::move(packed_args)), calls});
+void submit_writer::add(std::string_view packed_args, std::size_t calls) {
+  r_.entries.push_back(static_cast<char>(0x92));  // [args, items]
+  append_msgpack_binary(r_.entries, packed_args);
+  append_msgpack_unsigned(r_.entries, calls);
+  ++count_;
+}
+
+packed_request submit_writer::finish() && {
+  patch_count(r_.entries, count_at_, count_);
+  return std::move(r_);
 }
 
 json take_request(const std::string& queue_name, std::size_t most, std::int64_t worker,
@@ -201,13 +224,25 @@ json take_request(const std::string& queue_name, std::size_t most, std::int64_t 
   return r;
 }
 
-json done_request(json outcomes) {
-  json r = request(op::task_done);
-  r[results] = std::move(outcomes);
-  return r;
+done_writer::done_writer() {
+  r_.code = op::task_done;
+  r_.add_string(field::op, name(op::task_done));
+  append_msgpack_string(r_.entries, results);
+  ++r_.fields;
+  count_at_ = begin_count(r_.entries);
 }
 
-json result(std::uint64_t id, json outcome) { return json::array({id, std::move(outcome)}); }
+void done_writer::add(std::uint64_t id, std::string_view outcome) {
+  r_.entries.push_back(static_cast<char>(0x92));  // [id, outcome]
+  append_msgpack_unsigned(r_.entries, id);
+  r_.entries.append(outcome);
+  ++count_;
+}
+
+packed_request done_writer::finish() && {
+  patch_count(r_.entries, count_at_, count_);
+  return std::move(r_);
+}
 
 json wait_request(std::uint64_t begin, std::uint64_t last, std::uint64_t ms,
                   const std::vector<std::uint64_t>& acks) {
@@ -392,17 +427,28 @@ wait_view parse_wait_reply(std::string_view reply) {
 
 // --- outcomes ------------------------------------------------------------------------------------
 
-json ran_outcome(std::vector<std::uint8_t> packed_values, std::size_t n, const std::string& name,
-                 const std::vector<failure>& failed) {
-  json o = json::object();
-  o[values] = json::binary(std::move(packed_values));
-  o[items] = n;
-  o[target_name] = name;
+std::string ran_outcome(std::string_view packed_values, std::size_t n, std::string_view name,
+                        const std::vector<failure>& failed) {
+  std::string o;
+  o.reserve(packed_values.size() + name.size() + 16);
+  append_msgpack_map_header(o, failed.empty() ? 3 : 4);
+  append_msgpack_string(o, values);
+  append_msgpack_binary(o, packed_values);
+  append_msgpack_string(o, items);
+  append_msgpack_unsigned(o, n);
+  append_msgpack_string(o, target_name);
+  append_msgpack_string(o, name);
   if (!failed.empty()) {
-    json list = json::array();
-    for (const auto& f : failed)
-      list.push_back(json::array({f.index, f.type, f.message, f.stacktrace, f.crash_report}));
-    o[failures] = std::move(list);
+    append_msgpack_string(o, failures);
+    append_msgpack_array_header(o, failed.size());
+    for (const auto& f : failed) {
+      o.push_back(static_cast<char>(0x95));  // [index, type, message, stacktrace, report]
+      append_msgpack_unsigned(o, f.index);
+      append_msgpack_string(o, f.type);
+      append_msgpack_string(o, f.message);
+      append_msgpack_string(o, f.stacktrace);
+      append_msgpack_string(o, f.crash_report);
+    }
   }
   return o;
 }

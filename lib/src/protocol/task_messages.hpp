@@ -10,6 +10,8 @@
 // into the reply they were parsed from (it must outlive them).
 #pragma once
 
+#include "protocol/packed_request.hpp"
+
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -40,16 +42,38 @@ struct submit_options {
   std::uint64_t max_attempts = 1;
   std::optional<std::uint64_t> call_timeout_ms;  // none: calls may run for ever
 };
-/// task_submit of `chunks` ([[packed args (binary), items], ...]).
-json submit_request(const submit_options& options, json chunks);
-/// One chunk of a submit: the packed arguments of `items` calls.
-json chunk(std::vector<std::uint8_t> packed_args, std::size_t items);
+/// A task_submit written as MessagePack as its chunks come (no json tree for thousands of
+/// them): the options' fields, then "t": [[packed args (binary), items], ...].
+class submit_writer {
+ public:
+  explicit submit_writer(const submit_options& options);
+  /// One chunk: the packed arguments of `items` calls.
+  void add(std::string_view packed_args, std::size_t items);
+  std::size_t size() const noexcept { return count_; }
+  packed_request finish() &&;
+
+ private:
+  packed_request r_;
+  std::size_t count_at_ = 0;
+  std::size_t count_ = 0;
+};
 /// task_take: at most `max` tasks for the worker `pid` on `host`.
 json take_request(const std::string& queue, std::size_t max, std::int64_t pid,
                   const std::string& host);
-/// task_done: `results` is [[id, outcome], ...] (see result()).
-json done_request(json results);
-json result(std::uint64_t id, json outcome);
+/// A task_done written as MessagePack as the worker's tasks end: "r": [[id, outcome], ...].
+class done_writer {
+ public:
+  done_writer();
+  /// Task `id` ended with `outcome` (one whole MessagePack map: ran_outcome()).
+  void add(std::uint64_t id, std::string_view outcome);
+  std::size_t size() const noexcept { return count_; }
+  packed_request finish() &&;
+
+ private:
+  packed_request r_;
+  std::size_t count_at_ = 0;
+  std::size_t count_ = 0;
+};
 /// task_wait for tasks [from, to), parked up to `ms`, acknowledging `ack` (none if empty).
 json wait_request(std::uint64_t from, std::uint64_t to, std::uint64_t ms,
                   const std::vector<std::uint64_t>& ack);
@@ -170,9 +194,11 @@ struct outcome {
   std::uint64_t attempts = 0;  // with `lost`
 };
 
-/// The outcome a worker reports (no pid or host: the server adds them, see stamped_outcome()).
-json ran_outcome(std::vector<std::uint8_t> values, std::size_t items, const std::string& target,
-                 const std::vector<failure>& failures);
+/// The outcome a worker reports, as MessagePack: {"v": values (binary), "n": items, "tg":
+/// target[, "f": [[index, type, message, stacktrace, crash_report], ...]]} (no pid or host: the
+/// server adds them, see stamped_outcome()).
+std::string ran_outcome(std::string_view values, std::size_t items, std::string_view target,
+                        const std::vector<failure>& failures);
 /// The outcome the server makes when the task's workers died `attempts` times.
 json lost_outcome(std::string why, std::int64_t worker_pid, const std::string& worker_host,
                   std::uint64_t attempts, std::size_t items, const std::string& target);

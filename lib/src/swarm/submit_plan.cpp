@@ -1,5 +1,6 @@
 #include "swarm/submit_plan.hpp"
 
+#include "protocol/ops.hpp"
 #include "protocol/task_messages.hpp"
 
 #include <algorithm>
@@ -40,19 +41,8 @@ bool submit_plan::due(std::size_t in_flight) const noexcept {
   return !resolved_ || in_flight <= window_ / 2;
 }
 
-json submit_plan::next_request(std::vector<packed_chunk>& chunks, std::size_t& i,
-                               std::size_t& n) const {
-  // One request per batch of tasks, well below the frame size; each batch's ids are
-  // consecutive (one collector each). 16: a chunk's framing (array, binary header, count).
-  const std::size_t limit = frame_limit_ / 2;
-  json list = json::array();
-  std::size_t size = 0;
-  while (i < chunks.size() && (list.empty() || size + chunks[i].bytes.size() + 16 <= limit)) {
-    auto& c = chunks[i++];
-    size += c.bytes.size() + 16;
-    list.push_back(wire::chunk(std::move(c.bytes), c.items));
-  }
-  n = list.size();
+request submit_plan::next_request(std::vector<packed_chunk>& chunks, std::size_t& i,
+                                  std::size_t& n) const {
   wire::submit_options o;
   o.queue = settings_.queue;
   o.target = settings_.target;
@@ -60,7 +50,20 @@ json submit_plan::next_request(std::vector<packed_chunk>& chunks, std::size_t& i
   o.max_attempts = settings_.max_attempts;
   if (settings_.call_timeout)
     o.call_timeout_ms = static_cast<std::uint64_t>(settings_.call_timeout->count());
-  return wire::submit_request(o, std::move(list));
+  // One request per batch of tasks, well below the frame size; each batch's ids are
+  // consecutive (one collector each). 16: a chunk's framing (array, binary header, count).
+  const std::size_t limit = frame_limit_ / 2;
+  wire::submit_writer w(o);
+  std::size_t size = 0;
+  while (i < chunks.size() && (w.size() == 0 || size + chunks[i].bytes.size() + 16 <= limit)) {
+    auto& c = chunks[i++];
+    size += c.bytes.size() + 16;
+    w.add(std::string_view(reinterpret_cast<const char*>(c.bytes.data()), c.bytes.size()),
+          c.items);
+    detail::bytes().swap(c.bytes);
+  }
+  n = w.size();
+  return request_access::wrap(std::move(w).finish());
 }
 
 std::uint64_t submit_plan::first_id(const json& submit_reply) {

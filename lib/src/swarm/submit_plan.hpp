@@ -6,6 +6,7 @@
 #pragma once
 
 #include <zproc/detail/chunk.hpp>
+#include <zproc/detail/op.hpp>
 #include <zproc/json.hpp>
 
 #include <chrono>
@@ -54,9 +55,9 @@ class submit_plan {
   /// Whether submitting now is worth it: not resolved yet, or the window half empty.
   bool due(std::size_t in_flight) const noexcept;
 
-  /// The task_submit of chunks[i...] that fit (at least one): moves their bytes, advances `i`,
-  /// sets `n` to how many.
-  json next_request(std::vector<packed_chunk>& chunks, std::size_t& i, std::size_t& n) const;
+  /// The task_submit of chunks[i...] that fit (at least one), written packed (their bytes are
+  /// freed as they are written): advances `i`, sets `n` to how many.
+  request next_request(std::vector<packed_chunk>& chunks, std::size_t& i, std::size_t& n) const;
   /// The id of the first task a task_submit reply names (throws protocol::tasks::malformed).
   static std::uint64_t first_id(const json& submit_reply);
 

@@ -76,8 +76,7 @@ std::vector<std::shared_ptr<task_collector>> task_submitter::fill(input_feed& fe
   try {
     while (i < chunks.size()) {
       std::size_t n = 0;
-      json r = plan.next_request(chunks, i, n);
-      json reply = call<json>(s.core->client.impl(), request_access::wrap(std::move(r)));
+      json reply = call<json>(s.core->client.impl(), plan.next_request(chunks, i, n));
       try {
         out.push_back(s.collector_of(reply, n));
       } catch (const wire::malformed& e) {
@@ -123,10 +122,10 @@ struct fill_op {
 void send_next(std::shared_ptr<fill_op> op) {
   if (op->next >= op->chunks.size()) return op->succeed();
   std::size_t n = 0;
-  json r = op->s->plan.next_request(op->chunks, op->next, n);
+  request r = op->s->plan.next_request(op->chunks, op->next, n);
   auto impl = op->impl;
   start_request<json>(
-      impl, request_access::wrap(std::move(r)),
+      impl, std::move(r),
       handler<json>([op, n](error_code ec, json reply) mutable {
         if (ec) return op->fail(ec, {});  // the message is in the diagnostics already
         try {

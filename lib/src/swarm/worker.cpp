@@ -116,7 +116,7 @@ class watchdog {
 };
 
 /// Runs one task; returns its outcome.
-json run_task(context& ctx, std::string_view target_name, std::string_view args,
+std::string run_task(context& ctx, std::string_view target_name, std::string_view args,
               std::size_t items, watchdog& dog, std::int64_t call_timeout_ms,
               std::uint64_t id) {
   const std::string target(target_name);
@@ -148,7 +148,9 @@ json run_task(context& ctx, std::string_view target_name, std::string_view args,
     failures.push_back({f.index, f.type, f.message, process_detail::format_stacktrace(f.frames),
                         process_detail::format_crash_report(
                             {target, ::getpid(), ::getppid(), f.type + ": " + f.message, f.frames})});
-  return wire::ran_outcome(std::move(out.values), items, target, failures);
+  return wire::ran_outcome(
+      std::string_view(reinterpret_cast<const char*>(out.values.data()), out.values.size()), items,
+      target, failures);
 }
 
 /// One request in flight on the worker's connection.
@@ -174,9 +176,9 @@ void run_worker(context& ctx, const std::string& queue) {
   if (!connected || connect_ec)
     throw zproc::error(connect_ec, "swarm worker: cannot connect to " + ctx.address());
 
-  auto send = [&](json request) {
+  auto send = [&](detail::request request) {
     auto p = std::make_shared<pending>();
-    detail::start_packed_request(c.impl(), detail::request_access::wrap(std::move(request)),
+    detail::start_packed_request(c.impl(), std::move(request),
                                  [p](error_code ec, std::string r) {
                                    p->done = true;
                                    p->ec = ec;
@@ -203,7 +205,8 @@ void run_worker(context& ctx, const std::string& queue) {
   };
   const std::string& host = process_detail::host_name();
   auto take = [&](std::size_t max) {
-    return send(wire::take_request(queue, max, static_cast<std::int64_t>(::getpid()), host));
+    return send(detail::request_access::wrap(
+        wire::take_request(queue, max, static_cast<std::int64_t>(::getpid()), host)));
   };
 
   // Tasks are taken so that a batch runs for about this long: tiny calls come many per round
@@ -239,13 +242,12 @@ void run_worker(context& ctx, const std::string& queue) {
     std::shared_ptr<pending> ahead;
     if (prefetch) ahead = take(max);
     const auto start = std::chrono::steady_clock::now();
-    json results = json::array();
+    wire::done_writer results;
     for (const auto& t : tasks)
-      results.push_back(wire::result(
-          t.id, run_task(ctx, t.target, t.args, t.items, dog, t.call_timeout_ms, t.id)));
+      results.add(t.id, run_task(ctx, t.target, t.args, t.items, dog, t.call_timeout_ms, t.id));
     const auto took = std::chrono::steady_clock::now() - start;
     std::erase_if(sent, [](const auto& p) { return p->done; });
-    sent.push_back(send(wire::done_request(std::move(results))));
+    sent.push_back(send(detail::request_access::wrap(std::move(results).finish())));
     const auto per_task = std::max<std::chrono::nanoseconds>(
         std::chrono::nanoseconds(100), took / std::max<std::size_t>(1, tasks.size()));
     max = std::clamp<std::size_t>(static_cast<std::size_t>(batch_time / per_task), 1, max_batch);
