@@ -1,13 +1,18 @@
-// bench_swarm: a swarm of 2 workers maps squares over 100,000 ints, with automatic chunking and
-// with chunk size 1, beside Python's multiprocessing.Pool(2).map of the same function in the
-// same run (chunksize left to Python, and chunksize=1), and beside a plain loop in one process.
-// Prints tasks per second and the ratios. See docs/performance.md.
+// bench_swarm: a swarm of N workers maps over ints in three modes, beside Python's
+// multiprocessing.Pool(N).map of the same function in the same run:
+//   auto  squares of 100,000 ints, chunks left to the library (Python: chunksize left to it);
+//   one   the same with chunk size 1 (Python: chunksize=1): what one task costs;
+//   slow  calls that each busy-wait 200 µs, N x 1,000 of them, chunks left to the library: how
+//         close to the ideal (calls x 200 µs / N) the map's wall time comes (efficiency).
+// Prints tasks per second (and the efficiency of slow) and the ratios. See docs/performance.md.
 //
-//   build/bench/bench_swarm [--quick] [--only auto|one] [--tasks N] [--no-python] [--external]
+//   build/bench/bench_swarm [--quick] [--only auto|one|slow] [--workers 1,2,...] [--tasks N]
+//                           [--no-python] [--external]
 //
-// --only runs one mode, --tasks maps N ints instead of 100,000, --no-python skips the Pool,
-// --external runs the server as a `zproc server` process (ZPROC_BENCH_ZPROC names another
-// program: a wrapper that runs it under callgrind counts the server's instructions per task).
+// --workers: the worker counts (default 2); --tasks maps N ints instead of 100,000 (auto, one);
+// --no-python skips the Pool; --external runs the server as a `zproc server` process
+// (ZPROC_BENCH_ZPROC names another program: a wrapper that runs it under callgrind counts the
+// server's instructions per task).
 #include <zproc/zproc.hpp>
 
 #include "support.hpp"
@@ -30,34 +35,54 @@ ZPROC_TARGET(square);
 
 using clock_type = std::chrono::steady_clock;
 
+/// Busy for 200 µs (not asleep: the call holds its core, as real work does); returns x.
+int slow(int x) {
+  const auto until = clock_type::now() + std::chrono::microseconds(200);
+  while (clock_type::now() < until) {
+  }
+  return x;
+}
+ZPROC_TARGET(slow);
+
 double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
 
-/// Python's Pool(2) on the same work; returns tasks/s per mode ("auto", "one"), or nothing.
-std::map<std::string, double> python_pool(int n, int rounds) {
+/// Python's Pool(workers) on the same work: tasks/s per mode ("auto", "one", "slow"), or
+/// nothing. `slow_n` calls of 200 µs for "slow".
+std::map<std::string, double> python_pool(int workers, int n, int slow_n, int rounds,
+                                          const std::string& only) {
   const std::string script = "/tmp/zproc_bench_pool_" + std::to_string(::getpid()) + ".py";
   {
     std::ofstream f(script);
     f << "import multiprocessing as mp, time, sys\n"
          "def sq(x): return x * x\n"
+         "def slow(x):\n"
+         "    until = time.perf_counter() + 0.0002\n"
+         "    while time.perf_counter() < until: pass\n"
+         "    return x\n"
          "if __name__ == '__main__':\n"
-         "    n, rounds = int(sys.argv[1]), int(sys.argv[2])\n"
+         "    w, n, sn, rounds, only = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), "
+         "int(sys.argv[4]), sys.argv[5]\n"
          "    want = [i * i for i in range(n)]\n"
-         "    with mp.Pool(2) as p:\n"
+         "    with mp.Pool(w) as p:\n"
          "        p.map(sq, range(1000))\n"
-         "        for name, cs in (('auto', None), ('one', 1)):\n"
+         "        for name, fn, cnt, cs in (('auto', sq, n, None), ('one', sq, n, 1),\n"
+         "                                  ('slow', slow, sn, None)):\n"
+         "            if only not in ('-', name): continue\n"
          "            best = 0\n"
          "            for _ in range(rounds):\n"
-         "                t = time.perf_counter(); r = p.map(sq, range(n), chunksize=cs)\n"
+         "                t = time.perf_counter(); r = p.map(fn, range(cnt), chunksize=cs)\n"
          "                dt = time.perf_counter() - t\n"
-         "                assert r == want\n"
-         "                best = max(best, n / dt)\n"
+         "                assert r == (want if fn is sq else list(range(cnt)))\n"
+         "                best = max(best, cnt / dt)\n"
          "            print(name, best, flush=True)\n";
   }
   std::map<std::string, double> out;
-  const std::string cmd = "python3 " + script + " " + std::to_string(n) + " " +
-                          std::to_string(rounds) + " 2>/dev/null";
+  const std::string cmd = "python3 " + script + " " + std::to_string(workers) + " " +
+                          std::to_string(n) + " " + std::to_string(slow_n) + " " +
+                          std::to_string(rounds) + " " + (only.empty() ? "-" : only) +
+                          " 2>/dev/null";
   if (FILE* p = ::popen(cmd.c_str(), "r")) {
     char name[16];
     double rate;
@@ -68,12 +93,20 @@ std::map<std::string, double> python_pool(int n, int rounds) {
   return out;
 }
 
+std::vector<int> int_list(const char* s) {
+  std::vector<int> v;
+  std::stringstream in(s);
+  for (std::string item; std::getline(in, item, ',');) v.push_back(std::max(1, std::atoi(item.c_str())));
+  return v;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   zproc::init(argc, argv);
   bool quick = false, python = true, external = false;
   std::string only;
+  std::vector<int> worker_counts{2};
   int n = 100'000;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -85,11 +118,13 @@ int main(int argc, char** argv) {
       python = false;
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
+    } else if (a == "--workers" && i + 1 < argc) {
+      worker_counts = int_list(argv[++i]);
     } else if (a == "--tasks" && i + 1 < argc) {
       n = std::max(1000, std::atoi(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: bench_swarm [--quick] [--only auto|one] [--tasks N] "
-                           "[--no-python] [--external]\n");
+      std::fprintf(stderr, "usage: bench_swarm [--quick] [--only auto|one|slow] [--workers "
+                           "1,2,...] [--tasks N] [--no-python] [--external]\n");
       return 2;
     }
   }
@@ -97,7 +132,7 @@ int main(int argc, char** argv) {
   std::vector<int> in(n);
   std::iota(in.begin(), in.end(), 0);
 
-  // Floor: a plain loop in this process (the same function, results in a vector).
+  // Floors: a plain loop in this process (the same functions, results in a vector).
   double loop_rate = 0;
   for (int r = 0; r < 5; ++r) {
     const auto t = clock_type::now();
@@ -108,51 +143,81 @@ int main(int argc, char** argv) {
     if (out[12345] != 12345LL * 12345) return 1;
     loop_rate = std::max(loop_rate, n / dt);
   }
-
-  std::map<std::string, double> ours;
+  double slow_call_s = 1;  // what one slow call takes here (a little over 200 µs)
   {
-    zproc::bench::child server;
-    zproc::context_options options;
-    if (external) {
-      options.address = "ipc:///tmp/zproc_bench_swarm_" + std::to_string(::getpid()) + ".sock";
-      zproc::bench::spawn(server, {zproc::bench::zproc_exe(), "server", "--listen",
-                                   options.address, "--threads", "1"});
-      zproc::bench::read_lines(server, "listening at ", 1);
-    }
-    zproc::context ctx(options);
-    auto sw = ctx.create_swarm(2);
-    sw.map(square, std::vector<int>(1000, 3));  // workers started and connected
-    for (auto [name, chunk] : {std::pair<const char*, std::size_t>{"auto", 0}, {"one", 1}}) {
-      if (!only.empty() && only != name) continue;
-      double best = 0;
-      for (int r = 0; r < rounds; ++r) {
-        zproc::map_options o;
-        o.chunk_size = chunk;
-        const auto t = clock_type::now();
-        const auto out = sw.map(square, in, o);
-        const double dt = seconds_since(t);
-        for (int i = 0; i < n; ++i)
-          if (out[static_cast<std::size_t>(i)] != 1LL * i * i) return 1;
-        best = std::max(best, n / dt);
-      }
-      ours[name] = best;
-    }
+    const auto t = clock_type::now();
+    for (int i = 0; i < 200; ++i) slow(i);
+    slow_call_s = seconds_since(t) / 200;
   }
-  const auto py = python ? python_pool(n, rounds) : std::map<std::string, double>{};
 
-  std::printf("map of %d squares on 2 workers (best of %d), tasks per second\n\n", n, rounds);
-  std::printf("| mode | zproc swarm | Python Pool(2) | zproc / Python | target |\n");
+  std::printf("swarm map beside Python's Pool(N) on the same work, best of %d, tasks per second"
+              " (slow: 200 µs calls, efficiency = ideal time / wall time)\n\n", rounds);
+  std::printf("| workers | mode | zproc swarm | Python Pool(N) | zproc / Python |\n");
   std::printf("|---|---|---|---|---|\n");
-  for (const char* mode : {"auto", "one"}) {
-    if (!only.empty() && only != mode) continue;
-    const double p = py.count(mode) ? py.at(mode) : 0;
-    std::printf("| %s | %.0f | %.0f | %.2fx | >= 2x |\n",
-                std::string(mode) == "auto" ? "automatic chunks" : "chunk size 1", ours[mode], p,
-                p > 0 ? ours[mode] / p : 0.0);
+  double auto_rate = 0;
+  for (const int workers : worker_counts) {
+    const int slow_n = workers * 1000;
+    std::map<std::string, double> ours;
+    {
+      zproc::bench::child server;
+      zproc::context_options options;
+      if (external) {
+        options.address = "ipc:///tmp/zproc_bench_swarm_" + std::to_string(::getpid()) + ".sock";
+        zproc::bench::spawn(server, {zproc::bench::zproc_exe(), "server", "--listen",
+                                     options.address, "--threads", "1"});
+        zproc::bench::read_lines(server, "listening at ", 1);
+      }
+      zproc::context ctx(options);
+      auto sw = ctx.create_swarm(static_cast<std::size_t>(workers));
+      sw.map(square, std::vector<int>(1000, 3));  // workers started and connected
+      for (const char* name : {"auto", "one", "slow"}) {
+        if (!only.empty() && only != name) continue;
+        const std::string mode = name;
+        double best = 0;
+        for (int r = 0; r < rounds; ++r) {
+          zproc::map_options o;
+          o.chunk_size = mode == "one" ? 1 : 0;
+          const auto t = clock_type::now();
+          if (mode == "slow") {
+            std::vector<int> calls(static_cast<std::size_t>(slow_n));
+            std::iota(calls.begin(), calls.end(), 0);
+            const auto out = sw.map(slow, calls, o);
+            if (out != calls) return 1;
+            best = std::max(best, slow_n / seconds_since(t));
+          } else {
+            const auto out = sw.map(square, in, o);
+            const double dt = seconds_since(t);
+            for (int i = 0; i < n; ++i)
+              if (out[static_cast<std::size_t>(i)] != 1LL * i * i) return 1;
+            best = std::max(best, n / dt);
+          }
+        }
+        ours[mode] = best;
+      }
+    }
+    const auto py = python ? python_pool(workers, n, slow_n, rounds, only)
+                           : std::map<std::string, double>{};
+    for (const char* name : {"auto", "one", "slow"}) {
+      if (!ours.count(name)) continue;
+      const double mine = ours[name];
+      const double p = py.count(name) ? py.at(name) : 0;
+      const std::string mode = name;
+      if (mode == "slow") {
+        // Ideal: every worker busy all the time, calls of the length measured here.
+        const double ideal = workers / slow_call_s;
+        std::printf("| %d | 200 µs calls: efficiency | %.3f | %.3f | %.2fx |\n", workers,
+                    mine / ideal, p / ideal, p > 0 ? mine / p : 0.0);
+      } else {
+        std::printf("| %d | %s | %.0f | %.0f | %.2fx |\n", workers,
+                    mode == "auto" ? "automatic chunks" : "chunk size 1", mine, p,
+                    p > 0 ? mine / p : 0.0);
+      }
+    }
+    if (ours.count("auto")) auto_rate = std::max(auto_rate, ours["auto"]);
+    if (py.empty() && python) std::printf("(python3 not found: no comparison)\n");
   }
-  if (ours.count("auto"))
-    std::printf("\nplain loop in one process: %.0f tasks/s (swarm automatic = %.4fx of it)\n",
-                loop_rate, ours["auto"] / loop_rate);
-  if (py.empty() && python) std::printf("(python3 not found: no comparison)\n");
+  if (auto_rate > 0)
+    std::printf("\nplain loop in one process: %.0f tasks/s (best swarm automatic = %.4fx of it)\n",
+                loop_rate, auto_rate / loop_rate);
   return 0;
 }
