@@ -138,7 +138,15 @@ protocol::task_request task_queue::request_of(detail::op o, const json& request,
         if (!b->is_boolean()) bad_request("field 'bound' must be a boolean");
         r.bound = b->get<bool>();
       }
-      for (const auto& t : list) pack(t[0]);
+      // A plain binary, whatever subtype it came with (the flat reader takes no other: the
+      // worker's reader neither).
+      for (const auto& t : list) {
+        const auto& b = t[0].get_binary();
+        const std::size_t at = storage.size();
+        protocol::append_msgpack_binary(
+            storage, std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+        spans.emplace_back(at, storage.size() - at);
+      }
       r.tasks.reserve(list.size());
       for (std::size_t i = 0; i < list.size(); ++i)
         r.tasks.push_back({span(i), list[i][1].get<std::uint64_t>()});
