@@ -5,7 +5,10 @@
 #include "protocol/message.hpp"
 #include "protocol/msgpack.hpp"
 #include "protocol/ops.hpp"
+#include "protocol/store_request.hpp"
 #include "protocol/task_messages.hpp"
+#include "protocol/task_request.hpp"
+#include "protocol/watch_request.hpp"
 #include "server/engine.hpp"
 
 #include <doctest/doctest.h>
@@ -27,18 +30,47 @@ std::string packed(const nlohmann::json& v) {
   return out;
 }
 
+zproc::error_code error_of(const json& reply);
+
+/// Every request goes to two engines: as json (the generic path), and as the session reads its
+/// MessagePack (a watch, a simple store op or a task op without a json tree, through
+/// engine::handle's typed forms). Both must refuse the same requests.
 struct fixture {
   engine e{1, retention{}};
+  engine twin{1, retention{}};
   std::vector<delivery> out;
   std::uint64_t next_id = 1;
 
   /// The reply to `req` from `client` with `role` (nullptr: admin); null if it parked.
   json send(std::uint64_t client, const access_role* role, json req) {
-    out.clear();
     const std::uint64_t id = next_id++;
     req[protocol::field::id] = id;
-    e.handle(req, id, request_context{client, role}, out);
-    for (const auto& d : out)
+    const request_context ctx{client, role};
+    out.clear();
+    e.handle(req, id, ctx, out);
+    const json reply = reply_in(out, client, id);
+    const std::string bytes = packed(req);
+    protocol::watch_request w;
+    protocol::store_request s;
+    protocol::task_request t;
+    out.clear();
+    if (protocol::decode_watch_request(bytes, w)) {
+      twin.handle(w, ctx, out);
+    } else if (protocol::decode_store_request(bytes, s)) {
+      twin.handle(s, ctx, out);
+    } else if (protocol::decode_task_request(bytes, t)) {
+      twin.handle(t, ctx, out);
+    } else {
+      twin.handle(req, id, ctx, out);
+    }
+    const json twin_reply = reply_in(out, client, id);
+    CHECK(reply.is_null() == twin_reply.is_null());
+    CHECK(error_of(reply) == error_of(twin_reply));
+    return reply;
+  }
+  static json reply_in(const std::vector<delivery>& replies, std::uint64_t client,
+                       std::uint64_t id) {
+    for (const auto& d : replies)
       if (d.client_id == client && !d.packed && d.message().value("i", std::uint64_t{0}) == id)
         return d.message();
     return nullptr;

@@ -225,7 +225,7 @@ TEST_SUITE("protocol") {
     CHECK(i.running == 2);
   }
 
-  TEST_CASE("task messages: outcomes read back; the bytes are accounted") {
+  TEST_CASE("task messages: outcomes read back, their values given as a binary or an ext") {
     json ran = a_ran_outcome();
     CHECK(wire::items_of(packed(ran)) == 3);
     const auto o = wire::parse_outcome(packed(ran));
@@ -253,6 +253,19 @@ TEST_SUITE("protocol") {
     CHECK(wire::items_of(packed(json("not an outcome"))) == 1);
     CHECK(wire::items_of(packed(json::object())) == 1);
     CHECK(wire::items_of("\xc1") == 1);  // not MessagePack
+    CHECK(wire::items_of(packed(json{{wire::items, 1ULL << 63}})) == 1);  // not a count json took
+
+    // Values as an ext (json reads it as a binary with a subtype): read as their bytes.
+    for (const auto& v : {json::binary({9, 9}, 5), json::binary({9, 9, 9, 9}, 1)}) {
+      json ext = ran;
+      ext[wire::values] = v;
+      const std::vector<std::uint8_t> bytes(v.get_binary().begin(), v.get_binary().end());
+      CHECK(wire::parse_outcome(packed(ext)).values == bytes);
+    }
+    json not_binary = ran;
+    not_binary[wire::values] = "99";
+    CHECK_THROWS_WITH_AS(wire::parse_outcome(packed(not_binary)),
+                         "an outcome's values are not binary", wire::malformed);
   }
 
   TEST_CASE("task messages: a reply damaged anywhere is refused as malformed, nothing else") {

@@ -84,6 +84,11 @@ struct fixture {
     }
     REQUIRE(refused.has_value() == twin_refused.has_value());
     CHECK(messages(out) == messages(twin_out));
+    // A reply written as bytes names its request (the session refuses a reply too large for
+    // the client by that id: id 0 would close the connection).
+    for (const auto* replies : {&out, &twin_out})
+      for (const auto& d : *replies)
+        if (!d.bytes.empty()) CHECK(d.request_id == d.message().at("i").get<std::uint64_t>());
     CHECK(q.size() == twin.size());
     CHECK(q.finished() == twin.finished());
     if (refused) {
@@ -353,5 +358,39 @@ TEST_SUITE("task_queue") {
     const auto taken = wire::parse_take_reply(result);  // what the worker reads
     REQUIRE(taken.tasks.size() == 1);
     CHECK(taken.tasks[0].args == std::string("\x01\x02", 2));
+  }
+
+  TEST_CASE("an outcome nested deeper than a stored value may be is refused on both paths") {
+    fixture f;
+    const auto first = f.submit(2);
+    auto r = f.run(w1, f.take_request(2));
+    REQUIRE(r.size() == 1);
+    auto nested = [](std::size_t levels) {  // an outcome map of `levels` levels in all
+      json v = 1;
+      for (std::size_t i = 2; i < levels; ++i) v = json::array({v});
+      return json{{"v", json::binary({1})}, {"n", 1}, {"deep", v}};
+    };
+    // As deep as a stored value may be: taken (by the flat reader too: the fixture checks it).
+    r = f.run(w1, {{"o", done_op}, {"r", json::array({json::array({first, nested(264)})})}});
+    CHECK(r[0].message()["r"] == 1);
+    // One level more: refused, and nothing changes.
+    const std::string why =
+        failure(f, w1, {{"o", done_op}, {"r", json::array({json::array({first + 1, nested(265)})})}});
+    CHECK(why.find("nests deeper than 264") != std::string::npos);
+    CHECK(f.q.finished() == 1);
+    // The outcome kept reaches its submitter whole, one level deeper than it came.
+    json got = f.wait(first, first + 2);
+    REQUIRE(got.at("r").size() == 1);
+  }
+
+  TEST_CASE("a result given twice in one task_done finishes its task once") {
+    fixture f;
+    const auto first = f.submit(1);
+    f.run(w1, f.take_request(1));
+    const json o{{"v", json::binary({1})}, {"n", 1}};
+    auto r = f.run(w1, {{"o", done_op},
+                        {"r", json::array({json::array({first, o}), json::array({first, o})})}});
+    CHECK(r[0].message()["r"] == 1);
+    CHECK(f.q.finished() == 1);
   }
 }

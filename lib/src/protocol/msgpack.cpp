@@ -232,17 +232,36 @@ bool msgpack_reader::array_header(std::size_t& n) noexcept {
   return header(n, 0x90, 0xdc, 0xdd, 1);  // every element takes at least one byte
 }
 
-bool msgpack_reader::binary(std::string_view& bytes) noexcept {
-  if (p_ == end_ || *p_ < 0xc4 || *p_ > 0xc6) return false;
-  const unsigned char* const start = p_;
-  const int width = *p_ == 0xc4 ? 1 : *p_ == 0xc5 ? 2 : 4;
-  ++p_;
-  std::size_t n = 0;
-  if (left() < static_cast<std::size_t>(width)) {
+bool msgpack_reader::binary(std::string_view& bytes, bool ext_too) noexcept {
+  if (p_ == end_) return false;
+  const unsigned char b = *p_;
+  std::size_t width = 0, fixed = 0;  // bytes of the length, or the fixed length of a fixext
+  bool ext = false;
+  if (b >= 0xc4 && b <= 0xc6) {
+    width = b == 0xc4 ? 1 : b == 0xc5 ? 2 : 4;
+  } else if (ext_too && b >= 0xc7 && b <= 0xc9) {
+    width = b == 0xc7 ? 1 : b == 0xc8 ? 2 : 4;
+    ext = true;
+  } else if (ext_too && b >= 0xd4 && b <= 0xd8) {
+    fixed = std::size_t{1} << (b - 0xd4);  // fixext 1, 2, 4, 8, 16
+    ext = true;
+  } else {
+    return false;
+  }
+  const unsigned char* const start = p_++;
+  std::size_t n = fixed;
+  if (left() < width) {
     p_ = start;
     return false;
   }
-  for (int i = 0; i < width; ++i) n = (n << 8) | *p_++;
+  for (std::size_t i = 0; i < width; ++i) n = (n << 8) | *p_++;
+  if (ext) {  // its type byte
+    if (left() < 1) {
+      p_ = start;
+      return false;
+    }
+    ++p_;
+  }
   if (left() < n) {
     p_ = start;
     return false;

@@ -39,8 +39,9 @@ class msgpack_reader {
   bool array_header(std::size_t& n) noexcept;
   /// A string, in place: valid as long as the bytes are.
   bool string(std::string_view& s) noexcept;
-  /// A binary (bin 8, 16 or 32; not an ext), its bytes in place.
-  bool binary(std::string_view& b) noexcept;
+  /// A binary (bin 8, 16 or 32), its bytes in place; with `ext_too`, an ext as well (its type
+  /// dropped: json reads an ext as a binary with a subtype).
+  bool binary(std::string_view& b, bool ext_too = false) noexcept;
   /// An integer of any width that fits `v`.
   bool unsigned_integer(std::uint64_t& v) noexcept;
   /// An integer in an unsigned form (a positive fixint, uint 8 to 64): what json reads as

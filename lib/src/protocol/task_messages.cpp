@@ -88,31 +88,39 @@ void patch_count(std::string& out, std::size_t at, std::size_t n) {
 
 // --- reading MessagePack without a json tree ----------------------------------------------------
 
-/// One MessagePack value (`bytes` is exactly one), read as a T by `read` or malformed.
+/// One MessagePack value (`bytes` is exactly one), read as a T by `read`, or malformed:
+/// `what` + `is_not` (" is not a string").
 template <class T, class Read>
-T packed_value(std::string_view bytes, Read read, const char* what, const char* expected) {
+T packed_value(std::string_view bytes, Read read, const char* what, const char* is_not) {
   msgpack_reader r(bytes);
   T v{};
-  if (!read(r, v) || !r.at_end()) fail(what, std::string(" is not ") + expected);
+  if (!read(r, v) || !r.at_end()) fail(what, is_not);
   return v;
+}
+/// A binary's bytes (or an ext's: json read one as a binary too).
+std::string_view packed_bytes(std::string_view v, const char* what) {
+  return packed_value<std::string_view>(
+      v, [](msgpack_reader& r, std::string_view& x) { return r.binary(x, true); }, what,
+      " are not binary");
 }
 std::uint64_t packed_count(std::string_view v, const char* what) {
   return packed_value<std::uint64_t>(
       v, [](msgpack_reader& r, std::uint64_t& x) { return r.unsigned_integer(x); }, what,
-      "a non-negative integer");
+      " is not a non-negative integer");
 }
 std::int64_t packed_integer(std::string_view v, const char* what) {
   return packed_value<std::int64_t>(
       v, [](msgpack_reader& r, std::int64_t& x) { return r.signed_integer(x); }, what,
-      "an integer");
+      " is not an integer");
 }
 std::string_view packed_text(std::string_view v, const char* what) {
   return packed_value<std::string_view>(
-      v, [](msgpack_reader& r, std::string_view& x) { return r.string(x); }, what, "a string");
+      v, [](msgpack_reader& r, std::string_view& x) { return r.string(x); }, what,
+      " is not a string");
 }
 bool packed_flag(std::string_view v, const char* what) {
   return packed_value<bool>(
-      v, [](msgpack_reader& r, bool& x) { return r.boolean(x); }, what, "a boolean");
+      v, [](msgpack_reader& r, bool& x) { return r.boolean(x); }, what, " is not a boolean");
 }
 
 /// The bytes of the next value of `r`; malformed (`what`) if there is none.
@@ -392,9 +400,7 @@ take_view parse_take_reply(std::string_view reply) {
     task_view v;
     v.id = packed_count(next_value(list, shape), "a taken task's id");
     v.target = packed_text(next_value(list, shape), "a taken task's target");
-    v.args = packed_value<std::string_view>(
-        next_value(list, shape), [](msgpack_reader& r, std::string_view& x) { return r.binary(x); },
-        "a taken task's arguments", "binary");
+    v.args = packed_bytes(next_value(list, shape), "a taken task's arguments");
     v.items = static_cast<std::size_t>(packed_count(next_value(list, shape), "a taken task's item count"));
     v.attempt = packed_count(next_value(list, shape), "a taken task's attempt");
     if (fields > 5)
@@ -506,7 +512,8 @@ std::size_t items_of(std::string_view o) noexcept {
     const packed_map m(o, "an outcome");
     auto n = m.find(items);
     if (!n) return 1;
-    return static_cast<std::size_t>(std::max<std::uint64_t>(1, packed_count(*n, "'n'")));
+    // (An integer json read as one: up to 2^63 - 1; anything else is no count.)
+    return static_cast<std::size_t>(std::max<std::int64_t>(1, packed_integer(*n, "'n'")));
   } catch (const std::exception&) {
     return 1;
   }
@@ -550,9 +557,7 @@ outcome parse_outcome(std::string_view o) {
     return out;
   }
   if (auto v = f.values) {
-    const auto bytes = packed_value<std::string_view>(
-        *v, [](msgpack_reader& r, std::string_view& x) { return r.binary(x); },
-        "an outcome's values", "binary");
+    const auto bytes = packed_bytes(*v, "an outcome's values");
     out.values.assign(bytes.begin(), bytes.end());
   }
   if (auto list = f.failures) {

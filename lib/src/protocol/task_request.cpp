@@ -3,6 +3,9 @@
 #include "protocol/message.hpp"
 #include "protocol/msgpack.hpp"
 #include "protocol/tasks.hpp"
+#include "protocol/value_check.hpp"
+
+#include <algorithm>
 
 #include <limits>
 
@@ -10,8 +13,12 @@ namespace zproc::protocol {
 
 namespace {
 
-// Where the values of a request's fields are nested: the request's map is depth 0.
-constexpr std::size_t field_depth = 1;
+// Where an outcome's fields are nested, counted so that msgpack_reader::skip refuses one that
+// nests deeper than max_request_depth levels (the outcome map itself is level 1): the server
+// sends it on one level deeper than it came, and the client's reader must still take it.
+constexpr std::size_t outcome_field_depth = max_msgpack_depth - max_request_depth + 2;
+// At most this many elements reserved ahead of reading them (a count comes from the wire).
+constexpr std::size_t max_reserve = 1024;
 
 bool non_empty_string(msgpack_reader& r, std::string_view& s) noexcept {
   return r.string(s) && !s.empty();
@@ -22,7 +29,7 @@ bool read_chunks(msgpack_reader& r, std::vector<task_chunk>& out) {
   std::size_t n = 0;
   if (!r.array_header(n) || n == 0) return false;
   out.clear();
-  out.reserve(n);
+  out.reserve(std::min(n, max_reserve));
   for (std::size_t i = 0; i < n; ++i) {
     std::size_t pair = 0;
     task_chunk c;
@@ -42,7 +49,7 @@ bool read_results(msgpack_reader& r, std::vector<task_result>& out) {
   std::size_t n = 0;
   if (!r.array_header(n)) return false;
   out.clear();
-  out.reserve(n);
+  out.reserve(std::min(n, max_reserve));
   for (std::size_t i = 0; i < n; ++i) {
     std::size_t pair = 0, fields = 0;
     task_result t;
@@ -51,7 +58,7 @@ bool read_results(msgpack_reader& r, std::vector<task_result>& out) {
     if (!r.map_header(fields)) return false;
     for (std::size_t k = 0; k < fields; ++k) {
       std::string_view key;
-      if (!r.string(key) || !r.skip(field_depth + 3)) return false;
+      if (!r.string(key) || !r.skip(outcome_field_depth)) return false;
     }
     t.outcome = std::string_view(start, static_cast<std::size_t>(r.position() - start));
     out.push_back(t);
@@ -63,7 +70,7 @@ bool read_counts(msgpack_reader& r, std::vector<std::uint64_t>& out) {
   std::size_t n = 0;
   if (!r.array_header(n)) return false;
   out.clear();
-  out.reserve(n);
+  out.reserve(std::min(n, max_reserve));
   for (std::size_t i = 0; i < n; ++i) {
     std::uint64_t v = 0;
     if (!r.unsigned_integer(v)) return false;

@@ -239,8 +239,8 @@ bool session::handle_frame(std::string_view payload) {
 
 bool session::handle_flat(std::string_view payload) {
   // The hottest requests (a watcher asks again after each update; get, set, incr...; a swarm's
-  // submits, takes, outcomes and waits) read without a json tree. (With debug logging on, everything takes the generic path, which logs
-  // refusals.)
+  // submits, takes, outcomes and waits) read without a json tree. (With debug logging on,
+  // everything takes the generic path, which logs refusals.)
   protocol::watch_request watch;
   protocol::store_request store;
   if (protocol::decode_watch_request(payload, watch)) {

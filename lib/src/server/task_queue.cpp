@@ -5,6 +5,7 @@
 #include "protocol/message.hpp"
 #include "protocol/msgpack.hpp"
 #include "protocol/task_messages.hpp"
+#include "protocol/value_check.hpp"
 #include "protocol/tasks.hpp"
 
 #include <algorithm>
@@ -41,9 +42,10 @@ const std::string& string_field(const json& request, const char* name) {
   return v.get_ref<const std::string&>();
 }
 
-/// A reply already MessagePack.
-delivery packed(std::uint64_t client_id, std::string bytes) {
+/// The reply to request `request_id`, already MessagePack.
+delivery packed(std::uint64_t client_id, std::uint64_t request_id, std::string bytes) {
   delivery d{client_id, json()};
+  d.request_id = request_id;  // (a reply too large for the client is refused by this id)
   d.bytes = std::move(bytes);
   return d;
 }
@@ -164,9 +166,14 @@ protocol::task_request task_queue::request_of(detail::op o, const json& request,
     case op::task_done: {
       const json& list = field(request, wire::results);
       if (!list.is_array()) bad_request("field 'r' must be an array of [id, outcome]");
-      for (const auto& t : list)
+      for (const auto& t : list) {
         if (!t.is_array() || t.size() != 2 || !as_count(t[0]) || !t[1].is_object())
           bad_request("each result must be [task id, outcome object]");
+        // (Sent on one level deeper than it came: the submitter's reader must take it.)
+        if (protocol::deeper_than(t[1], protocol::max_request_depth))
+          bad_request("a result's outcome nests deeper than " +
+                      std::to_string(protocol::max_request_depth) + " levels");
+      }
       for (const auto& t : list) pack(t[1]);
       r.results.reserve(list.size());
       for (std::size_t i = 0; i < list.size(); ++i)
@@ -282,7 +289,7 @@ void task_queue::take(const protocol::task_request& request, std::uint64_t clien
     return;
   }
   if (auto tasks = assign(client_id, w, max, request.id)) {
-    out.push_back(packed(client_id, std::move(*tasks)));
+    out.push_back(packed(client_id, request.id, std::move(*tasks)));
     return;
   }
   w.parked = parked_take{request.id, max};
@@ -330,7 +337,7 @@ void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& o
     const parked_take p = *w.parked;
     w.parked.reset();
     if (auto tasks = assign(client, w, p.max, p.request_id)) {
-      out.push_back(packed(client, std::move(*tasks)));
+      out.push_back(packed(client, p.request_id, std::move(*tasks)));
     } else {
       w.parked = p;
       q.parked.push_front(client);
@@ -342,27 +349,34 @@ void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& o
 void task_queue::done(const protocol::task_request& request, std::uint64_t client_id,
                       std::vector<delivery>& out) {
   auto wit = workers_.find(client_id);
-  std::uint64_t accepted = 0;
-  std::vector<std::uint64_t> finished;
+  // The outcomes stamped first, the tasks finished after: a refusal changes nothing.
+  std::vector<std::pair<std::uint64_t, std::string>> ended;
   for (const auto& r : request.results) {
     auto it = tasks_.find(r.task);
     // Only the worker that holds the task may finish it.
     if (wit == workers_.end() || it == tasks_.end() || it->second.state != task_state::running ||
         it->second.worker != client_id)
       continue;
-    std::string outcome;
     try {
-      outcome = wire::stamped_outcome(r.outcome, wit->second.pid, wit->second.host);
+      ended.emplace_back(r.task,
+                         wire::stamped_outcome(r.outcome, wit->second.pid, wit->second.host));
     } catch (const wire::malformed& e) {  // (the readers took only maps of named fields)
       bad_request(std::string("a result's outcome: ") + e.what());
     }
-    wit->second.running.erase(r.task);
+  }
+  std::vector<std::uint64_t> finished;
+  std::uint64_t accepted = 0;
+  for (auto& [id, outcome] : ended) {
+    // Found again: the same id may come twice in one list (the first one finishes it).
+    auto it = tasks_.find(id);
+    if (it == tasks_.end() || it->second.state != task_state::running) continue;
+    wit->second.running.erase(id);
     ++wit->second.done;
     ++accepted;
-    finish(r.task, it->second, std::move(outcome));
-    finished.push_back(r.task);
+    finish(id, it->second, std::move(outcome));
+    finished.push_back(id);
   }
-  out.push_back(packed(client_id, protocol::encode_reply(request.id, accepted)));
+  out.push_back(packed(client_id, request.id, protocol::encode_reply(request.id, accepted)));
   serve_waits(finished, out);
 }
 
@@ -457,7 +471,7 @@ void task_queue::wait(const protocol::task_request& request, std::uint64_t clien
   }
   collected c = collect(request.from, request.to, request.id);
   if (c.results > 0 || !c.left || ms == 0) {
-    out.push_back(packed(client_id, std::move(c.reply)));
+    out.push_back(packed(client_id, request.id, std::move(c.reply)));
     return;
   }
   waits_.push_back(
@@ -475,7 +489,7 @@ void task_queue::serve_waits(const std::vector<std::uint64_t>& finished,
     if (!concerned) return false;
     collected c = collect(w.from, w.to, w.request_id);
     if (c.results == 0) return false;  // cancelled meanwhile
-    out.push_back(packed(w.client_id, std::move(c.reply)));
+    out.push_back(packed(w.client_id, w.request_id, std::move(c.reply)));
     wait_counts_.remove(w.client_id);
     return true;
   });
@@ -484,7 +498,7 @@ void task_queue::serve_waits(const std::vector<std::uint64_t>& finished,
 void task_queue::tick(clock::time_point now, std::vector<delivery>& out) {
   std::erase_if(waits_, [&](const parked_wait& w) {
     if (now < w.deadline) return false;
-    out.push_back(packed(w.client_id, collect(w.from, w.to, w.request_id).reply));
+    out.push_back(packed(w.client_id, w.request_id, collect(w.from, w.to, w.request_id).reply));
     wait_counts_.remove(w.client_id);
     return true;
   });

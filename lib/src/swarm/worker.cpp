@@ -72,8 +72,7 @@ class watchdog {
     thread_.join();
   }
 
-  /// Arms it for the calls of one task (timeout 0: none); `what` names the task.
-  /// Watches the calls of task `id` of `target` (none without a timeout).
+  /// Arms it for the calls of task `id` of `target` (timeout 0: none).
   void arm(std::int64_t timeout_ms, std::string_view target, std::uint64_t id,
            chunk_output& out) {
     started.store(0, std::memory_order_relaxed);
