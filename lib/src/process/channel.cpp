@@ -47,7 +47,7 @@ struct reader {
 std::string encode_ticket(const ticket& t) {
   const json header = {{"address", t.address}, {"ns", t.ns},           {"target", t.target},
                        {"ppid", t.ppid},       {"attempt", t.attempt}, {"retry", t.retry_types},
-                       {"token", t.token},
+                       {"token", t.token},     {"pdeath", t.die_with_parent},
                        {"tls", {t.tls.ca_file, t.tls.cert_file, t.tls.key_file, t.tls.server_name}}};
   const std::string h = header.dump();
   std::string out;
@@ -73,6 +73,7 @@ std::optional<ticket> decode_ticket(std::string_view bytes) {
   t.attempt = header.at("attempt").get<std::size_t>();
   t.retry_types = header.at("retry").get<std::vector<std::string>>();
   t.token = header.value("token", std::string());
+  t.die_with_parent = header.value("pdeath", true);
   if (auto tls = header.find("tls"); tls != header.end() && tls->is_array() && tls->size() == 4)
     t.tls = {(*tls)[0].get<std::string>(), (*tls)[1].get<std::string>(),
              (*tls)[2].get<std::string>(), (*tls)[3].get<std::string>()};

@@ -28,6 +28,9 @@ struct ticket {
   std::string ns;
   std::string target;
   std::int64_t ppid = 0;
+  /// The child asks the kernel to kill it when the thread that spawned it ends (it sets that
+  /// itself: it is started by posix_spawn, which runs nothing between fork and exec).
+  bool die_with_parent = true;
   std::size_t attempt = 1;
   std::vector<std::string> retry_types;  ///< exception types to retry for (mangled)
   std::string args;                      ///< packed arguments

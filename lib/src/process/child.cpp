@@ -11,6 +11,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -80,7 +81,10 @@ const ticket* spawned_ticket() noexcept { return current; }
 void run_spawned(int, char**) {
   static const ticket t = read_ticket();
   ::fcntl(channel_fd, F_SETFD, FD_CLOEXEC);  // not inherited by what this process spawns
-  if (::getppid() != t.ppid) ::_exit(125);    // the parent died before we could see it
+  // Killed when the thread that spawned us ends; and if it ended already (before the line
+  // above took effect), we were handed to another parent: nobody waits for us.
+  if (t.die_with_parent) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (::getppid() != t.ppid) ::_exit(125);
   current = &t;
   arm_throw_capture();
   install_crash_handlers(channel_fd);

@@ -26,6 +26,7 @@
 
 #include <signal.h>
 #include <fcntl.h>
+#include <spawn.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -175,21 +176,33 @@ bp2::process start_process(asio::io_context& io, const std::string& exe,
   return p;
 }
 
-// The channel as fd 3 of the child. (Boost 1.81's posix::bind_fd has an on_setup that returns
-// no value: undefined behaviour that crashed here.)
-struct channel_init {
-  int fd;
-  error_code on_setup(bp2::posix::default_launcher& launcher, const bp2::filesystem::path&,
-                      const char* const*) const {
-    launcher.fd_whitelist.push_back(channel_fd);
-    return {};
+// Starts this program again as a spawned target: posix_spawn (glibc's clones the address
+// space, vfork-like, instead of copying it as fork does: the parent's size costs nothing), with
+// `channel` as its fd 3 and no other descriptor but 0, 1 and 2. The child sets its own
+// parent-death signal (it has its ticket then: run_spawned).
+pid_t spawn_self(const std::string& exe, const std::vector<std::string>& args, int channel) {
+  // dup2 onto itself would leave the descriptor close-on-exec: move it out of the way first.
+  int moved = -1;
+  if (channel == channel_fd) {
+    moved = ::fcntl(channel, F_DUPFD_CLOEXEC, channel_fd + 1);
+    if (moved < 0) throw std::system_error(errno, std::generic_category(), "zproc: fcntl");
+    channel = moved;
   }
-  error_code on_exec_setup(bp2::posix::default_launcher&, const bp2::filesystem::path&,
-                           const char* const*) const {
-    if (::dup2(fd, channel_fd) == -1) return error_code(errno, boost::system::system_category());
-    return {};
-  }
-};
+  posix_spawn_file_actions_t actions;
+  ::posix_spawn_file_actions_init(&actions);
+  ::posix_spawn_file_actions_adddup2(&actions, channel, channel_fd);
+  ::posix_spawn_file_actions_addclosefrom_np(&actions, channel_fd + 1);
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(exe.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  pid_t pid = -1;
+  const int rc = ::posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ);
+  ::posix_spawn_file_actions_destroy(&actions);
+  if (moved >= 0) ::close(moved);
+  if (rc != 0) throw std::system_error(rc, std::generic_category(), "zproc: cannot start " + exe);
+  return pid;
+}
 
 int to_exitcode(int status) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
@@ -484,21 +497,25 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
     std::lock_guard lock(c->m);
     number = c->attempts + 1;
   }
-  bp2::process proc = [&] {
-    if (c->command)
-      return start_process(io_, c->target, c->command_args, death, command_group{});
+  a->pid = [&]() -> pid_t {
+    if (c->command) {
+      bp2::process p = start_process(io_, c->target, c->command_args, death, command_group{});
+      const pid_t pid = p.id();
+      (void)p.detach();  // watched below; Boost's handle (and its pidfd) goes now
+      return pid;
+    }
     ticket t = c->ticket;
     t.ppid = me;
+    t.die_with_parent = c->die_with_parent;
     t.attempt = number;
     if (number > 1 && c->has_retry_args) t.args = c->retry_args;
     a->ticket = encode_ticket(t);
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
       throw std::system_error(errno, std::generic_category(), "zproc: socketpair");
-    std::optional<bp2::process> p;
+    pid_t pid = -1;
     try {
-      const std::vector<std::string> argv{std::string(child_flag), c->target};
-      p.emplace(start_process(io_, executable_path(), argv, death, channel_init{sv[1]}));
+      pid = spawn_self(executable_path(), {std::string(child_flag), c->target}, sv[1]);
     } catch (...) {
       ::close(sv[0]);
       ::close(sv[1]);
@@ -506,10 +523,8 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
     }
     ::close(sv[1]);
     a->channel.assign(asio::local::stream_protocol(), sv[0]);
-    return std::move(*p);
+    return pid;
   }();
-  a->pid = proc.id();
-  (void)proc.detach();  // watched below; Boost's handle (and its pidfd) goes now
   a->ref = std::make_shared<proc_ref>(a->pid, c->command);
   if (c->command && c->die_with_parent) {
     a->guardian = start_guardian(a->pid);
