@@ -188,17 +188,20 @@ pid_t spawn_self(const std::string& exe, const std::vector<std::string>& args, i
     if (moved < 0) throw std::system_error(errno, std::generic_category(), "zproc: fcntl");
     channel = moved;
   }
-  posix_spawn_file_actions_t actions;
-  ::posix_spawn_file_actions_init(&actions);
-  ::posix_spawn_file_actions_adddup2(&actions, channel, channel_fd);
-  ::posix_spawn_file_actions_addclosefrom_np(&actions, channel_fd + 1);
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(exe.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ);
-  ::posix_spawn_file_actions_destroy(&actions);
+  posix_spawn_file_actions_t actions;
+  int rc = ::posix_spawn_file_actions_init(&actions);
+  if (rc == 0) {
+    rc = ::posix_spawn_file_actions_adddup2(&actions, channel, channel_fd);
+    if (rc == 0) rc = ::posix_spawn_file_actions_addclosefrom_np(&actions, channel_fd + 1);
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(exe.c_str()));
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    // (An exec that fails is reported here, its child reaped by glibc.)
+    if (rc == 0) rc = ::posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ);
+    ::posix_spawn_file_actions_destroy(&actions);
+  }
   if (moved >= 0) ::close(moved);
   if (rc != 0) throw std::system_error(rc, std::generic_category(), "zproc: cannot start " + exe);
   return pid;
