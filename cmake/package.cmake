@@ -25,7 +25,7 @@ set(CPACK_DEBIAN_FILE_NAME DEB-DEFAULT)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_NAME zproc)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_SECTION net)
 set(CPACK_DEBIAN_RUNTIME_PACKAGE_DEPENDS
-  "libboost-serialization1.81.0, libboost-filesystem1.81.0, libboost-stacktrace1.81.0, libssl3, libstdc++6, libc6")
+  "libboost-serialization1.81.0, libboost-filesystem1.81.0, libboost-stacktrace1.81.0, libssl3, libstdc++6, libc6 (>= 2.34)")
 set(CPACK_DEBIAN_DEV_PACKAGE_NAME zproc-dev)
 set(CPACK_DEBIAN_DEV_PACKAGE_SECTION libdevel)
 set(CPACK_DEBIAN_DEV_PACKAGE_DEPENDS

@@ -614,6 +614,24 @@ TEST_SUITE("process") {
     CHECK(all_gone_within(pids, 2s));
   }
 
+  TEST_CASE("the parent SIGKILLed before its child has what to run: the child is gone within 2 s") {
+    // A bare fork() copy of the parent holds the channel open: the child would wait for its
+    // ticket for as long as that copy lives, were it not killed with its parent.
+    zproc::test::child_process tree({ZPROC_TREE_EXE, "--die-at-spawn"});
+    REQUIRE(tree.wait_for_line("ready", 20s));
+    std::istringstream in(tree.last_line());
+    std::string word;
+    pid_t child = 0, copy = 0;
+    in >> word >> child >> copy;
+    REQUIRE(child > 0);
+    REQUIRE(copy > 0);
+    tree.kill_and_wait();  // (it killed itself)
+    const pid_t pids[3] = {child, child, child};
+    CHECK(all_gone_within(pids, 2s));
+    ::kill(child, SIGKILL);  // leave nothing behind for the next test
+    ::kill(copy, SIGKILL);
+  }
+
   TEST_CASE("the parent SIGKILLed: what a spawned command's shell started is gone within 2 s") {
     const std::string marker = std::to_string(::getpid()) + "7" + std::to_string(std::rand() % 1000);
     zproc::test::child_process tree({ZPROC_TREE_EXE, "--command", marker});

@@ -78,12 +78,15 @@ void install_termination_handlers(bool only_if_default) {
 
 const ticket* spawned_ticket() noexcept { return current; }
 
-void run_spawned(int, char**) {
+void run_spawned(int argc, char** argv) {
+  // Killed when the thread that spawned us ends, from here on (a ticket that says otherwise
+  // clears it below); if its process ended already, we were handed to another parent: nobody
+  // waits for us (argv[3]: the parent's pid; the ticket's, from a parent without it).
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (argc > 3 && std::to_string(::getppid()) != argv[3]) ::_exit(125);
   static const ticket t = read_ticket();
   ::fcntl(channel_fd, F_SETFD, FD_CLOEXEC);  // not inherited by what this process spawns
-  // Killed when the thread that spawned us ends; and if it ended already (before the line
-  // above took effect), we were handed to another parent: nobody waits for us.
-  if (t.die_with_parent) ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  if (!t.die_with_parent) ::prctl(PR_SET_PDEATHSIG, 0);
   if (::getppid() != t.ppid) ::_exit(125);
   current = &t;
   arm_throw_capture();

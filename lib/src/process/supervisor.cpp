@@ -176,34 +176,28 @@ bp2::process start_process(asio::io_context& io, const std::string& exe,
   return p;
 }
 
-// Starts this program again as a spawned target: posix_spawn (glibc's clones the address
-// space, vfork-like, instead of copying it as fork does: the parent's size costs nothing), with
-// `channel` as its fd 3 and no other descriptor but 0, 1 and 2. The child sets its own
-// parent-death signal (it has its ticket then: run_spawned).
-pid_t spawn_self(const std::string& exe, const std::vector<std::string>& args, int channel) {
-  // dup2 onto itself would leave the descriptor close-on-exec: move it out of the way first.
-  int moved = -1;
-  if (channel == channel_fd) {
-    moved = ::fcntl(channel, F_DUPFD_CLOEXEC, channel_fd + 1);
-    if (moved < 0) throw std::system_error(errno, std::generic_category(), "zproc: fcntl");
-    channel = moved;
-  }
+// Starts this program again as a spawned target: posix_spawn (glibc's shares the parent's
+// address space until the exec, vfork-like, instead of copying its page tables as fork does:
+// the parent's size costs nothing), /proc/self/exe (the very binary that runs, even if its file
+// was replaced since) with `argv0` in its argv, `channel` as its fd 3 and no other descriptor
+// but 0, 1 and 2 (glibc >= 2.34: addclosefrom; since 2.29 a dup2 onto the same number clears
+// close-on-exec). The child sets its own parent-death signal (run_spawned).
+pid_t spawn_self(const std::string& argv0, const std::vector<std::string>& args, int channel) {
+  std::vector<char*> argv;
+  argv.push_back(const_cast<char*>(argv0.c_str()));
+  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
   pid_t pid = -1;
   posix_spawn_file_actions_t actions;
   int rc = ::posix_spawn_file_actions_init(&actions);
   if (rc == 0) {
     rc = ::posix_spawn_file_actions_adddup2(&actions, channel, channel_fd);
     if (rc == 0) rc = ::posix_spawn_file_actions_addclosefrom_np(&actions, channel_fd + 1);
-    std::vector<char*> argv;
-    argv.push_back(const_cast<char*>(exe.c_str()));
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
     // (An exec that fails is reported here, its child reaped by glibc.)
-    if (rc == 0) rc = ::posix_spawn(&pid, exe.c_str(), &actions, nullptr, argv.data(), environ);
+    if (rc == 0) rc = ::posix_spawn(&pid, "/proc/self/exe", &actions, nullptr, argv.data(), environ);
     ::posix_spawn_file_actions_destroy(&actions);
   }
-  if (moved >= 0) ::close(moved);
-  if (rc != 0) throw std::system_error(rc, std::generic_category(), "zproc: cannot start " + exe);
+  if (rc != 0) throw std::system_error(rc, std::generic_category(), "zproc: cannot start " + argv0);
   return pid;
 }
 
@@ -516,16 +510,25 @@ void supervisor::start_attempt(const std::shared_ptr<child>& c) {
     int sv[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0)
       throw std::system_error(errno, std::generic_category(), "zproc: socketpair");
-    pid_t pid = -1;
-    try {
-      pid = spawn_self(executable_path(), {std::string(child_flag), c->target}, sv[1]);
+    try {  // first: its failure leaves no child behind
+      a->channel.assign(asio::local::stream_protocol(), sv[0]);
     } catch (...) {
       ::close(sv[0]);
       ::close(sv[1]);
       throw;
     }
+    pid_t pid = -1;
+    try {
+      // Our pid in its argv: the child checks its parent before it waits for the ticket.
+      pid = spawn_self(executable_path(),
+                       {std::string(child_flag), c->target, std::to_string(me)}, sv[1]);
+    } catch (...) {
+      ::close(sv[1]);
+      error_code ignored;
+      a->channel.close(ignored);
+      throw;
+    }
     ::close(sv[1]);
-    a->channel.assign(asio::local::stream_protocol(), sv[0]);
     return pid;
   }();
   a->ref = std::make_shared<proc_ref>(a->pid, c->command);
