@@ -1,6 +1,7 @@
 #include "protocol/store_request.hpp"
 
 #include "protocol/msgpack.hpp"
+#include "protocol/request_reader.hpp"
 
 namespace zproc::protocol {
 
@@ -27,46 +28,35 @@ bool flat_store_op(op o) noexcept {
 }
 
 bool decode_store_request(std::string_view payload, store_request& out) {
-  msgpack_reader r(payload);
-  std::size_t n = 0;
-  if (!r.map_header(n)) return false;
   out = {};
-  bool has_op = false, has_ns = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    std::string_view name;
-    if (!r.string(name)) return false;
-    bool ok = false;
-    // (A field given twice: the last stands, as on the json path.)
-    if (name == field::id) {
-      ok = r.unsigned_integer(out.id);
-    } else if (name == field::op) {
-      std::string_view text;
-      const auto code = r.string(text) ? parse_op(text) : std::nullopt;
-      ok = code && flat_store_op(*code);
-      if (ok) out.code = *code;
-      has_op = ok;
-    } else if (name == field::ns) {
-      std::string_view text;
-      ok = r.string(text);
-      out.ns = text;
-      has_ns = ok;
-    } else if (name == field::key) {
-      std::string_view text;
-      ok = r.string(text);  // (not text: the json path words the refusal)
-      if (ok) out.key.emplace(text);
-    } else if (name == field::value) {
-      ok = r.value(out.value.emplace(), 1);
-    } else if (name == field::fallback) {
-      ok = r.value(out.fallback.emplace(), 1);
-    } else if (name == field::handle) {
-      std::uint64_t h = 0;
-      ok = r.unsigned_form(h);  // (another type: the json path ignores it; so does it there)
-      if (ok) out.handle = h;
-    }
-    // Any other field: the json path (it may mean something this reader does not know).
-    if (!ok) return false;
-  }
-  return r.at_end() && has_op && has_ns && out.id > 0;
+  bool has_ns = false;
+  return read_request(payload, out.id, out.code, flat_store_op,
+                      [&](std::string_view name, msgpack_reader& r) {
+                        if (name == field::ns) {
+                          std::string_view text;
+                          has_ns = r.string(text);
+                          out.ns = text;
+                          return has_ns;
+                        }
+                        if (name == field::key) {
+                          std::string_view text;
+                          if (!r.string(text)) return false;  // (the json path words it)
+                          out.key.emplace(text);
+                          return true;
+                        }
+                        if (name == field::value) return r.value(out.value.emplace(), 1);
+                        if (name == field::fallback) return r.value(out.fallback.emplace(), 1);
+                        if (name == field::handle) {
+                          // (Another type: the json path ignores it; so does it there.)
+                          std::uint64_t h = 0;
+                          if (!r.unsigned_form(h)) return false;
+                          out.handle = h;
+                          return true;
+                        }
+                        // Any other field: the json path (it may mean something not known here).
+                        return false;
+                      }) &&
+         has_ns;
 }
 
 }  // namespace zproc::protocol

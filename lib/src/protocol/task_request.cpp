@@ -2,11 +2,11 @@
 
 #include "protocol/message.hpp"
 #include "protocol/msgpack.hpp"
+#include "protocol/request_reader.hpp"
 #include "protocol/tasks.hpp"
 #include "protocol/value_check.hpp"
 
 #include <algorithm>
-
 #include <limits>
 
 namespace zproc::protocol {
@@ -86,57 +86,30 @@ bool flat_task_op(op o) noexcept {
 }
 
 bool decode_task_request(std::string_view payload, task_request& out) {
-  msgpack_reader r(payload);
-  std::size_t n = 0;
-  if (!r.map_header(n)) return false;
   out = {};
-  bool has_op = false, has_tasks = false, has_results = false, has_from = false, has_to = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    std::string_view name;
-    if (!r.string(name)) return false;
-    bool ok = false;
-    // (A field given twice: the last stands, as on the json path.)
-    if (name == field::id) {
-      ok = r.unsigned_integer(out.id);
-    } else if (name == field::op) {
-      std::string_view text;
-      const auto code = r.string(text) ? parse_op(text) : std::nullopt;
-      ok = has_op = code && flat_task_op(*code);
-      if (ok) out.code = *code;
-    } else if (name == tasks::queue) {
-      ok = non_empty_string(r, out.queue);
-    } else if (name == tasks::target) {
-      ok = non_empty_string(r, out.target);
-    } else if (name == tasks::tasks) {
-      ok = has_tasks = read_chunks(r, out.tasks);
-    } else if (name == tasks::bound) {
-      ok = r.boolean(out.bound);
-    } else if (name == tasks::max_attempts) {
-      ok = r.unsigned_integer(out.max_attempts) && out.max_attempts > 0 &&
-           out.max_attempts <= std::numeric_limits<std::uint32_t>::max();
-    } else if (name == tasks::call_timeout) {
-      ok = r.unsigned_integer(out.call_timeout_ms);
-    } else if (name == tasks::max) {
-      ok = r.unsigned_integer(out.max);
-    } else if (name == tasks::pid) {
-      ok = r.signed_integer(out.pid);
-    } else if (name == tasks::host) {
-      ok = r.string(out.host);
-    } else if (name == tasks::results) {
-      ok = has_results = read_results(r, out.results);
-    } else if (name == tasks::from) {
-      ok = has_from = r.unsigned_integer(out.from);
-    } else if (name == tasks::to) {
-      ok = has_to = r.unsigned_integer(out.to);
-    } else if (name == tasks::wait_ms) {
-      ok = r.unsigned_integer(out.wait_ms);
-    } else if (name == tasks::ack) {
-      ok = read_counts(r, out.ack);
-    }
-    // Any other field: the json path (it may mean something this reader does not know).
-    if (!ok) return false;
-  }
-  if (!r.at_end() || !has_op || out.id == 0) return false;
+  bool has_tasks = false, has_results = false, has_from = false, has_to = false;
+  const bool read = read_request(
+      payload, out.id, out.code, flat_task_op, [&](std::string_view name, msgpack_reader& r) {
+        if (name == tasks::queue) return non_empty_string(r, out.queue);
+        if (name == tasks::target) return non_empty_string(r, out.target);
+        if (name == tasks::tasks) return has_tasks = read_chunks(r, out.tasks);
+        if (name == tasks::bound) return r.boolean(out.bound);
+        if (name == tasks::max_attempts)
+          return r.unsigned_integer(out.max_attempts) && out.max_attempts > 0 &&
+                 out.max_attempts <= std::numeric_limits<std::uint32_t>::max();
+        if (name == tasks::call_timeout) return r.unsigned_integer(out.call_timeout_ms);
+        if (name == tasks::max) return r.unsigned_integer(out.max);
+        if (name == tasks::pid) return r.signed_integer(out.pid);
+        if (name == tasks::host) return r.string(out.host);
+        if (name == tasks::results) return has_results = read_results(r, out.results);
+        if (name == tasks::from) return has_from = r.unsigned_integer(out.from);
+        if (name == tasks::to) return has_to = r.unsigned_integer(out.to);
+        if (name == tasks::wait_ms) return r.unsigned_integer(out.wait_ms);
+        if (name == tasks::ack) return read_counts(r, out.ack);
+        // Any other field: the json path (it may mean something this reader does not know).
+        return false;
+      });
+  if (!read) return false;
   switch (out.code) {
     case op::task_submit: return !out.queue.empty() && !out.target.empty() && has_tasks;
     case op::task_take: return !out.queue.empty();

@@ -2,6 +2,7 @@
 
 #include "protocol/msgpack.hpp"
 #include "protocol/ops.hpp"
+#include "protocol/request_reader.hpp"
 
 #include <utility>
 
@@ -48,56 +49,43 @@ bool watch_request::*flag_named(std::string_view name) {
 }  // namespace
 
 bool decode_watch_request(std::string_view payload, watch_request& out) {
-  msgpack_reader r(payload);
-  std::size_t n = 0;
-  if (!r.map_header(n)) return false;
   out = {};
-  bool is_watch = false, has_ns = false;
-  for (std::size_t i = 0; i < n; ++i) {
-    std::string_view key;
-    if (!r.string(key)) return false;
-    bool ok = true;
-    if (key == field::id) {
-      ok = r.unsigned_integer(out.id);
-    } else if (key == field::op) {
-      std::string_view name;
-      ok = r.string(name) && parse_op(name) == op::watch;
-      is_watch = ok;
-    } else if (key == field::ns) {
-      std::string_view ns;
-      ok = r.string(ns);
-      out.ns = ns;
-      has_ns = ok;
-    } else if (key == field::handle) {
-      // (Not an unsigned integer: no handle, as on the json path.)
-      if (!r.unsigned_form(out.handle)) {
-        out.handle = 0;
-        ok = r.skip(1);
-      }
-    } else if (key == field::keys) {
-      std::size_t k = 0;
-      ok = r.array_header(k);
-      out.keys.clear();
-      for (std::size_t j = 0; ok && j < k; ++j) {
-        std::string_view name;
-        ok = r.string(name);
-        if (ok) out.keys.emplace_back(name);
-      }
-    } else if (key == field::pred) {
-      ok = r.value(out.pred.emplace(), 1);
-    } else if (key == field::max) {
-      ok = read_revision(r, out.max);
-    } else if (key == field::after) {
-      ok = read_revision(r, out.after);
-    } else if (bool watch_request::*flag = flag_named(key)) {
-      ok = read_flag(r, out.*flag);
-    } else {
-      ok = r.skip(1);
-    }
-    if (!ok) return false;
-  }
+  bool has_ns = false;
+  op code = op::watch;
+  const bool read = read_request(
+      payload, out.id, code, [](op o) { return o == op::watch; },
+      [&](std::string_view key, msgpack_reader& r) {
+        if (key == field::ns) {
+          std::string_view ns;
+          has_ns = r.string(ns);
+          out.ns = ns;
+          return has_ns;
+        }
+        if (key == field::handle) {
+          // (Not an unsigned integer: no handle, as on the json path.)
+          if (r.unsigned_form(out.handle)) return true;
+          out.handle = 0;
+          return r.skip(1);
+        }
+        if (key == field::keys) {
+          std::size_t k = 0;
+          bool ok = r.array_header(k);
+          out.keys.clear();
+          for (std::size_t j = 0; ok && j < k; ++j) {
+            std::string_view name;
+            ok = r.string(name);
+            if (ok) out.keys.emplace_back(name);
+          }
+          return ok;
+        }
+        if (key == field::pred) return r.value(out.pred.emplace(), 1);
+        if (key == field::max) return read_revision(r, out.max);
+        if (key == field::after) return read_revision(r, out.after);
+        if (bool watch_request::*flag = flag_named(key)) return read_flag(r, out.*flag);
+        return r.skip(1);
+      });
   if (out.oldest) out.after.reset();  // (an 'after' beside 'oldest' is not read)
-  return r.at_end() && is_watch && has_ns && out.id > 0;
+  return read && has_ns;
 }
 
 }  // namespace zproc::protocol
