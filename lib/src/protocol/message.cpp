@@ -235,9 +235,9 @@ bool parse_reply(std::string_view payload, reply_view& out) {
       if (!r.value(out.error.emplace(), 1)) return false;
       continue;
     }
-    const char* const start = r.position();
-    if (!r.skip(1)) return false;
-    if (key == field::result) out.result = std::string_view(start, r.position() - start);
+    std::string_view bytes;
+    if (!r.value_bytes(bytes, 1)) return false;
+    if (key == field::result) out.result = bytes;
     if (key == field::id) out.id = 0;  // not an unsigned integer
   }
   return r.at_end();

@@ -201,6 +201,13 @@ bool msgpack_reader::skip(std::size_t depth) noexcept {
   }
 }
 
+bool msgpack_reader::value_bytes(std::string_view& bytes, std::size_t depth) noexcept {
+  const unsigned char* const start = p_;
+  if (!skip(depth)) return false;
+  bytes = std::string_view(reinterpret_cast<const char*>(start), static_cast<std::size_t>(p_ - start));
+  return true;
+}
+
 bool msgpack_reader::header(std::size_t& n, unsigned char fix, unsigned char type16,
                             unsigned char type32, std::size_t min_bytes_each) noexcept {
   if (p_ == end_) return false;

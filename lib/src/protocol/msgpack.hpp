@@ -34,6 +34,8 @@ class msgpack_reader {
   bool value(nlohmann::json& out, std::size_t depth = 0);
   /// Steps over one whole value, refusing what value() would refuse (without allocating).
   bool skip(std::size_t depth = 0) noexcept;
+  /// The same; `bytes` gets the value's MessagePack, in place.
+  bool value_bytes(std::string_view& bytes, std::size_t depth = 0) noexcept;
   /// The header of a map (`n` pairs follow) or of an array (`n` elements).
   bool map_header(std::size_t& n) noexcept;
   bool array_header(std::size_t& n) noexcept;

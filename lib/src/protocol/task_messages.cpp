@@ -125,9 +125,9 @@ bool packed_flag(std::string_view v, const char* what) {
 
 /// The bytes of the next value of `r`; malformed (`what`) if there is none.
 std::string_view next_value(msgpack_reader& r, const char* what) {
-  const char* const start = r.position();
-  if (!r.skip(1)) fail(what);
-  return std::string_view(start, static_cast<std::size_t>(r.position() - start));
+  std::string_view bytes;
+  if (!r.value_bytes(bytes, 1)) fail(what);
+  return bytes;
 }
 
 /// The elements of a MessagePack array, each as the bytes of its value.
@@ -137,11 +137,8 @@ std::vector<std::string_view> packed_elements(std::string_view v, const char* wh
   if (!r.array_header(n)) fail(what, " is not an array");
   std::vector<std::string_view> out;
   out.reserve(n);
-  for (std::size_t i = 0; i < n; ++i) {
-    const char* const start = r.position();
-    if (!r.skip(1)) fail(what, " is not an array of values");
-    out.emplace_back(start, static_cast<std::size_t>(r.position() - start));
-  }
+  for (std::size_t i = 0; i < n; ++i)
+    if (!r.value_bytes(out.emplace_back(), 1)) fail(what, " is not an array of values");
   if (!r.at_end()) fail(what, " is not one value");
   return out;
 }
@@ -166,11 +163,9 @@ class packed_map {
                                                     bytes_.data() + bytes_.size() - entries_)));
     std::optional<std::string_view> found;
     for (std::size_t i = 0; i < n_; ++i) {
-      std::string_view key;
-      r.string(key);  // (checked by the constructor)
-      const char* const start = r.position();
-      r.skip(1);
-      if (key == name) found = std::string_view(start, static_cast<std::size_t>(r.position() - start));
+      std::string_view key, value;
+      if (!r.string(key) || !r.value_bytes(value, 1)) break;  // (checked by the constructor)
+      if (key == name) found = value;
     }
     return found;
   }
@@ -493,11 +488,12 @@ std::string stamped_outcome(std::string_view outcome, std::int64_t pid_of_worker
   } else {
     msgpack_reader again(std::string_view(entries, static_cast<std::size_t>(end - entries)));
     for (std::size_t i = 0; i < n; ++i) {
-      const char* const entry = again.position();
-      std::string_view key;
-      if (!again.string(key) || !again.skip(1)) break;  // (read once already)
-      if (key != worker_pid && key != worker_host)
-        out.append(entry, static_cast<std::size_t>(again.position() - entry));
+      std::string_view key, value;
+      if (!again.string(key) || !again.value_bytes(value, 1)) break;  // (read once already)
+      if (key != worker_pid && key != worker_host) {
+        append_msgpack_string(out, key);
+        out.append(value);
+      }
     }
   }
   append_msgpack_string(out, worker_pid);
