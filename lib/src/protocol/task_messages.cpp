@@ -59,18 +59,9 @@ const json& array_of(const json& v, const char* what) {
   return v;
 }
 
-/// An array's header whose count is patched in later (patch_count()): an array 32 header,
-/// which any reader takes for any count. Returns where the count goes.
-std::size_t begin_count(std::string& out) {
-  out.push_back(static_cast<char>(0xdd));
-  const std::size_t at = out.size();
-  out.append(4, '\0');
-  return at;
-}
-
-/// {"i": id, "r": {<name>: [ — the list's count left to patch_count(). Returns where it goes.
-std::size_t begin_listing_reply(std::string& out, std::uint64_t request_id, std::size_t fields,
-                                std::string_view name) {
+/// {"i": id, "r": {<name>: [ — the list opened, the reply's other fields to follow it.
+void open_listing_reply(std::string& out, std::uint64_t request_id, std::size_t fields,
+                        std::string_view name, counted_list& list) {
   out.reserve(256);
   append_msgpack_map_header(out, 2);
   append_msgpack_string(out, field::id);
@@ -78,12 +69,14 @@ std::size_t begin_listing_reply(std::string& out, std::uint64_t request_id, std:
   append_msgpack_string(out, field::result);
   append_msgpack_map_header(out, fields);
   append_msgpack_string(out, name);
-  return begin_count(out);
+  list.open(out);
 }
 
-void patch_count(std::string& out, std::size_t at, std::size_t n) {
-  for (int i = 0; i < 4; ++i)
-    out[at + static_cast<std::size_t>(i)] = static_cast<char>((n >> (8 * (3 - i))) & 0xff);
+/// The request's last field, `name`: a list, opened.
+void open_list_field(packed_request& r, std::string_view name, counted_list& list) {
+  append_msgpack_string(r.entries, name);
+  ++r.fields;
+  list.open(r.entries);
 }
 
 // --- reading MessagePack without a json tree ----------------------------------------------------
@@ -190,6 +183,17 @@ json request(op o) {
 
 }  // namespace
 
+void counted_list::open(std::string& out) {
+  out.push_back(static_cast<char>(0xdd));
+  at_ = out.size();
+  out.append(4, '\0');
+}
+
+void counted_list::close(std::string& out) const {
+  for (std::size_t i = 0; i < 4; ++i)
+    out[at_ + i] = static_cast<char>((count_ >> (8 * (3 - i))) & 0xff);
+}
+
 // --- requests ------------------------------------------------------------------------------------
 
 submit_writer::submit_writer(const submit_options& options) {
@@ -200,20 +204,18 @@ submit_writer::submit_writer(const submit_options& options) {
   r_.add_bool(bound, options.bound);
   r_.add_unsigned(max_attempts, options.max_attempts);
   if (options.call_timeout_ms) r_.add_unsigned(call_timeout, *options.call_timeout_ms);
-  append_msgpack_string(r_.entries, tasks);
-  ++r_.fields;
-  count_at_ = begin_count(r_.entries);
+  open_list_field(r_, tasks, list_);
 }
 
 void submit_writer::add(std::string_view packed_args, std::size_t calls) {
   r_.entries.push_back(static_cast<char>(0x92));  // [args, items]
   append_msgpack_binary(r_.entries, packed_args);
   append_msgpack_unsigned(r_.entries, calls);
-  ++count_;
+  list_.added();
 }
 
 packed_request submit_writer::finish() && {
-  patch_count(r_.entries, count_at_, count_);
+  list_.close(r_.entries);
   return std::move(r_);
 }
 
@@ -230,20 +232,18 @@ json take_request(const std::string& queue_name, std::size_t most, std::int64_t 
 done_writer::done_writer() {
   r_.code = op::task_done;
   r_.add_string(field::op, name(op::task_done));
-  append_msgpack_string(r_.entries, results);
-  ++r_.fields;
-  count_at_ = begin_count(r_.entries);
+  open_list_field(r_, results, list_);
 }
 
 void done_writer::add(std::uint64_t id, std::string_view outcome) {
   r_.entries.push_back(static_cast<char>(0x92));  // [id, outcome]
   append_msgpack_unsigned(r_.entries, id);
   r_.entries.append(outcome);
-  ++count_;
+  list_.added();
 }
 
 packed_request done_writer::finish() && {
-  patch_count(r_.entries, count_at_, count_);
+  list_.close(r_.entries);
   return std::move(r_);
 }
 
@@ -297,8 +297,9 @@ json retire_reply() {
   return r;
 }
 
-take_reply_writer::take_reply_writer(std::uint64_t request_id)
-    : count_at_(begin_listing_reply(out_, request_id, 1, tasks)) {}
+take_reply_writer::take_reply_writer(std::uint64_t request_id) {
+  open_listing_reply(out_, request_id, 1, tasks, list_);
+}
 
 void take_reply_writer::add(std::uint64_t id, std::string_view task_target,
                             std::string_view packed_args, std::uint64_t n, std::uint64_t attempt,
@@ -310,26 +311,27 @@ void take_reply_writer::add(std::uint64_t id, std::string_view task_target,
   append_msgpack_unsigned(out_, n);
   append_msgpack_unsigned(out_, attempt);
   append_msgpack_signed(out_, call_timeout_ms);
-  ++count_;
+  list_.added();
 }
 
 std::string take_reply_writer::finish() && {
-  patch_count(out_, count_at_, count_);
+  list_.close(out_);
   return std::move(out_);
 }
 
-wait_reply_writer::wait_reply_writer(std::uint64_t request_id)
-    : count_at_(begin_listing_reply(out_, request_id, 2, results)) {}
+wait_reply_writer::wait_reply_writer(std::uint64_t request_id) {
+  open_listing_reply(out_, request_id, 2, results, list_);
+}
 
 void wait_reply_writer::add(std::uint64_t id, std::string_view outcome) {
   out_.push_back(static_cast<char>(0x92));  // [id, outcome]
   append_msgpack_unsigned(out_, id);
   out_.append(outcome);
-  ++count_;
+  list_.added();
 }
 
 std::string wait_reply_writer::finish(bool more) && {
-  patch_count(out_, count_at_, count_);
+  list_.close(out_);
   append_msgpack_string(out_, left);
   append_msgpack_bool(out_, more);
   return std::move(out_);

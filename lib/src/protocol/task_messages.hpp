@@ -42,6 +42,24 @@ struct submit_options {
   std::uint64_t max_attempts = 1;
   std::optional<std::uint64_t> call_timeout_ms;  // none: calls may run for ever
 };
+/// What the writers below share: a message that ends with a list written element by element,
+/// its count patched into the list's header (an array 32 header, which any reader takes for any
+/// count) when the list closes.
+class counted_list {
+ public:
+  /// Opens the list at the end of `out` (writes its header).
+  void open(std::string& out);
+  /// One more element was appended to it.
+  void added() noexcept { ++count_; }
+  std::size_t size() const noexcept { return count_; }
+  /// Writes the count into the header.
+  void close(std::string& out) const;
+
+ private:
+  std::size_t at_ = 0;
+  std::size_t count_ = 0;
+};
+
 /// A task_submit written as MessagePack as its chunks come (no json tree for thousands of
 /// them): the options' fields, then "t": [[packed args (binary), items], ...].
 class submit_writer {
@@ -49,13 +67,12 @@ class submit_writer {
   explicit submit_writer(const submit_options& options);
   /// One chunk: the packed arguments of `items` calls.
   void add(std::string_view packed_args, std::size_t items);
-  std::size_t size() const noexcept { return count_; }
+  std::size_t size() const noexcept { return list_.size(); }
   packed_request finish() &&;
 
  private:
   packed_request r_;
-  std::size_t count_at_ = 0;
-  std::size_t count_ = 0;
+  counted_list list_;
 };
 /// task_take: at most `max` tasks for the worker `pid` on `host`.
 json take_request(const std::string& queue, std::size_t max, std::int64_t pid,
@@ -66,13 +83,12 @@ class done_writer {
   done_writer();
   /// Task `id` ended with `outcome` (one whole MessagePack map: ran_outcome()).
   void add(std::uint64_t id, std::string_view outcome);
-  std::size_t size() const noexcept { return count_; }
+  std::size_t size() const noexcept { return list_.size(); }
   packed_request finish() &&;
 
  private:
   packed_request r_;
-  std::size_t count_at_ = 0;
-  std::size_t count_ = 0;
+  counted_list list_;
 };
 /// task_wait for tasks [from, to), parked up to `ms`, acknowledging `ack` (none if empty).
 json wait_request(std::uint64_t from, std::uint64_t to, std::uint64_t ms,
@@ -129,28 +145,26 @@ class take_reply_writer {
   /// MessagePack binary.
   void add(std::uint64_t id, std::string_view target, std::string_view packed_args,
            std::uint64_t items, std::uint64_t attempt, std::int64_t call_timeout_ms);
-  std::size_t size() const noexcept { return count_; }
+  std::size_t size() const noexcept { return list_.size(); }
   /// The reply: {"i": request_id, "r": {"t": [...]}}.
   std::string finish() &&;
 
  private:
   std::string out_;
-  std::size_t count_at_ = 0;
-  std::size_t count_ = 0;
+  counted_list list_;
 };
 class wait_reply_writer {
  public:
   explicit wait_reply_writer(std::uint64_t request_id);
   /// One result; `outcome` is one whole MessagePack map.
   void add(std::uint64_t id, std::string_view outcome);
-  std::size_t size() const noexcept { return count_; }
+  std::size_t size() const noexcept { return list_.size(); }
   /// The reply: {"i": request_id, "r": {"r": [...], "left": left}}.
   std::string finish(bool left) &&;
 
  private:
   std::string out_;
-  std::size_t count_at_ = 0;
-  std::size_t count_ = 0;
+  counted_list list_;
 };
 
 /// task_info's reply.
