@@ -120,12 +120,7 @@ json a_ran_outcome() {
 
 TEST_SUITE("protocol") {
   TEST_CASE("task messages: requests carry their op and fields") {
-    wire::submit_options s;
-    s.queue = "q";
-    s.target = "square";
-    s.bound = false;
-    s.max_attempts = 3;
-    s.call_timeout_ms = 500;
+    wire::submit_options s{"q", "square", false, 3, 500};
     auto submit_of = [](const wire::submit_options& o, const std::vector<std::string>& args) {
       wire::submit_writer w(o);
       for (const auto& a : args) w.add(a, a.size());
@@ -337,12 +332,7 @@ TEST_SUITE("protocol") {
       r[field::id] = id;
       return packed(r);
     };
-    wire::submit_options s;
-    s.queue = "q";
-    s.target = "square";
-    s.bound = true;
-    s.max_attempts = 2;
-    s.call_timeout_ms = 500;
+    const wire::submit_options s{"q", "square", true, 2, 500};
     const json chunks = json::array(
         {json::array({json::binary({1, 2}), 2}), json::array({json::binary({3}), 1})});
     wire::submit_writer writer(s);

@@ -224,13 +224,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
                     std::vector<delivery>& out) {
   using protocol::op;
   const std::optional<op> code = protocol::op_of(request);  // parsed once
-  if (code && protocol::parks(*code) && over_parked(request_id, ctx, out)) return;
-  if (code && ctx.role)
-    if (auto why = refusal(*ctx.role, *code, request)) {
-      out.push_back({ctx.client_id,
-                     protocol::make_error_reply(request_id, server_errc::forbidden, *why)});
-      return;
-    }
+  if (code && !admitted(*code, request_id, scope_of(request), ctx, out)) return;
 
   if (code && process_registry::handles(*code)) {
     guarded(out, ctx.client_id, request_id, [&] {

@@ -142,8 +142,8 @@ class engine {
   /// refusal of request `request_id` and returns true.
   bool over_parked(std::uint64_t request_id, const request_context& ctx,
                    std::vector<delivery>& out);
-  /// Whether a request read without a json tree may run: appends its refusal and returns false
-  /// when it would park one request too many (over_parked()) or its role forbids it.
+  /// Whether a request may run (whichever way it was read): appends its refusal and returns
+  /// false when it would park one request too many (over_parked()) or its role forbids it.
   bool admitted(protocol::op code, std::uint64_t request_id, request_scope scope,
                 const request_context& ctx, std::vector<delivery>& out);
   /// The requests the server holds unanswered for `client` (watches, lock waits, task takes

@@ -86,10 +86,9 @@ std::optional<std::string> refusal(const access_role& role, op code, request_sco
   }
 }
 
-std::optional<std::string> refusal(const access_role& role, op code, const nlohmann::json& request) {
-  return refusal(role, code,
-                 request_scope{text_field(request, protocol::field::ns).value_or(""),
-                               text_field(request, protocol::tasks::queue)});
+request_scope scope_of(const nlohmann::json& request) {
+  return request_scope{text_field(request, protocol::field::ns).value_or(""),
+                       text_field(request, protocol::tasks::queue)};
 }
 
 }  // namespace zproc::server_detail

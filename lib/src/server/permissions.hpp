@@ -23,8 +23,7 @@ struct request_scope {
 };
 /// Why `role` may not send a request of op `code` in `scope`; nullopt when it may.
 std::optional<std::string> refusal(const access_role& role, detail::op code, request_scope scope);
-/// The same for a request as json (its namespace and swarm read from it).
-std::optional<std::string> refusal(const access_role& role, detail::op code,
-                                   const nlohmann::json& request);
+/// The scope of a request as json (its namespace and swarm, views into it).
+request_scope scope_of(const nlohmann::json& request);
 
 }  // namespace zproc::server_detail
