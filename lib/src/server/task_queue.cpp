@@ -109,16 +109,14 @@ protocol::task_request task_queue::request_of(detail::op o, const json& request,
   protocol::task_request r;
   r.id = request_id;
   r.code = o;
-  // The packed arguments and outcomes are written into `storage` first, their views taken
-  // after (the string may move while it grows).
-  std::vector<std::pair<std::size_t, std::size_t>> spans;
-  auto pack = [&](const json& v) {
-    const std::size_t at = storage.size();
-    protocol::append_msgpack(storage, v);
-    spans.emplace_back(at, storage.size() - at);
-  };
-  auto span = [&](std::size_t i) {
-    return std::string_view(storage).substr(spans[i].first, spans[i].second);
+  // The packed arguments or outcomes are appended to `storage` one after the other, their
+  // views taken once all are written (the string may move while it grows): piece i ends at
+  // ends[i] and starts where piece i - 1 ended.
+  const std::size_t base = storage.size();
+  std::vector<std::size_t> ends;
+  auto piece = [&](std::size_t i) {
+    const std::size_t from = i == 0 ? base : ends[i - 1];
+    return std::string_view(storage).substr(from, ends[i] - from);
   };
   switch (o) {
     case op::task_submit: {
@@ -144,14 +142,13 @@ protocol::task_request task_queue::request_of(detail::op o, const json& request,
       // worker's reader neither).
       for (const auto& t : list) {
         const auto& b = t[0].get_binary();
-        const std::size_t at = storage.size();
         protocol::append_msgpack_binary(
             storage, std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
-        spans.emplace_back(at, storage.size() - at);
+        ends.push_back(storage.size());
       }
       r.tasks.reserve(list.size());
       for (std::size_t i = 0; i < list.size(); ++i)
-        r.tasks.push_back({span(i), list[i][1].get<std::uint64_t>()});
+        r.tasks.push_back({piece(i), list[i][1].get<std::uint64_t>()});
       break;
     }
     case op::task_take: {
@@ -174,10 +171,13 @@ protocol::task_request task_queue::request_of(detail::op o, const json& request,
           bad_request("a result's outcome nests deeper than " +
                       std::to_string(protocol::max_request_depth) + " levels");
       }
-      for (const auto& t : list) pack(t[1]);
+      for (const auto& t : list) {
+        protocol::append_msgpack(storage, t[1]);
+        ends.push_back(storage.size());
+      }
       r.results.reserve(list.size());
       for (std::size_t i = 0; i < list.size(); ++i)
-        r.results.push_back({*as_count(list[i][0]), span(i)});
+        r.results.push_back({*as_count(list[i][0]), piece(i)});
       break;
     }
     case op::task_wait: {
