@@ -3,7 +3,6 @@
 #include "protocol/records.hpp"
 #include "client/completion.hpp"
 #include "protocol/message.hpp"
-#include "protocol/msgpack.hpp"
 
 #include <zproc/client.hpp>
 #include <zproc/state.hpp>
@@ -81,15 +80,6 @@ class connection_op final : public pending_op {
   const connection& conn_;  // owns this op
 };
 
-/// A result handed over undecoded (call_packed, start_packed_request): as it came, or, if an
-/// op is ever completed with a json result, that result packed.
-std::string packed_form(std::string_view bytes) { return std::string(bytes); }
-std::string packed_form(const json& result) {
-  std::string out;
-  if (!result.is_null()) protocol::append_msgpack(out, result);
-  return out;
-}
-
 /// A pending blocking operation: hands its outcome to the waiting thread (`packed`: its result
 /// undecoded, in blocking_result::packed).
 class blocking_op final : public pending_op {
@@ -98,15 +88,11 @@ class blocking_op final : public pending_op {
       : r_(std::move(r)), conn_(conn), packed_(packed) {}
   void complete(error_code ec, json&& result, std::string&& message, bool) override {
     // A reply completes the op in on_frame, while its connection is the current one.
-    if (packed_) {
-      r_->packed = packed_form(result);
-      result = json();
-    }
     r_->set(ec, std::move(result), std::move(message), conn_.connections());
   }
   void complete_result(std::string_view result) override {
     if (!packed_) return pending_op::complete_result(result);
-    r_->packed = packed_form(result);  // (before set(): the waiting thread reads it after)
+    r_->packed.assign(result);  // (before set(): the waiting thread reads it after)
     r_->set({}, json(), {}, conn_.connections());
   }
 
@@ -116,16 +102,17 @@ class blocking_op final : public pending_op {
   bool packed_;
 };
 
-/// A pending async operation whose result is handed over undecoded.
+/// A pending async operation whose result is handed over undecoded. (A reply's result comes
+/// through complete_result(); complete() carries the failures.)
 class packed_handler_op final : public pending_op {
  public:
   explicit packed_handler_op(basic_held_handler<error_code, std::string>&& h) : h_(std::move(h)) {}
-  void complete(error_code ec, json&& result, std::string&& message, bool must_post) override {
-    if (ec) h_.set_message(std::move(message));
-    h_.complete(must_post, ec, ec ? std::string() : packed_form(result));
+  void complete(error_code ec, json&&, std::string&& message, bool must_post) override {
+    h_.set_message(std::move(message));
+    h_.complete(must_post, ec, std::string());
   }
   void complete_result(std::string_view result) override {
-    h_.complete(false, error_code{}, packed_form(result));
+    h_.complete(false, error_code{}, std::string(result));
   }
 
  private:
