@@ -2,7 +2,7 @@
 // calls of one target packed one after the other into one Boost.Serialization archive, and the
 // values of those calls packed the same way (one archive per chunk, not per call: a chunk of
 // 10,000 ints costs one archive's set-up, not 10,000). Arithmetic values are written and read
-// without an archive, as the same bytes (raw_oarchive, raw_iarchive): an archive's set-up
+// without an archive, as the same bytes (chunk_oarchive, raw_iarchive): an archive's set-up
 // copies a locale and its facets, which is most of what a chunk of one small call costs.
 #pragma once
 
@@ -104,23 +104,8 @@ inline constexpr bool all_raw_packed = false;
 template <class... T>
 inline constexpr bool all_raw_packed<std::tuple<T...>> = (raw_packed<T> && ...);
 
-/// Writes arithmetic values as a binary_oarchive would, without its set-up.
-class raw_oarchive {
- public:
-  explicit raw_oarchive(byte_sink& sink) noexcept : sink_(sink) {}
-  template <class T>
-  raw_oarchive& operator<<(const T& v) {
-    static_assert(raw_packed<T>);
-    sink_.sputn(reinterpret_cast<const char*>(&v), static_cast<std::streamsize>(sizeof v));
-    return *this;
-  }
-
- private:
-  byte_sink& sink_;
-};
-
-/// Reads what raw_oarchive (or a binary_oarchive, of arithmetic values) wrote; checks the length
-/// as checked_iarchive does, and that a bool is 0 or 1.
+/// Reads what chunk_oarchive wrote of arithmetic values (or a binary_oarchive: the same bytes);
+/// checks the length as checked_iarchive does, and that a bool is 0 or 1.
 class raw_iarchive {
  public:
   explicit raw_iarchive(std::string_view packed) noexcept : bytes_(packed) {}
@@ -146,7 +131,7 @@ class raw_iarchive {
 };
 
 /// The archive a chunk of `Args` (a tuple) is written with: one on a byte_sink, started
-/// with open().
+/// with open(); for arithmetic values none, their bytes written as a binary_oarchive would.
 template <class Tuple>
 class chunk_oarchive {
  public:
@@ -165,7 +150,8 @@ class chunk_oarchive {
   template <class T>
   chunk_oarchive& operator<<(const T& v) {
     if constexpr (all_raw_packed<Tuple>) {
-      raw_oarchive(*sink_) << v;
+      static_assert(raw_packed<T>);
+      sink_->sputn(reinterpret_cast<const char*>(&v), static_cast<std::streamsize>(sizeof v));
     } else {
       *ar_ << v;
     }
