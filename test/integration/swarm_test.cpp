@@ -62,6 +62,12 @@ int slow_square(int x) {
 }
 ZPROC_TARGET(slow_square);
 
+int napping_square(int x) {  // longer than a watchdog's period (10 ms)
+  std::this_thread::sleep_for(50ms);
+  return x * x;
+}
+ZPROC_TARGET(napping_square);
+
 std::int64_t worker_pid(int) {
   std::this_thread::sleep_for(2ms);
   return ::getpid();
@@ -336,6 +342,17 @@ TEST_SUITE("swarm") {
     }
     // Calls that finish in time are not affected, and the workers were replaced.
     CHECK(sw.map(slow_square, std::vector<int>{1, 2, 3}, within_a_minute) ==
+          std::vector<int>{1, 4, 9});
+  }
+
+  TEST_CASE("a call_timeout of centuries is as good as none (no overflow that aborts at once)") {
+    zproc::context ctx(zproc::test::context_options());
+    zproc::swarm_options so;
+    so.max_attempts = 1;
+    so.call_timeout = std::chrono::hours(24 * 365 * 300);  // ns past 2^63
+    auto sw = ctx.create_swarm(1, so);
+    // An overflowed timeout (negative) aborts the first call the watchdog sees running.
+    CHECK(sw.map(napping_square, std::vector<int>{1, 2, 3}, within_a_minute) ==
           std::vector<int>{1, 4, 9});
   }
 

@@ -26,6 +26,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string_view>
 #include <mutex>
 #include <thread>
@@ -79,7 +80,10 @@ class watchdog {
     if (timeout_ms <= 0) return;
     {
       std::lock_guard lock(m_);
-      timeout_ns_ = timeout_ms * 1'000'000;
+      // (A timeout past ~292 years does not fit in nanoseconds: it is as good as none.)
+      constexpr std::int64_t most = std::numeric_limits<std::int64_t>::max() / 1'000'000;
+      timeout_ns_ = timeout_ms > most ? std::numeric_limits<std::int64_t>::max()
+                                      : timeout_ms * 1'000'000;
       what_ = "'" + std::string(target) + "' (task " + std::to_string(id) + ")";
     }
     out.call_started = &started;
