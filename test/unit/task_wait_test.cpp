@@ -64,7 +64,7 @@ std::optional<E> error_of(const std::exception_ptr& p) {
 
 TEST_SUITE("swarm_algorithms") {
   TEST_CASE("task wait: a request over the range; what arrived is acknowledged by the next one") {
-    task_wait w("sw", 10, 3);
+    task_wait w("sw", 10, {1, 1, 1});
     json r1 = w.request(5000);
     CHECK(r1.at(field::op) == "task_wait");
     CHECK(r1.at(wire::from) == 10);
@@ -90,7 +90,7 @@ TEST_SUITE("swarm_algorithms") {
   }
 
   TEST_CASE("task wait: a request without a reply leaves its acknowledgements to the next one") {
-    task_wait w("sw", 1, 2);
+    task_wait w("sw", 1, {1, 1});
     w.request(0);
     feed(w, reply({{1, returned({7})}}));
     CHECK(w.request(0).at(wire::ack) == json::array({1}));
@@ -101,7 +101,7 @@ TEST_SUITE("swarm_algorithms") {
   }
 
   TEST_CASE("task wait: each outcome once; ids outside the range are ignored") {
-    task_wait w("sw", 1, 2);
+    task_wait w("sw", 1, {1, 1});
     w.request(0);
     auto a = feed(w, reply({{1, returned({1})}, {1, returned({9})}, {0, returned({5})},
                             {3, returned({5})}}));
@@ -115,7 +115,7 @@ TEST_SUITE("swarm_algorithms") {
   }
 
   TEST_CASE("task wait: failed calls are remote errors at their index; the others return") {
-    task_wait w("sw", 1, 1);
+    task_wait w("sw", 1, {3});
     w.request(0);
     json o = returned({1}, 3);
     o[wire::failures] = json::array(
@@ -140,7 +140,7 @@ TEST_SUITE("swarm_algorithms") {
   }
 
   TEST_CASE("task wait: a lost task fails each of its calls with the worker's crash report") {
-    task_wait w("sw", 5, 1);
+    task_wait w("sw", 5, {2});
     w.request(0);
     json lost{{wire::lost, "its worker died 3 times"}, {wire::items, 2}, {wire::worker_pid, 77},
               {wire::attempts, 3}, {wire::target_name, "g"}};
@@ -160,7 +160,7 @@ TEST_SUITE("swarm_algorithms") {
   }
 
   TEST_CASE("task wait: tasks the server no longer holds are bad_request, not a wait for ever") {
-    task_wait w("sw", 1, 2);
+    task_wait w("sw", 1, {1, 1});
     w.request(0);
     auto none = feed(w, reply({}, true));  // held, not done yet: nothing, no error
     CHECK(!none.ec);
@@ -171,7 +171,7 @@ TEST_SUITE("swarm_algorithms") {
   }
 
   TEST_CASE("task wait: a cancel leaves nothing to receive or acknowledge") {
-    task_wait w("sw", 1, 3);
+    task_wait w("sw", 1, {1, 1, 1});
     w.request(0);
     feed(w, reply({{1, returned({1})}}));
     json c = w.cancel_request();
@@ -200,7 +200,7 @@ TEST_SUITE("swarm_algorithms") {
       const char* what = entry.first;      // Clang 14 cannot capture one)
       const json& bad = entry.second;
       CAPTURE(what);
-      task_wait w("sw", 1, 2);
+      task_wait w("sw", 1, {1, 1});
       w.request(0);
       auto o = feed(w, bad);
       CHECK(o.ec == zproc::client_errc::protocol_error);
@@ -213,7 +213,7 @@ TEST_SUITE("swarm_algorithms") {
       CHECK(later.got.size() == 2);
     }
     // An outcome whose failure list is broken: its calls fail with protocol_error.
-    task_wait w("sw", 1, 2);
+    task_wait w("sw", 1, {2, 1});
     w.request(0);
     json odd = returned({1}, 2);
     odd[wire::failures] = json::array({json::array({0, 1, 2, 3, 4})});  // type is a number
@@ -226,5 +226,44 @@ TEST_SUITE("swarm_algorithms") {
     CHECK(e->code() == zproc::client_errc::protocol_error);
     CHECK(std::string(e->what()).find("task 1: malformed outcome") != std::string::npos);
     CHECK(!o.got[1].failed[0]);  // the other task is fine
+  }
+
+  TEST_CASE("task wait: an outcome with another number of results than its task has calls fails "
+            "the task's calls, as many as were submitted") {
+    // (A worker's outcome says how many results it holds; the submitter knows how many calls it
+    // put in the task. A map yields one result per input whatever a worker says.)
+    struct odd_outcome {
+      const char* what;
+      json outcome;
+    };
+    json no_count = returned({1, 1});
+    no_count.erase(wire::items);
+    json lost{{wire::lost, "its worker died 3 times"}, {wire::items, 5}, {wire::worker_pid, 77},
+              {wire::attempts, 3}, {wire::target_name, "g"}};
+    const std::vector<odd_outcome> odd = {
+        {"more results", returned({1, 2, 3, 4, 5}, 5)},
+        {"fewer results", returned({1}, 1)},
+        {"no count (read as one)", no_count},
+        {"a lost task of another size", lost},
+    };
+    for (const auto& entry : odd) {
+      CAPTURE(entry.what);
+      task_wait w("sw", 1, {2, 1});
+      w.request(0);
+      auto o = feed(w, reply({{1, entry.outcome}, {2, returned({2})}}));
+      CHECK(!o.ec);
+      REQUIRE(o.got.size() == 2);
+      REQUIRE(o.got[0].failed.size() == 2);
+      for (const auto& f : o.got[0].failed) {
+        const auto e = error_of<zproc::error>(f);
+        REQUIRE(e);
+        CHECK(e->code() == zproc::client_errc::protocol_error);
+        CHECK(std::string(e->what()).find("task 1: malformed outcome") != std::string::npos);
+      }
+      CHECK(o.got[0].values.empty());
+      REQUIRE(o.got[1].failed.size() == 1);
+      CHECK(!o.got[1].failed[0]);  // the other task is fine
+      CHECK(w.remaining() == 0);
+    }
   }
 }

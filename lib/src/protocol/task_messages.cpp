@@ -505,18 +505,6 @@ std::string stamped_outcome(std::string_view outcome, std::int64_t pid_of_worker
   return out;
 }
 
-std::size_t items_of(std::string_view o) noexcept {
-  try {
-    const packed_map m(o, "an outcome");
-    auto n = m.find(items);
-    if (!n) return 1;
-    // (An integer json read as one: up to 2^63 - 1; anything else is no count.)
-    return static_cast<std::size_t>(std::max<std::int64_t>(1, packed_integer(*n, "'n'")));
-  } catch (const std::exception&) {
-    return 1;
-  }
-}
-
 outcome parse_outcome(std::string_view o) {
   // One pass over the map: each known field's value (the last of a name given twice, as json
   // reads it); then read in the order json's reader took them.

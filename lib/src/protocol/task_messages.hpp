@@ -220,8 +220,6 @@ json lost_outcome(std::string why, std::int64_t worker_pid, const std::string& w
 /// task_done carries it; a "w" or "h" it holds already is replaced): the map the server keeps
 /// for the submitter.
 std::string stamped_outcome(std::string_view outcome, std::int64_t pid, std::string_view host);
-/// How many calls an outcome (its MessagePack) is about, as far as it tells (1 if it does not).
-std::size_t items_of(std::string_view outcome) noexcept;
 /// Reads an outcome (its MessagePack). A failure entry that names no call of the task (an index
 /// out of range, or not [index, type, message, stacktrace, report]) is skipped.
 outcome parse_outcome(std::string_view o);

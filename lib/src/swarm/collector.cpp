@@ -33,8 +33,8 @@ struct task_collector::state : std::enable_shared_from_this<task_collector::stat
   task_wait wait;
   std::atomic<bool> busy{false};
 
-  state(std::shared_ptr<swarm_core> c, std::uint64_t f, std::size_t n)
-      : core(std::move(c)), wait(core->name, f, n) {}
+  state(std::shared_ptr<swarm_core> c, std::uint64_t f, std::vector<std::size_t> items)
+      : core(std::move(c)), wait(core->name, f, std::move(items)) {}
 
   /// The outcomes of a reply; throws zproc::error for a malformed reply or tasks gone.
   /// `report_wait`: how long a lost task's crash report may be waited for.
@@ -90,8 +90,8 @@ constexpr std::uint64_t server_wait_ms = 10'000;
 }  // namespace
 
 task_collector::task_collector(std::shared_ptr<swarm_core> core, std::uint64_t first,
-                               std::size_t count)
-    : s_(std::make_shared<state>(std::move(core), first, count)) {}
+                               std::vector<std::size_t> items)
+    : s_(std::make_shared<state>(std::move(core), first, std::move(items))) {}
 
 task_collector::~task_collector() {
   if (s_->wait.has_acks()) s_->core->send_and_forget(s_->wait.request(0));

@@ -38,9 +38,12 @@ std::string no_workers_message(const std::string& queue) {
 task_submitter::state::state(std::shared_ptr<swarm_core> c, config s)
     : core(std::move(c)), plan(std::move(s), core->client.impl()->options().max_frame_size) {}
 
-std::shared_ptr<task_collector> task_submitter::state::collector_of(const json& reply,
-                                                                    std::size_t n) const {
-  return std::make_shared<task_collector>(core, submit_plan::first_id(reply), n);
+std::shared_ptr<task_collector> task_submitter::state::collector_of(
+    const json& reply, std::span<const packed_chunk> sent) const {
+  std::vector<std::size_t> items;
+  items.reserve(sent.size());
+  for (const auto& c : sent) items.push_back(c.items);
+  return std::make_shared<task_collector>(core, submit_plan::first_id(reply), std::move(items));
 }
 
 asio::any_io_executor task_submitter::executor() const {
@@ -78,7 +81,7 @@ std::vector<std::shared_ptr<task_collector>> task_submitter::fill(input_feed& fe
       std::size_t n = 0;
       json reply = call<json>(s.core->client.impl(), plan.next_request(chunks, i, n));
       try {
-        out.push_back(s.collector_of(reply, n));
+        out.push_back(s.collector_of(reply, std::span(chunks).subspan(i - n, n)));
       } catch (const wire::malformed& e) {
         throw zproc::error(client_errc::protocol_error,
                            std::string("unexpected task_submit reply: ") + e.what());
@@ -129,7 +132,8 @@ void send_next(std::shared_ptr<fill_op> op) {
       handler<json>([op, n](error_code ec, json reply) mutable {
         if (ec) return op->fail(ec, {});  // the message is in the diagnostics already
         try {
-          op->out.push_back(op->s->collector_of(reply, n));
+          op->out.push_back(
+              op->s->collector_of(reply, std::span(op->chunks).subspan(op->next - n, n)));
         } catch (const wire::malformed& e) {
           return op->fail(make_error_code(client_errc::protocol_error),
                           std::string("unexpected task_submit reply: ") + e.what());

@@ -10,6 +10,7 @@
 
 #include <cstddef>
 #include <memory>
+#include <span>
 
 namespace zproc::detail {
 
@@ -21,9 +22,10 @@ struct task_submitter::state {
   std::shared_ptr<swarm_core> core;
   submit_plan plan;
 
-  /// The collector of the `n` tasks a task_submit reply names (throws
-  /// protocol::tasks::malformed).
-  std::shared_ptr<task_collector> collector_of(const json& reply, std::size_t n) const;
+  /// The collector of the tasks a task_submit reply names: `sent`, the chunks it carried
+  /// (their calls; throws protocol::tasks::malformed).
+  std::shared_ptr<task_collector> collector_of(const json& reply,
+                                               std::span<const packed_chunk> sent) const;
 };
 
 }  // namespace zproc::detail

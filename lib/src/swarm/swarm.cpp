@@ -142,7 +142,8 @@ std::shared_ptr<detail::task_submitter> swarm::submitter(const void* target,
 }
 
 std::shared_ptr<detail::task_collector> swarm::collector(std::uint64_t id) {
-  return std::make_shared<detail::task_collector>(impl_->core, id, 1);
+  // (A task handle is one call: swarm::submit's.)
+  return std::make_shared<detail::task_collector>(impl_->core, id, std::vector<std::size_t>{1});
 }
 
 // The swarm layer's part of the context (context.cpp, in the process layer below, does not

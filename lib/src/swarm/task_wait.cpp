@@ -10,8 +10,12 @@ namespace zproc::detail {
 
 namespace wire = protocol::tasks;
 
-task_wait::task_wait(std::string swarm, std::uint64_t first, std::size_t count)
-    : swarm_(std::move(swarm)), first_(first), count_(count), got_(count, false), remaining_(count) {}
+task_wait::task_wait(std::string swarm, std::uint64_t first, std::vector<std::size_t> items)
+    : swarm_(std::move(swarm)),
+      first_(first),
+      items_(std::move(items)),
+      got_(items_.size(), false),
+      remaining_(items_.size()) {}
 
 json task_wait::request(std::uint64_t ms) {
   // The acknowledgements of a request neither answered nor failed yet go again (twice is
@@ -19,7 +23,7 @@ json task_wait::request(std::uint64_t ms) {
   ack_.insert(ack_.begin(), sent_.begin(), sent_.end());
   sent_ = std::move(ack_);
   ack_.clear();
-  return wire::wait_request(first_, first_ + count_, ms, sent_);
+  return wire::wait_request(first_, first_ + count(), ms, sent_);
 }
 
 void task_wait::no_reply() {
@@ -28,7 +32,7 @@ void task_wait::no_reply() {
 }
 
 json task_wait::cancel_request() {
-  json r = wire::cancel_request(first_, first_ + count_);
+  json r = wire::cancel_request(first_, first_ + count());
   remaining_ = 0;
   ack_.clear();  // the cancel removes those outcomes too: nothing left to acknowledge
   sent_.clear();
@@ -38,6 +42,11 @@ json task_wait::cancel_request() {
 task_outcome task_wait::parse(std::uint64_t id, std::string_view o,
                               const crash_report_fn& crash_report) const {
   wire::outcome in = wire::parse_outcome(o);
+  // (The submitter knows how many calls it put in each task; a worker does not say otherwise.)
+  const std::size_t expected = items_[id - first_];
+  if (in.items != expected)
+    throw wire::malformed("it holds " + std::to_string(in.items) + " results for " +
+                          std::to_string(expected) + (expected == 1 ? " call" : " calls"));
   task_outcome out;
   out.id = id;
   out.failed.resize(in.items);
@@ -81,7 +90,7 @@ std::vector<task_outcome> task_wait::on_reply(std::string_view reply,
   }
   std::vector<task_outcome> out;
   for (auto& [id, outcome] : reply_view.results) {
-    if (id < first_ || id >= first_ + count_ || got_[id - first_]) continue;
+    if (id < first_ || id >= first_ + count() || got_[id - first_]) continue;
     got_[id - first_] = true;
     --remaining_;
     ack_.push_back(id);
@@ -90,7 +99,7 @@ std::vector<task_outcome> task_wait::on_reply(std::string_view reply,
     } catch (const std::exception& e) {  // a malformed outcome: its calls fail, not all
       task_outcome bad;
       bad.id = id;
-      bad.failed.assign(wire::items_of(outcome),
+      bad.failed.assign(items_[id - first_],
                         std::make_exception_ptr(zproc::error(
                             client_errc::protocol_error, "swarm '" + swarm_ + "' task " +
                                                              std::to_string(id) +
@@ -101,7 +110,7 @@ std::vector<task_outcome> task_wait::on_reply(std::string_view reply,
   if (out.empty() && remaining_ > 0 && !reply_view.left) {
     ec = server_errc::bad_request;
     message = "swarm '" + swarm_ + "': tasks " + std::to_string(first_) + " to " +
-              std::to_string(first_ + count_ - 1) +
+              std::to_string(first_ + count() - 1) +
               " are no longer on the server (cancelled, or collected by another process)";
   }
   return out;

@@ -23,8 +23,10 @@ class task_wait {
   /// The crash report of the worker `pid` (empty if none): the text of a task_lost_error.
   using crash_report_fn = std::function<std::string(std::int64_t pid)>;
 
-  /// Tasks first, first + 1, ..., first + count - 1 of swarm `swarm` (for messages).
-  task_wait(std::string swarm, std::uint64_t first, std::size_t count);
+  /// Tasks first, first + 1, ..., first + items.size() - 1 of swarm `swarm` (for messages);
+  /// task first + k made of items[k] calls. An outcome with another number of results is
+  /// malformed: the calls of its task fail (it does not change how many results there are).
+  task_wait(std::string swarm, std::uint64_t first, std::vector<std::size_t> items);
 
   /// The next task_wait request, parked on the server up to `ms` (0: answered at once). It
   /// acknowledges what arrived since the last answered request (the server then forgets it).
@@ -45,7 +47,7 @@ class task_wait {
   bool has_acks() const noexcept { return !ack_.empty(); }
   std::size_t remaining() const noexcept { return remaining_; }
   std::uint64_t first() const noexcept { return first_; }
-  std::size_t count() const noexcept { return count_; }
+  std::size_t count() const noexcept { return items_.size(); }
   const std::string& swarm() const noexcept { return swarm_; }
 
  private:
@@ -53,7 +55,7 @@ class task_wait {
 
   std::string swarm_;
   std::uint64_t first_;
-  std::size_t count_;
+  std::vector<std::size_t> items_;  // calls per task
   std::vector<bool> got_;
   std::size_t remaining_;
   std::vector<std::uint64_t> ack_;   // received, not acknowledged yet

@@ -38,8 +38,10 @@ class task_collector {
   using handler_type =
       boost::asio::any_completion_handler<void(std::exception_ptr, std::vector<task_outcome>)>;
 
-  /// Collects tasks first, first + 1, ..., first + count - 1.
-  task_collector(std::shared_ptr<swarm_core> core, std::uint64_t first, std::size_t count);
+  /// Collects tasks first, first + 1, ..., first + items.size() - 1; task first + k is made of
+  /// items[k] calls (an outcome with another number of results fails them: protocol_error).
+  task_collector(std::shared_ptr<swarm_core> core, std::uint64_t first,
+                 std::vector<std::size_t> items);
   ~task_collector();  ///< acknowledges what it received (best effort)
   task_collector(const task_collector&) = delete;
   task_collector& operator=(const task_collector&) = delete;
