@@ -40,17 +40,23 @@ class basic_held_handler {
   /// Call before complete().
   void set_message(std::string message) { detail::set_message(diagnostics_, std::move(message)); }
 
-  /// Completes the handler, once: through the connection's executor (posted if the caller may
-  /// be the initiating function), then on the handler's own associated executor.
+  /// Completes the handler, once, on its own associated executor (the connection's if it has
+  /// none). `must_post` (the caller may be the initiating function): posted through the
+  /// connection's executor, then on the handler's. Else executed on the handler's executor at
+  /// once: inline when this thread may run it (a coroutine on the connection's io_context
+  /// resumes here), with no hop through the connection's strand and no second lookup of the
+  /// executor (the one whose work this held). (Asio cannot post to an any_completion_executor
+  /// directly: it has no blocking.never.)
   void complete(bool must_post, Args... args) {
     if (auto s = slot(); s.is_connected()) s.clear();
-    auto work = std::move(work_);  // released once the hand-off is queued (it holds its own)
-    auto bound = boost::asio::append(std::move(h_), std::move(args)...);
+    auto ex = std::move(work_);  // released once the handler ran, or its hand-off is queued
     if (must_post) {
-      boost::asio::post(conn_ex_, std::move(bound));
-    } else {
-      boost::asio::dispatch(conn_ex_, std::move(bound));
+      boost::asio::post(conn_ex_, boost::asio::append(std::move(h_), std::move(args)...));
+      return;
     }
+    ex.execute([h = std::move(h_), ... a = std::move(args)]() mutable {
+      std::move(h)(std::move(a)...);
+    });
   }
 
  private:
