@@ -356,6 +356,16 @@ TEST_SUITE("swarm") {
           std::vector<int>{1, 4, 9});
   }
 
+  TEST_CASE("a call_timeout of zero or less is refused where the swarm is made") {
+    // (On the wire 0 means no limit and a negative count wraps to one: neither is what it says.)
+    zproc::context ctx(zproc::test::context_options());
+    for (const auto t : {std::chrono::milliseconds(0), std::chrono::milliseconds(-5)}) {
+      zproc::swarm_options so;
+      so.call_timeout = t;
+      CHECK_THROWS_AS(ctx.create_swarm(1, so), std::invalid_argument);
+    }
+  }
+
   TEST_CASE("workers started by hand join over TCP with the token, and take part") {
     zproc::context_options co;
     co.server.listen = {"tcp://127.0.0.1:0"};

@@ -14,6 +14,7 @@
 
 #include <doctest/doctest.h>
 
+#include <limits>
 #include <optional>
 #include <string>
 
@@ -342,6 +343,21 @@ TEST_SUITE("task_queue") {
                         {"r", json::array({json::array({first, json::object()})})}});
     CHECK(r[0].message()["r"] == 0);
     CHECK(f.q.queued("s") == 1);
+  }
+
+  TEST_CASE("a call timeout past what a worker reads as signed reaches it as the most, not "
+            "as a negative (which reads as none)") {
+    fixture f;
+    const std::uint64_t huge = (1ULL << 63) + 5;
+    f.run(owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"}, {"ct", huge},
+                  {"t", json::array({json::array({json::binary({1}), 1})})}});
+    auto r = f.run(w1, f.take_request(1));
+    REQUIRE(r.size() == 1);
+    std::string result;
+    protocol::append_msgpack(result, r[0].message().at("r"));
+    const auto taken = wire::parse_take_reply(result);
+    REQUIRE(taken.tasks.size() == 1);
+    CHECK(taken.tasks[0].call_timeout_ms == std::numeric_limits<std::int64_t>::max());
   }
 
   TEST_CASE("a task's arguments sent with a binary subtype reach the worker as a plain binary") {

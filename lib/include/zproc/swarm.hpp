@@ -135,6 +135,7 @@ struct swarm_options {
   /// A call that runs longer than this is stopped: its worker aborts (SIGABRT, so the crash
   /// report shows where the call was stuck), a new worker replaces it, and the task counts
   /// one attempt. Empty: calls may run for ever (a hung call holds its task and its worker).
+  /// Zero or negative: std::invalid_argument when the swarm is made.
   std::optional<std::chrono::milliseconds> call_timeout;
   /// With an executor, the swarm's connection runs on it and the async_ operations of its
   /// tasks and map streams work (co_await). Without one, only the blocking calls do.

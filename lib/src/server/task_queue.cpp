@@ -317,8 +317,10 @@ std::optional<std::string> task_queue::assign(std::uint64_t client_id, worker& w
     t.worker = client_id;
     ++t.attempts;
     w.running.insert(id);
+    // (A count past what a worker reads as a signed integer is as good as none: the most.)
     list.add(id, *t.target, t.args, t.items, t.attempts,
-             static_cast<std::int64_t>(t.call_timeout_ms));
+             static_cast<std::int64_t>(std::min<std::uint64_t>(
+                 t.call_timeout_ms, std::numeric_limits<std::int64_t>::max())));
   }
   if (list.size() == 0) return std::nullopt;
   return std::move(list).finish();

@@ -48,6 +48,10 @@ swarm::swarm(context& ctx, std::size_t count, swarm_options options)
     : impl_(std::make_unique<impl>()) {
   if (options.name.empty()) throw std::invalid_argument("zproc: a swarm needs a name");
   if (options.max_attempts == 0) throw std::invalid_argument("zproc: max_attempts must be >= 1");
+  // (On the wire 0 means no limit, and a negative count would wrap: both said otherwise here.)
+  if (options.call_timeout && options.call_timeout->count() <= 0)
+    throw std::invalid_argument(
+        "zproc: call_timeout must be positive (leave it empty: calls may run for ever)");
   impl_->ctx = &ctx;
   impl_->options = options;
   zproc::client c(ctx.connect_options());
