@@ -352,7 +352,8 @@ void client::start_connect(const std::shared_ptr<detail::client_impl>& c, std::s
         }
         conn->connect(std::move(list), [shared](error_code ec, std::string message) {
           if (ec) shared->set_message(std::move(message));
-          shared->complete(false, ec);  // connection::connect never completes inline
+          // (Posted: connect completes inline when the socket cannot even be opened.)
+          shared->complete(true, ec);
         });
       });
 }
