@@ -209,6 +209,52 @@ TEST_SUITE("history") {
   }
 }
 
+TEST_SUITE("history") {
+  TEST_CASE("a watcher that asks again just after a write is answered with the record's shared "
+            "encoding, as a woken watcher is") {
+    store s(1, {.max_records = 20, .max_bytes = 1u << 20});
+    watch_registry w;
+    const zproc::server_detail::request_context ctx{2};
+    const auto write = [&](const char* key, int v) {
+      auto o = s.execute({{"o", "set"}, {"n", "ns"}, {"k", key}, {"v", v}}, ctx);
+      REQUIRE(o.committed);
+      return o;
+    };
+    write("x", 0);  // revision 1
+    for (const bool snap : {false, true}) {
+      CAPTURE(snap);
+      const std::uint64_t before = s.find("ns")->revision;
+      // One watcher waits; the next write wakes it.
+      const json spec = {{"o", "watch"}, {"n", "ns"}, {"keys", {"x"}}, {"after", before},
+                         {"snap", snap}};
+      json first = spec;
+      first["i"] = 5;
+      CHECK_FALSE(w.watch(s, watch_registry::request_of(first), 1));
+      auto o = write("x", snap ? 2 : 1);
+      std::vector<delivery> woken;
+      w.notify(s, "ns", *o.committed, {}, woken);
+      REQUIRE(woken.size() == 1);
+      REQUIRE(woken[0].packed != nullptr);
+      // Another asks from the same revision after that write: a backlog of exactly that record.
+      json second = spec;
+      second["i"] = 6;
+      auto now = w.watch(s, watch_registry::request_of(second), 1);
+      REQUIRE(now);
+      CHECK(now->request_id == 6);
+      CHECK(now->packed == woken[0].packed);  // the same bytes, shared, not re-encoded
+      // Read back whole (the head, then the record), it is the reply the json path built.
+      const json reply = json::from_msgpack(now->head + *now->packed);
+      CHECK(reply.at("i") == 6);
+      CHECK(reply.at("r").at("cursor") == before + 1);
+      const json& updates = reply.at("r").at("updates");
+      REQUIRE(updates.size() == 1);
+      CHECK(updates[0].at("rv") == before + 1);
+      CHECK(updates[0].contains("d") == snap);
+      CHECK(w.pending() == 0);
+    }
+  }
+}
+
 #include "server/op_error.hpp"
 
 TEST_SUITE("history") {

@@ -215,8 +215,7 @@ void engine::handle(const protocol::watch_request& request, const request_contex
                     std::vector<delivery>& out) {
   if (!admitted(protocol::op::watch, request.id, request_scope{request.ns, {}}, ctx, out)) return;
   guarded(out, ctx.client_id, request.id, [&] {
-    if (auto now = watches_.watch(store_, request, ctx.client_id))
-      out.push_back({ctx.client_id, protocol::make_reply(request.id, std::move(*now))});
+    if (auto now = watches_.watch(store_, request, ctx.client_id)) out.push_back(std::move(*now));
   });
 }
 
@@ -244,7 +243,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   if (code == op::watch) {
     guarded(out, ctx.client_id, request_id, [&] {
       if (auto now = watches_.watch(store_, watch_registry::request_of(request), ctx.client_id))
-        out.push_back({ctx.client_id, protocol::make_reply(request_id, std::move(*now))});
+        out.push_back(std::move(*now));
     });
     return;
   }

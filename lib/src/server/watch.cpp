@@ -165,8 +165,11 @@ protocol::watch_request watch_registry::request_of(const json& req) {
   return w;
 }
 
-std::optional<json> watch_registry::watch(store& s, const protocol::watch_request& req,
-                                          std::uint64_t client_id) {
+std::optional<delivery> watch_registry::watch(store& s, const protocol::watch_request& req,
+                                              std::uint64_t client_id) {
+  const auto reply = [&](json result) {
+    return delivery{client_id, protocol::make_reply(req.id, std::move(result))};
+  };
   watch_spec spec;
   spec.client_id = client_id;
   spec.request_id = req.id;
@@ -225,7 +228,7 @@ std::optional<json> watch_registry::watch(store& s, const protocol::watch_reques
       result[field::cursor] = current;
       result[field::updates] = json::array();
       result[field::now] = true;
-      return result;
+      return reply(std::move(result));
     }
   }
 
@@ -233,16 +236,18 @@ std::optional<json> watch_registry::watch(store& s, const protocol::watch_reques
   std::uint64_t scanned = w.cursor;
   const auto hits = scan(ns, w, scanned);
   if (!hits.empty() || scanned - w.cursor >= scan_limit) {
-    json a = answer(ns, w, hits, hits.empty() ? scanned : hits.back()->revision);
+    const std::uint64_t cursor = hits.empty() ? scanned : hits.back()->revision;
+    if (result.empty()) return reply_for(ns, w, hits, cursor);
+    json a = answer(ns, w, hits, cursor);
     for (auto& [k, v] : result.items()) a[k] = v;
-    return a;
+    return reply(std::move(a));
   }
   if (result.contains(field::base) || req.pin) {
     // A base snapshot, or a client that wants to know where it starts ("pin": a watcher being
     // created), does not wait: answer now with no updates; the client asks again.
     result[field::cursor] = w.cursor;
     result[field::updates] = json::array();
-    return result;
+    return reply(std::move(result));
   }
   w.cursor = current;
   add(std::move(w));

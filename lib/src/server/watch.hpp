@@ -83,10 +83,12 @@ struct delivery {
 
 class watch_registry {
  public:
-  /// Handles a watch request: either answers at once (returns the reply's result, or throws
-  /// op_error) or registers it until a write matches.
-  std::optional<json> watch(store& s, const protocol::watch_request& request,
-                            std::uint64_t client_id);
+  /// Handles a watch request: either answers at once (returns the reply, or throws op_error)
+  /// or registers it until a write matches. A backlog of exactly the next record (a watcher
+  /// that asks again just after a write) is answered with the record's shared encoding, as a
+  /// woken watcher is.
+  std::optional<delivery> watch(store& s, const protocol::watch_request& request,
+                                std::uint64_t client_id);
   /// A watch request as json, read as decode_watch_request() reads its MessagePack; a field of
   /// the wrong type throws op_error (bad_request) saying which.
   static protocol::watch_request request_of(const json& request);
