@@ -42,26 +42,35 @@ std::span<char> frame_decoder::prepare(std::size_t min_bytes) {
   // Move a partial frame to the front so that the buffer does not grow with the stream.
   if (begin_ == end_) {
     begin_ = end_ = 0;
-  } else if (begin_ > 0 && (buf_.size() - end_ < min_bytes)) {
-    std::memmove(buf_.data(), buf_.data() + begin_, end_ - begin_);
+  } else if (begin_ > 0 && (capacity_ - end_ < min_bytes)) {
+    std::memmove(buf_.get(), buf_.get() + begin_, end_ - begin_);
     end_ -= begin_;
     begin_ = 0;
   }
   const std::size_t need = end_ + min_bytes;
-  if (buf_.size() < need) buf_.resize(std::max(need, buf_.size() * 2));
-  return {buf_.data() + end_, buf_.size() - end_};
+  if (capacity_ < need) {
+    const std::size_t grown = std::max(need, capacity_ * 2);
+    auto bigger = std::make_unique_for_overwrite<char[]>(grown);  // (not zero-filled)
+    if (end_ > begin_) std::memcpy(bigger.get(), buf_.get() + begin_, end_ - begin_);
+    end_ -= begin_;
+    begin_ = 0;
+    buf_ = std::move(bigger);
+    capacity_ = grown;
+  }
+  return {buf_.get() + end_, capacity_ - end_};
 }
 
 void frame_decoder::shrink_if_idle(std::size_t keep) {
-  if (begin_ != end_ || buf_.size() <= keep) return;
-  std::vector<char>().swap(buf_);
+  if (begin_ != end_ || capacity_ <= keep) return;
+  buf_.reset();
+  capacity_ = 0;
   begin_ = end_ = 0;
 }
 
 frame_decoder::status frame_decoder::next(std::string_view& payload) {
   const std::size_t avail = end_ - begin_;
   if (avail < frame_header_size) return status::need_more;
-  const auto* p = reinterpret_cast<const unsigned char*>(buf_.data() + begin_);
+  const auto* p = reinterpret_cast<const unsigned char*>(buf_.get() + begin_);
   const std::size_t size = (std::size_t{p[0]} << 24) | (std::size_t{p[1]} << 16) |
                            (std::size_t{p[2]} << 8) | std::size_t{p[3]};
   if (size > max_frame_size_) {
@@ -69,7 +78,7 @@ frame_decoder::status frame_decoder::next(std::string_view& payload) {
     return status::too_large;
   }
   if (avail < frame_header_size + size) return status::need_more;
-  payload = std::string_view(buf_.data() + begin_ + frame_header_size, size);
+  payload = std::string_view(buf_.get() + begin_ + frame_header_size, size);
   begin_ += frame_header_size + size;
   return status::frame;
 }

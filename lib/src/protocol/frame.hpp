@@ -6,6 +6,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -56,7 +57,10 @@ class frame_decoder {
   std::size_t max_frame_size() const noexcept { return max_frame_size_; }
 
  private:
-  std::vector<char> buf_;
+  // Not a std::vector: growing one zero-fills the new space, which every read overwrites (a
+  // connection's buffer is freed when idle, so that cost came back with each burst).
+  std::unique_ptr<char[]> buf_;
+  std::size_t capacity_ = 0;
   std::size_t begin_ = 0;
   std::size_t end_ = 0;
   std::size_t max_frame_size_;
