@@ -252,8 +252,8 @@ std::vector<std::string> resolve_frames(const std::vector<void*>& frames) {
 }
 
 std::vector<std::string> resolve_remote(const std::vector<std::uint64_t>& frames,
-                                        const std::vector<signal_dump::object>& objects) {
-  return resolve_pcs(to_local(frames, objects), false);
+                                        const std::vector<signal_dump::object>& loaded) {
+  return resolve_pcs(to_local(frames, loaded), false);
 }
 
 std::vector<std::string> resolve_dump(const signal_dump& dump) {
