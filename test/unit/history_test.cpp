@@ -175,18 +175,27 @@ TEST_SUITE("history") {
   }
 }
 
+namespace {
+/// A store whose history keeps 20 records, its watchers, and writes of one key by client 2.
+struct watched_store {
+  store s{1, {.max_records = 20, .max_bytes = 1u << 20}};
+  watch_registry w;
+  outcome write(const char* key, int v) {
+    auto o = s.execute({{"o", "set"}, {"n", "ns"}, {"k", key}, {"v", v}}, request_context{2});
+    REQUIRE(o.committed);
+    return o;
+  }
+};
+}  // namespace
+
 TEST_SUITE("history") {
   TEST_CASE("a watcher held back by backpressure catches up from where it was, not from where it began") {
     // The history keeps 20 records; the watcher of "x" starts waiting at revision 0, then 100
     // writes of other keys go by, then "x" is written while its client is congested.
-    store s(1, {.max_records = 20, .max_bytes = 1u << 20});
-    watch_registry w;
-    const zproc::server_detail::request_context ctx{2};
-    const auto write = [&](const char* key, int v) {
-      auto o = s.execute({{"o", "set"}, {"n", "ns"}, {"k", key}, {"v", v}}, ctx);
-      REQUIRE(o.committed);
-      return o;
-    };
+    watched_store f;
+    auto& s = f.s;
+    auto& w = f.w;
+    const auto write = [&](const char* key, int v) { return f.write(key, v); };
     write("x", 0);
     CHECK_FALSE(w.watch(s, watch_registry::request_of({{"i", 5}, {"o", "watch"}, {"n", "ns"}, {"keys", {"x"}}}), 1));
     std::vector<delivery> out;
@@ -212,14 +221,10 @@ TEST_SUITE("history") {
 TEST_SUITE("history") {
   TEST_CASE("a watcher that asks again just after a write is answered with the record's shared "
             "encoding, as a woken watcher is") {
-    store s(1, {.max_records = 20, .max_bytes = 1u << 20});
-    watch_registry w;
-    const zproc::server_detail::request_context ctx{2};
-    const auto write = [&](const char* key, int v) {
-      auto o = s.execute({{"o", "set"}, {"n", "ns"}, {"k", key}, {"v", v}}, ctx);
-      REQUIRE(o.committed);
-      return o;
-    };
+    watched_store f;
+    auto& s = f.s;
+    auto& w = f.w;
+    const auto write = [&](const char* key, int v) { return f.write(key, v); };
     write("x", 0);  // revision 1
     for (const bool snap : {false, true}) {
       CAPTURE(snap);

@@ -146,7 +146,7 @@ std::shared_ptr<detail::task_submitter> swarm::submitter(const void* target,
 }
 
 std::shared_ptr<detail::task_collector> swarm::collector(std::uint64_t id) {
-  // (A task handle is one call: swarm::submit's.)
+  // (A task handle is one call: swarm::run's.)
   return std::make_shared<detail::task_collector>(impl_->core, id, std::vector<std::size_t>{1});
 }
 
