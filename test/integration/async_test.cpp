@@ -19,6 +19,10 @@
 
 #include <doctest/doctest.h>
 
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <future>
 #include <thread>
@@ -76,6 +80,36 @@ TEST_SUITE("async") {
       CHECK(threw);
       srv.stop();
     }());
+  }
+
+  TEST_CASE("async_connect never runs its handler inside the call, even when no socket can be "
+            "opened") {
+    // Out of descriptors, the connect fails before it waits for anything. In a child process:
+    // the descriptor limit is lowered there only.
+    const pid_t pid = ::fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+      asio::io_context ioc;
+      client c(ioc.get_executor());
+      int outcome = 3;  // 3: the handler never ran
+      bool returned = false;
+      asio::post(ioc, [&] {  // from a handler: this thread runs the client's io_context
+        struct rlimit none{0, 0};
+        ::getrlimit(RLIMIT_NOFILE, &none);
+        const rlimit lowered{0, none.rlim_max};
+        ::setrlimit(RLIMIT_NOFILE, &lowered);
+        c.async_connect("ipc:///tmp/zproc-no-such-server.sock", [&](error_code ec) {
+          outcome = returned ? (ec ? 0 : 4) : 1;  // 1: inside async_connect
+        });
+        returned = true;
+      });
+      ioc.run_for(std::chrono::seconds(10));
+      ::_exit(outcome);
+    }
+    int status = 0;
+    REQUIRE(::waitpid(pid, &status, 0) == pid);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
   }
 
   TEST_CASE("pipelining: 1000 requests in flight on one connection") {
