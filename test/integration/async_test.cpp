@@ -1,5 +1,6 @@
 // The co_await API: coroutines on a user's io_context, pipelining, cancellation, deadlines, and
 // a connection that breaks under pending requests.
+#include "support/sanitizer.hpp"
 #include "support/server_process.hpp"
 
 #include <zproc/zproc.hpp>
@@ -85,7 +86,12 @@ TEST_SUITE("async") {
   TEST_CASE("async_connect never runs its handler inside the call, even when no socket can be "
             "opened") {
     // Out of descriptors, the connect fails before it waits for anything. In a child process:
-    // the descriptor limit is lowered there only.
+    // the descriptor limit is lowered there only. (Not under the sanitizers: their runtime
+    // needs a pipe to check memory, and reports a false error without one.)
+    if (test::under_address_sanitizer) {
+      MESSAGE("skipped under the sanitizers (no descriptor left for their runtime)");
+      return;
+    }
     const pid_t pid = ::fork();
     REQUIRE(pid >= 0);
     if (pid == 0) {
@@ -99,7 +105,7 @@ TEST_SUITE("async") {
         const rlimit lowered{0, none.rlim_max};
         ::setrlimit(RLIMIT_NOFILE, &lowered);
         c.async_connect("ipc:///tmp/zproc-no-such-server.sock", [&](error_code ec) {
-          outcome = returned ? (ec ? 0 : 4) : 1;  // 1: inside async_connect
+          outcome = returned ? (ec ? 0 : 4) : 21;  // 21: inside async_connect
         });
         returned = true;
       });
