@@ -1,5 +1,7 @@
 // Watchers against a real server: never miss an update, in order, exactly once; count, timeout,
 // exclude, own writes, every predicate; fan-out.
+#include "protocol/message.hpp"
+#include "support/raw_peer.hpp"
 #include "support/server_process.hpp"
 
 #include <zproc/zproc.hpp>
@@ -459,6 +461,79 @@ TEST_SUITE("watch") {
     int woken = 0;
     for (auto& x : watchers) woken += x.next().value()["go"] == true;
     CHECK(woken == 1000);
+  }
+
+  TEST_CASE("the wire: a streaming watch stays registered, holds updates back once its credit is "
+            "spent, and more brings them; a version 2 client gets one reply per request") {
+    namespace field = protocol::field;
+    const std::string ns = fresh_ns();
+    connected writer(ns);
+    test::raw_peer p(srv().ipc());
+    p.hello();
+    // A reply that comes before a ping's (sent after the writes were answered) was queued
+    // before it: whatever is not there by then was held back.
+    std::uint64_t next_id = 100;
+    const auto ping_first = [&](test::raw_peer& peer) {
+      const std::uint64_t id = ++next_id;
+      peer.send(json{{field::id, id}, {field::op, "ping"}});
+      const json r = peer.receive();
+      CHECK(r.value(field::id, std::uint64_t{0}) == id);
+    };
+    const auto revisions = [](const json& r) {
+      std::vector<std::uint64_t> out;
+      for (const auto& u : r.at(field::result).at(field::updates)) out.push_back(u.at("rv"));
+      return out;
+    };
+    using revs = std::vector<std::uint64_t>;
+    json w = protocol::make(protocol::op::watch, ns);
+    w[field::id] = 1;
+    w[field::stream] = 3;
+    w[field::pin] = true;
+    p.send(w);
+    json r = p.receive();  // the start (one of its 3 replies)
+    CHECK(r.at(field::id) == 1);
+    CHECK(r.at(field::result).at(field::cursor) == 0);
+    writer.st.set("x", 1);
+    r = p.receive();
+    CHECK(r.at(field::id) == 1);
+    CHECK(revisions(r) == revs{1});
+    writer.st.set("x", 2);
+    r = p.receive();
+    CHECK(revisions(r) == revs{2});
+    writer.st.set("x", 3);  // its credit is spent: held back
+    writer.st.set("x", 4);
+    ping_first(p);
+    json more = protocol::more_request(1, 8);
+    more[field::id] = 2;
+    p.send(more);
+    r = p.receive();
+    CHECK(r.at(field::id) == 1);
+    CHECK(revisions(r) == revs{3, 4});
+    r = p.receive();
+    CHECK(r.at(field::id) == 2);
+    CHECK(r.at(field::result) == true);
+    writer.st.set("x", 5);
+    CHECK(revisions(p.receive()) == revs{5});
+    json cancel = protocol::cancel_request(1);
+    cancel[field::id] = 3;
+    p.send(cancel);
+    CHECK(p.receive().at(field::result) == true);
+    writer.st.set("x", 6);
+    ping_first(p);
+
+    // A client of version 2 is answered in version 2, one reply per watch request.
+    test::raw_peer old(srv().ipc());
+    json hello = protocol::make_hello(protocol::default_max_frame_size);
+    hello[field::version] = 2;
+    old.send(hello);
+    CHECK(old.receive().at(field::version) == 2);
+    json once = protocol::make(protocol::op::watch, ns);
+    once[field::id] = 1;
+    old.send(once);
+    writer.st.set("x", 7);
+    CHECK(revisions(old.receive()) == revs{7});
+    writer.st.set("x", 8);
+    ping_first(old);
   }
 
   TEST_CASE("a watcher whose connection breaks fails instead of hanging (no reconnect)") {

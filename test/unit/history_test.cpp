@@ -185,6 +185,12 @@ struct watched_store {
     REQUIRE(o.committed);
     return o;
   }
+  /// Sends watch request `req` from client 1: the replies it got at once.
+  std::vector<delivery> watch(const json& req) {
+    std::vector<delivery> now;
+    w.watch(s, watch_registry::request_of(req), 1, now);
+    return now;
+  }
 };
 }  // namespace
 
@@ -197,7 +203,7 @@ TEST_SUITE("history") {
     auto& w = f.w;
     const auto write = [&](const char* key, int v) { return f.write(key, v); };
     write("x", 0);
-    CHECK_FALSE(w.watch(s, watch_registry::request_of({{"i", 5}, {"o", "watch"}, {"n", "ns"}, {"keys", {"x"}}}), 1));
+    CHECK(f.watch({{"i", 5}, {"o", "watch"}, {"n", "ns"}, {"keys", {"x"}}}).empty());
     std::vector<delivery> out;
     const std::unordered_set<std::uint64_t> none, client_1{1};
     for (int i = 0; i < 100; ++i) {
@@ -234,7 +240,7 @@ TEST_SUITE("history") {
                          {"snap", snap}};
       json first = spec;
       first["i"] = 5;
-      CHECK_FALSE(w.watch(s, watch_registry::request_of(first), 1));
+      CHECK(f.watch(first).empty());
       auto o = write("x", snap ? 2 : 1);
       std::vector<delivery> woken;
       w.notify(s, "ns", *o.committed, {}, woken);
@@ -243,8 +249,9 @@ TEST_SUITE("history") {
       // Another asks from the same revision after that write: a backlog of exactly that record.
       json second = spec;
       second["i"] = 6;
-      auto now = w.watch(s, watch_registry::request_of(second), 1);
-      REQUIRE(now);
+      auto replies = f.watch(second);
+      REQUIRE(replies.size() == 1);
+      const delivery* now = &replies[0];
       CHECK(now->request_id == 6);
       CHECK(now->packed == woken[0].packed);  // the same bytes, shared, not re-encoded
       // Read back whole (the head, then the record), it is the reply the json path built.
@@ -275,7 +282,8 @@ TEST_SUITE("history") {
       return a.id == b.id && a.ns == b.ns && a.handle == b.handle && a.keys == b.keys &&
              a.pred == b.pred && a.max == b.max && a.after == b.after && a.exclude == b.exclude &&
              a.identical == b.identical && a.own == b.own && a.live == b.live && a.snap == b.snap &&
-             a.now == b.now && a.base == b.base && a.oldest == b.oldest && a.pin == b.pin;
+             a.now == b.now && a.base == b.base && a.oldest == b.oldest && a.pin == b.pin &&
+             a.stream == b.stream;
     };
     const json base{{"i", 9}, {"o", "watch"}, {"n", "ns"}};
     const std::vector<json> good = {
@@ -283,7 +291,8 @@ TEST_SUITE("history") {
         json{{"i", 1}, {"o", "watch"}, {"n", "a"}, {"h", 4}, {"keys", {"x", "y"}}, {"exclude", true},
              {"pred", {{"kind", "equal"}, {"k", "x"}, {"v", {1, {{"z", nullptr}}}}}},
              {"identical", true}, {"own", false}, {"live", true}, {"snap", true}, {"now", true},
-             {"base", true}, {"max", 512}, {"after", 77}, {"pin", true}, {"unknown", {1, 2}}},
+             {"base", true}, {"max", 512}, {"after", 77}, {"pin", true}, {"unknown", {1, 2}},
+             {"stream", 16}},
         json{{"i", 2}, {"o", "watch"}, {"n", "a"}, {"oldest", true}, {"after", 3}},
         json{{"i", 3}, {"o", "watch"}, {"n", "a"}, {"after", nullptr}, {"max", nullptr},
              {"live", "yes"}, {"h", -1}},  // a flag that is not a boolean: false; no handle
@@ -305,6 +314,8 @@ TEST_SUITE("history") {
         json{{"i", 9}, {"o", "watch"}, {"n", "ns"}, {"keys", {1}}},
         json{{"i", 9}, {"o", "watch"}, {"n", "ns"}, {"after", "3"}},
         json{{"i", 9}, {"o", "watch"}, {"n", "ns"}, {"max", -1}},
+        json{{"i", 9}, {"o", "watch"}, {"n", "ns"}, {"stream", 0}},
+        json{{"i", 9}, {"o", "watch"}, {"n", "ns"}, {"stream", true}},
         json::array({1}),
     };
     for (const auto& j : other) {

@@ -163,6 +163,16 @@ TEST_SUITE("protocol") {
     CHECK_FALSE(check_hello(json{{"hello", "zproc"}, {"version", version + 1}}, ec, why));
     CHECK(ec == server_errc::version_mismatch);
     CHECK(why.find("version") != std::string::npos);
+    // A client of the version before (no streaming watch) is still served, in its version.
+    CHECK(hello->version == version);
+    json older = make_hello(100);
+    older["version"] = version - 1;
+    hello = check_hello(older, ec, why);
+    REQUIRE(hello.has_value());
+    CHECK(hello->version == version - 1);
+    older["version"] = oldest_version - 1;
+    CHECK_FALSE(check_hello(older, ec, why));
+    CHECK(ec == server_errc::version_mismatch);
   }
 
   TEST_CASE("hello reply: accepted, error, other version") {
@@ -182,6 +192,11 @@ TEST_SUITE("protocol") {
     CHECK_FALSE(parse_hello_reply(mismatch, ec, why));
     CHECK(ec == client_errc::version_mismatch);
     CHECK(why == "old server");
+
+    hello_reply in_older{1, 1, 1};
+    in_older.version = version - 1;
+    CHECK(make_hello_reply(in_older).at("version") == version - 1);
+    CHECK(make_challenge("nonce", version - 1).at("version") == version - 1);
 
     json newer = make_hello_reply({1, 1, 1});
     newer["version"] = version + 1;

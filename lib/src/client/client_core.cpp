@@ -537,15 +537,18 @@ namespace {
 class ignore_op final : public pending_op {
  public:
   void complete(error_code, json&&, std::string&&, bool) override {}
+  void complete_result(std::string_view) override {}
 };
 }  // namespace
+
+std::unique_ptr<pending_op> reply_ignored() { return std::make_unique<ignore_op>(); }
 
 bool connection::cancel(std::uint64_t id) {
   auto op = pending_.take(id);
   if (!op) return false;
   const bool tell_server = (*op)->parks && state_ != state::closed;
   (*op)->complete(asio::error::operation_aborted, {}, "cancelled", false);
-  if (tell_server) request(protocol::cancel_request(id), std::make_unique<ignore_op>());
+  if (tell_server) request(protocol::cancel_request(id), reply_ignored());
   return true;
 }
 
@@ -613,8 +616,15 @@ void connection::on_frame(std::string_view payload) {
     working_ = true;
     policy_.working();
   }
+  auto* entry = pending_.find(msg.id);
+  if (!entry) return;  // cancelled: its late reply is dropped
+  if ((*entry)->stream && !msg.error) {
+    // A stream's reply: it stays pending.
+    reconnect_policy::answered((*entry)->sends);
+    (*entry)->complete_result(msg.result);
+    return;
+  }
   auto op = pending_.take(msg.id);
-  if (!op) return;  // cancelled: its late reply is dropped
   if (msg.error) {
     std::string message;
     const error_code ec = protocol::decode_error(*msg.error, message);

@@ -74,7 +74,15 @@ class pending_op {
   /// Non-zero: the request means something only on the connection of this number (it names
   /// what the server gave on it): on any other it fails with connection_lost, unsent.
   std::uint64_t only_on = 0;
+  /// A streaming watch (protocol::field::stream): each reply with a result goes to
+  /// complete_result() and the request stays pending; an error reply, a cancel or the end of
+  /// the connection ends it (complete()). complete_result() may cancel it, destroying this
+  /// object during the call: it touches no member after what may do that.
+  bool stream = false;
 };
+
+/// An op for a request whose reply nobody waits for (a cancel, a stream's credit).
+std::unique_ptr<pending_op> reply_ignored();
 
 class connection : public std::enable_shared_from_this<connection> {
  public:

@@ -80,6 +80,9 @@ class reconnect_policy {
   };
   /// `s` was written to a socket at `now`.
   static void sent(sends& s, clock::time_point now) noexcept { s.last = now; }
+  /// A reply to `s` came and it stays pending (a stream): the server lives with it, so the
+  /// connections lost soon after it was sent were not its doing.
+  static void answered(sends& s) noexcept { s.quick_losses = 0; }
   /// The connection `s` was last sent on was lost at `now`.
   void lost_with(sends& s, clock::time_point now) const noexcept {
     if (now - s.last < config_.stable_after) ++s.quick_losses;

@@ -32,6 +32,8 @@ class watch_reply_op final : public pending_op {
     }
   }
   void complete_result(std::string_view result) override {
+    // (A stream's reply: on_reply() may cancel the stream, destroying this op; nothing here is
+    // touched after it.)
     if (auto core = core_.lock()) core->on_reply({}, result, {});
   }
   bool before_resend(protocol::packed_request& request) override {
@@ -49,7 +51,8 @@ watch_core::watch_core(std::shared_ptr<client_impl> client, json spec, watch_opt
                        bool snapshot, std::function<bool(const json&)> filter)
     : client_(std::move(client)),
       options_(std::move(options)),
-      cursor_({std::move(spec), snapshot, options_.live, options_.start, std::move(filter)}),
+      cursor_({std::move(spec), snapshot, options_.live, options_.start, std::move(filter),
+               stream_window}),
       timer_(client_->get_executor()) {
   if (options_.start) revision_ = *options_.start;
 }
@@ -84,31 +87,51 @@ void watch_core::send() {
     if (waiting_) finish_waiting(cursor_.failure(), std::nullopt, cursor_.failure_message(), true);
     return;
   }
-  inflight_id_ =
-      client_->conn()->request(std::move(*req), std::make_unique<watch_reply_op>(weak_from_this()));
+  streaming_ = cursor_.streaming();
+  credit_ = streaming_ ? stream_window : 0;
+  auto op = std::make_unique<watch_reply_op>(weak_from_this());
+  op->stream = streaming_;
+  inflight_id_ = client_->conn()->request(std::move(*req), std::move(op));
   // request() may have failed at once (not connected): on_reply runs later with the error.
+}
+
+void watch_core::grant() {
+  if (!streaming_ || inflight_id_ == 0 || cursor_.has_ready() || credit_ > stream_window / 2)
+    return;
+  const std::uint64_t more = stream_window - credit_;
+  credit_ = stream_window;
+  client_->conn()->request(protocol::more_request(inflight_id_, more), reply_ignored());
 }
 
 bool watch_core::before_resend(protocol::packed_request& request) {
   // Not sent: its reply (connection_lost) then finds the watcher failed already and keeps that.
-  return cursor_.adjust_resend(request, facts());
+  if (!cursor_.adjust_resend(request, facts())) return false;
+  credit_ = streaming_ ? stream_window : 0;  // a new stream on the new connection
+  return true;
 }
 
 void watch_core::on_reply(error_code ec, std::string_view result, std::string&& message) {
-  inflight_id_ = 0;
+  if (!streaming_ || ec) {  // the request is over (a stream goes on until an error)
+    inflight_id_ = 0;
+    streaming_ = false;
+  }
   if (ec == asio::error::operation_aborted) return;
   if (ec) cursor_.fail(ec, std::move(message));
   if (ec || !cursor_.on_reply(result, facts())) {
+    drop_inflight();  // a stream with a reply it cannot read: given up on the server too
     if (auto pinned = std::move(pinned_)) pinned(cursor_.failure(), cursor_.failure_message());
     if (waiting_)
       finish_waiting(cursor_.failure(), std::nullopt, cursor_.failure_message(), false);
     return;
   }
+  if (credit_ > 0) --credit_;
   if (auto pinned = std::move(pinned_)) pinned({}, {});
   if (waiting_) deliver(false);
   // Nothing for us yet: stay armed. (A live watcher asks again only for a waiting next(): an
-  // update that arrives before the next call would be dropped by it anyway.)
+  // update that arrives before the next call would be dropped by it anyway. A stream is armed
+  // while it is pending: send() does nothing then.)
   if (!cursor_.has_ready() && (!options_.live || waiting_)) send();
+  grant();
 }
 
 void watch_core::next(std::unique_ptr<next_op> op, bool from_initiation) {
@@ -159,10 +182,15 @@ void watch_core::deliver(bool from_initiation) {
     auto item = cursor_.pop();
     revision_ = item.revision;
     ++returned_;
+    if (finished()) {
+      drop_inflight();  // (a stream would go on sending)
+    } else {
+      // Fetch the next batch while the caller works on this one (not live: a live watcher's
+      // next call asks for updates after it); a stream may send more.
+      if (!cursor_.has_ready() && !options_.live) send();
+      grant();
+    }
     finish_waiting({}, std::move(item.value), {}, from_initiation);
-    // Fetch the next batch while the caller works on this one (not live: a live watcher's next
-    // call asks for updates after it).
-    if (!cursor_.has_ready() && !finished() && !options_.live) send();
     return;
   }
   if (cursor_.failure())

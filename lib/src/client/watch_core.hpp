@@ -1,6 +1,7 @@
-// The I/O half of a watcher: the one watch request it keeps pending on the server, the next()
-// waiting for an item, its deadline and cancellation. What to ask and what a reply means is
-// its watch_cursor (sans-io). Runs on the connection's executor.
+// The I/O half of a watcher: the one watch request it keeps pending on the server (a stream: it
+// stays pending across its replies, and the core grants the server more replies as the caller
+// takes what came), the next() waiting for an item, its deadline and cancellation. What to ask
+// and what a reply means is its watch_cursor (sans-io). Runs on the connection's executor.
 #pragma once
 
 #include "client/client_core.hpp"
@@ -30,6 +31,12 @@ class next_op {
 
 class watch_core : public std::enable_shared_from_this<watch_core> {
  public:
+  /// A stream's credit: the replies the server may send before the core grants more. It grants
+  /// more once half is spent and the caller took every item that came, so that at most this
+  /// many replies wait here unread, and a watcher that keeps up costs one `more` per
+  /// stream_window / 2 replies.
+  static constexpr std::uint64_t stream_window = 16;
+
   /// `spec`: the watch request without the cursor fields. `snapshot`: yield snapshots (else
   /// update records). `filter`: a client-side predicate on snapshots (may be empty).
   watch_core(std::shared_ptr<client_impl> client, json spec, watch_options options,
@@ -65,6 +72,9 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
 
  private:
   void send();
+  /// A stream whose caller took every item and that has half of its credit or less left: the
+  /// server may send stream_window replies again.
+  void grant();
   void deliver(bool from_initiation);
   void finish_waiting(error_code ec, std::optional<watch_value> item, std::string message,
                       bool must_post);
@@ -85,6 +95,8 @@ class watch_core : public std::enable_shared_from_this<watch_core> {
   std::atomic<std::size_t> returned_{0};
 
   std::uint64_t inflight_id_ = 0;        // the pending watch request, 0 if none
+  bool streaming_ = false;               // it is a stream (pending across its replies)
+  std::uint64_t credit_ = 0;             // the replies the server may still send on it
   bool closed_ = false;
 
   std::unique_ptr<next_op> waiting_;

@@ -42,12 +42,20 @@ std::optional<protocol::packed_request> watch_cursor::next_request(const connect
   }
   if (s_.snapshot && !have_replica_) f.base = true;
   f.pin = !cursor_;  // the first request: answered at once, fixing the start
+  if (!s_.live && !s_.spec.contains(field::now)) f.stream = s_.stream;
   last_ = f;
   return pack(f);
 }
 
 bool watch_cursor::adjust_resend(protocol::packed_request& request, const connection_facts& on) {
   if (failed_ || fail_if_other_server(on)) return false;
+  if (last_.stream) {
+    // A stream was answered past the cursor it was sent with: it goes on from where it is.
+    auto again = next_request(on);
+    if (!again) return false;
+    request = std::move(*again);
+    return true;
+  }
   if (s_.live) {
     // A live watcher continues with the updates made after the reconnect: from the new server's
     // current revision (which may be behind this cursor, after a failover), with a fresh replica.
@@ -68,6 +76,7 @@ protocol::packed_request watch_cursor::pack(const request_fields& f) const {
   if (f.oldest) r.add_bool(field::oldest, true);
   if (f.base) r.add_bool(field::base, true);
   if (f.pin) r.add_bool(field::pin, true);
+  if (f.stream) r.add_unsigned(field::stream, f.stream);
   return r;
 }
 

@@ -39,6 +39,10 @@ class watch_cursor {
     bool live = false;      ///< only updates made after each next() (watch_options::live)
     std::optional<std::uint64_t> start;  ///< watch_options::start: after this revision (0: oldest)
     std::function<bool(const json&)> filter;  ///< on snapshots (may be empty)
+    /// Non-zero: ask for a streaming watch (protocol::field::stream) with this credit: one
+    /// request stays pending and brings every reply. Not for a live watcher (it asks only
+    /// when called) nor a first request that asks for the current state (`now`: one-shot).
+    std::uint64_t stream = 0;
   };
   /// An item ready to return: a snapshot (json), or an update record.
   struct item {
@@ -56,8 +60,11 @@ class watch_cursor {
   /// of another server is `compacted`).
   std::optional<protocol::packed_request> next_request(const connection_facts& on);
   /// The request made last by next_request() is sent again on the new connection `on` (the old
-  /// one broke before its reply): adjusts it. False: it must not be sent (the watcher failed).
+  /// one broke before its reply, or while it streamed): adjusts it. False: it must not be sent
+  /// (the watcher failed).
   bool adjust_resend(protocol::packed_request& request, const connection_facts& on);
+  /// Whether the request made last is a stream (it stays pending across its replies).
+  bool streaming() const noexcept { return last_.stream != 0; }
   /// The result of a watch reply (its MessagePack: protocol::reply_view::result) that came on
   /// connection `on`. False: the reply is malformed (the watcher failed with protocol_error).
   bool on_reply(std::string_view result, const connection_facts& on);
@@ -91,6 +98,7 @@ class watch_cursor {
     bool oldest = false;
     bool base = false;
     bool pin = false;
+    std::uint64_t stream = 0;
   };
   protocol::packed_request pack(const request_fields& f) const;
   /// Replaces the spec (and its packed form).

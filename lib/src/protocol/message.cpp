@@ -18,8 +18,8 @@ json make_hello(std::size_t max_frame_size, std::string_view client_nonce) {
   return h;
 }
 
-json make_challenge(std::string_view server_nonce) {
-  return json{{field::hello, magic}, {field::version, version}, {field::server_nonce, server_nonce}};
+json make_challenge(std::string_view server_nonce, std::int64_t speaks) {
+  return json{{field::hello, magic}, {field::version, speaks}, {field::server_nonce, server_nonce}};
 }
 
 json make_proof(std::string_view client_proof) {
@@ -37,7 +37,7 @@ std::optional<std::string> parse_proof(const json& msg, error_code& ec, std::str
 
 json make_hello_reply(const hello_reply& r) {
   json reply{{field::hello, magic},
-             {field::version, version},
+             {field::version, r.version},
              {field::pid, r.server_pid},
              {field::client_id, r.client_id},
              {field::max_frame, r.max_frame_size}};
@@ -61,12 +61,14 @@ std::optional<hello_request> check_hello(const json& msg, error_code& ec, std::s
   auto v = msg.find(field::version);
   if (v == msg.end() || !v->is_number_integer())
     return fail(server_errc::handshake_required, "hello without a protocol version");
-  if (v->get<std::int64_t>() != version)
+  const std::int64_t asked = v->get<std::int64_t>();
+  if (asked < oldest_version || asked > version)
     return fail(server_errc::version_mismatch,
-                "client speaks protocol version " + std::to_string(v->get<std::int64_t>()) +
-                    ", this server speaks version " + std::to_string(version) +
-                    ": use the same zproc release on both ends");
+                "client speaks protocol version " + std::to_string(asked) +
+                    ", this server speaks versions " + std::to_string(oldest_version) + " to " +
+                    std::to_string(version) + ": use the same zproc release on both ends");
   hello_request r;
+  r.version = asked;
   if (auto m = msg.find(field::max_frame); m != msg.end() && m->is_number_unsigned())
     r.max_frame_size = m->get<std::size_t>();
   if (auto n = msg.find(field::client_nonce); n != msg.end()) {

@@ -18,8 +18,12 @@ namespace zproc::protocol {
 
 using nlohmann::json;
 
-/// Bumped on every incompatible change of the messages below.
-inline constexpr std::int64_t version = 2;
+/// Bumped on every change of the messages below. Version 3 added the streaming watch ("stream"
+/// and the `more` op); a version 3 server still speaks version 2 to a client that asks for it
+/// (answering in that version; such a client never sends what version 3 added).
+inline constexpr std::int64_t version = 3;
+/// The oldest version a server speaks.
+inline constexpr std::int64_t oldest_version = 2;
 inline constexpr std::string_view magic = "zproc";
 
 // Field names: protocol/ops.hpp.
@@ -37,12 +41,14 @@ json make_hello(std::size_t max_frame_size, std::string_view client_nonce = {});
 
 /// A hello as the server reads it.
 struct hello_request {
+  std::int64_t version = protocol::version;  ///< the client's, oldest_version..version
   std::size_t max_frame_size = default_max_frame_size;
   std::string client_nonce;  ///< empty: the client has no token
 };
 
 /// The server's challenge to a client that offered a nonce: prove you know the token.
-json make_challenge(std::string_view server_nonce);
+/// `speaks`: the version the server speaks to this client (the hello's).
+json make_challenge(std::string_view server_nonce, std::int64_t speaks = version);
 /// The client's answer to a challenge.
 json make_proof(std::string_view client_proof);
 /// Reads the client's answer (server side): its proof, or nullopt with an error in ec/why.
@@ -63,6 +69,7 @@ struct hello_reply {
   std::string role;
   /// Not a reply but a challenge: the server's nonce. The client answers with make_proof().
   std::string challenge;
+  std::int64_t version = protocol::version;  ///< the version the server speaks to this client
 };
 json make_hello_reply(const hello_reply& r);
 

@@ -59,6 +59,13 @@ json cancel_request(std::uint64_t target) {
   return r;
 }
 
+json more_request(std::uint64_t target, std::uint64_t credit) {
+  json r = make(op::more);
+  r[field::target] = target;
+  r[field::credit] = credit;
+  return r;
+}
+
 json read_request(const std::string& ns, const std::vector<std::string>& keys) {
   json r = make(op::read, ns);
   if (!keys.empty()) r[field::keys] = keys;

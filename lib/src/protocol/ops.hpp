@@ -34,7 +34,7 @@ struct op_traits {
 };
 
 /// Every op, in the order of the enum (checked below).
-inline constexpr std::array<op_traits, 39> ops = {{
+inline constexpr std::array<op_traits, 40> ops = {{
     {op::get, "get", true},
     {op::set, "set", false},
     {op::del, "del", false},
@@ -74,11 +74,12 @@ inline constexpr std::array<op_traits, 39> ops = {{
     {op::task_cancel, "task_cancel", false},
     {op::task_retire, "task_retire", false},
     {op::task_info, "task_info", false},
+    {op::more, "more", false},
 }};
 static_assert([] {
   for (std::size_t i = 0; i < ops.size(); ++i)
     if (static_cast<std::size_t>(ops[i].code) != i) return false;
-  return static_cast<std::size_t>(op::task_info) + 1 == ops.size();
+  return static_cast<std::size_t>(op::more) + 1 == ops.size();
 }(), "protocol::ops must list every op once, in the order of the enum");
 
 inline constexpr std::size_t op_count = ops.size();
@@ -153,7 +154,7 @@ inline constexpr const char* max = "max";  // history, watch: at most this many 
 // cancel: {target: the request id to cancel}
 inline constexpr const char* target = "target";
 // watch: {n, h, keys?, exclude?, pred?, identical?, own?, live?, snap?, now?, max, base?,
-// after? | oldest?, pin?} -> {cursor, updates, base?, base_rv?, tail?, now?}
+// after? | oldest?, pin?, stream?} -> {cursor, updates, base?, base_rv?, tail?, now?}
 inline constexpr const char* exclude = "exclude";
 inline constexpr const char* pred = "pred";  // {kind: <predicate>, k, v?}
 inline constexpr const char* kind = "kind";
@@ -164,6 +165,10 @@ inline constexpr const char* snap = "snap";
 inline constexpr const char* now = "now";
 inline constexpr const char* oldest = "oldest";
 inline constexpr const char* pin = "pin";
+// Version 3: a watch that stays registered across its replies, the server sending at most
+// "stream" replies (its credit) until the client grants more: more: {target, credit} -> bool.
+inline constexpr const char* stream = "stream";
+inline constexpr const char* credit = "credit";
 inline constexpr const char* cursor = "cursor";
 inline constexpr const char* updates = "updates";
 inline constexpr const char* base_rv = "base_rv";
@@ -214,6 +219,8 @@ json make(op o, const std::string& ns);
 
 /// cancel: gives up the request with id `target`.
 json cancel_request(std::uint64_t target);
+/// more: the streaming watch `target` may send `credit` more replies.
+json more_request(std::uint64_t target, std::uint64_t credit);
 /// read: what an atomic() body starts from (`keys` empty: the whole namespace).
 json read_request(const std::string& ns, const std::vector<std::string>& keys);
 /// lock that reads the namespace (`keys` empty: all of it) when it is granted: the grant's

@@ -81,6 +81,7 @@ bool decode_watch_request(std::string_view payload, watch_request& out) {
         if (key == field::pred) return r.value(out.pred.emplace(), 1);
         if (key == field::max) return read_revision(r, out.max);
         if (key == field::after) return read_revision(r, out.after);
+        if (key == field::stream) return r.unsigned_form(out.stream) && out.stream > 0;
         if (bool watch_request::*flag = flag_named(key)) return read_flag(r, out.*flag);
         return r.skip(1);
       });

@@ -23,6 +23,9 @@ struct watch_request {
   std::optional<nlohmann::json> pred;  ///< as sent (the server checks its shape)
   std::optional<std::uint64_t> max;    ///< absent or nil: the default
   std::optional<std::uint64_t> after;  ///< absent or nil: now
+  /// Version 3: the watch stays registered after each reply; the server may send this many
+  /// replies before the client grants more (`more`). 0 (absent): one reply, as before.
+  std::uint64_t stream = 0;
   bool exclude = false;
   bool identical = false;
   bool own = false;

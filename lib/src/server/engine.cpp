@@ -214,9 +214,8 @@ bool engine::admitted(protocol::op code, std::uint64_t request_id, request_scope
 void engine::handle(const protocol::watch_request& request, const request_context& ctx,
                     std::vector<delivery>& out) {
   if (!admitted(protocol::op::watch, request.id, request_scope{request.ns, {}}, ctx, out)) return;
-  guarded(out, ctx.client_id, request.id, [&] {
-    if (auto now = watches_.watch(store_, request, ctx.client_id)) out.push_back(std::move(*now));
-  });
+  guarded(out, ctx.client_id, request.id,
+          [&] { watches_.watch(store_, request, ctx.client_id, out); });
 }
 
 void engine::handle(const json& request, std::uint64_t request_id, const request_context& ctx,
@@ -242,8 +241,27 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
   }
   if (code == op::watch) {
     guarded(out, ctx.client_id, request_id, [&] {
-      if (auto now = watches_.watch(store_, watch_registry::request_of(request), ctx.client_id))
-        out.push_back(std::move(*now));
+      watches_.watch(store_, watch_registry::request_of(request), ctx.client_id, out);
+    });
+    return;
+  }
+  if (code == op::more) {
+    auto target = request.find(protocol::field::target);
+    auto credit = request.find(protocol::field::credit);
+    if (target == request.end() || !target->is_number_unsigned() || credit == request.end() ||
+        !credit->is_number_unsigned() || credit->get<std::uint64_t>() == 0) {
+      out.push_back({ctx.client_id,
+                     protocol::make_error_reply(
+                         request_id, server_errc::bad_request,
+                         "more needs the streaming watch's request id ('target') and a positive "
+                         "count of replies ('credit')")});
+      return;
+    }
+    guarded(out, ctx.client_id, request_id, [&] {
+      const bool found = watches_.more(store_, ctx.client_id, target->get<std::uint64_t>(),
+                                       credit->get<std::uint64_t>(),
+                                       congested_.count(ctx.client_id) != 0, out);
+      out.push_back({ctx.client_id, protocol::make_reply(request_id, found)});
     });
     return;
   }

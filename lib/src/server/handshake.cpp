@@ -51,7 +51,7 @@ protocol::json handshake::on_hello(const protocol::json& msg, protocol::hello_re
     return refuse(server_errc::unauthenticated, "the hello's client nonce is malformed");
   server_nonce_ = auth::make_nonce();
   state_ = state::proof;
-  return protocol::make_challenge(server_nonce_);
+  return protocol::make_challenge(server_nonce_, request_.version);
 }
 
 protocol::json handshake::on_proof(const protocol::json& msg, protocol::hello_reply& base) {
@@ -75,6 +75,7 @@ protocol::json handshake::accept(protocol::hello_reply& base, const access_role&
   state_ = state::accepted;
   role_ = role;
   base.role = role_.to_string();
+  base.version = request_.version;  // answered in the client's version
   return protocol::make_hello_reply(base);
 }
 

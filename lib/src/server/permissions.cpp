@@ -17,7 +17,8 @@ enum class op_class { any, read, write, process_read, process_write, task_submit
 op_class class_of(op o) {
   switch (o) {
     case op::ping:
-    case op::cancel: return op_class::any;
+    case op::cancel:
+    case op::more: return op_class::any;  // (a client's own watch, which it was allowed)
     case op::get:
     case op::contains:
     case op::size:

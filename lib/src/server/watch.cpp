@@ -160,15 +160,20 @@ protocol::watch_request watch_registry::request_of(const json& req) {
   w.oldest = flag(req, field::oldest);
   w.pin = flag(req, field::pin);
   w.max = revision_field(req, field::max);
+  if (auto st = req.find(field::stream); st != req.end()) {
+    if (!st->is_number_unsigned() || st->get<std::uint64_t>() == 0)
+      bad_request("'stream' must be a positive count of replies");
+    w.stream = st->get<std::uint64_t>();
+  }
   // (An 'after' beside 'oldest' is not read.)
   if (!w.oldest) w.after = revision_field(req, field::after);
   return w;
 }
 
-std::optional<delivery> watch_registry::watch(store& s, const protocol::watch_request& req,
-                                              std::uint64_t client_id) {
+void watch_registry::watch(store& s, const protocol::watch_request& req, std::uint64_t client_id,
+                           std::vector<delivery>& out) {
   const auto reply = [&](json result) {
-    return delivery{client_id, protocol::make_reply(req.id, std::move(result))};
+    out.push_back(delivery{client_id, protocol::make_reply(req.id, std::move(result))});
   };
   watch_spec spec;
   spec.client_id = client_id;
@@ -185,6 +190,12 @@ std::optional<delivery> watch_registry::watch(store& s, const protocol::watch_re
   spec.max = static_cast<std::size_t>(std::clamp<std::uint64_t>(req.max.value_or(256), 1, 10'000));
   const bool want_base = req.base;
   const bool check_now = req.now;
+  if (req.stream != 0) {
+    if (check_now) bad_request("'stream' does not go with 'now' (a one-shot wait)");
+    // (Checked before anything is answered: a stream is registered under its id.)
+    if (by_id_.count({client_id, req.id}) != 0)
+      bad_request("a watch with this request id is already pending");
+  }
 
   static const namespace_state empty_ns;
   namespace_state* found = s.find(spec.ns);
@@ -196,6 +207,8 @@ std::optional<delivery> watch_registry::watch(store& s, const protocol::watch_re
     bad_request("revision " + std::to_string(after) + " is in the future (now " + std::to_string(current) + ")");
 
   waiter w{spec, after, after, spec.live ? current : after};
+  w.stream = req.stream != 0;
+  w.credit = std::min(req.stream, max_credit);
   json result = json::object();
 
   // The client's replica must be able to follow from `after`; a live watcher may jump instead.
@@ -228,30 +241,46 @@ std::optional<delivery> watch_registry::watch(store& s, const protocol::watch_re
       result[field::cursor] = current;
       result[field::updates] = json::array();
       result[field::now] = true;
-      return reply(std::move(result));
+      reply(std::move(result));
+      return;
     }
   }
 
   // The backlog: scan the history after the cursor.
+  std::optional<std::uint64_t> answered_to;  // a reply went, up to this revision
   std::uint64_t scanned = w.cursor;
   const auto hits = scan(ns, w, scanned);
   if (!hits.empty() || scanned - w.cursor >= scan_limit) {
     const std::uint64_t cursor = hits.empty() ? scanned : hits.back()->revision;
-    if (result.empty()) return reply_for(ns, w, hits, cursor);
-    json a = answer(ns, w, hits, cursor);
-    for (auto& [k, v] : result.items()) a[k] = v;
-    return reply(std::move(a));
-  }
-  if (result.contains(field::base) || req.pin) {
+    if (result.empty()) {
+      out.push_back(reply_for(ns, w, hits, cursor));
+    } else {
+      json a = answer(ns, w, hits, cursor);
+      for (auto& [k, v] : result.items()) a[k] = v;
+      reply(std::move(a));
+    }
+    answered_to = cursor;
+  } else if (result.contains(field::base) || req.pin) {
     // A base snapshot, or a client that wants to know where it starts ("pin": a watcher being
-    // created), does not wait: answer now with no updates; the client asks again.
+    // created), does not wait: answer now with no updates (a one-shot client asks again).
     result[field::cursor] = w.cursor;
     result[field::updates] = json::array();
-    return reply(std::move(result));
+    reply(std::move(result));
+    answered_to = w.cursor;
   }
-  w.cursor = current;
-  add(std::move(w));
-  return std::nullopt;
+  if (!answered_to) {
+    w.cursor = current;
+    add(std::move(w));
+    return;
+  }
+  if (!w.stream) return;
+  auto it = add(std::move(w));
+  answered(it, *answered_to);
+  if (it->cursor < current) {
+    // Behind still (the backlog was more than one reply): it goes on as far as its credit does.
+    set_stalled(*it, true);
+    catch_up(s, it, out);
+  }
 }
 
 json watch_registry::answer(const namespace_state& ns, waiter& w,
@@ -339,8 +368,10 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
   out.reserve(out.size() + hits.size());
   for (auto it : hits) {
     waiter& w = *it;
-    if (congested.count(w.spec.client_id) != 0) {
-      stall(w, r.revision);  // backpressure: it catches up once its connection drained
+    if (congested.count(w.spec.client_id) != 0 || !answerable(w)) {
+      // Backpressure (its connection is full, or a stream's client granted no more replies):
+      // it catches up once its connection drained, or the client grants more.
+      stall(w, r.revision);
       continue;
     }
     try {
@@ -349,7 +380,7 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
         continue;
       }
       out.push_back(reply_for(*ns, w, {&r}, r.revision));
-      remove(it);
+      answered(it, r.revision);
     } catch (const std::bad_alloc&) {
       stall(w, r.revision);  // retry_stalled() answers it when memory is back
       retry_due_ = true;
@@ -360,25 +391,54 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
 void watch_registry::catch_up(const store& s, waiter_list::iterator it,
                               std::vector<delivery>& out) {
   waiter& w = *it;
+  if (!answerable(w)) return;  // a stream out of credit: stalled until the client grants more
   static const namespace_state empty_ns;
   const namespace_state* found = s.find(w.spec.ns);
   const namespace_state& ns = found ? *found : empty_ns;
-  if (!ns.hist.covers_after(w.cursor)) {
-    out.push_back({w.spec.client_id,
-                   protocol::make_error_reply(w.spec.request_id, server_errc::compacted,
-                                              compacted_message(w.cursor, ns.hist.oldest() - 1))});
-    remove(it);
-    return;
+  for (;;) {
+    if (!ns.hist.covers_after(w.cursor)) {
+      out.push_back({w.spec.client_id,
+                     protocol::make_error_reply(w.spec.request_id, server_errc::compacted,
+                                                compacted_message(w.cursor, ns.hist.oldest() - 1))});
+      remove(it);  // (a stream ends with its error)
+      return;
+    }
+    std::uint64_t scanned = w.cursor;
+    const auto hits = scan(ns, w, scanned);
+    if (hits.empty() && scanned - w.cursor < scan_limit) break;
+    const std::uint64_t cursor = hits.empty() ? scanned : hits.back()->revision;
+    out.push_back(reply_for(ns, w, hits, cursor));
+    if (!w.stream) {
+      remove(it);
+      return;
+    }
+    answered(it, cursor);
+    if (w.cursor >= ns.revision) break;
+    if (!answerable(w)) return;  // behind, out of credit: stays stalled
   }
-  std::uint64_t scanned = w.cursor;
-  const auto hits = scan(ns, w, scanned);
-  if (!hits.empty() || scanned - w.cursor >= scan_limit) {
-    out.push_back(reply_for(ns, w, hits, hits.empty() ? scanned : hits.back()->revision));
-    remove(it);
-    return;
-  }
-  w.cursor = ns.revision;  // nothing it waits for: up to date, waiting on
+  w.cursor = ns.revision;  // nothing (more) it waits for: up to date, waiting on
   set_stalled(w, false);
+}
+
+void watch_registry::answered(waiter_list::iterator it, std::uint64_t cursor) {
+  waiter& w = *it;
+  if (!w.stream) {
+    remove(it);
+    return;
+  }
+  w.cursor = cursor;
+  if (w.spec.snapshot) w.replica = cursor;  // every reply brings the client's replica there
+  --w.credit;
+}
+
+bool watch_registry::more(const store& s, std::uint64_t client_id, std::uint64_t request_id,
+                          std::uint64_t credit, bool congested, std::vector<delivery>& out) {
+  auto found = by_id_.find({client_id, request_id});
+  if (found == by_id_.end() || !found->second->stream) return false;
+  waiter& w = *found->second;
+  w.credit = std::min(max_credit, w.credit + std::min(credit, max_credit));
+  if (w.stalled && !congested) catch_up(s, found->second, out);
+  return true;
 }
 
 void watch_registry::set_stalled(waiter& w, bool stalled) noexcept {
@@ -444,7 +504,7 @@ std::vector<std::string> watch_registry::index_keys(const watch_spec& spec) {
   return {std::string()};
 }
 
-void watch_registry::add(waiter w) {
+watch_registry::waiter_list::iterator watch_registry::add(waiter w) {
   const auto key = key_type{w.spec.client_id, w.spec.request_id};
   if (by_id_.count(key)) bad_request("a watch with this request id is already pending");
   waiters_.push_back(std::move(w));
@@ -457,6 +517,7 @@ void watch_registry::add(waiter w) {
     list.push_back(it);
     it->slots.push_back({std::move(k), &list, std::prev(list.end())});
   }
+  return it;
 }
 
 void watch_registry::remove(waiter_list::iterator it) {

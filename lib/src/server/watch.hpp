@@ -15,6 +15,10 @@
 //   snap     the client keeps a replica: send diffs; base=true asks for a full snapshot first
 //   max      at most this many updates per reply
 //   pin      answer at once, with the cursor (where the watch starts), even with no update
+//   stream   (version 3) a positive count: the watch stays registered after each reply and the
+//            server sends at most that many replies (its *credit*) until the client grants more
+//            (`more`); out of credit it is held back like a congested watcher (stalled, keeping
+//            its cursor: it misses nothing). Without: one reply, then the client asks again.
 // Reply "r": {"cursor": C, "updates": [record + {"d": diff}?], "base"?: {...}, "base_rv"?: R,
 //             "tail"?: diff, "now"?: true}
 #pragma once
@@ -83,12 +87,21 @@ struct delivery {
 
 class watch_registry {
  public:
-  /// Handles a watch request: either answers at once (returns the reply, or throws op_error)
-  /// or registers it until a write matches. A backlog of exactly the next record (a watcher
-  /// that asks again just after a write) is answered with the record's shared encoding, as a
-  /// woken watcher is.
-  std::optional<delivery> watch(store& s, const protocol::watch_request& request,
-                                std::uint64_t client_id);
+  /// The most replies a streaming watch may be owed at once (a larger credit is cut to this).
+  static constexpr std::uint64_t max_credit = 1024;
+
+  /// Handles a watch request: answers at once (appends the reply to `out`, or throws op_error)
+  /// or registers it until a write matches; a stream is registered in either case, and a stream
+  /// that starts behind is answered as far as its credit goes. A backlog of exactly the next
+  /// record (a watcher that asks again just after a write) is answered with the record's shared
+  /// encoding, as a woken watcher is.
+  void watch(store& s, const protocol::watch_request& request, std::uint64_t client_id,
+             std::vector<delivery>& out);
+  /// The client grants its streaming watch `request_id` `credit` more replies; one held back
+  /// for want of credit catches up now (unless its client is `congested`). False if no such
+  /// stream is registered (it ended, or was never one).
+  bool more(const store& s, std::uint64_t client_id, std::uint64_t request_id,
+            std::uint64_t credit, bool congested, std::vector<delivery>& out);
   /// A watch request as json, read as decode_watch_request() reads its MessagePack; a field of
   /// the wrong type throws op_error (bad_request) saying which.
   static protocol::watch_request request_of(const json& request);
@@ -138,12 +151,20 @@ class watch_registry {
     std::uint64_t eligible_after;  // updates at or before this are not delivered (live)
     std::vector<slot> slots{};     // where the index holds it
     std::uint64_t seen = 0;        // the revision notify() last looked at it for
+    std::uint64_t credit = 0;      // a stream: replies it may still send
+    bool stream = false;           // stays registered across replies
     bool stalled = false;          // a match after `cursor` is not answered yet
   };
+  /// Whether a reply may go to `w` now (a stream needs credit; its connection's congestion is
+  /// the caller's to check).
+  static bool answerable(const waiter& w) noexcept { return !w.stream || w.credit > 0; }
+  /// `it` was sent a reply up to `cursor`: a one-shot watch is removed; a stream moves on (its
+  /// client's replica is at `cursor` too) with one credit less.
+  void answered(waiter_list::iterator it, std::uint64_t cursor);
   using key_type = std::pair<std::uint64_t, std::uint64_t>;  // client, request
 
   static std::vector<std::string> index_keys(const watch_spec& spec);
-  void add(waiter w);
+  waiter_list::iterator add(waiter w);
   void remove(waiter_list::iterator it);
   /// Builds the reply result for updates [first..] of history, from the waiter's position.
   json answer(const namespace_state& ns, waiter& w, const std::vector<const update_record*>& hits,
@@ -157,7 +178,8 @@ class watch_registry {
   static std::vector<const update_record*> scan(const namespace_state& ns, const waiter& w,
                                                 std::uint64_t& scanned);
   /// A stalled waiter answered from its cursor if the history holds a match (or `compacted`),
-  /// else made up to date and left waiting.
+  /// else made up to date and left waiting; a stream is answered until it is up to date or out
+  /// of credit (then it stays stalled). A stream out of credit is left as it is.
   void catch_up(const store& s, waiter_list::iterator it, std::vector<delivery>& out);
   void set_stalled(waiter& w, bool stalled) noexcept;
   /// Stalls a waiter that `revision` matched (its cursor moves up to just before it).

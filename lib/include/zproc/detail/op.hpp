@@ -25,6 +25,7 @@ enum class op : std::uint8_t {
   proc_start, proc_update, proc_list,
   // the swarm's task queue
   task_submit, task_take, task_done, task_wait, task_cancel, task_retire, task_info,
+  more,
 };
 
 /// What a server-side watch predicate tests of one key.
