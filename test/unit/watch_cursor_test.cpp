@@ -344,3 +344,40 @@ TEST_SUITE("client_algorithms") {
     CHECK(c.failure() == zproc::client_errc::connection_lost);
   }
 }
+
+TEST_SUITE("client_algorithms") {
+  TEST_CASE("watch cursor: a stream is asked once and goes on across replies; sent again on a "
+            "new connection it starts from where its replies brought it; never for a live "
+            "watcher nor a first one-shot 'now'") {
+    watch_cursor c({.spec = spec(), .stream = 16});
+    auto r1 = c.next_request(first);
+    REQUIRE(r1);
+    CHECK(r1->to_json().at(field::stream) == 16);
+    CHECK(r1->to_json().at(field::pin) == true);
+    CHECK(c.streaming());
+    // Its replies, one after another, with no request between.
+    REQUIRE(c.on_reply(wire(reply(3, {})), first));
+    REQUIRE(c.on_reply(wire(reply(4, {update(4, "a", 1)})), first));
+    REQUIRE(c.on_reply(wire(reply(6, {update(6, "a", 2)})), first));
+    CHECK(drain(c) == std::vector<std::uint64_t>{4, 6});
+    // The connection broke: the same stream goes again, after revision 6, without pin.
+    auto again = *r1;
+    REQUIRE(c.adjust_resend(again, restarted));
+    const json resent = again.to_json();
+    CHECK(resent.at(field::after) == 6);
+    CHECK(!resent.contains(field::pin));
+    CHECK(resent.at(field::stream) == 16);
+    // On another server's connection the cursor means nothing: not sent.
+    auto elsewhere = *r1;
+    CHECK_FALSE(c.adjust_resend(elsewhere, other));
+
+    watch_cursor live({.spec = spec(), .live = true, .stream = 16});
+    CHECK(!live.next_request(first)->to_json().contains(field::stream));
+    CHECK(!live.streaming());
+    json with_now = spec();
+    with_now[field::now] = true;
+    watch_cursor once({.spec = with_now, .stream = 16});
+    CHECK(!once.next_request(first)->to_json().contains(field::stream));
+    CHECK(!once.streaming());
+  }
+}

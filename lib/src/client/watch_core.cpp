@@ -182,15 +182,16 @@ void watch_core::deliver(bool from_initiation) {
     auto item = cursor_.pop();
     revision_ = item.revision;
     ++returned_;
+    const auto self = shared_from_this();  // (a one-shot wait's core may go with its wait)
+    finish_waiting({}, std::move(item.value), {}, from_initiation);
     if (finished()) {
       drop_inflight();  // (a stream would go on sending)
-    } else {
-      // Fetch the next batch while the caller works on this one (not live: a live watcher's
-      // next call asks for updates after it); a stream may send more.
-      if (!cursor_.has_ready() && !options_.live) send();
-      grant();
+      return;
     }
-    finish_waiting({}, std::move(item.value), {}, from_initiation);
+    // Fetch the next batch while the caller works on this one (not live: a live watcher's next
+    // call asks for updates after it); a stream may send more.
+    if (!cursor_.has_ready() && !options_.live) send();
+    grant();
     return;
   }
   if (cursor_.failure())
