@@ -503,7 +503,7 @@ TEST_SUITE("watch") {
     writer.st.set("x", 3);  // its credit is spent: held back
     writer.st.set("x", 4);
     ping_first(p);
-    json more = protocol::more_request(1, 8);
+    json more = protocol::more_request(1, 8).to_json();
     more[field::id] = 2;
     p.send(more);
     r = p.receive();

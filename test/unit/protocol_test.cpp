@@ -490,6 +490,33 @@ TEST_SUITE("protocol") {
     CHECK(!zproc::protocol::parse_reply(deep, r));  // as decode_msgpack() refuses it
     CHECK(zproc::protocol::decode_msgpack(deep).is_discarded());
     CHECK(!zproc::protocol::parse_reply("\x81\xa1r\x92\x01", r));  // cut short
+    CHECK(r.result_checked);
+
+    // Not checking a last result (a watch reply's decoder checks it as it reads): the rest of
+    // the payload, for check_result() to judge as parse_reply() would have.
+    using zproc::protocol::check_result;
+    REQUIRE(zproc::protocol::parse_reply(deep, r, false));
+    CHECK(!r.result_checked);
+    CHECK(!check_result(r.result));
+    const std::string cut("\x81\xa1r\x92\x01", 5);
+    REQUIRE(zproc::protocol::parse_reply(cut, r, false));
+    CHECK(!check_result(r.result));
+    const std::string trailing("\x81\xa1r\x01\x02", 5);  // a value, then a byte more
+    REQUIRE(zproc::protocol::parse_reply(trailing, r, false));
+    CHECK(r.result == std::string_view("\x01\x02", 2));
+    CHECK(!check_result(r.result));
+    CHECK(!zproc::protocol::parse_reply(trailing, r));  // (checked: refused)
+    const auto b = json::to_msgpack(json{{"i", 9}, {"r", result}});  // "r" sorts last
+    const std::string good(b.begin(), b.end());
+    REQUIRE(zproc::protocol::parse_reply(good, r, false));
+    CHECK(r.id == 9);
+    CHECK(!r.result_checked);
+    CHECK(check_result(r.result));
+    CHECK(zproc::protocol::decode_msgpack(r.result) == result);
+    const auto c = json::to_msgpack(json{{"i", 7}, {"r", result}, {"rv", 3}});
+    const std::string with_revision(c.begin(), c.end());
+    REQUIRE(zproc::protocol::parse_reply(with_revision, r, false));  // not last: checked
+    CHECK(r.result_checked);
   }
 }
 

@@ -41,7 +41,7 @@ struct fixture {
     send(2, 1000 + static_cast<std::uint64_t>(next_value), req);
   }
   void more(std::uint64_t id, std::uint64_t target, std::uint64_t credit) {
-    send(1, id, protocol::more_request(target, credit));
+    send(1, id, protocol::more_request(target, credit).to_json());
   }
   /// Client 1's replies since the last call, whole (then clears out).
   std::vector<json> replies() {

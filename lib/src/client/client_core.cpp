@@ -600,8 +600,11 @@ asio::awaitable<void> connection::read_loop(std::uint64_t generation) {
 
 void connection::on_frame(std::string_view payload) {
   protocol::reply_view msg;
-  if (!protocol::parse_reply(payload, msg)) {
+  const auto malformed = [&] {
     close(client_errc::protocol_error, "the server sent a frame that is not a zproc message");
+  };
+  if (!protocol::parse_reply(payload, msg, /*check_last_result=*/false)) {
+    malformed();
     return;
   }
   if (msg.id == 0) {
@@ -617,6 +620,13 @@ void connection::on_frame(std::string_view payload) {
     policy_.working();
   }
   auto* entry = pending_.find(msg.id);
+  // A result the op does not read in full, checking as it goes, is checked here (a watch reply
+  // is read once, by its decoder).
+  if (!msg.result_checked && (!entry || !(*entry)->checks_result()) &&
+      !protocol::check_result(msg.result)) {
+    malformed();
+    return;
+  }
   if (!entry) return;  // cancelled: its late reply is dropped
   if ((*entry)->stream && !msg.error) {
     // A stream's reply: it stays pending.

@@ -56,6 +56,9 @@ class pending_op {
   /// view into the frame valid during the call. By default decoded into json for complete();
   /// an op that reads its result's shape itself (a watch) overrides this.
   virtual void complete_result(std::string_view result);
+  /// Whether complete_result() checks the whole result as it reads it (depth, shape, nothing
+  /// after it): then the connection need not check it first (protocol::parse_reply).
+  virtual bool checks_result() const noexcept { return false; }
   /// Called before the request is sent again on a new connection (a watch adjusts its request);
   /// false: do not send it, it fails with connection_lost.
   virtual bool before_resend(protocol::packed_request& /*request*/) { return true; }

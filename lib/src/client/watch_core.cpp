@@ -36,6 +36,9 @@ class watch_reply_op final : public pending_op {
     // touched after it.)
     if (auto core = core_.lock()) core->on_reply({}, result, {});
   }
+  /// (decode_watch_reply reads every byte of the result: shape, depth, nothing after it. A
+  /// reply for a watcher gone is dropped unread.)
+  bool checks_result() const noexcept override { return true; }
   bool before_resend(protocol::packed_request& request) override {
     auto core = core_.lock();
     return core && core->before_resend(request);

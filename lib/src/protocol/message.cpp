@@ -222,7 +222,7 @@ json make_error_reply(std::uint64_t id, error_code ec, std::string_view message)
   return r;
 }
 
-bool parse_reply(std::string_view payload, reply_view& out) {
+bool parse_reply(std::string_view payload, reply_view& out, bool check_last_result) {
   out = {};
   msgpack_reader r(payload);
   std::size_t n = 0;
@@ -230,6 +230,12 @@ bool parse_reply(std::string_view payload, reply_view& out) {
   for (std::size_t i = 0; i < n; ++i) {
     std::string_view key;
     if (!r.string(key)) return false;
+    if (!check_last_result && i + 1 == n && key == field::result) {
+      const char* at = r.position();
+      out.result = std::string_view(at, static_cast<std::size_t>(payload.data() + payload.size() - at));
+      out.result_checked = false;
+      return !out.result.empty();
+    }
     // The fields are the map's values: one level down, as decode_msgpack() counts depth.
     // (An id in a signed form is no id: json read it so, and the connection closed.)
     if (key == field::id && r.unsigned_form(out.id)) continue;
@@ -243,6 +249,12 @@ bool parse_reply(std::string_view payload, reply_view& out) {
     if (key == field::id) out.id = 0;  // not an unsigned integer
   }
   return r.at_end();
+}
+
+bool check_result(std::string_view result) noexcept {
+  msgpack_reader r(result);
+  std::string_view bytes;
+  return r.value_bytes(bytes, 1) && r.at_end();
 }
 
 }  // namespace zproc::protocol

@@ -90,12 +90,21 @@ error_code decode_error(const json& e, std::string& message);
 struct reply_view {
   std::uint64_t id = 0;  ///< 0 (or not a number): a message about the connection itself
   std::optional<json> error;  ///< {c, n, m}: decode_error()
-  /// The result's MessagePack (one checked value, as decode_msgpack() accepts it); empty if
-  /// the reply has none. A view into the payload.
+  /// The result's MessagePack (one checked value, as decode_msgpack() accepts it, unless
+  /// `result_checked` is false); empty if the reply has none. A view into the payload.
   std::string_view result;
+  /// False: `result` is the rest of the payload, not checked yet (parse_reply's
+  /// `check_last_result`): check_result(), or a reader that checks all it reads, must.
+  bool result_checked = true;
 };
 /// Reads a message from the server (a frame's payload). False: it is not one MessagePack map.
-bool parse_reply(std::string_view payload, reply_view& out);
+/// Without `check_last_result`, a result that is the map's last field (as a watch reply's is) is
+/// the rest of the payload, unchecked: the caller checks it if its reader does not (a watch
+/// reply's decoder reads it all, checking as it goes: the reply is then read once, not twice).
+bool parse_reply(std::string_view payload, reply_view& out, bool check_last_result = true);
+/// Whether `result` is one whole MessagePack value that decode_msgpack() accepts, nested as a
+/// reply's field (what parse_reply() checks of a result).
+bool check_result(std::string_view result) noexcept;
 
 /// A reply to request `id`.
 json make_reply(std::uint64_t id, json result);

@@ -59,10 +59,12 @@ json cancel_request(std::uint64_t target) {
   return r;
 }
 
-json more_request(std::uint64_t target, std::uint64_t credit) {
-  json r = make(op::more);
-  r[field::target] = target;
-  r[field::credit] = credit;
+packed_request more_request(std::uint64_t target, std::uint64_t credit) {
+  packed_request r;
+  r.code = op::more;
+  r.add_string(field::op, name(op::more));
+  r.add_unsigned(field::target, target);
+  r.add_unsigned(field::credit, credit);
   return r;
 }
 

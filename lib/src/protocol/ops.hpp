@@ -219,8 +219,9 @@ json make(op o, const std::string& ns);
 
 /// cancel: gives up the request with id `target`.
 json cancel_request(std::uint64_t target);
-/// more: the streaming watch `target` may send `credit` more replies.
-json more_request(std::uint64_t target, std::uint64_t credit);
+/// more: the streaming watch `target` may send `credit` more replies (packed: a watcher that
+/// keeps up sends one per few updates).
+packed_request more_request(std::uint64_t target, std::uint64_t credit);
 /// read: what an atomic() body starts from (`keys` empty: the whole namespace).
 json read_request(const std::string& ns, const std::vector<std::string>& keys);
 /// lock that reads the namespace (`keys` empty: all of it) when it is granted: the grant's
