@@ -30,7 +30,8 @@ TEST_SUITE("ops") {
     CHECK(protocol::name(op::get) == "get");
     CHECK(protocol::name(op::task_info) == "task_info");
     CHECK(protocol::name(op::proc_start) == "proc_start");
-    for (const char* unknown : {"", "GET", "get ", "nope", "task_", "proc_listx", "o"})
+    for (const char* unknown : {"", "GET", "get ", "nope", "task_", "proc_listx", "o", "Get",
+                                "a name longer than any op's name", "task_infp", "mord"})
       CHECK_MESSAGE(!protocol::parse_op(unknown).has_value(), unknown);
   }
 

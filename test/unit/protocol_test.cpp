@@ -520,7 +520,31 @@ TEST_SUITE("protocol") {
   }
 }
 
+#include "protocol/request_reader.hpp"
 #include "protocol/value_check.hpp"
+
+TEST_SUITE("protocol") {
+  TEST_CASE("peek_op: a request's op, read without the rest of it") {
+    using nlohmann::json;
+    using zproc::protocol::op;
+    using zproc::protocol::peek_op;
+    const auto packed = [](const json& j) {
+      const auto b = json::to_msgpack(j);
+      return std::string(b.begin(), b.end());
+    };
+    CHECK(peek_op(packed(json{{"i", 1}, {"o", "set"}, {"n", "ns"}, {"v", {1, 2}}})) == op::set);
+    // (json sorts keys: "a" and "i" come before "o", "z" after it.)
+    CHECK(peek_op(packed(json{{"a", {{"x", {1, 2}}}}, {"i", 1}, {"o", "watch"}, {"z", 1}})) ==
+          op::watch);
+    CHECK(peek_op(packed(json{{"i", 1}, {"o", "more"}})) == op::more);
+    CHECK(!peek_op(packed(json{{"i", 1}, {"o", "nope"}})));
+    CHECK(!peek_op(packed(json{{"i", 1}, {"o", 5}})));
+    CHECK(!peek_op(packed(json{{"i", 1}, {"n", "ns"}})));
+    CHECK(!peek_op(packed(json::array({"o", "set"}))));
+    CHECK(!peek_op(std::string("\x82\xa1i\x01\xa1o", 6)));  // cut short
+    CHECK(!peek_op(""));
+  }
+}
 
 TEST_SUITE("protocol") {
   TEST_CASE("value check: UTF-8 and nesting") {

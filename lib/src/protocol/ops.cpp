@@ -4,28 +4,35 @@
 #include <zproc/transaction.hpp>
 
 #include <algorithm>
+#include <vector>
 
 namespace zproc::protocol {
 
 namespace {
 
-/// The ops sorted by name, for a binary search.
-struct by_name {
-  std::array<op_traits, op_count> sorted;
-  by_name() : sorted(ops) {
-    std::sort(sorted.begin(), sorted.end(),
-              [](const op_traits& a, const op_traits& b) { return a.name < b.name; });
+/// The ops by the length of their names, for a lookup that compares a few names of the right
+/// length (a request's op is read for every request).
+struct by_length {
+  static constexpr std::size_t longest = 16;
+  std::array<std::vector<op_traits>, longest + 1> of;
+  by_length() {
+    for (const auto& t : ops) of[t.name.size()].push_back(t);
   }
 };
+static_assert([] {
+  for (const auto& t : ops)
+    if (t.name.empty() || t.name.size() > by_length::longest) return false;
+  return true;
+}(), "an op's name is empty or longer than by_length::longest");
 
 }  // namespace
 
 std::optional<op> parse_op(std::string_view name) noexcept {
-  static const by_name table;
-  auto it = std::lower_bound(table.sorted.begin(), table.sorted.end(), name,
-                             [](const op_traits& t, std::string_view n) { return t.name < n; });
-  if (it == table.sorted.end() || it->name != name) return std::nullopt;
-  return it->code;
+  static const by_length table;
+  if (name.empty() || name.size() > by_length::longest) return std::nullopt;
+  for (const auto& t : table.of[name.size()])
+    if (t.name.front() == name.front() && t.name == name) return t.code;
+  return std::nullopt;
 }
 
 std::optional<predicate> parse_predicate(std::string_view name) noexcept {

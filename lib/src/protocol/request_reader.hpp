@@ -12,6 +12,25 @@
 
 namespace zproc::protocol {
 
+/// The op of a request (its "o" field), read without the rest: the fields before it are
+/// stepped over, the ones after it not read. nullopt: no such field, or not a map (the readers
+/// below, or the json path, say what is wrong with it).
+inline std::optional<op> peek_op(std::string_view payload) noexcept {
+  msgpack_reader r(payload);
+  std::size_t n = 0;
+  if (!r.map_header(n)) return std::nullopt;
+  for (std::size_t i = 0; i < n; ++i) {
+    std::string_view name;
+    if (!r.string(name)) return std::nullopt;
+    if (name == field::op) {
+      std::string_view text;
+      return r.string(text) ? parse_op(text) : std::nullopt;
+    }
+    if (!r.skip(1)) return std::nullopt;
+  }
+  return std::nullopt;
+}
+
 /// Reads `payload` as one map: "i" into `id`, "o" into `code` (an op `takes` accepts), every
 /// other field by `read_field(name, reader)`, which reads its value and returns false for a
 /// field it does not take. A field given twice: the last stands, as on the json path. False

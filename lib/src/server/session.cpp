@@ -1,6 +1,7 @@
 #include "server/session.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/request_reader.hpp"
 #include "protocol/store_request.hpp"
 #include "protocol/task_request.hpp"
 #include "protocol/watch_request.hpp"
@@ -241,13 +242,20 @@ bool session::handle_flat(std::string_view payload) {
   // The hottest requests (a watcher asks again after each update; get, set, incr...; a swarm's
   // submits, takes, outcomes and waits) read without a json tree. (With debug logging on,
   // everything takes the generic path, which logs refusals.)
-  protocol::watch_request watch;
-  protocol::store_request store;
-  if (protocol::decode_watch_request(payload, watch)) {
+  // The op is read once, and only its reader runs.
+  const std::optional<protocol::op> code = protocol::peek_op(payload);
+  if (!code) return false;
+  if (*code == protocol::op::watch) {
+    protocol::watch_request watch;
+    if (!protocol::decode_watch_request(payload, watch)) return false;
     with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(watch, ctx_, out); });
-  } else if (protocol::decode_store_request(payload, store)) {
+  } else if (protocol::flat_store_op(*code)) {
+    protocol::store_request store;
+    if (!protocol::decode_store_request(payload, store)) return false;
     with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(store, ctx_, out); });
-  } else if (protocol::task_request task; protocol::decode_task_request(payload, task)) {
+  } else if (protocol::flat_task_op(*code)) {
+    protocol::task_request task;
+    if (!protocol::decode_task_request(payload, task)) return false;
     with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(task, ctx_, out); });
   } else {
     return false;
