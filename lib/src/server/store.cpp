@@ -837,7 +837,17 @@ outcome store::run(const store_op& what, const std::string& ns_name, const store
     // so that a write without memory left is undone whole (never half-applied).
     std::shared_ptr<update_record> rec;
     std::unordered_map<std::string, std::uint64_t> new_keys;  // their `modified` entries
+    // Each key's last change says whether it is present after the write: the one change of
+    // most writes (a set, an incr: no map for it), or per key.
+    const key_change* only = nullptr;
     std::unordered_map<std::string_view, std::pair<const std::string*, bool>> final_keys;
+    const auto each_final = [&](auto&& f) {
+      if (only) {
+        f(only->key, only->after.has_value());
+        return;
+      }
+      for (const auto& [k, last] : final_keys) f(*last.first, last.second);
+    };
     try {
       rec = std::make_shared<update_record>();
       rec->revision = ns->revision + 1;
@@ -851,11 +861,14 @@ outcome store::run(const store_op& what, const std::string& ns_name, const store
         if (c.before != c.after) rec->identical = false;
       rec->changes = std::move(env.changes);
       rec->bytes = record_bytes(*rec);
-      // Each key's last change says whether it is present after the write.
-      for (const auto& c : rec->changes) final_keys[c.key] = {&c.key, c.after.has_value()};
-      for (const auto& [k, last] : final_keys)
-        if (last.second && !ns->modified.contains(*last.first))
-          new_keys.emplace(*last.first, rec->revision);
+      if (rec->changes.size() == 1) {
+        only = &rec->changes.front();
+      } else {
+        for (const auto& c : rec->changes) final_keys[c.key] = {&c.key, c.after.has_value()};
+      }
+      each_final([&](const std::string& key, bool present) {
+        if (present && !ns->modified.contains(key)) new_keys.emplace(key, rec->revision);
+      });
       ns->modified.reserve(ns->modified.size() + new_keys.size());
       append_history(*ns, rec);  // the first change; it has no effect if it throws
     } catch (const std::exception&) {
@@ -866,13 +879,13 @@ outcome store::run(const store_op& what, const std::string& ns_name, const store
     }
     record_ptr committed = std::move(rec);
     ns->revision = committed->revision;
-    for (const auto& [k, last] : final_keys) {
-      if (!last.second) {
-        ns->modified.erase(*last.first);
-      } else if (auto it = ns->modified.find(*last.first); it != ns->modified.end()) {
+    each_final([&](const std::string& key, bool present) {
+      if (!present) {
+        ns->modified.erase(key);
+      } else if (auto it = ns->modified.find(key); it != ns->modified.end()) {
         it->second = committed->revision;
       }
-    }
+    });
     ns->modified.merge(new_keys);  // nodes made above, buckets reserved: no allocation
     o.committed = std::move(committed);
     o.ns = &namespaces_.find(ns_name)->first;
