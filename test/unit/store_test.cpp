@@ -4,6 +4,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -368,5 +370,70 @@ TEST_SUITE("store") {
     CHECK(read["mods"]["a"] == r);
     CHECK(read["mods"]["b"] == 0);  // absent: never modified as far as commits go
     CHECK(s.find("ns")->modified.size() == 1);
+  }
+}
+
+#include "failing_alloc.hpp"
+
+TEST_SUITE("store") {
+  TEST_CASE("a write that runs out of memory at any of its allocations changes nothing: values, "
+            "revision, history, modification revisions") {
+    namespace fa = zproc::test::failing_alloc;
+    if (!fa::available) return;  // (a sanitizer's runtime owns operator new)
+    const std::string long_text(100, 'x');
+    const json initial{{"k", long_text}, {"arr", {1, 2}}, {"num", 5}, {"other", 1}};
+    // (Not replace: it frees the namespace's old object, and nlohmann::json's destructor
+    // allocates for a non-empty object or array; an allocation failing there terminates.)
+    const std::vector<json> writes = {
+        {{"o", "set"}, {"k", "k"}, {"v", std::string(80, 'a')}},
+        {{"o", "set"}, {"k", "new key of some length"}, {"v", {1, 2}}},
+        {{"o", "update"}, {"v", {{"k", std::string(80, 'b')}, {"new", {1, 2, 3}}}}},
+        {{"o", "del"}, {"k", "k"}},
+        {{"o", "pop"}, {"k", "k"}},
+        {{"o", "popitem"}},
+        {{"o", "clear"}},
+        {{"o", "incr"}, {"k", "num"}, {"v", 2}},
+        {{"o", "append"}, {"k", "arr"}, {"v", std::string(30, 'd')}},
+        {{"o", "setdefault"}, {"k", "absent key of some length"}, {"d", std::string(30, 'e')}},
+        {{"o", "cas"}, {"k", "num"}, {"e", 5}, {"v", std::string(30, 'f')}},
+    };
+    for (json req : writes) {
+      req["n"] = "ns";
+      CAPTURE(req.dump());
+      const auto fresh = [&] {
+        auto st = std::make_unique<store>(4242);
+        for (const auto& [k, v] : initial.items())  // revisions 1..4, in key order
+          REQUIRE_FALSE(st->execute({{"o", "set"}, {"n", "ns"}, {"k", k}, {"v", v}}, {1}).error);
+        return st;
+      };
+      auto st = fresh();
+      const namespace_state& start = *st->find("ns");
+      const std::map<std::string, std::uint64_t> mods(start.modified.begin(), start.modified.end());
+      long failures = 0;
+      for (long n = 0; n < 1000; ++n) {
+        CAPTURE(n);
+        fa::fail_after(n);
+        outcome o = st->execute(req, request_context{1});
+        fa::disarm();
+        if (!fa::failed()) {  // every allocation it made succeeded
+          CHECK_FALSE(o.error);
+          CHECK(st->find("ns")->revision == 5);
+          break;
+        }
+        ++failures;
+        // Failed somewhere: refused for lack of memory, with nothing changed.
+        REQUIRE(o.error);
+        CHECK(o.error == server_errc::out_of_memory);
+        CHECK_FALSE(o.committed);
+        const namespace_state* ns = st->find("ns");
+        REQUIRE(ns != nullptr);
+        CHECK(ns->data == initial);
+        CHECK(ns->revision == 4);
+        CHECK(ns->hist.newest() == 4);
+        CHECK(std::map<std::string, std::uint64_t>(ns->modified.begin(), ns->modified.end()) ==
+              mods);
+      }
+      CHECK(failures > 0);
+    }
   }
 }

@@ -107,11 +107,15 @@ struct op_env {
   bool wrote = false;
   std::vector<key_change> changes;
 
-  /// Records one key's change (an empty optional: absent). Every write goes through here or
-  /// through write() (a write that touched no key, e.g. update({})).
-  void changed(std::string key, std::optional<json> before, std::optional<json> after) {
+  /// Records that `key` becomes `after` (empty: erased), *before* the namespace changes: a copy
+  /// that fails here has changed nothing. The caller then moves the key's value, if it had one,
+  /// out of the namespace into the change's `before` (a move: it cannot fail) and changes the
+  /// namespace; whatever fails after that, the rollback undoes from these records. Every write
+  /// goes through here or through write() (a write that touched no key, e.g. update({})).
+  key_change& record(const std::string& key, std::optional<json> after) {
     wrote = true;
-    changes.push_back({std::move(key), std::move(before), std::move(after)});
+    changes.push_back({key, std::nullopt, std::move(after)});
+    return changes.back();
   }
   void write() { wrote = true; }
   [[noreturn]] void missing(const std::string& key) const {
@@ -139,11 +143,26 @@ std::optional<json> current(const json& data, const std::string& key) {
   return *it;
 }
 
-/// Sets `key` to `value`, recording the change.
-void put(op_env& e, const std::string& key, const json& value) {
-  auto before = current(e.ns.data, key);
-  e.ns.data[key] = value;
-  e.changed(key, std::move(before), value);
+/// Sets `key` to `value`, recording the change first (op_env::record). The value before is
+/// moved out of the namespace, not copied; one lookup.
+void put(op_env& e, const std::string& key, json value) {
+  auto& obj = e.ns.data.get_ref<json::object_t&>();
+  key_change& c = e.record(key, value);
+  auto it = obj.lower_bound(key);
+  if (it != obj.end() && it->first == key) {
+    c.before = std::move(it->second);
+    it->second = std::move(value);
+  } else {
+    obj.emplace_hint(it, key, std::move(value));
+  }
+}
+
+/// Erases the key at `it`, recording the change first; the change's `before` holds its value.
+key_change& erase_at(op_env& e, json::object_t::iterator it) {
+  key_change& c = e.record(it->first, std::nullopt);
+  c.before = std::move(it->second);
+  e.ns.data.get_ref<json::object_t&>().erase(it);
+  return c;
 }
 
 json op_get(op_env& e) {
@@ -164,11 +183,10 @@ json op_set(op_env& e) {
 
 json op_del(op_env& e) {
   const auto& key = e.a.key();
-  auto it = e.ns.data.find(key);
-  if (it == e.ns.data.end()) e.missing(key);
-  json before = std::move(*it);
-  e.ns.data.erase(it);
-  e.changed(key, std::move(before), std::nullopt);
+  auto& obj = e.ns.data.get_ref<json::object_t&>();
+  auto it = obj.find(key);
+  if (it == obj.end()) e.missing(key);
+  erase_at(e, it);
   return nullptr;
 }
 
@@ -301,15 +319,13 @@ json op_update(op_env& e) {
 
 json op_pop(op_env& e) {
   const auto& key = e.a.key();
-  auto it = e.ns.data.find(key);
-  if (it == e.ns.data.end()) {
+  auto& obj = e.ns.data.get_ref<json::object_t&>();
+  auto it = obj.find(key);
+  if (it == obj.end()) {
     if (const json* d = e.a.fallback()) return *d;
     e.missing(key);
   }
-  json out = std::move(*it);
-  e.ns.data.erase(it);
-  e.changed(key, out, std::nullopt);
-  return out;
+  return *erase_at(e, it).before;
 }
 
 json op_popitem(op_env& e) {
@@ -317,12 +333,8 @@ json op_popitem(op_env& e) {
   if (obj.empty())
     fail(server_errc::empty_namespace, "popitem(): namespace " + quote(e.ns_name) + " is empty");
   // The last key in key order: O(log n), like every other write.
-  auto it = std::prev(obj.end());
-  std::string key = it->first;
-  json value = std::move(it->second);
-  obj.erase(it);
-  e.changed(key, value, std::nullopt);
-  return json::array({std::move(key), std::move(value)});
+  const key_change& c = erase_at(e, std::prev(obj.end()));
+  return json::array({c.key, *c.before});
 }
 
 json op_setdefault(op_env& e) {
@@ -338,7 +350,7 @@ json op_setdefault(op_env& e) {
 json op_clear(op_env& e) {
   e.write();
   auto& obj = e.ns.data.get_ref<json::object_t&>();
-  for (auto& [k, v] : obj) e.changed(k, std::move(v), std::nullopt);
+  for (auto& [k, v] : obj) e.record(k, std::nullopt).before = std::move(v);
   obj.clear();
   return nullptr;
 }
@@ -350,12 +362,12 @@ json op_replace(op_env& e) {
   e.write();
   auto& obj = e.ns.data.get_ref<json::object_t&>();
   for (auto& [k, v] : obj)
-    if (!next.contains(k)) e.changed(k, std::move(v), std::nullopt);
+    if (!next.contains(k)) e.record(k, std::nullopt).before = std::move(v);
   for (const auto& [k, v] : next.items()) {
-    auto it = obj.find(k);
-    e.changed(k, it == obj.end() ? std::nullopt : std::optional<json>(std::move(it->second)), v);
+    key_change& c = e.record(k, v);
+    if (auto it = obj.find(k); it != obj.end()) c.before = std::move(it->second);
   }
-  e.ns.data = next;
+  e.ns.data = next;  // (if this copy fails, the records restore every key)
   return nullptr;
 }
 
@@ -370,7 +382,7 @@ json op_incr(op_env& e) {
   const json delta = d ? *d : json(1);
   if (!delta.is_number())
     fail(server_errc::wrong_type, std::string("increment needs a number, not ") + delta.type_name());
-  auto before = current(e.ns.data, key);
+  const auto before = current(e.ns.data, key);
   json next;
   if (!before) {
     next = delta;
@@ -382,8 +394,7 @@ json op_incr(op_env& e) {
   } else {
     next = before->get<std::int64_t>() + delta.get<std::int64_t>();
   }
-  e.ns.data[key] = next;
-  e.changed(key, std::move(before), next);
+  put(e, key, next);
   return next;
 }
 
@@ -410,15 +421,16 @@ json op_cas(op_env& e) {
 json op_append(op_env& e) {
   const auto& key = e.a.key();
   const json& value = e.a.value();
-  auto before = current(e.ns.data, key);
+  auto found = e.ns.data.find(key);
+  const json* before = found == e.ns.data.end() ? nullptr : &*found;
   if (before && !before->is_array())
     fail(server_errc::wrong_type, "key " + quote(key) + " holds " + before->type_name() +
                                       ", not an array: cannot append to it");
-  json& slot = e.ns.data[key];
-  if (!before) slot = json::array();
-  slot.push_back(value);
-  e.changed(key, std::move(before), slot);
-  return slot.size();
+  json next = before ? *before : json::array();
+  next.push_back(value);
+  const std::size_t size = next.size();
+  put(e, key, std::move(next));
+  return size;
 }
 
 /// One compare of a transaction: {k, t: eq|ne|exists|absent|mod_eq|mod_lt|mod_gt, v}.
@@ -547,11 +559,8 @@ json op_commit(op_env& e) {
     for (const auto& k : *del) {
       if (!k.is_string()) fail(server_errc::bad_request, "'del' must be keys");
       const auto& key = k.get_ref<const std::string&>();
-      if (auto it = e.ns.data.find(key); it != e.ns.data.end()) {
-        json before = std::move(*it);
-        e.ns.data.erase(it);
-        e.changed(key, std::move(before), std::nullopt);
-      }
+      auto& obj = e.ns.data.get_ref<json::object_t&>();
+      if (auto it = obj.find(key); it != obj.end()) erase_at(e, it);
     }
   }
   if (auto set = req.find(field::set); set != req.end() && set->is_object())
