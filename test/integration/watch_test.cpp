@@ -11,6 +11,8 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/detached.hpp>
 
 #include <doctest/doctest.h>
@@ -534,6 +536,85 @@ TEST_SUITE("watch") {
     CHECK(revisions(old.receive()) == revs{7});
     writer.st.set("x", 8);
     ping_first(old);
+  }
+
+  TEST_CASE("one-shot waits that time out or are cancelled leave nothing waiting on the server") {
+    // At most 3 requests may wait on the server per connection: 20 one-shot waits that end
+    // without an update must each take their request back, or the 4th would be refused.
+    test::server_process own({"--max-parked", "3"});
+    asio::io_context ioc(1);
+    client c(ioc.get_executor());
+    int timed_out = 0, cancelled = 0, refused = 0;
+    bool woke = false;
+    asio::co_spawn(ioc, [&]() -> asio::awaitable<void> {
+      co_await c.async_connect(own.ipc());
+      state st(c, "once");
+      for (int i = 0; i < 20; ++i) {
+        // (A watcher made by hand, with no count: the kind that streams.)
+        auto [ec, v] = co_await st.async_get_when(
+            [&] { return st.when_equal("ready", true, {.timeout = 20ms}); },
+            asio::as_tuple(asio::use_awaitable));
+        if (ec == client_errc::timeout) ++timed_out;
+        if (ec == server_errc::limit_reached) ++refused;
+        co_await c.async_ping();  // the server has seen the cancel before the next wait
+      }
+      for (int i = 0; i < 10; ++i) {
+        asio::cancellation_signal stop;
+        asio::steady_timer soon(ioc, 10ms);
+        soon.async_wait([&](error_code) { stop.emit(asio::cancellation_type::terminal); });
+        auto [ec, v] = co_await st.async_get_when(
+            [&] { return st.when_equal("ready", true); },
+            asio::bind_cancellation_slot(stop.slot(), asio::as_tuple(asio::use_awaitable)));
+        if (ec == asio::error::operation_aborted) ++cancelled;
+        if (ec == server_errc::limit_reached) ++refused;
+        co_await c.async_ping();
+      }
+      // Still room to wait: a watcher that waits, woken by a write.
+      watcher w = st.when_equal("ready", true);
+      co_await c.async_ping();
+      client other;
+      other.connect(own.ipc());
+      state(other, "once").set("ready", true);
+      auto [ec, v] = co_await w.async_next(asio::as_tuple(asio::use_awaitable));
+      woke = !ec && v && (*v)["ready"] == true;
+      c.close();
+    }, asio::detached);
+    ioc.run_for(60s);
+    CHECK(timed_out == 20);
+    CHECK(cancelled == 10);
+    CHECK(refused == 0);
+    CHECK(woke);
+  }
+
+  TEST_CASE("a streaming watcher whose reply is too large for its client fails, and its stream "
+            "does not stay on the server") {
+    test::server_process own({"--max-parked", "1"});
+    client writer;
+    writer.connect(own.ipc());
+    state(writer, "big").set("x", std::string(100 * 1024, 'x'));
+    client small({.max_frame_size = 64 * 1024});
+    small.connect(own.ipc());
+    state st(small, "big");
+    // From the oldest record: the first reply (which a blocking client waits for as the
+    // watcher is made) holds the 100 KiB update, past this client's frames: the server sends
+    // reply_too_large instead.
+    error_code ec;
+    try {
+      raw_watcher w = st.when_change_raw({}, {.start = 0});
+      (void)w.next();
+    } catch (const error& e) {
+      ec = e.code();
+    }
+    CHECK(ec == server_errc::reply_too_large);
+    small.ping();  // (the server has seen what the client sent before it)
+    // Its one parked request is free again: another watcher waits, and is woken.
+    raw_watcher next = st.when_change_raw({"y"});
+    state(writer, "big").set("y", 1);
+    auto u = next.next();
+    REQUIRE(u.has_value());
+    const key_change* y = u->find("y");
+    REQUIRE(y != nullptr);
+    CHECK(y->after == json(1));
   }
 
   TEST_CASE("a watcher whose connection breaks fails instead of hanging (no reconnect)") {

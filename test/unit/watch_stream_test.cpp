@@ -190,3 +190,61 @@ TEST_SUITE("streams") {
     CHECK(error_of() == zproc::server_errc::bad_request);
   }
 }
+
+TEST_SUITE("streams") {
+  TEST_CASE("a stream that catches up sends about burst_bytes at once, the rest at its "
+            "connection's resume(), in order, none lost") {
+    engine e{1, retention{.max_records = 1000, .max_bytes = 256u << 20}};
+    std::vector<delivery> out;
+    const std::string blob(100 * 1024, 'z');
+    for (int i = 0; i < 40; ++i) {  // 40 records of 100 KiB: 4 MiB of backlog
+      json set = protocol::make(protocol::op::set, "ns");
+      set[field::key] = "x";
+      set[field::value] = blob + std::to_string(i);
+      e.handle(set, 100 + static_cast<std::uint64_t>(i), request_context{2}, out);
+    }
+    out.clear();
+    json w = protocol::make(protocol::op::watch, "ns");
+    w[field::id] = 5;
+    w[field::stream] = 1000u;
+    w[field::after] = 0u;
+    w[field::max] = 1u;  // one record per reply
+    e.handle(w, 5, request_context{1}, out);
+    std::vector<std::uint64_t> seen;
+    const auto take = [&] {
+      std::size_t bytes = 0;
+      for (const auto& d : out) {
+        REQUIRE(d.client_id == 1);
+        const json r = d.packed ? json::from_msgpack(d.head + *d.packed) : d.message();
+        INFO(r.dump().substr(0, 300));
+        REQUIRE(r.contains(field::result));
+        for (const auto& u : r.at(field::result).at(field::updates))
+          seen.push_back(u.at(protocol::update_field::revision).get<std::uint64_t>());
+        bytes += d.packed ? d.head.size() + d.packed->size() : d.message().dump().size();
+      }
+      out.clear();
+      return bytes;
+    };
+    const std::size_t first = take();
+    CHECK(first >= watch_registry::burst_bytes);
+    const std::size_t one_reply = 2 * (blob.size() + 1024);  // a record holds before and after
+    // The first reply (the request's own), then the burst up to the reply that passed it.
+    CHECK(first < watch_registry::burst_bytes + 2 * one_reply);
+    CHECK(seen.size() < 40);
+    CHECK(e.held_back(1));
+    CHECK(!e.held_back(2));
+    // The connection drained: the rest, 2 MiB at a time.
+    int rounds = 0;
+    while (!e.resume(1, 2u << 20, out)) {
+      CHECK(take() < (2u << 20) + one_reply);
+      REQUIRE(++rounds < 10);
+    }
+    take();
+    CHECK(!e.held_back(1));
+    std::vector<std::uint64_t> all(40);
+    for (std::uint64_t i = 0; i < 40; ++i) all[i] = i + 1;
+    CHECK(seen == all);
+    CHECK(e.watches().pending() == 1);  // a stream still: it waits for the next write
+    CHECK(e.watches().stalled() == 0);
+  }
+}

@@ -638,6 +638,9 @@ void connection::on_frame(std::string_view payload) {
   if (msg.error) {
     std::string message;
     const error_code ec = protocol::decode_error(*msg.error, message);
+    // A stream ends with an error; the server ends it too, except when the error was not its
+    // own (a reply too large for this client, replaced on its way): told, in any case.
+    if ((*op)->stream) request(protocol::cancel_request(msg.id), reply_ignored());
     (*op)->complete(ec, {}, std::move(message), false);
     return;
   }

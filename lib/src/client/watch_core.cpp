@@ -54,8 +54,9 @@ watch_core::watch_core(std::shared_ptr<client_impl> client, json spec, watch_opt
                        bool snapshot, std::function<bool(const json&)> filter)
     : client_(std::move(client)),
       options_(std::move(options)),
+      // (A watcher of one update asks once: a stream would bring replies nobody reads.)
       cursor_({std::move(spec), snapshot, options_.live, options_.start, std::move(filter),
-               stream_window}),
+               options_.count == std::optional<std::size_t>(1) ? 0 : stream_window}),
       timer_(client_->get_executor()) {
   if (options_.start) revision_ = *options_.start;
 }
@@ -99,7 +100,9 @@ void watch_core::send() {
 }
 
 void watch_core::grant() {
-  if (!streaming_ || inflight_id_ == 0 || cursor_.has_ready() || credit_ > stream_window / 2)
+  // (Not while reconnecting: the stream goes again with its whole credit once connected.)
+  if (!streaming_ || inflight_id_ == 0 || cursor_.has_ready() || credit_ > stream_window / 2 ||
+      !client_->conn()->is_connected())
     return;
   const std::uint64_t more = stream_window - credit_;
   credit_ = stream_window;
@@ -205,8 +208,11 @@ void watch_core::finish_waiting(error_code ec, std::optional<watch_value> item,
                                 std::string message, bool must_post) {
   auto op = std::move(waiting_);
   timer_.cancel();
+  // A one-shot wait is over, whatever its outcome (an update, a timeout, a cancel): nobody
+  // will read this watcher again, so its request goes too (a stream would stay on the server).
+  if (self_) drop_inflight();
   op->complete(ec, std::move(item), std::move(message), must_post);
-  self_.reset();  // a one-shot wait is over (this may destroy *this: touch nothing after)
+  self_.reset();  // (this may destroy *this: touch nothing after)
 }
 
 void watch_core::close() {

@@ -91,6 +91,10 @@ class engine {
   /// this much has been sent).
   bool resume(std::uint64_t client_id, std::size_t budget, std::vector<delivery>& out);
 
+  /// A stream of the client's stopped catching up with more to send (watch_registry::
+  /// held_back()): its session treats the client as congested, and resume() goes on with it.
+  bool held_back(std::uint64_t client_id) const { return watches_.held_back(client_id); }
+
   /// Releases atomic locks whose lease expired (their holder hangs); grants them to waiters;
   /// answers task waits whose deadline passed; stalled watchers whose reply could not be built
   /// (no memory) try again.

@@ -282,6 +282,8 @@ std::size_t session::with_engine(F&& f) {
   const std::size_t own = mine_.size();
   deliveries_.clear();
   f(shared.logic, deliveries_);
+  // A stream that stopped catching up at its burst goes on as the connection drains.
+  if (!congested_ && shared.logic.held_back(ctx_.client_id)) congested_ = true;
   // Other clients first: if this client's own reply cannot be queued (no memory), this
   // connection closes, and theirs are delivered all the same.
   for (auto& d : deliveries_)

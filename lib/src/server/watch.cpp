@@ -279,7 +279,17 @@ void watch_registry::watch(store& s, const protocol::watch_request& req, std::ui
   if (it->cursor < current) {
     // Behind still (the backlog was more than one reply): it goes on as far as its credit does.
     set_stalled(*it, true);
-    catch_up(s, it, out);
+    burst(s, it, out);
+  }
+}
+
+void watch_registry::burst(const store& s, waiter_list::iterator it, std::vector<delivery>& out) {
+  const std::uint64_t client = it->spec.client_id;
+  try {
+    std::size_t budget = burst_bytes;
+    if (!catch_up(s, it, out, budget)) held_back_.insert(client);
+  } catch (const std::bad_alloc&) {
+    retry_due_ = true;  // it stays stalled: the tick catches it up when memory is back
   }
 }
 
@@ -376,7 +386,7 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
     }
     try {
       if (w.stalled) {
-        catch_up(s, it, out);
+        burst(s, it, out);
         continue;
       }
       out.push_back(reply_for(*ns, w, {&r}, r.revision));
@@ -388,10 +398,10 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
   }
 }
 
-void watch_registry::catch_up(const store& s, waiter_list::iterator it,
-                              std::vector<delivery>& out) {
+bool watch_registry::catch_up(const store& s, waiter_list::iterator it,
+                              std::vector<delivery>& out, std::size_t& budget) {
   waiter& w = *it;
-  if (!answerable(w)) return;  // a stream out of credit: stalled until the client grants more
+  if (!answerable(w)) return true;  // a stream out of credit: stalled until the client grants more
   static const namespace_state empty_ns;
   const namespace_state* found = s.find(w.spec.ns);
   const namespace_state& ns = found ? *found : empty_ns;
@@ -401,23 +411,32 @@ void watch_registry::catch_up(const store& s, waiter_list::iterator it,
                      protocol::make_error_reply(w.spec.request_id, server_errc::compacted,
                                                 compacted_message(w.cursor, ns.hist.oldest() - 1))});
       remove(it);  // (a stream ends with its error)
-      return;
+      return true;
     }
     std::uint64_t scanned = w.cursor;
     const auto hits = scan(ns, w, scanned);
     if (hits.empty() && scanned - w.cursor < scan_limit) break;
     const std::uint64_t cursor = hits.empty() ? scanned : hits.back()->revision;
     out.push_back(reply_for(ns, w, hits, cursor));
+    const std::size_t bytes = reply_bytes(out.back());
+    budget = bytes >= budget ? 0 : budget - bytes;
     if (!w.stream) {
       remove(it);
-      return;
+      return true;
     }
     answered(it, cursor);
     if (w.cursor >= ns.revision) break;
-    if (!answerable(w)) return;  // behind, out of credit: stays stalled
+    if (!answerable(w)) return true;  // behind, out of credit: stays stalled
+    if (budget == 0) return false;    // behind: the rest once its connection has drained
   }
   w.cursor = ns.revision;  // nothing (more) it waits for: up to date, waiting on
   set_stalled(w, false);
+  return true;
+}
+
+std::size_t watch_registry::reply_bytes(const delivery& d) {
+  return d.packed ? d.head.size() + d.packed->size()
+                  : !d.bytes.empty() ? d.bytes.size() : protocol::packed_size(d.reply);
 }
 
 void watch_registry::answered(waiter_list::iterator it, std::uint64_t cursor) {
@@ -437,7 +456,7 @@ bool watch_registry::more(const store& s, std::uint64_t client_id, std::uint64_t
   if (found == by_id_.end() || !found->second->stream) return false;
   waiter& w = *found->second;
   w.credit = std::min(max_credit, w.credit + std::min(credit, max_credit));
-  if (w.stalled && !congested) catch_up(s, found->second, out);
+  if (w.stalled && !congested) burst(s, found->second, out);
   return true;
 }
 
@@ -464,18 +483,17 @@ void watch_registry::stall_namespace(const std::string& ns, std::uint64_t revisi
 
 bool watch_registry::resume(store& s, std::uint64_t client_id, std::size_t budget,
                             std::vector<delivery>& out) {
+  held_back_.erase(client_id);
   if (stalled_ == 0) return true;
-  std::size_t bytes = 0;
   auto it = by_id_.lower_bound({client_id, 0});
   while (it != by_id_.end() && it->first.first == client_id) {
     auto w = (it++)->second;  // catch_up() may remove it
     if (!w->stalled) continue;
-    if (bytes >= budget) return false;  // the rest when this much has been sent
-    const std::size_t before = out.size();
-    catch_up(s, w, out);
-    for (std::size_t i = before; i < out.size(); ++i)
-      bytes += out[i].packed ? out[i].head.size() + out[i].packed->size()
-                             : protocol::packed_size(out[i].reply);
+    // The rest when this much has been sent (a stream part-way, the others not yet).
+    if (budget == 0 || !catch_up(s, w, out, budget)) {
+      held_back_.insert(client_id);
+      return false;
+    }
   }
   return true;
 }
@@ -490,7 +508,8 @@ void watch_registry::retry_stalled(store& s, const std::unordered_set<std::uint6
     auto w = it++;  // catch_up() may remove it
     if (!w->stalled || congested.count(w->spec.client_id) != 0) continue;
     try {
-      catch_up(s, w, out);
+      std::size_t budget = burst_bytes;
+      if (!catch_up(s, w, out, budget)) held_back_.insert(w->spec.client_id);
     } catch (const std::bad_alloc&) {
       retry_due_ = true;  // still no memory: the next tick
     }
@@ -544,6 +563,7 @@ bool watch_registry::cancel(std::uint64_t client_id, std::uint64_t request_id) {
 }
 
 void watch_registry::drop_client(std::uint64_t client_id) {
+  held_back_.erase(client_id);
   auto it = by_id_.lower_bound({client_id, 0});
   while (it != by_id_.end() && it->first.first == client_id) {
     auto victim = (it++)->second;

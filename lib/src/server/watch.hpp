@@ -89,6 +89,10 @@ class watch_registry {
  public:
   /// The most replies a streaming watch may be owed at once (a larger credit is cut to this).
   static constexpr std::uint64_t max_credit = 1024;
+  /// A stream that catches up (it starts behind, it was granted more, it was stalled) sends
+  /// replies up to about this many bytes at once; the rest as its connection drains, as a
+  /// congested client's watchers do (held_back(), resume()).
+  static constexpr std::size_t burst_bytes = 1u << 20;
 
   /// Handles a watch request: answers at once (appends the reply to `out`, or throws op_error)
   /// or registers it until a write matches; a stream is registered in either case, and a stream
@@ -117,13 +121,17 @@ class watch_registry {
   /// retry_stalled()).
   void stall_namespace(const std::string& ns, std::uint64_t revision) noexcept;
   /// The client's connection drained: its stalled waiters catch up, until their replies make
-  /// `budget` bytes. Returns true if none is left stalled.
+  /// `budget` bytes. Returns true if none is left stalled (but streams out of credit, which
+  /// wait for the client).
   bool resume(store& s, std::uint64_t client_id, std::size_t budget, std::vector<delivery>& out);
   /// After a failure to build a reply, stalled waiters of clients that are not congested catch
   /// up (the server's tick).
   void retry_stalled(store& s, const std::unordered_set<std::uint64_t>& congested,
                      std::vector<delivery>& out);
   std::size_t stalled() const noexcept { return stalled_; }
+  /// Whether a stream of this client stopped catching up at burst_bytes with more to send: it
+  /// goes on at the client's resume() (the session treats the client as congested).
+  bool held_back(std::uint64_t client_id) const { return held_back_.count(client_id) != 0; }
 
   /// Forgets a pending watch (the client cancelled it); true if it was pending.
   bool cancel(std::uint64_t client_id, std::uint64_t request_id);
@@ -180,7 +188,15 @@ class watch_registry {
   /// A stalled waiter answered from its cursor if the history holds a match (or `compacted`),
   /// else made up to date and left waiting; a stream is answered until it is up to date or out
   /// of credit (then it stays stalled). A stream out of credit is left as it is.
-  void catch_up(const store& s, waiter_list::iterator it, std::vector<delivery>& out);
+  /// Replies charge `budget` (their bytes); false if a stream stopped with the budget spent
+  /// and more to send (it stays stalled).
+  bool catch_up(const store& s, waiter_list::iterator it, std::vector<delivery>& out,
+                std::size_t& budget);
+  /// catch_up() with burst_bytes, outside resume(): a stream held back by the budget marks its
+  /// client held back; out of memory, it stays stalled for the tick (retry_stalled()).
+  void burst(const store& s, waiter_list::iterator it, std::vector<delivery>& out);
+  /// The bytes a reply will take on the wire (about, for a json one).
+  static std::size_t reply_bytes(const delivery& d);
   void set_stalled(waiter& w, bool stalled) noexcept;
   /// Stalls a waiter that `revision` matched (its cursor moves up to just before it).
   void stall(waiter& w, std::uint64_t revision) noexcept;
@@ -190,6 +206,7 @@ class watch_registry {
   // Index: waiters by namespace, and within it by watched key ("" = every update).
   std::unordered_map<std::string, std::unordered_map<std::string, slot_list>> by_ns_;
   client_counts per_client_;
+  std::unordered_set<std::uint64_t> held_back_;  // see held_back()
   std::size_t stalled_ = 0;
   bool retry_due_ = false;  // a reply could not be built: retry_stalled() has work
 };
