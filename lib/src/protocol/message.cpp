@@ -2,6 +2,8 @@
 
 #include "protocol/msgpack.hpp"
 
+#include <array>
+
 namespace zproc::protocol {
 
 namespace {
@@ -201,17 +203,27 @@ std::string encode_reply(std::uint64_t id, const json& result,
 }
 
 std::string watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
+  // One per woken watcher: the parts that do not change are encoded once.
+  static const std::array<std::string, 3> fixed = [] {
+    std::array<std::string, 3> p;
+    append_msgpack_map_header(p[0], 2);
+    append_msgpack_string(p[0], field::id);
+    // (the id)
+    append_msgpack_string(p[1], field::result);
+    append_msgpack_map_header(p[1], 2);
+    append_msgpack_string(p[1], field::cursor);
+    // (the cursor)
+    append_msgpack_string(p[2], field::updates);
+    p[2].push_back(static_cast<char>(0x91));  // an array of 1: the update follows
+    return p;
+  }();
   std::string out;
-  out.reserve(48);
-  append_msgpack_map_header(out, 2);
-  append_msgpack_string(out, field::id);
+  out.reserve(fixed[0].size() + fixed[1].size() + fixed[2].size() + 18);
+  out.append(fixed[0]);
   append_msgpack_unsigned(out, id);
-  append_msgpack_string(out, field::result);
-  append_msgpack_map_header(out, 2);
-  append_msgpack_string(out, field::cursor);
+  out.append(fixed[1]);
   append_msgpack_unsigned(out, cursor);
-  append_msgpack_string(out, field::updates);
-  out.push_back(static_cast<char>(0x91));  // an array of 1: the update follows
+  out.append(fixed[2]);
   return out;
 }
 
