@@ -203,9 +203,11 @@ std::string encode_reply(std::uint64_t id, const json& result,
 }
 
 std::string watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
-  // One per woken watcher: the parts that do not change are encoded once.
-  static const std::array<std::string, 3> fixed = [] {
-    std::array<std::string, 3> p;
+  // One per woken watcher: the parts that do not change are encoded once (never destroyed:
+  // a server thread may still answer a watcher while the program's statics go).
+  static const std::array<std::string, 3>& fixed = *[] {
+    auto* made = new std::array<std::string, 3>;
+    auto& p = *made;
     append_msgpack_map_header(p[0], 2);
     append_msgpack_string(p[0], field::id);
     // (the id)
@@ -215,7 +217,7 @@ std::string watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
     // (the cursor)
     append_msgpack_string(p[2], field::updates);
     p[2].push_back(static_cast<char>(0x91));  // an array of 1: the update follows
-    return p;
+    return made;
   }();
   std::string out;
   out.reserve(fixed[0].size() + fixed[1].size() + fixed[2].size() + 18);

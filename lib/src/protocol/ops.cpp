@@ -4,19 +4,25 @@
 #include <zproc/transaction.hpp>
 
 #include <algorithm>
-#include <vector>
+#include <array>
 
 namespace zproc::protocol {
 
 namespace {
 
-/// The ops by the length of their names, for a lookup that compares a few names of the right
-/// length (a request's op is read for every request).
+/// The ops grouped by the length of their names, for a lookup that compares the few names of
+/// the right length (a request's op is read for every request). Built at compile time: no
+/// heap, nothing destroyed at exit while another thread may still parse a request.
 struct by_length {
   static constexpr std::size_t longest = 16;
-  std::array<std::vector<op_traits>, longest + 1> of;
-  by_length() {
-    for (const auto& t : ops) of[t.name.size()].push_back(t);
+  std::array<op_traits, op_count> sorted{};
+  std::array<std::size_t, longest + 2> start{};  // names of length n: [start[n], start[n + 1])
+
+  constexpr by_length() {
+    for (const auto& t : ops) ++start[t.name.size() + 1];
+    for (std::size_t n = 1; n < start.size(); ++n) start[n] += start[n - 1];
+    auto next = start;
+    for (const auto& t : ops) sorted[next[t.name.size()]++] = t;
   }
 };
 static_assert([] {
@@ -24,14 +30,16 @@ static_assert([] {
     if (t.name.empty() || t.name.size() > by_length::longest) return false;
   return true;
 }(), "an op's name is empty or longer than by_length::longest");
+constexpr by_length names_by_length{};
 
 }  // namespace
 
 std::optional<op> parse_op(std::string_view name) noexcept {
-  static const by_length table;
   if (name.empty() || name.size() > by_length::longest) return std::nullopt;
-  for (const auto& t : table.of[name.size()])
-    if (t.name.front() == name.front() && t.name == name) return t.code;
+  const auto& t = names_by_length;
+  for (std::size_t i = t.start[name.size()]; i < t.start[name.size() + 1]; ++i)
+    if (t.sorted[i].name.front() == name.front() && t.sorted[i].name == name)
+      return t.sorted[i].code;
   return std::nullopt;
 }
 
