@@ -31,6 +31,7 @@ void fail_after(long n) noexcept {
 void disarm() noexcept { countdown = -1; }
 bool failed() noexcept { return happened; }
 
+#if ZPROC_FAILING_ALLOC
 namespace {
 void* allocate(std::size_t n) {
   long left = countdown.load(std::memory_order_relaxed);
@@ -47,6 +48,7 @@ void* allocate(std::size_t n) {
   throw std::bad_alloc();
 }
 }  // namespace
+#endif
 
 }  // namespace zproc::test::failing_alloc
 
