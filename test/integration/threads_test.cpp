@@ -1,6 +1,9 @@
 // The server on several threads (server_config::threads): every guarantee of one thread holds.
 // The server runs in this process (server_thread), so that a ThreadSanitizer build of this
 // suite (scripts/tsan) sees the server's threads as well as the clients'.
+#include "protocol/ops.hpp"
+#include "server/store_set.hpp"
+#include "support/raw_peer.hpp"
 #include "support/server_process.hpp"
 
 #include <zproc/zproc.hpp>
@@ -8,7 +11,9 @@
 #include <doctest/doctest.h>
 
 #include <atomic>
+#include <filesystem>
 #include <map>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -36,6 +41,25 @@ void on_connections(const std::string& address, int threads, F body) {
     });
   for (auto& t : pool) t.join();
   REQUIRE(failures == 0);
+}
+
+/// `count` namespace names that fall on every one of server_threads shards.
+std::vector<std::string> spread_namespaces(int count) {
+  std::vector<std::string> names;
+  std::set<std::size_t> shards;
+  for (int i = 0; i < count; ++i) {
+    names.push_back("ns" + std::to_string(i));
+    shards.insert(server_detail::shard_of(names.back(), server_threads));
+  }
+  REQUIRE(shards.size() == server_threads);
+  return names;
+}
+
+/// A namespace whose shard is not the home shard (0), where a request that names none runs.
+std::string away_from_home() {
+  for (int i = 0;; ++i)
+    if (auto name = "away" + std::to_string(i); server_detail::shard_of(name, server_threads) != 0)
+      return name;
 }
 }  // namespace
 
@@ -145,5 +169,184 @@ TEST_SUITE("threads") {
         CHECK(e.code() == client_errc::connection_closed);
       }
     }
+  }
+
+  TEST_CASE("16 namespaces over the 4 shards of a 4-thread server, 8 connections writing all of "
+            "them: every watcher sees every revision of its namespace once, in order; increments "
+            "are exact") {
+    server_thread srv({.threads = server_threads});
+    const auto names = spread_namespaces(16);
+    constexpr int writers = 8;
+    constexpr int rounds = 40;
+    // Per namespace: each writer increments once and sets its own key once per round.
+    constexpr std::uint64_t per_namespace = writers * rounds * 2;
+
+    std::vector<std::unique_ptr<client>> watch_clients;
+    std::vector<raw_watcher> watchers;
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (i % 4 == 0) {  // 4 connections, 4 watchers each (on namespaces of different shards)
+        watch_clients.push_back(std::make_unique<client>());
+        watch_clients.back()->connect(srv.address());
+      }
+      watchers.push_back(state(*watch_clients.back(), names[i])
+                             .when_change_raw({}, {.timeout = 30s, .start = 0}));
+    }
+    on_connections(srv.address(), writers, [&](client& c, int i) {
+      const std::string mine = "w" + std::to_string(i);
+      for (int j = 0; j < rounds; ++j)
+        for (const auto& name : names) {
+          state st(c, name);
+          st.increment("count");
+          st.set(mine, j);
+        }
+    });
+    client check;
+    check.connect(srv.address());
+    for (const auto& name : names) {
+      state st(check, name);
+      CHECK(st.get("count") == writers * rounds);
+      CHECK(st.revision() == per_namespace);
+    }
+    for (std::size_t i = 0; i < watchers.size(); ++i) {
+      INFO("namespace " << names[i]);
+      std::map<std::string, int> last;
+      std::uint64_t expected = 1;
+      for (; expected <= per_namespace; ++expected) {
+        auto u = watchers[i].next();
+        REQUIRE(u.has_value());
+        if (u->revision != expected) {
+          CHECK(u->revision == expected);
+          break;
+        }
+        const auto& change = u->changes.at(0);
+        if (change.key == "count") continue;
+        const int value = change.after->get<int>();
+        auto [it, fresh] = last.emplace(change.key, value);
+        if (!fresh) {
+          if (value != it->second + 1) {
+            CHECK(value == it->second + 1);
+            break;
+          }
+          it->second = value;
+        }
+      }
+      CHECK(expected == per_namespace + 1);
+      CHECK(last.size() == writers);
+    }
+  }
+
+  TEST_CASE("waits given up on a namespace away from the home shard leave nothing parked; a "
+            "cancel or a more that names no namespace finds its watch on any shard") {
+    server_config config{.threads = server_threads};
+    config.limits.max_parked_per_connection = 2;
+    server_thread srv(config);
+    const std::string away = away_from_home();
+    client c;
+    c.connect(srv.address());
+    state st(c, away);
+    int timed_out = 0;
+    for (int i = 0; i < 10; ++i) {  // each one's cancel must reach the shard of `away`
+      try {
+        (void)st.get_when_equal("ready", true, {.timeout = 20ms});
+      } catch (const zproc::error& e) {
+        CHECK(e.code() == client_errc::timeout);
+        timed_out += e.code() == client_errc::timeout;
+      }
+      c.ping();
+    }
+    CHECK(timed_out == 10);
+
+    // A client of protocol 2 names no namespace in its cancel; a stream's more without one.
+    test::raw_peer p(srv.address());
+    p.hello();
+    using protocol::field::id;
+    json watch = {{protocol::field::op, "watch"}, {protocol::field::ns, away}, {id, 1},
+                  {protocol::field::stream, 1}, {"r", 0}};
+    p.send(watch);
+    json more = protocol::more_request(1, 4).to_json();
+    more[id] = 2;
+    REQUIRE_FALSE(more.contains(protocol::field::ns));
+    p.send(more);
+    auto r = p.receive();
+    CHECK(r.at(id) == 2);
+    CHECK(r.at(protocol::field::result) == true);  // found on the shard of `away`
+    json cancel = protocol::cancel_request(1);
+    cancel[id] = 3;
+    p.send(cancel);
+    r = p.receive();
+    CHECK(r.at(id) == 3);
+    CHECK(r.at(protocol::field::result) == true);
+    p.send(cancel);  // (again: nothing left there)
+    CHECK(p.receive().at(protocol::field::result) == false);
+  }
+
+  TEST_CASE("max_namespaces counts the namespaces of every shard") {
+    server_config config{.threads = server_threads};
+    config.max_namespaces = 12;
+    server_thread srv(config);
+    const auto names = spread_namespaces(16);
+    std::atomic<int> created{0}, refused{0};
+    on_connections(srv.address(), 4, [&](client& c, int i) {
+      for (int j = i; j < 16; j += 4) {
+        try {
+          state(c, names[static_cast<std::size_t>(j)]).set("k", j);
+          ++created;
+        } catch (const zproc::error& e) {
+          CHECK(e.code() == server_errc::limit_reached);
+          ++refused;
+        }
+      }
+    });
+    CHECK(created == 12);
+    CHECK(refused == 4);
+  }
+
+  TEST_CASE("a data directory on a 4-shard server: snapshots while 4 connections write 16 "
+            "namespaces; it restarts exact on 4 shards, on 1, on 3") {
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("zproc-shards-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    const auto names = spread_namespaces(16);
+    server_config config{.threads = server_threads};
+    config.data_dir = dir.string();
+    config.snapshot_every = 150;  // ~10 snapshots begun while writing
+    std::map<std::string, std::pair<json, std::uint64_t>> expected;
+    {
+      server_thread srv(config);
+      on_connections(srv.address(), 4, [&](client& c, int i) {
+        for (int j = 0; j < 100; ++j)
+          for (std::size_t k = static_cast<std::size_t>(i); k < names.size(); k += 2) {
+            state st(c, names[k]);
+            st.increment("count");
+            st.set("last" + std::to_string(i), j);
+          }
+      });
+      client c;
+      c.connect(srv.address());
+      for (const auto& name : names) {
+        state st(c, name);
+        expected[name] = {st.copy(), st.revision()};
+      }
+      CHECK(std::filesystem::exists(dir / "snapshot"));
+    }
+    for (const std::size_t threads : {server_threads, std::size_t{1}, std::size_t{3}}) {
+      INFO("restarted on " << threads << " threads");
+      config.threads = threads;
+      server_thread srv(config);
+      client c;
+      c.connect(srv.address());
+      for (std::size_t k = 0; k < names.size(); ++k) {
+        state st(c, names[k]);
+        CHECK(st.copy() == expected[names[k]].first);
+        CHECK(st.revision() == expected[names[k]].second);
+        // Written by the connections i <= k of k's parity, 100 increments each.
+        if (k > 0) CHECK(st.get("count") == 100 * (k == 1 ? 1 : 2));
+      }
+      // Writes go on from there, and are kept for the next start.
+      state next(c, names[0]);
+      next.increment("count");
+      expected[names[0]] = {next.copy(), next.revision()};
+    }
+    std::filesystem::remove_all(dir);
   }
 }

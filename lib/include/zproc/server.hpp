@@ -52,9 +52,12 @@ struct server_config {
   /// the strand of the executor the server was given (the embedded mode: the server creates
   /// no thread). N > 1: the server starts N threads of its own and each connection is read,
   /// decoded, answered and written on one of them; listeners and timers stay on the given
-  /// executor. The requests themselves still take effect one at a time, in one order, so every
-  /// guarantee (atomic ops, gap-free revisions, watchers that see every update in order) is
-  /// the same. `zproc server --threads N` (default there: the number of cores). 0 means 1.
+  /// executor. The namespaces are split over N shards (by a hash of their name), each with its
+  /// own lock: requests on one namespace take effect one at a time, in one order, so every
+  /// guarantee of a namespace (atomic ops, gap-free revisions, watchers that see every update
+  /// in order) is the same, and requests on namespaces of different shards run at once. The
+  /// parked limit counts per shard. `zproc server --threads N` (default there: the number of
+  /// cores). 0 means 1.
   std::size_t threads = 1;
   /// Largest frame (request or reply) in bytes. A bigger request closes that connection with
   /// server_errc::frame_too_large; a bigger reply is replaced by server_errc::reply_too_large.

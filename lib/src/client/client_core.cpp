@@ -496,6 +496,7 @@ std::uint64_t connection::request(protocol::packed_request req, std::unique_ptr<
   if (req.code) {
     op->idempotent = policy_.enabled() && protocol::idempotent(*req.code);
     op->parks = protocol::parks(*req.code);
+    if (op->parks) op->ns = req.ns;
   }
   auto token = op->token;
   pending_op* const raw = op.get();
@@ -548,7 +549,7 @@ bool connection::cancel(std::uint64_t id) {
   if (!op) return false;
   const bool tell_server = (*op)->parks && state_ != state::closed;
   (*op)->complete(asio::error::operation_aborted, {}, "cancelled", false);
-  if (tell_server) request(protocol::cancel_request(id), reply_ignored());
+  if (tell_server) request(protocol::cancel_request(id, (*op)->ns), reply_ignored());
   return true;
 }
 
@@ -640,7 +641,7 @@ void connection::on_frame(std::string_view payload) {
     const error_code ec = protocol::decode_error(*msg.error, message);
     // A stream ends with an error; the server ends it too, except when the error was not its
     // own (a reply too large for this client, replaced on its way): told, in any case.
-    if ((*op)->stream) request(protocol::cancel_request(msg.id), reply_ignored());
+    if ((*op)->stream) request(protocol::cancel_request(msg.id, (*op)->ns), reply_ignored());
     (*op)->complete(ec, {}, std::move(message), false);
     return;
   }

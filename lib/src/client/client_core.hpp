@@ -69,8 +69,10 @@ class pending_op {
   /// reconnecting).
   std::optional<protocol::packed_request> wire;
   bool idempotent = false;
-  /// The server may hold it unanswered (protocol::parks): giving it up sends `cancel`.
+  /// The server may hold it unanswered (protocol::parks): giving it up sends `cancel`, which
+  /// names the request's namespace `ns` (packed_request::ns).
   bool parks = false;
+  std::string ns;
   /// When it was last written to a socket, and how many connections were lost soon after
   /// (reconnect_policy::may_send_again bounds how often it is sent).
   reconnect_policy::sends sends;

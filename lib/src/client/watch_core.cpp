@@ -106,7 +106,7 @@ void watch_core::grant() {
     return;
   const std::uint64_t more = stream_window - credit_;
   credit_ = stream_window;
-  client_->conn()->request(protocol::more_request(inflight_id_, more), reply_ignored());
+  client_->conn()->request(protocol::more_request(inflight_id_, more, cursor_.ns()), reply_ignored());
 }
 
 bool watch_core::before_resend(protocol::packed_request& request) {

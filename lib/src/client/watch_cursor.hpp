@@ -81,6 +81,8 @@ class watch_cursor {
   /// start stays).
   void forget_updates();
   bool has_ready() const noexcept { return !ready_.empty(); }
+  /// The namespace watched (what a `more` names).
+  const std::string& ns() const noexcept { return spec_packed_.ns; }
   /// The first ready item (has_ready() must hold).
   item pop();
 

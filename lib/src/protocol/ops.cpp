@@ -68,16 +68,18 @@ json make(op o, const std::string& ns) {
   return r;
 }
 
-json cancel_request(std::uint64_t target) {
+json cancel_request(std::uint64_t target, const std::string& ns) {
   json r = make(op::cancel);
   r[field::target] = target;
+  if (!ns.empty()) r[field::ns] = ns;
   return r;
 }
 
-packed_request more_request(std::uint64_t target, std::uint64_t credit) {
+packed_request more_request(std::uint64_t target, std::uint64_t credit, std::string_view ns) {
   packed_request r;
   r.code = op::more;
   r.add_string(field::op, name(op::more));
+  if (!ns.empty()) r.add_string(field::ns, ns);
   r.add_unsigned(field::target, target);
   r.add_unsigned(field::credit, credit);
   return r;

@@ -217,11 +217,13 @@ std::optional<op> op_of(const json& request) noexcept;
 json make(op o);
 json make(op o, const std::string& ns);
 
-/// cancel: gives up the request with id `target`.
-json cancel_request(std::uint64_t target);
-/// more: the streaming watch `target` may send `credit` more replies (packed: a watcher that
-/// keeps up sends one per few updates).
-packed_request more_request(std::uint64_t target, std::uint64_t credit);
+/// cancel: gives up the request with id `target`, made on namespace `ns` (empty: it named none,
+/// a task take or wait): a server of several shards looks for it there (without one, on all).
+json cancel_request(std::uint64_t target, const std::string& ns = {});
+/// more: the streaming watch `target` (of namespace `ns`) may send `credit` more replies
+/// (packed: a watcher that keeps up sends one per few updates).
+packed_request more_request(std::uint64_t target, std::uint64_t credit,
+                            std::string_view ns = {});
 /// read: what an atomic() body starts from (`keys` empty: the whole namespace).
 json read_request(const std::string& ns, const std::vector<std::string>& keys);
 /// lock that reads the namespace (`keys` empty: all of it) when it is granted: the grant's

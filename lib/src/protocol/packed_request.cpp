@@ -12,6 +12,7 @@ packed_request packed_request::make(detail::op code, std::string_view ns) {
   r.code = code;
   r.add_string(field::op, name(code));
   r.add_string(field::ns, ns);
+  if (parks(code)) r.ns = ns;
   return r;
 }
 
@@ -45,6 +46,9 @@ packed_request packed_request::from(const nlohmann::json& request) {
   packed_request r;
   r.code = op_of(request);
   for (const auto& [k, v] : request.get_ref<const nlohmann::json::object_t&>()) r.add(k, v);
+  if (r.code && parks(*r.code))
+    if (auto n = request.find(field::ns); n != request.end() && n->is_string())
+      r.ns = n->get<std::string>();
   return r;
 }
 

@@ -23,6 +23,9 @@ struct packed_request {
   /// A value nests deeper than a request may (value_check.hpp, max_request_depth): the server
   /// would refuse it, so it is refused before sending.
   bool too_deep = false;
+  /// Its namespace, kept for a request the server may hold unanswered (protocol::parks): the
+  /// cancel that gives it up names it, so that a server of several shards finds it at once.
+  std::string ns;
 
   /// {"o": code, "n": ns}: the start of most requests.
   static packed_request make(detail::op code, std::string_view ns);

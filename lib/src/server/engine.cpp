@@ -137,6 +137,33 @@ void engine::notify(const std::string& ns, const update_record& r,
   }
 }
 
+bool engine::cancel(std::uint64_t client_id, std::uint64_t target,
+                    std::vector<delivery>& out) {
+  bool found = watches_.cancel(client_id, target);
+  found = tasks_.cancel(client_id, target) || found;
+  std::vector<std::string> given_back;
+  for (auto& [name, l] : locks_) {  // a lock request given up
+    const auto before = l.waiting.size();
+    std::erase_if(l.waiting, [&](const lock_waiter& w) {
+      return w.client_id == client_id && w.request_id == target;
+    });
+    lock_waits_.remove(client_id, before - l.waiting.size());
+    found = found || l.waiting.size() != before;
+    // Granted already, but the grant had not reached the client when it gave up: the
+    // client will never use or unlock it.
+    if (l.granted_request == target)
+      if (const auto* st = store_.find(name); st && st->locked_by == client_id)
+        given_back.push_back(name);
+  }
+  for (const auto& name : given_back) release(name, out);  // (release() edits locks_)
+  return found || !given_back.empty();
+}
+
+bool engine::more(std::uint64_t client_id, std::uint64_t target, std::uint64_t credit,
+                  std::vector<delivery>& out) {
+  return watches_.more(store_, client_id, target, credit, congested_.count(client_id) != 0, out);
+}
+
 void engine::client_gone(std::uint64_t client_id, std::vector<delivery>& out) {
   congested_.erase(client_id);
   watches_.drop_client(client_id);
@@ -180,7 +207,8 @@ void engine::tick(std::vector<delivery>& out) {
 }
 
 recovery_report engine::attach(std::unique_ptr<journal> j) {
-  journal_ = std::move(j);
+  own_journal_ = std::move(j);
+  journal_ = own_journal_.get();
   return journal_->recover(store_);
 }
 
@@ -258,9 +286,8 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
       return;
     }
     guarded(out, ctx.client_id, request_id, [&] {
-      const bool found = watches_.more(store_, ctx.client_id, target->get<std::uint64_t>(),
-                                       credit->get<std::uint64_t>(),
-                                       congested_.count(ctx.client_id) != 0, out);
+      const bool found =
+          more(ctx.client_id, target->get<std::uint64_t>(), credit->get<std::uint64_t>(), out);
       out.push_back({ctx.client_id, protocol::make_reply(request_id, found)});
     });
     return;
@@ -292,25 +319,7 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
                                                 "cancel needs the request id to cancel ('target')")});
       return;
     }
-    const auto target_id = target->get<std::uint64_t>();
-    bool found = watches_.cancel(ctx.client_id, target_id);
-    found = tasks_.cancel(ctx.client_id, target_id) || found;
-    std::vector<std::string> given_back;
-    for (auto& [name, l] : locks_) {  // a lock request given up
-      const auto before = l.waiting.size();
-      std::erase_if(l.waiting, [&](const lock_waiter& w) {
-        return w.client_id == ctx.client_id && w.request_id == target_id;
-      });
-      lock_waits_.remove(ctx.client_id, before - l.waiting.size());
-      found = found || l.waiting.size() != before;
-      // Granted already, but the grant had not reached the client when it gave up: the
-      // client will never use or unlock it.
-      if (l.granted_request == target_id)
-        if (const auto* st = store_.find(name); st && st->locked_by == ctx.client_id)
-          given_back.push_back(name);
-    }
-    for (const auto& name : given_back) release(name, out);  // (release() edits locks_)
-    found = found || !given_back.empty();
+    const bool found = cancel(ctx.client_id, target->get<std::uint64_t>(), out);
     out.push_back({ctx.client_id, protocol::make_reply(request_id, found)});
     return;
   }
@@ -367,9 +376,10 @@ void engine::answer_store(outcome&& o, std::uint64_t request_id, const request_c
     }
   }
   if (o.committed && journal_ && journal_->snapshot_due()) {
-    // Begun here, written by the server between requests (snapshot_step): nobody waits for it.
+    // Begun here (one shard) or by the server (several), written by the server between
+    // requests (snapshot_step): nobody waits for it.
     try {
-      journal_->begin_snapshot(store_);
+      if (own_journal_) journal_->begin_snapshot(store_);
       if (on_snapshot_begun_) on_snapshot_begun_();
     } catch (const std::exception&) {
       // No memory to begin it: the write stands, and the next write begins the snapshot.

@@ -27,9 +27,11 @@ class engine {
  public:
   /// `max_process_records`: finished process records kept (server_config::max_process_records).
   /// `max_namespaces`: server_config::max_namespaces.
+  /// `shared`: what this engine's store counts together with the other shards' (nullptr: one
+  /// engine, its own).
   engine(std::int64_t server_pid, retention limits, std::size_t max_process_records = 10'000,
-         std::size_t max_namespaces = 10'000)
-      : store_(server_pid, limits, max_namespaces), processes_(max_process_records) {}
+         std::size_t max_namespaces = 10'000, shared_budget* shared = nullptr)
+      : store_(server_pid, limits, max_namespaces, shared), processes_(max_process_records) {}
 
   /// The limits of server_config (the connection count is the server's).
   void set_limits(const server_config::limits_config& l) {
@@ -38,15 +40,22 @@ class engine {
     processes_.set_max_running_per_client(l.max_running_records_per_connection);
   }
 
-  /// Makes every write durable in `j` (recovering the state from it first).
+  /// One engine (one shard): makes every write durable in `j`, recovering the state from it
+  /// first. A snapshot is begun here, by the write that makes one due.
   recovery_report attach(std::unique_ptr<journal> j);
+  /// One shard of several: every write of this shard goes to `j`, which the shards share (the
+  /// server recovered them all from it). A snapshot reads every shard, so this engine does not
+  /// begin one: the write that makes one due calls on_snapshot_begun's function, and the
+  /// server begins it holding every shard's lock.
+  void share_journal(journal& j) noexcept { journal_ = &j; }
   /// fsync the log if the policy asks for it now (timer of the interval policy).
   void sync() {
     if (journal_) journal_->sync();
   }
 
-  /// `f` is called (from handle()) when a snapshot begins; the server then drives it with
-  /// snapshot_step() on its strand, one bounded piece at a time between requests.
+  /// `f` is called (from handle()) when a snapshot begins (attach()) or is due
+  /// (share_journal()); the server then drives it with snapshot_step() on its strand, one
+  /// bounded piece at a time between requests.
   void on_snapshot_begun(std::function<void()> f) { on_snapshot_begun_ = std::move(f); }
   /// Writes the next piece of the snapshot in progress (see journal::snapshot_step).
   journal::snapshot_progress snapshot_step() {
@@ -75,6 +84,15 @@ class engine {
   /// The same for a task request read without a json tree (protocol::decode_task_request).
   void handle(const protocol::task_request& request, const request_context& ctx,
               std::vector<delivery>& out);
+
+  /// `cancel`'s effect: ends the client's request `target` if this engine holds it unanswered
+  /// (a watch, a task take or wait, a lock wait, or a lock granted that the client gave up
+  /// before the grant reached it). Returns whether it did.
+  bool cancel(std::uint64_t client_id, std::uint64_t target, std::vector<delivery>& out);
+  /// `more`'s effect: grants the client's streaming watch `target` `credit` more replies if
+  /// this engine holds it (and sends what it can now). Returns whether it did.
+  bool more(std::uint64_t client_id, std::uint64_t target, std::uint64_t credit,
+            std::vector<delivery>& out);
 
   /// The client's connection closed: its pending watches go, its atomic locks are released,
   /// the processes it registered and that still run are "lost", the tasks its worker held are
@@ -113,7 +131,8 @@ class engine {
   watch_registry watches_;
   process_registry processes_;
   task_queue tasks_;
-  std::unique_ptr<journal> journal_;
+  std::unique_ptr<journal> own_journal_;  // attach()'s
+  journal* journal_ = nullptr;            // attach()'s or share_journal()'s
   std::function<void()> on_snapshot_begun_;
 
   struct lock_waiter {

@@ -1,23 +1,68 @@
 #include "server/hub.hpp"
 
+#include "protocol/ops.hpp"
 #include "server/session.hpp"
 
 #include <boost/asio/post.hpp>
 
 namespace zproc::server_detail {
 
-void hub::deliver_locked(delivery&& d) {
-  auto it = sessions.find(d.client_id);
-  if (it == sessions.end()) return;
-  auto s = it->second.lock();
-  if (!s) return;
-  try {
-    s->deliver_locked(std::move(d));
-  } catch (const std::exception&) {
-    // No memory for that client's reply: its connection closes (it sees that, not a hang).
+std::size_t hub::route(const json& request, std::optional<protocol::op> code) const {
+  if (size() == 1 || !code || process_registry::handles(*code) || task_queue::handles(*code))
+    return home;
+  auto ns = request.find(protocol::field::ns);
+  if (ns != request.end() && ns->is_string())
+    return shard_index(ns->get_ref<const std::string&>());
+  if (*code == protocol::op::cancel || *code == protocol::op::more) {
+    auto target = request.find(protocol::field::target);
+    if (target == request.end() || !target->is_number_unsigned()) return home;  // refused there
+    if (*code == protocol::op::more) {
+      auto credit = request.find(protocol::field::credit);
+      if (credit == request.end() || !credit->is_number_unsigned() || credit->get<std::uint64_t>() == 0)
+        return home;
+    }
+    return every;
+  }
+  return home;
+}
+
+store_set hub::stores() const {
+  std::vector<store*> all;
+  all.reserve(shards.size());
+  for (const auto& s : shards) all.push_back(&s->logic.data());
+  return store_set(std::move(all));
+}
+
+void hub::begin_wanted_snapshot() {
+  if (!log || !snapshot_wanted.exchange(false)) return;
+  {
+    all_locked held(*this);
+    // (Begun by another session meanwhile; the server stopped and finished the last one.)
+    if (stopped.load(std::memory_order_relaxed) || !log->snapshot_due()) return;
+    log->begin_snapshot(stores());     // (never throws: a failure is a note)
+  }
+  if (log->snapshot_running() && on_snapshot_begun) on_snapshot_begun();
+}
+
+void hub::deliver_locked(std::vector<delivery>& ds, engine& from, std::uint64_t except) {
+  bool any = false;
+  for (const auto& d : ds) any = any || d.client_id != except;
+  if (!any) return;
+  std::shared_lock lock(sessions_mutex);
+  for (auto& d : ds) {
+    if (d.client_id == except) continue;
+    auto it = sessions.find(d.client_id);
+    if (it == sessions.end()) continue;
+    auto s = it->second.lock();
+    if (!s) continue;
     try {
-      boost::asio::post(s->get_executor(), [s] { s->close(); });
-    } catch (...) {
+      s->deliver_locked(std::move(d), from);
+    } catch (const std::exception&) {
+      // No memory for that client's reply: its connection closes (it sees that, not a hang).
+      try {
+        boost::asio::post(s->get_executor(), [s] { s->close(); });
+      } catch (...) {
+      }
     }
   }
 }

@@ -1,14 +1,25 @@
-// What the connections of a server share, whatever thread serves them: the engine, and which
-// session is which client's. One mutex guards both, and every session's inbox: each request's
-// effects happen under it, one request at a time, and the replies it sends to other
-// connections (woken watchers, granted locks, taken tasks) reach their inboxes in that order.
+// What the connections of a server share, whatever thread serves them: the shards, and which
+// session is which client's.
+//
+// A shard is an engine (the namespaces that belong to it, their watchers and atomic locks) and
+// the mutex it runs under: a request takes effect under its shard's lock, one at a time per
+// shard, and requests on namespaces of different shards run at once on different threads. The
+// home shard (0) also holds the process records and the swarm's task queues. The replies a
+// request sends to other connections (woken watchers, granted locks, taken tasks) reach their
+// inboxes under that shard's lock, in the order the shard produced them.
 #pragma once
 
 #include "server/engine.hpp"
+#include "server/store_set.hpp"
 
+#include <atomic>
+#include <functional>
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <shared_mutex>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -16,22 +27,72 @@ namespace zproc::server_detail {
 
 class session;
 
-struct hub {
-  explicit hub(engine& e) : logic(e) {}
-
+struct shard {
+  template <class... Args>
+  explicit shard(Args&&... args) : logic(std::forward<Args>(args)...) {}
   std::mutex mutex;
-  engine& logic;  // under `mutex`
-  std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions;  // under `mutex`
-  /// Under `mutex`: the server stopped; a request read but not yet handled takes no effect
-  /// (its connection closes).
-  bool stopped = false;
+  engine logic;  // under `mutex`
+};
 
-  /// Under `mutex`: hands `d` to its client's session, which sends it from its own thread;
-  /// dropped if that connection is closed.
-  void deliver_locked(delivery&& d);
-  void deliver_locked(std::vector<delivery>& ds) {
-    for (auto& d : ds) deliver_locked(std::move(d));
-  }
+struct hub {
+  /// The process records and the swarm's task queues are the home shard's.
+  static constexpr std::size_t home = 0;
+
+  /// At least one; fixed once the server is built.
+  std::vector<std::unique_ptr<shard>> shards;
+  /// The data directory's journal (nullptr: none): shared by the shards (it locks itself).
+  journal* log = nullptr;
+
+  std::shared_mutex sessions_mutex;
+  std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions;  // under sessions_mutex
+  /// The server stopped: a request read but not yet handled takes no effect (its connection
+  /// closes). Set under every shard's lock; read under one.
+  std::atomic<bool> stopped{false};
+
+  std::size_t size() const noexcept { return shards.size(); }
+  /// The shard namespace `ns` belongs to.
+  std::size_t shard_index(std::string_view ns) const noexcept { return shard_of(ns, size()); }
+  /// A request read as json runs on its namespace's shard; on the home shard if it is a process
+  /// record's or a task queue's, or names no namespace (the engine refuses it if it needs
+  /// one); on `every` shard if it is a cancel or a more with a valid target and no namespace
+  /// (a client of protocol 2; a task wait given up).
+  static constexpr std::size_t every = static_cast<std::size_t>(-1);
+  std::size_t route(const json& request, std::optional<protocol::op> code) const;
+
+  /// Every shard's store, for what reads or restores all namespaces (the journal). Read them
+  /// holding all_locked.
+  store_set stores() const;
+  /// Every shard's lock, taken in order (the one place that holds more than one), while it
+  /// lives.
+  class all_locked {
+   public:
+    explicit all_locked(hub& h) noexcept : h_(h) {
+      for (auto& s : h_.shards) s->mutex.lock();
+    }
+    ~all_locked() {
+      for (auto& s : h_.shards) s->mutex.unlock();
+    }
+    all_locked(const all_locked&) = delete;
+    all_locked& operator=(const all_locked&) = delete;
+
+   private:
+    hub& h_;
+  };
+
+  /// Several shards: a write made a snapshot due (its shard cannot begin one: a snapshot
+  /// freezes every shard's revisions at once). Its session begins it (begin_wanted_snapshot())
+  /// once it let go of that shard's lock, before the write's reply is sent.
+  std::atomic<bool> snapshot_wanted{false};
+  /// Called once a snapshot began (the server writes it from its strand).
+  std::function<void()> on_snapshot_begun;
+  /// Outside every shard's lock: begins the snapshot that snapshot_wanted asks for (if it is
+  /// still due) holding every shard's lock, then calls on_snapshot_begun.
+  void begin_wanted_snapshot();
+
+  /// Under the lock of `from` (the shard that produced them): hands each of `ds` that is not
+  /// `except`'s to its client's session, which sends it from its own thread; dropped if that
+  /// connection is closed.
+  void deliver_locked(std::vector<delivery>& ds, engine& from, std::uint64_t except = 0);
 };
 
 }  // namespace zproc::server_detail

@@ -399,7 +399,7 @@ struct journal::replay_cursor {
   std::string last_good;  // the last good record: "41 (namespace 't')"
 };
 
-recovery_report journal::recover(store& s) {
+recovery_report journal::recover(const store_set& s) {
   recovery_report report;
   // A snapshot.tmp is one that did not finish (the server stopped or crashed while writing it).
   std::error_code ignored;
@@ -578,7 +578,7 @@ void parse_stream(file_reader& in, std::uint64_t file_size, const char* head, lo
 
 }  // namespace
 
-void journal::load_snapshot(store& s, recovery_report& report) {
+void journal::load_snapshot(const store_set& s, recovery_report& report) {
   const std::string path = dir_ + "/snapshot";
   if (!std::filesystem::exists(path)) return;
 
@@ -640,17 +640,18 @@ void journal::load_snapshot(store& s, recovery_report& report) {
     ns.data = std::move(l.data);
     ns.revision = l.revision;
     ns.modified = std::move(l.modified);
-    s.reset_history(ns, l.records.empty() ? ns.revision + 1 : l.records.front()->revision);
+    store& holder = s.of(l.name);
+    holder.reset_history(ns, l.records.empty() ? ns.revision + 1 : l.records.front()->revision);
     for (auto& r : l.records) {
       r->bytes = record_bytes(*r);  // its changes came in pieces after its head
-      s.append_history(ns, std::move(r));
+      holder.append_history(ns, std::move(r));
     }
     ++report.namespaces;
   }
   snapshot_loaded_ = true;
 }
 
-void journal::replay_log(store& s, recovery_report& report, const std::string& name,
+void journal::replay_log(const store_set& s, recovery_report& report, const std::string& name,
                          replay_cursor& cursor) {
   const std::string path = dir_ + "/" + name;
   // DIR/log stays open for appends; DIR/log.old only for cutting off a torn tail.
@@ -704,7 +705,7 @@ void journal::replay_log(store& s, recovery_report& report, const std::string& n
     if (rev > current) {
       namespace_state& ns = s.restore(r.ns);
       apply(ns, *r.rec);
-      s.append_history(ns, std::move(r.rec));
+      s.of(r.ns).append_history(ns, std::move(r.rec));
       ++report.replayed;
     }
     last_good = std::to_string(rev) + " (namespace " + in_quotes(r.ns) + ")";
@@ -755,6 +756,7 @@ void journal::append(const std::string& ns, const update_record& r) {
   put_u32(bytes, static_cast<std::uint32_t>(payload.size()));
   put_u32(bytes, crc32(payload.data(), payload.size()));
   bytes += payload;
+  std::lock_guard lock(mutex_);  // (the shards of a server append from their threads)
   write_fully(log_fd_, bytes, dir_ + "/log");  // one write(): in the page cache now, so a killed server loses nothing
   ++appended_;
   dirty_ = true;
@@ -763,18 +765,39 @@ void journal::append(const std::string& ns, const update_record& r) {
     dirty_ = false;
   } else if (policy_ == server_config::fsync_policy::interval &&
              std::chrono::steady_clock::now() - last_sync_ >= interval_) {
-    sync();
+    sync_locked();
   }
 }
 
 void journal::sync() {
+  std::lock_guard lock(mutex_);
+  sync_locked();
+}
+
+bool journal::snapshot_due() const {
+  std::lock_guard lock(mutex_);
+  return !snap_ && appended_ >= snapshot_every_;
+}
+
+bool journal::snapshot_running() const {
+  std::lock_guard lock(mutex_);
+  return snap_ != nullptr;
+}
+
+std::vector<std::string> journal::take_notes() {
+  std::lock_guard lock(mutex_);
+  return std::exchange(notes_, {});
+}
+
+void journal::sync_locked() {
   if (!dirty_ || log_fd_ < 0) return;
   ::fdatasync(log_fd_);
   dirty_ = false;
   last_sync_ = std::chrono::steady_clock::now();
 }
 
-void journal::begin_snapshot(const store& s) {
+void journal::begin_snapshot(const store_set& s) {
+  std::lock_guard lock(mutex_);
   if (snap_) return;
   auto job = std::make_unique<snapshot_job>();
   s.for_each([&](const std::string& name, const namespace_state& ns) {
@@ -833,7 +856,12 @@ void journal::begin_snapshot(const store& s) {
   snap_ = std::move(job);
 }
 
-journal::snapshot_progress journal::snapshot_step(const store& s) {
+journal::snapshot_progress journal::snapshot_step(const store_set& s) {
+  std::lock_guard lock(mutex_);
+  return step_locked(s);
+}
+
+journal::snapshot_progress journal::step_locked(const store_set& s) {
   if (!snap_) return snapshot_progress::idle;
   snapshot_job& j = *snap_;
   using phase = snapshot_job::phase;
@@ -996,9 +1024,10 @@ journal::snapshot_progress journal::snapshot_step(const store& s) {
   return snapshot_progress::syncing;
 }
 
-void journal::finish_snapshot(const store& s) {
+void journal::finish_snapshot(const store_set& s) {
+  std::lock_guard lock(mutex_);
   while (snap_) {
-    if (snapshot_step(s) == snapshot_progress::syncing && snap_->durable.joinable())
+    if (step_locked(s) == snapshot_progress::syncing && snap_->durable.joinable())
       snap_->durable.join();
   }
 }

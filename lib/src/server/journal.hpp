@@ -33,12 +33,13 @@
 // the offset and the last good revision, and leaves every file as it was; with `repair`, the good
 // prefix is kept and the rest moved aside to DIR/log.corrupt-<time> (a damaged snapshot, and the
 // logs that continue it, to *.corrupt-<time>).
-// Plain POSIX file I/O, synchronous, on the server's strand; except a snapshot's fsync and rename,
+// Plain POSIX file I/O, synchronous, under the journal's mutex (appends from the shards'
+// threads, syncs and snapshot steps from the server's strand); except a snapshot's fsync and rename,
 // which run on a short-lived thread that touches only its own files (the server polls for it).
 #pragma once
 
 #include "server/history.hpp"
-#include "server/store.hpp"
+#include "server/store_set.hpp"
 
 #include <zproc/server.hpp>
 
@@ -46,6 +47,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <utility>
@@ -79,21 +81,21 @@ class journal {
   /// Restores `s` from the directory (call once, before serving). Throws zproc::error
   /// (std::errc::illegal_byte_sequence) if a file is damaged other than by a torn last write,
   /// unless constructed with `repair`; nothing on disk is changed then.
-  recovery_report recover(store& s);
+  recovery_report recover(const store_set& s);
 
   /// Appends one committed update; returns once it is written (and fsynced, by policy).
   void append(const std::string& ns, const update_record& r);
 
   /// A snapshot is due (after `snapshot_every` appends) and none is in progress.
-  bool snapshot_due() const noexcept { return !snap_ && appended_ >= snapshot_every_; }
+  bool snapshot_due() const;
   /// Whether a snapshot is in progress (begun, not yet durable).
-  bool snapshot_running() const noexcept { return snap_ != nullptr; }
+  bool snapshot_running() const;
 
   /// Begins a snapshot of `s`: freezes each namespace's revision and history (pointers to the
   /// immutable records), starts a new log (the old one becomes DIR/log.old) and writes the
   /// snapshot's header. The data follows in snapshot_step(). Never throws: a failure is a note
   /// (take_notes()) and no snapshot.
-  void begin_snapshot(const store& s);
+  void begin_snapshot(const store_set& s);
 
   enum class snapshot_progress {
     idle,     ///< no snapshot in progress (the last one finished, failed, or none began)
@@ -104,16 +106,16 @@ class journal {
   /// or, once all is written, starts its fsync + rename on a thread; polls that thread. `s` is
   /// the store given to begin_snapshot(), possibly changed since. Never throws: a failure
   /// abandons the snapshot (DIR/log.old stays, the next snapshot covers it) with a note.
-  snapshot_progress snapshot_step(const store& s);
+  snapshot_progress snapshot_step(const store_set& s);
   /// Runs the snapshot in progress to its end now (stop(); recovery), waiting for its fsync.
-  void finish_snapshot(const store& s);
+  void finish_snapshot(const store_set& s);
   /// Writes a whole snapshot of `s` now (begin + every step + wait).
-  void snapshot(const store& s) {
+  void snapshot(const store_set& s) {
     begin_snapshot(s);
     finish_snapshot(s);
   }
   /// What went wrong with snapshots since the last call (one line each), for the operator.
-  std::vector<std::string> take_notes() { return std::exchange(notes_, {}); }
+  std::vector<std::string> take_notes();
 
   /// fsync now if anything was written since the last one (the interval policy's timer).
   void sync();
@@ -121,9 +123,11 @@ class journal {
  private:
   struct snapshot_job;
   struct replay_cursor;
-  void load_snapshot(store& s, recovery_report& report);
-  void replay_log(store& s, recovery_report& report, const std::string& name, replay_cursor& at);
+  void load_snapshot(const store_set& s, recovery_report& report);
+  void replay_log(const store_set& s, recovery_report& report, const std::string& name, replay_cursor& at);
   void abandon_snapshot(const std::string& why);
+  void sync_locked();
+  snapshot_progress step_locked(const store_set& s);
   /// A fresh DIR/<base>.corrupt-<UTC time> path (nothing there yet).
   std::string corrupt_path(const std::string& base) const;
 
@@ -139,6 +143,9 @@ class journal {
   std::chrono::steady_clock::time_point last_sync_;
   std::unique_ptr<snapshot_job> snap_;  // the snapshot in progress
   std::vector<std::string> notes_;
+  /// Guards everything above once serving began: the shards of a server append from their
+  /// threads, the server's strand syncs and writes snapshots (recover() runs before either).
+  mutable std::mutex mutex_;
 };
 
 }  // namespace zproc::server_detail

@@ -36,6 +36,7 @@
 #include <future>
 #include <mutex>
 #include <random>
+#include <shared_mutex>
 #include <thread>
 #include <unordered_map>
 
@@ -124,10 +125,16 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       : strand_(asio::make_strand(ex)),
         sync_timer_(strand_),
         lease_timer_(strand_),
-        config_(std::move(config)),
-        engine_(::getpid(), config_.history, config_.max_process_records,
-                config_.max_namespaces) {
-    engine_.set_limits(config_.limits);
+        config_(std::move(config)) {
+    // One shard per thread of config.threads (docs/architecture.md, "Threads and executors").
+    const std::size_t shards = std::max<std::size_t>(config_.threads, 1);
+    budget_.shards = shards;
+    for (std::size_t i = 0; i < shards; ++i) {
+      hub_.shards.push_back(std::make_unique<shard>(
+          ::getpid(), config_.history, config_.max_process_records, config_.max_namespaces,
+          shards > 1 ? &budget_ : nullptr));
+      hub_.shards.back()->logic.set_limits(config_.limits);
+    }
     if (!config_.data_dir.empty()) {
       // The history outlives the process, and its records carry client ids: a client id of a
       // restarted server must not repeat one of before (a resumed watcher hides the writes of
@@ -145,17 +152,34 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     if (started_) throw zproc::error(make_error_code(std::errc::operation_in_progress),
                                      "server::start() was called twice");
     if (!config_.data_dir.empty() && !recovered_) {
-      const recovery_report report = engine_.attach(
-          std::make_unique<journal>(config_.data_dir, config_.fsync, config_.fsync_interval,
-                                    config_.snapshot_every, config_.repair));
+      auto log = std::make_unique<journal>(config_.data_dir, config_.fsync,
+                                           config_.fsync_interval, config_.snapshot_every,
+                                           config_.repair);
+      recovery_report report;
+      if (hub_.size() == 1) {
+        hub_.log = log.get();
+        report = hub_.shards[0]->logic.attach(std::move(log));  // begins snapshots itself
+      } else {
+        report = log->recover(hub_.stores());  // each namespace into its shard's store
+        journal_ = std::move(log);
+        hub_.log = journal_.get();
+        for (auto& sh : hub_.shards) sh->logic.share_journal(*journal_);
+      }
       recovered_ = true;
       server_id_ = durable_server_id(config_.data_dir, server_id_, report.repaired);
       // A torn last write dropped, a repair: the operator hears of it (stderr, like the rest
       // of the library's reports).
       print_notes(report.notes);
-      engine_.on_snapshot_begun([weak = weak_from_this()] {
-        if (auto self = weak.lock()) asio::co_spawn(self->strand_, snapshot_loop(self), asio::detached);
-      });
+      // Called under a shard's lock by the write that began a snapshot (one shard) or outside
+      // (several: hub::begin_wanted_snapshot): the rest runs on the strand.
+      hub_.on_snapshot_begun = [weak = weak_from_this()] {
+        if (auto self = weak.lock())
+          asio::co_spawn(self->strand_, snapshot_loop(self), asio::detached);
+      };
+      for (auto& sh : hub_.shards)
+        sh->logic.on_snapshot_begun(hub_.size() == 1 ? hub_.on_snapshot_begun : [this] {
+          hub_.snapshot_wanted.store(true, std::memory_order_relaxed);
+        });
     }
     std::vector<address> addresses;
     for (const auto& text : config_.listen) addresses.push_back(address::parse(text));
@@ -185,7 +209,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     if (!io_) return;
     io_->close();  // no new connection goes there
     {
-      std::lock_guard lock(hub_.mutex);
+      std::unique_lock lock(hub_.sessions_mutex);
       close_sessions_locked();
       // Closing or not, nothing is handed to them any more: their io_contexts end below.
       hub_.sessions.clear();
@@ -301,8 +325,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     while (!self->stopped_) {
       timer.expires_after(self->config_.fsync_interval);
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      std::lock_guard lock(self->hub_.mutex);
-      self->engine_.sync();
+      self->hub_.log->sync();  // (the journal has a lock of its own)
     }
   }
 
@@ -313,17 +336,19 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   /// every 2 ms.
   static asio::awaitable<void> snapshot_loop(std::shared_ptr<server_impl> self) {
     asio::steady_timer poll(self->strand_);
-    // co_spawn starts it inline (dispatch) from the write that began the snapshot, under the
-    // hub's lock: this post lets that write's reply go out first, and the lock be released
+    // co_spawn starts it inline (dispatch) from the write that began the snapshot, under its
+    // shard's lock: this post lets that write's reply go out first, and the lock be released
     // before the first step takes it (it is not recursive).
     co_await asio::post(self->strand_, asio::use_awaitable);
+    journal& log = *self->hub_.log;
     while (!self->stopped_) {  // stop_now() finishes it
       auto progress = journal::snapshot_progress::syncing;  // on failure: pause, retry
       std::vector<std::string> notes;
       try {
-        std::lock_guard lock(self->hub_.mutex);
-        progress = self->engine_.snapshot_step();
-        notes = self->engine_.take_journal_notes();
+        // A piece reads namespaces of any shard.
+        hub::all_locked held(self->hub_);
+        progress = log.snapshot_step(self->hub_.stores());
+        notes = log.take_notes();
       } catch (const std::exception&) {
         // Out of memory for this step: it is tried again after the pause below.
       }
@@ -354,14 +379,16 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       timer.expires_after(std::chrono::milliseconds(100));
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       if (self->stopped_) break;
-      grants.clear();
-      std::lock_guard lock(self->hub_.mutex);
-      try {
-        self->engine_.tick(grants);
-      } catch (const std::exception&) {
-        // Out of memory: what it did not finish, the next tick does.
+      for (auto& sh : self->hub_.shards) {
+        grants.clear();
+        std::lock_guard lock(sh->mutex);
+        try {
+          sh->logic.tick(grants);
+        } catch (const std::exception&) {
+          // Out of memory: what it did not finish, the next tick does.
+        }
+        self->hub_.deliver_locked(grants, sh->logic);
       }
-      self->hub_.deliver_locked(grants);
     }
   }
 
@@ -420,7 +447,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     session::environment env{hub_, config_, ::getpid(), server_id_, shared_from_this()};
     auto s = std::make_shared<session>(std::move(socket), std::move(env), id, std::move(tls));
     {
-      std::lock_guard lock(hub_.mutex);
+      std::unique_lock lock(hub_.sessions_mutex);
       const std::size_t open = hub_.sessions.size();
       if (const auto max = config_.limits.max_connections; max > 0 && open >= max)
         s->refuse_hello(server_errc::limit_reached,
@@ -432,7 +459,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     s->start();
   }
 
-  /// Under the hub's lock: every connection closes, on its own executor.
+  /// Under the hub's sessions_mutex: every connection closes, on its own executor.
   void close_sessions_locked() {
     for (auto& [id, weak] : hub_.sessions)
       if (auto s = weak.lock()) asio::post(s->get_executor(), [s] { s->close(); });
@@ -450,14 +477,19 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     if (io_) io_->close();
     std::vector<std::string> notes;
     {
-      std::lock_guard lock(hub_.mutex);
+      hub::all_locked held(hub_);
       hub_.stopped = true;  // a request read but not yet handled is not any more
-      close_sessions_locked();
+      {
+        std::shared_lock lock(hub_.sessions_mutex);
+        close_sessions_locked();
+      }
       for (const auto& path : unlink_on_stop_) ::unlink(path.c_str());
-      // A snapshot in progress is finished (nobody is served any more, nobody waits).
-      engine_.finish_snapshot();
-      notes = engine_.take_journal_notes();
-      engine_.sync();
+      if (hub_.log) {
+        // A snapshot in progress is finished (nobody is served any more, nobody waits).
+        hub_.log->finish_snapshot(hub_.stores());
+        notes = hub_.log->take_notes();
+        hub_.log->sync();
+      }
     }
     print_notes(notes);
   }
@@ -466,8 +498,9 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   asio::steady_timer sync_timer_;   // the interval fsync policy's
   asio::steady_timer lease_timer_;  // takes back the locks of hung holders
   server_config config_;
-  engine engine_;
-  hub hub_{engine_};  // the engine and the sessions, under one lock
+  shared_budget budget_;  // what the shards' stores count together
+  hub hub_;              // the shards, and the sessions
+  std::unique_ptr<journal> journal_;  // several shards: the one they share (one: the engine's)
   std::unique_ptr<io_threads> io_;  // config_.threads > 1: the threads connections run on
   bool started_ = false;
   bool recovered_ = false;

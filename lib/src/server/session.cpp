@@ -97,17 +97,25 @@ void session::close() {
   drain_timer_.cancel();
   if (greeted_) note(log_level::debug, ctx_.client_id, "disconnected");
   hub& shared = env_.shared;
-  std::lock_guard lock(shared.mutex);
-  inbox_.clear();
-  shared.sessions.erase(ctx_.client_id);
-  std::vector<delivery> released;  // lock grants to other clients
-  try {
-    shared.logic.client_gone(ctx_.client_id, released);
-  } catch (...) {
-    shared.logic.client_gone_later(ctx_.client_id);  // out of memory: the next tick finishes it
+  {
+    std::unique_lock lock(shared.sessions_mutex);
+    shared.sessions.erase(ctx_.client_id);  // nothing is delivered to it any more
   }
-  for (auto& d : released)
-    if (d.client_id != ctx_.client_id) shared.deliver_locked(std::move(d));
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_.clear();
+  }
+  std::vector<delivery> released;  // lock grants to other clients, queued tasks
+  for (auto& sh : shared.shards) {
+    std::lock_guard lock(sh->mutex);
+    released.clear();
+    try {
+      sh->logic.client_gone(ctx_.client_id, released);
+    } catch (...) {
+      sh->logic.client_gone_later(ctx_.client_id);  // out of memory: the next tick finishes it
+    }
+    shared.deliver_locked(released, sh->logic, ctx_.client_id);
+  }
 }
 
 asio::awaitable<void> session::run(std::shared_ptr<session> self) {
@@ -229,7 +237,15 @@ bool session::handle_frame(std::string_view payload) {
     note(log_level::warning, ctx_.client_id, "sent a request without an id");
     return true;
   }
-  const std::size_t own = with_engine([&](engine& logic, std::vector<delivery>& out) {
+  const auto code = protocol::op_of(msg);
+  const std::size_t where = env_.shared.route(msg, code);
+  if (where == hub::every) {
+    handle_everywhere(msg, *code, request_id);
+    queue_mine();
+    check_pressure();
+    return true;
+  }
+  const std::size_t own = with_engine(where, [&](engine& logic, std::vector<delivery>& out) {
     logic.handle(msg, request_id, ctx_, out);
   });
   if (detail::log_enabled(log_level::debug)) log_refusals(msg, own);
@@ -248,15 +264,18 @@ bool session::handle_flat(std::string_view payload) {
   if (*code == protocol::op::watch) {
     protocol::watch_request watch;
     if (!protocol::decode_watch_request(payload, watch)) return false;
-    with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(watch, ctx_, out); });
+    with_engine(env_.shared.shard_index(watch.ns),
+                [&](engine& logic, std::vector<delivery>& out) { logic.handle(watch, ctx_, out); });
   } else if (protocol::flat_store_op(*code)) {
     protocol::store_request store;
     if (!protocol::decode_store_request(payload, store)) return false;
-    with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(store, ctx_, out); });
+    with_engine(env_.shared.shard_index(store.ns),
+                [&](engine& logic, std::vector<delivery>& out) { logic.handle(store, ctx_, out); });
   } else if (protocol::flat_task_op(*code)) {
     protocol::task_request task;
     if (!protocol::decode_task_request(payload, task)) return false;
-    with_engine([&](engine& logic, std::vector<delivery>& out) { logic.handle(task, ctx_, out); });
+    with_engine(hub::home,
+                [&](engine& logic, std::vector<delivery>& out) { logic.handle(task, ctx_, out); });
   } else {
     return false;
   }
@@ -266,32 +285,67 @@ bool session::handle_flat(std::string_view payload) {
 }
 
 template <class F>
-std::size_t session::with_engine(F&& f) {
+std::size_t session::with_engine(std::size_t shard_index, F&& f) {
   hub& shared = env_.shared;
-  std::lock_guard lock(shared.mutex);
-  if (shared.stopped) throw server_stopped{};
-  for (auto& d : inbox_) mine_.push_back(std::move(d));
-  inbox_.clear();
-  inbox_bytes_ = 0;
-  if (inbox_congested_) {
-    // deliver_locked() held this client's watchers back: they catch up once the output drains.
-    inbox_congested_ = false;
-    congested_ = true;
-  }
-  inbox_posted_ = false;
+  const std::size_t own = with_engine_locked(*shared.shards[shard_index], std::forward<F>(f));
+  // A write of several shards' server made a snapshot due: begun before its reply goes.
+  if (shared.snapshot_wanted.load(std::memory_order_relaxed)) shared.begin_wanted_snapshot();
+  return own;
+}
+
+template <class F>
+std::size_t session::with_engine_locked(shard& sh, F&& f) {
+  hub& shared = env_.shared;
+  std::lock_guard lock(sh.mutex);
+  if (shared.stopped.load(std::memory_order_relaxed)) throw server_stopped{};
+  take_inbox();  // what this shard (and others) sent this client before this request first
   const std::size_t own = mine_.size();
   deliveries_.clear();
-  f(shared.logic, deliveries_);
+  f(sh.logic, deliveries_);
   // A stream that stopped catching up at its burst goes on as the connection drains.
-  if (!congested_ && shared.logic.held_back(ctx_.client_id)) congested_ = true;
+  if (!congested_ && sh.logic.held_back(ctx_.client_id)) congested_ = true;
   // Other clients first: if this client's own reply cannot be queued (no memory), this
   // connection closes, and theirs are delivered all the same.
-  for (auto& d : deliveries_)
-    if (d.client_id != ctx_.client_id) shared.deliver_locked(std::move(d));
+  shared.deliver_locked(deliveries_, sh.logic, ctx_.client_id);
   for (auto& d : deliveries_)
     if (d.client_id == ctx_.client_id) mine_.push_back(std::move(d));
   deliveries_.clear();
   return own;
+}
+
+void session::take_inbox() {
+  std::lock_guard inbox(inbox_mutex_);
+  for (auto& d : inbox_) mine_.push_back(std::move(d));
+  inbox_.clear();
+  inbox_bytes_ = 0;
+  if (inbox_congested_) {
+    // deliver_locked() had a shard hold this client's watchers back: every shard does, and
+    // they catch up once the output drains.
+    inbox_congested_ = false;
+    congested_ = true;
+    tell_shards_ = true;
+  }
+  inbox_posted_ = false;
+}
+
+template <class F>
+void session::with_every_engine(F&& f) {
+  for (std::size_t i = 0; i < env_.shared.size(); ++i) with_engine(i, f);
+}
+
+void session::handle_everywhere(const nlohmann::json& request, protocol::op code,
+                                std::uint64_t request_id) {
+  // (hub::route() checked the fields.)
+  const auto target = request.at(protocol::field::target).get<std::uint64_t>();
+  bool found = false;
+  for (std::size_t i = 0; i < env_.shared.size() && !found; ++i)
+    with_engine(i, [&](engine& logic, std::vector<delivery>& out) {
+      found = code == protocol::op::cancel
+                  ? logic.cancel(ctx_.client_id, target, out)
+                  : logic.more(ctx_.client_id, target,
+                               request.at(protocol::field::credit).get<std::uint64_t>(), out);
+    });
+  mine_.push_back({ctx_.client_id, protocol::make_reply(request_id, found)});
 }
 
 void session::queue_mine() {
@@ -324,10 +378,12 @@ void session::log_refusals(const nlohmann::json& request, std::size_t own) const
   }
 }
 
-void session::deliver_locked(delivery&& d) {
-  // (A closed session is no longer in hub::sessions: close() took it out under the lock.)
+void session::deliver_locked(delivery&& d, engine& from) {
+  // (A closed session is no longer in hub::sessions: close() took it out; one that a shard
+  // found just before keeps what it is given until it is destroyed.)
   // Counted toward the output limit as queued replies are: a connection whose thread falls
   // behind has its watchers held back (they keep their cursors) until it catches up.
+  std::lock_guard lock(inbox_mutex_);
   inbox_bytes_ += d.packed           ? d.head.size() + d.packed->size()
                   : !d.bytes.empty() ? d.bytes.size()
                                      : approximate_reply_size;
@@ -335,7 +391,7 @@ void session::deliver_locked(delivery&& d) {
   const std::size_t limit = env_.config.max_pending_output;
   if (!inbox_congested_ && inbox_bytes_ > limit) {
     inbox_congested_ = true;
-    env_.shared.logic.congested(ctx_.client_id);
+    from.congested(ctx_.client_id);
   }
   if (inbox_posted_) return;
   asio::post(link_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
@@ -345,7 +401,8 @@ void session::deliver_locked(delivery&& d) {
 void session::drain_inbox() {
   if (closed_) return;
   try {
-    with_engine([](engine&, std::vector<delivery>&) {});
+    if (env_.shared.stopped.load(std::memory_order_relaxed)) throw server_stopped{};
+    take_inbox();
     queue_mine();
     check_pressure();
     flush();
@@ -356,18 +413,27 @@ void session::drain_inbox() {
 
 void session::check_pressure() {
   const std::size_t limit = env_.config.max_pending_output;
+  const auto tell_every_shard = [&] {
+    with_every_engine(
+        [&](engine& logic, std::vector<delivery>&) { logic.congested(ctx_.client_id); });
+    tell_shards_ = false;
+  };
+  if (tell_shards_) tell_every_shard();  // (one shard held back its watchers: all do)
   if (congested_ && pending_output() <= limit / 2) {
-    // Drained to half: held-back watchers catch up, half a limit's worth at a time.
-    with_engine([&](engine& logic, std::vector<delivery>& out) {
-      congested_ = !logic.resume(ctx_.client_id, limit / 2, out);
+    // Drained to half: held-back watchers catch up, half a limit's worth at a time (shared
+    // by the shards).
+    const std::size_t budget = std::max<std::size_t>(limit / 2 / env_.shared.size(), 1);
+    bool done = true;
+    with_every_engine([&](engine& logic, std::vector<delivery>& out) {
+      done = logic.resume(ctx_.client_id, budget, out) && done;
     });
-    queue_mine();
+    congested_ = !done;
   }
   if (!congested_ && pending_output() > limit) {
     congested_ = true;
-    with_engine([&](engine& logic, std::vector<delivery>&) { logic.congested(ctx_.client_id); });
-    queue_mine();
+    tell_every_shard();
   }
+  if (!mine_.empty()) queue_mine();
 }
 
 void session::queue_delivery(const delivery& d) {

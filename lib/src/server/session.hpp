@@ -1,5 +1,5 @@
-// One client connection on the server: reads frames, runs each request against the engine (under
-// the hub's lock), and writes the replies back, batched. A thin I/O driver around protocol/ and
+// One client connection on the server: reads frames, runs each request against the engine of its
+// shard (under that shard's lock), and writes the replies back, batched. A thin I/O driver around protocol/ and
 // the engine. All of a session's work runs on its socket's executor (one thread at a time);
 // what other connections' requests send it arrives in its inbox.
 #pragma once
@@ -19,6 +19,7 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 
 namespace zproc::server_detail {
@@ -29,7 +30,7 @@ class session : public std::enable_shared_from_this<session> {
   using tls_context = boost::asio::ssl::context;
 
   struct environment {
-    hub& shared;  // the engine, and the other sessions
+    hub& shared;  // the shards, and the other sessions
     const server_config& config;
     std::int64_t server_pid;
     std::string server_id;        // the hello reply's "sid"
@@ -47,9 +48,9 @@ class session : public std::enable_shared_from_this<session> {
   /// Closes the connection now (pending replies are dropped); on the session's executor.
   /// Idempotent.
   void close();
-  /// Under the hub's lock, from any thread: a reply produced by another session's request (a
-  /// woken watcher), queued in the inbox; the session sends it from its own thread.
-  void deliver_locked(delivery&& d);
+  /// Under the lock of shard `from`, from any thread: a reply produced by another session's
+  /// request (a woken watcher), queued in the inbox; the session sends it from its own thread.
+  void deliver_locked(delivery&& d, engine& from);
   std::uint64_t client_id() const noexcept { return ctx_.client_id; }
   detail::link::executor_type get_executor() noexcept { return link_.get_executor(); }
 
@@ -61,11 +62,23 @@ class session : public std::enable_shared_from_this<session> {
   /// A request of the shapes read without a json tree (a watch, a flat store op): handled.
   /// False: it is another, for the generic path.
   bool handle_flat(std::string_view payload);
-  /// Runs `f(engine, deliveries)` under the hub's lock: appends to `mine_` this session's inbox,
-  /// then the deliveries of `f` that are this client's (in that order: the order of the
-  /// engine's steps); hands the others to their sessions. Returns where `f`'s own start.
+  /// Runs `f(engine, deliveries)` with the engine of shard `shard`, under its lock: appends to
+  /// `mine_` this session's inbox, then the deliveries of `f` that are this client's (in that
+  /// order: the order of the shard's steps); hands the others to their sessions. Returns where
+  /// `f`'s own start.
   template <class F>
-  std::size_t with_engine(F&& f);
+  std::size_t with_engine(std::size_t shard, F&& f);
+  template <class F>
+  std::size_t with_engine_locked(shard& sh, F&& f);
+  /// Under a shard's lock or none: moves the inbox to `mine_`.
+  void take_inbox();
+  /// with_engine() on every shard in turn.
+  template <class F>
+  void with_every_engine(F&& f);
+  /// A cancel or a more that names no namespace (a client of protocol 2, a task wait's
+  /// cancel): tried on every shard; one reply, whether any shard held its target.
+  void handle_everywhere(const nlohmann::json& request, protocol::op code,
+                         std::uint64_t request_id);
   /// Queues `mine_` (after with_engine(), outside the lock) and empties it.
   void queue_mine();
   /// Sends what the inbox holds (posted by deliver_locked()).
@@ -96,14 +109,18 @@ class session : public std::enable_shared_from_this<session> {
   bool greeted_ = false;
   handshake handshake_;
   bool closed_ = false;
-  bool congested_ = false;  // over max_pending_output: the engine holds its watchers back
+  bool congested_ = false;  // over max_pending_output: the engines hold its watchers back
+  /// congested_ was set by a shard's delivery (the inbox over the limit): the other shards
+  /// are to be told too (check_pressure(), outside that shard's lock).
+  bool tell_shards_ = false;
   std::size_t client_max_frame_ = protocol::default_max_frame_size;
   std::vector<delivery> deliveries_;  // scratch of with_engine(), reused per request
   std::vector<delivery> mine_;        // with_engine()'s result, reused per request
-  std::vector<delivery> inbox_;       // under the hub's lock
-  bool inbox_posted_ = false;         // under the hub's lock: a drain_inbox() is on its way
-  std::size_t inbox_bytes_ = 0;       // under the hub's lock: what inbox_ holds, about
-  bool inbox_congested_ = false;      // under the hub's lock: deliver_locked() told the engine
+  std::mutex inbox_mutex_;            // taken under a shard's lock, never the other way
+  std::vector<delivery> inbox_;       // under inbox_mutex_
+  bool inbox_posted_ = false;         // under inbox_mutex_: a drain_inbox() is on its way
+  std::size_t inbox_bytes_ = 0;       // under inbox_mutex_: what inbox_ holds, about
+  bool inbox_congested_ = false;      // under inbox_mutex_: deliver_locked() told a shard
   boost::asio::steady_timer hello_timer_;
   boost::asio::steady_timer drain_timer_;
 };

@@ -693,12 +693,23 @@ namespace_state* store::find(std::string_view ns) {
 namespace_state& store::get_or_create(const std::string& ns, bool limited) {
   auto it = namespaces_.find(ns);
   if (it == namespaces_.end()) {
-    if (limited && namespaces_.size() >= max_namespaces_)
-      throw op_error{server_errc::limit_reached,
-                     "the server holds " + std::to_string(namespaces_.size()) +
-                         " namespaces, its limit (server_config::max_namespaces, zproc server "
-                         "--max-namespaces): namespace " + quote(ns) + " is not created"};
-    it = namespaces_.emplace(ns, namespace_state(limits_)).first;
+    // Counted server-wide first (other shards create theirs meanwhile), given back if the
+    // namespace cannot be made.
+    auto& count = budget_->namespaces;
+    std::size_t held = count.load(std::memory_order_relaxed);
+    do {
+      if (limited && held >= max_namespaces_)
+        throw op_error{server_errc::limit_reached,
+                       "the server holds " + std::to_string(held) +
+                           " namespaces, its limit (server_config::max_namespaces, zproc server "
+                           "--max-namespaces): namespace " + quote(ns) + " is not created"};
+    } while (!count.compare_exchange_weak(held, held + 1, std::memory_order_relaxed));
+    try {
+      it = namespaces_.emplace(ns, namespace_state(limits_)).first;
+    } catch (...) {
+      count.fetch_sub(1, std::memory_order_relaxed);
+      throw;
+    }
   }
   return it->second;
 }
@@ -706,6 +717,7 @@ namespace_state& store::get_or_create(const std::string& ns, bool limited) {
 void store::count_dropped(history::dropped d) noexcept {
   history_bytes_ -= d.bytes;
   history_records_ -= d.records;
+  budget_->history_bytes.fetch_sub(d.bytes, std::memory_order_relaxed);
 }
 
 void store::reset_history(namespace_state& ns, std::uint64_t next) noexcept {
@@ -727,12 +739,23 @@ void store::append_history(namespace_state& ns, record_ptr r) {
   }
   history_bytes_ += size;
   history_records_ += 1;
+  budget_->history_bytes.fetch_add(size, std::memory_order_relaxed);
   count_dropped(own);
   const auto stale = [](const appended& a) {
     return a.ns->hist.size() == 0 || a.revision < a.ns->hist.oldest();
   };
-  // The server-wide budget: the oldest records of the server go, the one just added stays.
-  while (history_bytes_ > limits_.max_total_bytes && order_.size() > 1) {
+  // The server-wide budget: this store's oldest records go, the one just added stays. With
+  // one store (one shard), the server's oldest. With several, a store over its share gives
+  // back while the server is over the budget; one within its share keeps what it has (the
+  // others give back as they write).
+  const std::size_t budget = limits_.max_total_bytes;
+  const std::size_t share = budget / std::max<std::size_t>(budget_->shards, 1);
+  const auto over = [&] {
+    return history_bytes_ > budget ||
+           (history_bytes_ > share &&
+            budget_->history_bytes.load(std::memory_order_relaxed) > budget);
+  };
+  while (order_.size() > 1 && over()) {
     const appended a = order_.front();
     order_.pop_front();
     if (!stale(a)) count_dropped(a.ns->hist.drop_oldest());

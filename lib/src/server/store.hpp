@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -74,12 +75,29 @@ struct outcome {
   const std::string* ns = nullptr;  // the namespace written (valid while the store lives)
 };
 
+/// What the stores of a server's shards count together: the namespaces
+/// (server_config::max_namespaces) and the bytes of history (history.max_total_bytes). Each
+/// store adds to it as it creates namespaces and appends records, from its shard's thread.
+struct shared_budget {
+  std::atomic<std::size_t> namespaces{0};
+  std::atomic<std::size_t> history_bytes{0};
+  /// How many stores share it: a store whose history holds more than its share
+  /// (max_total_bytes / shards) drops its oldest records while the total is over the budget.
+  std::size_t shards = 1;
+};
+
 class store {
  public:
-  /// `max_namespaces`: server_config::max_namespaces.
+  /// `max_namespaces`: server_config::max_namespaces. `shared`: the budget this store shares
+  /// with the other shards' stores (nullptr: its own; it must outlive the store).
   explicit store(std::int64_t server_pid, retention limits = {},
-                 std::size_t max_namespaces = 10'000)
-      : server_pid_(server_pid), limits_(limits), max_namespaces_(max_namespaces) {}
+                 std::size_t max_namespaces = 10'000, shared_budget* shared = nullptr)
+      : server_pid_(server_pid),
+        limits_(limits),
+        max_namespaces_(max_namespaces),
+        budget_(shared ? shared : &own_budget_) {}
+  store(const store&) = delete;
+  store& operator=(const store&) = delete;
 
   /// Executes one decoded request (the fields of protocol::field). Never throws for bad input:
   /// a malformed request is an outcome with server_errc::bad_request and a message.
@@ -102,12 +120,13 @@ class store {
   namespace_state& open(const std::string& name) { return get_or_create(name, true); }
 
   /// Appends a record to a namespace's history and enforces the limits: the namespace's own,
-  /// then the server-wide budget (dropping the server's oldest records, never `r`). If it
-  /// throws, nothing changed.
+  /// then the server-wide budget (dropping this store's oldest records, never `r`: while the
+  /// store alone holds more than the budget, or the server holds more and this store more
+  /// than its share). If it throws, nothing changed.
   void append_history(namespace_state& ns, record_ptr r);
   /// Empties a namespace's history, the next record to be `next` (recovery).
   void reset_history(namespace_state& ns, std::uint64_t next) noexcept;
-  /// Bytes and records the histories of every namespace hold together.
+  /// Bytes and records the histories of this store's namespaces hold together.
   std::size_t history_bytes() const noexcept { return history_bytes_; }
   std::size_t history_records() const noexcept { return history_records_; }
   template <class F>
@@ -125,6 +144,8 @@ class store {
   std::int64_t server_pid_;
   retention limits_;
   std::size_t max_namespaces_;
+  shared_budget own_budget_;
+  shared_budget* budget_;
   std::unordered_map<std::string, namespace_state> namespaces_;  // nodes: stable addresses
   /// Every record kept, server-wide, in the order they were appended (the oldest is dropped
   /// first when over the total budget); entries of records a namespace dropped by its own
