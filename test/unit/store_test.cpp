@@ -345,6 +345,42 @@ TEST_SUITE("store") {
     CHECK(s.history_bytes() <= 200'000);
   }
 
+  TEST_CASE("the stores of two shards share one budget: namespaces counted together; a store "
+            "over its share of the history gives back while the server is over") {
+    shared_budget budget;
+    budget.shards = 2;
+    const retention limits{.max_records = 1000, .max_bytes = 1u << 20, .max_total_bytes = 200'000};
+    store a(1, limits, 3, &budget), b(1, limits, 3, &budget);
+    const request_context ctx{1};
+    const std::string value(10'000, 'v');
+    const auto set = [&](store& s, const char* ns, int i) {
+      return s.execute({{"o", "set"}, {"n", ns}, {"k", "k"}, {"v", value + std::to_string(i)}}, ctx);
+    };
+    REQUIRE_FALSE(set(a, "a1", 0).error);
+    REQUIRE_FALSE(set(a, "a2", 0).error);
+    REQUIRE_FALSE(set(b, "b1", 0).error);
+    CHECK(set(b, "b2", 0).error == server_errc::limit_reached);  // 3 in all
+    CHECK(set(a, "a3", 0).error == server_errc::limit_reached);
+    CHECK(budget.namespaces == 3);
+
+    // Store a alone: it may use the whole budget (b holds one record).
+    for (int i = 1; i < 40; ++i) REQUIRE_FALSE(set(a, "a1", i).error);
+    CHECK(a.history_bytes() <= 200'000);
+    CHECK(a.history_bytes() > 150'000);
+    CHECK(budget.history_bytes == a.history_bytes() + b.history_bytes());
+    // Store b writes: within its share (100,000) it keeps its records although the server is
+    // over; past its share it gives back its own.
+    for (int i = 1; i < 40; ++i) REQUIRE_FALSE(set(b, "b1", i).error);
+    CHECK(b.history_bytes() <= 100'000);
+    CHECK(b.history_bytes() > 50'000);
+    CHECK(b.find("b1")->hist.newest() == 40);
+    // Store a writes again: over its share and the server over: it gives back.
+    REQUIRE_FALSE(set(a, "a1", 40).error);
+    CHECK(a.history_bytes() < 150'000);
+    CHECK(budget.history_bytes <= 200'000);
+    CHECK(budget.history_bytes == a.history_bytes() + b.history_bytes());
+  }
+
   TEST_CASE("max_namespaces: a write that would create one more is refused; reads create none") {
     store s(1, {}, 2);
     const request_context ctx{1};

@@ -428,6 +428,7 @@ void session::check_pressure() {
       done = logic.resume(ctx_.client_id, budget, out) && done;
     });
     congested_ = !done;
+    queue_mine();  // (counted below)
   }
   if (!congested_ && pending_output() > limit) {
     congested_ = true;
