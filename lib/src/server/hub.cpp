@@ -44,10 +44,7 @@ void hub::begin_wanted_snapshot() {
   if (log->snapshot_running() && on_snapshot_begun) on_snapshot_begun();
 }
 
-void hub::deliver_locked(std::vector<delivery>& ds, engine& from, std::uint64_t except) {
-  bool any = false;
-  for (const auto& d : ds) any = any || d.client_id != except;
-  if (!any) return;
+void hub::deliver_others(std::vector<delivery>& ds, engine& from, std::uint64_t except) {
   std::shared_lock lock(sessions_mutex);
   for (auto& d : ds) {
     if (d.client_id == except) continue;

@@ -34,7 +34,8 @@ struct shard {
   engine logic;  // under `mutex`
 };
 
-struct hub {
+class hub {
+ public:
   /// The process records and the swarm's task queues are the home shard's.
   static constexpr std::size_t home = 0;
 
@@ -92,7 +93,13 @@ struct hub {
   /// Under the lock of `from` (the shard that produced them): hands each of `ds` that is not
   /// `except`'s to its client's session, which sends it from its own thread; dropped if that
   /// connection is closed.
-  void deliver_locked(std::vector<delivery>& ds, engine& from, std::uint64_t except = 0);
+  void deliver_locked(std::vector<delivery>& ds, engine& from, std::uint64_t except = 0) {
+    for (const auto& d : ds)
+      if (d.client_id != except) return deliver_others(ds, from, except);
+  }
+
+ private:
+  void deliver_others(std::vector<delivery>& ds, engine& from, std::uint64_t except);
 };
 
 }  // namespace zproc::server_detail

@@ -314,7 +314,12 @@ std::size_t session::with_engine_locked(shard& sh, F&& f) {
 }
 
 void session::take_inbox() {
+  // Nothing there (the common case): no lock. A shard whose lock the caller holds delivered
+  // before it took that lock (its push is visible); another shard's delivery racing with this
+  // read is taken by the drain_inbox() it posts.
+  if (!inbox_filled_.load(std::memory_order_acquire)) return;
   std::lock_guard inbox(inbox_mutex_);
+  inbox_filled_.store(false, std::memory_order_relaxed);
   for (auto& d : inbox_) mine_.push_back(std::move(d));
   inbox_.clear();
   inbox_bytes_ = 0;
@@ -388,6 +393,7 @@ void session::deliver_locked(delivery&& d, engine& from) {
                   : !d.bytes.empty() ? d.bytes.size()
                                      : approximate_reply_size;
   inbox_.push_back(std::move(d));
+  inbox_filled_.store(true, std::memory_order_release);
   const std::size_t limit = env_.config.max_pending_output;
   if (!inbox_congested_ && inbox_bytes_ > limit) {
     inbox_congested_ = true;

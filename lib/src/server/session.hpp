@@ -17,6 +17,7 @@
 #include <boost/asio/generic/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <mutex>
@@ -121,6 +122,7 @@ class session : public std::enable_shared_from_this<session> {
   bool inbox_posted_ = false;         // under inbox_mutex_: a drain_inbox() is on its way
   std::size_t inbox_bytes_ = 0;       // under inbox_mutex_: what inbox_ holds, about
   bool inbox_congested_ = false;      // under inbox_mutex_: deliver_locked() told a shard
+  std::atomic<bool> inbox_filled_{false};  // set under inbox_mutex_: inbox_ is not empty
   boost::asio::steady_timer hello_timer_;
   boost::asio::steady_timer drain_timer_;
 };

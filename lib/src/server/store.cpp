@@ -692,32 +692,36 @@ namespace_state* store::find(std::string_view ns) {
 
 namespace_state& store::get_or_create(const std::string& ns, bool limited) {
   auto it = namespaces_.find(ns);
-  if (it == namespaces_.end()) {
-    // Counted server-wide first (other shards create theirs meanwhile), given back if the
-    // namespace cannot be made.
-    auto& count = budget_->namespaces;
-    std::size_t held = count.load(std::memory_order_relaxed);
-    do {
-      if (limited && held >= max_namespaces_)
-        throw op_error{server_errc::limit_reached,
-                       "the server holds " + std::to_string(held) +
-                           " namespaces, its limit (server_config::max_namespaces, zproc server "
-                           "--max-namespaces): namespace " + quote(ns) + " is not created"};
-    } while (!count.compare_exchange_weak(held, held + 1, std::memory_order_relaxed));
-    try {
-      it = namespaces_.emplace(ns, namespace_state(limits_)).first;
-    } catch (...) {
-      count.fetch_sub(1, std::memory_order_relaxed);
-      throw;
-    }
+  if (it != namespaces_.end()) return it->second;
+  const auto refuse = [&](std::size_t held) {
+    return op_error{server_errc::limit_reached,
+                    "the server holds " + std::to_string(held) +
+                        " namespaces, its limit (server_config::max_namespaces, zproc server "
+                        "--max-namespaces): namespace " + quote(ns) + " is not created"};
+  };
+  if (!shared_) {
+    if (limited && namespaces_.size() >= max_namespaces_) throw refuse(namespaces_.size());
+    return namespaces_.emplace(ns, namespace_state(limits_)).first->second;
   }
-  return it->second;
+  // Counted server-wide first (other shards create theirs meanwhile), given back if the
+  // namespace cannot be made.
+  auto& count = budget_->namespaces;
+  std::size_t held = count.load(std::memory_order_relaxed);
+  do {
+    if (limited && held >= max_namespaces_) throw refuse(held);
+  } while (!count.compare_exchange_weak(held, held + 1, std::memory_order_relaxed));
+  try {
+    return namespaces_.emplace(ns, namespace_state(limits_)).first->second;
+  } catch (...) {
+    count.fetch_sub(1, std::memory_order_relaxed);
+    throw;
+  }
 }
 
 void store::count_dropped(history::dropped d) noexcept {
   history_bytes_ -= d.bytes;
   history_records_ -= d.records;
-  budget_->history_bytes.fetch_sub(d.bytes, std::memory_order_relaxed);
+  if (shared_) budget_->history_bytes.fetch_sub(d.bytes, std::memory_order_relaxed);
 }
 
 void store::reset_history(namespace_state& ns, std::uint64_t next) noexcept {
@@ -739,7 +743,7 @@ void store::append_history(namespace_state& ns, record_ptr r) {
   }
   history_bytes_ += size;
   history_records_ += 1;
-  budget_->history_bytes.fetch_add(size, std::memory_order_relaxed);
+  if (shared_) budget_->history_bytes.fetch_add(size, std::memory_order_relaxed);
   count_dropped(own);
   const auto stale = [](const appended& a) {
     return a.ns->hist.size() == 0 || a.revision < a.ns->hist.oldest();
@@ -749,10 +753,10 @@ void store::append_history(namespace_state& ns, record_ptr r) {
   // back while the server is over the budget; one within its share keeps what it has (the
   // others give back as they write).
   const std::size_t budget = limits_.max_total_bytes;
-  const std::size_t share = budget / std::max<std::size_t>(budget_->shards, 1);
+  const std::size_t share = shared_ ? budget / std::max<std::size_t>(budget_->shards, 1) : budget;
   const auto over = [&] {
     return history_bytes_ > budget ||
-           (history_bytes_ > share &&
+           (shared_ && history_bytes_ > share &&
             budget_->history_bytes.load(std::memory_order_relaxed) > budget);
   };
   while (order_.size() > 1 && over()) {

@@ -89,13 +89,14 @@ struct shared_budget {
 class store {
  public:
   /// `max_namespaces`: server_config::max_namespaces. `shared`: the budget this store shares
-  /// with the other shards' stores (nullptr: its own; it must outlive the store).
+  /// with the other shards' stores (nullptr: it counts alone; else it must outlive the store).
   explicit store(std::int64_t server_pid, retention limits = {},
                  std::size_t max_namespaces = 10'000, shared_budget* shared = nullptr)
       : server_pid_(server_pid),
         limits_(limits),
         max_namespaces_(max_namespaces),
-        budget_(shared ? shared : &own_budget_) {}
+        budget_(shared),
+        shared_(shared != nullptr) {}
   store(const store&) = delete;
   store& operator=(const store&) = delete;
 
@@ -144,8 +145,8 @@ class store {
   std::int64_t server_pid_;
   retention limits_;
   std::size_t max_namespaces_;
-  shared_budget own_budget_;
-  shared_budget* budget_;
+  shared_budget* budget_;  // nullptr: one store, which counts alone
+  bool shared_;
   std::unordered_map<std::string, namespace_state> namespaces_;  // nodes: stable addresses
   /// Every record kept, server-wide, in the order they were appended (the oldest is dropped
   /// first when over the total budget); entries of records a namespace dropped by its own

@@ -131,7 +131,9 @@ class watch_registry {
   std::size_t stalled() const noexcept { return stalled_; }
   /// Whether a stream of this client stopped catching up at burst_bytes with more to send: it
   /// goes on at the client's resume() (the session treats the client as congested).
-  bool held_back(std::uint64_t client_id) const { return held_back_.count(client_id) != 0; }
+  bool held_back(std::uint64_t client_id) const {
+    return !held_back_.empty() && held_back_.count(client_id) != 0;
+  }
 
   /// Forgets a pending watch (the client cancelled it); true if it was pending.
   bool cancel(std::uint64_t client_id, std::uint64_t request_id);
