@@ -349,4 +349,34 @@ TEST_SUITE("threads") {
     }
     std::filesystem::remove_all(dir);
   }
+
+  TEST_CASE("a connection that stops reading while its watchers on every shard are woken: held "
+            "back on every shard, then each watcher sees every revision once, in order") {
+    server_config config{.threads = server_threads};
+    config.max_pending_output = 128 * 1024;  // far below what the writes below bring
+    server_thread srv(config);
+    const auto names = spread_namespaces(8);
+    constexpr int writes = 150;
+    client watching;  // blocking: it reads only while the test calls it
+    watching.connect(srv.address());
+    std::vector<raw_watcher> watchers;
+    for (const auto& name : names)
+      watchers.push_back(state(watching, name).when_change_raw({}, {.timeout = 30s, .start = 0}));
+    watching.ping();
+    const std::string payload(4096, 'p');
+    on_connections(srv.address(), 4, [&](client& c, int i) {
+      for (int j = 0; j < writes; ++j)
+        for (std::size_t k = static_cast<std::size_t>(i); k < names.size(); k += 4)
+          state(c, names[k]).set("v", payload + std::to_string(j));
+    });
+    for (std::size_t k = 0; k < names.size(); ++k) {
+      INFO("namespace " << names[k]);
+      for (int j = 0; j < writes; ++j) {
+        auto u = watchers[k].next();
+        REQUIRE(u.has_value());
+        REQUIRE(u->revision == static_cast<std::uint64_t>(j + 1));
+        REQUIRE(u->changes.at(0).after == payload + std::to_string(j));
+      }
+    }
+  }
 }
