@@ -55,10 +55,12 @@ std::vector<std::string> spread_namespaces(int count) {
   return names;
 }
 
-/// A namespace whose shard is not the home shard (0), where a request that names none runs.
-std::string away_from_home() {
+/// A namespace whose shard is not the home shard (0), where a request that names none runs;
+/// with `home`, one whose shard is.
+std::string away_from_home(bool home = false) {
   for (int i = 0;; ++i)
-    if (auto name = "away" + std::to_string(i); server_detail::shard_of(name, server_threads) != 0)
+    if (auto name = "away" + std::to_string(i);
+        (server_detail::shard_of(name, server_threads) == 0) == home)
       return name;
 }
 }  // namespace
@@ -278,6 +280,18 @@ TEST_SUITE("threads") {
     CHECK(r.at(protocol::field::result) == true);
     p.send(cancel);  // (again: nothing left there)
     CHECK(p.receive().at(protocol::field::result) == false);
+
+    // A cancel that names another namespace than its target's (a task take's, say) is looked
+    // for on the home shard too.
+    watch[protocol::field::ns] = away_from_home(true);
+    watch[id] = 4;
+    p.send(watch);
+    json elsewhere = protocol::cancel_request(4, away);
+    elsewhere[id] = 5;
+    p.send(elsewhere);
+    r = p.receive();
+    CHECK(r.at(id) == 5);
+    CHECK(r.at(protocol::field::result) == true);
   }
 
   TEST_CASE("max_namespaces counts the namespaces of every shard") {

@@ -68,7 +68,8 @@ struct server_config {
   std::size_t max_pending_output = 64u * 1024u * 1024u;
   /// History kept per namespace (for watchers, history() and at()): the newest records up to
   /// both limits, and all namespaces together up to `max_total_bytes` (the oldest records of
-  /// the server go first). Bytes are the memory the records hold (their keys and values, before
+  /// the server go first; on several threads, the oldest of the shards over their share of
+  /// it, as they write and within 100 ms). Bytes are the memory the records hold (their keys and values, before
   /// and after). Reading or watching from an older revision fails with server_errc::compacted.
   struct history_limits {
     std::size_t max_records = 100'000;

@@ -204,6 +204,7 @@ void engine::tick(std::vector<delivery>& out) {
   for (const auto& name : expired) release(name, out);
   tasks_.tick(now, out);
   watches_.retry_stalled(store_, congested_, out);
+  store_.trim_history();  // (several shards: one whose namespaces went quiet gives back)
 }
 
 recovery_report engine::attach(std::unique_ptr<journal> j) {

@@ -57,17 +57,19 @@ class engine {
   /// (share_journal()); the server then drives it with snapshot_step() on its strand, one
   /// bounded piece at a time between requests.
   void on_snapshot_begun(std::function<void()> f) { on_snapshot_begun_ = std::move(f); }
+  // One engine (attach()) drives its snapshot itself: a shard of several does not (the server
+  // does, holding every shard's lock), so these do nothing there.
   /// Writes the next piece of the snapshot in progress (see journal::snapshot_step).
   journal::snapshot_progress snapshot_step() {
-    return journal_ ? journal_->snapshot_step(store_) : journal::snapshot_progress::idle;
+    return own_journal_ ? own_journal_->snapshot_step(store_) : journal::snapshot_progress::idle;
   }
   /// Runs the snapshot in progress to its end now (the server stops).
   void finish_snapshot() {
-    if (journal_) journal_->finish_snapshot(store_);
+    if (own_journal_) own_journal_->finish_snapshot(store_);
   }
   /// What went wrong with snapshots since the last call, one line each (for stderr).
   std::vector<std::string> take_journal_notes() {
-    return journal_ ? journal_->take_notes() : std::vector<std::string>{};
+    return own_journal_ ? own_journal_->take_notes() : std::vector<std::string>{};
   }
 
   /// Handles request `request_id` of client `ctx.client_id`. Appends to `out` the reply to it

@@ -10,9 +10,6 @@ namespace zproc::server_detail {
 std::size_t hub::route(const json& request, std::optional<protocol::op> code) const {
   if (size() == 1 || !code || process_registry::handles(*code) || task_queue::handles(*code))
     return home;
-  auto ns = request.find(protocol::field::ns);
-  if (ns != request.end() && ns->is_string())
-    return shard_index(ns->get_ref<const std::string&>());
   if (*code == protocol::op::cancel || *code == protocol::op::more) {
     auto target = request.find(protocol::field::target);
     if (target == request.end() || !target->is_number_unsigned()) return home;  // refused there
@@ -21,8 +18,11 @@ std::size_t hub::route(const json& request, std::optional<protocol::op> code) co
       if (credit == request.end() || !credit->is_number_unsigned() || credit->get<std::uint64_t>() == 0)
         return home;
     }
-    return every;
+    return every;  // (its namespace's shard first: session::handle_target_op)
   }
+  auto ns = request.find(protocol::field::ns);
+  if (ns != request.end() && ns->is_string())
+    return shard_index(ns->get_ref<const std::string&>());
   return home;
 }
 
@@ -35,13 +35,17 @@ store_set hub::stores() const {
 
 void hub::begin_wanted_snapshot() {
   if (!log || !snapshot_wanted.exchange(false)) return;
-  {
+  try {
     all_locked held(*this);
     // (Begun by another session meanwhile; the server stopped and finished the last one.)
     if (stopped.load(std::memory_order_relaxed) || !log->snapshot_due()) return;
-    log->begin_snapshot(stores());     // (never throws: a failure is a note)
+    log->begin_snapshot(stores());  // (a failure there is a note)
+  } catch (const std::bad_alloc&) {
+    snapshot_wanted = true;  // no memory for the list of stores: the next write tries again
+    return;
   }
-  if (log->snapshot_running() && on_snapshot_begun) on_snapshot_begun();
+  // (Begun, or failed with a note: the server's loop writes it, or prints the note.)
+  if (on_snapshot_begun) on_snapshot_begun();
 }
 
 void hub::deliver_others(std::vector<delivery>& ds, engine& from, std::uint64_t except) {

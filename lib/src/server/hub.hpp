@@ -55,8 +55,9 @@ class hub {
   std::size_t shard_index(std::string_view ns) const noexcept { return shard_of(ns, size()); }
   /// A request read as json runs on its namespace's shard; on the home shard if it is a process
   /// record's or a task queue's, or names no namespace (the engine refuses it if it needs
-  /// one); on `every` shard if it is a cancel or a more with a valid target and no namespace
-  /// (a client of protocol 2; a task wait given up).
+  /// one). A cancel or a more with a valid target returns `every`: it looks for its target on
+  /// the shard of the namespace it names, then on the home shard (a task take or wait), or,
+  /// naming none (a client of protocol 2), on every shard.
   static constexpr std::size_t every = static_cast<std::size_t>(-1);
   std::size_t route(const json& request, std::optional<protocol::op> code) const;
 

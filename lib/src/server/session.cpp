@@ -240,7 +240,7 @@ bool session::handle_frame(std::string_view payload) {
   const auto code = protocol::op_of(msg);
   const std::size_t where = env_.shared.route(msg, code);
   if (where == hub::every) {
-    handle_everywhere(msg, *code, request_id);
+    handle_target_op(msg, *code, request_id);
     queue_mine();
     check_pressure();
     return true;
@@ -330,6 +330,10 @@ void session::take_inbox() {
     congested_ = true;
     tell_shards_ = true;
   }
+  if (inbox_held_back_) {
+    inbox_held_back_ = false;
+    congested_ = true;  // (resumed once the output drains)
+  }
   inbox_posted_ = false;
 }
 
@@ -338,18 +342,28 @@ void session::with_every_engine(F&& f) {
   for (std::size_t i = 0; i < env_.shared.size(); ++i) with_engine(i, f);
 }
 
-void session::handle_everywhere(const nlohmann::json& request, protocol::op code,
+void session::handle_target_op(const nlohmann::json& request, protocol::op code,
                                 std::uint64_t request_id) {
   // (hub::route() checked the fields.)
   const auto target = request.at(protocol::field::target).get<std::uint64_t>();
+  hub& shared = env_.shared;
   bool found = false;
-  for (std::size_t i = 0; i < env_.shared.size() && !found; ++i)
-    with_engine(i, [&](engine& logic, std::vector<delivery>& out) {
+  const auto look_on = [&](std::size_t shard) {
+    with_engine(shard, [&](engine& logic, std::vector<delivery>& out) {
       found = code == protocol::op::cancel
                   ? logic.cancel(ctx_.client_id, target, out)
                   : logic.more(ctx_.client_id, target,
                                request.at(protocol::field::credit).get<std::uint64_t>(), out);
     });
+  };
+  if (auto ns = request.find(protocol::field::ns); ns != request.end() && ns->is_string()) {
+    // Where it named, then where a request without a namespace (a task take or wait) is.
+    const std::size_t named = shared.shard_index(ns->get_ref<const std::string&>());
+    look_on(named);
+    if (!found && named != hub::home) look_on(hub::home);
+  } else {
+    for (std::size_t i = 0; i < shared.size() && !found; ++i) look_on(i);
+  }
   mine_.push_back({ctx_.client_id, protocol::make_reply(request_id, found)});
 }
 
@@ -395,10 +409,15 @@ void session::deliver_locked(delivery&& d, engine& from) {
   inbox_.push_back(std::move(d));
   inbox_filled_.store(true, std::memory_order_release);
   const std::size_t limit = env_.config.max_pending_output;
-  if (!inbox_congested_ && inbox_bytes_ > limit) {
+  if (inbox_bytes_ > limit) {
+    // Over the limit: this shard holds the client's watchers back at once (told by each shard
+    // that delivers past it; the others too once the session runs: tell_shards_).
     inbox_congested_ = true;
     from.congested(ctx_.client_id);
   }
+  // A stream that another request's work stopped at its burst (a tick's retry, a write that
+  // caught a stalled stream up) goes on as this connection drains: the session resumes it.
+  if (from.held_back(ctx_.client_id)) inbox_held_back_ = true;
   if (inbox_posted_) return;
   asio::post(link_.get_executor(), [self = shared_from_this()] { self->drain_inbox(); });
   inbox_posted_ = true;  // (only once the post is made: a failed one is tried again)
@@ -420,11 +439,14 @@ void session::drain_inbox() {
 void session::check_pressure() {
   const std::size_t limit = env_.config.max_pending_output;
   const auto tell_every_shard = [&] {
+    congested_ = true;
+    shards_told_ = true;
     with_every_engine(
         [&](engine& logic, std::vector<delivery>&) { logic.congested(ctx_.client_id); });
     tell_shards_ = false;
   };
   if (tell_shards_) tell_every_shard();  // (one shard held back its watchers: all do)
+  if (!mine_.empty()) queue_mine();      // (counted below)
   if (congested_ && pending_output() <= limit / 2) {
     // Drained to half: held-back watchers catch up, half a limit's worth at a time (shared
     // by the shards).
@@ -434,12 +456,13 @@ void session::check_pressure() {
       done = logic.resume(ctx_.client_id, budget, out) && done;
     });
     congested_ = !done;
-    queue_mine();  // (counted below)
+    if (done) shards_told_ = false;      // (each shard let go of it as it finished)
+    if (tell_shards_) tell_every_shard();  // a shard delivered past the limit meanwhile
+    queue_mine();
   }
-  if (!congested_ && pending_output() > limit) {
-    congested_ = true;
-    tell_every_shard();
-  }
+  // (A stream held back alone makes the client congested without telling the shards: over
+  // the limit, they are told all the same.)
+  if (!shards_told_ && pending_output() > limit) tell_every_shard();
   if (!mine_.empty()) queue_mine();
 }
 

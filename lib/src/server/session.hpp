@@ -76,10 +76,11 @@ class session : public std::enable_shared_from_this<session> {
   /// with_engine() on every shard in turn.
   template <class F>
   void with_every_engine(F&& f);
-  /// A cancel or a more that names no namespace (a client of protocol 2, a task wait's
-  /// cancel): tried on every shard; one reply, whether any shard held its target.
-  void handle_everywhere(const nlohmann::json& request, protocol::op code,
-                         std::uint64_t request_id);
+  /// A cancel or a more (hub::route() said `every`): looked for on the shard of the namespace
+  /// it names, then on the home shard, or, naming none, on every shard; one reply, whether a
+  /// shard held its target.
+  void handle_target_op(const nlohmann::json& request, protocol::op code,
+                        std::uint64_t request_id);
   /// Queues `mine_` (after with_engine(), outside the lock) and empties it.
   void queue_mine();
   /// Sends what the inbox holds (posted by deliver_locked()).
@@ -114,6 +115,8 @@ class session : public std::enable_shared_from_this<session> {
   /// congested_ was set by a shard's delivery (the inbox over the limit): the other shards
   /// are to be told too (check_pressure(), outside that shard's lock).
   bool tell_shards_ = false;
+  /// Every shard was told the client is congested (and not every one resumed it since).
+  bool shards_told_ = false;
   std::size_t client_max_frame_ = protocol::default_max_frame_size;
   std::vector<delivery> deliveries_;  // scratch of with_engine(), reused per request
   std::vector<delivery> mine_;        // with_engine()'s result, reused per request
@@ -122,6 +125,7 @@ class session : public std::enable_shared_from_this<session> {
   bool inbox_posted_ = false;         // under inbox_mutex_: a drain_inbox() is on its way
   std::size_t inbox_bytes_ = 0;       // under inbox_mutex_: what inbox_ holds, about
   bool inbox_congested_ = false;      // under inbox_mutex_: deliver_locked() told a shard
+  bool inbox_held_back_ = false;      // under inbox_mutex_: a delivering shard holds a stream
   std::atomic<bool> inbox_filled_{false};  // set under inbox_mutex_: inbox_ is not empty
   boost::asio::steady_timer hello_timer_;
   boost::asio::steady_timer drain_timer_;

@@ -745,6 +745,14 @@ void store::append_history(namespace_state& ns, record_ptr r) {
   history_records_ += 1;
   if (shared_) budget_->history_bytes.fetch_add(size, std::memory_order_relaxed);
   count_dropped(own);
+  enforce_budget(1);
+}
+
+void store::trim_history() noexcept {
+  if (shared_) enforce_budget(0);
+}
+
+void store::enforce_budget(std::size_t keep) noexcept {
   const auto stale = [](const appended& a) {
     return a.ns->hist.size() == 0 || a.revision < a.ns->hist.oldest();
   };
@@ -759,7 +767,7 @@ void store::append_history(namespace_state& ns, record_ptr r) {
            (shared_ && history_bytes_ > share &&
             budget_->history_bytes.load(std::memory_order_relaxed) > budget);
   };
-  while (order_.size() > 1 && over()) {
+  while (order_.size() > keep && over()) {
     const appended a = order_.front();
     order_.pop_front();
     if (!stale(a)) count_dropped(a.ns->hist.drop_oldest());

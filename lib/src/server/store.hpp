@@ -125,6 +125,10 @@ class store {
   /// store alone holds more than the budget, or the server holds more and this store more
   /// than its share). If it throws, nothing changed.
   void append_history(namespace_state& ns, record_ptr r);
+  /// A store that shares its budget (several shards): drops its oldest records while it is
+  /// over its share and the server over the budget (a store whose namespaces nobody writes
+  /// any more gives back this way; engine::tick calls it).
+  void trim_history() noexcept;
   /// Empties a namespace's history, the next record to be `next` (recovery).
   void reset_history(namespace_state& ns, std::uint64_t next) noexcept;
   /// Bytes and records the histories of this store's namespaces hold together.
@@ -141,6 +145,8 @@ class store {
               std::optional<std::uint64_t> handle, const request_context& ctx);
   namespace_state& get_or_create(const std::string& ns, bool limited);
   void count_dropped(history::dropped d) noexcept;
+  /// Drops the oldest records, keeping the newest `keep` of order_, while over the budget.
+  void enforce_budget(std::size_t keep) noexcept;
 
   std::int64_t server_pid_;
   retention limits_;
