@@ -43,6 +43,36 @@ void on_connections(const std::string& address, int threads, F body) {
   REQUIRE(failures == 0);
 }
 
+/// Reads `updates` updates from `w`: revisions 1, 2, ... in order, each of one change, a
+/// "count" increment or a writer's own key set to one more than its last value; every one of
+/// `writers` writers seen.
+void check_every_revision(raw_watcher& w, std::uint64_t updates, std::size_t writers) {
+  std::map<std::string, int> last;  // each writer's own writes arrive in its order
+  std::uint64_t expected = 1;
+  for (; expected <= updates; ++expected) {
+    auto u = w.next();
+    REQUIRE(u.has_value());
+    if (u->revision != expected) {
+      CHECK(u->revision == expected);
+      break;
+    }
+    REQUIRE(u->changes.size() == 1);
+    const auto& change = u->changes[0];
+    if (change.key == "count") continue;
+    const int value = change.after->get<int>();
+    auto [it, fresh] = last.emplace(change.key, value);
+    if (!fresh) {
+      if (value != it->second + 1) {
+        CHECK(value == it->second + 1);
+        break;
+      }
+      it->second = value;
+    }
+  }
+  CHECK(expected == updates + 1);
+  CHECK(last.size() == writers);
+}
+
 /// `count` namespace names that fall on every one of server_threads shards.
 std::vector<std::string> spread_namespaces(int count) {
   std::vector<std::string> names;
@@ -96,32 +126,7 @@ TEST_SUITE("threads") {
     CHECK(check.get("count") == writers * rounds);
     CHECK(check.revision() == updates);
 
-    for (auto& w : watchers) {
-      std::map<std::string, int> last;  // each writer's own writes arrive in its order
-      std::uint64_t expected = 1;
-      for (; expected <= updates; ++expected) {
-        auto u = w.next();
-        REQUIRE(u.has_value());
-        if (u->revision != expected) {
-          CHECK(u->revision == expected);
-          break;
-        }
-        REQUIRE(u->changes.size() == 1);
-        const auto& change = u->changes[0];
-        if (change.key == "count") continue;
-        const int value = change.after->get<int>();
-        auto [it, fresh] = last.emplace(change.key, value);
-        if (!fresh) {
-          if (value != it->second + 1) {
-            CHECK(value == it->second + 1);
-            break;
-          }
-          it->second = value;
-        }
-      }
-      CHECK(expected == updates + 1);
-      CHECK(last.size() == writers);
-    }
+    for (auto& w : watchers) check_every_revision(w, updates, writers);
   }
 
   TEST_CASE("atomic() from 6 connections on a 4-thread server: no lost update") {
@@ -211,29 +216,7 @@ TEST_SUITE("threads") {
     }
     for (std::size_t i = 0; i < watchers.size(); ++i) {
       INFO("namespace " << names[i]);
-      std::map<std::string, int> last;
-      std::uint64_t expected = 1;
-      for (; expected <= per_namespace; ++expected) {
-        auto u = watchers[i].next();
-        REQUIRE(u.has_value());
-        if (u->revision != expected) {
-          CHECK(u->revision == expected);
-          break;
-        }
-        const auto& change = u->changes.at(0);
-        if (change.key == "count") continue;
-        const int value = change.after->get<int>();
-        auto [it, fresh] = last.emplace(change.key, value);
-        if (!fresh) {
-          if (value != it->second + 1) {
-            CHECK(value == it->second + 1);
-            break;
-          }
-          it->second = value;
-        }
-      }
-      CHECK(expected == per_namespace + 1);
-      CHECK(last.size() == writers);
+      check_every_revision(watchers[i], per_namespace, writers);
     }
   }
 
