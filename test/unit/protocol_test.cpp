@@ -4,6 +4,7 @@
 #include "protocol/msgpack.hpp"
 #include "protocol/packed_request.hpp"
 #include "protocol/request_table.hpp"
+#include "protocol/target_request.hpp"
 
 #include <doctest/doctest.h>
 
@@ -25,6 +26,38 @@ void feed(frame_decoder& d, std::string_view bytes) {
 }  // namespace
 
 TEST_SUITE("protocol") {
+  TEST_CASE("cancel and more are read once: target, credit, the namespace when named") {
+    auto t = read_target_request(cancel_request(42, "kitchen"), op::cancel);
+    REQUIRE(t);
+    CHECK(t->code == op::cancel);
+    CHECK(t->target == 42);
+    CHECK(t->credit == 0);
+    CHECK(t->ns == "kitchen");
+    t = read_target_request(cancel_request(7), op::cancel);  // a client of protocol 2
+    REQUIRE(t);
+    CHECK(!t->ns);
+    t = read_target_request(json{{"o", "more"}, {"target", 9u}, {"credit", 16u}}, op::more);
+    REQUIRE(t);
+    CHECK(t->credit == 16);
+    // A namespace of the wrong type is no namespace (the target is looked for everywhere).
+    t = read_target_request(json{{"o", "cancel"}, {"target", 9u}, {"n", 3}}, op::cancel);
+    REQUIRE(t);
+    CHECK(!t->ns);
+    for (const json& bad : {json{{"o", "cancel"}}, json{{"o", "cancel"}, {"target", -1}},
+                            json{{"o", "cancel"}, {"target", "9"}}, json::array()}) {
+      CAPTURE(bad);
+      CHECK(!read_target_request(bad, op::cancel));
+    }
+    for (const json& bad : {json{{"o", "more"}, {"target", 9u}},
+                            json{{"o", "more"}, {"target", 9u}, {"credit", 0u}},
+                            json{{"o", "more"}, {"target", 9u}, {"credit", -2}}}) {
+      CAPTURE(bad);
+      CHECK(!read_target_request(bad, op::more));
+    }
+    CHECK(!read_target_request(json{{"o", "get"}, {"target", 9u}}, op::get));
+    CHECK(std::string(target_request_error(op::more)).find("credit") != std::string::npos);
+  }
+
   TEST_CASE("encode_reply: the bytes of make_reply() encoded, without the json object") {
     const std::vector<json> results = {
         nullptr, true, false, 0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295u,

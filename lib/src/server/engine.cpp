@@ -1,6 +1,7 @@
 #include "server/engine.hpp"
 
 #include "protocol/message.hpp"
+#include "protocol/target_request.hpp"
 #include "server/permissions.hpp"
 
 namespace zproc::server_detail {
@@ -274,21 +275,17 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     });
     return;
   }
-  if (code == op::more) {
-    auto target = request.find(protocol::field::target);
-    auto credit = request.find(protocol::field::credit);
-    if (target == request.end() || !target->is_number_unsigned() || credit == request.end() ||
-        !credit->is_number_unsigned() || credit->get<std::uint64_t>() == 0) {
+  if (code && protocol::targets_request(*code)) {
+    const auto t = protocol::read_target_request(request, *code);
+    if (!t) {
       out.push_back({ctx.client_id,
-                     protocol::make_error_reply(
-                         request_id, server_errc::bad_request,
-                         "more needs the streaming watch's request id ('target') and a positive "
-                         "count of replies ('credit')")});
+                     protocol::make_error_reply(request_id, server_errc::bad_request,
+                                                protocol::target_request_error(*code))});
       return;
     }
     guarded(out, ctx.client_id, request_id, [&] {
-      const bool found =
-          more(ctx.client_id, target->get<std::uint64_t>(), credit->get<std::uint64_t>(), out);
+      const bool found = t->code == op::more ? more(ctx.client_id, t->target, t->credit, out)
+                                             : cancel(ctx.client_id, t->target, out);
       out.push_back({ctx.client_id, protocol::make_reply(request_id, found)});
     });
     return;
@@ -312,19 +309,6 @@ void engine::handle(const json& request, std::uint64_t request_id, const request
     });
     return;
   }
-  if (code == op::cancel) {
-    auto target = request.find(protocol::field::target);
-    if (target == request.end() || !target->is_number_unsigned()) {
-      out.push_back({ctx.client_id,
-                     protocol::make_error_reply(request_id, server_errc::bad_request,
-                                                "cancel needs the request id to cancel ('target')")});
-      return;
-    }
-    const bool found = cancel(ctx.client_id, target->get<std::uint64_t>(), out);
-    out.push_back({ctx.client_id, protocol::make_reply(request_id, found)});
-    return;
-  }
-
   outcome o = code ? store_.execute(*code, request, ctx) : store_.execute(request, ctx);
   const std::string* release_ns = nullptr;  // an atomic operation is done: its lock goes
   if (code == op::commit && !o.error)

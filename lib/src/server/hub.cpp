@@ -10,27 +10,10 @@ namespace zproc::server_detail {
 std::size_t hub::route(const json& request, std::optional<protocol::op> code) const {
   if (size() == 1 || !code || process_registry::handles(*code) || task_queue::handles(*code))
     return home;
-  if (*code == protocol::op::cancel || *code == protocol::op::more) {
-    auto target = request.find(protocol::field::target);
-    if (target == request.end() || !target->is_number_unsigned()) return home;  // refused there
-    if (*code == protocol::op::more) {
-      auto credit = request.find(protocol::field::credit);
-      if (credit == request.end() || !credit->is_number_unsigned() || credit->get<std::uint64_t>() == 0)
-        return home;
-    }
-    return every;  // (its namespace's shard first: session::handle_target_op)
-  }
   auto ns = request.find(protocol::field::ns);
   if (ns != request.end() && ns->is_string())
     return shard_index(ns->get_ref<const std::string&>());
   return home;
-}
-
-store_set hub::stores() const {
-  std::vector<store*> all;
-  all.reserve(shards.size());
-  for (const auto& s : shards) all.push_back(&s->logic.data());
-  return store_set(std::move(all));
 }
 
 void hub::begin_wanted_snapshot() {
@@ -41,7 +24,7 @@ void hub::begin_wanted_snapshot() {
     if (stopped.load(std::memory_order_relaxed) || !log->snapshot_due()) return;
     log->begin_snapshot(stores());  // (a failure there is a note)
   } catch (const std::bad_alloc&) {
-    snapshot_wanted = true;  // no memory for the list of stores: the next write tries again
+    snapshot_wanted = true;  // no memory to freeze the namespaces: the next write tries again
     return;
   }
   // (Begun, or failed with a note: the server's loop writes it, or prints the note.)

@@ -39,8 +39,12 @@ class hub {
   /// The process records and the swarm's task queues are the home shard's.
   static constexpr std::size_t home = 0;
 
-  /// At least one; fixed once the server is built.
+  /// At least one (add_shard()); fixed once the server is built.
   std::vector<std::unique_ptr<shard>> shards;
+  void add_shard(std::unique_ptr<shard> next) {
+    stores_.add(next->logic.data());
+    shards.push_back(std::move(next));
+  }
   /// The data directory's journal (nullptr: none): shared by the shards (it locks itself).
   journal* log = nullptr;
 
@@ -55,15 +59,13 @@ class hub {
   std::size_t shard_index(std::string_view ns) const noexcept { return shard_of(ns, size()); }
   /// A request read as json runs on its namespace's shard; on the home shard if it is a process
   /// record's or a task queue's, or names no namespace (the engine refuses it if it needs
-  /// one). A cancel or a more with a valid target returns `every`: it looks for its target on
-  /// the shard of the namespace it names, then on the home shard (a task take or wait), or,
-  /// naming none (a client of protocol 2), on every shard.
-  static constexpr std::size_t every = static_cast<std::size_t>(-1);
+  /// one). (A well-formed cancel or more is not routed: its target may be on any shard,
+  /// session::handle_target_op.)
   std::size_t route(const json& request, std::optional<protocol::op> code) const;
 
   /// Every shard's store, for what reads or restores all namespaces (the journal). Read them
   /// holding all_locked.
-  store_set stores() const;
+  const store_set& stores() const noexcept { return stores_; }
   /// Every shard's lock, taken in order (the one place that holds more than one), while it
   /// lives.
   class all_locked {
@@ -100,6 +102,7 @@ class hub {
   }
 
  private:
+  store_set stores_;
   void deliver_others(std::vector<delivery>& ds, engine& from, std::uint64_t except);
 };
 

@@ -130,7 +130,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     const std::size_t shards = std::max<std::size_t>(config_.threads, 1);
     budget_.shards = shards;
     for (std::size_t i = 0; i < shards; ++i) {
-      hub_.shards.push_back(std::make_unique<shard>(
+      hub_.add_shard(std::make_unique<shard>(
           ::getpid(), config_.history, config_.max_process_records, config_.max_namespaces,
           shards > 1 ? &budget_ : nullptr));
       hub_.shards.back()->logic.set_limits(config_.limits);

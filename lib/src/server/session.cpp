@@ -238,13 +238,16 @@ bool session::handle_frame(std::string_view payload) {
     return true;
   }
   const auto code = protocol::op_of(msg);
-  const std::size_t where = env_.shared.route(msg, code);
-  if (where == hub::every) {
-    handle_target_op(msg, *code, request_id);
-    queue_mine();
-    check_pressure();
-    return true;
+  if (code && protocol::targets_request(*code) && env_.shared.size() > 1) {
+    // Its target may be on any shard (a malformed one is refused by the shard route() picks).
+    if (auto t = protocol::read_target_request(msg, *code)) {
+      handle_target_op(*t, request_id);
+      queue_mine();
+      check_pressure();
+      return true;
+    }
   }
+  const std::size_t where = env_.shared.route(msg, code);
   const std::size_t own = with_engine(where, [&](engine& logic, std::vector<delivery>& out) {
     logic.handle(msg, request_id, ctx_, out);
   });
@@ -342,23 +345,18 @@ void session::with_every_engine(F&& f) {
   for (std::size_t i = 0; i < env_.shared.size(); ++i) with_engine(i, f);
 }
 
-void session::handle_target_op(const nlohmann::json& request, protocol::op code,
-                                std::uint64_t request_id) {
-  // (hub::route() checked the fields.)
-  const auto target = request.at(protocol::field::target).get<std::uint64_t>();
+void session::handle_target_op(const protocol::target_request& t, std::uint64_t request_id) {
   hub& shared = env_.shared;
   bool found = false;
   const auto look_on = [&](std::size_t shard) {
     with_engine(shard, [&](engine& logic, std::vector<delivery>& out) {
-      found = code == protocol::op::cancel
-                  ? logic.cancel(ctx_.client_id, target, out)
-                  : logic.more(ctx_.client_id, target,
-                               request.at(protocol::field::credit).get<std::uint64_t>(), out);
+      found = t.code == protocol::op::cancel ? logic.cancel(ctx_.client_id, t.target, out)
+                                             : logic.more(ctx_.client_id, t.target, t.credit, out);
     });
   };
-  if (auto ns = request.find(protocol::field::ns); ns != request.end() && ns->is_string()) {
+  if (t.ns) {
     // Where it named, then where a request without a namespace (a task take or wait) is.
-    const std::size_t named = shared.shard_index(ns->get_ref<const std::string&>());
+    const std::size_t named = shared.shard_index(*t.ns);
     look_on(named);
     if (!found && named != hub::home) look_on(hub::home);
   } else {

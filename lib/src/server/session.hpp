@@ -6,6 +6,7 @@
 
 #include "link.hpp"
 #include "protocol/frame.hpp"
+#include "protocol/target_request.hpp"
 #include "server/engine.hpp"
 #include "server/handshake.hpp"
 #include "server/hub.hpp"
@@ -76,11 +77,11 @@ class session : public std::enable_shared_from_this<session> {
   /// with_engine() on every shard in turn.
   template <class F>
   void with_every_engine(F&& f);
-  /// A cancel or a more (hub::route() said `every`): looked for on the shard of the namespace
-  /// it names, then on the home shard, or, naming none, on every shard; one reply, whether a
-  /// shard held its target.
-  void handle_target_op(const nlohmann::json& request, protocol::op code,
-                        std::uint64_t request_id);
+  /// A well-formed cancel or more on a server of several shards: looked for on the shard of
+  /// the namespace it names, then on the home shard (a task take or wait names none), or,
+  /// naming none (a client of protocol 2), on every shard; one reply, whether a shard held
+  /// its target.
+  void handle_target_op(const protocol::target_request& t, std::uint64_t request_id);
   /// Queues `mine_` (after with_engine(), outside the lock) and empties it.
   void queue_mine();
   /// Sends what the inbox holds (posted by deliver_locked()).

@@ -22,8 +22,10 @@ class store_set {
  public:
   /// One store holding every namespace (one shard).
   store_set(store& only) : stores_{&only} {}  // NOLINT(google-explicit-constructor)
-  /// The stores of shards 0..n-1, in order.
+  /// The stores of shards 0..n-1, in order (add()).
+  store_set() = default;
   explicit store_set(std::vector<store*> stores) : stores_(std::move(stores)) {}
+  void add(store& next) { stores_.push_back(&next); }
 
   /// The store that holds (or would hold) namespace `ns`.
   store& of(std::string_view ns) const noexcept { return *stores_[shard_of(ns, stores_.size())]; }
