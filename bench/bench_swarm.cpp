@@ -1,12 +1,17 @@
-// bench_swarm: a swarm of N workers maps over ints in three modes, beside Python's
+// bench_swarm: a swarm of N workers maps over ints in four modes, beside Python's
 // multiprocessing.Pool(N).map of the same function in the same run:
 //   auto  squares of 100,000 ints, chunks left to the library (Python: chunksize left to it);
 //   one   the same with chunk size 1 (Python: chunksize=1): what one task costs;
 //   slow  calls that each busy-wait 200 µs, N x 1,000 of them, chunks left to the library: how
-//         close to the ideal (calls x 200 µs / N) the map's wall time comes (efficiency).
+//         close to the ideal (calls x 200 µs / N) the map's wall time comes (efficiency);
+//   uneven the same with calls of 200 µs on average whose lengths vary as an exponential
+//         distribution (a hash of the input picks each): what the tail of a map costs when
+//         tasks do not all take as long; and again with a fixed chunk size of a quarter of
+//         a worker's share (what automatic chunks were before they shrank at the end, and
+//         what Python's Pool.map does), in the same run.
 // Prints tasks per second (and the efficiency of slow) and the ratios. See docs/performance.md.
 //
-//   build/bench/bench_swarm [--quick] [--only auto|one|slow] [--workers 1,2,...] [--tasks N]
+//   build/bench/bench_swarm [--quick] [--only auto|one|slow|uneven] [--workers 1,2,...] [--tasks N]
 //                           [--no-python] [--external]
 //
 // --workers: the worker counts (default 2); --tasks maps N ints instead of 100,000 (auto, one);
@@ -19,6 +24,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -35,31 +42,55 @@ ZPROC_TARGET(square);
 
 using clock_type = std::chrono::steady_clock;
 
-/// Busy for 200 µs (not asleep: the call holds its core, as real work does); returns x.
-int slow(int x) {
-  const auto until = clock_type::now() + std::chrono::microseconds(200);
+/// Busy for `s` seconds (not asleep: the call holds its core, as real work does).
+void busy_for(double s) {
+  const auto until = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
+                                             std::chrono::duration<double>(s));
   while (clock_type::now() < until) {
   }
+}
+
+/// Busy for 200 µs; returns x.
+int slow(int x) {
+  busy_for(200e-6);
   return x;
 }
 ZPROC_TARGET(slow);
+
+/// How long uneven(x) is busy: exponentially distributed over the inputs, 200 µs on average
+/// (Python's script computes the same from the same hash).
+double uneven_seconds(int x) {
+  const auto h = static_cast<std::uint32_t>(static_cast<std::uint64_t>(x) * 2654435761U);
+  return -200e-6 * std::log((h + 0.5) / 4294967296.0);
+}
+
+int uneven(int x) {
+  busy_for(uneven_seconds(x));
+  return x;
+}
+ZPROC_TARGET(uneven);
 
 double seconds_since(clock_type::time_point t) {
   return std::chrono::duration<double>(clock_type::now() - t).count();
 }
 
-/// Python's Pool(workers) on the same work: tasks/s per mode ("auto", "one", "slow"), or
-/// nothing. `slow_n` calls of 200 µs for "slow".
+/// Python's Pool(workers) on the same work: tasks/s per mode ("auto", "one", "slow",
+/// "uneven"), or nothing. `slow_n` calls of 200 µs (on average) for "slow" and "uneven".
 std::map<std::string, double> python_pool(int workers, int n, int slow_n, int rounds,
                                           const std::string& only) {
   const std::string script = "/tmp/zproc_bench_pool_" + std::to_string(::getpid()) + ".py";
   {
     std::ofstream f(script);
-    f << "import multiprocessing as mp, time, sys\n"
+    f << "import multiprocessing as mp, time, sys, math\n"
          "def sq(x): return x * x\n"
-         "def slow(x):\n"
-         "    until = time.perf_counter() + 0.0002\n"
+         "def busy(s):\n"
+         "    until = time.perf_counter() + s\n"
          "    while time.perf_counter() < until: pass\n"
+         "def slow(x):\n"
+         "    busy(0.0002)\n"
+         "    return x\n"
+         "def uneven(x):\n"
+         "    busy(-0.0002 * math.log(((x * 2654435761) % 4294967296 + 0.5) / 4294967296))\n"
          "    return x\n"
          "if __name__ == '__main__':\n"
          "    w, n, sn, rounds, only = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), "
@@ -68,7 +99,8 @@ std::map<std::string, double> python_pool(int workers, int n, int slow_n, int ro
          "    with mp.Pool(w) as p:\n"
          "        p.map(sq, range(1000))\n"
          "        for name, fn, cnt, cs in (('auto', sq, n, None), ('one', sq, n, 1),\n"
-         "                                  ('slow', slow, sn, None)):\n"
+         "                                  ('slow', slow, sn, None),\n"
+         "                                  ('uneven', uneven, sn, None)):\n"
          "            if only not in ('-', name): continue\n"
          "            best = 0\n"
          "            for _ in range(rounds):\n"
@@ -123,7 +155,7 @@ int main(int argc, char** argv) {
     } else if (a == "--tasks" && i + 1 < argc) {
       n = std::max(1000, std::atoi(argv[++i]));
     } else {
-      std::fprintf(stderr, "usage: bench_swarm [--quick] [--only auto|one|slow] [--workers "
+      std::fprintf(stderr, "usage: bench_swarm [--quick] [--only auto|one|slow|uneven] [--workers "
                            "1,2,...] [--tasks N] [--no-python] [--external]\n");
       return 2;
     }
@@ -153,6 +185,7 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 200; ++i) slow(i);
     slow_call_s = seconds_since(t) / 200;
   }
+  const double busy_scale = slow_call_s / 200e-6;  // what a busy second takes here
 
   std::printf("swarm map beside Python's Pool(N) on the same work, best of %d, tasks per second"
               " (slow: 200 µs calls, efficiency = ideal time / wall time)\n\n", rounds);
@@ -174,18 +207,21 @@ int main(int argc, char** argv) {
       zproc::context ctx(options);
       auto sw = ctx.create_swarm(static_cast<std::size_t>(workers));
       sw.map(square, std::vector<int>(1000, 3));  // workers started and connected
-      for (const char* name : {"auto", "one", "slow"}) {
-        if (!only.empty() && only != name) continue;
+      for (const char* name : {"auto", "one", "slow", "uneven", "uneven-fixed"}) {
         const std::string mode = name;
+        if (!only.empty() && only != mode && !(only == "uneven" && mode == "uneven-fixed"))
+          continue;
         double best = 0;
         for (int r = 0; r < rounds; ++r) {
           zproc::map_options o;
           o.chunk_size = mode == "one" ? 1 : 0;
+          if (mode == "uneven-fixed")
+            o.chunk_size = static_cast<std::size_t>((slow_n + 4 * workers - 1) / (4 * workers));
           const auto t = clock_type::now();
-          if (mode == "slow") {
+          if (mode == "slow" || mode == "uneven" || mode == "uneven-fixed") {
             std::vector<int> calls(static_cast<std::size_t>(slow_n));
             std::iota(calls.begin(), calls.end(), 0);
-            const auto out = sw.map(slow, calls, o);
+            const auto out = sw.map(mode == "slow" ? slow : uneven, calls, o);
             if (out != calls) return 1;
             best = std::max(best, slow_n / seconds_since(t));
           } else {
@@ -201,15 +237,24 @@ int main(int argc, char** argv) {
     }
     const auto py = python ? python_pool(workers, n, slow_n, rounds, only)
                            : std::map<std::string, double>{};
-    for (const char* name : {"auto", "one", "slow"}) {
+    double uneven_s = 0;  // the uneven calls' total time here
+    for (int i = 0; i < slow_n; ++i) uneven_s += uneven_seconds(i) * busy_scale;
+    for (const char* name : {"auto", "one", "slow", "uneven", "uneven-fixed"}) {
       if (!ours.count(name)) continue;
       const double mine = ours[name];
-      const double p = py.count(name) ? py.at(name) : 0;
       const std::string mode = name;
+      const char* py_mode = mode == "uneven-fixed" ? "uneven" : name;
+      const double p = py.count(py_mode) ? py.at(py_mode) : 0;
       if (mode == "slow") {
         // Ideal: every worker busy all the time, calls of the length measured here.
         const double ideal = workers / slow_call_s;
         std::printf("| %d | 200 µs calls: efficiency | %.3f | %.3f | %.2fx |\n", workers,
+                    mine / ideal, p / ideal, p > 0 ? mine / p : 0.0);
+      } else if (mode == "uneven" || mode == "uneven-fixed") {
+        // Ideal: the calls' total time split evenly over the workers.
+        const double ideal = slow_n / (uneven_s / workers);
+        std::printf("| %d | uneven calls (200 µs mean)%s: efficiency | %.3f | %.3f | %.2fx |\n",
+                    workers, mode == "uneven" ? "" : ", fixed chunks of a quarter share",
                     mine / ideal, p / ideal, p > 0 ? mine / p : 0.0);
       } else {
         std::printf("| %d | %s | %.0f | %.0f | %.2fx |\n", workers,

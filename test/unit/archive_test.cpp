@@ -200,7 +200,7 @@ TEST_SUITE("archive") {
     std::size_t packed = 0;
     auto it = in.begin();
     const auto chunks = d::pack_some<std::tuple<int, double, bool, char, std::uint64_t>>(
-        it, in.end(), 1, in.size(), std::size_t{1} << 20, packed);
+        it, in.end(), 1, d::chunk_schedule::fixed(in.size()), std::size_t{1} << 20, packed);
     REQUIRE(chunks.size() == 1);
     REQUIRE(packed == in.size());
     std::string boost_bytes;

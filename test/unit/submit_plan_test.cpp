@@ -8,7 +8,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <limits>
+#include <numeric>
+#include <tuple>
 #include <vector>
 
 using zproc::json;
@@ -69,6 +72,54 @@ TEST_SUITE("swarm_algorithms") {
     given.resolve(64, 1'000'000);
     CHECK(given.chunk_size() == 5);
     CHECK(given.window() == 3);
+  }
+
+  TEST_CASE("submit plan: automatic chunks shrink at the end so that workers finish together") {
+    // 16 workers, 16,000 inputs: 250 calls per task while many remain (4 per worker), then
+    // each chunk at most the remaining inputs' share per worker, down to 250 / 64.
+    submit_plan plan(lazy_map(), 1 << 20);
+    plan.resolve(16, 16'000);
+    CHECK(plan.chunk_size() == 250);
+    std::vector<int> inputs(16'000);
+    std::iota(inputs.begin(), inputs.end(), 0);
+    auto it = inputs.begin();
+    std::size_t packed = 0;
+    std::vector<std::size_t> sizes;
+    for (;;) {  // packed a window at a time, as map_lazy does: the sizes depend only on `packed`
+      const auto chunks = zproc::detail::pack_some<std::tuple<int>>(
+          it, inputs.end(), plan.window(), plan.schedule(), std::size_t{1} << 20, packed);
+      if (chunks.empty()) break;
+      for (const auto& c : chunks) sizes.push_back(c.items);
+    }
+    CHECK(packed == inputs.size());
+    CHECK(std::accumulate(sizes.begin(), sizes.end(), std::size_t{0}) == inputs.size());
+    std::size_t before = 0;
+    for (std::size_t i = 0; i < sizes.size(); ++i) {
+      CAPTURE(i);
+      if (i > 0) CHECK(sizes[i] <= sizes[i - 1]);
+      const std::size_t share = (inputs.size() - before + 15) / 16;
+      CHECK(sizes[i] <= std::max<std::size_t>(share, 3));  // 250 / 64 = 3: the least
+      CHECK((sizes[i] >= 3 || before + sizes[i] == inputs.size()));
+      before += sizes[i];
+    }
+    CHECK(sizes.front() == 250);
+    CHECK(sizes.back() <= 3);
+    CHECK(std::count(sizes.begin(), sizes.end(), std::size_t{250}) >= 3 * 16);
+    CHECK(sizes.size() <= 10 * 16);  // a few more tasks than 4 per worker, not many more
+
+    // A chunk size given, or an input of unknown size: every chunk the same.
+    auto fixed = lazy_map();
+    fixed.chunk_size = 7;
+    submit_plan given(fixed, 1 << 20);
+    given.resolve(16, 100);
+    for (std::size_t p : {0, 50, 99, 100}) CHECK(given.schedule().next(p) == 7);
+    submit_plan unknown(lazy_map(), 1 << 20);
+    unknown.resolve(16, 0);
+    for (std::size_t p : {0, 50'000, 1'000'000}) CHECK(unknown.schedule().next(p) == 1024);
+    // Fewer inputs than 4 per worker: one call per task from the start.
+    submit_plan few(lazy_map(), 1 << 20);
+    few.resolve(16, 20);
+    CHECK(few.schedule().next(0) == 1);
   }
 
   TEST_CASE("submit plan: a task_submit holds the chunks that fit half a frame, at least one") {

@@ -226,6 +226,55 @@ TEST_SUITE("task_queue") {
     CHECK(f.ids(r[2].message()).size() == 4);
   }
 
+  TEST_CASE("fair shares count calls: a map's large tasks are not all one worker's") {
+    // A map's automatic chunks: large ones, then smaller ones toward the end (as 2 workers get
+    // them for 2,000 inputs). Counted in tasks, the first worker would take 7 of the 14: 1,750
+    // of the 2,000 calls.
+    fixture f;
+    f.run(w1, f.take_request(1024));  // parked
+    f.run(w2, f.take_request(1024));  // parked
+    const std::vector<std::uint64_t> sizes{250, 250, 250, 250, 250, 250, 250,
+                                           125, 63,  31,  16,  8,   4,   3};
+    json tasks = json::array();
+    for (auto n : sizes) tasks.push_back(json::array({json::binary({1}), n}));
+    auto r = f.run(owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"}, {"t", tasks}});
+    REQUIRE(r.size() == 3);
+    const auto calls_of = [](const json& reply) {
+      std::uint64_t n = 0;
+      for (const auto& t : reply.at("r").at(wire::tasks)) n += t.at(3).get<std::uint64_t>();
+      return n;
+    };
+    CHECK(r[1].client_id == w1);
+    CHECK(calls_of(r[1].message()) == 1000);  // half the calls: 4 large tasks
+    CHECK(f.ids(r[1].message()).size() == 4);
+    CHECK(r[2].client_id == w2);
+    CHECK(calls_of(r[2].message()) == 1000);  // all that is left (it asks alone)
+    CHECK(f.q.queued("s") == 0);
+  }
+
+  TEST_CASE("a take holds at most the calls it asks for, and one task whatever its size") {
+    fixture f;
+    json tasks = json::array();
+    for (std::uint64_t n : {250, 3, 3, 3, 3, 250})
+      tasks.push_back(json::array({json::binary({1}), n}));
+    f.run(owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"}, {"t", tasks}});
+    auto take = [&](std::uint64_t worker, std::uint64_t calls) {
+      json request = f.take_request(1024);
+      request[wire::max_calls] = calls;
+      auto r = f.run(worker, request);
+      REQUIRE(r.size() == 1);
+      return f.ids(r[0].message()).size();
+    };
+    CHECK(take(w1, 10) == 1);  // the first task, larger than asked
+    CHECK(take(w2, 10) == 3);  // 3 + 3 + 3: a fourth would pass 10
+    json again = f.take_request(1024);
+    again[wire::max_calls] = 10;
+    auto r = f.run(w2, again);  // (w2's take was answered: it may take again)
+    REQUIRE(r.size() == 1);
+    CHECK(f.ids(r[0].message()).size() == 1);  // 3, then 250 would pass it
+    CHECK(f.q.queued("s") == 1);
+  }
+
   TEST_CASE("a worker that dies gives its tasks back; after max_attempts they are lost") {
     fixture f;
     const auto first = f.submit(1, owner, false, 2);

@@ -58,9 +58,9 @@ class range_feed final : public input_feed {
  public:
   explicit range_feed(Holder h)
       : holder_(std::move(h)), size_(size_of(holder_.get())), it_(std::ranges::begin(holder_.get())) {}
-  std::vector<packed_chunk> pack(std::size_t max_chunks, std::size_t chunk_size,
+  std::vector<packed_chunk> pack(std::size_t max_chunks, const chunk_schedule& schedule,
                                  std::size_t max_bytes) override {
-    return pack_some<Args>(it_, std::ranges::end(holder_.get()), max_chunks, chunk_size,
+    return pack_some<Args>(it_, std::ranges::end(holder_.get()), max_chunks, schedule,
                            max_bytes, packed_);
   }
   bool exhausted() override { return it_ == std::ranges::end(holder_.get()); }
@@ -98,7 +98,7 @@ std::shared_ptr<input_feed> make_feed(Inputs&& inputs) {
 class packed_feed final : public input_feed {
  public:
   explicit packed_feed(std::vector<packed_chunk> chunks) : chunks_(std::move(chunks)) {}
-  std::vector<packed_chunk> pack(std::size_t, std::size_t, std::size_t) override {
+  std::vector<packed_chunk> pack(std::size_t, const chunk_schedule&, std::size_t) override {
     for (const auto& c : chunks_) packed_ += c.items;
     return std::move(chunks_);
   }
@@ -143,8 +143,11 @@ struct swarm_options {
 };
 
 struct map_options {
-  /// Calls per task. Zero: automatic (the inputs split into about 4 tasks per worker, and
-  /// no task's arguments above 1 MiB): few round trips for many tiny calls.
+  /// Calls per task. Zero: automatic (about 4 tasks per worker while many inputs remain,
+  /// then smaller ones — each about the remaining inputs over the workers — so that the
+  /// workers finish close together however long each call takes; no task's arguments above
+  /// 1 MiB; 1,024 calls per task for an input range of unknown size): few round trips for
+  /// many tiny calls, and a short tail.
   std::size_t chunk_size = 0;
   /// Called (on the thread that waits) as results arrive: how many of how many are back.
   std::function<void(std::size_t done, std::size_t total)> progress;

@@ -220,10 +220,11 @@ packed_request submit_writer::finish() && {
 }
 
 json take_request(const std::string& queue_name, std::size_t most, std::int64_t worker,
-                  const std::string& its_host) {
+                  const std::string& its_host, std::uint64_t calls) {
   json r = request(op::task_take);
   r[queue] = queue_name;
   r[max] = most;
+  if (calls > 0) r[max_calls] = calls;
   r[pid] = worker;
   r[host] = its_host;
   return r;

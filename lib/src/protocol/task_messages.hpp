@@ -74,9 +74,10 @@ class submit_writer {
   packed_request r_;
   counted_list list_;
 };
-/// task_take: at most `max` tasks for the worker `pid` on `host`.
+/// task_take: at most `max` tasks for the worker `pid` on `host`, holding at most `calls`
+/// calls in all (one task at least; 0: no limit).
 json take_request(const std::string& queue, std::size_t max, std::int64_t pid,
-                  const std::string& host);
+                  const std::string& host, std::uint64_t calls = 0);
 /// A task_done written as MessagePack as the worker's tasks end: "r": [[id, outcome], ...].
 class done_writer {
  public:

@@ -41,6 +41,7 @@ struct task_request {
   std::uint64_t call_timeout_ms = 0;
   // task_take
   std::uint64_t max = 1;
+  std::uint64_t max_calls = 0;  ///< calls in all the tasks taken (0: no limit; one task at least)
   std::int64_t pid = 0;
   std::string_view host;
   // task_done

@@ -154,6 +154,7 @@ protocol::task_request task_queue::request_of(detail::op o, const json& request,
     case op::task_take: {
       r.queue = string_field(request, wire::queue);
       r.max = count_or(request, wire::max, 1);
+      r.max_calls = count_or(request, wire::max_calls, 0);
       // (A pid or host of another type is no pid or host: the worker is only less named.)
       if (auto p = request.find(wire::pid); p != request.end()) r.pid = as_int64(*p).value_or(0);
       if (auto h = request.find(wire::host); h != request.end() && h->is_string())
@@ -245,6 +246,7 @@ void task_queue::submit(const protocol::task_request& request, std::uint64_t cli
     hint = tasks_.emplace_hint(hint, id, std::move(x));
     q.pending.push_back(id);
     ++q.live;
+    q.live_calls += t.items;
   }
   auto& ranges = owned_[client_id];
   // Ranges whose tasks are all collected are forgotten: a submitter that runs for days does
@@ -288,31 +290,40 @@ void task_queue::take(const protocol::task_request& request, std::uint64_t clien
     out.push_back({client_id, protocol::make_reply(request.id, wire::retire_reply())});
     return;
   }
-  if (auto tasks = assign(client_id, w, max, request.id)) {
+  const parked_take p{request.id, max, request.max_calls};
+  if (auto tasks = assign(client_id, w, p)) {
     out.push_back(packed(client_id, request.id, std::move(*tasks)));
     return;
   }
-  w.parked = parked_take{request.id, max};
+  w.parked = p;
   queues_[w.queue].parked.push_back(client_id);
 }
 
 std::optional<std::string> task_queue::assign(std::uint64_t client_id, worker& w,
-                                              std::size_t max, std::uint64_t request_id) {
+                                              const parked_take& p) {
   queue_state& q = queues_[w.queue];
   if (q.live == 0) return std::nullopt;
-  // A fair share among the workers asking now (this one and those parked): with 8 tasks
-  // queued and 4 idle workers, each takes 2, not one worker all 8.
+  // A fair share of the queued calls among the workers asking now (this one and those
+  // parked): with 8 tasks queued and 4 idle workers, each takes 2, not one worker all 8; with
+  // a map's large tasks and its small last ones queued, not one worker all the large ones.
   const std::size_t askers = q.parked.size() + 1;
-  const std::size_t share = (q.live + askers - 1) / askers;
-  const std::size_t n = std::min(max, share);
-  wire::take_reply_writer list(request_id);
-  while (list.size() < n && !q.pending.empty()) {
+  std::uint64_t calls = (q.live_calls + askers - 1) / askers;
+  if (p.calls > 0) calls = std::min(calls, p.calls);
+  std::uint64_t taken_calls = 0;
+  wire::take_reply_writer list(p.request_id);
+  while (list.size() < p.max && !q.pending.empty()) {
     const std::uint64_t id = q.pending.front();
-    q.pending.pop_front();
     auto it = tasks_.find(id);
-    if (it == tasks_.end() || it->second.state != task_state::queued) continue;  // cancelled
+    if (it == tasks_.end() || it->second.state != task_state::queued) {  // cancelled
+      q.pending.pop_front();
+      continue;
+    }
     task& t = it->second;
+    if (list.size() > 0 && taken_calls + t.items > calls) break;  // the first task goes anyway
+    q.pending.pop_front();
     --q.live;
+    q.live_calls -= t.items;
+    taken_calls += t.items;
     t.state = task_state::running;
     t.worker = client_id;
     ++t.attempts;
@@ -338,7 +349,7 @@ void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& o
     worker& w = wit->second;
     const parked_take p = *w.parked;
     w.parked.reset();
-    if (auto tasks = assign(client, w, p.max, p.request_id)) {
+    if (auto tasks = assign(client, w, p)) {
       out.push_back(packed(client, p.request_id, std::move(*tasks)));
     } else {
       w.parked = p;
@@ -554,7 +565,10 @@ task_queue::task_map::iterator task_queue::drop(task_map::iterator it) {
 void task_queue::erase(task_map::iterator it) {
   task& t = it->second;
   if (t.state == task_state::queued) {
-    if (auto q = queues_.find(t.queue); q != queues_.end()) --q->second.live;
+    if (auto q = queues_.find(t.queue); q != queues_.end()) {
+      --q->second.live;
+      q->second.live_calls -= t.items;
+    }
   } else if (t.state == task_state::done) {
     done_.erase(it->first);
     orphans_.erase(it->first);
@@ -580,6 +594,7 @@ void task_queue::lost(std::uint64_t id, const worker& w, std::vector<std::uint64
     queue_state& q = queues_[t.queue];
     q.pending.push_front(id);
     ++q.live;
+    q.live_calls += t.items;
     return;
   }
   const json outcome = wire::lost_outcome(

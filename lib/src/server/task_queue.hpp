@@ -109,7 +109,8 @@ class task_queue {
   };
   struct parked_take {
     std::uint64_t request_id;
-    std::size_t max;
+    std::size_t max;        // tasks
+    std::uint64_t calls;    // calls in all (0: no limit)
   };
   struct worker {
     std::string queue;
@@ -123,6 +124,7 @@ class task_queue {
   struct queue_state {
     std::deque<std::uint64_t> pending;  // may hold ids of cancelled tasks (skipped)
     std::size_t live = 0;               // queued tasks that are not cancelled
+    std::uint64_t live_calls = 0;       // the calls they hold
     std::vector<std::uint64_t> workers;
     std::deque<std::uint64_t> parked;  // workers with a parked take, oldest first
     /// Workers retired before they connected (being respawned): (host, pid) -> when.
@@ -150,10 +152,10 @@ class task_queue {
               clock::time_point now, std::vector<delivery>& out);
   json info(const json& request) const;
 
-  /// Up to `max` tasks of the worker's queue (a fair share when others wait too), as the
-  /// reply to its take `request_id`; nullopt when there is none.
-  std::optional<std::string> assign(std::uint64_t client_id, worker& w, std::size_t max,
-                                    std::uint64_t request_id);
+  /// Up to `p.max` tasks of the worker's queue holding up to `p.calls` calls (at least one
+  /// task; a fair share of the queued calls when others wait too), as the reply to its take
+  /// `p.request_id`; nullopt when there is none.
+  std::optional<std::string> assign(std::uint64_t client_id, worker& w, const parked_take& p);
   /// Hands queued tasks to the parked takes of `queue`.
   void serve_takers(const std::string& queue, std::vector<delivery>& out);
   /// Answers the parked waits that `finished` (ids that just got an outcome) concern.

@@ -22,11 +22,15 @@ std::size_t submit_plan::workers_in(const json& info_reply) {
 void submit_plan::resolve(std::size_t workers, std::size_t size_hint) {
   workers_ = std::max<std::size_t>(1, workers);
   resolved_ = true;
-  chunk_size_ = settings_.chunk_size;
-  if (chunk_size_ == 0)  // about 4 tasks per worker; unknown size: 1024 calls per task
-    chunk_size_ = size_hint == 0 ? 1024
-                                 : std::max<std::size_t>(1, (size_hint + 4 * workers_ - 1) /
-                                                                (4 * workers_));
+  if (settings_.chunk_size != 0) {
+    schedule_ = chunk_schedule::fixed(settings_.chunk_size);
+  } else if (size_hint == 0) {  // unknown size: 1024 calls per task
+    schedule_ = chunk_schedule::fixed(1024);
+  } else {  // about 4 tasks per worker, then smaller ones for the tail (chunk.hpp)
+    const std::size_t base = std::max<std::size_t>(1, (size_hint + 4 * workers_ - 1) /
+                                                          (4 * workers_));
+    schedule_ = {base, std::max<std::size_t>(1, base / 64), size_hint, workers_};
+  }
   window_ = settings_.window;
   if (window_ == 0)
     window_ = settings_.lazy ? std::max<std::size_t>(8, 4 * workers_)

@@ -44,11 +44,15 @@ class submit_plan {
   /// (throws protocol::tasks::malformed for a reply of the wrong shape).
   json info_request() const;
   static std::size_t workers_in(const json& info_reply);
-  /// Fixes the chunk size and the window for `workers` workers (at least 1) and, when the
-  /// input range knows it, `size_hint` inputs (0: unknown).
+  /// Fixes the chunk sizes and the window for `workers` workers (at least 1) and, when the
+  /// input range knows it, `size_hint` inputs (0: unknown). Automatic chunks are guided: about
+  /// 4 per worker while many inputs remain, then remaining / workers, down to 1/64 of that.
   void resolve(std::size_t workers, std::size_t size_hint);
 
-  std::size_t chunk_size() const noexcept { return chunk_size_; }
+  /// The sizes of the chunks, by how many inputs were packed before each.
+  const chunk_schedule& schedule() const noexcept { return schedule_; }
+  /// The largest chunk (calls per task while many inputs remain).
+  std::size_t chunk_size() const noexcept { return schedule_.base; }
   std::size_t window() const noexcept { return window_; }
   /// How many more tasks may go with `in_flight` in flight.
   std::size_t room(std::size_t in_flight) const noexcept;
@@ -66,7 +70,7 @@ class submit_plan {
   std::size_t frame_limit_;
   bool resolved_ = false;
   std::size_t workers_ = 0;
-  std::size_t chunk_size_ = 0;
+  chunk_schedule schedule_;
   std::size_t window_ = 0;
 };
 

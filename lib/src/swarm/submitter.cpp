@@ -73,7 +73,7 @@ std::vector<std::shared_ptr<task_collector>> task_submitter::fill(input_feed& fe
     if (workers == 0) throw std::logic_error(no_workers_message(plan.settings().queue));
     plan.resolve(workers, feed.size_hint());
   }
-  auto chunks = feed.pack(plan.room(in_flight), plan.chunk_size(), plan.settings().max_bytes);
+  auto chunks = feed.pack(plan.room(in_flight), plan.schedule(), plan.settings().max_bytes);
   collectors out;
   std::size_t i = 0;
   try {
@@ -147,7 +147,7 @@ void pack_and_send(std::shared_ptr<fill_op> op) {
   auto& plan = op->s->plan;
   try {
     op->chunks =
-        op->feed->pack(plan.room(op->in_flight), plan.chunk_size(), plan.settings().max_bytes);
+        op->feed->pack(plan.room(op->in_flight), plan.schedule(), plan.settings().max_bytes);
   } catch (const std::exception& e) {  // an input that could not be packed
     return op->fail(make_error_code(client_errc::protocol_error),
                     std::string("zproc: packing an input failed: ") + e.what());

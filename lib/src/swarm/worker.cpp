@@ -207,29 +207,33 @@ void run_worker(context& ctx, const std::string& queue) {
     return outcome::ok;
   };
   const std::string& host = process_detail::host_name();
-  auto take = [&](std::size_t max) {
-    return send(detail::request_access::wrap(
-        wire::take_request(queue, max, static_cast<std::int64_t>(::getpid()), host)));
-  };
-
   // Tasks are taken so that a batch runs for about this long: tiny calls come many per round
-  // trip, long ones one at a time (and the others stay queued for other workers).
+  // trip, long ones one at a time (and the others stay queued for other workers). Counted in
+  // calls as well as in tasks: a map's automatic chunks shrink toward its end, and a count of
+  // tasks learnt from those would take too many of the next map's large ones (a server that
+  // does not know the count of calls goes by the count of tasks).
   constexpr auto batch_time = std::chrono::milliseconds(5);
   constexpr std::size_t max_batch = 1024;
+  std::size_t max = 1;     // tasks
+  std::uint64_t calls = 0;  // calls in all (0: no limit: the first take is of one task)
+  auto take = [&] {
+    return send(detail::request_access::wrap(
+        wire::take_request(queue, max, static_cast<std::int64_t>(::getpid()), host, calls)));
+  };
+
   // While batches are short, the next one is asked for before this one runs (the round trip
   // hides behind the work). Long ones are not: a task held ahead would wait for this one
   // while another worker may be idle.
   constexpr auto prefetch_below = std::chrono::milliseconds(20);
-  std::size_t max = 1;
   bool prefetch = false;
   std::vector<std::shared_ptr<pending>> sent;  // task_done requests in flight
   watchdog dog;
-  auto next = take(max);
+  auto next = take();
   for (;;) {
     const outcome o = wait(next);
     if (o == outcome::gone) break;
     if (o == outcome::lost) {  // a new connection: take again (tasks taken on the old one are
-      next = take(max);        // handed out again by the server that kept them, if any)
+      next = take();           // handed out again by the server that kept them, if any)
       continue;
     }
     const std::string reply = std::move(next->result);
@@ -243,19 +247,25 @@ void run_worker(context& ctx, const std::string& queue) {
     if (taken.retire) break;
     const auto& tasks = taken.tasks;
     std::shared_ptr<pending> ahead;
-    if (prefetch) ahead = take(max);
+    if (prefetch) ahead = take();
     const auto start = std::chrono::steady_clock::now();
     wire::done_writer results;
-    for (const auto& t : tasks)
+    std::uint64_t ran_calls = 0;
+    for (const auto& t : tasks) {
       results.add(t.id, run_task(ctx, t.target, t.args, t.items, dog, t.call_timeout_ms, t.id));
+      ran_calls += t.items;
+    }
     const auto took = std::chrono::steady_clock::now() - start;
     std::erase_if(sent, [](const auto& p) { return p->done; });
     sent.push_back(send(detail::request_access::wrap(std::move(results).finish())));
     const auto per_task = std::max<std::chrono::nanoseconds>(
         std::chrono::nanoseconds(100), took / std::max<std::size_t>(1, tasks.size()));
     max = std::clamp<std::size_t>(static_cast<std::size_t>(batch_time / per_task), 1, max_batch);
+    const auto per_call = std::max<std::chrono::nanoseconds>(
+        std::chrono::nanoseconds(1), took / std::max<std::uint64_t>(1, ran_calls));
+    calls = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(batch_time / per_call));
     prefetch = took < prefetch_below;
-    next = ahead ? std::move(ahead) : take(max);
+    next = ahead ? std::move(ahead) : take();
   }
   // The last outcomes reach the server before we exit (one lost with its connection is lost
   // for the server too: it hands that task out again).

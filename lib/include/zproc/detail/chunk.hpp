@@ -202,22 +202,48 @@ void write_call(Archive& ar, std::tuple<P...>*, X&& x) {
   }
 }
 
+/// How many calls each chunk of a map holds. A fixed size (`fixed()`), or guided: `base` calls
+/// while many inputs remain, then about remaining / workers — so that the last tasks are small
+/// and the workers finish close together whatever their calls cost — but never fewer than
+/// `least`. Needs the number of inputs (`total`); without it every chunk is `base`.
+struct chunk_schedule {
+  std::size_t base = 1;
+  std::size_t least = 1;
+  std::size_t total = 0;    ///< inputs in all; 0: unknown
+  std::size_t workers = 1;  ///< at least 1
+
+  static chunk_schedule fixed(std::size_t size) noexcept {
+    const std::size_t n = std::max<std::size_t>(1, size);
+    return {n, n, 0, 1};
+  }
+  /// The size of the chunk that starts after `packed` inputs.
+  std::size_t next(std::size_t packed) const noexcept {
+    if (total <= packed || least >= base) return base;
+    const std::size_t w = std::max<std::size_t>(1, workers);
+    const std::size_t share = (total - packed + w - 1) / w;
+    return std::clamp(share, least, base);
+  }
+};
+
 /// Packs inputs from `it` (advanced past what it packs) into at most `max_chunks` chunks of
-/// `chunk_size` calls, or fewer when a chunk's arguments pass `max_bytes`. Pulls no input
-/// beyond the last one it packs. `packed` counts the inputs packed.
+/// the schedule's sizes (`packed` inputs before a chunk decide its size), or fewer calls when
+/// a chunk's arguments pass `max_bytes`. Pulls no input beyond the last one it packs. `packed`
+/// counts the inputs packed.
 template <class Args, class It, class Sentinel>
 std::vector<packed_chunk> pack_some(It& it, const Sentinel& end, std::size_t max_chunks,
-                                    std::size_t chunk_size, std::size_t max_bytes,
+                                    const chunk_schedule& schedule, std::size_t max_bytes,
                                     std::size_t& packed) {
   std::vector<packed_chunk> chunks;
   std::optional<byte_sink> sink;
   chunk_oarchive<Args> ar;
+  std::size_t chunk_size = 1;
   for (; it != end; ++it) {
     if (!ar.is_open()) {
       if (chunks.size() >= max_chunks) break;
       chunks.emplace_back();
       sink.emplace(chunks.back().bytes);
       ar.open(*sink);
+      chunk_size = schedule.next(packed);
     }
     auto&& x = *it;
     write_call(ar, static_cast<Args*>(nullptr), x);

@@ -75,9 +75,9 @@ class task_collector {
 class input_feed {
  public:
   virtual ~input_feed() = default;
-  /// Packs the next inputs into at most `max_chunks` chunks of `chunk_size` calls (a chunk is
-  /// closed early once its arguments reach `max_bytes`); fewer, or none, at the end.
-  virtual std::vector<packed_chunk> pack(std::size_t max_chunks, std::size_t chunk_size,
+  /// Packs the next inputs into at most `max_chunks` chunks of the schedule's sizes (a chunk
+  /// is closed early once its arguments reach `max_bytes`); fewer, or none, at the end.
+  virtual std::vector<packed_chunk> pack(std::size_t max_chunks, const chunk_schedule& schedule,
                                          std::size_t max_bytes) = 0;
   /// Every input has been packed.
   virtual bool exhausted() = 0;
