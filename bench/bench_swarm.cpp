@@ -8,16 +8,19 @@
 //         distribution (a hash of the input picks each): what the tail of a map costs when
 //         tasks do not all take as long; and again with a fixed chunk size of a quarter of
 //         a worker's share (what automatic chunks were before they shrank at the end, and
-//         what Python's Pool.map does), in the same run.
+//         what Python's Pool.map does), in the same run. Each round of slow and uneven
+//         calls follows a map of tiny ones (what the workers learn there must not mislead them).
 // Prints tasks per second (and the efficiency of slow) and the ratios. See docs/performance.md.
 //
 //   build/bench/bench_swarm [--quick] [--only auto|one|slow|uneven] [--workers 1,2,...] [--tasks N]
-//                           [--no-python] [--external]
+//                           [--no-python] [--external] [--sleep]
 //
 // --workers: the worker counts (default 2); --tasks maps N ints instead of 100,000 (auto, one);
 // --no-python skips the Pool; --external runs the server as a `zproc server` process
 // (ZPROC_BENCH_ZPROC names another program: a wrapper that runs it under callgrind counts the
-// server's instructions per task).
+// server's instructions per task). --sleep: the slow and uneven calls sleep instead of holding
+// their core (ZPROC_BENCH_SLEEP=1 in the workers' environment), and Python is skipped: more
+// workers than cores then measure how well the tasks are spread (the tail), not the cores.
 #include <zproc/zproc.hpp>
 
 #include "support.hpp"
@@ -33,6 +36,7 @@
 #include <numeric>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -42,10 +46,16 @@ ZPROC_TARGET(square);
 
 using clock_type = std::chrono::steady_clock;
 
-/// Busy for `s` seconds (not asleep: the call holds its core, as real work does).
+/// Busy for `s` seconds (not asleep: the call holds its core, as real work does), or asleep
+/// with --sleep.
 void busy_for(double s) {
+  static const bool asleep = [] {
+    const char* e = std::getenv("ZPROC_BENCH_SLEEP");
+    return e && *e == '1';
+  }();
   const auto until = clock_type::now() + std::chrono::duration_cast<clock_type::duration>(
                                              std::chrono::duration<double>(s));
+  if (asleep) return std::this_thread::sleep_until(until);
   while (clock_type::now() < until) {
   }
 }
@@ -148,6 +158,9 @@ int main(int argc, char** argv) {
       external = true;
     } else if (a == "--no-python") {
       python = false;
+    } else if (a == "--sleep") {
+      python = false;
+      ::setenv("ZPROC_BENCH_SLEEP", "1", 1);
     } else if (a == "--only" && i + 1 < argc) {
       only = argv[++i];
     } else if (a == "--workers" && i + 1 < argc) {
@@ -156,7 +169,7 @@ int main(int argc, char** argv) {
       n = std::max(1000, std::atoi(argv[++i]));
     } else {
       std::fprintf(stderr, "usage: bench_swarm [--quick] [--only auto|one|slow|uneven] [--workers "
-                           "1,2,...] [--tasks N] [--no-python] [--external]\n");
+                           "1,2,...] [--tasks N] [--no-python] [--external] [--sleep]\n");
       return 2;
     }
   }
@@ -185,7 +198,12 @@ int main(int argc, char** argv) {
     for (int i = 0; i < 200; ++i) slow(i);
     slow_call_s = seconds_since(t) / 200;
   }
-  const double busy_scale = slow_call_s / 200e-6;  // what a busy second takes here
+  // What a call of s seconds takes here: busy, a little longer in proportion; asleep, a wake-up
+  // later (the timer's slack).
+  const bool asleep = std::getenv("ZPROC_BENCH_SLEEP") != nullptr;
+  const auto call_time = [&](double s) {
+    return asleep ? s + (slow_call_s - 200e-6) : s * slow_call_s / 200e-6;
+  };
 
   std::printf("swarm map beside Python's Pool(N) on the same work, best of %d, tasks per second"
               " (slow: 200 µs calls, efficiency = ideal time / wall time)\n\n", rounds);
@@ -217,6 +235,10 @@ int main(int argc, char** argv) {
           o.chunk_size = mode == "one" ? 1 : 0;
           if (mode == "uneven-fixed")
             o.chunk_size = static_cast<std::size_t>((slow_n + 4 * workers - 1) / (4 * workers));
+          // Each round of long calls follows a map of tiny ones, as in a program that maps
+          // different things in turn: what a worker learnt on those must not make it take the
+          // long calls all at once.
+          if (mode != "auto" && mode != "one") sw.map(square, std::vector<int>(1000, 3));
           const auto t = clock_type::now();
           if (mode == "slow" || mode == "uneven" || mode == "uneven-fixed") {
             std::vector<int> calls(static_cast<std::size_t>(slow_n));
@@ -238,7 +260,7 @@ int main(int argc, char** argv) {
     const auto py = python ? python_pool(workers, n, slow_n, rounds, only)
                            : std::map<std::string, double>{};
     double uneven_s = 0;  // the uneven calls' total time here
-    for (int i = 0; i < slow_n; ++i) uneven_s += uneven_seconds(i) * busy_scale;
+    for (int i = 0; i < slow_n; ++i) uneven_s += call_time(uneven_seconds(i));
     for (const char* name : {"auto", "one", "slow", "uneven", "uneven-fixed"}) {
       if (!ours.count(name)) continue;
       const double mine = ours[name];

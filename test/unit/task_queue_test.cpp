@@ -229,7 +229,7 @@ TEST_SUITE("task_queue") {
   TEST_CASE("fair shares count calls: a map's large tasks are not all one worker's") {
     // A map's automatic chunks: large ones, then smaller ones toward the end (as 2 workers get
     // them for 2,000 inputs). Counted in tasks, the first worker would take 7 of the 14: 1,750
-    // of the 2,000 calls.
+    // of the 2,000 calls. The share is of the queue's workers, asking or not.
     fixture f;
     f.run(w1, f.take_request(1024));  // parked
     f.run(w2, f.take_request(1024));  // parked
@@ -248,8 +248,43 @@ TEST_SUITE("task_queue") {
     CHECK(calls_of(r[1].message()) == 1000);  // half the calls: 4 large tasks
     CHECK(f.ids(r[1].message()).size() == 4);
     CHECK(r[2].client_id == w2);
-    CHECK(calls_of(r[2].message()) == 1000);  // all that is left (it asks alone)
+    CHECK(calls_of(r[2].message()) == 1000);  // the other half (shares of the queue as it came)
     CHECK(f.q.queued("s") == 0);
+  }
+
+  TEST_CASE("a take shares with every worker of the queue, not only those asking") {
+    // A worker whose batch size was learnt on tiny calls asks for all it may have: alone, it
+    // still takes only its share of the queue's calls, not the whole map.
+    fixture f;
+    f.run(w1, f.take_request(1));  // parked
+    f.submit(1);                    // w1 takes it: a worker of "s", busy
+    CHECK(f.q.queued("s") == 0);
+    f.run(w2, f.take_request(1024));  // parked, alone
+    json tasks = json::array();
+    for (int i = 0; i < 8; ++i) tasks.push_back(json::array({json::binary({1}), 250}));
+    auto r = f.run(owner, {{"o", submit_op}, {"q", "s"}, {"tg", "t"}, {"t", tasks}});
+    REQUIRE(r.size() == 2);
+    CHECK(r[1].client_id == w2);
+    CHECK(f.ids(r[1].message()).size() == 4);  // 1,000 of 2,000 calls: 2 workers
+  }
+
+  TEST_CASE("a take holds more than one task only of the target its calls were measured on") {
+    fixture f;
+    json tasks = json::array();
+    for (int i = 0; i < 3; ++i) tasks.push_back(json::array({json::binary({1}), 1}));
+    f.run(owner, {{"o", submit_op}, {"q", "s"}, {"tg", "tiny"}, {"t", tasks}});
+    f.run(owner, {{"o", submit_op}, {"q", "s"}, {"tg", "slow"}, {"t", tasks}});
+    auto take = [&](std::uint64_t worker, const char* measured_on) {
+      json request = f.take_request(1024);
+      request[wire::max_calls] = 1000;
+      request[wire::calls_target] = measured_on;
+      auto r = f.run(worker, request);
+      REQUIRE(r.size() == 1);
+      return f.ids(r[0].message()).size();
+    };
+    CHECK(take(w1, "tiny") == 3);  // every tiny one, not the slow ones after them
+    CHECK(take(w1, "tiny") == 1);  // one slow task, to measure on
+    CHECK(take(w1, "slow") == 2);  // then the rest of them
   }
 
   TEST_CASE("a take holds at most the calls it asks for, and one task whatever its size") {

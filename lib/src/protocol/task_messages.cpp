@@ -220,11 +220,13 @@ packed_request submit_writer::finish() && {
 }
 
 json take_request(const std::string& queue_name, std::size_t most, std::int64_t worker,
-                  const std::string& its_host, std::uint64_t calls) {
+                  const std::string& its_host, std::uint64_t calls,
+                  std::string_view measured_on) {
   json r = request(op::task_take);
   r[queue] = queue_name;
   r[max] = most;
   if (calls > 0) r[max_calls] = calls;
+  if (!measured_on.empty()) r[calls_target] = measured_on;
   r[pid] = worker;
   r[host] = its_host;
   return r;

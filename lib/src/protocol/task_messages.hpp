@@ -75,9 +75,11 @@ class submit_writer {
   counted_list list_;
 };
 /// task_take: at most `max` tasks for the worker `pid` on `host`, holding at most `calls`
-/// calls in all (one task at least; 0: no limit).
+/// calls in all (one task at least; 0: no limit), and more than one only of `target` (the
+/// target the worker measured its calls on; empty: any).
 json take_request(const std::string& queue, std::size_t max, std::int64_t pid,
-                  const std::string& host, std::uint64_t calls = 0);
+                  const std::string& host, std::uint64_t calls = 0,
+                  std::string_view target = {});
 /// A task_done written as MessagePack as the worker's tasks end: "r": [[id, outcome], ...].
 class done_writer {
  public:

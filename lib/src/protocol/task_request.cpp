@@ -100,6 +100,7 @@ bool decode_task_request(std::string_view payload, task_request& out) {
         if (name == tasks::call_timeout) return r.unsigned_integer(out.call_timeout_ms);
         if (name == tasks::max) return r.unsigned_integer(out.max);
         if (name == tasks::max_calls) return r.unsigned_integer(out.max_calls);
+        if (name == tasks::calls_target) return non_empty_string(r, out.calls_target);
         if (name == tasks::pid) return r.signed_integer(out.pid);
         if (name == tasks::host) return r.string(out.host);
         if (name == tasks::results) return has_results = read_results(r, out.results);

@@ -42,6 +42,7 @@ struct task_request {
   // task_take
   std::uint64_t max = 1;
   std::uint64_t max_calls = 0;  ///< calls in all the tasks taken (0: no limit; one task at least)
+  std::string_view calls_target;  ///< more than one task only of this target (empty: any)
   std::int64_t pid = 0;
   std::string_view host;
   // task_done

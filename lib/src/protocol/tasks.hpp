@@ -28,6 +28,7 @@ inline constexpr const char* call_timeout = "ct";  // submit: ms a call may run 
 inline constexpr const char* first = "first";      // submit reply: id of the first task
 inline constexpr const char* max = "max";          // take: at most this many tasks
 inline constexpr const char* max_calls = "calls";  // take: holding at most this many calls
+inline constexpr const char* calls_target = "ctg";  // take: more than one task only of this target
 inline constexpr const char* pid = "pid";          // take: the worker's pid; outcome "w"
 inline constexpr const char* host = "host";        // take: the worker's host
 inline constexpr const char* retire = "retire";    // take reply: the worker is to exit

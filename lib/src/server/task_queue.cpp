@@ -155,6 +155,8 @@ protocol::task_request task_queue::request_of(detail::op o, const json& request,
       r.queue = string_field(request, wire::queue);
       r.max = count_or(request, wire::max, 1);
       r.max_calls = count_or(request, wire::max_calls, 0);
+      if (request.contains(wire::calls_target))
+        r.calls_target = string_field(request, wire::calls_target);
       // (A pid or host of another type is no pid or host: the worker is only less named.)
       if (auto p = request.find(wire::pid); p != request.end()) r.pid = as_int64(*p).value_or(0);
       if (auto h = request.find(wire::host); h != request.end() && h->is_string())
@@ -290,8 +292,8 @@ void task_queue::take(const protocol::task_request& request, std::uint64_t clien
     out.push_back({client_id, protocol::make_reply(request.id, wire::retire_reply())});
     return;
   }
-  const parked_take p{request.id, max, request.max_calls};
-  if (auto tasks = assign(client_id, w, p)) {
+  const parked_take p{request.id, max, request.max_calls, std::string(request.calls_target)};
+  if (auto tasks = assign(client_id, w, p, fair_share(queues_[w.queue]))) {
     out.push_back(packed(client_id, request.id, std::move(*tasks)));
     return;
   }
@@ -299,15 +301,20 @@ void task_queue::take(const protocol::task_request& request, std::uint64_t clien
   queues_[w.queue].parked.push_back(client_id);
 }
 
+std::uint64_t task_queue::fair_share(const queue_state& q) noexcept {
+  // The queued calls over the queue's workers, asking or not: with 8 tasks queued and 4
+  // workers, each takes 2, not the first to ask all 8 (its size of batch may come from tiny
+  // calls, these may be long); with a map's large tasks and its small last ones queued, not
+  // one worker all the large ones. Counted in calls: a task may hold one or thousands.
+  const std::size_t sharers = std::max<std::size_t>(1, q.workers.size());
+  return (q.live_calls + sharers - 1) / sharers;
+}
+
 std::optional<std::string> task_queue::assign(std::uint64_t client_id, worker& w,
-                                              const parked_take& p) {
+                                              const parked_take& p, std::uint64_t share) {
   queue_state& q = queues_[w.queue];
   if (q.live == 0) return std::nullopt;
-  // A fair share of the queued calls among the workers asking now (this one and those
-  // parked): with 8 tasks queued and 4 idle workers, each takes 2, not one worker all 8; with
-  // a map's large tasks and its small last ones queued, not one worker all the large ones.
-  const std::size_t askers = q.parked.size() + 1;
-  std::uint64_t calls = (q.live_calls + askers - 1) / askers;
+  std::uint64_t calls = share;
   if (p.calls > 0) calls = std::min(calls, p.calls);
   std::uint64_t taken_calls = 0;
   wire::take_reply_writer list(p.request_id);
@@ -319,7 +326,11 @@ std::optional<std::string> task_queue::assign(std::uint64_t client_id, worker& w
       continue;
     }
     task& t = it->second;
-    if (list.size() > 0 && taken_calls + t.items > calls) break;  // the first task goes anyway
+    // The first task goes anyway; more only within the calls asked for, and of the target the
+    // worker measured its calls on (another target's calls may take far longer).
+    if (list.size() > 0 &&
+        (taken_calls + t.items > calls || (!p.target.empty() && *t.target != p.target)))
+      break;
     q.pending.pop_front();
     --q.live;
     q.live_calls -= t.items;
@@ -341,6 +352,7 @@ void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& o
   auto qit = queues_.find(queue);
   if (qit == queues_.end()) return;
   queue_state& q = qit->second;
+  const std::uint64_t share = fair_share(q);  // of the queue as it is now, for every taker
   while (q.live > 0 && !q.parked.empty()) {
     const std::uint64_t client = q.parked.front();
     q.parked.pop_front();
@@ -349,7 +361,7 @@ void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& o
     worker& w = wit->second;
     const parked_take p = *w.parked;
     w.parked.reset();
-    if (auto tasks = assign(client, w, p)) {
+    if (auto tasks = assign(client, w, p, share)) {
       out.push_back(packed(client, p.request_id, std::move(*tasks)));
     } else {
       w.parked = p;

@@ -111,6 +111,7 @@ class task_queue {
     std::uint64_t request_id;
     std::size_t max;        // tasks
     std::uint64_t calls;    // calls in all (0: no limit)
+    std::string target;     // more than one task only of this target (empty: any)
   };
   struct worker {
     std::string queue;
@@ -152,10 +153,12 @@ class task_queue {
               clock::time_point now, std::vector<delivery>& out);
   json info(const json& request) const;
 
-  /// Up to `p.max` tasks of the worker's queue holding up to `p.calls` calls (at least one
-  /// task; a fair share of the queued calls when others wait too), as the reply to its take
-  /// `p.request_id`; nullopt when there is none.
-  std::optional<std::string> assign(std::uint64_t client_id, worker& w, const parked_take& p);
+  /// How many queued calls one take may hold: the queue's calls over its workers.
+  static std::uint64_t fair_share(const queue_state& q) noexcept;
+  /// Up to `p.max` tasks of the worker's queue holding up to `p.calls` calls and `share` (at
+  /// least one task), as the reply to its take `p.request_id`; nullopt when there is none.
+  std::optional<std::string> assign(std::uint64_t client_id, worker& w, const parked_take& p,
+                                    std::uint64_t share);
   /// Hands queued tasks to the parked takes of `queue`.
   void serve_takers(const std::string& queue, std::vector<delivery>& out);
   /// Answers the parked waits that `finished` (ids that just got an outcome) concern.

@@ -210,15 +210,17 @@ void run_worker(context& ctx, const std::string& queue) {
   // Tasks are taken so that a batch runs for about this long: tiny calls come many per round
   // trip, long ones one at a time (and the others stay queued for other workers). Counted in
   // calls as well as in tasks: a map's automatic chunks shrink toward its end, and a count of
-  // tasks learnt from those would take too many of the next map's large ones (a server that
-  // does not know the count of calls goes by the count of tasks).
+  // tasks learnt from those would take too many of the next map's large ones. And measured per
+  // target: after another target's tasks, one task comes first, to measure this one's calls
+  // (a server that knows neither goes by the count of tasks).
   constexpr auto batch_time = std::chrono::milliseconds(5);
   constexpr std::size_t max_batch = 1024;
-  std::size_t max = 1;     // tasks
+  std::size_t max = 1;      // tasks
   std::uint64_t calls = 0;  // calls in all (0: no limit: the first take is of one task)
+  std::string measured_on;  // the target `calls` was measured on
   auto take = [&] {
-    return send(detail::request_access::wrap(
-        wire::take_request(queue, max, static_cast<std::int64_t>(::getpid()), host, calls)));
+    return send(detail::request_access::wrap(wire::take_request(
+        queue, max, static_cast<std::int64_t>(::getpid()), host, calls, measured_on)));
   };
 
   // While batches are short, the next one is asked for before this one runs (the round trip
@@ -264,6 +266,7 @@ void run_worker(context& ctx, const std::string& queue) {
     const auto per_call = std::max<std::chrono::nanoseconds>(
         std::chrono::nanoseconds(1), took / std::max<std::uint64_t>(1, ran_calls));
     calls = std::max<std::uint64_t>(1, static_cast<std::uint64_t>(batch_time / per_call));
+    if (!tasks.empty()) measured_on.assign(tasks.back().target);
     prefetch = took < prefetch_below;
     next = ahead ? std::move(ahead) : take();
   }
