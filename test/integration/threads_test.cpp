@@ -1,8 +1,10 @@
 // The server on several threads (server_config::threads): every guarantee of one thread holds.
 // The server runs in this process (server_thread), so that a ThreadSanitizer build of this
 // suite (scripts/tsan) sees the server's threads as well as the clients'.
+#include "protocol/message.hpp"
 #include "protocol/ops.hpp"
 #include "server/store_set.hpp"
+#include "server/task_queue.hpp"
 #include "support/raw_peer.hpp"
 #include "support/server_process.hpp"
 
@@ -84,6 +86,25 @@ std::vector<std::string> spread_namespaces(int count) {
   REQUIRE(shards.size() == server_threads);
   return names;
 }
+
+/// One name on each of server_threads shards (a swarm's queue belongs to a shard by its name
+/// as a namespace does): names[i] is shard i's.
+std::vector<std::string> one_name_per_shard(const std::string& prefix) {
+  std::vector<std::string> names(server_threads);
+  std::size_t found = 0;
+  for (int i = 0; found < server_threads; ++i) {
+    auto name = prefix + std::to_string(i);
+    auto& slot = names[server_detail::shard_of(name, server_threads)];
+    if (slot.empty()) {
+      slot = std::move(name);
+      ++found;
+    }
+  }
+  return names;
+}
+
+long long cube_on_shards(int x) { return 1LL * x * x * x; }
+ZPROC_TARGET(cube_on_shards);
 
 /// A namespace whose shard is not the home shard (0), where a request that names none runs;
 /// with `home`, one whose shard is.
@@ -375,5 +396,75 @@ TEST_SUITE("threads") {
         REQUIRE(u->changes.at(0).after == payload + std::to_string(j));
       }
     }
+  }
+
+  TEST_CASE("swarms whose queues fall on every shard of a 4-thread server: every map exact, "
+            "each task id names its queue's shard, results found by id from another handle") {
+    server_thread srv({.threads = server_threads});
+    zproc::context ctx({.address = srv.address()});
+    const auto names = one_name_per_shard("queue");
+    std::vector<zproc::swarm> swarms;
+    for (const auto& name : names) swarms.push_back(ctx.create_swarm(1, {.name = name}));
+    std::vector<int> in(3000);
+    for (int i = 0; i < 3000; ++i) in[static_cast<std::size_t>(i)] = i - 1500;
+    for (std::size_t shard = 0; shard < server_threads; ++shard) {
+      CAPTURE(names[shard]);
+      auto out = swarms[shard].map(cube_on_shards, in);
+      REQUIRE(out.size() == in.size());
+      for (std::size_t i = 0; i < in.size(); ++i) REQUIRE(out[i] == 1LL * in[i] * in[i] * in[i]);
+      auto t = swarms[shard].run(cube_on_shards, 7);
+      CHECK(server_detail::task_queue::shard_of_id(t.id(), server_threads) == shard);
+      // Another handle finds it by id alone (task_wait names no queue).
+      auto other = ctx.create_swarm(0, {.name = names[shard]});
+      CHECK(other.result<long long>(t.id()).get(30s) == 343);
+    }
+    // Maps on every shard at once, from as many threads.
+    std::vector<std::thread> pool;
+    std::atomic<int> wrong{0};
+    for (std::size_t shard = 0; shard < server_threads; ++shard)
+      pool.emplace_back([&, shard] {
+        try {
+          zproc::context own({.address = srv.address()});
+          auto sw = own.create_swarm(0, {.name = names[shard]});
+          auto out = sw.map(cube_on_shards, in);
+          for (std::size_t i = 0; i < in.size(); ++i)
+            if (out[i] != 1LL * in[i] * in[i] * in[i]) ++wrong;
+        } catch (const std::exception& e) {
+          MESSAGE("shard " << shard << ": " << e.what());
+          ++wrong;
+        }
+      });
+    for (auto& t : pool) t.join();
+    CHECK(wrong == 0);
+  }
+
+  TEST_CASE("max_tasks counts the tasks of every shard's queues") {
+    server_config config{.threads = server_threads};
+    config.limits.max_tasks = 10;
+    server_thread srv(config);
+    test::raw_peer p(srv.address());
+    p.hello();
+    const auto names = one_name_per_shard("held");
+    int accepted = 0, refused = 0;
+    std::uint64_t id = 0;
+    for (int round = 0; round < 2; ++round)
+      for (const auto& name : names) {  // 2, then 1 task on each shard in turn: 12 asked
+        json submit = {{protocol::field::op, "task_submit"}, {"q", name}, {"tg", "t"},
+                       {"t", json::array({json::array({json::binary({1}), 1}),
+                                          json::array({json::binary({2}), 1})})},
+                       {protocol::field::id, ++id}};
+        if (round == 1) submit["t"] = json::array({json::array({json::binary({3}), 1})});
+        p.send(submit);
+        const json reply = p.receive();
+        if (reply.contains("e")) {
+          std::string message;
+          CHECK(protocol::decode_error(reply.at("e"), message) == server_errc::limit_reached);
+          ++refused;
+        } else {
+          accepted += round == 1 ? 1 : 2;
+        }
+      }
+    CHECK(accepted == 10);  // 8 in the first round, then 2 of the 4 singles
+    CHECK(refused == 2);
   }
 }

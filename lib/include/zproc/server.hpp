@@ -55,8 +55,8 @@ struct server_config {
   /// executor. The namespaces are split over N shards (by a hash of their name), each with its
   /// own lock: requests on one namespace take effect one at a time, in one order, so every
   /// guarantee of a namespace (atomic ops, gap-free revisions, watchers that see every update
-  /// in order) is the same, and requests on namespaces of different shards run at once. The
-  /// parked limit counts per shard. `zproc server --threads N` (default there: the number of
+  /// in order) is the same, and requests on namespaces of different shards run at once. A
+  /// swarm's queue belongs to a shard by its name too. The parked limit counts per shard. `zproc server --threads N` (default there: the number of
   /// cores). 0 means 1.
   std::size_t threads = 1;
   /// Largest frame (request or reply) in bytes. A bigger request closes that connection with

@@ -27,11 +27,15 @@ class engine {
  public:
   /// `max_process_records`: finished process records kept (server_config::max_process_records).
   /// `max_namespaces`: server_config::max_namespaces.
-  /// `shared`: what this engine's store counts together with the other shards' (nullptr: one
-  /// engine, its own).
+  /// `shared`: what this engine's store and task queue count together with the other shards'
+  /// (nullptr: one engine, its own); `shard`: this engine's index among them (its task ids
+  /// name it).
   engine(std::int64_t server_pid, retention limits, std::size_t max_process_records = 10'000,
-         std::size_t max_namespaces = 10'000, shared_budget* shared = nullptr)
-      : store_(server_pid, limits, max_namespaces, shared), processes_(max_process_records) {}
+         std::size_t max_namespaces = 10'000, shared_budget* shared = nullptr,
+         std::size_t shard = 0)
+      : store_(server_pid, limits, max_namespaces, shared), processes_(max_process_records) {
+    if (shared) tasks_.join_shards(shard, shared);
+  }
 
   /// The limits of server_config (the connection count is the server's).
   void set_limits(const server_config::limits_config& l) {

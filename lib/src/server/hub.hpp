@@ -3,8 +3,9 @@
 //
 // A shard is an engine (the namespaces that belong to it, their watchers and atomic locks) and
 // the mutex it runs under: a request takes effect under its shard's lock, one at a time per
-// shard, and requests on namespaces of different shards run at once on different threads. The
-// home shard (0) also holds the process records and the swarm's task queues. The replies a
+// shard, and requests on namespaces of different shards run at once on different threads. A
+// swarm's task queue belongs to a shard by its name as a namespace does; the home shard (0)
+// also holds the process records. The replies a
 // request sends to other connections (woken watchers, granted locks, taken tasks) reach their
 // inboxes under that shard's lock, in the order the shard produced them.
 #pragma once
@@ -57,11 +58,19 @@ class hub {
   std::size_t size() const noexcept { return shards.size(); }
   /// The shard namespace `ns` belongs to.
   std::size_t shard_index(std::string_view ns) const noexcept { return shard_of(ns, size()); }
-  /// A request read as json runs on its namespace's shard; on the home shard if it is a process
-  /// record's or a task queue's, or names no namespace (the engine refuses it if it needs
-  /// one). (A well-formed cancel or more is not routed: its target may be on any shard,
-  /// session::handle_target_op.)
+  /// The shard a swarm's queue belongs to: its name's, as a namespace's. A task id names the
+  /// shard whose queue gave it (task_queue::shard_of_id).
+  std::size_t task_shard(std::uint64_t task_id) const noexcept {
+    return task_queue::shard_of_id(task_id, size());
+  }
+  /// A request read as json runs on its namespace's shard; a task request on its queue's
+  /// shard, or that of the first task id it names (task_done, task_wait, task_cancel); on the
+  /// home shard if it is a process record's, or names no namespace (the engine refuses it if
+  /// it needs one). (A well-formed cancel or more is not routed: its target may be on any
+  /// shard, session::handle_target_op.)
   std::size_t route(const json& request, std::optional<protocol::op> code) const;
+  /// The same for a task request read without a json tree.
+  std::size_t route(const protocol::task_request& request) const;
 
   /// Every shard's store, for what reads or restores all namespaces (the journal). Read them
   /// holding all_locked.

@@ -132,7 +132,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     for (std::size_t i = 0; i < shards; ++i) {
       hub_.add_shard(std::make_unique<shard>(
           ::getpid(), config_.history, config_.max_process_records, config_.max_namespaces,
-          shards > 1 ? &budget_ : nullptr));
+          shards > 1 ? &budget_ : nullptr, i));
       hub_.shards.back()->logic.set_limits(config_.limits);
     }
     if (!config_.data_dir.empty()) {

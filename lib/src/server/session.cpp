@@ -277,7 +277,7 @@ bool session::handle_flat(std::string_view payload) {
   } else if (protocol::flat_task_op(*code)) {
     protocol::task_request task;
     if (!protocol::decode_task_request(payload, task)) return false;
-    with_engine(hub::home,
+    with_engine(env_.shared.route(task),
                 [&](engine& logic, std::vector<delivery>& out) { logic.handle(task, ctx_, out); });
   } else {
     return false;

@@ -5,6 +5,7 @@
 
 #include "protocol/store_request.hpp"
 #include "server/history.hpp"
+#include "server/shared_budget.hpp"
 
 #include <zproc/access.hpp>
 #include <zproc/detail/op.hpp>
@@ -73,17 +74,6 @@ struct outcome {
   /// Set when the request wrote: the new record (watchers are notified of it).
   record_ptr committed;
   const std::string* ns = nullptr;  // the namespace written (valid while the store lives)
-};
-
-/// What the stores of a server's shards count together: the namespaces
-/// (server_config::max_namespaces) and the bytes of history (history.max_total_bytes). Each
-/// store adds to it as it creates namespaces and appends records, from its shard's thread.
-struct shared_budget {
-  std::atomic<std::size_t> namespaces{0};
-  std::atomic<std::size_t> history_bytes{0};
-  /// How many stores share it: a store whose history holds more than its share
-  /// (max_total_bytes / shards) drops its oldest records while the total is over the budget.
-  std::size_t shards = 1;
 };
 
 class store {

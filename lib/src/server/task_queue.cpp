@@ -224,9 +224,10 @@ std::size_t task_queue::workers(const std::string& queue) const {
 void task_queue::submit(const protocol::task_request& request, std::uint64_t client_id,
                         std::vector<delivery>& out) {
   const auto& list = request.tasks;
-  if (max_tasks_ > 0 && tasks_.size() + list.size() > max_tasks_)
+  const std::size_t held = shared_ ? shared_->tasks.load(std::memory_order_relaxed) : tasks_.size();
+  if (max_tasks_ > 0 && held + list.size() > max_tasks_)
     throw op_error{server_errc::limit_reached,
-                   "the server holds " + std::to_string(tasks_.size()) + " tasks; " +
+                   "the server holds " + std::to_string(held) + " tasks; " +
                        std::to_string(list.size()) + " more would pass its limit of " +
                        std::to_string(max_tasks_) + " (server_config::limits.max_tasks, zproc server --max-tasks)"};
   const std::string queue(request.queue);
@@ -246,6 +247,7 @@ void task_queue::submit(const protocol::task_request& request, std::uint64_t cli
     x.call_timeout_ms = request.call_timeout_ms;
     const std::uint64_t id = ++last_id_;
     hint = tasks_.emplace_hint(hint, id, std::move(x));
+    if (shared_) shared_->tasks.fetch_add(1, std::memory_order_relaxed);
     q.pending.push_back(id);
     ++q.live;
     q.live_calls += t.items;
@@ -574,6 +576,11 @@ task_queue::task_map::iterator task_queue::drop(task_map::iterator it) {
   return next;
 }
 
+void task_queue::forget(task_map::iterator it) {
+  tasks_.erase(it);
+  if (shared_) shared_->tasks.fetch_sub(1, std::memory_order_relaxed);
+}
+
 void task_queue::erase(task_map::iterator it) {
   task& t = it->second;
   if (t.state == task_state::queued) {
@@ -587,7 +594,7 @@ void task_queue::erase(task_map::iterator it) {
   } else if (auto w = workers_.find(t.worker); w != workers_.end()) {
     w->second.running.erase(it->first);
   }
-  tasks_.erase(it);
+  forget(it);
 }
 
 // --- connections that close ------------------------------------------------------------
@@ -597,7 +604,7 @@ void task_queue::lost(std::uint64_t id, const worker& w, std::vector<std::uint64
   if (it == tasks_.end()) return;
   task& t = it->second;
   if (t.cancelled) {
-    tasks_.erase(it);
+    forget(it);
     return;
   }
   if (t.attempts < t.max_attempts) {  // to the front: it was taken first

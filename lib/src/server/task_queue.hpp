@@ -12,6 +12,7 @@
 #include "protocol/task_request.hpp"
 #include "server/client_counts.hpp"
 #include "server/op_error.hpp"
+#include "server/shared_budget.hpp"
 #include "server/watch.hpp"
 
 #include <zproc/detail/op.hpp>
@@ -81,6 +82,17 @@ class task_queue {
   /// Tasks held at most (server_config::limits.max_tasks; 0: no limit): a submit past it fails
   /// with limit_reached.
   void set_max_tasks(std::size_t n) noexcept { max_tasks_ = n; }
+  /// The queue of shard `index` of several: the ids it gives name that shard (shard_of_id()),
+  /// and its tasks count in `shared` (for max_tasks, which is the server's) besides its own.
+  void join_shards(std::size_t index, shared_budget* shared) noexcept {
+    last_id_ = static_cast<std::uint64_t>(index) << id_shard_shift;
+    shared_ = shared;
+  }
+  /// The shard (of `shards`) whose queue gave task id `id`; 0 for an id no shard gave.
+  static std::size_t shard_of_id(std::uint64_t id, std::size_t shards) noexcept {
+    const std::uint64_t s = id >> id_shard_shift;
+    return s < shards ? static_cast<std::size_t>(s) : 0;
+  }
   /// The takes and waits of `client_id` that wait for an answer.
   std::size_t parked_of(std::uint64_t client_id) const;
 
@@ -179,6 +191,8 @@ class task_queue {
   task_map::iterator drop(task_map::iterator it);
   /// Removes a task wherever it is.
   void erase(task_map::iterator it);
+  /// Removes `it` from the map (and from the shards' count).
+  void forget(task_map::iterator it);
   /// A worker's connection closed while it ran `id`.
   void lost(std::uint64_t id, const worker& w, std::vector<std::uint64_t>& finished);
   void orphan(std::uint64_t id);
@@ -193,7 +207,11 @@ class task_queue {
   std::set<std::uint64_t> orphans_;
   std::size_t max_tasks_ = 0;  // finished tasks whose submitter is gone, oldest first
   std::size_t max_orphaned_;
+  /// A task id is the shard's index above this bit, its queue's count below (2^48 tasks a
+  /// shard; ids stay below 2^63 for readers that take them as signed).
+  static constexpr unsigned id_shard_shift = 48;
   std::uint64_t last_id_ = 0;
+  shared_budget* shared_ = nullptr;
 };
 
 }  // namespace zproc::server_detail
