@@ -16,6 +16,9 @@
 //
 // Usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] [--depth 1,16,256]
 //                    [--ns 1,64] [--threads 1] [--client-threads 1] [--idle 1000]
+//                    [--fsync always|interval]
+// --fsync: durable writes: the zproc server gets a fresh --data-dir with that policy, Redis
+// an append-only file with appendfsync always (or everysec), each in a temporary folder.
 // Last, the servers' memory per idle connection: --idle N connections (0: skipped).
 //        (redis-server and redis-benchmark: `scripts/deps --bench`; without them the Redis
 //        column says so)
@@ -31,6 +34,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <sstream>
@@ -41,6 +45,7 @@
 
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "support.hpp"
@@ -138,20 +143,44 @@ struct redis {
   std::string dir = redis_dir();
   child proc;
   bool up = false;
-  redis() {
+  std::string data;  // its append-only file's folder (--fsync), removed with this object
+  /// `fsync`: empty (no persistence), "always" or "interval" (appendfsync everysec).
+  explicit redis(const std::string& fsync) {
     if (::access((dir + "/redis-server").c_str(), X_OK) != 0 ||
         ::access((dir + "/redis-benchmark").c_str(), X_OK) != 0)
       return;
-    spawn(proc, {dir + "/redis-server", "--port", "0", "--unixsocket", socket,
-                 "--unixsocketperm", "700", "--save", "", "--appendonly", "no", "--loglevel",
-                 "warning"});
+    std::vector<std::string> args{dir + "/redis-server", "--port", "0", "--unixsocket", socket,
+                                  "--unixsocketperm", "700", "--save", "", "--loglevel",
+                                  "warning"};
+    if (fsync.empty()) {
+      args.insert(args.end(), {"--appendonly", "no"});
+    } else {
+      data = "/tmp/zproc-bench-redis-data-" + std::to_string(::getpid());
+      std::filesystem::remove_all(data);
+      std::filesystem::create_directories(data);
+      args.insert(args.end(), {"--appendonly", "yes", "--appendfsync",
+                               fsync == "always" ? "always" : "everysec", "--dir", data});
+    }
+    spawn(proc, args);
     for (int i = 0; i < 100 && !up; ++i) {
       struct stat st {};
       up = ::stat(socket.c_str(), &st) == 0;
       if (!up) std::this_thread::sleep_for(std::chrono::milliseconds(50));
     }
   }
-  ~redis() { ::unlink(socket.c_str()); }
+  ~redis() {
+    ::unlink(socket.c_str());
+    if (!data.empty()) {
+      if (proc.pid > 0) {  // (stopped before its files go)
+        ::kill(proc.pid, SIGTERM);
+        int status = 0;
+        ::waitpid(proc.pid, &status, 0);
+        proc.pid = -1;
+      }
+      std::error_code ec;
+      std::filesystem::remove_all(data, ec);
+    }
+  }
 
   /// redis-benchmark's SET rate with C connections and pipelines of D, about `duration` long
   /// (the request count is sized from a first short run); 0 on failure.
@@ -232,6 +261,7 @@ int main(int argc, char** argv) {
   int idle_connections = 1000;
   std::chrono::milliseconds duration(1000);
   bool with_redis = true;
+  std::string fsync;  // empty: no data directory
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--quick") {
@@ -250,21 +280,29 @@ int main(int argc, char** argv) {
       idle_connections = std::stoi(argv[++i]);
     } else if (i + 1 < argc && a == "--client-threads") {
       client_threads = std::max(1, std::stoi(argv[++i]));
+    } else if (i + 1 < argc && a == "--fsync" &&
+               (std::string(argv[i + 1]) == "always" || std::string(argv[i + 1]) == "interval")) {
+      fsync = argv[++i];
     } else {
       std::fprintf(stderr,
                    "usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] "
                    "[--depth 1,16,256] [--ns 1,64] [--threads 1,2] [--client-threads K] "
-                   "[--idle N]\n");
+                   "[--idle N] [--fsync always|interval]\n");
       return 2;
     }
   }
   try {
-    const std::optional<redis> started = with_redis ? std::optional<redis>(std::in_place) : std::nullopt;
+    const std::optional<redis> started =
+        with_redis ? std::optional<redis>(std::in_place, fsync) : std::nullopt;
     const bool redis_up = started && started->up;
 
-    std::printf("zproc bench_scale: sets/s, %lld ms per cell, %d client thread(s), %u cores\n",
+    std::printf("zproc bench_scale: sets/s, %lld ms per cell, %d client thread(s), %u cores%s\n",
                 static_cast<long long>(duration.count()), client_threads,
-                std::thread::hardware_concurrency());
+                std::thread::hardware_concurrency(),
+                fsync.empty() ? ""
+                : fsync == "always"
+                    ? "; durable: zproc --fsync always, Redis appendfsync always"
+                    : "; durable: zproc --fsync interval, Redis appendfsync everysec");
     if (with_redis && !redis_up)
       std::printf("(redis-server / redis-benchmark not found: scripts/deps --bench)\n");
     std::printf("\n| clients | in flight each | namespaces | server threads | zproc sets/s | "
@@ -275,8 +313,23 @@ int main(int argc, char** argv) {
       const int threads = server_threads[ti];
       const std::string ipc = "ipc:///tmp/zproc-bench-scale-" + std::to_string(::getpid()) +
                               "-" + std::to_string(threads) + ".sock";
+      const std::string data = "/tmp/zproc-bench-scale-data-" + std::to_string(::getpid()) +
+                               "-" + std::to_string(threads);
+      struct remove_on_exit {
+        std::string dir;
+        ~remove_on_exit() {
+          std::error_code ec;
+          if (!dir.empty()) std::filesystem::remove_all(dir, ec);
+        }
+      } data_dir{fsync.empty() ? std::string() : data};
       child server;
-      spawn(server, {zproc_exe(), "server", "--listen", ipc, "--threads", std::to_string(threads)});
+      std::vector<std::string> args{zproc_exe(), "server", "--listen", ipc, "--threads",
+                                    std::to_string(threads)};
+      if (!fsync.empty()) {
+        std::filesystem::remove_all(data);
+        args.insert(args.end(), {"--data-dir", data, "--fsync", fsync});
+      }
+      spawn(server, args);
       read_lines(server, "listening at ", 1);
       std::size_t cell = 0;
       for (int c : clients)

@@ -4,11 +4,14 @@
 // a fresh store and compared with the live one.
 #include "server/engine.hpp"
 #include "server/journal.hpp"
+#include "server/store_set.hpp"
 
 #include <boost/crc.hpp>
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <atomic>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -89,6 +92,64 @@ std::string key(int i) {
 }  // namespace
 
 TEST_SUITE("journal") {
+  TEST_CASE("fsync always from four shards' threads at once: every write recovered, in order") {
+    // The shards of a server append to one journal from their threads; with fsync always each
+    // write is durable before its reply, the syncs shared between the shards that wrote
+    // meanwhile (group commit).
+    const std::string dir = fresh_dir("group");
+    constexpr std::size_t shards = 4;
+    shared_budget budget;
+    budget.shards = shards;
+    std::vector<std::unique_ptr<engine>> engines;
+    std::vector<store*> live;
+    for (std::size_t i = 0; i < shards; ++i) {
+      engines.push_back(std::make_unique<engine>(1, retention{}, 10'000, 10'000, &budget, i));
+      live.push_back(&engines.back()->data());
+    }
+    journal j(dir, server_config::fsync_policy::always, 100ms, 1'000'000);
+    j.recover(store_set(live));
+    std::vector<std::string> names(shards);
+    for (int k = 0; std::any_of(names.begin(), names.end(), [](auto& n) { return n.empty(); });
+         ++k) {
+      auto name = "g" + std::to_string(k);
+      if (auto& slot = names[shard_of(name, shards)]; slot.empty()) slot = name;
+    }
+    std::vector<std::thread> writers;
+    std::atomic<int> refused{0};
+    for (std::size_t i = 0; i < shards; ++i) {
+      engines[i]->share_journal(j);
+      writers.emplace_back([&, i] {
+        std::vector<delivery> out;
+        for (int n = 1; n <= 150; ++n) {
+          out.clear();
+          engines[i]->handle(json{{"o", "update"}, {"n", names[i]}, {"v", {{"k", n}}}},
+                             static_cast<std::uint64_t>(n), request_context{7}, out);
+          if (out.size() != 1 || out[0].message().contains("e")) ++refused;
+        }
+      });
+    }
+    for (auto& t : writers) t.join();
+    CHECK(refused == 0);
+    const std::string copy = dir + "-copy";
+    fs::remove_all(copy);
+    fs::copy(dir, copy);
+    std::vector<std::unique_ptr<store>> fresh;
+    std::vector<store*> again;
+    for (std::size_t i = 0; i < shards; ++i) {
+      fresh.push_back(std::make_unique<store>(1));
+      again.push_back(fresh.back().get());
+    }
+    journal back(copy, server_config::fsync_policy::never, 100ms, 1'000'000);
+    back.recover(store_set(again));
+    for (std::size_t i = 0; i < shards; ++i) {
+      CAPTURE(names[i]);
+      CHECK(state_of(*fresh[i]) == state_of(*live[i]));
+      CHECK(fresh[i]->find(names[i])->revision == 150);
+    }
+    fs::remove_all(copy);
+    fs::remove_all(dir);
+  }
+
   TEST_CASE_FIXTURE(fixture, "a snapshot in steps with writes between them; a kill -9 at any step recovers exactly") {
     const auto dir = fresh_dir("steps");
     e.attach(journal_on(dir, 4));

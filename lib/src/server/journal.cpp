@@ -756,22 +756,56 @@ void journal::append(const std::string& ns, const update_record& r) {
   put_u32(bytes, static_cast<std::uint32_t>(payload.size()));
   put_u32(bytes, crc32(payload.data(), payload.size()));
   bytes += payload;
-  std::lock_guard lock(mutex_);  // (the shards of a server append from their threads)
-  write_fully(log_fd_, bytes, dir_ + "/log");  // one write(): in the page cache now, so a killed server loses nothing
-  ++appended_;
-  dirty_ = true;
-  if (policy_ == server_config::fsync_policy::always) {
-    if (::fdatasync(log_fd_) != 0) fail("fdatasync " + dir_ + "/log");
-    dirty_ = false;
-  } else if (policy_ == server_config::fsync_policy::interval &&
-             std::chrono::steady_clock::now() - last_sync_ >= interval_) {
-    sync_locked();
+  std::uint64_t mine = 0;
+  bool sync_now = policy_ == server_config::fsync_policy::always;
+  {
+    std::lock_guard lock(mutex_);  // (the shards of a server append from their threads)
+    write_fully(log_fd_, bytes, dir_ + "/log");  // one write(): in the page cache now, so a killed server loses nothing
+    ++appended_;
+    mine = ++written_;
+    dirty_ = true;
+    if (policy_ == server_config::fsync_policy::interval) {
+      const auto now = std::chrono::steady_clock::now();
+      if (now - last_sync_ >= interval_) {
+        last_sync_ = now;  // (this append syncs; the others that find it due meanwhile do not)
+        sync_now = true;
+      }
+    }
   }
+  // Outside the log's lock: the other shards write meanwhile, and the next sync covers them.
+  // (The shard's own lock is held: its next write waits for this one to be durable.)
+  if (sync_now) sync_through(mine);
 }
 
 void journal::sync() {
+  std::uint64_t upto = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (!dirty_) return;
+    upto = written_;
+  }
+  try {
+    sync_through(upto);
+  } catch (const std::exception&) {
+    // (The interval policy's timer: the next append or tick tries again.)
+  }
+}
+
+void journal::sync_through(std::uint64_t seq) {
+  std::lock_guard syncing(sync_mutex_);
+  int fd = -1;
+  std::uint64_t upto = 0;
+  {
+    std::lock_guard lock(mutex_);
+    if (synced_ >= seq || log_fd_ < 0) return;  // a sync since this record covered it
+    fd = log_fd_;
+    upto = written_;  // everything written so far: this sync covers the records of every shard
+  }
+  if (::fdatasync(fd) != 0) fail("fdatasync " + dir_ + "/log");
   std::lock_guard lock(mutex_);
-  sync_locked();
+  synced_ = std::max(synced_, upto);
+  dirty_ = synced_ < written_;
+  last_sync_ = std::chrono::steady_clock::now();
 }
 
 bool journal::snapshot_due() const {
@@ -789,14 +823,8 @@ std::vector<std::string> journal::take_notes() {
   return std::exchange(notes_, {});
 }
 
-void journal::sync_locked() {
-  if (!dirty_ || log_fd_ < 0) return;
-  ::fdatasync(log_fd_);
-  dirty_ = false;
-  last_sync_ = std::chrono::steady_clock::now();
-}
-
 void journal::begin_snapshot(const store_set& s) {
+  std::lock_guard syncing(sync_mutex_);  // (no fdatasync of the log it may replace)
   std::lock_guard lock(mutex_);
   if (snap_) return;
   auto job = std::make_unique<snapshot_job>();
@@ -840,6 +868,7 @@ void journal::begin_snapshot(const store_set& s) {
       }
       ::close(log_fd_);
       log_fd_ = fd;
+      synced_ = written_;  // (the old log was synced above, unless the policy is never)
       dirty_ = false;
       if (policy_ != server_config::fsync_policy::never) fsync_dir(dir_);
     }

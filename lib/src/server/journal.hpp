@@ -126,7 +126,11 @@ class journal {
   void load_snapshot(const store_set& s, recovery_report& report);
   void replay_log(const store_set& s, recovery_report& report, const std::string& name, replay_cursor& at);
   void abandon_snapshot(const std::string& why);
-  void sync_locked();
+  /// Makes the log durable through record `seq` (of written_): one fdatasync at a time, outside
+  /// `mutex_`, so that the shards go on appending meanwhile and the next sync covers all of
+  /// them at once (group commit); returns at once if a sync since covered `seq`. Throws what
+  /// fdatasync reports.
+  void sync_through(std::uint64_t seq);
   snapshot_progress step_locked(const store_set& s);
   /// A fresh DIR/<base>.corrupt-<UTC time> path (nothing there yet).
   std::string corrupt_path(const std::string& base) const;
@@ -139,13 +143,18 @@ class journal {
   bool snapshot_loaded_ = false;
   int log_fd_ = -1;
   std::size_t appended_ = 0;
-  bool dirty_ = false;
+  std::uint64_t written_ = 0;  // records written to the log (a count that only grows)
+  std::uint64_t synced_ = 0;   // of them, those an fdatasync covered
+  bool dirty_ = false;         // synced_ < written_
   std::chrono::steady_clock::time_point last_sync_;
   std::unique_ptr<snapshot_job> snap_;  // the snapshot in progress
   std::vector<std::string> notes_;
   /// Guards everything above once serving began: the shards of a server append from their
   /// threads, the server's strand syncs and writes snapshots (recover() runs before either).
   mutable std::mutex mutex_;
+  /// Held around each fdatasync of the log (and while the log is replaced, so that no sync
+  /// uses a closed descriptor); taken before `mutex_`, never while holding it.
+  std::mutex sync_mutex_;
 };
 
 }  // namespace zproc::server_detail
