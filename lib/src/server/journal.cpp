@@ -890,7 +890,23 @@ journal::snapshot_progress journal::snapshot_step(const store_set& s) {
   return step_locked(s);
 }
 
-journal::snapshot_progress journal::step_locked(const store_set& s) {
+journal::snapshot_progress journal::snapshot_step(const store_set& s, std::size_t shard) {
+  std::lock_guard lock(mutex_);
+  return step_locked(s, shard);
+}
+
+std::optional<std::size_t> journal::snapshot_shard(const store_set& s) const {
+  std::lock_guard lock(mutex_);
+  if (!snap_) return std::nullopt;
+  const snapshot_job& j = *snap_;
+  if (j.at == snapshot_job::phase::end || j.at == snapshot_job::phase::syncing ||
+      j.ns_index >= j.namespaces.size())
+    return std::nullopt;
+  return s.shard_index(j.namespaces[j.ns_index].name);
+}
+
+journal::snapshot_progress journal::step_locked(const store_set& s,
+                                                std::optional<std::size_t> only) {
   if (!snap_) return snapshot_progress::idle;
   snapshot_job& j = *snap_;
   using phase = snapshot_job::phase;
@@ -915,6 +931,9 @@ journal::snapshot_progress journal::step_locked(const store_set& s) {
         break;
       }
       auto& f = j.namespaces[j.ns_index];
+      // The next namespace is another shard's (whose lock the caller may not hold): the next
+      // step takes it.
+      if (only && j.at == phase::ns_header && s.shard_index(f.name) != *only) break;
       const namespace_state* ns = s.find(f.name);
       if (j.at == phase::ns_header) {
         put_item(buf, json{{"ns", f.name}, {"rev", f.revision}});

@@ -47,6 +47,7 @@
 #include <chrono>
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -107,6 +108,14 @@ class journal {
   /// the store given to begin_snapshot(), possibly changed since. Never throws: a failure
   /// abandons the snapshot (DIR/log.old stays, the next snapshot covers it) with a note.
   snapshot_progress snapshot_step(const store_set& s);
+  /// The same, reading only namespaces of shard `shard` of `s` (the one whose lock the caller
+  /// holds): the piece stops where the next namespace is another shard's. `shard` is what
+  /// snapshot_shard() said, or no_shard (the caller holds no lock: it reads none).
+  snapshot_progress snapshot_step(const store_set& s, std::size_t shard);
+  static constexpr std::size_t no_shard = static_cast<std::size_t>(-1);
+  /// The shard of `s` whose namespace the snapshot in progress reads next; nullopt when its
+  /// next step reads none (no snapshot, its end, its sync).
+  std::optional<std::size_t> snapshot_shard(const store_set& s) const;
   /// Runs the snapshot in progress to its end now (stop(); recovery), waiting for its fsync.
   void finish_snapshot(const store_set& s);
   /// Writes a whole snapshot of `s` now (begin + every step + wait).
@@ -131,7 +140,8 @@ class journal {
   /// them at once (group commit); returns at once if a sync since covered `seq`. Throws what
   /// fdatasync reports.
   void sync_through(std::uint64_t seq);
-  snapshot_progress step_locked(const store_set& s);
+  /// `only`: the shard whose namespaces the step may read (nullopt: any).
+  snapshot_progress step_locked(const store_set& s, std::optional<std::size_t> only = {});
   /// A fresh DIR/<base>.corrupt-<UTC time> path (nothing there yet).
   std::string corrupt_path(const std::string& base) const;
 

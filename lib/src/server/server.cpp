@@ -345,9 +345,15 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       auto progress = journal::snapshot_progress::syncing;  // on failure: pause, retry
       std::vector<std::string> notes;
       try {
-        // A piece reads namespaces of any shard.
-        hub::all_locked held(self->hub_);
-        progress = log.snapshot_step(self->hub_.stores());
+        // A piece reads the namespaces of one shard, under that shard's lock only: the
+        // others go on meanwhile. (Its end and its sync read none.)
+        const store_set& stores = self->hub_.stores();
+        if (const auto at = log.snapshot_shard(stores)) {
+          std::lock_guard held(self->hub_.shards[*at]->mutex);
+          progress = log.snapshot_step(stores, *at);
+        } else {  // (a snapshot begun meanwhile waits for the next turn)
+          progress = log.snapshot_step(stores, journal::no_shard);
+        }
         notes = log.take_notes();
       } catch (const std::exception&) {
         // Out of memory for this step: it is tried again after the pause below.

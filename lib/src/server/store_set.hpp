@@ -27,6 +27,10 @@ class store_set {
   explicit store_set(std::vector<store*> stores) : stores_(std::move(stores)) {}
   void add(store& next) { stores_.push_back(&next); }
 
+  /// The shard that namespace `ns` belongs to.
+  std::size_t shard_index(std::string_view ns) const noexcept {
+    return shard_of(ns, stores_.size());
+  }
   /// The store that holds (or would hold) namespace `ns`.
   store& of(std::string_view ns) const noexcept { return *stores_[shard_of(ns, stores_.size())]; }
   std::size_t size() const noexcept { return stores_.size(); }
