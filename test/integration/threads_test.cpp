@@ -319,6 +319,61 @@ TEST_SUITE("threads") {
     CHECK(refused == 4);
   }
 
+  TEST_CASE("fsync always on a 4-thread server: replies and woken watchers wait for the "
+            "shared syncs; every revision seen once, in order; restarted, every write is there") {
+    // Each reply leaves once a sync covered what was written before it (server/group_commit):
+    // the writers' acknowledgements and the watchers' updates all go through that wait.
+    const auto dir = std::filesystem::temp_directory_path() /
+                     ("zproc-group-commit-" + std::to_string(::getpid()));
+    std::filesystem::remove_all(dir);
+    server_config config{.threads = server_threads};
+    config.data_dir = dir.string();
+    config.fsync = server_config::fsync_policy::always;
+    config.snapshot_every = 400;  // snapshots begun while writing, too
+    const auto names = one_name_per_shard("durable");
+    constexpr int writers = 8, rounds = 60;
+    std::map<std::string, std::pair<json, std::uint64_t>> expected;
+    {
+      server_thread srv(config);
+      std::vector<std::unique_ptr<client>> watch_clients;
+      std::vector<raw_watcher> watchers;
+      for (const auto& name : names) {
+        watch_clients.push_back(std::make_unique<client>());
+        watch_clients.back()->connect(srv.address());
+        watchers.push_back(
+            state(*watch_clients.back(), name).when_change_raw({}, {.timeout = 30s, .start = 0}));
+      }
+      on_connections(srv.address(), writers, [&](client& c, int i) {
+        // Each writer on every namespace: an increment and its own key, in turn.
+        const std::string mine = "w" + std::to_string(i);
+        for (int j = 0; j < rounds; ++j)
+          for (const auto& name : names) {
+            state st(c, name);
+            st.increment("count");
+            st.set(mine, j);
+          }
+      });
+      client c;
+      c.connect(srv.address());
+      for (const auto& name : names) {
+        state st(c, name);
+        CHECK(st.get("count") == writers * rounds);
+        expected[name] = {st.copy(), st.revision()};
+      }
+      for (auto& w : watchers) check_every_revision(w, writers * rounds * 2, writers);
+    }
+    config.threads = 2;
+    server_thread again(config);
+    client c;
+    c.connect(again.address());
+    for (const auto& name : names) {
+      state st(c, name);
+      CHECK(st.copy() == expected[name].first);
+      CHECK(st.revision() == expected[name].second);
+    }
+    std::filesystem::remove_all(dir);
+  }
+
   TEST_CASE("a data directory on a 4-shard server: snapshots while 4 connections write 16 "
             "namespaces; it restarts exact on 4 shards, on 1, on 3") {
     const auto dir = std::filesystem::temp_directory_path() /

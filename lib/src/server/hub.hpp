@@ -26,6 +26,7 @@
 
 namespace zproc::server_detail {
 
+class group_commit;
 class session;
 
 struct shard {
@@ -48,6 +49,9 @@ class hub {
   }
   /// The data directory's journal (nullptr: none): shared by the shards (it locks itself).
   journal* log = nullptr;
+  /// `--fsync always`: the journal's syncs are the group_commit's, and no reply leaves before
+  /// a sync covered what was written before it (nullptr: replies go at once).
+  group_commit* commits = nullptr;
 
   std::shared_mutex sessions_mutex;
   std::unordered_map<std::uint64_t, std::weak_ptr<session>> sessions;  // under sessions_mutex

@@ -757,7 +757,7 @@ void journal::append(const std::string& ns, const update_record& r) {
   put_u32(bytes, crc32(payload.data(), payload.size()));
   bytes += payload;
   std::uint64_t mine = 0;
-  bool sync_now = policy_ == server_config::fsync_policy::always;
+  bool sync_now = policy_ == server_config::fsync_policy::always && !deferred_;
   {
     std::lock_guard lock(mutex_);  // (the shards of a server append from their threads)
     write_fully(log_fd_, bytes, dir_ + "/log");  // one write(): in the page cache now, so a killed server loses nothing
@@ -803,8 +803,9 @@ void journal::sync_through(std::uint64_t seq) {
   }
   if (::fdatasync(fd) != 0) fail("fdatasync " + dir_ + "/log");
   std::lock_guard lock(mutex_);
-  synced_ = std::max(synced_, upto);
-  dirty_ = synced_ < written_;
+  if (synced_.load(std::memory_order_relaxed) < upto)
+    synced_.store(upto, std::memory_order_release);
+  dirty_ = synced_.load(std::memory_order_relaxed) < written_.load(std::memory_order_relaxed);
   last_sync_ = std::chrono::steady_clock::now();
 }
 
@@ -868,7 +869,8 @@ void journal::begin_snapshot(const store_set& s) {
       }
       ::close(log_fd_);
       log_fd_ = fd;
-      synced_ = written_;  // (the old log was synced above, unless the policy is never)
+      synced_.store(written_.load(std::memory_order_relaxed),
+                    std::memory_order_release);  // (the old log was synced above, unless never)
       dirty_ = false;
       if (policy_ != server_config::fsync_policy::never) fsync_dir(dir_);
     }

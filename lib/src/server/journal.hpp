@@ -129,17 +129,32 @@ class journal {
   /// fsync now if anything was written since the last one (the interval policy's timer).
   void sync();
 
+  /// The `always` policy, synced by the caller: an append does not wait for the disk; the
+  /// server holds each reply until a sync covers what was written before it (group_commit).
+  void defer_syncs() noexcept { deferred_ = true; }
+  bool syncs_deferred() const noexcept { return deferred_; }
+  /// The count of records written, if some are not durable yet (else 0): what a reply made
+  /// now must wait for. Lock-free.
+  std::uint64_t unsynced() const noexcept {
+    const std::uint64_t w = written_.load(std::memory_order_acquire);
+    return synced_.load(std::memory_order_acquire) < w ? w : 0;
+  }
+  /// Whether record `seq` is durable. Lock-free.
+  bool synced_through(std::uint64_t seq) const noexcept {
+    return synced_.load(std::memory_order_acquire) >= seq;
+  }
+  /// Makes the log durable through record `seq`: one fdatasync at a time, outside the
+  /// journal's mutex, so that the shards go on appending meanwhile and the next sync covers
+  /// all of them at once (group commit); returns at once if a sync since covered `seq`.
+  /// Throws what fdatasync reports.
+  void sync_through(std::uint64_t seq);
+
  private:
   struct snapshot_job;
   struct replay_cursor;
   void load_snapshot(const store_set& s, recovery_report& report);
   void replay_log(const store_set& s, recovery_report& report, const std::string& name, replay_cursor& at);
   void abandon_snapshot(const std::string& why);
-  /// Makes the log durable through record `seq` (of written_): one fdatasync at a time, outside
-  /// `mutex_`, so that the shards go on appending meanwhile and the next sync covers all of
-  /// them at once (group commit); returns at once if a sync since covered `seq`. Throws what
-  /// fdatasync reports.
-  void sync_through(std::uint64_t seq);
   /// `only`: the shard whose namespaces the step may read (nullopt: any).
   snapshot_progress step_locked(const store_set& s, std::optional<std::size_t> only = {});
   /// A fresh DIR/<base>.corrupt-<UTC time> path (nothing there yet).
@@ -153,9 +168,12 @@ class journal {
   bool snapshot_loaded_ = false;
   int log_fd_ = -1;
   std::size_t appended_ = 0;
-  std::uint64_t written_ = 0;  // records written to the log (a count that only grows)
-  std::uint64_t synced_ = 0;   // of them, those an fdatasync covered
+  // Records written to the log (a count that only grows), and of them those an fdatasync
+  // covered: changed under `mutex_`, read without it (unsynced()).
+  std::atomic<std::uint64_t> written_{0};
+  std::atomic<std::uint64_t> synced_{0};
   bool dirty_ = false;         // synced_ < written_
+  bool deferred_ = false;      // defer_syncs()
   std::chrono::steady_clock::time_point last_sync_;
   std::unique_ptr<snapshot_job> snap_;  // the snapshot in progress
   std::vector<std::string> notes_;

@@ -2,6 +2,7 @@
 
 #include "keepalive.hpp"
 #include "server/engine.hpp"
+#include "server/group_commit.hpp"
 #include "server/hub.hpp"
 #include "server/io_threads.hpp"
 #include "server/runtime_dir.hpp"
@@ -166,6 +167,12 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         for (auto& sh : hub_.shards) sh->logic.share_journal(*journal_);
       }
       recovered_ = true;
+      if (config_.fsync == server_config::fsync_policy::always) {
+        // Replies wait for the disk, the shards and threads do not (server/group_commit.hpp).
+        hub_.log->defer_syncs();
+        commits_ = std::make_unique<group_commit>(*hub_.log);
+        hub_.commits = commits_.get();
+      }
       server_id_ = durable_server_id(config_.data_dir, server_id_, report.repaired);
       // A torn last write dropped, a repair: the operator hears of it (stderr, like the rest
       // of the library's reports).
@@ -507,6 +514,9 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   shared_budget budget_;  // what the shards' stores count together
   hub hub_;              // the shards, and the sessions
   std::unique_ptr<journal> journal_;  // several shards: the one they share (one: the engine's)
+  /// fsync always: the journal's syncs, off every shard's lock and thread (destroyed before
+  /// the journal it syncs).
+  std::unique_ptr<group_commit> commits_;
   std::unique_ptr<io_threads> io_;  // config_.threads > 1: the threads connections run on
   bool started_ = false;
   bool recovered_ = false;

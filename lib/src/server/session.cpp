@@ -1,5 +1,7 @@
 #include "server/session.hpp"
 
+#include "server/group_commit.hpp"
+
 #include "protocol/message.hpp"
 #include "protocol/request_reader.hpp"
 #include "protocol/store_request.hpp"
@@ -305,6 +307,12 @@ std::size_t session::with_engine_locked(shard& sh, F&& f) {
   const std::size_t own = mine_.size();
   deliveries_.clear();
   f(sh.logic, deliveries_);
+  if (shared.commits) {
+    // Durable before it is seen: each reply made now waits for a sync of what the journal
+    // holds now (this request's write, or another that this reply may show).
+    if (const std::uint64_t need = shared.log->unsynced())
+      for (auto& d : deliveries_) d.durable = need;
+  }
   // A stream that stopped catching up at its burst goes on as the connection drains.
   if (!congested_ && sh.logic.held_back(ctx_.client_id)) congested_ = true;
   // Other clients first: if this client's own reply cannot be queued (no memory), this
@@ -465,6 +473,7 @@ void session::check_pressure() {
 }
 
 void session::queue_delivery(const delivery& d) {
+  out_durable_ = std::max(out_durable_, d.durable);
   const std::size_t max = std::min(client_max_frame_, env_.config.max_frame_size);
   if (!d.bytes.empty()) {
     if (d.bytes.size() > max) {  // (only if a client's maximum frame is tiny: results are small)
@@ -515,8 +524,42 @@ void session::queue_reply(const nlohmann::json& reply) {
 }
 
 void session::flush() {
-  if (writing_ || out_.empty() || closed_) return;
-  inflight_.swap(out_);
+  if (writing_ || closed_) return;
+  output_queue* next = &out_;
+  if (!held_.empty()) {
+    if (awaiting_sync_) return;  // (what was queued after held_ waits behind it)
+    next = &held_;               // synced: it goes first
+  } else if (out_.empty()) {
+    return;
+  } else if (out_durable_ > 0 && !env_.shared.log->synced_through(out_durable_)) {
+    // Not durable yet: held until the next sync covers it; what comes meanwhile waits in
+    // out_ (with its own mark) for the sync after.
+    held_.swap(out_);
+    awaiting_sync_ = true;
+    const std::uint64_t need = std::exchange(out_durable_, 0);
+    try {
+      env_.shared.commits->after(need, [self = shared_from_this()](bool ok) {
+        asio::post(self->link_.get_executor(), [self, ok] {
+          self->awaiting_sync_ = false;
+          if (!ok) return self->close();  // the disk failed: the client sees the connection go
+          try {
+            self->flush();
+          } catch (const std::exception&) {
+            self->close();
+          }
+        });
+      });
+    } catch (...) {
+      awaiting_sync_ = false;
+      out_.swap(held_);  // (nothing was asked: the bytes stay queued)
+      out_durable_ = need;
+      throw;
+    }
+    return;
+  } else {
+    out_durable_ = 0;
+  }
+  inflight_.swap(*next);
   try {
     asio::async_write(link_, inflight_.buffers(), [self = shared_from_this()](error_code ec,
                                                                                 std::size_t) {
@@ -537,11 +580,11 @@ void session::flush() {
       self->drain_timer_.cancel();  // a waiter in drain_to() re-checks
     });
   } catch (...) {
-    inflight_.swap(out_);  // nothing was sent: the bytes stay queued
+    inflight_.swap(*next);  // nothing was sent: the bytes stay queued
     throw;
   }
   writing_ = true;
-  out_.clear(shrink_above);
+  next->clear(shrink_above);
 }
 
 asio::awaitable<void> session::drain_to(std::size_t limit,

@@ -94,8 +94,13 @@ class session : public std::enable_shared_from_this<session> {
   /// Tells the engine when the output goes over its limit (its watchers wait) and when it has
   /// drained to half of it (they catch up).
   void check_pressure();
+  /// Writes what is queued, once the data directory holds what it reports (`--fsync always`:
+  /// a sync covered out_durable_; until then the bytes wait in held_, and the group_commit
+  /// calls this again).
   void flush();
-  std::size_t pending_output() const noexcept { return out_.size() + inflight_.size(); }
+  std::size_t pending_output() const noexcept {
+    return out_.size() + held_.size() + inflight_.size();
+  }
   /// Waits until the output buffers drop to `limit` bytes, the socket closes, or `deadline`.
   boost::asio::awaitable<void> drain_to(std::size_t limit,
                                         boost::asio::steady_timer::time_point deadline);
@@ -107,7 +112,10 @@ class session : public std::enable_shared_from_this<session> {
   protocol::frame_decoder decoder_;
   std::size_t read_size_ = 2 * 1024;  // the next read's size (session.cpp: small_read, read_chunk)
   output_queue out_;       // replies waiting for the next write
+  output_queue held_;      // replies waiting for a sync of the data directory (fsync always)
   output_queue inflight_;  // replies being written
+  std::uint64_t out_durable_ = 0;  // the journal's record count a sync must cover before out_
+  bool awaiting_sync_ = false;     // held_ waits for the group_commit's word
   bool writing_ = false;
   bool greeted_ = false;
   handshake handshake_;

@@ -79,6 +79,9 @@ struct delivery {
   /// A complete reply already MessagePack (protocol::encode_reply), if not empty: `reply` and
   /// `packed` are unused.
   std::string bytes;
+  /// With `--fsync always`: the count of the journal's records a sync must cover before this
+  /// reply leaves the server (0: none), set by the session that made it (session::flush).
+  std::uint64_t durable = 0;
 
   /// The reply as json, whichever form it has (`bytes` decoded; `packed` ones: null). For
   /// tests and logs, not the hot path.
