@@ -95,8 +95,8 @@ struct server_config {
   /// after it that clients saw before the damage are given again. Says what it did on stderr.
   bool repair = false;
   enum class fsync_policy {
-    always,    ///< fsync before each acknowledgement: survives power loss (the shards of a
-               ///< server on several threads share each sync: group commit)
+    always,    ///< fsync before each acknowledgement: survives power loss (no reply leaves
+               ///< before a sync covers what it shows; writers share each sync)
     interval,  ///< fsync every `fsync_interval`: a crash of the machine loses at most that
     never,     ///< leave it to the OS: survives a crash of the server, not of the machine
   };
