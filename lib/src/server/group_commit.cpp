@@ -9,19 +9,27 @@ namespace zproc::server_detail {
 
 group_commit::group_commit(journal& log) : log_(log), thread_([this] { run(); }) {}
 
-group_commit::~group_commit() {
+group_commit::~group_commit() { stop(); }
+
+void group_commit::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
   }
   wake_.notify_one();
-  thread_.join();
-}
+  if (thread_.joinable()) thread_.join();
+  std::vector<std::pair<std::uint64_t, std::function<void(bool)>>> dropped;
+  std::lock_guard lock(mutex_);
+  dropped.swap(waiting_);  // (destroyed after the lock: a waiter may hold the last reference
+}                          // to its connection)
 
 void group_commit::after(std::uint64_t seq, std::function<void(bool)> done) {
   {
     std::lock_guard lock(mutex_);
-    waiting_.emplace_back(seq, std::move(done));
+    if (!stopping_) {
+      waiting_.emplace_back(seq, std::move(done));
+      done = nullptr;
+    }
   }
   wake_.notify_one();
 }

@@ -30,8 +30,11 @@ class group_commit {
 
   /// Calls `done(true)` once a sync covered record `seq` of the journal (`done(false)` if the
   /// sync failed), on this object's thread: `done` must only post work elsewhere. Waiters
-  /// still waiting when this object is destroyed are dropped, not called.
+  /// still waiting at stop() are dropped, not called; so is one that comes after.
   void after(std::uint64_t seq, std::function<void(bool ok)> done);
+  /// Joins the thread (the server stops: no more posts to its connections' executors, which
+  /// are about to end). Idempotent; the destructor calls it.
+  void stop();
 
  private:
   void run();

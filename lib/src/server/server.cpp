@@ -213,6 +213,9 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
   /// After stop(), from outside the server's threads: closes the connections served on the
   /// threads of config.threads and joins those (their work left after 5 s is dropped).
   void shutdown_threads() {
+    // No sync's word is posted to a connection any more: their executors end below (or, on
+    // one thread, are the application's, which may end after this).
+    if (commits_) commits_->stop();
     if (!io_) return;
     io_->close();  // no new connection goes there
     {
