@@ -13,6 +13,7 @@
 #include "server/engine.hpp"
 #include "server/store_set.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <functional>
 #include <cstdint>
@@ -112,6 +113,15 @@ class hub {
   void deliver_locked(std::vector<delivery>& ds, engine& from, std::uint64_t except = 0) {
     for (const auto& d : ds)
       if (d.client_id != except) return deliver_others(ds, from, except);
+  }
+
+  /// `--fsync always`: marks `ds` (made under a shard's lock) to wait for a sync of what the
+  /// journal holds now (session::flush), whatever made them: a request, the lease tick, a
+  /// closed connection's locks handed on.
+  void mark_durable(std::vector<delivery>& ds) const noexcept {
+    if (!commits) return;
+    if (const std::uint64_t need = log->unsynced())
+      for (auto& d : ds) d.durable = std::max(d.durable, need);
   }
 
  private:

@@ -403,6 +403,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
         } catch (const std::exception&) {
           // Out of memory: what it did not finish, the next tick does.
         }
+        self->hub_.mark_durable(grants);  // (a lock granted with a read of the namespace)
         self->hub_.deliver_locked(grants, sh->logic);
       }
     }

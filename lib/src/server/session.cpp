@@ -116,6 +116,7 @@ void session::close() {
     } catch (...) {
       sh->logic.client_gone_later(ctx_.client_id);  // out of memory: the next tick finishes it
     }
+    shared.mark_durable(released);
     shared.deliver_locked(released, sh->logic, ctx_.client_id);
   }
 }
@@ -307,12 +308,9 @@ std::size_t session::with_engine_locked(shard& sh, F&& f) {
   const std::size_t own = mine_.size();
   deliveries_.clear();
   f(sh.logic, deliveries_);
-  if (shared.commits) {
-    // Durable before it is seen: each reply made now waits for a sync of what the journal
-    // holds now (this request's write, or another that this reply may show).
-    if (const std::uint64_t need = shared.log->unsynced())
-      for (auto& d : deliveries_) d.durable = need;
-  }
+  // Durable before it is seen (fsync always): each reply made now waits for a sync of what
+  // the journal holds now (this request's write, or another that this reply may show).
+  shared.mark_durable(deliveries_);
   // A stream that stopped catching up at its burst goes on as the connection drains.
   if (!congested_ && sh.logic.held_back(ctx_.client_id)) congested_ = true;
   // Other clients first: if this client's own reply cannot be queued (no memory), this
