@@ -347,10 +347,12 @@ void engine::answer_store(outcome&& o, std::uint64_t request_id, const request_c
   if (release_ns)
     if (const auto* st = store_.find(*release_ns); st && st->locked_by == ctx.client_id)
       release(*release_ns, out);
+  bool snapshot_due = false;
   if (o.committed && journal_) {
-    // Durable before acknowledged: the reply is queued only after the log write (and fsync).
+    // Durable before acknowledged: the reply is queued only after the log write (and fsync,
+    // or, with the group_commit, sent only once a sync covered it).
     try {
-      journal_->append(*o.ns, *o.committed);
+      snapshot_due = journal_->append(*o.ns, *o.committed);
     } catch (const std::exception& e) {
       out.push_back({ctx.client_id,
                      protocol::make_error_reply(request_id, server_errc::internal,
@@ -360,7 +362,7 @@ void engine::answer_store(outcome&& o, std::uint64_t request_id, const request_c
       return;
     }
   }
-  if (o.committed && journal_ && journal_->snapshot_due()) {
+  if (snapshot_due) {
     // Begun here (one shard) or by the server (several), written by the server between
     // requests (snapshot_step): nobody waits for it.
     try {

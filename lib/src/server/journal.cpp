@@ -748,7 +748,7 @@ void journal::replay_log(const store_set& s, recovery_report& report, const std:
                          "; writes continue from the last good revision + 1");
 }
 
-void journal::append(const std::string& ns, const update_record& r) {
+bool journal::append(const std::string& ns, const update_record& r) {
   std::string payload;
   protocol::append_msgpack(payload, json{{"n", ns}, {"r", to_json(r)}});
   std::string bytes;
@@ -758,6 +758,7 @@ void journal::append(const std::string& ns, const update_record& r) {
   bytes += payload;
   std::uint64_t mine = 0;
   bool sync_now = policy_ == server_config::fsync_policy::always && !deferred_;
+  bool due = false;
   {
     std::lock_guard lock(mutex_);  // (the shards of a server append from their threads)
     write_fully(log_fd_, bytes, dir_ + "/log");  // one write(): in the page cache now, so a killed server loses nothing
@@ -771,10 +772,12 @@ void journal::append(const std::string& ns, const update_record& r) {
         sync_now = true;
       }
     }
+    due = !snap_ && appended_ >= snapshot_every_;
   }
   // Outside the log's lock: the other shards write meanwhile, and the next sync covers them.
   // (The shard's own lock is held: its next write waits for this one to be durable.)
   if (sync_now) sync_through(mine);
+  return due;
 }
 
 void journal::sync() {

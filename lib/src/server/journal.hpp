@@ -84,8 +84,10 @@ class journal {
   /// unless constructed with `repair`; nothing on disk is changed then.
   recovery_report recover(const store_set& s);
 
-  /// Appends one committed update; returns once it is written (and fsynced, by policy).
-  void append(const std::string& ns, const update_record& r);
+  /// Appends one committed update; returns once it is written (and fsynced, by policy, unless
+  /// defer_syncs()). Returns whether a snapshot is due now (snapshot_due(), read under the
+  /// same lock).
+  bool append(const std::string& ns, const update_record& r);
 
   /// A snapshot is due (after `snapshot_every` appends) and none is in progress.
   bool snapshot_due() const;
