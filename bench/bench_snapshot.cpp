@@ -10,7 +10,9 @@
 //   peak RSS   the server's VmHWM (/proc/PID/status) after loading, and after the snapshot
 //   restart    a new server on the directory: until it listens, and its peak RSS
 //
-// Usage: bench_snapshot [--keys N] [--server PATH-OF-ZPROC (another build, to compare)]
+// Usage: bench_snapshot [--keys N] [--server PATH-OF-ZPROC (another build, to compare)] [--writes]
+// --writes: the round trips of the floor and of the pinger are sets on namespace "writes"
+// (another shard than the snapshot's "big" on a 2-thread server) instead of pings.
 #include <zproc/zproc.hpp>
 
 #include <atomic>
@@ -63,7 +65,9 @@ bool in_progress(const std::string& dir) {
 int main(int argc, char** argv) {
   int keys = 1'000'000;
   std::string exe = ZPROC_EXE;
+  bool writes = false;
   for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--writes") writes = true;
     if (std::string(argv[i]) == "--keys" && i + 1 < argc) keys = std::atoi(argv[++i]);
     if (std::string(argv[i]) == "--server" && i + 1 < argc) exe = argv[++i];
   }
@@ -102,7 +106,11 @@ int main(int argc, char** argv) {
   std::vector<double> floor_samples;
   for (int i = 0; i < 20'000; ++i) {
     const auto t0 = clock_type::now();
-    c.ping();
+    if (writes) {
+      zproc::state(c, "writes").set("k", i);
+    } else {
+      c.ping();
+    }
     floor_samples.push_back(us_since(t0));
   }
 
@@ -114,9 +122,14 @@ int main(int argc, char** argv) {
   std::thread pinger([&] {
     zproc::client pc;
     pc.connect(ipc);
-    while (!stop.load()) {
+    zproc::state w(pc, "writes");
+    for (int n = 0; !stop.load(); ++n) {
       const auto t0 = clock_type::now();
-      pc.ping();
+      if (writes) {
+        w.set("k", n);
+      } else {
+        pc.ping();
+      }
       pings.emplace_back(t0, us_since(t0));
     }
   });

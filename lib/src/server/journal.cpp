@@ -896,8 +896,28 @@ journal::snapshot_progress journal::snapshot_step(const store_set& s) {
 }
 
 journal::snapshot_progress journal::snapshot_step(const store_set& s, std::size_t shard) {
+  snapshot_job* job = nullptr;
+  {
+    std::lock_guard lock(mutex_);
+    if (!snap_ || snap_->at == snapshot_job::phase::syncing) return step_locked(s, shard);
+    job = snap_.get();
+  }
+  // Between its begin and its end the job is the server strand's alone (the steps and
+  // stop_now's finish both run there, and a begin needs no job in progress): its piece is built
+  // and written without the journal's mutex, so that every shard goes on appending meanwhile.
+  std::string error;
+  bool ended = false;
+  try {
+    ended = write_piece(*job, s, shard);
+  } catch (const std::exception& e) {
+    error = e.what();
+  }
   std::lock_guard lock(mutex_);
-  return step_locked(s, shard);
+  if (!error.empty()) {
+    abandon_snapshot(error);
+    return snapshot_progress::idle;
+  }
+  return ended ? start_durable_locked(*job) : snapshot_progress::more;
 }
 
 std::optional<std::size_t> journal::snapshot_shard(const store_set& s) const {
@@ -908,6 +928,134 @@ std::optional<std::size_t> journal::snapshot_shard(const store_set& s) const {
       j.ns_index >= j.namespaces.size())
     return std::nullopt;
   return s.shard_index(j.namespaces[j.ns_index].name);
+}
+
+bool journal::write_piece(snapshot_job& j, const store_set& s,
+                          std::optional<std::size_t> only) const {
+  using phase = snapshot_job::phase;
+  std::string buf;
+  std::size_t keys = 0;
+  while (buf.size() < step_bytes && keys < step_keys && j.at != phase::end) {
+    if (j.ns_index == j.namespaces.size()) {
+      put_item(buf, json{{"end", j.namespaces.size()}});
+      j.at = phase::end;
+      break;
+    }
+    auto& f = j.namespaces[j.ns_index];
+    // The next namespace is another shard's (whose lock the caller may not hold): the next
+    // step takes it.
+    if (only && j.at == phase::ns_header && s.shard_index(f.name) != *only) break;
+    const namespace_state* ns = s.find(f.name);
+    if (j.at == phase::ns_header) {
+      put_item(buf, json{{"ns", f.name}, {"rev", f.revision}});
+      j.at = phase::history;
+      j.hist_index = 0;
+      j.change_index = 0;
+      j.record_begun = false;
+    } else if (j.at == phase::history) {
+      if (j.hist_index == f.history.size()) {
+        std::vector<record_ptr>().swap(f.history);  // written: let the records go
+        j.at = phase::data;
+        j.last_key.reset();
+        continue;
+      }
+      // A record in pieces: its head, then its changes ~1000 at a time (one update may have
+      // changed a million keys).
+      const update_record& r = *f.history[j.hist_index];
+      if (!j.record_begun) {
+        update_record head;  // the record without its changes
+        head.revision = r.revision;
+        head.time_us = r.time_us;
+        head.client_id = r.client_id;
+        head.handle = r.handle;
+        head.identical = r.identical;
+        put_item(buf, json{{"hr", to_json(head)}});
+        j.record_begun = true;
+        ++keys;
+        if (keys >= step_keys || buf.size() >= step_bytes) continue;  // its changes next step
+      }
+      if (j.change_index < r.changes.size()) {
+        const std::size_t item_at = buf.size();
+        buf.append(4, '\0');
+        buf.push_back(static_cast<char>(0x81));  // {"hc": [{"k", "b"?, "a"?}...]}
+        put_msgpack_str(buf, "hc");
+        buf.push_back(static_cast<char>(0xdd));
+        const std::size_t count_at = buf.size();
+        buf.append(4, '\0');
+        std::uint32_t n = 0;
+        for (; j.change_index < r.changes.size() && keys < step_keys && buf.size() < step_bytes;
+             ++j.change_index, ++keys, ++n) {
+          const key_change& c = r.changes[j.change_index];
+          buf.push_back(static_cast<char>(0x80 | (1 + (c.before ? 1 : 0) + (c.after ? 1 : 0))));
+          put_msgpack_str(buf, "k");
+          put_msgpack_str(buf, c.key);
+          if (c.before) {
+            put_msgpack_str(buf, "b");
+            protocol::append_msgpack(buf, *c.before);
+          }
+          if (c.after) {
+            put_msgpack_str(buf, "a");
+            protocol::append_msgpack(buf, *c.after);
+          }
+        }
+        if (buf.size() - item_at > max_item) throw std::length_error("a value of over 2 GiB");
+        patch_u32(buf, count_at, n);
+        patch_u32(buf, item_at, static_cast<std::uint32_t>(buf.size() - item_at - 4));
+      }
+      if (j.change_index == r.changes.size()) {
+        ++j.hist_index;
+        j.change_index = 0;
+        j.record_begun = false;
+      }
+    } else if (!ns || !ns->data.is_object()) {  // (namespaces are never removed)
+      ++j.ns_index;
+      j.at = phase::ns_header;
+    } else {
+      // The keys after the last one written, as they are now: a key added or removed since
+      // is right or wrong here, and the log's records after f.revision put it right.
+      const auto& obj = ns->data.get_ref<const json::object_t&>();
+      auto it = j.last_key ? obj.upper_bound(*j.last_key) : obj.begin();
+      if (it == obj.end()) {
+        ++j.ns_index;
+        j.at = phase::ns_header;
+        continue;
+      }
+      const std::size_t item_at = buf.size();
+      buf.append(4, '\0');
+      buf.push_back(static_cast<char>(0x81));  // {"d": [[key, value, rev]...]}
+      put_msgpack_str(buf, "d");
+      buf.push_back(static_cast<char>(0xdd));
+      const std::size_t count_at = buf.size();
+      buf.append(4, '\0');
+      std::uint32_t n = 0;
+      for (; it != obj.end() && keys < step_keys && buf.size() < step_bytes; ++it, ++keys, ++n) {
+        buf.push_back(static_cast<char>(0x93));
+        put_msgpack_str(buf, it->first);
+        protocol::append_msgpack(buf, it->second);
+        put_msgpack_uint(buf, ns->modified_at(it->first));
+      }
+      if (buf.size() - item_at > max_item) throw std::length_error("a value of over 2 GiB");
+      patch_u32(buf, count_at, n);
+      patch_u32(buf, item_at, static_cast<std::uint32_t>(buf.size() - item_at - 4));
+      j.last_key = std::prev(it)->first;
+      if (it == obj.end()) {
+        ++j.ns_index;
+        j.at = phase::ns_header;
+      }
+    }
+  }
+  const std::string tmp = dir_ + "/snapshot.tmp";
+  write_fully(j.fd, buf, tmp);
+  j.crc.process_bytes(buf.data(), buf.size());
+  j.length += buf.size();
+  if (j.at != phase::end) return false;
+
+  std::string patch;
+  put_u32(patch, j.crc.checksum());
+  put_u64(patch, j.length);
+  if (::pwrite(j.fd, patch.data(), patch.size(), 12) != static_cast<ssize_t>(patch.size()))
+    fail("write " + tmp);
+  return true;
 }
 
 journal::snapshot_progress journal::step_locked(const store_set& s,
@@ -927,132 +1075,16 @@ journal::snapshot_progress journal::step_locked(const store_set& s,
     return snapshot_progress::idle;
   }
   try {
-    std::string buf;
-    std::size_t keys = 0;
-    while (buf.size() < step_bytes && keys < step_keys && j.at != phase::end) {
-      if (j.ns_index == j.namespaces.size()) {
-        put_item(buf, json{{"end", j.namespaces.size()}});
-        j.at = phase::end;
-        break;
-      }
-      auto& f = j.namespaces[j.ns_index];
-      // The next namespace is another shard's (whose lock the caller may not hold): the next
-      // step takes it.
-      if (only && j.at == phase::ns_header && s.shard_index(f.name) != *only) break;
-      const namespace_state* ns = s.find(f.name);
-      if (j.at == phase::ns_header) {
-        put_item(buf, json{{"ns", f.name}, {"rev", f.revision}});
-        j.at = phase::history;
-        j.hist_index = 0;
-        j.change_index = 0;
-        j.record_begun = false;
-      } else if (j.at == phase::history) {
-        if (j.hist_index == f.history.size()) {
-          std::vector<record_ptr>().swap(f.history);  // written: let the records go
-          j.at = phase::data;
-          j.last_key.reset();
-          continue;
-        }
-        // A record in pieces: its head, then its changes ~1000 at a time (one update may have
-        // changed a million keys).
-        const update_record& r = *f.history[j.hist_index];
-        if (!j.record_begun) {
-          update_record head;  // the record without its changes
-          head.revision = r.revision;
-          head.time_us = r.time_us;
-          head.client_id = r.client_id;
-          head.handle = r.handle;
-          head.identical = r.identical;
-          put_item(buf, json{{"hr", to_json(head)}});
-          j.record_begun = true;
-          ++keys;
-          if (keys >= step_keys || buf.size() >= step_bytes) continue;  // its changes next step
-        }
-        if (j.change_index < r.changes.size()) {
-          const std::size_t item_at = buf.size();
-          buf.append(4, '\0');
-          buf.push_back(static_cast<char>(0x81));  // {"hc": [{"k", "b"?, "a"?}...]}
-          put_msgpack_str(buf, "hc");
-          buf.push_back(static_cast<char>(0xdd));
-          const std::size_t count_at = buf.size();
-          buf.append(4, '\0');
-          std::uint32_t n = 0;
-          for (; j.change_index < r.changes.size() && keys < step_keys && buf.size() < step_bytes;
-               ++j.change_index, ++keys, ++n) {
-            const key_change& c = r.changes[j.change_index];
-            buf.push_back(static_cast<char>(0x80 | (1 + (c.before ? 1 : 0) + (c.after ? 1 : 0))));
-            put_msgpack_str(buf, "k");
-            put_msgpack_str(buf, c.key);
-            if (c.before) {
-              put_msgpack_str(buf, "b");
-              protocol::append_msgpack(buf, *c.before);
-            }
-            if (c.after) {
-              put_msgpack_str(buf, "a");
-              protocol::append_msgpack(buf, *c.after);
-            }
-          }
-          if (buf.size() - item_at > max_item) throw std::length_error("a value of over 2 GiB");
-          patch_u32(buf, count_at, n);
-          patch_u32(buf, item_at, static_cast<std::uint32_t>(buf.size() - item_at - 4));
-        }
-        if (j.change_index == r.changes.size()) {
-          ++j.hist_index;
-          j.change_index = 0;
-          j.record_begun = false;
-        }
-      } else if (!ns || !ns->data.is_object()) {  // (namespaces are never removed)
-        ++j.ns_index;
-        j.at = phase::ns_header;
-      } else {
-        // The keys after the last one written, as they are now: a key added or removed since
-        // is right or wrong here, and the log's records after f.revision put it right.
-        const auto& obj = ns->data.get_ref<const json::object_t&>();
-        auto it = j.last_key ? obj.upper_bound(*j.last_key) : obj.begin();
-        if (it == obj.end()) {
-          ++j.ns_index;
-          j.at = phase::ns_header;
-          continue;
-        }
-        const std::size_t item_at = buf.size();
-        buf.append(4, '\0');
-        buf.push_back(static_cast<char>(0x81));  // {"d": [[key, value, rev]...]}
-        put_msgpack_str(buf, "d");
-        buf.push_back(static_cast<char>(0xdd));
-        const std::size_t count_at = buf.size();
-        buf.append(4, '\0');
-        std::uint32_t n = 0;
-        for (; it != obj.end() && keys < step_keys && buf.size() < step_bytes; ++it, ++keys, ++n) {
-          buf.push_back(static_cast<char>(0x93));
-          put_msgpack_str(buf, it->first);
-          protocol::append_msgpack(buf, it->second);
-          put_msgpack_uint(buf, ns->modified_at(it->first));
-        }
-        if (buf.size() - item_at > max_item) throw std::length_error("a value of over 2 GiB");
-        patch_u32(buf, count_at, n);
-        patch_u32(buf, item_at, static_cast<std::uint32_t>(buf.size() - item_at - 4));
-        j.last_key = std::prev(it)->first;
-        if (it == obj.end()) {
-          ++j.ns_index;
-          j.at = phase::ns_header;
-        }
-      }
-    }
-    const std::string tmp = dir_ + "/snapshot.tmp";
-    write_fully(j.fd, buf, tmp);
-    j.crc.process_bytes(buf.data(), buf.size());
-    j.length += buf.size();
-    if (j.at != phase::end) return snapshot_progress::more;
-
-    std::string patch;
-    put_u32(patch, j.crc.checksum());
-    put_u64(patch, j.length);
-    if (::pwrite(j.fd, patch.data(), patch.size(), 12) != static_cast<ssize_t>(patch.size()))
-      fail("write " + tmp);
+    if (!write_piece(j, s, only)) return snapshot_progress::more;
   } catch (const std::exception& e) {
     abandon_snapshot(e.what());
     return snapshot_progress::idle;
   }
+  return start_durable_locked(j);
+}
+
+journal::snapshot_progress journal::start_durable_locked(snapshot_job& j) {
+  using phase = snapshot_job::phase;
   // fsync (seconds, for a big file on a slow disk) and rename off the strand: the thread owns the
   // descriptor from here on and reports through j.done; the strand polls it.
   j.at = phase::syncing;

@@ -159,6 +159,12 @@ class journal {
   void abandon_snapshot(const std::string& why);
   /// `only`: the shard whose namespaces the step may read (nullopt: any).
   snapshot_progress step_locked(const store_set& s, std::optional<std::size_t> only = {});
+  /// Builds the next piece of `j` and writes it to the snapshot file (the end's patch too);
+  /// true once everything is written. Touches only `j` and the stores: no lock needed beyond
+  /// the store's shard's. Throws on a failure.
+  bool write_piece(snapshot_job& j, const store_set& s, std::optional<std::size_t> only) const;
+  /// Under `mutex_`, everything written: starts the fsync + rename thread (phase syncing).
+  snapshot_progress start_durable_locked(snapshot_job& j);
   /// A fresh DIR/<base>.corrupt-<UTC time> path (nothing there yet).
   std::string corrupt_path(const std::string& base) const;
 
