@@ -45,6 +45,22 @@ void on_connections(const std::string& address, int threads, F body) {
   REQUIRE(failures == 0);
 }
 
+/// `writers` connections, each writing every one of `names` in turn for `rounds` rounds: an
+/// increment of "count" and its own key "w<i>" set to the round (what check_every_revision()
+/// reads back).
+void write_every_namespace(const std::string& address, int writers, int rounds,
+                           const std::vector<std::string>& names) {
+  on_connections(address, writers, [&](client& c, int i) {
+    const std::string mine = "w" + std::to_string(i);
+    for (int j = 0; j < rounds; ++j)
+      for (const auto& name : names) {
+        state st(c, name);
+        st.increment("count");
+        st.set(mine, j);
+      }
+  });
+}
+
 /// Reads `updates` updates from `w`: revisions 1, 2, ... in order, each of one change, a
 /// "count" increment or a writer's own key set to one more than its last value; every one of
 /// `writers` writers seen.
@@ -219,15 +235,7 @@ TEST_SUITE("threads") {
       watchers.push_back(state(*watch_clients.back(), names[i])
                              .when_change_raw({}, {.timeout = 30s, .start = 0}));
     }
-    on_connections(srv.address(), writers, [&](client& c, int i) {
-      const std::string mine = "w" + std::to_string(i);
-      for (int j = 0; j < rounds; ++j)
-        for (const auto& name : names) {
-          state st(c, name);
-          st.increment("count");
-          st.set(mine, j);
-        }
-    });
+    write_every_namespace(srv.address(), writers, rounds, names);
     client check;
     check.connect(srv.address());
     for (const auto& name : names) {
@@ -343,16 +351,7 @@ TEST_SUITE("threads") {
         watchers.push_back(
             state(*watch_clients.back(), name).when_change_raw({}, {.timeout = 30s, .start = 0}));
       }
-      on_connections(srv.address(), writers, [&](client& c, int i) {
-        // Each writer on every namespace: an increment and its own key, in turn.
-        const std::string mine = "w" + std::to_string(i);
-        for (int j = 0; j < rounds; ++j)
-          for (const auto& name : names) {
-            state st(c, name);
-            st.increment("count");
-            st.set(mine, j);
-          }
-      });
+      write_every_namespace(srv.address(), writers, rounds, names);
       client c;
       c.connect(srv.address());
       for (const auto& name : names) {

@@ -899,7 +899,7 @@ journal::snapshot_progress journal::snapshot_step(const store_set& s, std::size_
   snapshot_job* job = nullptr;
   {
     std::lock_guard lock(mutex_);
-    if (!snap_ || snap_->at == snapshot_job::phase::syncing) return step_locked(s, shard);
+    if (!snap_ || snap_->at == snapshot_job::phase::syncing) return step_locked(s);
     job = snap_.get();
   }
   // Between its begin and its end the job is the server strand's alone (the steps and
@@ -1058,8 +1058,7 @@ bool journal::write_piece(snapshot_job& j, const store_set& s,
   return true;
 }
 
-journal::snapshot_progress journal::step_locked(const store_set& s,
-                                                std::optional<std::size_t> only) {
+journal::snapshot_progress journal::step_locked(const store_set& s) {
   if (!snap_) return snapshot_progress::idle;
   snapshot_job& j = *snap_;
   using phase = snapshot_job::phase;
@@ -1075,7 +1074,7 @@ journal::snapshot_progress journal::step_locked(const store_set& s,
     return snapshot_progress::idle;
   }
   try {
-    if (!write_piece(j, s, only)) return snapshot_progress::more;
+    if (!write_piece(j, s, std::nullopt)) return snapshot_progress::more;
   } catch (const std::exception& e) {
     abandon_snapshot(e.what());
     return snapshot_progress::idle;

@@ -157,8 +157,9 @@ class journal {
   void load_snapshot(const store_set& s, recovery_report& report);
   void replay_log(const store_set& s, recovery_report& report, const std::string& name, replay_cursor& at);
   void abandon_snapshot(const std::string& why);
-  /// `only`: the shard whose namespaces the step may read (nullopt: any).
-  snapshot_progress step_locked(const store_set& s, std::optional<std::size_t> only = {});
+  /// A step holding `mutex_` throughout, reading namespaces of any shard (one engine's own
+  /// journal; finish_snapshot()); also ends a snapshot that is syncing.
+  snapshot_progress step_locked(const store_set& s);
   /// Builds the next piece of `j` and writes it to the snapshot file (the end's patch too);
   /// true once everything is written. Touches only `j` and the stores: no lock needed beyond
   /// the store's shard's. Throws on a failure.
