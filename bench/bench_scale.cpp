@@ -16,9 +16,10 @@
 //
 // Usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] [--depth 1,16,256]
 //                    [--ns 1,64] [--threads 1] [--client-threads 1] [--idle 1000]
-//                    [--fsync always|interval]
+//                    [--fsync always|interval] [--count N]
 // --fsync: durable writes: the zproc server gets a fresh --data-dir with that policy, Redis
 // an append-only file with appendfsync always (or everysec), each in a temporary folder.
+// --count N: each row is N sets instead of a time (profiles under callgrind; see fixed_count).
 // Last, the servers' memory per idle connection: --idle N connections (0: skipped).
 //        (redis-server and redis-benchmark: `scripts/deps --bench`; without them the Redis
 //        column says so)
@@ -63,8 +64,12 @@ std::vector<int> parse_list(const std::string& s) {
   return out;
 }
 
-/// C connections × D sets in flight for `duration`: sets per second. Connection i is number
-/// first + i * step of the row (its namespace).
+/// --count N: a row is N sets, not a time (for profiles: instructions per set are the
+/// difference of two counts' totals over the difference of the counts). 0: by time.
+long long fixed_count = 0;
+
+/// C connections × D sets in flight for `duration` (or fixed_count sets, no warm-up): sets per
+/// second. Connection i is number first + i * step of the row (its namespace).
 double zproc_sets(const std::string& address, int clients, int depth, int namespaces,
                   std::chrono::milliseconds duration, int first = 0, int step = 1) {
   asio::io_context ioc(1);
@@ -81,9 +86,12 @@ double zproc_sets(const std::string& address, int clients, int depth, int namesp
     while (!stop) {
       co_await states[c]->async_set("key", v);
       if (measuring) ++done;
+      if (fixed_count > 0 && done >= fixed_count) stop = true;
     }
-    if (--running == 0)
+    if (--running == 0) {
+      if (fixed_count > 0) t1 = clock_type::now();
       for (auto& cl : conns) cl->close();  // lets ioc.run() return
+    }
   };
   asio::co_spawn(
       ioc,
@@ -96,6 +104,11 @@ double zproc_sets(const std::string& address, int clients, int depth, int namesp
         for (int i = 0; i < clients; ++i)
           for (int d = 0; d < depth; ++d, ++running)
             asio::co_spawn(ioc, worker(static_cast<std::size_t>(i)), asio::detached);
+        if (fixed_count > 0) {
+          measuring = true;
+          t0 = clock_type::now();
+          co_return;
+        }
         asio::steady_timer t(ioc, duration / 5);  // warm-up
         co_await t.async_wait(asio::use_awaitable);
         measuring = true;
@@ -276,6 +289,8 @@ int main(int argc, char** argv) {
       namespaces = parse_list(argv[++i]);
     } else if (i + 1 < argc && a == "--threads") {
       server_threads = parse_list(argv[++i]);
+    } else if (i + 1 < argc && a == "--count") {
+      fixed_count = std::stoll(argv[++i]);
     } else if (i + 1 < argc && a == "--idle") {
       idle_connections = std::stoi(argv[++i]);
     } else if (i + 1 < argc && a == "--client-threads") {
@@ -287,7 +302,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] "
                    "[--depth 1,16,256] [--ns 1,64] [--threads 1,2] [--client-threads K] "
-                   "[--idle N] [--fsync always|interval]\n");
+                   "[--idle N] [--fsync always|interval] [--count N]\n");
       return 2;
     }
   }

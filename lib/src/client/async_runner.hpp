@@ -26,7 +26,9 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 
 #include <memory>
 #include <mutex>
@@ -55,6 +57,17 @@ void reject_wrong_mode(boost::asio::any_completion_handler<void(error_code, Valu
                                         Values{}...));
 }
 
+/// Whether a dispatch to `ex` (a connection's executor: a strand, or a blocking client's
+/// io_context) would run the function inline: this thread is in it. Then run_async calls the
+/// operation's start itself, without wrapping it for the type-erased executor.
+inline bool dispatches_inline(const boost::asio::any_io_executor& ex) {
+  if (const auto* s = ex.target<boost::asio::strand<boost::asio::any_io_executor>>())
+    return s->running_in_this_thread();
+  if (const auto* e = ex.target<boost::asio::io_context::executor_type>())
+    return e->running_in_this_thread();
+  return false;
+}
+
 /// Starts an async operation on the I/O object whose executor is `io_ex`.
 /// `on_cancel(const std::shared_ptr<cancel_token>&)` runs on `io_ex` after an accepted
 /// cancellation; `start(basic_held_handler<Args...>&&, std::shared_ptr<cancel_token>)` runs on
@@ -75,6 +88,7 @@ void run_async(const boost::asio::any_io_executor& io_ex,
     });
   }
   basic_held_handler<Args...> held(std::move(h), io_ex, std::move(diagnostics));
+  if (dispatches_inline(io_ex)) return start(std::move(held), std::move(token));
   asio::dispatch(io_ex, [held = std::move(held), token = std::move(token),
                          start = std::move(start)]() mutable {
     start(std::move(held), std::move(token));

@@ -12,9 +12,12 @@
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 
+#include <memory>
+#include <optional>
 #include <utility>
 
 namespace zproc::detail {
@@ -26,11 +29,15 @@ class basic_held_handler {
 
   basic_held_handler(handler_type h, boost::asio::any_io_executor conn_ex,
                      diagnostics_ptr diagnostics = nullptr)
-      : h_(std::move(h)),
-        conn_ex_(std::move(conn_ex)),
-        diagnostics_(std::move(diagnostics)),
-        work_(boost::asio::prefer(boost::asio::get_associated_executor(h_, conn_ex_),
-                                  boost::asio::execution::outstanding_work.tracked)) {}
+      : h_(std::move(h)), conn_ex_(std::move(conn_ex)), diagnostics_(std::move(diagnostics)) {
+    auto ex = boost::asio::get_associated_executor(h_, conn_ex_);
+    // The common case, a handler (a coroutine) on an io_context's own executor: its work held
+    // without type erasure (no allocation; the completion runs inline through it).
+    if (const auto* io = ex.template target<boost::asio::io_context::executor_type>())
+      io_work_.emplace(boost::asio::prefer(*io, boost::asio::execution::outstanding_work.tracked));
+    else
+      work_ = boost::asio::prefer(ex, boost::asio::execution::outstanding_work.tracked);
+  }
 
   boost::asio::cancellation_slot slot() const {
     return boost::asio::get_associated_cancellation_slot(h_);
@@ -49,20 +56,29 @@ class basic_held_handler {
   /// directly: it has no blocking.never.)
   void complete(bool must_post, Args... args) {
     if (auto s = slot(); s.is_connected()) s.clear();
-    auto ex = std::move(work_);  // released once the handler ran, or its hand-off is queued
+    // The work is released once the handler ran, or its hand-off is queued.
+    auto io = std::move(io_work_);
+    auto ex = std::move(work_);
     if (must_post) {
       boost::asio::post(conn_ex_, boost::asio::append(std::move(h_), std::move(args)...));
       return;
     }
-    ex.execute([h = std::move(h_), ... a = std::move(args)]() mutable {
+    auto run = [h = std::move(h_), ... a = std::move(args)]() mutable {
       std::move(h)(std::move(a)...);
-    });
+    };
+    if (io)
+      io->execute(std::move(run));
+    else
+      ex.execute(std::move(run));
   }
 
  private:
   handler_type h_;
   boost::asio::any_io_executor conn_ex_;
   diagnostics_ptr diagnostics_;
+  // Work on the handler's executor while it waits: one of the two.
+  using io_work = boost::asio::io_context::basic_executor_type<std::allocator<void>, 4>;
+  std::optional<io_work> io_work_;
   boost::asio::any_completion_executor work_;
 };
 

@@ -529,6 +529,14 @@ void append_msgpack_array_header(std::string& out, std::size_t n) {
 }
 
 void append_msgpack_string(std::string& out, std::string_view s) {
+  if (s.size() < 32) {  // a fixstr (every field name, most keys): one resize, one copy
+    const std::size_t at = out.size();
+    out.resize(at + 1 + s.size());
+    char* p = out.data() + at;
+    *p = static_cast<char>(0xa0 | s.size());
+    if (!s.empty()) std::memcpy(p + 1, s.data(), s.size());
+    return;
+  }
   put_header(out, s.size(), 32, 0xa0, 0xd9, 0xda, 0xdb);
   out.append(s);
 }

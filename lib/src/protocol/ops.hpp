@@ -241,7 +241,7 @@ json commit_request(const std::string& ns, std::uint64_t handle, bool keys_decla
 namespace zproc::detail {
 /// The protocol layer's access to a request's wire form.
 struct request_access {
-  static request wrap(json body) noexcept { return request(std::move(body)); }
+  static request wrap(json body) { return request(std::move(body)); }
   static request wrap(protocol::packed_request p) noexcept {
     request r;
     r.packed_ = std::move(p.entries);
@@ -253,27 +253,26 @@ struct request_access {
   /// The request as json (a packed one is unpacked: for the few that are built field by field,
   /// and tests).
   static json& body(request& r) {
-    if (r.body_.is_null()) {
-      r.body_ = unpacked(r);
+    if (!r.body_) {
+      r.body_ = std::make_unique<json>(unpacked(r));
       r.packed_.clear();
       r.fields_ = 0;
     }
-    return r.body_;
+    return *r.body_;
   }
-  static json body(const request& r) { return r.body_.is_null() ? unpacked(r) : r.body_; }
+  static json body(const request& r) { return r.body_ ? *r.body_ : unpacked(r); }
   /// Adds a field (a packed request stays packed).
   static void add(request& r, std::string_view key, const json& value) {
-    if (!r.body_.is_null()) {
-      r.body_[std::string(key)] = value;
+    if (r.body_) {
+      (*r.body_)[std::string(key)] = value;
       return;
     }
-    protocol::packed_request p = take(std::move(r));
-    p.add(key, value);
-    r = wrap(std::move(p));
+    protocol::append_entry(r.packed_, key, value, r.too_deep_);
+    ++r.fields_;
   }
   /// The request, packed, as the connection sends it.
   static protocol::packed_request take(request&& r) {
-    if (!r.body_.is_null()) return protocol::packed_request::from(r.body_);
+    if (r.body_) return protocol::packed_request::from(*r.body_);
     protocol::packed_request p;
     p.entries = std::move(r.packed_);
     p.fields = r.fields_;

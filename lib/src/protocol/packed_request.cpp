@@ -10,17 +10,24 @@ namespace zproc::protocol {
 packed_request packed_request::make(detail::op code, std::string_view ns) {
   packed_request r;
   r.code = code;
+  // Room for the usual request (op, namespace, handle, key, a small value) at once.
+  r.entries.reserve(48 + ns.size());
   r.add_string(field::op, name(code));
   r.add_string(field::ns, ns);
   if (parks(code)) r.ns = ns;
   return r;
 }
 
-void packed_request::add(std::string_view key, const nlohmann::json& value) {
+void append_entry(std::string& entries, std::string_view key, const nlohmann::json& value,
+                  bool& too_deep) {
   // One level for the request's own map.
   if (value.is_structured() && deeper_than(value, max_request_depth - 1)) too_deep = true;
   append_msgpack_string(entries, key);
   append_msgpack(entries, value);
+}
+
+void packed_request::add(std::string_view key, const nlohmann::json& value) {
+  append_entry(entries, key, value, too_deep);
   ++fields;
 }
 

@@ -41,6 +41,11 @@ struct packed_request {
   nlohmann::json to_json() const;
 };
 
+/// Appends one entry, `key` then `value`, to a request's `entries`; sets `too_deep` if the value
+/// nests deeper than a request may.
+void append_entry(std::string& entries, std::string_view key, const nlohmann::json& value,
+                  bool& too_deep);
+
 /// Appends the frame of `r` sent with id `id`: the map {"i": id, <its entries>}. Returns the
 /// payload's size (to check it against a maximum and roll back with out.resize()).
 std::size_t append_request_frame(std::string& out, const packed_request& r, std::uint64_t id);

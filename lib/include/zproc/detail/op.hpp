@@ -7,6 +7,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 
@@ -40,11 +41,26 @@ struct request_access;
 class request {
  public:
   request() = default;
+  request(request&&) noexcept = default;
+  request& operator=(request&&) noexcept = default;
+  request(const request& r)
+      : body_(r.body_ ? std::make_unique<json>(*r.body_) : nullptr),
+        packed_(r.packed_),
+        fields_(r.fields_),
+        op_(r.op_),
+        too_deep_(r.too_deep_) {}
+  request& operator=(const request& r) {
+    if (this != &r) *this = request(r);
+    return *this;
+  }
+  ~request() = default;
 
  private:
   friend struct request_access;
-  explicit request(json body) noexcept : body_(std::move(body)) {}
-  json body_;            // a request held as json; null when packed
+  explicit request(json body) : body_(std::make_unique<json>(std::move(body))) {}
+  // A request held as json; null when packed (a pointer: a request is moved several times on
+  // its way to the connection, and most are packed).
+  std::unique_ptr<json> body_;
   std::string packed_;   // a packed request's entries (lib/src/protocol/packed_request.hpp)
   std::size_t fields_ = 0;
   int op_ = -1;          // a packed request's op (-1: none)
