@@ -80,12 +80,24 @@ void run_async(const boost::asio::any_io_executor& io_ex,
   namespace asio = boost::asio;
   std::shared_ptr<cancel_token> token;
   if (auto slot = asio::get_associated_cancellation_slot(h); slot.is_connected()) {
-    token = std::make_shared<cancel_token>();
-    slot.assign([token, io_ex, accepted, on_cancel](asio::cancellation_type type) {
-      if ((type & accepted) == asio::cancellation_type::none) return;
-      token->cancelled = true;
-      asio::post(io_ex, [token, on_cancel] { on_cancel(token); });
+    // One allocation: the token, and what the slot's handler needs (it holds only a pointer).
+    struct cancel_state : cancel_token {
+      cancel_state(const asio::any_io_executor& e, asio::cancellation_type a, OnCancel c)
+          : ex(e), accepted(a), on_cancel(std::move(c)) {}
+      asio::any_io_executor ex;
+      asio::cancellation_type accepted;
+      OnCancel on_cancel;
+    };
+    auto state = std::make_shared<cancel_state>(io_ex, accepted, std::move(on_cancel));
+    slot.assign([state](asio::cancellation_type type) {
+      if ((type & state->accepted) == asio::cancellation_type::none) return;
+      state->cancelled = true;
+      asio::post(state->ex, [state] {
+        const std::shared_ptr<cancel_token> t = state;
+        state->on_cancel(t);
+      });
     });
+    token = std::move(state);
   }
   basic_held_handler<Args...> held(std::move(h), io_ex, std::move(diagnostics));
   if (dispatches_inline(io_ex)) return start(std::move(held), std::move(token));

@@ -27,16 +27,20 @@ class basic_held_handler {
  public:
   using handler_type = boost::asio::any_completion_handler<void(Args...)>;
 
-  basic_held_handler(handler_type h, boost::asio::any_io_executor conn_ex,
+  /// `conn_ex`: the connection's executor (the handler's if it has none of its own).
+  basic_held_handler(handler_type h, const boost::asio::any_io_executor& conn_ex,
                      diagnostics_ptr diagnostics = nullptr)
-      : h_(std::move(h)), conn_ex_(std::move(conn_ex)), diagnostics_(std::move(diagnostics)) {
-    auto ex = boost::asio::get_associated_executor(h_, conn_ex_);
+      : h_(std::move(h)), diagnostics_(std::move(diagnostics)) {
+    auto ex = boost::asio::get_associated_executor(h_, conn_ex);
     // The common case, a handler (a coroutine) on an io_context's own executor: its work held
-    // without type erasure (no allocation; the completion runs inline through it).
-    if (const auto* io = ex.template target<boost::asio::io_context::executor_type>())
+    // without type erasure (no allocation; the completion runs inline through it, or is posted
+    // to it).
+    if (const auto* io = ex.template target<boost::asio::io_context::executor_type>()) {
       io_work_.emplace(boost::asio::prefer(*io, boost::asio::execution::outstanding_work.tracked));
-    else
+    } else {
       work_ = boost::asio::prefer(ex, boost::asio::execution::outstanding_work.tracked);
+      conn_ex_ = conn_ex;
+    }
   }
 
   boost::asio::cancellation_slot slot() const {
@@ -48,19 +52,22 @@ class basic_held_handler {
   void set_message(std::string message) { detail::set_message(diagnostics_, std::move(message)); }
 
   /// Completes the handler, once, on its own associated executor (the connection's if it has
-  /// none). `must_post` (the caller may be the initiating function): posted through the
-  /// connection's executor, then on the handler's. Else executed on the handler's executor at
-  /// once: inline when this thread may run it (a coroutine on the connection's io_context
-  /// resumes here), with no hop through the connection's strand and no second lookup of the
-  /// executor (the one whose work this held). (Asio cannot post to an any_completion_executor
-  /// directly: it has no blocking.never.)
+  /// none). `must_post` (the caller may be the initiating function): posted, to the handler's
+  /// io_context, or else through the connection's executor, then on the handler's. Else
+  /// executed on the handler's executor at once: inline when this thread may run it (a
+  /// coroutine on the connection's io_context resumes here), with no hop through the
+  /// connection's strand and no second lookup of the executor (the one whose work this held).
+  /// (Asio cannot post to an any_completion_executor directly: it has no blocking.never.)
   void complete(bool must_post, Args... args) {
     if (auto s = slot(); s.is_connected()) s.clear();
     // The work is released once the handler ran, or its hand-off is queued.
     auto io = std::move(io_work_);
     auto ex = std::move(work_);
     if (must_post) {
-      boost::asio::post(conn_ex_, boost::asio::append(std::move(h_), std::move(args)...));
+      if (io)
+        boost::asio::post(*io, boost::asio::append(std::move(h_), std::move(args)...));
+      else
+        boost::asio::post(conn_ex_, boost::asio::append(std::move(h_), std::move(args)...));
       return;
     }
     auto run = [h = std::move(h_), ... a = std::move(args)]() mutable {
@@ -74,12 +81,12 @@ class basic_held_handler {
 
  private:
   handler_type h_;
-  boost::asio::any_io_executor conn_ex_;
   diagnostics_ptr diagnostics_;
   // Work on the handler's executor while it waits: one of the two.
   using io_work = boost::asio::io_context::basic_executor_type<std::allocator<void>, 4>;
   std::optional<io_work> io_work_;
   boost::asio::any_completion_executor work_;
+  boost::asio::any_io_executor conn_ex_;  // with work_: where a posted completion goes first
 };
 
 /// The client's operations complete with (error_code, T).
