@@ -14,6 +14,7 @@
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/system_executor.hpp>
 #include <boost/asio/prefer.hpp>
 
 #include <memory>
@@ -31,16 +32,22 @@ class basic_held_handler {
   basic_held_handler(handler_type h, const boost::asio::any_io_executor& conn_ex,
                      diagnostics_ptr diagnostics = nullptr)
       : h_(std::move(h)), diagnostics_(std::move(diagnostics)) {
-    auto ex = boost::asio::get_associated_executor(h_, conn_ex);
-    // The common case, a handler (a coroutine) on an io_context's own executor: its work held
-    // without type erasure (no allocation; the completion runs inline through it, or is posted
-    // to it).
-    if (const auto* io = ex.template target<boost::asio::io_context::executor_type>()) {
-      io_work_.emplace(boost::asio::prefer(*io, boost::asio::execution::outstanding_work.tracked));
-    } else {
-      work_ = boost::asio::prefer(ex, boost::asio::execution::outstanding_work.tracked);
-      conn_ex_ = conn_ex;
+    namespace asio = boost::asio;
+    // The candidate is the system executor, not `conn_ex`: it fits in the type-erased
+    // executor's own storage (the connection's would be copied to the heap for every
+    // operation). A handler that names no executor (or the system executor, which any thread
+    // may run) completes on the connection's.
+    auto ex = asio::get_associated_executor(h_, asio::system_executor());
+    if (const auto* io = ex.template target<asio::io_context::executor_type>()) {
+      // The common case, a handler (a coroutine) on an io_context's own executor: its work
+      // held without type erasure (no allocation; the completion runs inline through it, or is
+      // posted to it).
+      io_work_.emplace(asio::prefer(*io, asio::execution::outstanding_work.tracked));
+      return;
     }
+    if (ex.template target<asio::system_executor>()) ex = asio::any_completion_executor(conn_ex);
+    work_ = asio::prefer(ex, asio::execution::outstanding_work.tracked);
+    conn_ex_ = conn_ex;
   }
 
   boost::asio::cancellation_slot slot() const {
