@@ -357,6 +357,37 @@ TEST_SUITE("journal") {
     CHECK(recovered_copy(dir) == state_of(e.data()));
   }
 
+  TEST_CASE_FIXTURE(fixture, "the interval policy's fsync that fails: one note per failing spell, none while it works") {
+    // The log is /dev/null, whose fdatasync fails (EINVAL) while writes succeed.
+    const auto dir = fresh_dir("sync-fails");
+    fs::create_directories(dir);
+    fs::create_symlink("/dev/null", dir + "/log");
+    e.attach(std::make_unique<journal>(dir, server_config::fsync_policy::interval, 100ms,
+                                       1'000'000));
+    update("a", {{"p", 1}});
+    e.sync();
+    auto notes = e.take_journal_notes();
+    REQUIRE(notes.size() == 1);
+    CHECK(notes[0].find("an fsync of the log failed") != std::string::npos);
+    CHECK(notes[0].find("Invalid argument") != std::string::npos);
+    update("a", {{"q", 2}});
+    e.sync();
+    CHECK(e.take_journal_notes().empty());  // the same spell: said once
+    CHECK(e.data().find("a") != nullptr);   // the writes themselves were served
+    fs::remove_all(dir);
+  }
+
+  TEST_CASE_FIXTURE(fixture, "the interval policy's fsync that works says nothing") {
+    const auto dir = fresh_dir("sync-works");
+    e.attach(std::make_unique<journal>(dir, server_config::fsync_policy::interval, 100ms,
+                                       1'000'000));
+    update("a", {{"p", 1}});
+    e.sync();
+    CHECK(e.take_journal_notes().empty());
+    CHECK(recovered_copy(dir) == state_of(e.data()));
+    fs::remove_all(dir);
+  }
+
   TEST_CASE("a format 2 snapshot (one MessagePack map) is still read") {
     const auto dir = fresh_dir("format2");
     fs::create_directories(dir);

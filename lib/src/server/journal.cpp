@@ -789,9 +789,21 @@ void journal::sync() {
   }
   try {
     sync_through(upto);
-  } catch (const std::exception&) {
-    // (The interval policy's timer: the next append or tick tries again.)
+  } catch (const std::exception& e) {
+    // The interval policy's timer: the next tick tries again. The operator hears of it once
+    // per failing spell (a disk that fails every second is not a note every second), and
+    // again when a sync works.
+    std::lock_guard lock(mutex_);
+    if (!sync_failing_)
+      notes_.push_back(std::string("an fsync of the log failed: ") + e.what() +
+                       "; writes since the last good one may not be on disk yet (tried again "
+                       "every interval)");
+    sync_failing_ = true;
+    return;
   }
+  std::lock_guard lock(mutex_);
+  if (std::exchange(sync_failing_, false))
+    notes_.push_back("the log's fsync works again: every write so far is on disk");
 }
 
 void journal::sync_through(std::uint64_t seq) {

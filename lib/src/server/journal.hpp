@@ -129,6 +129,7 @@ class journal {
   std::vector<std::string> take_notes();
 
   /// fsync now if anything was written since the last one (the interval policy's timer).
+  /// Never throws: a failure is a note (take_notes()), once until a sync works again.
   void sync();
 
   /// The `always` policy, synced by the caller: an append does not wait for the disk; the
@@ -186,6 +187,7 @@ class journal {
   std::chrono::steady_clock::time_point last_sync_;
   std::unique_ptr<snapshot_job> snap_;  // the snapshot in progress
   std::vector<std::string> notes_;
+  bool sync_failing_ = false;  // sync() (the interval timer's) failed; noted once until it works
   /// Guards everything above once serving began: the shards of a server append from their
   /// threads, the server's strand syncs and writes snapshots (recover() runs before either).
   mutable std::mutex mutex_;

@@ -336,6 +336,7 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       timer.expires_after(self->config_.fsync_interval);
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
       self->hub_.log->sync();  // (the journal has a lock of its own)
+      print_notes(self->hub_.log->take_notes());
     }
   }
 
