@@ -32,6 +32,7 @@
 
 #include <memory>
 #include <mutex>
+#include <type_traits>
 #include <utility>
 
 namespace zproc::detail {
@@ -69,6 +70,7 @@ inline bool dispatches_inline(const boost::asio::any_io_executor& ex) {
 }
 
 /// Starts an async operation on the I/O object whose executor is `io_ex`.
+/// (`start` is called, not copied, when this thread is on `io_ex` already.)
 /// `on_cancel(const std::shared_ptr<cancel_token>&)` runs on `io_ex` after an accepted
 /// cancellation; `start(basic_held_handler<Args...>&&, std::shared_ptr<cancel_token>)` runs on
 /// `io_ex` (inline when the caller is already there) and owns the handler from then on.
@@ -76,7 +78,7 @@ template <class... Args, class OnCancel, class Start>
 void run_async(const boost::asio::any_io_executor& io_ex,
                boost::asio::any_completion_handler<void(Args...)> h,
                diagnostics_ptr diagnostics, boost::asio::cancellation_type accepted,
-               OnCancel on_cancel, Start start) {
+               OnCancel on_cancel, Start&& start) {
   namespace asio = boost::asio;
   std::shared_ptr<cancel_token> token;
   if (auto slot = asio::get_associated_cancellation_slot(h); slot.is_connected()) {
@@ -102,7 +104,7 @@ void run_async(const boost::asio::any_io_executor& io_ex,
   basic_held_handler<Args...> held(std::move(h), io_ex, std::move(diagnostics));
   if (dispatches_inline(io_ex)) return start(std::move(held), std::move(token));
   asio::dispatch(io_ex, [held = std::move(held), token = std::move(token),
-                         start = std::move(start)]() mutable {
+                         start = std::decay_t<Start>(std::forward<Start>(start))]() mutable {
     start(std::move(held), std::move(token));
   });
 }
@@ -113,10 +115,10 @@ template <class... Values, class OnCancel, class Start>
 void run_client_async(const std::shared_ptr<client_impl>& c,
                       boost::asio::any_completion_handler<void(error_code, Values...)> h,
                       diagnostics_ptr diagnostics, boost::asio::cancellation_type accepted,
-                      OnCancel on_cancel, Start start) {
+                      OnCancel on_cancel, Start&& start) {
   if (c->blocking_mode()) return reject_wrong_mode(std::move(h), diagnostics);
   run_async<error_code, Values...>(c->get_executor(), std::move(h), std::move(diagnostics),
-                                   accepted, std::move(on_cancel), std::move(start));
+                                   accepted, std::move(on_cancel), std::forward<Start>(start));
 }
 
 /// The cancel action of an operation that is one request (or a sequence of them sharing one

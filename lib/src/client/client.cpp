@@ -3,6 +3,7 @@
 #include "protocol/records.hpp"
 #include "client/completion.hpp"
 #include "protocol/message.hpp"
+#include "protocol/msgpack.hpp"
 
 #include <zproc/client.hpp>
 #include <zproc/state.hpp>
@@ -55,6 +56,19 @@ class handler_op final : public pending_op {
     if (!ec) ec = convert(std::move(result), value, message);
     if (ec) h_.set_message(std::move(message));
     h_.complete(must_post, ec, std::move(value));
+  }
+
+  /// A write's revision or a yes/no, the most common results, read in place (no json);
+  /// anything else (another shape: a protocol error) takes the json way.
+  void complete_result(std::string_view result) override {
+    protocol::msgpack_reader r(result);
+    if constexpr (std::is_same_v<T, std::uint64_t>) {
+      if (std::uint64_t v = 0; r.unsigned_form(v) && r.at_end())
+        return h_.complete(false, error_code{}, v);
+    } else if constexpr (std::is_same_v<T, bool>) {
+      if (bool b = false; r.boolean(b) && r.at_end()) return h_.complete(false, error_code{}, b);
+    }
+    pending_op::complete_result(result);
   }
 
  private:

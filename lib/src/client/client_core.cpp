@@ -469,7 +469,7 @@ std::uint64_t connection::request(json req, std::unique_ptr<pending_op> op) {
   return request(protocol::packed_request::from(req), std::move(op));
 }
 
-std::uint64_t connection::request(protocol::packed_request req, std::unique_ptr<pending_op> op) {
+std::uint64_t connection::request(protocol::packed_request&& req, std::unique_ptr<pending_op> op) {
   if (state_ != state::connected && state_ != state::reconnecting) {
     if (state_ == state::closed)
       op->complete(closed_reason_, {}, std::string(closed_message_), true);

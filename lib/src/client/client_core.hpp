@@ -105,7 +105,7 @@ class connection : public std::enable_shared_from_this<connection> {
   /// While reconnecting, the request waits and is sent once connected.
   std::uint64_t request(json req, std::unique_ptr<pending_op> op);
   /// The same, for a request packed already.
-  std::uint64_t request(protocol::packed_request req, std::unique_ptr<pending_op> op);
+  std::uint64_t request(protocol::packed_request&& req, std::unique_ptr<pending_op> op);
   /// Cancels a pending request: it completes with operation_aborted; a late reply is dropped.
   /// A request the server may hold unanswered (protocol::parks: a namespace lock, a watch, a
   /// task take or wait) is given up there too: a `cancel` of that id goes, its reply ignored

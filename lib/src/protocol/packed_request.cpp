@@ -5,15 +5,28 @@
 #include "protocol/ops.hpp"
 #include "protocol/value_check.hpp"
 
+#include <array>
+
 namespace zproc::protocol {
 
 packed_request packed_request::make(detail::op code, std::string_view ns) {
+  // {"o": name, "n"} of every op, encoded once.
+  static const auto heads = [] {
+    std::array<std::string, op_count> all;
+    for (std::size_t i = 0; i < op_count; ++i) {
+      append_msgpack_string(all[i], field::op);
+      append_msgpack_string(all[i], name(static_cast<detail::op>(i)));
+      append_msgpack_string(all[i], field::ns);
+    }
+    return all;
+  }();
   packed_request r;
   r.code = code;
   // Room for the usual request (op, namespace, handle, key, a small value) at once.
   r.entries.reserve(48 + ns.size());
-  r.add_string(field::op, name(code));
-  r.add_string(field::ns, ns);
+  r.entries += heads[index(code)];
+  append_msgpack_string(r.entries, ns);
+  r.fields = 2;
   if (parks(code)) r.ns = ns;
   return r;
 }
