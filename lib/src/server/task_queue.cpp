@@ -294,12 +294,13 @@ void task_queue::take(const protocol::task_request& request, std::uint64_t clien
     out.push_back({client_id, protocol::make_reply(request.id, wire::retire_reply())});
     return;
   }
-  const parked_take p{request.id, max, request.max_calls, std::string(request.calls_target)};
+  // (The target's name is copied only if the take waits.)
+  const take_limits p{request.id, max, request.max_calls, request.calls_target};
   if (auto tasks = assign(client_id, w, p, fair_share(queues_[w.queue]))) {
     out.push_back(packed(client_id, request.id, std::move(*tasks)));
     return;
   }
-  w.parked = p;
+  w.parked = parked_take{p.request_id, p.max, p.calls, std::string(p.target)};
   queues_[w.queue].parked.push_back(client_id);
 }
 
@@ -313,7 +314,7 @@ std::uint64_t task_queue::fair_share(const queue_state& q) noexcept {
 }
 
 std::optional<std::string> task_queue::assign(std::uint64_t client_id, worker& w,
-                                              const parked_take& p, std::uint64_t share) {
+                                              const take_limits& p, std::uint64_t share) {
   queue_state& q = queues_[w.queue];
   if (q.live == 0) return std::nullopt;
   std::uint64_t calls = share;
@@ -361,12 +362,12 @@ void task_queue::serve_takers(const std::string& queue, std::vector<delivery>& o
     auto wit = workers_.find(client);
     if (wit == workers_.end() || !wit->second.parked) continue;
     worker& w = wit->second;
-    const parked_take p = *w.parked;
+    parked_take p = std::move(*w.parked);
     w.parked.reset();
-    if (auto tasks = assign(client, w, p, share)) {
+    if (auto tasks = assign(client, w, p.limits(), share)) {
       out.push_back(packed(client, p.request_id, std::move(*tasks)));
     } else {
-      w.parked = p;
+      w.parked = std::move(p);
       q.parked.push_front(client);
       break;
     }

@@ -119,11 +119,20 @@ class task_queue {
     std::uint64_t worker = 0;  // running: the client running it
     std::string outcome;  // done: one whole MessagePack map, stamped with its worker
   };
+  /// What a take asks for.
+  struct take_limits {
+    std::uint64_t request_id;
+    std::size_t max;          // tasks
+    std::uint64_t calls;      // calls in all (0: no limit)
+    std::string_view target;  // more than one task only of this target (empty: any)
+  };
+  /// A take that waits for tasks (its target's name owned: the request is gone).
   struct parked_take {
     std::uint64_t request_id;
-    std::size_t max;        // tasks
-    std::uint64_t calls;    // calls in all (0: no limit)
-    std::string target;     // more than one task only of this target (empty: any)
+    std::size_t max;
+    std::uint64_t calls;
+    std::string target;
+    take_limits limits() const noexcept { return {request_id, max, calls, target}; }
   };
   struct worker {
     std::string queue;
@@ -169,7 +178,7 @@ class task_queue {
   static std::uint64_t fair_share(const queue_state& q) noexcept;
   /// Up to `p.max` tasks of the worker's queue holding up to `p.calls` calls and `share` (at
   /// least one task), as the reply to its take `p.request_id`; nullopt when there is none.
-  std::optional<std::string> assign(std::uint64_t client_id, worker& w, const parked_take& p,
+  std::optional<std::string> assign(std::uint64_t client_id, worker& w, const take_limits& p,
                                     std::uint64_t share);
   /// Hands queued tasks to the parked takes of `queue`.
   void serve_takers(const std::string& queue, std::vector<delivery>& out);
