@@ -438,21 +438,27 @@ void put_header(std::string& out, std::size_t n, std::size_t fix_below, unsigned
     put_be(out, n, 4);
   }
 }
+/// A type byte and `bytes` big-endian bytes of `n`, in one append.
+void put_typed_be(std::string& out, unsigned char type, std::uint64_t n, int bytes) {
+  char b[9];
+  b[0] = static_cast<char>(type);
+  for (int i = bytes; i >= 1; --i) {
+    b[i] = static_cast<char>(n & 0xff);
+    n >>= 8;
+  }
+  out.append(b, static_cast<std::size_t>(bytes) + 1);
+}
 void put_unsigned(std::string& out, std::uint64_t v) {
   if (v < 128) {
     put_type(out, static_cast<unsigned char>(v));
   } else if (v <= 0xff) {
-    put_type(out, 0xcc);
-    put_be(out, v, 1);
+    put_typed_be(out, 0xcc, v, 1);
   } else if (v <= 0xffff) {
-    put_type(out, 0xcd);
-    put_be(out, v, 2);
+    put_typed_be(out, 0xcd, v, 2);
   } else if (v <= 0xffffffffu) {
-    put_type(out, 0xce);
-    put_be(out, v, 4);
+    put_typed_be(out, 0xce, v, 4);
   } else {
-    put_type(out, 0xcf);
-    put_be(out, v, 8);
+    put_typed_be(out, 0xcf, v, 8);
   }
 }
 void put_signed(std::string& out, std::int64_t v) {
