@@ -26,7 +26,6 @@
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/cancellation_type.hpp>
 #include <boost/asio/dispatch.hpp>
-#include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 
@@ -58,14 +57,13 @@ void reject_wrong_mode(boost::asio::any_completion_handler<void(error_code, Valu
                                         Values{}...));
 }
 
-/// Whether a dispatch to `ex` (a connection's executor: a strand, or a blocking client's
-/// io_context) would run the function inline: this thread is in it. Then run_async calls the
-/// operation's start itself, without wrapping it for the type-erased executor.
+/// Whether `ex` is a strand (a connection's executor) that this thread is in, where a dispatch
+/// would run the function inline. Then run_async calls the operation's start itself, without
+/// wrapping it for the type-erased executor (a strand's inline run catches nothing either; an
+/// io_context's would catch an exception and rethrow it from run(): not taken that way).
 inline bool dispatches_inline(const boost::asio::any_io_executor& ex) {
   if (const auto* s = ex.target<boost::asio::strand<boost::asio::any_io_executor>>())
     return s->running_in_this_thread();
-  if (const auto* e = ex.target<boost::asio::io_context::executor_type>())
-    return e->running_in_this_thread();
   return false;
 }
 

@@ -792,18 +792,18 @@ void journal::sync() {
   } catch (const std::exception& e) {
     // The interval policy's timer: the next tick tries again. The operator hears of it once
     // per failing spell (a disk that fails every second is not a note every second), and
-    // again when a sync works.
+    // again when a sync works (sync_through(), whoever calls it).
     std::lock_guard lock(mutex_);
-    if (!sync_failing_)
-      notes_.push_back(std::string("an fsync of the log failed: ") + e.what() +
-                       "; writes since the last good one may not be on disk yet (tried again "
-                       "every interval)");
-    sync_failing_ = true;
-    return;
+    if (!std::exchange(sync_failing_, true)) {
+      try {
+        notes_.push_back(std::string("an fsync of the log failed: ") + e.what() +
+                         "; writes since the last good one may not be on disk yet (tried "
+                         "again every interval)");
+      } catch (...) {  // out of memory for the note: the next failing spell says it
+        sync_failing_ = false;
+      }
+    }
   }
-  std::lock_guard lock(mutex_);
-  if (std::exchange(sync_failing_, false))
-    notes_.push_back("the log's fsync works again: every write so far is on disk");
 }
 
 void journal::sync_through(std::uint64_t seq) {
@@ -820,6 +820,13 @@ void journal::sync_through(std::uint64_t seq) {
   std::lock_guard lock(mutex_);
   if (synced_.load(std::memory_order_relaxed) < upto)
     synced_.store(upto, std::memory_order_release);
+  if (sync_failing_) {
+    try {
+      notes_.push_back("the log's fsync works again: every write so far is on disk");
+      sync_failing_ = false;
+    } catch (...) {  // out of memory for the note: said by the next sync that works
+    }
+  }
   dirty_ = synced_.load(std::memory_order_relaxed) < written_.load(std::memory_order_relaxed);
   last_sync_ = std::chrono::steady_clock::now();
 }

@@ -187,7 +187,8 @@ class journal {
   std::chrono::steady_clock::time_point last_sync_;
   std::unique_ptr<snapshot_job> snap_;  // the snapshot in progress
   std::vector<std::string> notes_;
-  bool sync_failing_ = false;  // sync() (the interval timer's) failed; noted once until it works
+  // sync() (the interval timer's) failed: noted once, until a sync works (sync_through())
+  bool sync_failing_ = false;
   /// Guards everything above once serving began: the shards of a server append from their
   /// threads, the server's strand syncs and writes snapshots (recover() runs before either).
   mutable std::mutex mutex_;

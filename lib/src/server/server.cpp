@@ -505,8 +505,8 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
       if (hub_.log) {
         // A snapshot in progress is finished (nobody is served any more, nobody waits).
         hub_.log->finish_snapshot(hub_.stores());
+        hub_.log->sync();  // (before the notes: a last fsync that fails is one of them)
         notes = hub_.log->take_notes();
-        hub_.log->sync();
       }
     }
     print_notes(notes);
