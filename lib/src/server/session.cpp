@@ -407,9 +407,7 @@ void session::deliver_locked(delivery&& d, engine& from) {
   // Counted toward the output limit as queued replies are: a connection whose thread falls
   // behind has its watchers held back (they keep their cursors) until it catches up.
   std::lock_guard lock(inbox_mutex_);
-  inbox_bytes_ += d.packed           ? d.head.size() + d.packed->size()
-                  : !d.bytes.empty() ? d.bytes.size()
-                                     : approximate_reply_size;
+  inbox_bytes_ += d.encoded_size().value_or(approximate_reply_size);
   inbox_.push_back(std::move(d));
   inbox_filled_.store(true, std::memory_order_release);
   const std::size_t limit = env_.config.max_pending_output;

@@ -435,8 +435,8 @@ bool watch_registry::catch_up(const store& s, waiter_list::iterator it,
 }
 
 std::size_t watch_registry::reply_bytes(const delivery& d) {
-  return d.packed ? d.head.size() + d.packed->size()
-                  : !d.bytes.empty() ? d.bytes.size() : protocol::packed_size(d.reply);
+  if (const auto n = d.encoded_size()) return *n;
+  return protocol::packed_size(d.reply);
 }
 
 void watch_registry::answered(waiter_list::iterator it, std::uint64_t cursor) {

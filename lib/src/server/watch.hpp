@@ -86,6 +86,13 @@ struct delivery {
   /// The reply as json, whichever form it has (`bytes` decoded; `packed` ones: null). For
   /// tests and logs, not the hot path.
   json message() const;
+  /// Its size on the wire if it is encoded already (`packed` with its head, or `bytes`);
+  /// nullopt for a json reply (what encoding it would cost is the caller's to judge).
+  std::optional<std::size_t> encoded_size() const noexcept {
+    if (packed) return head.size() + packed->size();
+    if (!bytes.empty()) return bytes.size();
+    return std::nullopt;
+  }
 };
 
 class watch_registry {
