@@ -62,8 +62,10 @@ TEST_SUITE("protocol") {
     const std::vector<json> results = {
         nullptr, true, false, 0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295u,
         4294967296u, std::numeric_limits<std::uint64_t>::max(), -1, -33, -129, -70000,
-        std::numeric_limits<std::int64_t>::min(), 1.5, "", "abc", std::string(300, 'x'),
-        json::array({1, "two"}), json{{"k", 1}}};
+        std::numeric_limits<std::int64_t>::min(), 1.5, 0.1, -2.5e300, "", "abc",
+        std::string(31, 'y'), std::string(32, 'z'), std::string(300, 'x'),
+        std::string(70000, 'w'), json::array({1, "two"}), json{{"k", 1}},
+        json::binary({1, 2, 3})};
     for (const json& r : results)
       for (const std::uint64_t id : {std::uint64_t{1}, std::uint64_t{200}, std::uint64_t{1} << 40}) {
         CAPTURE(r.dump());

@@ -3,6 +3,7 @@
 #include "protocol/msgpack.hpp"
 
 #include <array>
+#include <cstring>
 
 namespace zproc::protocol {
 
@@ -185,20 +186,57 @@ json make_reply(std::uint64_t id, json result, std::uint64_t revision) {
   return r;
 }
 
+namespace {
+/// A short key (a field name: under 32 bytes) at `p`.
+char* write_key(char* p, std::string_view key) noexcept {
+  p = write_msgpack_string_header(p, key.size());
+  std::memcpy(p, key.data(), key.size());
+  return p + key.size();
+}
+}  // namespace
+
 std::string encode_reply(std::uint64_t id, const json& result,
                          std::optional<std::uint64_t> revision) {
-  std::string out;
-  out.reserve(32);
   // The keys in json::object's order ("i" < "r" < "rv"): the bytes make_reply() encodes to.
-  out.push_back(static_cast<char>(revision ? 0x83 : 0x82));
-  append_msgpack_string(out, field::id);
-  append_msgpack_unsigned(out, id);
-  append_msgpack_string(out, field::result);
-  append_msgpack(out, result);
+  // The fixed parts and a scalar result are written in buffers of their own, then the reply
+  // in one allocation (a store op's reply: one per request).
+  char head[32];
+  char* h = head;
+  *h++ = static_cast<char>(revision ? 0x83 : 0x82);
+  h = write_key(h, field::id);
+  h = write_msgpack_unsigned(h, id);
+  h = write_key(h, field::result);
+  char tail[16];
+  char* t = tail;
   if (revision) {
-    append_msgpack_string(out, field::revision);
-    append_msgpack_unsigned(out, *revision);
+    t = write_key(t, field::revision);
+    t = write_msgpack_unsigned(t, *revision);
   }
+  // The result: a scalar's bytes, or a string's header (its text follows).
+  char value[9];
+  char* v = write_msgpack_scalar(value, result);
+  std::string_view text;
+  if (!v && result.is_string()) {
+    text = result.get_ref<const std::string&>();
+    v = write_msgpack_string_header(value, text.size());
+  } else if (!v) {  // structured or binary: the general writer
+    std::string out(head, static_cast<std::size_t>(h - head));
+    append_msgpack(out, result);
+    out.append(tail, static_cast<std::size_t>(t - tail));
+    return out;
+  }
+  const auto head_n = static_cast<std::size_t>(h - head);
+  const auto value_n = static_cast<std::size_t>(v - value);
+  const auto tail_n = static_cast<std::size_t>(t - tail);
+  std::string out(head_n + value_n + text.size() + tail_n, '\0');
+  char* o = out.data();
+  std::memcpy(o, head, head_n);
+  o += head_n;
+  std::memcpy(o, value, value_n);
+  o += value_n;
+  if (!text.empty()) std::memcpy(o, text.data(), text.size());
+  o += text.size();
+  std::memcpy(o, tail, tail_n);
   return out;
 }
 

@@ -438,63 +438,61 @@ void put_header(std::string& out, std::size_t n, std::size_t fix_below, unsigned
     put_be(out, n, 4);
   }
 }
-/// A type byte and `bytes` big-endian bytes of `n`, in one append.
-void put_typed_be(std::string& out, unsigned char type, std::uint64_t n, int bytes) {
-  char b[9];
-  b[0] = static_cast<char>(type);
+/// A type byte and `bytes` big-endian bytes of `n`, at `p`.
+char* typed_be(char* p, unsigned char type, std::uint64_t n, int bytes) noexcept {
+  *p = static_cast<char>(type);
   for (int i = bytes; i >= 1; --i) {
-    b[i] = static_cast<char>(n & 0xff);
+    p[i] = static_cast<char>(n & 0xff);
     n >>= 8;
   }
-  out.append(b, static_cast<std::size_t>(bytes) + 1);
+  return p + bytes + 1;
 }
-void put_unsigned(std::string& out, std::uint64_t v) {
+char* write_unsigned(char* p, std::uint64_t v) noexcept {
   if (v < 128) {
-    put_type(out, static_cast<unsigned char>(v));
-  } else if (v <= 0xff) {
-    put_typed_be(out, 0xcc, v, 1);
-  } else if (v <= 0xffff) {
-    put_typed_be(out, 0xcd, v, 2);
-  } else if (v <= 0xffffffffu) {
-    put_typed_be(out, 0xce, v, 4);
-  } else {
-    put_typed_be(out, 0xcf, v, 8);
+    *p = static_cast<char>(v);
+    return p + 1;
   }
+  if (v <= 0xff) return typed_be(p, 0xcc, v, 1);
+  if (v <= 0xffff) return typed_be(p, 0xcd, v, 2);
+  if (v <= 0xffffffffu) return typed_be(p, 0xce, v, 4);
+  return typed_be(p, 0xcf, v, 8);
 }
-void put_signed(std::string& out, std::int64_t v) {
-  if (v >= 0) return put_unsigned(out, static_cast<std::uint64_t>(v));
+char* write_signed(char* p, std::int64_t v) noexcept {
+  if (v >= 0) return write_unsigned(p, static_cast<std::uint64_t>(v));
   const auto bits = static_cast<std::uint64_t>(v);
   if (v >= -32) {
-    put_type(out, static_cast<unsigned char>(bits & 0xff));  // negative fixint
-  } else if (v >= INT8_MIN) {
-    put_type(out, 0xd0);
-    put_be(out, bits, 1);
-  } else if (v >= INT16_MIN) {
-    put_type(out, 0xd1);
-    put_be(out, bits, 2);
-  } else if (v >= INT32_MIN) {
-    put_type(out, 0xd2);
-    put_be(out, bits, 4);
-  } else {
-    put_type(out, 0xd3);
-    put_be(out, bits, 8);
+    *p = static_cast<char>(bits & 0xff);  // negative fixint
+    return p + 1;
   }
+  if (v >= INT8_MIN) return typed_be(p, 0xd0, bits, 1);
+  if (v >= INT16_MIN) return typed_be(p, 0xd1, bits, 2);
+  if (v >= INT32_MIN) return typed_be(p, 0xd2, bits, 4);
+  return typed_be(p, 0xd3, bits, 8);
 }
-void put_float(std::string& out, double d) {
+char* write_float(char* p, double d) noexcept {
   const auto f = static_cast<float>(d);
   if (d >= static_cast<double>(std::numeric_limits<float>::lowest()) &&
       d <= static_cast<double>(std::numeric_limits<float>::max()) &&
       static_cast<double>(f) == d) {
     std::uint32_t bits;
     std::memcpy(&bits, &f, sizeof bits);
-    put_type(out, 0xca);
-    put_be(out, bits, 4);
-  } else {
-    std::uint64_t bits;
-    std::memcpy(&bits, &d, sizeof bits);
-    put_type(out, 0xcb);
-    put_be(out, bits, 8);
+    return typed_be(p, 0xca, bits, 4);
   }
+  std::uint64_t bits;
+  std::memcpy(&bits, &d, sizeof bits);
+  return typed_be(p, 0xcb, bits, 8);
+}
+void put_unsigned(std::string& out, std::uint64_t v) {
+  char b[9];
+  out.append(b, static_cast<std::size_t>(write_unsigned(b, v) - b));
+}
+void put_signed(std::string& out, std::int64_t v) {
+  char b[9];
+  out.append(b, static_cast<std::size_t>(write_signed(b, v) - b));
+}
+void put_float(std::string& out, double d) {
+  char b[9];
+  out.append(b, static_cast<std::size_t>(write_float(b, d) - b));
 }
 void put_binary(std::string& out, const json::binary_t& b) {
   const std::size_t n = b.size();
@@ -516,6 +514,29 @@ void put_binary(std::string& out, const json::binary_t& b) {
 }  // namespace
 
 void append_msgpack_unsigned(std::string& out, std::uint64_t v) { put_unsigned(out, v); }
+
+char* write_msgpack_unsigned(char* p, std::uint64_t v) noexcept { return write_unsigned(p, v); }
+
+char* write_msgpack_scalar(char* p, const json& v) noexcept {
+  switch (v.type()) {
+    case json::value_t::null: *p = '\xc0'; return p + 1;
+    case json::value_t::boolean: *p = v.get<bool>() ? '\xc3' : '\xc2'; return p + 1;
+    case json::value_t::number_integer: return write_signed(p, v.get<std::int64_t>());
+    case json::value_t::number_unsigned: return write_unsigned(p, v.get<std::uint64_t>());
+    case json::value_t::number_float: return write_float(p, v.get<double>());
+    default: return nullptr;
+  }
+}
+
+char* write_msgpack_string_header(char* p, std::size_t n) noexcept {
+  if (n < 32) {
+    *p = static_cast<char>(0xa0 | n);
+    return p + 1;
+  }
+  if (n <= 0xff) return typed_be(p, 0xd9, n, 1);
+  if (n <= 0xffff) return typed_be(p, 0xda, n, 2);
+  return typed_be(p, 0xdb, n, 4);
+}
 
 void append_msgpack_signed(std::string& out, std::int64_t v) { put_signed(out, v); }
 

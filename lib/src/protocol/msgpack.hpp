@@ -93,6 +93,16 @@ void append_msgpack(std::string& out, const nlohmann::json& v);
 void append_msgpack_unsigned(std::string& out, std::uint64_t v);
 void append_msgpack_string(std::string& out, std::string_view s);
 void append_msgpack_signed(std::string& out, std::int64_t v);
+
+// Raw writers, for a message of a few scalars built in a buffer of its own (a store op's
+// reply): each writes at `p` and returns where it ended. The same bytes as append_msgpack().
+/// An unsigned integer (room for 9 bytes).
+char* write_msgpack_unsigned(char* p, std::uint64_t v) noexcept;
+/// A scalar json value: null, a boolean or a number (room for 9 bytes); nullptr, nothing
+/// written, for any other type.
+char* write_msgpack_scalar(char* p, const nlohmann::json& v) noexcept;
+/// A string's header, its bytes to follow (room for 5 bytes).
+char* write_msgpack_string_header(char* p, std::size_t n) noexcept;
 void append_msgpack_bool(std::string& out, bool b);
 /// A binary (no subtype) of `bytes`.
 void append_msgpack_binary(std::string& out, std::string_view bytes);
