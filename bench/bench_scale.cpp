@@ -16,10 +16,12 @@
 //
 // Usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] [--depth 1,16,256]
 //                    [--ns 1,64] [--threads 1] [--client-threads 1] [--idle 1000]
-//                    [--fsync always|interval] [--count N]
+//                    [--fsync always|interval] [--count N] [--blocking]
 // --fsync: durable writes: the zproc server gets a fresh --data-dir with that policy, Redis
 // an append-only file with appendfsync always (or everysec), each in a temporary folder.
 // --count N: each row is N sets instead of a time (profiles under callgrind; see fixed_count).
+// --blocking: the zproc side is C blocking clients (zproc::client without an executor), a
+// thread each, one set at a time (depth 1; Redis: redis-benchmark -P 1 as usual).
 // Last, the servers' memory per idle connection: --idle N connections (0: skipped).
 //        (redis-server and redis-benchmark: `scripts/deps --bench`; without them the Redis
 //        column says so)
@@ -31,6 +33,7 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
@@ -121,6 +124,43 @@ double zproc_sets(const std::string& address, int clients, int depth, int namesp
       },
       asio::detached);
   ioc.run();
+  return static_cast<double>(done) / std::chrono::duration<double>(t1 - t0).count();
+}
+
+/// --blocking: C blocking clients, a thread each, calling `set` back to back (one in flight
+/// each: the depth is ignored), for `duration` after a warm-up (or fixed_count sets in all).
+double blocking_sets(const std::string& address, int clients, int namespaces,
+                     std::chrono::milliseconds duration) {
+  std::atomic<bool> stop{false}, measuring{fixed_count > 0};
+  std::atomic<long long> done{0};
+  std::vector<std::thread> pool;
+  const long long each = fixed_count > 0 ? std::max(1LL, fixed_count / clients) : 0;
+  clock_type::time_point t0 = clock_type::now(), t1;
+  for (int i = 0; i < clients; ++i)
+    pool.emplace_back([&, i] {
+      zproc::client c;
+      c.connect(address);
+      zproc::state st(c, "scale" + std::to_string(i % namespaces));
+      const zproc::json v = 1;
+      long long mine = 0;
+      while (!stop) {
+        st.set("key", v);
+        if (measuring) ++mine;
+        if (each > 0 && mine >= each) break;
+      }
+      done += mine;
+    });
+  if (fixed_count == 0) {
+    std::this_thread::sleep_for(duration / 5);  // warm-up
+    measuring = true;
+    t0 = clock_type::now();
+    std::this_thread::sleep_for(duration);
+    measuring = false;
+    t1 = clock_type::now();
+    stop = true;
+  }
+  for (auto& th : pool) th.join();
+  if (fixed_count > 0) t1 = clock_type::now();
   return static_cast<double>(done) / std::chrono::duration<double>(t1 - t0).count();
 }
 
@@ -274,6 +314,7 @@ int main(int argc, char** argv) {
   int idle_connections = 1000;
   std::chrono::milliseconds duration(1000);
   bool with_redis = true;
+  bool blocking = false;  // --blocking: blocking clients, one set at a time
   std::string fsync;  // empty: no data directory
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
@@ -289,6 +330,8 @@ int main(int argc, char** argv) {
       namespaces = parse_list(argv[++i]);
     } else if (i + 1 < argc && a == "--threads") {
       server_threads = parse_list(argv[++i]);
+    } else if (a == "--blocking") {
+      blocking = true;
     } else if (i + 1 < argc && a == "--count") {
       fixed_count = std::stoll(argv[++i]);
     } else if (i + 1 < argc && a == "--idle") {
@@ -302,10 +345,11 @@ int main(int argc, char** argv) {
       std::fprintf(stderr,
                    "usage: bench_scale [--quick] [--no-redis] [--clients 1,4,16,64] "
                    "[--depth 1,16,256] [--ns 1,64] [--threads 1,2] [--client-threads K] "
-                   "[--idle N] [--fsync always|interval] [--count N]\n");
+                   "[--idle N] [--fsync always|interval] [--count N] [--blocking]\n");
       return 2;
     }
   }
+  if (blocking) depths = {1};  // one set at a time per client
   try {
     const std::optional<redis> started =
         with_redis ? std::optional<redis>(std::in_place, fsync) : std::nullopt;
@@ -353,7 +397,9 @@ int main(int argc, char** argv) {
           const double redis_rate = redis_rates[cell++];
           for (int ns : namespaces) {
             if (ns > c && ns != namespaces.front()) continue;  // more namespaces than clients
-            const double z = zproc_sets_threaded(ipc, c, d, ns, duration, client_threads);
+            const double z = blocking
+                                 ? blocking_sets(ipc, c, ns, duration)
+                                 : zproc_sets_threaded(ipc, c, d, ns, duration, client_threads);
             if (redis_rate > 0)
               std::printf("| %d | %d | %d | %d | %.0f | %.0f | %.2fx |\n", c, d, ns, threads, z,
                           redis_rate, z / redis_rate);

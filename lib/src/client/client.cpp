@@ -139,18 +139,24 @@ std::shared_ptr<blocking_result> run_call(const std::shared_ptr<client_impl>& c,
                                           error_code& ec, std::string& message) {
   ec.clear();
   message.clear();
-  auto result = std::make_shared<blocking_result>();
-  auto id = std::make_shared<std::uint64_t>(0);
-  auto conn = c->conn();
-  // Everything the lambdas use is captured by value: after a timeout in async mode they may run
-  // after this function returned.
-  auto req = std::make_shared<protocol::packed_request>(std::move(request));
+  // What the lambdas use, in one allocation and captured by value: after a timeout in async
+  // mode they may run after this function returned.
+  // (The pending op holds the state through `result`: the state holds no connection.)
+  struct call_state {
+    blocking_result result;
+    std::uint64_t id = 0;
+    protocol::packed_request request;
+  };
+  auto st = std::make_shared<call_state>();
+  st->request = std::move(request);
+  std::shared_ptr<blocking_result> result(st, &st->result);
   const bool in_time = c->run_blocking(
-      *result,
-      [conn, req, result, id, packed] {
-        *id = conn->request(std::move(*req), std::make_unique<blocking_op>(result, *conn, packed));
+      st->result,
+      [st, result, conn = c->conn(), packed] {
+        st->id = conn->request(std::move(st->request),
+                               std::make_unique<blocking_op>(result, *conn, packed));
       },
-      c->options().request_timeout, [conn, id] { conn->cancel(*id); });
+      c->options().request_timeout, [st, conn = c->conn()] { conn->cancel(st->id); });
   if (!in_time) {
     ec = client_errc::timeout;
     message = "no reply within " + std::to_string(c->options().request_timeout.count()) +

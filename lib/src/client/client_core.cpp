@@ -767,9 +767,39 @@ bool client_impl::runs_on_this_thread() const {
   return !own_ioc_ && (runs_here(ex_) || runs_here(inner_ex_));
 }
 
-bool client_impl::run_blocking(blocking_result& result, const std::function<void()>& start,
-                               std::chrono::milliseconds timeout,
-                               const std::function<void()>& on_timeout) {
+bool client_impl::run_here(blocking_result& result, callable_ref start,
+                           std::chrono::milliseconds timeout, callable_ref on_timeout) {
+  const bool has_deadline = timeout.count() > 0;
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  bool in_time = true;
+  std::lock_guard lock(blocking_mutex_);
+  // First what happened since the last call (one non-blocking epoll_wait): if the server went
+  // away meanwhile, the connection learns it now and the request waits for the reconnect,
+  // instead of going into a dead socket and failing with connection_lost.
+  if (own_ioc_->stopped()) own_ioc_->restart();
+  own_ioc_->poll();
+  start();
+  while (!result.is_done()) {
+    if (own_ioc_->stopped()) own_ioc_->restart();
+    const std::size_t ran =
+        has_deadline && in_time ? own_ioc_->run_one_until(deadline) : own_ioc_->run_one();
+    if (ran != 0) continue;
+    if (has_deadline && in_time && std::chrono::steady_clock::now() >= deadline) {
+      in_time = false;
+      on_timeout();
+      continue;
+    }
+    if (own_ioc_->stopped()) {  // no work left: nothing will complete the operation
+      result.set(client_errc::connection_closed, {}, "the connection stopped making progress");
+      break;
+    }
+  }
+  return in_time;
+}
+
+bool client_impl::run_on_executor(blocking_result& result, const std::function<void()>& start,
+                                  std::chrono::milliseconds timeout,
+                                  const std::function<void()>& on_timeout) {
   if (runs_on_this_thread()) {
     result.set(client_errc::wrong_mode, {}, blocking_on_executor_message);
     return true;
@@ -777,31 +807,6 @@ bool client_impl::run_blocking(blocking_result& result, const std::function<void
   const bool has_deadline = timeout.count() > 0;
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   bool in_time = true;
-  if (own_ioc_) {
-    std::lock_guard lock(blocking_mutex_);
-    // First what happened since the last call (one non-blocking epoll_wait): if the server went
-    // away meanwhile, the connection learns it now and the request waits for the reconnect,
-    // instead of going into a dead socket and failing with connection_lost.
-    if (own_ioc_->stopped()) own_ioc_->restart();
-    own_ioc_->poll();
-    start();
-    while (!result.is_done()) {
-      if (own_ioc_->stopped()) own_ioc_->restart();
-      const std::size_t ran =
-          has_deadline && in_time ? own_ioc_->run_one_until(deadline) : own_ioc_->run_one();
-      if (ran != 0) continue;
-      if (has_deadline && in_time && std::chrono::steady_clock::now() >= deadline) {
-        in_time = false;
-        on_timeout();
-        continue;
-      }
-      if (own_ioc_->stopped()) {  // no work left: nothing will complete the operation
-        result.set(client_errc::connection_closed, {}, "the connection stopped making progress");
-        break;
-      }
-    }
-    return in_time;
-  }
   asio::dispatch(ex_, start);
   std::unique_lock lock(result.mutex);
   if (has_deadline) {

@@ -223,6 +223,21 @@ struct blocking_result {
   }
 };
 
+/// A reference to a callable, for a call that uses it only while it runs: no copy, no
+/// allocation (a blocking call on the client's own io_context).
+class callable_ref {
+ public:
+  template <class F>
+  explicit callable_ref(F& f) noexcept
+      : obj_(const_cast<void*>(static_cast<const void*>(std::addressof(f)))),
+        call_([](void* o) { (*static_cast<F*>(o))(); }) {}
+  void operator()() const { call_(obj_); }
+
+ private:
+  void* obj_;
+  void (*call_)(void*);
+};
+
 /// Shared by a client and its states. Closes the connection when the last of them goes.
 class client_impl {
  public:
@@ -257,13 +272,27 @@ class client_impl {
   /// call would wait for itself); with connection_closed if the private io_context ran out of
   /// work without it. Blocking mode runs the private io_context on this thread; async mode
   /// waits for the executor's own threads. Throws nothing of its own.
-  bool run_blocking(blocking_result& result, const std::function<void()>& start,
-                    std::chrono::milliseconds timeout, const std::function<void()>& on_timeout);
+  /// (`start` and `on_timeout` are copied only in async mode, where they may run after the
+  /// call returned; the blocking mode calls them in place.)
+  template <class Start, class OnTimeout>
+  bool run_blocking(blocking_result& result, Start&& start, std::chrono::milliseconds timeout,
+                    OnTimeout&& on_timeout) {
+    if (own_ioc_) return run_here(result, callable_ref(start), timeout, callable_ref(on_timeout));
+    return run_on_executor(result, std::function<void()>(std::forward<Start>(start)), timeout,
+                           std::function<void()>(std::forward<OnTimeout>(on_timeout)));
+  }
   /// Async mode: whether the calling thread runs the client's executor (as far as Asio can
   /// tell: io_context, thread_pool and strands of them).
   bool runs_on_this_thread() const;
 
  private:
+  /// run_blocking() of the blocking mode (the private io_context, on this thread), and of the
+  /// async mode (the executor's threads; this one waits).
+  bool run_here(blocking_result& result, callable_ref start, std::chrono::milliseconds timeout,
+                callable_ref on_timeout);
+  bool run_on_executor(blocking_result& result, const std::function<void()>& start,
+                       std::chrono::milliseconds timeout, const std::function<void()>& on_timeout);
+
   std::unique_ptr<boost::asio::io_context> own_ioc_;  // destroyed last: its handlers own conn_
   boost::asio::any_io_executor inner_ex_;  // async mode: the executor given (ex_ is a strand of it)
   boost::asio::any_io_executor ex_;

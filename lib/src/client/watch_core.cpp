@@ -253,11 +253,11 @@ std::shared_ptr<watch_core> make_watch(const std::shared_ptr<client_impl>& clien
   auto r = std::make_shared<blocking_result>();
   const bool in_time = client->run_blocking(
       *r,
-      [&core, r] {
+      [core, r] {
         core->arm_here(
             [r](error_code ec, std::string message) { r->set(ec, {}, std::move(message)); });
       },
-      client->options().request_timeout, [&core] { core->close_here(); });
+      client->options().request_timeout, [core] { core->close_here(); });
   std::lock_guard lock(r->mutex);
   if (!in_time) throw zproc::error(client_errc::timeout, "the server did not answer the watch");
   if (r->ec) throw zproc::error(r->ec, r->message);
