@@ -61,6 +61,24 @@ void write_every_namespace(const std::string& address, int writers, int rounds,
   });
 }
 
+/// Raw watchers from revision 0, one on each of `names` (in order), `per_connection` of them on
+/// each connection of their own (each connection on its own server thread).
+struct start_watchers {
+  std::vector<std::unique_ptr<client>> clients;  // declared first: they outlive the watchers
+  std::vector<raw_watcher> watchers;
+  start_watchers(const std::string& address, const std::vector<std::string>& names,
+                 std::size_t per_connection) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (i % per_connection == 0) {
+        clients.push_back(std::make_unique<client>());
+        clients.back()->connect(address);
+      }
+      watchers.push_back(
+          state(*clients.back(), names[i]).when_change_raw({}, {.timeout = 30s, .start = 0}));
+    }
+  }
+};
+
 /// Reads `updates` updates from `w`: revisions 1, 2, ... in order, each of one change, a
 /// "count" increment or a writer's own key set to one more than its last value; every one of
 /// `writers` writers seen.
@@ -142,14 +160,9 @@ TEST_SUITE("threads") {
 
     client wc;
     wc.connect(srv.address());
-    std::vector<std::unique_ptr<client>> watch_clients;
-    std::vector<raw_watcher> watchers;
-    for (int i = 0; i < 3; ++i) {  // each on a connection of its own, so on its own thread
-      watch_clients.push_back(std::make_unique<client>());
-      watch_clients.back()->connect(srv.address());
-      watchers.push_back(state(*watch_clients.back(), "shared")
-                             .when_change_raw({}, {.timeout = 30s, .start = 0}));
-    }
+    // Three watchers, each on a connection of its own, so on its own thread.
+    start_watchers started(srv.address(), {"shared", "shared", "shared"}, 1);
+    auto& watchers = started.watchers;
 
     on_connections(srv.address(), writers, [](client& c, int i) {
       state st(c, "shared");
@@ -225,16 +238,9 @@ TEST_SUITE("threads") {
     // Per namespace: each writer increments once and sets its own key once per round.
     constexpr std::uint64_t per_namespace = writers * rounds * 2;
 
-    std::vector<std::unique_ptr<client>> watch_clients;
-    std::vector<raw_watcher> watchers;
-    for (std::size_t i = 0; i < names.size(); ++i) {
-      if (i % 4 == 0) {  // 4 connections, 4 watchers each (on namespaces of different shards)
-        watch_clients.push_back(std::make_unique<client>());
-        watch_clients.back()->connect(srv.address());
-      }
-      watchers.push_back(state(*watch_clients.back(), names[i])
-                             .when_change_raw({}, {.timeout = 30s, .start = 0}));
-    }
+    // 4 connections, 4 watchers each (on namespaces of different shards).
+    start_watchers started(srv.address(), names, 4);
+    auto& watchers = started.watchers;
     write_every_namespace(srv.address(), writers, rounds, names);
     client check;
     check.connect(srv.address());
@@ -343,14 +349,7 @@ TEST_SUITE("threads") {
     std::map<std::string, std::pair<json, std::uint64_t>> expected;
     {
       server_thread srv(config);
-      std::vector<std::unique_ptr<client>> watch_clients;
-      std::vector<raw_watcher> watchers;
-      for (const auto& name : names) {
-        watch_clients.push_back(std::make_unique<client>());
-        watch_clients.back()->connect(srv.address());
-        watchers.push_back(
-            state(*watch_clients.back(), name).when_change_raw({}, {.timeout = 30s, .start = 0}));
-      }
+      start_watchers started(srv.address(), names, 1);
       write_every_namespace(srv.address(), writers, rounds, names);
       client c;
       c.connect(srv.address());
@@ -359,7 +358,7 @@ TEST_SUITE("threads") {
         CHECK(st.get("count") == writers * rounds);
         expected[name] = {st.copy(), st.revision()};
       }
-      for (auto& w : watchers) check_every_revision(w, writers * rounds * 2, writers);
+      for (auto& one : started.watchers) check_every_revision(one, writers * rounds * 2, writers);
     }
     config.threads = 2;
     server_thread again(config);
