@@ -186,15 +186,6 @@ json make_reply(std::uint64_t id, json result, std::uint64_t revision) {
   return r;
 }
 
-namespace {
-/// A short key (a field name: under 32 bytes) at `p`.
-char* write_key(char* p, std::string_view key) noexcept {
-  p = write_msgpack_string_header(p, key.size());
-  std::memcpy(p, key.data(), key.size());
-  return p + key.size();
-}
-}  // namespace
-
 std::string encode_reply(std::uint64_t id, const json& result,
                          std::optional<std::uint64_t> revision) {
   // The keys in json::object's order ("i" < "r" < "rv"): the bytes make_reply() encodes to.
@@ -203,13 +194,13 @@ std::string encode_reply(std::uint64_t id, const json& result,
   char head[32];
   char* h = head;
   *h++ = static_cast<char>(revision ? 0x83 : 0x82);
-  h = write_key(h, field::id);
+  h = write_msgpack_string(h, field::id);
   h = write_msgpack_unsigned(h, id);
-  h = write_key(h, field::result);
+  h = write_msgpack_string(h, field::result);
   char tail[16];
   char* t = tail;
   if (revision) {
-    t = write_key(t, field::revision);
+    t = write_msgpack_string(t, field::revision);
     t = write_msgpack_unsigned(t, *revision);
   }
   // The result: a scalar's bytes, or a string's header (its text follows).

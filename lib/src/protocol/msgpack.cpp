@@ -528,6 +528,12 @@ char* write_msgpack_scalar(char* p, const json& v) noexcept {
   }
 }
 
+char* write_msgpack_string(char* p, std::string_view s) noexcept {
+  p = write_msgpack_string_header(p, s.size());
+  if (!s.empty()) std::memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+
 char* write_msgpack_string_header(char* p, std::size_t n) noexcept {
   if (n < 32) {
     *p = static_cast<char>(0xa0 | n);
@@ -556,15 +562,16 @@ void append_msgpack_array_header(std::string& out, std::size_t n) {
 }
 
 void append_msgpack_string(std::string& out, std::string_view s) {
+  const std::size_t at = out.size();
   if (s.size() < 32) {  // a fixstr (every field name, most keys): one resize, one copy
-    const std::size_t at = out.size();
     out.resize(at + 1 + s.size());
     char* p = out.data() + at;
     *p = static_cast<char>(0xa0 | s.size());
     if (!s.empty()) std::memcpy(p + 1, s.data(), s.size());
     return;
   }
-  put_header(out, s.size(), 32, 0xa0, 0xd9, 0xda, 0xdb);
+  char head[5];
+  out.append(head, static_cast<std::size_t>(write_msgpack_string_header(head, s.size()) - head));
   out.append(s);
 }
 

@@ -103,6 +103,8 @@ char* write_msgpack_unsigned(char* p, std::uint64_t v) noexcept;
 char* write_msgpack_scalar(char* p, const nlohmann::json& v) noexcept;
 /// A string's header, its bytes to follow (room for 5 bytes).
 char* write_msgpack_string_header(char* p, std::size_t n) noexcept;
+/// A string: its header and its bytes (room for 5 + s.size() bytes).
+char* write_msgpack_string(char* p, std::string_view s) noexcept;
 void append_msgpack_bool(std::string& out, bool b);
 /// A binary (no subtype) of `bytes`.
 void append_msgpack_binary(std::string& out, std::string_view bytes);
