@@ -7,10 +7,14 @@
 
 #include <doctest/doctest.h>
 
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <sstream>
 #include <thread>
 
@@ -586,5 +590,45 @@ TEST_SUITE("durability") {
     state st(c, "big");
     CHECK(st.revision() == 6);
     CHECK(st.copy() == expected);
+  }
+
+  TEST_CASE("the fsync at stop that fails is logged (the interval policy's last sync)") {
+    // The log is /dev/null: its fdatasync fails (EINVAL) while writes succeed. With an interval
+    // of an hour, the one sync the write gets is the one stop() makes. The io_context stops
+    // right after stop() ran on the server's strand (the post below queues behind it), before
+    // the interval loop's cancelled wait resumes: only stop() itself can sync and log.
+    const auto dir = fresh_dir();
+    fs::create_directories(dir);
+    fs::create_symlink("/dev/null", dir + "/log");
+    std::mutex m;
+    std::vector<std::string> warnings;
+    const auto previous = set_log_handler([&](const log_record& r) {
+      std::lock_guard lock(m);
+      if (r.level >= log_level::warning) warnings.emplace_back(r.message);
+    });
+    {
+      boost::asio::io_context io;
+      server_config cfg = with_data_dir(dir);
+      cfg.listen = {test::fresh_ipc_address()};
+      cfg.fsync_interval = 1h;
+      server srv(io.get_executor(), cfg);
+      srv.start();
+      std::thread t([&] { io.run(); });
+      {
+        client c;
+        c.connect(srv.addresses().at(0));
+        state(c, "t").set("a", 1);  // acknowledged; written, not synced
+      }
+      srv.stop();
+      boost::asio::post(srv.get_executor(), [&] { io.stop(); });
+      t.join();
+    }
+    set_log_handler(previous);
+    std::lock_guard lock(m);
+    const auto failed = std::count_if(warnings.begin(), warnings.end(), [](const std::string& w) {
+      return w.find("an fsync of the log failed") != std::string::npos;
+    });
+    CHECK(failed == 1);
+    fs::remove_all(dir);
   }
 }
