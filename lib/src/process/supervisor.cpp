@@ -58,10 +58,13 @@ constexpr std::size_t max_slots = 4096;
 struct slot {
   std::atomic<pid_t> pid{0};
   bool group = false;  ///< a command: signal its process group
-  char line[192];
+  char line[192]{};
   std::size_t len = 0;
 };
-slot slots[max_slots];
+// Constant-initialized (zeros in .bss, mapped as they are first written): with `line` left
+// uninitialized the table had a dynamic initializer that wrote all 832 KiB at the start of
+// every program linking zproc (~200 page faults per process, spawned children included).
+constinit slot slots[max_slots];
 
 int take_slot(pid_t pid, const std::string& target, bool group) {
   for (std::size_t i = 0; i < max_slots; ++i) {
