@@ -6,6 +6,8 @@
 #include <zproc/zproc.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_allocator.hpp>
+#include <boost/asio/recycling_allocator.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/deferred.hpp>
@@ -33,6 +35,32 @@ namespace asio = boost::asio;
 using asio::awaitable;
 using test::run_with_deadline;
 using namespace std::chrono_literals;
+
+namespace {
+/// Counts what goes through it (an allocator a user's handler may carry).
+template <class T>
+struct counting_allocator {
+  using value_type = T;
+  int* allocated;
+  int* freed;
+  counting_allocator(int* a, int* f) noexcept : allocated(a), freed(f) {}
+  template <class U>
+  counting_allocator(const counting_allocator<U>& o) noexcept  // NOLINT: a rebind converts
+      : allocated(o.allocated), freed(o.freed) {}
+  T* allocate(std::size_t k) {
+    ++*allocated;
+    return std::allocator<T>().allocate(k);
+  }
+  void deallocate(T* p, std::size_t k) noexcept {
+    ++*freed;
+    std::allocator<T>().deallocate(p, k);
+  }
+  template <class U>
+  bool operator==(const counting_allocator<U>& o) const noexcept {
+    return allocated == o.allocated;
+  }
+};
+}  // namespace
 
 TEST_SUITE("async") {
   TEST_CASE("co_await every kind of operation on an embedded server, one thread") {
@@ -403,6 +431,63 @@ TEST_SUITE("async") {
     c.close();
     guard.reset();
     runner.join();
+  }
+
+  TEST_CASE("an operation's state is allocated with the handler's allocator (by default the "
+            "recycling one)") {
+    // A callback with no allocator of its own: the operation allocates through Asio's
+    // per-thread recycling allocator (its freed state is the next call's).
+    const auto plain = [](std::exception_ptr, json) {};
+    using diag = zproc::detail::diagnostics_handler<decltype(plain)>;
+    static_assert(std::is_same_v<asio::associated_allocator_t<diag>, asio::recycling_allocator<void>>);
+    // A handler with an allocator of its own keeps it: every allocation goes through it.
+    struct counts {
+      int allocated = 0;
+      int freed = 0;
+    } n;
+    test::server_process sp;
+    asio::io_context ioc;
+    client c(ioc.get_executor());
+    std::string message;
+    json got;
+    int done = 0;
+    run_with_deadline(ioc, [&]() -> awaitable<void> {
+      co_await c.async_connect(sp.ipc());
+      state st(c, "alloc");
+      st.async_set("k", 1, with_diagnostics(asio::bind_allocator(
+                               counting_allocator<void>(&n.allocated, &n.freed),
+                               [&](std::exception_ptr e, std::uint64_t) {
+                                 CHECK(!e);
+                                 ++done;
+                               })));
+      st.async_get("k", with_diagnostics(asio::bind_allocator(
+                            counting_allocator<void>(&n.allocated, &n.freed),
+                            [&](std::exception_ptr e, json v) {
+                              CHECK(!e);
+                              got = std::move(v);
+                              ++done;
+                            })));
+      st.async_get("nope", with_diagnostics(asio::bind_allocator(
+                               counting_allocator<void>(&n.allocated, &n.freed),
+                               [&](std::exception_ptr e, json) {
+                                 REQUIRE(e);
+                                 try {
+                                   std::rethrow_exception(e);
+                                 } catch (const zproc::error& err) {
+                                   message = err.diagnostics();
+                                 }
+                                 ++done;
+                               })));
+      asio::steady_timer t(ioc);
+      while (done < 3) {
+        t.expires_after(1ms);
+        co_await t.async_wait(asio::use_awaitable);
+      }
+    }());
+    CHECK(got == 1);
+    CHECK(message.find("key 'nope' not found") != std::string::npos);
+    CHECK(n.allocated >= 3);  // the type-erased handler of each call, at least
+    CHECK(n.freed == n.allocated);
   }
 
   TEST_CASE("a blocking call on the thread that runs the client's executor fails with wrong_mode") {
