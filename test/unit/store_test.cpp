@@ -54,6 +54,29 @@ TEST_SUITE("store") {
     CHECK(rev() == 3);  // failed writes and reads change nothing
   }
 
+  TEST_CASE_FIXTURE(fixture, "each present key's last write is kept (modified), one key or several") {
+    const auto mods = [&] {
+      const namespace_state* ns = s.find("ns");
+      REQUIRE(ns != nullptr);
+      return std::map<std::string, std::uint64_t>(ns->modified.begin(), ns->modified.end());
+    };
+    using m = std::map<std::string, std::uint64_t>;
+    ok({{"o", "set"}, {"k", "a"}, {"v", 1}});                        // 1: new key
+    ok({{"o", "set"}, {"k", "b"}, {"v", 2}});                        // 2
+    ok({{"o", "set"}, {"k", "a"}, {"v", 3}});                        // 3: a key already there
+    CHECK(mods() == m{{"a", 3}, {"b", 2}});
+    ok({{"o", "del"}, {"k", "a"}});                                  // 4: gone
+    CHECK(mods() == m{{"b", 2}});
+    ok({{"o", "incr"}, {"k", "a"}, {"v", 1}});                       // 5: back
+    ok({{"o", "update"}, {"v", {{"b", 5}, {"c", 6}}}});              // 6: several keys
+    CHECK(mods() == m{{"a", 5}, {"b", 6}, {"c", 6}});
+    ok({{"o", "pop"}, {"k", "c"}});                                  // 7
+    ok({{"o", "set"}, {"k", "b"}, {"v", 5}});                        // 8: the same value
+    CHECK(mods() == m{{"a", 5}, {"b", 8}});
+    ok({{"o", "clear"}});                                            // 9
+    CHECK(mods().empty());
+  }
+
   TEST_CASE_FIXTURE(fixture, "keys, values, items, copy in key order") {
     ok({{"o", "update"}, {"v", {{"b", 2}, {"a", 1}, {"c", 3}}}});
     CHECK(rev() == 1);  // update is one write

@@ -690,9 +690,9 @@ namespace_state* store::find(std::string_view ns) {
   return it == namespaces_.end() ? nullptr : &it->second;
 }
 
-namespace_state& store::get_or_create(const std::string& ns, bool limited) {
+store::entry& store::get_or_create(const std::string& ns, bool limited) {
   auto it = namespaces_.find(ns);
-  if (it != namespaces_.end()) return it->second;
+  if (it != namespaces_.end()) return *it;
   const auto refuse = [&](std::size_t held) {
     return op_error{server_errc::limit_reached,
                     "the server holds " + std::to_string(held) +
@@ -701,7 +701,7 @@ namespace_state& store::get_or_create(const std::string& ns, bool limited) {
   };
   if (!shared_) {
     if (limited && namespaces_.size() >= max_namespaces_) throw refuse(namespaces_.size());
-    return namespaces_.emplace(ns, namespace_state(limits_)).first->second;
+    return *namespaces_.emplace(ns, namespace_state(limits_)).first;
   }
   // Counted server-wide first (other shards create theirs meanwhile), given back if the
   // namespace cannot be made.
@@ -711,7 +711,7 @@ namespace_state& store::get_or_create(const std::string& ns, bool limited) {
     if (limited && held >= max_namespaces_) throw refuse(held);
   } while (!count.compare_exchange_weak(held, held + 1, std::memory_order_relaxed));
   try {
-    return namespaces_.emplace(ns, namespace_state(limits_)).first->second;
+    return *namespaces_.emplace(ns, namespace_state(limits_)).first;
   } catch (...) {
     count.fetch_sub(1, std::memory_order_relaxed);
     throw;
@@ -837,9 +837,12 @@ outcome store::run(const store_op& what, const std::string& ns_name, const store
   // Reads of a namespace nobody wrote do not create it (an empty one stands in, built only then).
   std::optional<namespace_state> empty;
   namespace_state* ns = nullptr;
+  const std::string* stored_name = nullptr;  // (a write's: the store's own copy of ns_name)
   if (what.may_write) {
     try {
-      ns = &open(ns_name);
+      auto& e = get_or_create(ns_name, true);
+      stored_name = &e.first;
+      ns = &e.second;
     } catch (op_error& e) {
       return error_outcome(e.code, std::move(e.message));
     } catch (const std::bad_alloc&) {
@@ -884,6 +887,7 @@ outcome store::run(const store_op& what, const std::string& ns_name, const store
     // Each key's last change says whether it is present after the write: the one change of
     // most writes (a set, an incr: no map for it), or per key.
     const key_change* only = nullptr;
+    std::uint64_t* only_modified = nullptr;  // its key's entry in `modified`, if it has one
     std::unordered_map<std::string_view, std::pair<const std::string*, bool>> final_keys;
     const auto each_final = [&](auto&& f) {
       if (only) {
@@ -910,10 +914,18 @@ outcome store::run(const store_op& what, const std::string& ns_name, const store
       } else {
         for (const auto& c : rec->changes) final_keys[c.key] = {&c.key, c.after.has_value()};
       }
-      each_final([&](const std::string& key, bool present) {
-        if (present && !ns->modified.contains(key)) new_keys.emplace(key, rec->revision);
-      });
-      ns->modified.reserve(ns->modified.size() + new_keys.size());
+      if (only) {  // (one lookup of the key: its entry is kept, node addresses are stable)
+        if (auto it = ns->modified.find(only->key); it != ns->modified.end()) {
+          only_modified = &it->second;
+        } else if (only->after) {
+          new_keys.emplace(only->key, rec->revision);
+        }
+      } else {
+        each_final([&](const std::string& key, bool present) {
+          if (present && !ns->modified.contains(key)) new_keys.emplace(key, rec->revision);
+        });
+      }
+      if (!new_keys.empty()) ns->modified.reserve(ns->modified.size() + new_keys.size());
       append_history(*ns, rec);  // the first change; it has no effect if it throws
     } catch (const std::exception&) {
       if (rec && env.changes.empty()) env.changes = std::move(rec->changes);
@@ -923,16 +935,22 @@ outcome store::run(const store_op& what, const std::string& ns_name, const store
     }
     record_ptr committed = std::move(rec);
     ns->revision = committed->revision;
-    each_final([&](const std::string& key, bool present) {
-      if (!present) {
-        ns->modified.erase(key);
-      } else if (auto it = ns->modified.find(key); it != ns->modified.end()) {
-        it->second = committed->revision;
-      }
-    });
+    if (only_modified && only->after) {
+      *only_modified = committed->revision;
+    } else if (only_modified) {
+      ns->modified.erase(only->key);
+    } else if (!only) {
+      each_final([&](const std::string& key, bool present) {
+        if (!present) {
+          ns->modified.erase(key);
+        } else if (auto it = ns->modified.find(key); it != ns->modified.end()) {
+          it->second = committed->revision;
+        }
+      });
+    }
     ns->modified.merge(new_keys);  // nodes made above, buckets reserved: no allocation
     o.committed = std::move(committed);
-    o.ns = &namespaces_.find(ns_name)->first;
+    o.ns = stored_name;
   }
   if (what.returns_revision) o.result = ns->revision;
   o.revision = ns->revision;

@@ -105,10 +105,10 @@ class store {
 
   /// The namespace `name`, created empty if new, even past max_namespaces (recovery from a
   /// data directory).
-  namespace_state& restore(const std::string& name) { return get_or_create(name, false); }
+  namespace_state& restore(const std::string& name) { return get_or_create(name, false).second; }
   /// The namespace `name`, created empty if new; throws op_error (limit_reached) if that would
   /// make more than max_namespaces.
-  namespace_state& open(const std::string& name) { return get_or_create(name, true); }
+  namespace_state& open(const std::string& name) { return get_or_create(name, true).second; }
 
   /// Appends a record to a namespace's history and enforces the limits: the namespace's own,
   /// then the server-wide budget (dropping this store's oldest records, never `r`: while the
@@ -133,7 +133,9 @@ class store {
   /// Runs `what` on namespace `ns_name` with the request's arguments `a`.
   outcome run(const store_op& what, const std::string& ns_name, const store_args& a,
               std::optional<std::uint64_t> handle, const request_context& ctx);
-  namespace_state& get_or_create(const std::string& ns, bool limited);
+  /// The namespace's entry (its name, as the store keeps it, and its state).
+  using entry = std::pair<const std::string, namespace_state>;
+  entry& get_or_create(const std::string& ns, bool limited);
   void count_dropped(history::dropped d) noexcept;
   /// Drops the oldest records, keeping the newest `keep` of order_, while over the budget.
   void enforce_budget(std::size_t keep) noexcept;
