@@ -596,16 +596,21 @@ TEST_SUITE("durability") {
     // The log is /dev/null: its fdatasync fails (EINVAL) while writes succeed. With an interval
     // of an hour, the one sync the write gets is the one stop() makes. The io_context stops
     // right after stop() ran on the server's strand (the post below queues behind it), before
-    // the interval loop's cancelled wait resumes: only stop() itself can sync and log.
+    // the interval loop's cancelled wait resumes: only stop() itself can sync and log. (Should
+    // this thread be descheduled until stop() has run, the loop may resume first: its sync
+    // fails again, within the same failing spell, and says nothing new.)
     const auto dir = fresh_dir();
     fs::create_directories(dir);
     fs::create_symlink("/dev/null", dir + "/log");
     std::mutex m;
     std::vector<std::string> warnings;
-    const auto previous = set_log_handler([&](const log_record& r) {
+    struct restore_log {
+      log_handler previous;
+      ~restore_log() { set_log_handler(std::move(previous)); }
+    } restore{set_log_handler([&](const log_record& r) {
       std::lock_guard lock(m);
       if (r.level >= log_level::warning) warnings.emplace_back(r.message);
-    });
+    })};
     {
       boost::asio::io_context io;
       server_config cfg = with_data_dir(dir);
@@ -614,8 +619,17 @@ TEST_SUITE("durability") {
       server srv(io.get_executor(), cfg);
       srv.start();
       std::thread t([&] { io.run(); });
+      struct join_on_exit {  // (a failed connect or set must not leave t joinable)
+        boost::asio::io_context& io;
+        std::thread& t;
+        ~join_on_exit() {
+          if (!t.joinable()) return;
+          io.stop();
+          t.join();
+        }
+      } joined{io, t};
       {
-        client c;
+        client c({.connect_timeout = 10s, .request_timeout = 10s});
         c.connect(srv.addresses().at(0));
         state(c, "t").set("a", 1);  // acknowledged; written, not synced
       }
@@ -623,7 +637,6 @@ TEST_SUITE("durability") {
       boost::asio::post(srv.get_executor(), [&] { io.stop(); });
       t.join();
     }
-    set_log_handler(previous);
     std::lock_guard lock(m);
     const auto failed = std::count_if(warnings.begin(), warnings.end(), [](const std::string& w) {
       return w.find("an fsync of the log failed") != std::string::npos;

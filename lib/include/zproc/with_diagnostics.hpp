@@ -14,7 +14,6 @@
 #include <zproc/diagnostics.hpp>
 #include <zproc/error.hpp>
 
-#include <boost/asio/associated_allocator.hpp>
 #include <boost/asio/associator.hpp>
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/deferred.hpp>
@@ -79,6 +78,8 @@ template <class Handler>
 class diagnostics_handler {
  public:
   template <class H>
+  // The slot comes from Asio's per-thread recycling allocator, as the operation's type-erased
+  // handler does (any_completion_handler's default): made and freed once per call.
   explicit diagnostics_handler(H&& h)
       : handler_(std::forward<H>(h)),
         diagnostics_(std::allocate_shared<zproc::diagnostics>(
@@ -166,32 +167,6 @@ struct async_result<zproc::with_diagnostics_t<CompletionToken>, void(zproc::erro
     return async_initiate<CompletionToken&&, void(std::exception_ptr, Args...)>(
         init_wrapper<std::decay_t<Initiation>>(std::forward<Initiation>(initiation)), inner,
         std::forward<InitArgs>(args)...);
-  }
-};
-
-/// A handler whose own allocator is the default one (a coroutine's, a plain callback's)
-/// allocates what its operation needs through Asio's per-thread recycling allocator, as Asio's
-/// own operations do: the operation's state (its type-erased handler) is made and freed once
-/// per call, and the freed block is the next call's.
-template <class Handler, class DefaultCandidate>
-struct associated_allocator<zproc::detail::diagnostics_handler<Handler>, DefaultCandidate> {
-  using inner = associated_allocator<Handler, DefaultCandidate>;
-  static constexpr bool plain = std::is_same_v<typename inner::type, std::allocator<void>>;
-  using type = std::conditional_t<plain, recycling_allocator<void>, typename inner::type>;
-  static type get(const zproc::detail::diagnostics_handler<Handler>& h) noexcept {
-    if constexpr (plain) {
-      return type();
-    } else {
-      return inner::get(h.handler_);
-    }
-  }
-  static type get(const zproc::detail::diagnostics_handler<Handler>& h,
-                  const DefaultCandidate& c) noexcept {
-    if constexpr (plain) {
-      return type();
-    } else {
-      return inner::get(h.handler_, c);
-    }
   }
 };
 
