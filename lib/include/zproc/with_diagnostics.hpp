@@ -77,9 +77,9 @@ inline void set_message(const diagnostics_ptr& d, std::string message) {
 template <class Handler>
 class diagnostics_handler {
  public:
-  template <class H>
   // The slot comes from Asio's per-thread recycling allocator, as the operation's type-erased
   // handler does (any_completion_handler's default): made and freed once per call.
+  template <class H>
   explicit diagnostics_handler(H&& h)
       : handler_(std::forward<H>(h)),
         diagnostics_(std::allocate_shared<zproc::diagnostics>(

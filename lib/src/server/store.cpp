@@ -885,15 +885,11 @@ outcome store::run(const store_op& what, const std::string& ns_name, const store
     std::shared_ptr<update_record> rec;
     std::unordered_map<std::string, std::uint64_t> new_keys;  // their `modified` entries
     // Each key's last change says whether it is present after the write: the one change of
-    // most writes (a set, an incr: no map for it), or per key.
+    // most writes (a set, an incr: no map for it, and one lookup of its key), or per key.
     const key_change* only = nullptr;
     std::uint64_t* only_modified = nullptr;  // its key's entry in `modified`, if it has one
     std::unordered_map<std::string_view, std::pair<const std::string*, bool>> final_keys;
-    const auto each_final = [&](auto&& f) {
-      if (only) {
-        f(only->key, only->after.has_value());
-        return;
-      }
+    const auto each_final = [&](auto&& f) {  // (several changes)
       for (const auto& [k, last] : final_keys) f(*last.first, last.second);
     };
     try {
@@ -914,7 +910,7 @@ outcome store::run(const store_op& what, const std::string& ns_name, const store
       } else {
         for (const auto& c : rec->changes) final_keys[c.key] = {&c.key, c.after.has_value()};
       }
-      if (only) {  // (one lookup of the key: its entry is kept, node addresses are stable)
+      if (only) {  // (its entry is kept: node addresses survive a rehash)
         if (auto it = ns->modified.find(only->key); it != ns->modified.end()) {
           only_modified = &it->second;
         } else if (only->after) {
