@@ -594,11 +594,9 @@ TEST_SUITE("durability") {
 
   TEST_CASE("the fsync at stop that fails is logged (the interval policy's last sync)") {
     // The log is /dev/null: its fdatasync fails (EINVAL) while writes succeed. With an interval
-    // of an hour, the one sync the write gets is the one stop() makes. The io_context stops
-    // right after stop() ran on the server's strand (the post below queues behind it), before
-    // the interval loop's cancelled wait resumes: only stop() itself can sync and log. (Should
-    // this thread be descheduled until stop() has run, the loop may resume first: its sync
-    // fails again, within the same failing spell, and says nothing new.)
+    // of an hour, the one sync the write gets is the one stop() makes (the interval loop,
+    // woken by the stop, syncs no more). The io_context stops right after stop() ran on the
+    // server's strand (the post below queues behind it): only stop() itself can log.
     const auto dir = fresh_dir();
     fs::create_directories(dir);
     fs::create_symlink("/dev/null", dir + "/log");

@@ -335,7 +335,8 @@ class server_impl : public std::enable_shared_from_this<server_impl> {
     while (!self->stopped_) {
       timer.expires_after(self->config_.fsync_interval);
       co_await timer.async_wait(asio::as_tuple(asio::use_awaitable));
-      self->hub_.log->sync();  // (the journal has a lock of its own)
+      if (self->stopped_) break;  // stop() made the last sync itself
+      self->hub_.log->sync();     // (the journal has a lock of its own)
       print_notes(self->hub_.log->take_notes());
     }
   }
