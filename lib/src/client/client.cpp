@@ -150,13 +150,14 @@ std::shared_ptr<blocking_result> run_call(const std::shared_ptr<client_impl>& c,
   auto st = std::make_shared<call_state>();
   st->request = std::move(request);
   std::shared_ptr<blocking_result> result(st, &st->result);
+  const auto& conn = c->conn();  // (the client's one connection: both lambdas hold it)
   const bool in_time = c->run_blocking(
       st->result,
-      [st, result, conn = c->conn(), packed] {
+      [st, result, conn, packed] {
         st->id = conn->request(std::move(st->request),
                                std::make_unique<blocking_op>(result, *conn, packed));
       },
-      c->options().request_timeout, [st, conn = c->conn()] { conn->cancel(st->id); });
+      c->options().request_timeout, [st, conn] { conn->cancel(st->id); });
   if (!in_time) {
     ec = client_errc::timeout;
     message = "no reply within " + std::to_string(c->options().request_timeout.count()) +
