@@ -30,6 +30,15 @@ const std::vector<boost::asio::const_buffer>& output_queue::buffers() {
   return buffers_;
 }
 
+const std::vector<boost::asio::const_buffer>& output_queue::buffers(std::size_t skip) {
+  buffers();
+  auto first = buffers_.begin();
+  while (skip > 0 && skip >= first->size()) skip -= (first++)->size();
+  buffers_.erase(buffers_.begin(), first);
+  if (skip > 0) buffers_.front() += skip;
+  return buffers_;
+}
+
 void output_queue::clear(std::size_t keep_capacity) {
   if (!pieces_.empty() && !pieces_.front().shared &&
       pieces_.front().owned.capacity() <= keep_capacity) {

@@ -27,6 +27,8 @@ class output_queue {
 
   /// The queued bytes in order, for one gathered write (valid until the queue changes).
   const std::vector<boost::asio::const_buffer>& buffers();
+  /// The same, less the first `skip` bytes (those a write took already; fewer than size()).
+  const std::vector<boost::asio::const_buffer>& buffers(std::size_t skip);
 
   /// Empties the queue, keeping the capacity of its first owned piece unless it is larger than
   /// `keep_capacity` bytes (an idle connection does not hold a big buffer).

@@ -149,6 +149,12 @@ asio::awaitable<void> session::serve() {
       co_return;
     }
   }
+  if (!tls_) {
+    // Replies are written at once where the socket takes them (flush()): without waiting.
+    error_code ec;
+    link_.socket().non_blocking(true, ec);
+    write_now_ = !ec;
+  }
   bool graceful_close = false;
   const std::size_t limit = env_.config.max_pending_output;
   while (!closed_) {
@@ -520,13 +526,18 @@ void session::queue_reply(const nlohmann::json& reply) {
 }
 
 void session::flush() {
-  if (writing_ || closed_) return;
+  // A write done at once is followed by what its completion would do (which may queue more).
+  while (start_write()) after_write();
+}
+
+bool session::start_write() {
+  if (writing_ || closed_) return false;
   output_queue* next = &out_;
   if (!held_.empty()) {
-    if (awaiting_sync_) return;  // (what was queued after held_ waits behind it)
-    next = &held_;               // synced: it goes first
+    if (awaiting_sync_) return false;  // (what was queued after held_ waits behind it)
+    next = &held_;                     // synced: it goes first
   } else if (out_.empty()) {
-    return;
+    return false;
   } else if (out_durable_ > 0 && !env_.shared.log->synced_through(out_durable_)) {
     // Not durable yet: held until the next sync covers it; what comes meanwhile waits in
     // out_ (with its own mark) for the sync after.
@@ -551,14 +562,28 @@ void session::flush() {
       out_durable_ = need;
       throw;
     }
-    return;
+    return false;
   } else {
     out_durable_ = 0;
   }
   inflight_.swap(*next);
+  next->clear(shrink_above);
+  // Written here when the socket takes it all (most replies: the kernel's buffer has room),
+  // the bytes post no completion: no scheduler round and no epoll_wait(0) for it. What the
+  // socket does not take goes on asynchronously; an error is the asynchronous write's to see.
+  std::size_t sent = 0;
+  if (write_now_) {
+    error_code ec;
+    sent = link_.socket().write_some(inflight_.buffers(), ec);  // non-blocking: never waits
+    if (ec) sent = 0;
+  }
+  if (sent == inflight_.size()) {
+    inflight_.clear(shrink_above);
+    return true;
+  }
   try {
-    asio::async_write(link_, inflight_.buffers(), [self = shared_from_this()](error_code ec,
-                                                                                std::size_t) {
+    asio::async_write(link_, inflight_.buffers(sent), [self = shared_from_this()](error_code ec,
+                                                                                    std::size_t) {
       self->writing_ = false;
       self->inflight_.clear(shrink_above);
       if (self->closed_) return;
@@ -567,20 +592,23 @@ void session::flush() {
         return;
       }
       try {
-        self->check_pressure();
+        self->after_write();
         self->flush();
       } catch (const std::exception&) {
         self->close();  // no memory to go on with this connection
-        return;
       }
-      self->drain_timer_.cancel();  // a waiter in drain_to() re-checks
     });
   } catch (...) {
-    inflight_.swap(*next);  // nothing was sent: the bytes stay queued
+    inflight_.swap(*next);  // (the callers close the connection: some bytes may have gone)
     throw;
   }
   writing_ = true;
-  next->clear(shrink_above);
+  return false;
+}
+
+void session::after_write() {
+  check_pressure();
+  drain_timer_.cancel();  // a waiter in drain_to() re-checks
 }
 
 asio::awaitable<void> session::drain_to(std::size_t limit,

@@ -98,6 +98,11 @@ class session : public std::enable_shared_from_this<session> {
   /// a sync covered out_durable_; until then the bytes wait in held_, and the group_commit
   /// calls this again).
   void flush();
+  /// Starts writing what is queued; true if the socket took all of it at once (nothing is in
+  /// flight), false if a write is in flight or there was nothing to write.
+  bool start_write();
+  /// What follows a write: the output drained (check_pressure(), a drain_to() re-checks).
+  void after_write();
   std::size_t pending_output() const noexcept {
     return out_.size() + held_.size() + inflight_.size();
   }
@@ -117,6 +122,7 @@ class session : public std::enable_shared_from_this<session> {
   std::uint64_t out_durable_ = 0;  // the journal's record count a sync must cover before out_
   bool awaiting_sync_ = false;     // held_ waits for the group_commit's word
   bool writing_ = false;
+  bool write_now_ = false;  // a plain socket in non-blocking mode: start_write() tries at once
   bool greeted_ = false;
   handshake handshake_;
   bool closed_ = false;
