@@ -499,4 +499,44 @@ TEST_SUITE("store") {
       CHECK(failures > 0);
     }
   }
+
+  TEST_CASE("a set read without a json tree that runs out of memory changes nothing") {
+    namespace fa = zproc::test::failing_alloc;
+    if (!fa::available) return;
+    const json initial{{"a", std::string(100, 'x')}, {"b", 1}};
+    long failures = 0;
+    for (const char* key : {"a", "new key of some length"}) {
+      CAPTURE(key);
+      for (long n = 0; n < 1000; ++n) {
+        CAPTURE(n);
+        store s(4242);
+        for (const auto& [k, v] : initial.items())
+          REQUIRE_FALSE(s.execute({{"o", "set"}, {"n", "ns"}, {"k", k}, {"v", v}}, {1}).error);
+        protocol::store_request req;
+        req.id = 1;
+        req.code = protocol::op::set;
+        req.ns = "ns";
+        req.key = key;
+        req.value = std::string(200, 'v');
+        fa::fail_after(n);
+        outcome o = s.execute(std::move(req), request_context{1});
+        fa::disarm();
+        const namespace_state* ns = s.find("ns");
+        REQUIRE(ns != nullptr);
+        if (!fa::failed()) {
+          CHECK_FALSE(o.error);
+          CHECK(ns->data[key] == std::string(200, 'v'));
+          CHECK(ns->revision == 3);
+          break;
+        }
+        ++failures;
+        CHECK(o.error == server_errc::out_of_memory);
+        CHECK(ns->data == initial);
+        CHECK(ns->revision == 2);
+        CHECK(ns->hist.newest() == 2);
+      }
+    }
+    CHECK(failures > 0);
+  }
 }
+

@@ -23,7 +23,7 @@ key_change change_from_wire(const json& j) {
   return c;
 }
 
-json changes_to_wire(const std::vector<key_change>& changes) {
+json changes_to_wire(std::span<const key_change> changes) {
   json out = json::array();
   for (const auto& c : changes) out.push_back(change_to_wire(c));
   return out;

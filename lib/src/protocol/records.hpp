@@ -8,6 +8,7 @@
 #include <zproc/json.hpp>
 #include <zproc/update.hpp>
 
+#include <span>
 #include <vector>
 
 namespace zproc::protocol {
@@ -15,7 +16,7 @@ namespace zproc::protocol {
 json change_to_wire(const key_change& c);
 /// Throws json::exception for a change of the wrong shape.
 key_change change_from_wire(const json& j);
-json changes_to_wire(const std::vector<key_change>& changes);
+json changes_to_wire(std::span<const key_change> changes);
 std::vector<key_change> changes_from_wire(const json& j);
 
 /// An update record as history and watch replies carry it. Throws json::exception.

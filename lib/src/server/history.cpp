@@ -6,6 +6,7 @@
 #include "protocol/ops.hpp"
 
 #include <algorithm>
+#include <iterator>
 #include <stdexcept>
 
 namespace zproc::server_detail {
@@ -58,7 +59,8 @@ update_record record_from_json(const json& j) {
   r.client_id = j.at(uf::client).get<std::uint64_t>();
   r.handle = j.at(uf::handle).get<std::uint64_t>();
   r.identical = j.at(uf::identical).get<bool>();
-  r.changes = protocol::changes_from_wire(j.at(uf::changes));
+  auto changes = protocol::changes_from_wire(j.at(uf::changes));
+  r.changes.assign(std::make_move_iterator(changes.begin()), std::make_move_iterator(changes.end()));
   r.bytes = record_bytes(r);
   return r;
 }
@@ -107,10 +109,11 @@ std::size_t heap_bytes(const json& v) {
 }
 
 std::size_t record_bytes(const update_record& r) {
-  // The record and its control block (one allocation), its slot in the history's deque, and
-  // the changes' array.
-  std::size_t n = chunk(sizeof(update_record) + 16) + sizeof(record_ptr) +
-                  chunk(r.changes.capacity() * sizeof(key_change));
+  // The record and its control block (one allocation, with room for one change), its slot
+  // in the history's deque, and the changes' array if they did not fit there.
+  std::size_t n = chunk(sizeof(update_record) + 16) + sizeof(record_ptr);
+  if (r.changes.capacity() > r.changes.static_capacity)
+    n += chunk(r.changes.capacity() * sizeof(key_change));
   for (const auto& c : r.changes) {
     n += string_heap(c.key);
     if (c.before) n += heap_bytes(*c.before);

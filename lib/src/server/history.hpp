@@ -5,6 +5,7 @@
 #include <zproc/server.hpp>
 #include <zproc/update.hpp>
 
+#include <boost/container/small_vector.hpp>
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
@@ -21,6 +22,9 @@ using nlohmann::json;
 
 /// One key changed by a write: the public type (an empty optional means "absent").
 using key_change = zproc::key_change;
+/// A write's changes: most writes change one key, held inside the record (no allocation of its
+/// own).
+using key_changes = boost::container::small_vector<key_change, 1>;
 
 /// One write to a namespace.
 struct update_record {
@@ -29,7 +33,7 @@ struct update_record {
   std::uint64_t client_id = 0;    // the writing connection
   std::uint64_t handle = 0;       // the writing state handle within that connection
   bool identical = false;         // the write changed nothing
-  std::vector<key_change> changes;
+  key_changes changes;
   std::size_t bytes = 0;          // the memory it holds (record_bytes()), for the limits
 
   bool touches(const std::string& key) const;

@@ -105,7 +105,7 @@ struct op_env {
   const store_args& a;
   const request_context& ctx;
   bool wrote = false;
-  std::vector<key_change> changes;
+  key_changes changes;
 
   /// Records that `key` becomes `after` (empty: erased), *before* the namespace changes: a copy
   /// that fails here has changed nothing. The caller then moves the key's value, if it had one,
