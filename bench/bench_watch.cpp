@@ -41,10 +41,12 @@
 #include <boost/asio/use_awaitable.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -111,13 +113,22 @@ std::vector<int> allowed_cpus() {
   return cpus;
 }
 
-/// Restricts `pid` (0: this thread) to `cpus`.
+/// Restricts `pid` (0: this thread) to `cpus`: every thread of it (sched_setaffinity() of a
+/// pid moves only the thread of that id; a server's connection threads are others).
 void pin(pid_t pid, const std::vector<int>& cpus) {
   cpu_set_t set;
   CPU_ZERO(&set);
   for (int c : cpus) CPU_SET(c, &set);
-  if (::sched_setaffinity(pid, sizeof set, &set) != 0)
-    throw std::runtime_error("sched_setaffinity");
+  std::vector<pid_t> threads{pid};
+  if (pid > 0) {
+    threads.clear();
+    const std::string dir = "/proc/" + std::to_string(pid) + "/task";
+    for (const auto& e : std::filesystem::directory_iterator(dir))
+      threads.push_back(static_cast<pid_t>(std::stol(e.path().filename().string())));
+  }
+  for (pid_t t : threads)
+    if (::sched_setaffinity(t, sizeof set, &set) != 0 && errno != ESRCH)  // (a thread that ended)
+      throw std::runtime_error("sched_setaffinity");
 }
 
 /// Reads exactly `n` bytes; false on EOF or error.
