@@ -5,6 +5,8 @@
 #
 #   bench/profile.sh client   # bench_scale's client, per co_await async_set (1 connection x 16)
 #   bench/profile.sh server   # zproc server, per pipelined set (the same load)
+#   bench/profile.sh client1  # the same two at depth 1 (one request at a time: what a round
+#   bench/profile.sh server1  #   trip costs, a read and a write per request)
 #   bench/profile.sh blocking # bench_scale --blocking's client, per blocking state.set()
 #   bench/profile.sh fan      # bench_watch's watchers' process, per woken watcher (fan-out)
 #
@@ -41,6 +43,18 @@ per() {  # per NAME SHORT LONG UNITS: (total(LONG) - total(SHORT)) / UNITS
 
 scale=(--no-redis --clients 1 --depth 16 --ns 1 --idle 0)
 case "$what" in
+  client1|server1)  # (depth 1: shorter runs, each request is a round trip under valgrind)
+    scale=(--no-redis --clients 1 --depth 1 --ns 1 --idle 0)
+    side=${what%1}
+    if [[ $side == client ]]; then
+      for n in 2000 6000; do cg "$OUT/client1.$n.out" "$BUILD/bench/bench_scale" "${scale[@]}" --count $n >/dev/null 2>&1; done
+    else
+      w=$(wrapper server1 "$BUILD/apps/zproc/zproc")
+      for n in 2000 6000; do
+        ZPROC_PROFILE_RUN=$n ZPROC_BENCH_ZPROC=$w "$BUILD/bench/bench_scale" "${scale[@]}" --count $n >/dev/null 2>&1
+      done
+    fi
+    per "$what" 2000 6000 4000 "set at depth 1" ;;
   client)
     for n in 10000 30000; do cg "$OUT/client.$n.out" "$BUILD/bench/bench_scale" "${scale[@]}" --count $n >/dev/null 2>&1; done
     per client 10000 30000 20000 set ;;
@@ -60,6 +74,6 @@ case "$what" in
     done
     per fan 20 40 20000 "woken watcher" ;;
   *)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
     exit 2 ;;
 esac
