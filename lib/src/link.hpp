@@ -38,6 +38,24 @@ class link {
     if (tls_) return tls_->async_read_some(b, std::forward<Token>(token));
     return socket_.async_read_some(b, std::forward<Token>(token));
   }
+  /// Lets write_now() write: a plain socket goes to non-blocking mode (TLS: nothing).
+  void enable_write_now() {
+    boost::system::error_code ignored;  // (if it fails, write_now() writes nothing)
+    if (!tls_) socket_.non_blocking(true, ignored);
+  }
+  /// Writes what a plain socket takes at once, without waiting, and returns how many bytes
+  /// that was: 0 over TLS, before enable_write_now(), or on an error (which the asynchronous
+  /// write of the rest then reports). A write that completes here posts no completion: no
+  /// scheduler round, no epoll_wait(0) (Asio posts the completion of one that completes when
+  /// it is started).
+  template <class Buffers>
+  std::size_t write_now(const Buffers& b) {
+    if (tls_ || !socket_.non_blocking()) return 0;
+    boost::system::error_code ec;
+    const std::size_t n = socket_.write_some(b, ec);
+    return ec ? 0 : n;
+  }
+
   template <class Buffers, class Token>
   auto async_write_some(const Buffers& b, Token&& token) {
     if (tls_) return tls_->async_write_some(b, std::forward<Token>(token));

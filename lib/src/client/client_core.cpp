@@ -343,11 +343,7 @@ void connection::on_connected() {
   state_ = state::connected;
   working_ = false;
   ++connections_;
-  {
-    error_code ec;  // (flush() writes at once only where that cannot wait)
-    if (!link_.tls()) link_.socket().non_blocking(true, ec);
-    write_now_ = !link_.tls() && !ec;
-  }
+  link_.enable_write_now();  // a lone request goes at once (flush())
   asio::co_spawn(ex_, read_loop(generation_),
                  [self = shared_from_this()](std::exception_ptr e) { self->on_coroutine_end(e); });
   // Requests the last connection left unanswered that may have been applied: they fail.
@@ -655,14 +651,11 @@ void connection::on_frame(std::string_view payload) {
 
 void connection::flush() {
   if (writing_ || out_.empty() || state_ != state::connected) return;
-  if (write_now_ && pending_.size() <= 1) {
-    // The only request awaiting a reply (a caller at depth 1): written here when the socket
-    // takes it, it posts no completion (no scheduler round, no epoll_wait(0)). With others in
-    // flight, the write below is asynchronous and what is asked meanwhile gathers behind it
-    // into one write. An error is the asynchronous write's to see.
-    error_code ec;
-    const std::size_t n = link_.socket().write_some(asio::buffer(out_), ec);  // never waits
-    if (!ec) out_.erase(0, n);
+  if (pending_.size() <= 1) {
+    // The only request awaiting a reply (a caller at depth 1): written at once where the
+    // socket takes it (link::write_now). With others in flight, the write below is
+    // asynchronous and what is asked meanwhile gathers behind it into one write.
+    out_.erase(0, link_.write_now(asio::buffer(out_)));
     if (out_.empty()) return;
   }
   writing_ = true;

@@ -165,7 +165,6 @@ class connection : public std::enable_shared_from_this<connection> {
   protocol::request_table<std::unique_ptr<pending_op>> pending_;
   std::string out_;
   bool writing_ = false;
-  bool write_now_ = false;  // a plain socket in non-blocking mode: flush() may write at once
   state state_ = state::idle;
   error_code closed_reason_;
   std::string closed_message_;

@@ -149,12 +149,7 @@ asio::awaitable<void> session::serve() {
       co_return;
     }
   }
-  if (!tls_) {
-    // Replies are written at once where the socket takes them (flush()): without waiting.
-    error_code ec;
-    link_.socket().non_blocking(true, ec);
-    write_now_ = !ec;
-  }
+  link_.enable_write_now();  // replies go at once where the socket takes them (flush())
   bool graceful_close = false;
   const std::size_t limit = env_.config.max_pending_output;
   while (!closed_) {
@@ -568,15 +563,9 @@ bool session::start_write() {
   }
   inflight_.swap(*next);
   next->clear(shrink_above);
-  // Written here when the socket takes it all (most replies: the kernel's buffer has room),
-  // the bytes post no completion: no scheduler round and no epoll_wait(0) for it. What the
-  // socket does not take goes on asynchronously; an error is the asynchronous write's to see.
-  std::size_t sent = 0;
-  if (write_now_) {
-    error_code ec;
-    sent = link_.socket().write_some(inflight_.buffers(), ec);  // non-blocking: never waits
-    if (ec) sent = 0;
-  }
+  // Most replies fit in the kernel's buffer: written at once, they post no completion. What
+  // the socket does not take goes on asynchronously.
+  const std::size_t sent = link_.write_now(inflight_.buffers());
   if (sent == inflight_.size()) {
     inflight_.clear(shrink_above);
     return true;

@@ -122,7 +122,6 @@ class session : public std::enable_shared_from_this<session> {
   std::uint64_t out_durable_ = 0;  // the journal's record count a sync must cover before out_
   bool awaiting_sync_ = false;     // held_ waits for the group_commit's word
   bool writing_ = false;
-  bool write_now_ = false;  // a plain socket in non-blocking mode: start_write() tries at once
   bool greeted_ = false;
   handshake handshake_;
   bool closed_ = false;
