@@ -42,31 +42,25 @@ per() {  # per NAME SHORT LONG UNITS: (total(LONG) - total(SHORT)) / UNITS
 }
 
 scale=(--no-redis --clients 1 --depth 16 --ns 1 --idle 0)
+runs=(10000 30000) unit=set
+if [[ $what == client1 || $what == server1 ]]; then
+  # Depth 1: each request is a round trip under valgrind, so shorter runs.
+  scale=(--no-redis --clients 1 --depth 1 --ns 1 --idle 0)
+  runs=(2000 6000) unit="set at depth 1"
+fi
 case "$what" in
-  client1|server1)  # (depth 1: shorter runs, each request is a round trip under valgrind)
-    scale=(--no-redis --clients 1 --depth 1 --ns 1 --idle 0)
-    side=${what%1}
-    if [[ $side == client ]]; then
-      for n in 2000 6000; do cg "$OUT/client1.$n.out" "$BUILD/bench/bench_scale" "${scale[@]}" --count $n >/dev/null 2>&1; done
-    else
-      w=$(wrapper server1 "$BUILD/apps/zproc/zproc")
-      for n in 2000 6000; do
-        ZPROC_PROFILE_RUN=$n ZPROC_BENCH_ZPROC=$w "$BUILD/bench/bench_scale" "${scale[@]}" --count $n >/dev/null 2>&1
-      done
-    fi
-    per "$what" 2000 6000 4000 "set at depth 1" ;;
-  client)
-    for n in 10000 30000; do cg "$OUT/client.$n.out" "$BUILD/bench/bench_scale" "${scale[@]}" --count $n >/dev/null 2>&1; done
-    per client 10000 30000 20000 set ;;
+  client|client1)
+    for n in "${runs[@]}"; do cg "$OUT/$what.$n.out" "$BUILD/bench/bench_scale" "${scale[@]}" --count $n >/dev/null 2>&1; done
+    per "$what" "${runs[0]}" "${runs[1]}" $(( runs[1] - runs[0] )) "$unit" ;;
   blocking)
     for n in 2000 6000; do cg "$OUT/blocking.$n.out" "$BUILD/bench/bench_scale" "${scale[@]}" --blocking --count $n >/dev/null 2>&1; done
     per blocking 2000 6000 4000 "blocking set" ;;
-  server)
-    w=$(wrapper server "$BUILD/apps/zproc/zproc")
-    for n in 10000 30000; do
+  server|server1)
+    w=$(wrapper "$what" "$BUILD/apps/zproc/zproc")
+    for n in "${runs[@]}"; do
       ZPROC_PROFILE_RUN=$n ZPROC_BENCH_ZPROC=$w "$BUILD/bench/bench_scale" "${scale[@]}" --count $n >/dev/null 2>&1
     done
-    per server 10000 30000 20000 set ;;
+    per "$what" "${runs[0]}" "${runs[1]}" $(( runs[1] - runs[0] )) "$unit" ;;
   fan)
     w=$(wrapper fan "$BUILD/bench/bench_watch")
     for n in 20 40; do
