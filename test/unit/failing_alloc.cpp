@@ -20,6 +20,7 @@ namespace zproc::test::failing_alloc {
 namespace {
 std::atomic<long> countdown{-1};  // -1: disarmed
 std::atomic<bool> happened{false};
+std::atomic<unsigned long> made{0};
 }  // namespace
 
 const bool available = ZPROC_FAILING_ALLOC != 0;
@@ -30,10 +31,12 @@ void fail_after(long n) noexcept {
 }
 void disarm() noexcept { countdown = -1; }
 bool failed() noexcept { return happened; }
+unsigned long allocations() noexcept { return made.load(std::memory_order_relaxed); }
 
 #if ZPROC_FAILING_ALLOC
 namespace {
 void* allocate(std::size_t n) {
+  made.fetch_add(1, std::memory_order_relaxed);
   long left = countdown.load(std::memory_order_relaxed);
   while (left >= 0) {
     if (countdown.compare_exchange_weak(left, left - 1)) {

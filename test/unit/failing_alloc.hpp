@@ -1,6 +1,6 @@
-// Allocation failure on demand, for the server's unit tests (failing_alloc.cpp replaces the
-// global operator new of zproc_server_tests): arm it, and the n-th allocation after that
-// throws std::bad_alloc, once. Not in a sanitizer build (its runtime owns operator new there):
+// Allocation failure on demand, and a count of allocations, for the server's unit tests
+// (failing_alloc.cpp replaces the global operator new of zproc_server_tests): arm it, and the
+// n-th allocation after that throws std::bad_alloc, once. Not in a sanitizer build (its runtime owns operator new there):
 // `failing_alloc::available` is false and arming does nothing.
 #pragma once
 
@@ -15,5 +15,8 @@ void fail_after(long n) noexcept;
 void disarm() noexcept;
 /// Whether the armed failure happened.
 bool failed() noexcept;
+/// Allocations made so far by this program (operator new, every thread): the difference of
+/// two readings is what the code between them allocated.
+unsigned long allocations() noexcept;
 
 }  // namespace zproc::test::failing_alloc

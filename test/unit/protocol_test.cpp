@@ -73,11 +73,11 @@ TEST_SUITE("protocol") {
         const auto as_string = [](const std::vector<std::uint8_t>& v) {
           return std::string(v.begin(), v.end());
         };
-        CHECK(protocol::encode_reply(id, r) ==
+        CHECK(protocol::encode_reply(id, r).view() ==
               as_string(json::to_msgpack(protocol::make_reply(id, r))));
-        CHECK(protocol::encode_reply(id, r, 7) ==
+        CHECK(protocol::encode_reply(id, r, 7).view() ==
               as_string(json::to_msgpack(protocol::make_reply(id, r, 7))));
-        CHECK(protocol::encode_reply(id, r, std::uint64_t{1} << 33) ==
+        CHECK(protocol::encode_reply(id, r, std::uint64_t{1} << 33).view() ==
               as_string(json::to_msgpack(protocol::make_reply(id, r, std::uint64_t{1} << 33))));
       }
   }

@@ -48,7 +48,8 @@ struct fixture {
     std::vector<json> mine;
     for (const auto& d : out) {
       if (d.client_id != 1) continue;
-      mine.push_back(d.packed ? json::from_msgpack(d.head + *d.packed) : d.message());
+      mine.push_back(d.packed ? json::from_msgpack(std::string(d.head.view()) + *d.packed)
+                              : d.message());
     }
     out.clear();
     return mine;
@@ -215,7 +216,8 @@ TEST_SUITE("streams") {
       std::size_t bytes = 0;
       for (const auto& d : out) {
         REQUIRE(d.client_id == 1);
-        const json r = d.packed ? json::from_msgpack(d.head + *d.packed) : d.message();
+        const json r =
+            d.packed ? json::from_msgpack(std::string(d.head.view()) + *d.packed) : d.message();
         INFO(r.dump().substr(0, 300));
         REQUIRE(r.contains(field::result));
         for (const auto& u : r.at(field::result).at(field::updates))

@@ -186,11 +186,12 @@ json make_reply(std::uint64_t id, json result, std::uint64_t revision) {
   return r;
 }
 
-std::string encode_reply(std::uint64_t id, const json& result,
+reply_bytes encode_reply(std::uint64_t id, const json& result,
                          std::optional<std::uint64_t> revision) {
   // The keys in json::object's order ("i" < "r" < "rv"): the bytes make_reply() encodes to.
   // The fixed parts and a scalar result are written in buffers of their own, then the reply
-  // in one allocation (a store op's reply: one per request).
+  // at once where it is held: inline (no allocation) for a scalar or a short text, the
+  // replies of a store op.
   char head[32];
   char* h = head;
   *h++ = static_cast<char>(revision ? 0x83 : 0x82);
@@ -214,13 +215,13 @@ std::string encode_reply(std::uint64_t id, const json& result,
     std::string out(head, static_cast<std::size_t>(h - head));
     append_msgpack(out, result);
     out.append(tail, static_cast<std::size_t>(t - tail));
-    return out;
+    return out;  // (adopted)
   }
   const auto head_n = static_cast<std::size_t>(h - head);
   const auto value_n = static_cast<std::size_t>(v - value);
   const auto tail_n = static_cast<std::size_t>(t - tail);
-  std::string out(head_n + value_n + text.size() + tail_n, '\0');
-  char* o = out.data();
+  reply_bytes out;
+  char* o = out.assign_uninitialized(head_n + value_n + text.size() + tail_n);
   std::memcpy(o, head, head_n);
   o += head_n;
   std::memcpy(o, value, value_n);
@@ -231,9 +232,10 @@ std::string encode_reply(std::uint64_t id, const json& result,
   return out;
 }
 
-std::string watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
+reply_bytes watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
   // One per woken watcher: the parts that do not change are encoded once (never destroyed:
-  // a server thread may still answer a watcher while the program's statics go).
+  // a server thread may still answer a watcher while the program's statics go); the whole is
+  // at most 40 bytes, held inline.
   static const std::array<std::string, 3>& fixed = *[] {
     auto* made = new std::array<std::string, 3>;
     auto& p = *made;
@@ -248,13 +250,23 @@ std::string watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
     p[2].push_back(static_cast<char>(0x91));  // an array of 1: the update follows
     return made;
   }();
-  std::string out;
-  out.reserve(fixed[0].size() + fixed[1].size() + fixed[2].size() + 18);
-  out.append(fixed[0]);
-  append_msgpack_unsigned(out, id);
-  out.append(fixed[1]);
-  append_msgpack_unsigned(out, cursor);
-  out.append(fixed[2]);
+  char id_bytes[9];
+  char cursor_bytes[9];
+  const auto id_n = static_cast<std::size_t>(write_msgpack_unsigned(id_bytes, id) - id_bytes);
+  const auto cursor_n =
+      static_cast<std::size_t>(write_msgpack_unsigned(cursor_bytes, cursor) - cursor_bytes);
+  reply_bytes out;
+  char* o = out.assign_uninitialized(fixed[0].size() + id_n + fixed[1].size() + cursor_n +
+                                     fixed[2].size());
+  const auto put = [&o](const char* p, std::size_t n) {
+    std::memcpy(o, p, n);
+    o += n;
+  };
+  put(fixed[0].data(), fixed[0].size());
+  put(id_bytes, id_n);
+  put(fixed[1].data(), fixed[1].size());
+  put(cursor_bytes, cursor_n);
+  put(fixed[2].data(), fixed[2].size());
   return out;
 }
 

@@ -4,6 +4,7 @@
 
 #include "protocol/frame.hpp"
 #include "protocol/ops.hpp"
+#include "protocol/reply_bytes.hpp"
 
 #include <zproc/error.hpp>
 
@@ -112,13 +113,13 @@ json make_reply(std::uint64_t id, json result, std::uint64_t revision);
 json make_error_reply(std::uint64_t id, error_code ec, std::string_view message);
 /// make_reply()'s message as MessagePack, written without building it: the same bytes that
 /// encoding make_reply(id, result[, revision]) gives. For the server's hot path (a store op's
-/// reply costs no json object, no map nodes, no second pass).
-std::string encode_reply(std::uint64_t id, const json& result,
+/// reply costs no json object, no map nodes, no second pass, and is held inline: no allocation).
+reply_bytes encode_reply(std::uint64_t id, const json& result,
                          std::optional<std::uint64_t> revision = std::nullopt);
 
 /// The MessagePack of {"i": id, "r": {"cursor": cursor, "updates": [<update>]}} up to the
 /// update: the update's bytes (already MessagePack, shared by every watcher) follow it in the
-/// same frame, without a copy.
-std::string watch_reply_head(std::uint64_t id, std::uint64_t cursor);
+/// same frame, without a copy. Held inline (no allocation).
+reply_bytes watch_reply_head(std::uint64_t id, std::uint64_t cursor);
 
 }  // namespace zproc::protocol

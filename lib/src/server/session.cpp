@@ -482,7 +482,7 @@ void session::queue_delivery(const delivery& d) {
     }
     std::string& bytes = out_.bytes();
     protocol::append_frame_header(bytes, d.bytes.size());
-    bytes += d.bytes;
+    bytes += d.bytes.view();
     return;
   }
   if (!d.packed) {
@@ -493,7 +493,7 @@ void session::queue_delivery(const delivery& d) {
   if (size <= max) {
     std::string& bytes = out_.bytes();
     protocol::append_frame_header(bytes, size);
-    bytes += d.head;
+    bytes += d.head.view();
     out_.append_shared(d.packed);
     return;
   }

@@ -43,7 +43,8 @@ const std::string& string_field(const json& request, const char* name) {
 }
 
 /// The reply to request `request_id`, already MessagePack.
-delivery packed(std::uint64_t client_id, std::uint64_t request_id, std::string bytes) {
+delivery packed(std::uint64_t client_id, std::uint64_t request_id,
+                protocol::reply_bytes bytes) {
   delivery d{client_id, json()};
   d.request_id = request_id;  // (a reply too large for the client is refused by this id)
   d.bytes = std::move(bytes);

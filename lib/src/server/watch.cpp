@@ -8,7 +8,7 @@
 namespace zproc::server_detail {
 
 json delivery::message() const {
-  if (!bytes.empty()) return protocol::decode_msgpack(bytes);
+  if (!bytes.empty()) return protocol::decode_msgpack(bytes.view());
   return packed ? json() : reply;
 }
 
@@ -294,7 +294,7 @@ void watch_registry::burst(const store& s, waiter_list::iterator it, std::vector
 }
 
 json watch_registry::answer(const namespace_state& ns, waiter& w,
-                            const std::vector<const update_record*>& hits,
+                            std::span<const update_record* const> hits,
                             std::uint64_t cursor) const {
   json updates = json::array();
   json out = json::object();
@@ -342,7 +342,7 @@ std::vector<const update_record*> watch_registry::scan(const namespace_state& ns
 }
 
 delivery watch_registry::reply_for(const namespace_state& ns, waiter& w,
-                                   const std::vector<const update_record*>& hits,
+                                   std::span<const update_record* const> hits,
                                    std::uint64_t cursor) const {
   // The common case of a fan-out: the watcher was up to date, so its reply is exactly this
   // record (with its own changes as the diff): the record's shared encoding, not a copy.
@@ -389,7 +389,8 @@ void watch_registry::notify(store& s, const std::string& ns_name, const update_r
         burst(s, it, out);
         continue;
       }
-      out.push_back(reply_for(*ns, w, {&r}, r.revision));
+      const update_record* const one[] = {&r};  // (no vector: nothing allocated per watcher)
+      out.push_back(reply_for(*ns, w, one, r.revision));
       answered(it, r.revision);
     } catch (const std::bad_alloc&) {
       stall(w, r.revision);  // retry_stalled() answers it when memory is back

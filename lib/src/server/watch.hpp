@@ -23,6 +23,7 @@
 //             "tail"?: diff, "now"?: true}
 #pragma once
 
+#include "protocol/reply_bytes.hpp"
 #include "protocol/watch_request.hpp"
 #include "server/client_counts.hpp"
 #include "server/history.hpp"
@@ -33,6 +34,7 @@
 #include <list>
 #include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -75,10 +77,10 @@ struct delivery {
   /// update record, encoded once and shared by every watcher it wakes: never copied).
   std::shared_ptr<const std::string> packed;
   std::uint64_t request_id = 0;  // with `packed` or `bytes`: the request it answers
-  std::string head;
+  protocol::reply_bytes head;
   /// A complete reply already MessagePack (protocol::encode_reply), if not empty: `reply` and
   /// `packed` are unused.
-  std::string bytes;
+  protocol::reply_bytes bytes;
   /// With `--fsync always`: the count of the journal's records a sync must cover before this
   /// reply leaves the server (0: none), set by the session that made it (session::flush).
   std::uint64_t durable = 0;
@@ -187,12 +189,12 @@ class watch_registry {
   waiter_list::iterator add(waiter w);
   void remove(waiter_list::iterator it);
   /// Builds the reply result for updates [first..] of history, from the waiter's position.
-  json answer(const namespace_state& ns, waiter& w, const std::vector<const update_record*>& hits,
+  json answer(const namespace_state& ns, waiter& w, std::span<const update_record* const> hits,
               std::uint64_t cursor) const;
   /// The reply to `w` with `hits`, up to `cursor`: the shared encoding of the one record when it
   /// is exactly that, else a reply built by answer().
   delivery reply_for(const namespace_state& ns, waiter& w,
-                     const std::vector<const update_record*>& hits, std::uint64_t cursor) const;
+                     std::span<const update_record* const> hits, std::uint64_t cursor) const;
   /// The records after the waiter's cursor that it waits for (at most spec.max, scanning at
   /// most scan_limit records); `scanned`: the last revision looked at.
   static std::vector<const update_record*> scan(const namespace_state& ns, const waiter& w,
