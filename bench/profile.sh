@@ -9,6 +9,7 @@
 #   bench/profile.sh server1  #   trip costs, a read and a write per request)
 #   bench/profile.sh blocking # bench_scale --blocking's client, per blocking state.set()
 #   bench/profile.sh fan      # bench_watch's watchers' process, per woken watcher (fan-out)
+#   bench/profile.sh fanserver # the zproc server, per woken watcher (the same load)
 #
 # The callgrind files stay in $OUT (default /tmp/zproc-profile) for callgrind_annotate, e.g.
 #   callgrind_annotate --inclusive=yes $OUT/server.30000.out | less
@@ -61,13 +62,19 @@ case "$what" in
       ZPROC_PROFILE_RUN=$n ZPROC_BENCH_ZPROC=$w "$BUILD/bench/bench_scale" "${scale[@]}" --count $n >/dev/null 2>&1
     done
     per "$what" "${runs[0]}" "${runs[1]}" $(( runs[1] - runs[0] )) "$unit" ;;
-  fan)
-    w=$(wrapper fan "$BUILD/bench/bench_watch")
+  fan|fanserver)
+    if [[ $what == fan ]]; then
+      w=$(wrapper fan "$BUILD/bench/bench_watch")
+      export ZPROC_BENCH_FAN_CHILD=$w
+    else
+      w=$(wrapper fanserver "$BUILD/apps/zproc/zproc")
+      export ZPROC_BENCH_ZPROC=$w
+    fi
     for n in 20 40; do
-      ZPROC_PROFILE_RUN=$n ZPROC_BENCH_FAN_CHILD=$w "$BUILD/bench/bench_watch" --fan-only $n >/dev/null 2>&1
+      ZPROC_PROFILE_RUN=$n "$BUILD/bench/bench_watch" --fan-only $n >/dev/null 2>&1
     done
-    per fan 20 40 20000 "woken watcher" ;;
+    per "$what" 20 40 20000 "woken watcher" ;;
   *)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'
     exit 2 ;;
 esac
