@@ -1,5 +1,6 @@
 // A connection's queue of replies (server/output_queue.hpp): what a write is handed, whole and
 // after a write that took part of it.
+#include "failing_alloc.hpp"
 #include "server/output_queue.hpp"
 
 #include <doctest/doctest.h>
@@ -49,5 +50,24 @@ TEST_SUITE("output") {
     q.bytes().assign(10000, 'y');
     q.clear(4096);
     CHECK(q.bytes().capacity() < 10000);
+  }
+
+  TEST_CASE("appending pieces grows the queue by doubling, not by one piece at a time") {
+    namespace fa = zproc::test::failing_alloc;
+    if (!fa::available) return;  // (a sanitizer's runtime owns operator new)
+    // A connection with 1,000 watchers woken by one write: a shared piece and a few owned bytes
+    // (the reply's envelope) each, 2,000 pieces in one queue.
+    const auto update = std::make_shared<const std::string>("update");
+    output_queue q;
+    const unsigned long before = fa::allocations();
+    for (int i = 0; i < 1000; ++i) {
+      q.bytes() += "head";  // (fits a std::string inline: only the pieces' array allocates)
+      q.append_shared(update);
+    }
+    const unsigned long made = fa::allocations() - before;
+    CHECK(q.size() == 1000 * (4 + update->size()));
+    CAPTURE(made);
+    CHECK(made <= 16);  // (log2 of 2,000 doublings; one more piece at a time: 2,000)
+    CHECK(joined(q.buffers()).size() == q.size());
   }
 }

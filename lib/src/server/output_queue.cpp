@@ -1,10 +1,17 @@
 #include "server/output_queue.hpp"
 
+#include <algorithm>
+
 namespace zproc::server_detail {
+
+void output_queue::make_room() {
+  if (pieces_.size() == pieces_.capacity())
+    pieces_.reserve(std::max<std::size_t>(8, 2 * pieces_.size()));
+}
 
 std::string& output_queue::bytes() {
   if (pieces_.empty() || pieces_.back().shared) {
-    pieces_.reserve(pieces_.size() + 1);  // the size below stays right if this throws
+    make_room();
     if (!pieces_.empty()) sealed_ += pieces_.back().view().size();
     pieces_.emplace_back();
   }
@@ -12,7 +19,7 @@ std::string& output_queue::bytes() {
 }
 
 void output_queue::append_shared(std::shared_ptr<const std::string> piece_bytes) {
-  pieces_.reserve(pieces_.size() + 1);  // the size below stays right if this throws
+  make_room();
   if (!pieces_.empty()) sealed_ += pieces_.back().view().size();
   pieces_.push_back({std::string(), std::move(piece_bytes)});
 }

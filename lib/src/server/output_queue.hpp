@@ -36,6 +36,10 @@ class output_queue {
   void swap(output_queue& other) noexcept;
 
  private:
+  /// Room for one more piece before anything changes (the size stays right if this throws),
+  /// growing by doubling: a reserve() of exactly one more copied every piece at every append.
+  void make_room();
+
   struct piece {
     std::string owned;
     std::shared_ptr<const std::string> shared;
