@@ -58,6 +58,57 @@ TEST_SUITE("protocol") {
     CHECK(std::string(target_request_error(op::more)).find("credit") != std::string::npos);
   }
 
+  TEST_CASE("cancel and more read without a json tree take what the json reader takes, and "
+            "nothing else") {
+    const auto msgpack = [](const json& j) {
+      const auto b = json::to_msgpack(j);
+      return std::string(b.begin(), b.end());
+    };
+    const std::vector<json> requests = {
+        {{"i", 5u}, {"o", "more"}, {"target", 9u}, {"credit", 16u}, {"n", "kitchen"}},
+        {{"i", 5u}, {"o", "more"}, {"target", 9u}, {"credit", 16u}},
+        {{"i", 5u}, {"o", "cancel"}, {"target", 42u}, {"n", "kitchen"}},
+        {{"i", 5u}, {"o", "cancel"}, {"target", 42u}},
+        {{"i", 5u}, {"o", "cancel"}, {"target", 42u}, {"n", 3}},       // ns ignored
+        {{"i", 5u}, {"o", "cancel"}, {"target", 42u}, {"credit", 1u}},  // credit ignored
+        {{"i", 5u}, {"o", "more"}, {"target", 9u}},                      // no credit
+        {{"i", 5u}, {"o", "more"}, {"target", 9u}, {"credit", 0u}},
+        {{"i", 5u}, {"o", "more"}, {"target", 9u}, {"credit", -2}},
+        {{"i", 5u}, {"o", "cancel"}, {"target", -1}},
+        {{"i", 5u}, {"o", "cancel"}, {"target", "9"}},
+        {{"i", 5u}, {"o", "cancel"}},
+        {{"i", 5u}, {"o", "cancel"}, {"target", 42u}, {"x", 1}},  // unknown: the json path's
+        {{"o", "cancel"}, {"target", 42u}},                        // no id: the json path's
+        {{"i", 5u}, {"o", "get"}, {"target", 42u}},
+    };
+    std::size_t flat = 0;
+    for (const json& r : requests) {
+      CAPTURE(r.dump());
+      std::uint64_t id = 0;
+      target_request t;
+      const bool read = decode_target_request(msgpack(r), id, t);
+      const auto code = op_of(r);
+      const auto by_json = code ? read_target_request(r, *code) : std::nullopt;
+      if (!read) continue;  // (the json path reads it, and answers)
+      ++flat;
+      REQUIRE(by_json);
+      CHECK(id == 5);
+      CHECK(t.code == by_json->code);
+      CHECK(t.target == by_json->target);
+      CHECK(t.credit == by_json->credit);
+      CHECK(t.ns == by_json->ns);
+    }
+    CHECK(flat == 6);  // the first six
+    // A namespace given twice: the last stands, as in json's map (here one of another type).
+    std::string twice = msgpack(json{{"i", 5u}, {"o", "cancel"}, {"target", 42u}, {"n", "a"}});
+    twice[0] = static_cast<char>(0x85);
+    twice += msgpack(json{{"n", 7}}).substr(1);
+    std::uint64_t id = 0;
+    target_request t;
+    REQUIRE(decode_target_request(twice, id, t));
+    CHECK(!t.ns);
+  }
+
   TEST_CASE("encode_reply: the bytes of make_reply() encoded, without the json object") {
     const std::vector<json> results = {
         nullptr, true, false, 0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295u,

@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace zproc::protocol {
 
@@ -28,6 +29,11 @@ constexpr bool targets_request(op code) noexcept { return code == op::cancel || 
 /// Reads a cancel or more request; nullopt when a field is missing or of the wrong type (the
 /// reply says what: target_request_error()). A namespace of the wrong type is ignored.
 std::optional<target_request> read_target_request(const nlohmann::json& request, op code);
+/// The same read from a request's MessagePack payload without a json tree, with its id (the
+/// session's hot path: a streaming watcher's client grants credit every few updates). False
+/// for anything read_target_request() would not take, and for a field it does not know (then
+/// the json path answers, with the same error).
+bool decode_target_request(std::string_view payload, std::uint64_t& id, target_request& out);
 
 /// The error text of a malformed cancel or more.
 const char* target_request_error(op code) noexcept;

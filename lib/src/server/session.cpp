@@ -5,6 +5,7 @@
 #include "protocol/message.hpp"
 #include "protocol/request_reader.hpp"
 #include "protocol/store_request.hpp"
+#include "protocol/target_request.hpp"
 #include "protocol/task_request.hpp"
 #include "protocol/watch_request.hpp"
 
@@ -283,6 +284,11 @@ bool session::handle_flat(std::string_view payload) {
     if (!protocol::decode_task_request(payload, task)) return false;
     with_engine(env_.shared.route(task),
                 [&](engine& logic, std::vector<delivery>& out) { logic.handle(task, ctx_, out); });
+  } else if (protocol::targets_request(*code)) {
+    std::uint64_t request_id = 0;
+    protocol::target_request target;
+    if (!protocol::decode_target_request(payload, request_id, target)) return false;
+    handle_target_op(target, request_id);
   } else {
     return false;
   }
@@ -369,7 +375,9 @@ void session::handle_target_op(const protocol::target_request& t, std::uint64_t 
   } else {
     for (std::size_t i = 0; i < shared.size() && !found; ++i) look_on(i);
   }
-  mine_.push_back({ctx_.client_id, protocol::make_reply(request_id, found)});
+  delivery reply{ctx_.client_id, nlohmann::json(), nullptr, request_id};
+  reply.bytes = protocol::encode_reply(request_id, found);
+  mine_.push_back(std::move(reply));
 }
 
 void session::queue_mine() {
