@@ -4,36 +4,23 @@
 
 namespace zproc::server_detail {
 
-void output_queue::make_room() {
-  if (pieces_.size() == pieces_.capacity())
-    pieces_.reserve(std::max<std::size_t>(8, 2 * pieces_.size()));
-}
-
-std::string& output_queue::bytes() {
-  if (pieces_.empty() || pieces_.back().shared) {
-    make_room();
-    if (!pieces_.empty()) sealed_ += pieces_.back().view().size();
-    pieces_.emplace_back();
-  }
-  return pieces_.back().owned;
-}
-
 void output_queue::append_shared(std::shared_ptr<const std::string> piece_bytes) {
-  make_room();
-  if (!pieces_.empty()) sealed_ += pieces_.back().view().size();
-  pieces_.push_back({std::string(), std::move(piece_bytes)});
-}
-
-std::size_t output_queue::size() const noexcept {
-  return pieces_.empty() ? 0 : sealed_ + pieces_.back().view().size();
+  // Room first (by doubling), so that nothing changes if this throws.
+  if (shared_.size() == shared_.capacity())
+    shared_.reserve(std::max<std::size_t>(8, 2 * shared_.size()));
+  shared_size_ += piece_bytes->size();
+  shared_.push_back({owned_.size(), std::move(piece_bytes)});
 }
 
 const std::vector<boost::asio::const_buffer>& output_queue::buffers() {
   buffers_.clear();
-  for (const auto& p : pieces_) {
-    const auto v = p.view();
-    if (!v.empty()) buffers_.emplace_back(v.data(), v.size());
+  std::size_t from = 0;  // owned bytes handed out so far
+  for (const auto& s : shared_) {
+    if (s.at > from) buffers_.emplace_back(owned_.data() + from, s.at - from);
+    from = s.at;
+    if (!s.bytes->empty()) buffers_.emplace_back(s.bytes->data(), s.bytes->size());
   }
+  if (owned_.size() > from) buffers_.emplace_back(owned_.data() + from, owned_.size() - from);
   return buffers_;
 }
 
@@ -47,20 +34,19 @@ const std::vector<boost::asio::const_buffer>& output_queue::buffers(std::size_t 
 }
 
 void output_queue::clear(std::size_t keep_capacity) {
-  if (!pieces_.empty() && !pieces_.front().shared &&
-      pieces_.front().owned.capacity() <= keep_capacity) {
-    pieces_.resize(1);
-    pieces_.front().owned.clear();
-  } else {
-    pieces_.clear();
-  }
-  sealed_ = 0;
+  if (owned_.capacity() <= keep_capacity)
+    owned_.clear();
+  else
+    std::string().swap(owned_);
+  shared_.clear();
+  shared_size_ = 0;
   buffers_.clear();
 }
 
 void output_queue::swap(output_queue& other) noexcept {
-  pieces_.swap(other.pieces_);
-  std::swap(sealed_, other.sealed_);
+  owned_.swap(other.owned_);
+  shared_.swap(other.shared_);
+  std::swap(shared_size_, other.shared_size_);
   buffers_.swap(other.buffers_);
 }
 

@@ -16,13 +16,14 @@ namespace zproc::server_detail {
 
 class output_queue {
  public:
-  /// The owned bytes at the end of the queue, to append to.
-  std::string& bytes();
+  /// The owned bytes of the queue, to append to at the end (what is already there is not
+  /// to be changed, but a caller may take back what it has just appended).
+  std::string& bytes() noexcept { return owned_; }
   /// Appends a piece shared with other queues (not copied).
   void append_shared(std::shared_ptr<const std::string> piece);
 
   /// Bytes queued, shared pieces included.
-  std::size_t size() const noexcept;
+  std::size_t size() const noexcept { return owned_.size() + shared_size_; }
   bool empty() const noexcept { return size() == 0; }
 
   /// The queued bytes in order, for one gathered write (valid until the queue changes).
@@ -30,23 +31,22 @@ class output_queue {
   /// The same, less the first `skip` bytes (those a write took already; fewer than size()).
   const std::vector<boost::asio::const_buffer>& buffers(std::size_t skip);
 
-  /// Empties the queue, keeping the capacity of its first owned piece unless it is larger than
+  /// Empties the queue, keeping the capacity of its owned bytes unless it is larger than
   /// `keep_capacity` bytes (an idle connection does not hold a big buffer).
   void clear(std::size_t keep_capacity);
   void swap(output_queue& other) noexcept;
 
  private:
-  /// Room for one more piece before anything changes (the size stays right if this throws),
-  /// growing by doubling: a reserve() of exactly one more copied every piece at every append.
-  void make_room();
-
-  struct piece {
-    std::string owned;
-    std::shared_ptr<const std::string> shared;
-    std::string_view view() const noexcept { return shared ? std::string_view(*shared) : owned; }
+  /// A piece shared with other queues, and where it goes: before the owned bytes from `at` on.
+  struct shared_piece {
+    std::size_t at;
+    std::shared_ptr<const std::string> bytes;
   };
-  std::vector<piece> pieces_;
-  std::size_t sealed_ = 0;  // bytes of every piece but the last
+  /// Every owned byte of the queue, in one buffer (the shared pieces go between them): an
+  /// envelope between two shared pieces costs no buffer of its own.
+  std::string owned_;
+  std::vector<shared_piece> shared_;
+  std::size_t shared_size_ = 0;  // bytes of the shared pieces
   std::vector<boost::asio::const_buffer> buffers_;
 };
 
