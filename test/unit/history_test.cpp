@@ -255,7 +255,7 @@ TEST_SUITE("history") {
       CHECK(now->request_id == 6);
       CHECK(now->packed == woken[0].packed);  // the same bytes, shared, not re-encoded
       // Read back whole (the head, then the record), it is the reply the json path built.
-      const json reply = json::from_msgpack(std::string(now->head.view()) + *now->packed);
+      const json reply = json::from_msgpack(std::string(now->bytes.view()) + *now->packed);
       CHECK(reply.at("i") == 6);
       CHECK(reply.at("r").at("cursor") == before + 1);
       const json& updates = reply.at("r").at("updates");

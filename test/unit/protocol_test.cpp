@@ -109,6 +109,26 @@ TEST_SUITE("protocol") {
     CHECK(!t.ns);
   }
 
+  TEST_CASE("watch_reply_head: the envelope of a one-update watch reply, the update after it") {
+    const json update = {{"rev", 3}, {"k", "x"}};
+    const auto u = json::to_msgpack(update);
+    for (const std::uint64_t id : {std::uint64_t{1}, std::uint64_t{200}, std::uint64_t{70000},
+                                   std::numeric_limits<std::uint64_t>::max()})
+      for (const std::uint64_t cursor : {std::uint64_t{0}, std::uint64_t{128},
+                                         std::uint64_t{1} << 40}) {
+        CAPTURE(id);
+        CAPTURE(cursor);
+        const reply_bytes head = watch_reply_head(id, cursor);
+        CHECK(head.size() <= reply_bytes::inline_capacity);
+        std::string whole(head.view());
+        whole.append(u.begin(), u.end());
+        const json expected = {
+            {"i", id}, {"r", {{"cursor", cursor}, {"updates", json::array({update})}}}};
+        const auto e = json::to_msgpack(expected);
+        CHECK(whole == std::string(e.begin(), e.end()));
+      }
+  }
+
   TEST_CASE("encode_reply: the bytes of make_reply() encoded, without the json object") {
     const std::vector<json> results = {
         nullptr, true, false, 0, 1, 127, 128, 255, 256, 65535, 65536, 4294967295u,

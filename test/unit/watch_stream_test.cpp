@@ -48,7 +48,7 @@ struct fixture {
     std::vector<json> mine;
     for (const auto& d : out) {
       if (d.client_id != 1) continue;
-      mine.push_back(d.packed ? json::from_msgpack(std::string(d.head.view()) + *d.packed)
+      mine.push_back(d.packed ? json::from_msgpack(std::string(d.bytes.view()) + *d.packed)
                               : d.message());
     }
     out.clear();
@@ -217,12 +217,12 @@ TEST_SUITE("streams") {
       for (const auto& d : out) {
         REQUIRE(d.client_id == 1);
         const json r =
-            d.packed ? json::from_msgpack(std::string(d.head.view()) + *d.packed) : d.message();
+            d.packed ? json::from_msgpack(std::string(d.bytes.view()) + *d.packed) : d.message();
         INFO(r.dump().substr(0, 300));
         REQUIRE(r.contains(field::result));
         for (const auto& u : r.at(field::result).at(field::updates))
           seen.push_back(u.at(protocol::update_field::revision).get<std::uint64_t>());
-        bytes += d.packed ? d.head.size() + d.packed->size() : d.message().dump().size();
+        bytes += d.packed ? d.bytes.size() + d.packed->size() : d.message().dump().size();
       }
       out.clear();
       return bytes;

@@ -378,7 +378,7 @@ void engine::answer_store(outcome&& o, std::uint64_t request_id, const request_c
              (!o.result.is_string() ||
               o.result.get_ref<const std::string&>().size() <= small_result)) {
     // The common reply (a set's, a small get's): encoded at once, no json object built.
-    delivery d{ctx.client_id, json(), nullptr, request_id, {}, {}};
+    delivery d{ctx.client_id, json(), nullptr, request_id, {}};
     d.bytes = protocol::encode_reply(request_id, o.result,
                                      o.has_revision ? std::optional(o.revision) : std::nullopt);
     out.push_back(std::move(d));

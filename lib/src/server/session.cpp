@@ -398,7 +398,7 @@ void session::queue_mine() {
 void session::log_refusals(const nlohmann::json& request, std::size_t own) const {
   for (std::size_t i = own; i < mine_.size(); ++i) {
     const auto& d = mine_[i];
-    if (d.packed || !d.bytes.empty() || !d.reply.is_object()) continue;
+    if (d.encoded() || !d.reply.is_object()) continue;
     auto e = d.reply.find(protocol::field::error);
     if (e == d.reply.end()) continue;
     std::string message;
@@ -479,36 +479,23 @@ void session::check_pressure() {
 
 void session::queue_delivery(const delivery& d) {
   out_durable_ = std::max(out_durable_, d.durable);
-  const std::size_t max = std::min(client_max_frame_, env_.config.max_frame_size);
-  if (!d.bytes.empty()) {
-    if (d.bytes.size() > max) {  // (only if a client's maximum frame is tiny: results are small)
-      queue(protocol::make_error_reply(
-          d.request_id, server_errc::reply_too_large,
-          "the reply has " + std::to_string(d.bytes.size()) +
-              " bytes, more than the maximum frame of " + std::to_string(max) + " bytes"));
-      return;
-    }
-    std::string& bytes = out_.bytes();
-    protocol::append_frame_header(bytes, d.bytes.size());
-    bytes += d.bytes.view();
-    return;
-  }
-  if (!d.packed) {
+  if (!d.encoded()) {
     queue_reply(d.reply);
     return;
   }
-  const std::size_t size = d.head.size() + d.packed->size();
-  if (size <= max) {
-    std::string& bytes = out_.bytes();
-    protocol::append_frame_header(bytes, size);
-    bytes += d.head.view();
-    out_.append_shared(d.packed);
+  const std::size_t size = *d.encoded_size();
+  const std::size_t max = std::min(client_max_frame_, env_.config.max_frame_size);
+  if (size > max) {  // (a result is small, an update need not be; a client's maximum may be tiny)
+    queue(protocol::make_error_reply(
+        d.request_id, server_errc::reply_too_large,
+        (d.packed ? "the update has " : "the reply has ") + std::to_string(size) +
+            " bytes, more than the maximum frame of " + std::to_string(max) + " bytes"));
     return;
   }
-  queue(protocol::make_error_reply(
-      d.request_id, server_errc::reply_too_large,
-      "the update has " + std::to_string(size) +
-          " bytes, more than the maximum frame of " + std::to_string(max) + " bytes"));
+  std::string& bytes = out_.bytes();
+  protocol::append_frame_header(bytes, size);
+  bytes += d.bytes.view();
+  if (d.packed) out_.append_shared(d.packed);
 }
 
 void session::queue(const nlohmann::json& message) { protocol::append_frame(out_.bytes(), message); }

@@ -8,8 +8,8 @@
 namespace zproc::server_detail {
 
 json delivery::message() const {
-  if (!bytes.empty()) return protocol::decode_msgpack(bytes.view());
-  return packed ? json() : reply;
+  if (packed) return json();
+  return bytes.empty() ? reply : protocol::decode_msgpack(bytes.view());
 }
 
 namespace field = protocol::field;

@@ -69,31 +69,31 @@ struct watch_spec {
   bool matches(const update_record& r) const;
 };
 
-/// A reply for a client's request.
+/// A reply for a client's request: json, or already MessagePack (`bytes`, and after them
+/// `packed` if set).
 struct delivery {
   std::uint64_t client_id;
-  json reply;  // a complete reply message (with the request id), unless `packed` is set
-  /// A woken watcher's reply, already MessagePack: `head` (the envelope), then `packed` (the
-  /// update record, encoded once and shared by every watcher it wakes: never copied).
+  json reply;  // a complete reply message (with the request id), unless encoded
+  /// A woken watcher's update record, encoded once and shared by every watcher it wakes (never
+  /// copied): it follows `bytes`, the reply's envelope, in the same frame.
   std::shared_ptr<const std::string> packed;
-  std::uint64_t request_id = 0;  // with `packed` or `bytes`: the request it answers
-  protocol::reply_bytes head;
-  /// A complete reply already MessagePack (protocol::encode_reply), if not empty: `reply` and
-  /// `packed` are unused.
+  std::uint64_t request_id = 0;  // when encoded: the request it answers
+  /// The reply already MessagePack (protocol::encode_reply), or with `packed` its envelope
+  /// (protocol::watch_reply_head); empty: `reply` is the reply.
   protocol::reply_bytes bytes;
   /// With `--fsync always`: the count of the journal's records a sync must cover before this
   /// reply leaves the server (0: none), set by the session that made it (session::flush).
   std::uint64_t durable = 0;
 
+  bool encoded() const noexcept { return packed || !bytes.empty(); }
   /// The reply as json, whichever form it has (`bytes` decoded; `packed` ones: null). For
   /// tests and logs, not the hot path.
   json message() const;
-  /// Its size on the wire if it is encoded already (`packed` with its head, or `bytes`);
-  /// nullopt for a json reply (what encoding it would cost is the caller's to judge).
+  /// Its size on the wire if it is encoded already; nullopt for a json reply (what encoding it
+  /// would cost is the caller's to judge).
   std::optional<std::size_t> encoded_size() const noexcept {
-    if (packed) return head.size() + packed->size();
-    if (!bytes.empty()) return bytes.size();
-    return std::nullopt;
+    if (!encoded()) return std::nullopt;
+    return bytes.size() + (packed ? packed->size() : 0);
   }
 };
 
