@@ -7,6 +7,8 @@
 #include <zproc/json.hpp>
 #include <zproc/update.hpp>
 
+#include <boost/container/small_vector.hpp>
+
 #include <cstdint>
 #include <optional>
 #include <string_view>
@@ -23,7 +25,8 @@ struct watch_reply {
     std::optional<json> diff;
   };
   std::uint64_t cursor = 0;
-  std::vector<entry> updates;
+  /// (Inline room for one: a woken watcher's reply is one update, no allocation for the list.)
+  boost::container::small_vector<entry, 1> updates;
   std::optional<json> base;  ///< the whole namespace as of the request's cursor
   std::optional<json> tail;  ///< changes that bring a snapshot watcher's replica to the cursor
   bool now = false;          ///< the predicate held at the start (answered at once)
