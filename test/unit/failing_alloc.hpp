@@ -1,7 +1,8 @@
 // Allocation failure on demand, and a count of allocations, for the server's unit tests
 // (failing_alloc.cpp replaces the global operator new of zproc_server_tests): arm it, and the
-// n-th allocation after that throws std::bad_alloc, once. Not in a sanitizer build (its runtime owns operator new there):
-// `failing_alloc::available` is false and arming does nothing.
+// n-th allocation after that throws std::bad_alloc, once. Not in a sanitizer build (its
+// runtime owns operator new there): `failing_alloc::available` is false, arming does nothing
+// and nothing is counted.
 #pragma once
 
 #include <cstddef>

@@ -1,5 +1,5 @@
 // A connection's queue of replies (server/output_queue.hpp): what a write is handed, whole and
-// after a write that took part of it.
+// after a write that took part of it; what appending costs.
 #include "failing_alloc.hpp"
 #include "server/output_queue.hpp"
 
@@ -39,6 +39,26 @@ TEST_SUITE("output") {
       CHECK(q.size() == all.size());  // the queue itself is unchanged
     }
     CHECK(q.buffers(3).size() == 2);  // a piece written whole is left out, not kept empty
+  }
+
+  TEST_CASE("shared pieces first, one after another and last: the bytes in order, each split") {
+    output_queue q;
+    q.append_shared(std::make_shared<const std::string>("ab"));  // at offset 0
+    q.append_shared(std::make_shared<const std::string>("cd"));  // right after another
+    q.bytes() += "e";
+    q.append_shared(std::make_shared<const std::string>("fg"));
+    q.append_shared(std::make_shared<const std::string>("hi"));  // the last piece
+    const std::string all = "abcdefghi";
+    REQUIRE(q.size() == all.size());
+    CHECK(q.buffers().size() == 5);  // no empty owned piece between shared ones
+    for (std::size_t skip = 0; skip < all.size(); ++skip) {
+      CAPTURE(skip);
+      CHECK(joined(q.buffers(skip)) == all.substr(skip));
+    }
+    // Bytes taken back after the last shared piece (a reply found too large) are gone.
+    q.bytes() += "jk";
+    q.bytes().resize(q.bytes().size() - 2);
+    CHECK(joined(q.buffers()) == all);
   }
 
   TEST_CASE("cleared, it keeps its owned bytes' capacity up to the limit") {

@@ -99,6 +99,50 @@ TEST_SUITE("protocol") {
       CHECK(t.ns == by_json->ns);
     }
     CHECK(flat == 6);  // the first six
+    // Payloads json::to_msgpack() does not write: both readers still agree.
+    const auto both = [](const std::string& p, op code, std::optional<target_request>& by_json) {
+      std::uint64_t id = 99;
+      target_request t;
+      const bool read = decode_target_request(p, id, t);
+      const json j = decode_payload(p);
+      by_json = j.is_discarded() ? std::nullopt : read_target_request(j, code);
+      if (read) {
+        REQUIRE(by_json);
+        CHECK(t.target == by_json->target);
+        CHECK(t.credit == by_json->credit);
+        CHECK(t.ns == by_json->ns);
+      }
+      return read;
+    };
+    std::optional<target_request> j;
+    // Maps written byte by byte: a fixstr of each name, then its value's bytes.
+    const auto str = [](std::string_view text) {
+      return std::string(1, static_cast<char>(0xa0 | text.size())) + std::string(text);
+    };
+    const auto raw = [](std::initializer_list<int> bytes) {
+      std::string out;
+      for (int b : bytes) out += static_cast<char>(b);
+      return out;
+    };
+    // {"i": 5, "o": "more", "target": 9 as a signed int 8, "credit": 16}: json reads a signed
+    // form as number_integer, not unsigned: refused by both.
+    const std::string signed_target = raw({0x84}) + str("i") + raw({5}) + str("o") + str("more") +
+                                      str("target") + raw({0xd0, 9}) + str("credit") + raw({16});
+    CHECK(!both(signed_target, op::more, j));
+    CHECK(!j);
+    // target given twice: the last stands on both.
+    const std::string twice_target = raw({0x84}) + str("i") + raw({5}) + str("o") + str("cancel") +
+                                     str("target") + raw({7}) + str("target") + raw({8});
+    CHECK(both(twice_target, op::cancel, j));
+    REQUIRE(j);
+    CHECK(j->target == 8);
+    // Cut short, or with a byte after the map: neither reads it.
+    const std::string whole = msgpack(json{{"i", 5u}, {"o", "cancel"}, {"target", 42u}});
+    CHECK(both(whole, op::cancel, j));
+    CHECK(!both(whole.substr(0, whole.size() - 1), op::cancel, j));
+    CHECK(!j);
+    CHECK(!both(whole + '\x01', op::cancel, j));
+    CHECK(!j);
     // A namespace given twice: the last stands, as in json's map (here one of another type).
     std::string twice = msgpack(json{{"i", 5u}, {"o", "cancel"}, {"target", 42u}, {"n", "a"}});
     twice[0] = static_cast<char>(0x85);
@@ -107,6 +151,9 @@ TEST_SUITE("protocol") {
     target_request t;
     REQUIRE(decode_target_request(twice, id, t));
     CHECK(!t.ns);
+    const auto twice_json = read_target_request(decode_payload(twice), op::cancel);
+    REQUIRE(twice_json);
+    CHECK(!twice_json->ns);
   }
 
   TEST_CASE("watch_reply_head: the envelope of a one-update watch reply, the update after it") {

@@ -220,6 +220,9 @@ reply_bytes encode_reply(std::uint64_t id, const json& result,
   const auto head_n = static_cast<std::size_t>(h - head);
   const auto value_n = static_cast<std::size_t>(v - value);
   const auto tail_n = static_cast<std::size_t>(t - tail);
+  // The largest reply of a scalar: a map header, "i" and a 9-byte id, "r" and a 9-byte scalar,
+  // "rv" and a 9-byte revision.
+  static_assert(1 + 2 + 9 + 2 + 9 + 3 + 9 <= reply_bytes::inline_capacity);
   reply_bytes out;
   char* o = out.assign_uninitialized(head_n + value_n + text.size() + tail_n);
   std::memcpy(o, head, head_n);
@@ -254,7 +257,8 @@ struct fixed_bytes {
 
 // {"i": <id>, "r": {"cursor": <cursor>, "updates": [<the update follows>]}}
 constexpr fixed_bytes envelope_start = fixed_bytes{}.raw(0x82).str(field::id);
-constexpr fixed_bytes envelope_middle = fixed_bytes{}.str(field::result).raw(0x82).str(field::cursor);
+constexpr fixed_bytes envelope_middle =
+    fixed_bytes{}.str(field::result).raw(0x82).str(field::cursor);
 constexpr fixed_bytes envelope_end = fixed_bytes{}.str(field::updates).raw(0x91);
 
 }  // namespace
@@ -266,6 +270,8 @@ reply_bytes watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
   const auto id_n = static_cast<std::size_t>(write_msgpack_unsigned(id_bytes, id) - id_bytes);
   const auto cursor_n =
       static_cast<std::size_t>(write_msgpack_unsigned(cursor_bytes, cursor) - cursor_bytes);
+  static_assert(envelope_start.n + 9 + envelope_middle.n + 9 + envelope_end.n <=
+                reply_bytes::inline_capacity);
   reply_bytes out;
   char* o = out.assign_uninitialized(envelope_start.n + id_n + envelope_middle.n + cursor_n +
                                      envelope_end.n);

@@ -113,7 +113,8 @@ json make_reply(std::uint64_t id, json result, std::uint64_t revision);
 json make_error_reply(std::uint64_t id, error_code ec, std::string_view message);
 /// make_reply()'s message as MessagePack, written without building it: the same bytes that
 /// encoding make_reply(id, result[, revision]) gives. For the server's hot path (a store op's
-/// reply costs no json object, no map nodes, no second pass, and is held inline: no allocation).
+/// reply costs no json object, no map nodes, no second pass; a scalar result, or a text of up
+/// to 19 bytes, is held inline: no allocation).
 reply_bytes encode_reply(std::uint64_t id, const json& result,
                          std::optional<std::uint64_t> revision = std::nullopt);
 

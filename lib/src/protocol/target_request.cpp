@@ -23,6 +23,7 @@ std::optional<target_request> read_target_request(const nlohmann::json& request,
 }
 
 bool decode_target_request(std::string_view payload, std::uint64_t& id, target_request& out) {
+  id = 0;  // (a request without one is refused, whatever the caller held)
   out = target_request{};
   bool has_target = false;
   bool has_credit = false;

@@ -31,8 +31,9 @@ constexpr bool targets_request(op code) noexcept { return code == op::cancel || 
 std::optional<target_request> read_target_request(const nlohmann::json& request, op code);
 /// The same read from a request's MessagePack payload without a json tree, with its id (the
 /// session's hot path: a streaming watcher's client grants credit every few updates). False
-/// for anything read_target_request() would not take, and for a field it does not know (then
-/// the json path answers, with the same error).
+/// for anything read_target_request() would not take, for a field it does not know and for a
+/// cancel's credit that is not an unsigned integer (then the json path reads it, and answers
+/// as it does).
 bool decode_target_request(std::string_view payload, std::uint64_t& id, target_request& out);
 
 /// The error text of a malformed cancel or more.

@@ -1,6 +1,7 @@
 #include "server/output_queue.hpp"
 
 #include <algorithm>
+#include <cassert>
 
 namespace zproc::server_detail {
 
@@ -16,6 +17,7 @@ const std::vector<boost::asio::const_buffer>& output_queue::buffers() {
   buffers_.clear();
   std::size_t from = 0;  // owned bytes handed out so far
   for (const auto& s : shared_) {
+    assert(s.at <= owned_.size());  // (bytes() taken back only after the last shared piece)
     if (s.at > from) buffers_.emplace_back(owned_.data() + from, s.at - from);
     from = s.at;
     if (!s.bytes->empty()) buffers_.emplace_back(s.bytes->data(), s.bytes->size());

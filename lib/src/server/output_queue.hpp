@@ -9,15 +9,15 @@
 #include <cstddef>
 #include <memory>
 #include <string>
-#include <string_view>
 #include <vector>
 
 namespace zproc::server_detail {
 
 class output_queue {
  public:
-  /// The owned bytes of the queue, to append to at the end (what is already there is not
-  /// to be changed, but a caller may take back what it has just appended).
+  /// The owned bytes of the queue, to append to at the end. Nothing already there is to be
+  /// changed, except that a caller may take back bytes it appended since the last
+  /// append_shared() (a reply found too large).
   std::string& bytes() noexcept { return owned_; }
   /// Appends a piece shared with other queues (not copied).
   void append_shared(std::shared_ptr<const std::string> piece);

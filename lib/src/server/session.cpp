@@ -263,8 +263,8 @@ bool session::handle_frame(std::string_view payload) {
 }
 
 bool session::handle_flat(std::string_view payload) {
-  // The hottest requests (a watcher asks again after each update; get, set, incr...; a swarm's
-  // submits, takes, outcomes and waits) read without a json tree. (With debug logging on,
+  // The hottest requests (a watcher asks again after each update, or grants a stream credit;
+  // get, set, incr...; a swarm's submits, takes, outcomes and waits) read without a json tree. (With debug logging on,
   // everything takes the generic path, which logs refusals.)
   // The op is read once, and only its reader runs.
   const std::optional<protocol::op> code = protocol::peek_op(payload);
@@ -361,19 +361,31 @@ void session::with_every_engine(F&& f) {
 void session::handle_target_op(const protocol::target_request& t, std::uint64_t request_id) {
   hub& shared = env_.shared;
   bool found = false;
+  bool out_of_memory = false;
   const auto look_on = [&](std::size_t shard) {
     with_engine(shard, [&](engine& logic, std::vector<delivery>& out) {
-      found = t.code == protocol::op::cancel ? logic.cancel(ctx_.client_id, t.target, out)
-                                             : logic.more(ctx_.client_id, t.target, t.credit, out);
+      try {
+        found = t.code == protocol::op::cancel
+                    ? logic.cancel(ctx_.client_id, t.target, out)
+                    : logic.more(ctx_.client_id, t.target, t.credit, out);
+      } catch (const std::bad_alloc&) {
+        out_of_memory = true;  // an answer, as on the engine's json path (not a closed connection)
+      }
     });
   };
   if (t.ns) {
     // Where it named, then where a request without a namespace (a task take or wait) is.
     const std::size_t named = shared.shard_index(*t.ns);
     look_on(named);
-    if (!found && named != hub::home) look_on(hub::home);
+    if (!found && !out_of_memory && named != hub::home) look_on(hub::home);
   } else {
-    for (std::size_t i = 0; i < shared.size() && !found; ++i) look_on(i);
+    for (std::size_t i = 0; i < shared.size() && !found && !out_of_memory; ++i) look_on(i);
+  }
+  if (out_of_memory) {
+    mine_.push_back({ctx_.client_id,
+                     protocol::make_error_reply(request_id, server_errc::out_of_memory,
+                                                "the server is out of memory")});
+    return;
   }
   delivery reply{ctx_.client_id, nlohmann::json(), nullptr, request_id};
   reply.bytes = protocol::encode_reply(request_id, found);
