@@ -72,6 +72,32 @@ TEST_SUITE("output") {
     CHECK(q.bytes().capacity() < 10000);
   }
 
+  TEST_CASE("cleared after a burst of shared pieces, it gives back what the burst grew") {
+    namespace fa = zproc::test::failing_alloc;
+    if (!fa::available) return;  // (a sanitizer's runtime owns operator new)
+    const auto update = std::make_shared<const std::string>("update");
+    output_queue q;
+    for (int i = 0; i < 10'000; ++i) {
+      q.bytes() += "h";
+      q.append_shared(update);
+    }
+    CHECK(q.buffers().size() == 20'000);
+    q.clear(4096);
+    CHECK(q.empty());
+    // The arrays were given back: the next shared piece and buffer list allocate anew (a kept
+    // array would not).
+    const unsigned long before = fa::allocations();
+    q.append_shared(update);
+    CHECK(q.buffers().size() == 1);
+    CHECK(fa::allocations() - before == 2);
+    // Small, they are kept: a queue cleared again allocates nothing for its next piece.
+    q.clear(4096);
+    const unsigned long again = fa::allocations();
+    q.append_shared(update);
+    CHECK(q.buffers().size() == 1);
+    CHECK(fa::allocations() == again);
+  }
+
   TEST_CASE("appending grows the queue by doubling, not by one piece or one envelope at a time") {
     namespace fa = zproc::test::failing_alloc;
     if (!fa::available) return;  // (a sanitizer's runtime owns operator new)

@@ -35,14 +35,24 @@ const std::vector<boost::asio::const_buffer>& output_queue::buffers(std::size_t 
   return buffers_;
 }
 
-void output_queue::clear(std::size_t keep_capacity) {
-  if (owned_.capacity() <= keep_capacity)
-    owned_.clear();
+namespace {
+
+/// Empties `v`, giving its storage back if it is larger than `keep_capacity` bytes.
+template <class Container>
+void clear_keeping(Container& v, std::size_t keep_capacity) {
+  if (v.capacity() * sizeof(typename Container::value_type) <= keep_capacity)
+    v.clear();
   else
-    std::string().swap(owned_);
-  shared_.clear();
+    Container().swap(v);
+}
+
+}  // namespace
+
+void output_queue::clear(std::size_t keep_capacity) {
+  clear_keeping(owned_, keep_capacity);
+  clear_keeping(shared_, keep_capacity);
+  clear_keeping(buffers_, keep_capacity);
   shared_size_ = 0;
-  buffers_.clear();
 }
 
 void output_queue::swap(output_queue& other) noexcept {

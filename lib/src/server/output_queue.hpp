@@ -31,8 +31,9 @@ class output_queue {
   /// The same, less the first `skip` bytes (those a write took already; fewer than size()).
   const std::vector<boost::asio::const_buffer>& buffers(std::size_t skip);
 
-  /// Empties the queue, keeping the capacity of its owned bytes unless it is larger than
-  /// `keep_capacity` bytes (an idle connection does not hold a big buffer).
+  /// Empties the queue, keeping the capacity of its owned bytes, and of its arrays of shared
+  /// pieces and of buffers, each unless it is larger than `keep_capacity` bytes (an idle
+  /// connection holds no big buffer, nor what a burst of 1,000 woken watchers grew).
   void clear(std::size_t keep_capacity);
   void swap(output_queue& other) noexcept;
 
