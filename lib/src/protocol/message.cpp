@@ -186,6 +186,16 @@ json make_reply(std::uint64_t id, json result, std::uint64_t revision) {
   return r;
 }
 
+namespace {
+
+/// Copies `n` bytes to `o`; returns where the next bytes go.
+char* put_bytes(char* o, const char* p, std::size_t n) noexcept {
+  if (n != 0) std::memcpy(o, p, n);
+  return o + n;
+}
+
+}  // namespace
+
 reply_bytes encode_reply(std::uint64_t id, const json& result,
                          std::optional<std::uint64_t> revision) {
   // The keys in json::object's order ("i" < "r" < "rv"): the bytes make_reply() encodes to.
@@ -225,13 +235,10 @@ reply_bytes encode_reply(std::uint64_t id, const json& result,
   static_assert(1 + 2 + 9 + 2 + 9 + 3 + 9 <= reply_bytes::inline_capacity);
   reply_bytes out;
   char* o = out.assign_uninitialized(head_n + value_n + text.size() + tail_n);
-  std::memcpy(o, head, head_n);
-  o += head_n;
-  std::memcpy(o, value, value_n);
-  o += value_n;
-  if (!text.empty()) std::memcpy(o, text.data(), text.size());
-  o += text.size();
-  std::memcpy(o, tail, tail_n);
+  o = put_bytes(o, head, head_n);
+  o = put_bytes(o, value, value_n);
+  o = put_bytes(o, text.data(), text.size());
+  put_bytes(o, tail, tail_n);
   return out;
 }
 
@@ -275,15 +282,11 @@ reply_bytes watch_reply_head(std::uint64_t id, std::uint64_t cursor) {
   reply_bytes out;
   char* o = out.assign_uninitialized(envelope_start.n + id_n + envelope_middle.n + cursor_n +
                                      envelope_end.n);
-  const auto put = [&o](const char* p, std::size_t n) {
-    std::memcpy(o, p, n);
-    o += n;
-  };
-  put(envelope_start.b.data(), envelope_start.n);
-  put(id_bytes, id_n);
-  put(envelope_middle.b.data(), envelope_middle.n);
-  put(cursor_bytes, cursor_n);
-  put(envelope_end.b.data(), envelope_end.n);
+  o = put_bytes(o, envelope_start.b.data(), envelope_start.n);
+  o = put_bytes(o, id_bytes, id_n);
+  o = put_bytes(o, envelope_middle.b.data(), envelope_middle.n);
+  o = put_bytes(o, cursor_bytes, cursor_n);
+  put_bytes(o, envelope_end.b.data(), envelope_end.n);
   return out;
 }
 
